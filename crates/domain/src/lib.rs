@@ -1,0 +1,27 @@
+//! CertHall's domain: the rules of the service hall, free of HTTP and SQL.
+//!
+//! Everything here is pure: values come in, decisions come out. Time is a
+//! parameter ([`clock::Clock`]); randomness is passed in as an RNG; storage
+//! and transport live in other crates (`certhall-store`, `certhall-web`).
+//!
+//! - [`phone`]: mainland mobile numbers.
+//! - [`otp`]: one-time login codes — generation, hashing, send and verify policy.
+//! - [`session`]: session lifetime policy and the CSRF token derivation.
+//! - [`message`]: in-app messages (消息提醒) and their kinds.
+//! - [`audit`]: the tamper-evident, hash-chained audit log.
+//! - [`refusal`]: why a request is refused, with a stable code and a Chinese message.
+
+pub mod account;
+pub mod audit;
+pub mod clock;
+pub mod message;
+pub mod otp;
+pub mod phone;
+pub mod refusal;
+pub mod secret;
+pub mod session;
+
+pub use account::AccountId;
+pub use clock::{Clock, Timestamp};
+pub use phone::Phone;
+pub use refusal::{Refusal, RefusalKind};

@@ -1,0 +1,209 @@
+//! Why CertHall says no.
+//!
+//! A [`Refusal`] is an expected outcome of a user's request — bad input, a
+//! limit reached, a wrong code — as opposed to a fault. Each has a stable
+//! machine code (for the JSON API and for tests), a clear Simplified Chinese
+//! message for the person in front of the screen, and a [`RefusalKind`] that
+//! the web edge maps to an HTTP status.
+
+use std::fmt;
+
+/// The family a refusal belongs to; the web layer maps it to a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The input is malformed (400).
+    Invalid,
+    /// Not logged in, or the credentials are wrong (401).
+    Unauthenticated,
+    /// Logged in but not allowed (403).
+    Forbidden,
+    /// No such thing, or not yours (404).
+    NotFound,
+    /// The thing changed under you or was already used (409).
+    Conflict,
+    /// Too many requests (429).
+    RateLimited,
+}
+
+/// An expected refusal, with everything needed to explain it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The phone number is not a mainland mobile number.
+    #[error("invalid phone")]
+    InvalidPhone,
+    /// The code is not six digits.
+    #[error("invalid code format")]
+    InvalidCodeFormat,
+    /// A code was sent to this phone less than the cooldown ago.
+    #[error("resend too soon ({wait_secs}s left)")]
+    ResendTooSoon {
+        /// Seconds until a new code may be sent.
+        wait_secs: u64,
+    },
+    /// Too many codes sent to this phone in the last hour.
+    #[error("phone send limit reached")]
+    PhoneSendLimit,
+    /// Too many codes requested from this IP address in the last hour.
+    #[error("ip send limit reached")]
+    IpSendLimit,
+    /// No code is outstanding for this phone.
+    #[error("no code outstanding")]
+    CodeNotRequested,
+    /// The code does not match.
+    #[error("wrong code ({attempts_left} tries left)")]
+    CodeWrong {
+        /// Tries left on this code.
+        attempts_left: u32,
+    },
+    /// The code is older than its validity.
+    #[error("code expired")]
+    CodeExpired,
+    /// The code was already used to log in.
+    #[error("code already used")]
+    CodeUsed,
+    /// The code was tried wrongly too many times and is void.
+    #[error("code void after too many tries")]
+    CodeExhausted,
+    /// Not logged in, or the session ended.
+    #[error("not logged in")]
+    NotLoggedIn,
+    /// The session expired through inactivity.
+    #[error("session expired")]
+    SessionExpired,
+    /// The bearer token is malformed or unknown.
+    #[error("bad token")]
+    BadToken,
+    /// The form's CSRF token is missing or wrong.
+    #[error("csrf token mismatch")]
+    CsrfMismatch,
+    /// The message does not exist or is not the caller's.
+    #[error("message not found")]
+    MessageNotFound,
+    /// A required field is empty.
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    /// A generic "not found".
+    #[error("not found")]
+    NotFound,
+}
+
+impl Refusal {
+    /// The stable machine code, e.g. `sms_code_wrong`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidPhone => "invalid_phone",
+            Self::InvalidCodeFormat => "invalid_code_format",
+            Self::ResendTooSoon { .. } => "sms_resend_too_soon",
+            Self::PhoneSendLimit => "sms_phone_limit",
+            Self::IpSendLimit => "sms_ip_limit",
+            Self::CodeNotRequested => "sms_code_not_requested",
+            Self::CodeWrong { .. } => "sms_code_wrong",
+            Self::CodeExpired => "sms_code_expired",
+            Self::CodeUsed => "sms_code_used",
+            Self::CodeExhausted => "sms_code_exhausted",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::SessionExpired => "session_expired",
+            Self::BadToken => "bad_token",
+            Self::CsrfMismatch => "csrf_mismatch",
+            Self::MessageNotFound => "message_not_found",
+            Self::MissingField(_) => "missing_field",
+            Self::NotFound => "not_found",
+        }
+    }
+
+    /// The family of this refusal.
+    pub fn kind(&self) -> RefusalKind {
+        match self {
+            Self::InvalidPhone | Self::InvalidCodeFormat | Self::MissingField(_) => {
+                RefusalKind::Invalid
+            }
+            Self::CodeNotRequested
+            | Self::CodeWrong { .. }
+            | Self::CodeExpired
+            | Self::CodeExhausted
+            | Self::NotLoggedIn
+            | Self::SessionExpired
+            | Self::BadToken => RefusalKind::Unauthenticated,
+            Self::CsrfMismatch => RefusalKind::Forbidden,
+            Self::MessageNotFound | Self::NotFound => RefusalKind::NotFound,
+            Self::CodeUsed => RefusalKind::Conflict,
+            Self::ResendTooSoon { .. } | Self::PhoneSendLimit | Self::IpSendLimit => {
+                RefusalKind::RateLimited
+            }
+        }
+    }
+
+    /// The message shown to the user, in Simplified Chinese.
+    pub fn message_zh(&self) -> String {
+        match self {
+            Self::InvalidPhone => "请输入正确的11位中国大陆手机号码。".into(),
+            Self::InvalidCodeFormat => "验证码为6位数字，请检查后重新输入。".into(),
+            Self::ResendTooSoon { wait_secs } => {
+                format!("验证码已发送，请{wait_secs}秒后再重新获取。")
+            }
+            Self::PhoneSendLimit => {
+                "该手机号在一小时内获取验证码次数过多，请稍后再试。".into()
+            }
+            Self::IpSendLimit => "您的网络在一小时内获取验证码次数过多，请稍后再试。".into(),
+            Self::CodeNotRequested => "请先获取短信验证码。".into(),
+            Self::CodeWrong { attempts_left } => {
+                format!("验证码不正确，还可尝试{attempts_left}次。")
+            }
+            Self::CodeExpired => "验证码已过期，请重新获取。".into(),
+            Self::CodeUsed => "该验证码已使用过，请重新获取。".into(),
+            Self::CodeExhausted => "验证码错误次数过多，已失效，请重新获取。".into(),
+            Self::NotLoggedIn => "请先登录。".into(),
+            Self::SessionExpired => "登录已超时，请重新登录。".into(),
+            Self::BadToken => "访问令牌无效或已失效，请重新登录。".into(),
+            Self::CsrfMismatch => "页面已过期或来源不明，请刷新页面后重试。".into(),
+            Self::MessageNotFound => "找不到这条消息。".into(),
+            Self::MissingField(name) => format!("请填写{name}。"),
+            Self::NotFound => "您访问的页面不存在。".into(),
+        }
+    }
+}
+
+impl fmt::Display for RefusalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_messages_chinese() {
+        let all = [
+            Refusal::InvalidPhone,
+            Refusal::InvalidCodeFormat,
+            Refusal::ResendTooSoon { wait_secs: 5 },
+            Refusal::PhoneSendLimit,
+            Refusal::IpSendLimit,
+            Refusal::CodeNotRequested,
+            Refusal::CodeWrong { attempts_left: 2 },
+            Refusal::CodeExpired,
+            Refusal::CodeUsed,
+            Refusal::CodeExhausted,
+            Refusal::NotLoggedIn,
+            Refusal::SessionExpired,
+            Refusal::BadToken,
+            Refusal::CsrfMismatch,
+            Refusal::MessageNotFound,
+            Refusal::MissingField("手机号"),
+            Refusal::NotFound,
+        ];
+        let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        for r in &all {
+            let msg = r.message_zh();
+            assert!(
+                msg.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{msg}"
+            );
+        }
+    }
+}

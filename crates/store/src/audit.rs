@@ -1,0 +1,89 @@
+//! The audit log's rows. The chain is computed by `certhall_domain::audit`;
+//! this module only stores and reads it, serializing appends.
+
+use certhall_domain::audit::{AuditEntry, NewAuditEntry};
+use certhall_domain::Timestamp;
+use sqlx::Row;
+
+use crate::{LockKey, Result, Store, WriteTx};
+
+/// Appends an entry inside the caller's transaction, so the event and the
+/// change it records commit together or not at all.
+pub async fn append(tx: &mut WriteTx, now: Timestamp, new: &NewAuditEntry) -> Result<AuditEntry> {
+    tx.lock(LockKey::AuditChain).await?;
+    let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(tx.conn())
+        .await?;
+    let head = match head {
+        Some(row) => Some((row.try_get::<String, _>("hash")?, row.try_get::<i64, _>("seq")?)),
+        None => None,
+    };
+    let entry = AuditEntry::seal(head.as_ref().map(|(h, s)| (h.as_str(), *s)), now, new);
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, ip, event, data, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(entry.seq)
+    .bind(entry.at.millis())
+    .bind(entry.actor.as_str())
+    .bind(entry.ip.clone())
+    .bind(entry.event.as_str())
+    .bind(entry.data.as_str())
+    .bind(entry.prev_hash.as_str())
+    .bind(entry.hash.as_str())
+    .execute(tx.conn())
+    .await?;
+    Ok(entry)
+}
+
+/// Up to `limit` rows with `seq > after`, in order (for streaming checks).
+pub async fn page(store: &Store, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "SELECT seq, at, actor, ip, event, data, prev_hash, hash FROM audit_log \
+         WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                seq: r.try_get("seq")?,
+                at: Timestamp::from_millis(r.try_get("at")?),
+                actor: r.try_get("actor")?,
+                ip: r.try_get("ip")?,
+                event: r.try_get("event")?,
+                data: r.try_get("data")?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        })
+        .collect()
+}
+
+/// The latest `limit` rows, newest first, optionally of one event only.
+pub async fn recent(store: &Store, event: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>> {
+    let rows = sqlx::query(
+        "SELECT seq, at, actor, ip, event, data, prev_hash, hash FROM audit_log \
+         WHERE ($1 IS NULL OR event = $1) ORDER BY seq DESC LIMIT $2",
+    )
+    .bind(event.map(str::to_owned))
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AuditEntry {
+                seq: r.try_get("seq")?,
+                at: Timestamp::from_millis(r.try_get("at")?),
+                actor: r.try_get("actor")?,
+                ip: r.try_get("ip")?,
+                event: r.try_get("event")?,
+                data: r.try_get("data")?,
+                prev_hash: r.try_get("prev_hash")?,
+                hash: r.try_get("hash")?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,267 @@
+//! CertHall's storage: one schema on SQLite (the embedded default) and
+//! PostgreSQL (selected by `DATABASE_URL`), through sqlx's `Any` driver.
+//!
+//! - One migrations folder per backend (`migrations/sqlite`,
+//!   `migrations/postgresql`, the vaultwarden layout), embedded in the binary
+//!   and run at start. Both create the same tables and columns.
+//! - Times are `BIGINT` milliseconds, ids `BIGINT`, binary `BLOB`/`BYTEA`,
+//!   so every value has one representation on both backends.
+//! - SQL uses `$n` placeholders, which both drivers accept.
+//! - Writes go through [`WriteTx`]: on SQLite it is `BEGIN IMMEDIATE` (the
+//!   single writer lock is taken up front, so a read-then-write transaction
+//!   never fails on a stale snapshot); on PostgreSQL it is a normal
+//!   transaction and [`WriteTx::lock`] takes a transaction-scoped advisory
+//!   lock where a read-then-write must be serialized across processes.
+//!   Backend-specific SQL lives only in this file and is marked.
+//!
+//! Repositories are grouped by aggregate in the submodules; each function
+//! takes the pool (reads) or a [`WriteTx`] (writes).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub mod accounts;
+pub mod audit;
+pub mod login_codes;
+pub mod messages;
+pub mod sessions;
+pub mod sms;
+pub mod testing;
+
+/// A storage failure. Never shown to users as is.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database reported an error.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back into a domain value.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// True when a unique constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// Result of a storage call.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, a file in the data directory.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+impl Backend {
+    /// Lower-case name, as shown in logs and `/readyz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgresql",
+        }
+    }
+}
+
+/// The database: a connection pool and the backend it talks to.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgresql");
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Corrupt(format!(
+                "unsupported database URL scheme in {}",
+                redact_url(url)
+            )));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Per-connection settings; journal_mode=WAL is
+                        // persistent in the file but cheap to repeat.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                             PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Opens (creating if needed) the SQLite file at `path`.
+    pub async fn open_sqlite_file(path: &Path) -> Result<Self> {
+        Self::connect(&sqlite_url(path)).await
+    }
+
+    /// Runs the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for read queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Begins a write transaction (see the module docs).
+    pub async fn begin_write(&self) -> Result<WriteTx> {
+        let tx = match self.backend {
+            // Backend-specific: take SQLite's writer lock up front.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+        })
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The SQLite URL for a file path, creating the file if missing.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// A URL with its password (if any) replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let creds = &url[scheme_end + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &creds[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A write transaction. Dropped without [`WriteTx::commit`], it rolls back.
+#[derive(Debug)]
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+}
+
+/// Advisory lock keys for [`WriteTx::lock`].
+#[derive(Debug, Clone, Copy)]
+pub enum LockKey<'a> {
+    /// Appends to the audit chain.
+    AuditChain,
+    /// Sending and checking login codes for one phone.
+    Phone(&'a str),
+}
+
+impl WriteTx {
+    /// Serializes this transaction with every other one that takes the same
+    /// key, until commit or rollback. On SQLite every write transaction is
+    /// already serialized by `BEGIN IMMEDIATE`, so this is a no-op there.
+    pub async fn lock(&mut self, key: LockKey<'_>) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            // Backend-specific: PostgreSQL transaction-scoped advisory lock.
+            let name = match key {
+                LockKey::AuditChain => "audit-chain".to_owned(),
+                LockKey::Phone(p) => format!("phone:{p}"),
+            };
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(name)
+                .execute(&mut *self.tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The connection, for queries inside the transaction.
+    pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+pub(crate) fn u32_from(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db:5432/certhall"),
+            "postgres://app:***@db:5432/certhall"
+        );
+        assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
+        assert_eq!(redact_url("sqlite://./data/certhall.db"), "sqlite://./data/certhall.db");
+    }
+}
