@@ -1,0 +1,280 @@
+//! Configuration in two layers (STYLE.md §9): what the file, the
+//! environment and the command line say ([`FileConfig`], flags), then the
+//! validated [`RuntimeConfig`] the server runs with, secrets masked.
+//!
+//! Precedence, highest first: command-line flag, `CERTHALL_*` environment
+//! variable (clap reads both), TOML file given by `--config`, default.
+//! `DATABASE_URL` selects PostgreSQL; without it the SQLite file
+//! `<data-dir>/certhall.db` is used.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use certhall_domain::secret::ServerSecret;
+use certhall_notify::aliyun::AliyunConfig;
+use serde::Deserialize;
+
+/// The TOML file, every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Directory for the SQLite file and the generated secret key.
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` or `sqlite://…`.
+    pub database_url: Option<String>,
+    /// Set `Secure` on cookies (serve over HTTPS).
+    pub secure_cookies: Option<bool>,
+    /// Trust `X-Forwarded-For` (behind a reverse proxy).
+    pub trust_forwarded_for: Option<bool>,
+    /// Idle minutes after which a session ends.
+    pub session_idle_minutes: Option<u64>,
+    /// File holding the server secret (≥ 32 bytes).
+    pub secret_key_file: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// SMS provider; absent means the demo outbox (demo mode).
+    pub sms: Option<SmsConfig>,
+}
+
+/// Which SMS provider to use.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SmsConfig {
+    /// The demo outbox (demo mode).
+    Demo,
+    /// Alibaba Cloud SMS.
+    Aliyun(AliyunConfig),
+}
+
+/// Settings given on the command line or in `CERTHALL_*` variables.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "CERTHALL_LISTEN")]
+    pub listen: Option<String>,
+    /// Set `Secure` on cookies (when served over HTTPS).
+    #[arg(long, env = "CERTHALL_SECURE_COOKIES")]
+    pub secure_cookies: Option<bool>,
+    /// Trust the `X-Forwarded-For` header for the client IP.
+    #[arg(long, env = "CERTHALL_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: Option<bool>,
+    /// Session idle timeout in minutes [default: 30].
+    #[arg(long, env = "CERTHALL_SESSION_IDLE_MINUTES")]
+    pub session_idle_minutes: Option<u64>,
+}
+
+/// Settings every subcommand shares.
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "CERTHALL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./data].
+    #[arg(long, global = true, env = "CERTHALL_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL; PostgreSQL when `postgres://…`.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// File holding the server secret.
+    #[arg(long, global = true, env = "CERTHALL_SECRET_KEY_FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// Log format: text or json [default: text].
+    #[arg(long, global = true, env = "CERTHALL_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The validated configuration.
+pub struct RuntimeConfig {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The database URL (may hold a password).
+    pub database_url: String,
+    /// `Secure` cookies.
+    pub secure_cookies: bool,
+    /// Trust `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
+    /// Session idle timeout.
+    pub session_idle: Duration,
+    /// Where the secret key lives.
+    pub secret_key_file: PathBuf,
+    /// JSON logs.
+    pub json_logs: bool,
+    /// The SMS provider.
+    pub sms: SmsConfig,
+}
+
+impl fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &certhall_store::redact_url(&self.database_url))
+            .field("secure_cookies", &self.secure_cookies)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("session_idle", &self.session_idle)
+            .field("secret_key_file", &self.secret_key_file)
+            .field("json_logs", &self.json_logs)
+            .field("sms", &self.sms)
+            .finish()
+    }
+}
+
+impl RuntimeConfig {
+    /// Merges the layers and validates.
+    pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &common.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let data_dir = common
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let listen_text = serve
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("--listen {listen_text:?} is not an address like 127.0.0.1:8080"))?;
+        let database_url = match common.database_url.clone().or(file.database_url) {
+            Some(u) if !u.is_empty() => u,
+            _ => certhall_store::sqlite_url(&data_dir.join("certhall.db")),
+        };
+        let idle_minutes = serve.session_idle_minutes.or(file.session_idle_minutes).unwrap_or(30);
+        if !(1..=24 * 60).contains(&idle_minutes) {
+            bail!("session idle timeout must be between 1 and 1440 minutes, got {idle_minutes}");
+        }
+        let log_format = common.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
+        let json_logs = match log_format.as_str() {
+            "text" => false,
+            "json" => true,
+            other => bail!("log format must be text or json, got {other:?}"),
+        };
+        Ok(Self {
+            listen,
+            secret_key_file: common
+                .secret_key_file
+                .clone()
+                .or(file.secret_key_file)
+                .unwrap_or_else(|| data_dir.join("secret.key")),
+            data_dir,
+            database_url,
+            secure_cookies: serve.secure_cookies.or(file.secure_cookies).unwrap_or(false),
+            trust_forwarded_for: serve.trust_forwarded_for.or(file.trust_forwarded_for).unwrap_or(false),
+            session_idle: Duration::from_secs(idle_minutes * 60),
+            json_logs,
+            sms: file.sms.unwrap_or(SmsConfig::Demo),
+        })
+    }
+
+    /// True when the database is the embedded SQLite file.
+    pub fn uses_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}
+
+/// Reads the server secret, creating it (random, mode 0600) on first start.
+pub fn load_or_create_secret(path: &Path) -> anyhow::Result<ServerSecret> {
+    if path.exists() {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read secret key {}", path.display()))?;
+        if bytes.len() < 32 {
+            bail!("secret key {} is shorter than 32 bytes", path.display());
+        }
+        return Ok(ServerSecret::new(bytes));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let text = hex::encode(bytes);
+    write_private(path, text.as_bytes()).with_context(|| format!("cannot write secret key {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new server secret key");
+    Ok(ServerSecret::new(text.into_bytes()))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(data)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = RuntimeConfig::resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(c.uses_sqlite());
+        assert!(c.database_url.ends_with("data/certhall.db?mode=rwc"), "{}", c.database_url);
+        assert_eq!(c.session_idle, Duration::from_secs(1800));
+        assert!(matches!(c.sms, SmsConfig::Demo));
+    }
+
+    #[test]
+    fn file_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nsession_idle_minutes = 15\ndatabase_url = \"postgres://u:pw@db/x\"\n",
+        )
+        .unwrap();
+        let common = CommonArgs { config: Some(path.clone()), ..Default::default() };
+        let c = RuntimeConfig::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.session_idle, Duration::from_secs(900));
+        assert!(!format!("{c:?}").contains("pw"), "password masked in Debug");
+        let flags = ServeArgs { listen: Some("127.0.0.1:1234".into()), ..Default::default() };
+        let c = RuntimeConfig::resolve(&common, &flags).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1234");
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let common = CommonArgs { config: Some(path), ..Default::default() };
+        let err = RuntimeConfig::resolve(&common, &ServeArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        let bad = ServeArgs { listen: Some("localhost".into()), ..Default::default() };
+        assert!(RuntimeConfig::resolve(&CommonArgs::default(), &bad).is_err());
+    }
+
+    #[test]
+    fn secret_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k/secret.key");
+        load_or_create_secret(&path).unwrap();
+        let first = std::fs::read(&path).unwrap();
+        load_or_create_secret(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), first);
+        assert_eq!(first.len(), 64);
+    }
+}

@@ -1,0 +1,242 @@
+//! `certhall`: the composition root. It reads the configuration, builds the
+//! store, the gateways, the clock and the services, and runs a subcommand.
+//! It is the only place that reads the system clock.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use certhall_domain::otp::OtpPolicy;
+use certhall_domain::session::SessionPolicy;
+use certhall_domain::{Clock, Timestamp};
+use certhall_notify::aliyun::AliyunSms;
+use certhall_notify::demo::DemoOutbox;
+use certhall_notify::SmsGateway;
+use certhall_service::Services;
+use certhall_store::Store;
+use clap::{Parser, Subcommand};
+
+mod config;
+
+use config::{CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
+
+/// CertHall, the online service hall of a certificate authority.
+#[derive(Debug, Parser)]
+#[command(name = "certhall", version, about)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the web pages and the API.
+    Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
+    /// Run the database migrations and exit.
+    Migrate,
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the whole hash chain; exit 1 naming the first broken row.
+    Verify,
+}
+
+/// The system clock: the one place CertHall reads the time.
+#[derive(Debug)]
+struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        Timestamp::from_millis(ms)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_logs = cli.common.log_format.as_deref() == Some("json");
+    init_logging(json_logs);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("certhall: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("certhall: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let serve_args = match &cli.command {
+        Command::Serve { args } => args.clone(),
+        _ => ServeArgs::default(),
+    };
+    let config = RuntimeConfig::resolve(&cli.common, &serve_args)?;
+    tracing::debug!(?config, "configuration");
+    let store = open_store(&config).await?;
+    match cli.command {
+        Command::Migrate => {
+            println!("migrations applied ({})", store.backend().name());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let services = build_services(&config, store)?;
+            match services.verify_audit_chain().await? {
+                Ok(rows) => {
+                    println!("audit chain intact: {rows} rows verified");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(b) => {
+                    println!("audit chain BROKEN at row {}: {}", b.seq, b.reason);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Serve { .. } => {
+            let services = build_services(&config, store)?;
+            serve(&config, services).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn open_store(config: &RuntimeConfig) -> anyhow::Result<Store> {
+    if config.uses_sqlite() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    }
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("cannot open database {}", certhall_store::redact_url(&config.database_url)))?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Services> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let sms: Arc<dyn SmsGateway> = match &config.sms {
+        SmsConfig::Demo => Arc::new(DemoOutbox::new(store.clone(), clock.clone())),
+        SmsConfig::Aliyun(c) => Arc::new(AliyunSms::new(c.clone(), clock.clone())),
+    };
+    let secret = config::load_or_create_secret(&config.secret_key_file)?;
+    Ok(Services {
+        store,
+        sms,
+        clock,
+        secret,
+        otp: OtpPolicy::default(),
+        sessions: SessionPolicy {
+            idle_timeout: config.session_idle,
+            ..SessionPolicy::default()
+        },
+    })
+}
+
+async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()> {
+    let demo = services.demo_mode();
+    let store = services.store.clone();
+    let purge = tokio::spawn(purge_sessions(services.clone()));
+    let state = certhall_web::AppState::new(
+        services,
+        certhall_web::WebConfig {
+            secure_cookies: config.secure_cookies,
+            trust_forwarded_for: config.trust_forwarded_for,
+        },
+    );
+    let app = certhall_web::app(state);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, database = store.backend().name(), demo, "CertHall is serving");
+    println!("CertHall 已启动：http://{addr}/");
+    if demo {
+        println!("演示模式：短信不会真实发送，验证码请在 http://{addr}/dev/outbox 查看。");
+    }
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    purge.abort();
+    store.close().await;
+    tracing::info!("CertHall stopped");
+    Ok(())
+}
+
+/// Deletes expired sessions every ten minutes (any process may do it).
+async fn purge_sessions(services: Services) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let now = services.clock.now();
+        let p = &services.sessions;
+        match certhall_store::sessions::purge(
+            &services.store,
+            now.minus(p.idle_timeout),
+            now.minus(p.absolute_lifetime),
+        )
+        .await
+        {
+            Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session purge failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

@@ -1,0 +1,105 @@
+//! Notification gateways: how CertHall reaches a phone.
+//!
+//! [`SmsGateway`] is the one interface every SMS provider implements. Two
+//! implementations live here:
+//!
+//! - [`demo::DemoOutbox`]: keeps every message in the database outbox, shown
+//!   at `/dev/outbox` in demo mode, where replies can also be simulated;
+//! - [`aliyun::AliyunSms`]: Alibaba Cloud SMS (阿里云短信服务, `SendSms`,
+//!   API version 2017-05-25), signed per its RPC signature documentation.
+//!
+//! Chinese SMS providers only deliver pre-registered templates, so messages
+//! are structured ([`SmsTemplate`]) rather than free text: a provider maps
+//! each template to its registered template code and parameters, while the
+//! demo outbox renders the same text a user would receive.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use certhall_domain::Phone;
+
+pub mod aliyun;
+pub mod demo;
+
+/// The messages CertHall sends by SMS, one variant per registered template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsTemplate {
+    /// A login code (短信验证码).
+    LoginCode {
+        /// The six digits.
+        code: String,
+        /// Minutes the code stays valid.
+        minutes: u64,
+    },
+}
+
+impl SmsTemplate {
+    /// The stable key a provider configuration maps to a template code.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::LoginCode { .. } => "login_code",
+        }
+    }
+
+    /// The template parameters, as providers take them (name → value).
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::LoginCode { code, minutes } => {
+                vec![("code", code.clone()), ("minutes", minutes.to_string())]
+            }
+        }
+    }
+
+    /// The full text the recipient reads (used by the demo outbox and logs
+    /// of providers that take free text).
+    pub fn text(&self) -> String {
+        match self {
+            Self::LoginCode { code, minutes } => format!(
+                "【CertHall】您的登录验证码为{code}，{minutes}分钟内有效。如非本人操作，请忽略本短信。"
+            ),
+        }
+    }
+}
+
+/// One SMS to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sms {
+    /// The recipient.
+    pub to: Phone,
+    /// What to say.
+    pub template: SmsTemplate,
+}
+
+/// Why an SMS could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    /// The provider could not be reached.
+    #[error("sms provider unreachable: {0}")]
+    Transport(String),
+    /// The provider answered with an error.
+    #[error("sms provider refused: {code}: {message}")]
+    Provider {
+        /// The provider's error code.
+        code: String,
+        /// The provider's message.
+        message: String,
+    },
+    /// The gateway is not configured for this template.
+    #[error("sms template {0} not configured")]
+    TemplateNotConfigured(&'static str),
+    /// The outbox could not be written.
+    #[error("sms outbox: {0}")]
+    Store(#[from] certhall_store::StoreError),
+}
+
+/// Something that delivers SMS.
+#[async_trait]
+pub trait SmsGateway: Send + Sync + fmt::Debug {
+    /// Sends one message; returns once the provider has accepted it.
+    async fn send(&self, sms: &Sms) -> Result<(), SmsError>;
+
+    /// True for the demo outbox: demo mode is on while this gateway is used.
+    fn is_demo(&self) -> bool {
+        false
+    }
+}

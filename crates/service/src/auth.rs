@@ -1,0 +1,285 @@
+//! Login with phone + SMS code, sessions and logout (manual 2.1).
+
+use certhall_domain::audit::{Actor, AuditEvent};
+use certhall_domain::message::NewMessage;
+use certhall_domain::otp::{hash_code, CodeDecision, LoginCode, RATE_WINDOW};
+use certhall_domain::session::{SessionStatus, SessionToken};
+use certhall_domain::{AccountId, Phone, Refusal};
+use certhall_notify::{Sms, SmsTemplate};
+use certhall_store::sessions::{NewSession, SessionKind};
+use certhall_store::{accounts, login_codes, messages, sessions, LockKey};
+use rand::rngs::OsRng;
+use serde_json::json;
+
+use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
+
+/// A code was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeSent {
+    /// The phone it went to.
+    pub phone: Phone,
+    /// Seconds before another code may be requested.
+    pub resend_after_secs: u64,
+    /// Minutes the code is valid.
+    pub valid_minutes: u64,
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct LoggedIn {
+    /// The new session's token, for the cookie or the API client.
+    pub token: SessionToken,
+    /// Whose session.
+    pub account_id: AccountId,
+    /// True when this login created the account.
+    pub new_account: bool,
+}
+
+/// A logged-in caller, as every protected request sees it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its phone.
+    pub phone: Phone,
+    /// Unread messages, for the header badge.
+    pub unread: u32,
+    /// The session's storage key.
+    pub session_key: String,
+}
+
+impl Services {
+    /// Sends a login code to `phone_input`, within the send limits.
+    pub async fn send_login_code(&self, phone_input: &str, meta: &RequestMeta) -> Result<CodeSent> {
+        let phone = match Phone::parse(phone_input) {
+            Ok(p) => p,
+            Err(r) => return self.refuse_send(r, None, meta).await,
+        };
+        let now = self.clock.now();
+        let code = LoginCode::generate(&mut OsRng);
+
+        let mut tx = self.store.begin_write().await?;
+        tx.lock(LockKey::Phone(phone.as_str())).await?;
+        let history = login_codes::send_history(&mut tx, &phone, meta.ip.as_deref(), now.minus(RATE_WINDOW)).await?;
+        if let Err(r) = self.otp.check_send(&history, now) {
+            drop(tx);
+            return self.refuse_send(r, Some(&phone), meta).await;
+        }
+        let hash = hash_code(&self.secret, &phone, &code);
+        let code_id = login_codes::insert(&mut tx, &phone, &hash, meta.ip.as_deref(), now).await?;
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Anonymous,
+            meta,
+            AuditEvent::SmsCodeSent,
+            json!({ "phone": phone.masked() }),
+        )
+        .await?;
+        tx.commit().await?;
+
+        let minutes = self.otp.ttl.as_secs() / 60;
+        let sms = Sms {
+            to: phone.clone(),
+            template: SmsTemplate::LoginCode {
+                code: code.as_str().to_owned(),
+                minutes,
+            },
+        };
+        if let Err(e) = self.sms.send(&sms).await {
+            // Undelivered: the code must neither work nor count against the
+            // limits. The failure itself is audited.
+            let mut tx = self.store.begin_write().await?;
+            login_codes::delete(&mut tx, code_id).await?;
+            append_audit(
+                &mut tx,
+                self.clock.as_ref(),
+                Actor::System,
+                meta,
+                AuditEvent::SmsCodeRefused,
+                json!({ "phone": phone.masked(), "reason": "gateway_failed" }),
+            )
+            .await?;
+            tx.commit().await?;
+            return Err(e.into());
+        }
+        Ok(CodeSent {
+            phone,
+            resend_after_secs: self.otp.resend_cooldown.as_secs(),
+            valid_minutes: minutes,
+        })
+    }
+
+    async fn refuse_send<T>(&self, r: Refusal, phone: Option<&Phone>, meta: &RequestMeta) -> Result<T> {
+        self.audit_alone(certhall_domain::audit::NewAuditEntry::new(
+            Actor::Anonymous,
+            meta.ip.clone(),
+            AuditEvent::SmsCodeRefused,
+            json!({ "phone": phone.map(Phone::masked), "reason": r.code() }),
+        ))
+        .await?;
+        Err(r.into())
+    }
+
+    /// Logs in with a code. `replacing` is the session the client held
+    /// before, which ends here (the session id always changes at login).
+    pub async fn verify_login_code(
+        &self,
+        phone_input: &str,
+        code_input: &str,
+        kind: SessionKind,
+        replacing: Option<&SessionToken>,
+        meta: &RequestMeta,
+    ) -> Result<LoggedIn> {
+        let parsed = Phone::parse(phone_input).and_then(|p| LoginCode::parse(code_input).map(|c| (p, c)));
+        let (phone, code) = match parsed {
+            Ok(v) => v,
+            Err(r) => {
+                self.audit_alone(certhall_domain::audit::NewAuditEntry::new(
+                    Actor::Anonymous,
+                    meta.ip.clone(),
+                    AuditEvent::LoginFailed,
+                    json!({ "reason": r.code() }),
+                ))
+                .await?;
+                return Err(r.into());
+            }
+        };
+        let now = self.clock.now();
+        let presented = hash_code(&self.secret, &phone, &code);
+
+        let mut tx = self.store.begin_write().await?;
+        tx.lock(LockKey::Phone(phone.as_str())).await?;
+        let latest = login_codes::latest(&mut tx, &phone).await?;
+        let decision = self.otp.check_code(latest.as_ref().map(|(_, c)| c), &presented, now);
+        let failed = |reason: &Refusal| json!({ "phone": phone.masked(), "reason": reason.code() });
+        match (decision, latest) {
+            (CodeDecision::Accept, Some((code_id, issued))) => {
+                if !login_codes::consume(&mut tx, code_id, issued.attempts, now).await? {
+                    return Err(Refusal::CodeUsed.into());
+                }
+                let (account_id, new_account) = match accounts::find_by_phone(&mut tx, &phone).await? {
+                    Some(a) => (a.id, false),
+                    None => {
+                        let id = accounts::create(&mut tx, &phone, now).await?;
+                        messages::insert(&mut tx, id, &NewMessage::welcome(), now).await?;
+                        append_audit(
+                            &mut tx,
+                            self.clock.as_ref(),
+                            Actor::Account(id),
+                            meta,
+                            AuditEvent::AccountCreated,
+                            json!({ "phone": phone.masked() }),
+                        )
+                        .await?;
+                        (id, true)
+                    }
+                };
+                if let Some(old) = replacing {
+                    sessions::delete(&mut tx, &old.storage_key()).await?;
+                }
+                let token = SessionToken::generate(&mut OsRng);
+                let key = token.storage_key();
+                sessions::create(
+                    &mut tx,
+                    &NewSession {
+                        key: &key,
+                        account_id,
+                        kind,
+                        ip: meta.ip.as_deref(),
+                        user_agent: meta.user_agent.as_deref(),
+                    },
+                    now,
+                )
+                .await?;
+                append_audit(
+                    &mut tx,
+                    self.clock.as_ref(),
+                    Actor::Account(account_id),
+                    meta,
+                    AuditEvent::LoginSucceeded,
+                    json!({
+                        "method": "sms",
+                        "session": &key[..16],
+                        "kind": match kind { SessionKind::Browser => "browser", SessionKind::Api => "api" },
+                    }),
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(LoggedIn {
+                    token,
+                    account_id,
+                    new_account,
+                })
+            }
+            (CodeDecision::CountWrongTry(r), Some((code_id, issued))) => {
+                // A concurrent try may have counted first; the refusal stands.
+                login_codes::count_wrong_try(&mut tx, code_id, issued.attempts).await?;
+                append_audit(&mut tx, self.clock.as_ref(), Actor::Anonymous, meta, AuditEvent::LoginFailed, failed(&r))
+                    .await?;
+                tx.commit().await?;
+                Err(r.into())
+            }
+            (CodeDecision::Refuse(r), _) | (CodeDecision::CountWrongTry(r), None) => {
+                append_audit(&mut tx, self.clock.as_ref(), Actor::Anonymous, meta, AuditEvent::LoginFailed, failed(&r))
+                    .await?;
+                tx.commit().await?;
+                Err(r.into())
+            }
+            (CodeDecision::Accept, None) => Err(Refusal::CodeNotRequested.into()),
+        }
+    }
+
+    /// Finds the live session for `token`, ending it if it expired.
+    pub async fn authenticate(&self, token: &SessionToken) -> Result<SessionInfo> {
+        let key = token.storage_key();
+        let Some(view) = sessions::view(&self.store, &key).await? else {
+            return Err(Refusal::NotLoggedIn.into());
+        };
+        let now = self.clock.now();
+        match self.sessions.status(view.created_at, view.last_seen_at, now) {
+            SessionStatus::Expired => {
+                sessions::delete_expired(&self.store, &key).await?;
+                Err(Refusal::SessionExpired.into())
+            }
+            SessionStatus::Active { touch } => {
+                if touch {
+                    sessions::touch(&self.store, &key, now).await?;
+                }
+                Ok(SessionInfo {
+                    account_id: view.account_id,
+                    phone: view.phone,
+                    unread: view.unread,
+                    session_key: key,
+                })
+            }
+        }
+    }
+
+    /// Ends the caller's session.
+    pub async fn logout(&self, who: &SessionInfo, meta: &RequestMeta) -> Result<()> {
+        let mut tx = self.store.begin_write().await?;
+        sessions::delete(&mut tx, &who.session_key).await?;
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Account(who.account_id),
+            meta,
+            AuditEvent::Logout,
+            json!({ "session": &who.session_key[..16] }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl ServiceError {
+    /// The refusal inside, if this is one.
+    pub fn refusal(&self) -> Option<&Refusal> {
+        match self {
+            Self::Refused(r) => Some(r),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! CertHall's application services: each user action is one method here.
+//!
+//! A service method validates input into domain types, asks the domain for
+//! the decision, persists the result and its audit entry in one write
+//! transaction, and talks to gateways (SMS). Handlers in `certhall-web`
+//! extract and render; they call exactly one method of [`Services`].
+
+use std::sync::Arc;
+
+use certhall_domain::audit::{Actor, AuditEvent, NewAuditEntry};
+use certhall_domain::otp::OtpPolicy;
+use certhall_domain::secret::ServerSecret;
+use certhall_domain::session::SessionPolicy;
+use certhall_domain::{Clock, Refusal};
+use certhall_notify::SmsGateway;
+use certhall_store::{audit, Store, StoreError, WriteTx};
+
+pub mod audit_log;
+pub mod auth;
+pub mod inbox;
+pub mod sms_inbound;
+
+/// A failure of a service call.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// An expected refusal, to be shown to the user.
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The SMS gateway failed.
+    #[error(transparent)]
+    Sms(#[from] certhall_notify::SmsError),
+}
+
+/// Result of a service call.
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
+
+/// Facts about the request that the audit log records.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// The client's IP address.
+    pub ip: Option<String>,
+    /// The client's user agent.
+    pub user_agent: Option<String>,
+}
+
+/// Everything the services need, built once by the composition root.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The database.
+    pub store: Store,
+    /// Where SMS go.
+    pub sms: Arc<dyn SmsGateway>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// The deployment's secret.
+    pub secret: ServerSecret,
+    /// Login code rules.
+    pub otp: OtpPolicy,
+    /// Session rules.
+    pub sessions: SessionPolicy,
+}
+
+impl Services {
+    /// True while the demo SMS outbox is in use (demo mode).
+    pub fn demo_mode(&self) -> bool {
+        self.sms.is_demo()
+    }
+
+    /// Appends an audit entry in its own transaction (for events that change
+    /// nothing else, such as a refusal).
+    pub async fn audit_alone(&self, entry: NewAuditEntry) -> Result<()> {
+        let mut tx = self.store.begin_write().await?;
+        audit::append(&mut tx, self.clock.now(), &entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that a browser form was refused for its CSRF token.
+    pub async fn record_csrf_rejection(&self, actor: Actor, path: &str, meta: &RequestMeta) -> Result<()> {
+        self.audit_alone(NewAuditEntry::new(
+            actor,
+            meta.ip.clone(),
+            AuditEvent::CsrfRejected,
+            serde_json::json!({ "path": path }),
+        ))
+        .await
+    }
+}
+
+pub(crate) async fn append_audit(
+    tx: &mut WriteTx,
+    clock: &dyn Clock,
+    actor: Actor,
+    meta: &RequestMeta,
+    event: AuditEvent,
+    data: serde_json::Value,
+) -> Result<()> {
+    audit::append(tx, clock.now(), &NewAuditEntry::new(actor, meta.ip.clone(), event, data)).await?;
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! `/api/v1/auth/…` and `/api/v1/me`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use certhall_store::sessions::SessionKind;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::json::Body;
+use crate::error::ApiError;
+use crate::extract::{ApiCaller, ClientMeta};
+use crate::AppState;
+
+/// `{"phone"}`.
+#[derive(Debug, Deserialize)]
+pub struct SendCode {
+    #[serde(default)]
+    phone: String,
+}
+
+/// `POST /api/v1/auth/sms/send`.
+pub async fn send_code(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+    Body(req): Body<SendCode>,
+) -> Result<Response, ApiError> {
+    let sent = state.services.send_login_code(&req.phone, &meta).await?;
+    Ok(Json(json!({
+        "phone": sent.phone.masked(),
+        "resend_after_secs": sent.resend_after_secs,
+        "valid_minutes": sent.valid_minutes,
+    }))
+    .into_response())
+}
+
+/// `{"phone","code"}`.
+#[derive(Debug, Deserialize)]
+pub struct VerifyCode {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /api/v1/auth/sms/verify` → `{"token"}` (a bearer token).
+pub async fn verify_code(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+    Body(req): Body<VerifyCode>,
+) -> Result<Response, ApiError> {
+    let done = state
+        .services
+        .verify_login_code(&req.phone, &req.code, SessionKind::Api, None, &meta)
+        .await?;
+    Ok(Json(json!({
+        "token": done.token.as_str(),
+        "token_type": "Bearer",
+        "account_id": done.account_id.0,
+        "new_account": done.new_account,
+        "idle_timeout_secs": state.services.sessions.idle_timeout.as_secs(),
+    }))
+    .into_response())
+}
+
+/// `POST /api/v1/auth/logout`.
+pub async fn logout(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+    ApiCaller(who): ApiCaller,
+) -> Result<Response, ApiError> {
+    state.services.logout(&who, &meta).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `GET /api/v1/me`.
+pub async fn me(ApiCaller(who): ApiCaller) -> Response {
+    Json(json!({
+        "account_id": who.account_id.0,
+        "phone": who.phone.as_str(),
+        "phone_masked": who.phone.masked(),
+        "unread_messages": who.unread,
+    }))
+    .into_response()
+}

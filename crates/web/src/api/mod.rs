@@ -1,0 +1,70 @@
+//! The JSON API under `/api/v1`, described by [`openapi::document`].
+//!
+//! Errors are `{"code","message"}` with a stable machine code and a Chinese
+//! message. Clients authenticate with the bearer token from
+//! `POST /api/v1/auth/sms/verify`; the portal's own pages may instead use
+//! their session cookie plus the `X-CSRF-Token` header.
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub mod auth;
+pub mod messages;
+pub mod openapi;
+
+/// Every API route, relative to `/api/v1`. The OpenAPI document must list
+/// exactly these (checked by a test).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/auth/sms/send"),
+    ("post", "/auth/sms/verify"),
+    ("post", "/auth/logout"),
+    ("get", "/me"),
+    ("get", "/messages"),
+    ("post", "/messages/{id}/read"),
+    ("post", "/messages/read-all"),
+    ("get", "/openapi.json"),
+];
+
+/// The `/api/v1` router.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/sms/send", post(auth::send_code))
+        .route("/auth/sms/verify", post(auth::verify_code))
+        .route("/auth/logout", post(auth::logout))
+        .route("/me", get(auth::me))
+        .route("/messages", get(messages::list))
+        .route("/messages/{id}/read", post(messages::mark_read))
+        .route("/messages/read-all", post(messages::mark_all_read))
+        .route("/openapi.json", get(openapi::serve))
+}
+
+/// Parses a JSON body, turning malformed JSON into a clear refusal.
+pub(crate) mod json {
+    use axum::extract::rejection::JsonRejection;
+    use axum::extract::{FromRequest, Request};
+    use serde::de::DeserializeOwned;
+
+    use crate::error::{ApiError, WebError};
+
+    /// Like `axum::Json`, with CertHall's error body.
+    #[derive(Debug)]
+    pub struct Body<T>(pub T);
+
+    impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+        type Rejection = ApiError;
+
+        async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+            match axum::Json::<T>::from_request(req, state).await {
+                Ok(axum::Json(v)) => Ok(Self(v)),
+                Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError(WebError::Refused(
+                    certhall_domain::Refusal::MissingField("JSON 请求体（Content-Type: application/json）"),
+                ))),
+                Err(_) => Err(ApiError(WebError::Refused(certhall_domain::Refusal::MissingField(
+                    "格式正确的 JSON 请求体",
+                )))),
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! CSS, JavaScript and images, compiled into the binary: no CDN, works on
+//! networks that reach nothing but CertHall.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+
+use crate::AppState;
+
+/// Cache-busting version in asset URLs.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const APP_CSS: &str = include_str!("../static/app.css");
+const APP_JS: &str = include_str!("../static/app.js");
+const LOGO_SVG: &str = include_str!("../static/logo.svg");
+
+/// `/static/…`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
+        .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/static/logo.svg", get(|| async { asset("image/svg+xml", LOGO_SVG) }))
+        .route("/favicon.ico", get(|| async { asset("image/svg+xml", LOGO_SVG) }))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+}

@@ -1,0 +1,119 @@
+//! CertHall's web server: the pages (Simplified Chinese, server-rendered
+//! with compile-checked askama templates), the JSON API under `/api/v1`,
+//! the demo-only `/dev` routes and the operations endpoints.
+//!
+//! Handlers are thin (STYLE.md §4): an extractor says who may call
+//! ([`extract::Applicant`] for pages, [`extract::ApiCaller`] for the API),
+//! the input is parsed into a typed request, one method of
+//! [`certhall_service::Services`] runs, and a template or JSON is rendered.
+//! Errors become a Chinese page or a `{"code","message"}` body in
+//! [`error`], the only place that knows HTTP status codes.
+
+use std::sync::Arc;
+
+use axum::Router;
+use certhall_service::Services;
+
+pub mod api;
+pub mod assets;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod ops;
+pub mod pages;
+pub mod paths;
+
+/// Settings of the web layer.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Mark cookies `Secure` (set when CertHall is served over HTTPS).
+    pub secure_cookies: bool,
+    /// Take the client IP from `X-Forwarded-For` (only behind a trusted
+    /// reverse proxy that sets it).
+    pub trust_forwarded_for: bool,
+}
+
+impl WebConfig {
+    /// Settings for tests: plain HTTP, client IP from `X-Forwarded-For` so
+    /// tests can act as several clients.
+    pub fn for_tests() -> Self {
+        Self {
+            secure_cookies: false,
+            trust_forwarded_for: true,
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+pub struct Inner {
+    /// The application services.
+    pub services: Services,
+    /// Web settings.
+    pub config: WebConfig,
+    /// Prometheus metrics.
+    pub metrics: metrics::Metrics,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(services: Services, config: WebConfig) -> Self {
+        Self(Arc::new(Inner {
+            services,
+            config,
+            metrics: metrics::Metrics::new(),
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The whole application (STYLE.md: `fn app(state) -> Router`).
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .merge(pages::router())
+        .nest("/api/v1", api::router())
+        .merge(ops::router())
+        .merge(assets::router());
+    if state.services.demo_mode() {
+        router = router.merge(pages::dev::router());
+    }
+    router
+        .fallback(pages::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::browser_id_layer))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::X_FRAME_OPTIONS,
+            axum::http::HeaderValue::from_static("DENY"),
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::REFERRER_POLICY,
+            axum::http::HeaderValue::from_static("same-origin"),
+        ))
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+                 frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,65 @@
+//! 首页 (manual 2.2): the quick workbench and the latest messages.
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::Response;
+use certhall_domain::message::Message;
+
+use super::{render, Chrome};
+use crate::error::PageError;
+use crate::extract::{Applicant, BrowserId};
+use crate::{paths, AppState};
+
+/// Latest messages shown on the home page.
+const LATEST: u32 = 5;
+
+/// One button of the workbench.
+#[derive(Debug)]
+pub struct Tile {
+    /// Label.
+    pub label: &'static str,
+    /// One line under it.
+    pub hint: &'static str,
+    /// Where it leads.
+    pub href: &'static str,
+    /// Icon name in the sprite.
+    pub icon: &'static str,
+    /// True once the business is available.
+    pub live: bool,
+}
+
+/// The workbench, in the manual's order.
+pub const WORKBENCH: [Tile; 6] = [
+    Tile { label: "证书新办", hint: "在线申请新的数字证书", href: paths::APPLY_NEW, icon: "new", live: false },
+    Tile { label: "证书更新", hint: "证书到期前后在线续期", href: paths::RENEW, icon: "renew", live: false },
+    Tile { label: "证书变更", hint: "单位名称等信息变更", href: paths::CHANGE, icon: "change", live: false },
+    Tile { label: "证书激活", hint: "收到UKey后激活使用", href: paths::ACTIVATE, icon: "activate", live: false },
+    Tile { label: "我的订单", hint: "查看办理进度与物流", href: paths::ORDERS, icon: "orders", live: false },
+    Tile { label: "消息提醒", hint: "审核结果与到期提醒", href: paths::MESSAGES, icon: "messages", live: true },
+];
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    chrome: Chrome,
+    tiles: &'static [Tile],
+    latest: Vec<Message>,
+    unread: u32,
+    total: u32,
+}
+
+/// `GET /`.
+pub async fn show(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+) -> Result<Response, PageError> {
+    let page = state.services.messages(who.account_id, 1, LATEST).await?;
+    Ok(render(&HomePage {
+        chrome: Chrome::new(&state, &bid, Some(&who), "home"),
+        tiles: &WORKBENCH,
+        latest: page.items,
+        unread: page.unread,
+        total: page.total,
+    }))
+}

@@ -1,0 +1,173 @@
+//! 手机号+验证码登录 (manual 2.1) and logout.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::CookieJar;
+use certhall_service::ServiceError;
+use certhall_store::sessions::SessionKind;
+use serde::Deserialize;
+
+use super::{render, render_with_status, Chrome};
+use crate::error::{status_of, PageError, WebError};
+use crate::extract::{
+    cookie, fresh_browser_id, presented_session, removal, urlencode, Applicant, BrowserId, ClientMeta, CsrfForm,
+    MaybeApplicant, SESSION_COOKIE,
+};
+use crate::{paths, AppState};
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    phone: String,
+    next: String,
+    notice: Option<String>,
+    error: Option<String>,
+    resend_after: u64,
+    code_sent: bool,
+}
+
+/// Query of the login page.
+#[derive(Debug, Deserialize, Default)]
+pub struct LoginQuery {
+    next: Option<String>,
+    phone: Option<String>,
+    sent: Option<u8>,
+    expired: Option<u8>,
+    bye: Option<u8>,
+}
+
+/// `GET /login`.
+pub async fn show(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    MaybeApplicant(user): MaybeApplicant,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    if user.is_some() {
+        return Redirect::to(paths::safe_next(q.next.as_deref())).into_response();
+    }
+    let phone = q.phone.unwrap_or_default();
+    let notice = if q.sent == Some(1) {
+        let masked = certhall_domain::Phone::parse(&phone).map(|p| p.masked()).unwrap_or_default();
+        Some(format!("验证码已发送至 {masked}，5分钟内有效。"))
+    } else if q.expired == Some(1) {
+        Some("登录已超时，请重新登录。".to_owned())
+    } else if q.bye == Some(1) {
+        Some("您已安全退出。".to_owned())
+    } else {
+        None
+    };
+    render(&LoginPage {
+        chrome: Chrome::new(&state, &bid, None, "login"),
+        phone,
+        next: paths::safe_next(q.next.as_deref()).to_owned(),
+        notice,
+        error: None,
+        resend_after: if q.sent == Some(1) { state.services.otp.resend_cooldown.as_secs() } else { 0 },
+        code_sent: q.sent == Some(1),
+    })
+}
+
+/// The login form's fields (both buttons post the same form).
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    next: String,
+}
+
+fn form_error(state: &AppState, bid: &BrowserId, form: &LoginForm, err: WebError, code_sent: bool) -> Response {
+    let resend_after = match &err {
+        WebError::Refused(certhall_domain::Refusal::ResendTooSoon { wait_secs }) => *wait_secs,
+        _ => 0,
+    };
+    let status = match &err {
+        WebError::Refused(r) => status_of(r),
+        other => other.status(),
+    };
+    render_with_status(
+        status,
+        &LoginPage {
+            chrome: Chrome::new(state, bid, None, "login"),
+            phone: form.phone.trim().to_owned(),
+            next: paths::safe_next(Some(&form.next)).to_owned(),
+            notice: None,
+            error: Some(err.message_zh()),
+            resend_after,
+            code_sent,
+        },
+    )
+}
+
+/// `POST /login/code`: send a code, then back to the form (PRG).
+pub async fn send_code(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Response {
+    match state.services.send_login_code(&form.phone, &meta).await {
+        Ok(sent) => Redirect::to(&format!(
+            "{}?sent=1&phone={}&next={}",
+            paths::LOGIN,
+            sent.phone,
+            urlencode(paths::safe_next(Some(&form.next)))
+        ))
+        .into_response(),
+        Err(e) => form_error(&state, &bid, &form, e.into(), false),
+    }
+}
+
+/// `POST /login`: check the code, start a session, go home.
+pub async fn submit(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    headers: HeaderMap,
+    jar: CookieJar,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Response {
+    let old = presented_session(&headers);
+    match state
+        .services
+        .verify_login_code(&form.phone, &form.code, SessionKind::Browser, old.as_ref(), &meta)
+        .await
+    {
+        Ok(done) => {
+            // New session id and new browser id: nothing from before login
+            // (a planted cookie, an old CSRF token) survives it.
+            let (_, bid_cookie) = fresh_browser_id(&state);
+            let jar = jar
+                .add(cookie(&state, SESSION_COOKIE, done.token.as_str().to_owned()))
+                .add(bid_cookie);
+            (jar, Redirect::to(paths::safe_next(Some(&form.next)))).into_response()
+        }
+        Err(ServiceError::Refused(r)) => form_error(&state, &bid, &form, WebError::Refused(r), true),
+        Err(e) => form_error(&state, &bid, &form, e.into(), true),
+    }
+}
+
+/// Logout form: only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
+
+/// `POST /logout`.
+pub async fn logout(
+    State(state): State<AppState>,
+    Applicant(who): Applicant,
+    jar: CookieJar,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    state.services.logout(&who, &meta).await?;
+    let (_, bid_cookie) = fresh_browser_id(&state);
+    let jar = jar.add(removal(&state, SESSION_COOKIE)).add(bid_cookie);
+    Ok((jar, Redirect::to(&format!("{}?bye=1", paths::LOGIN))).into_response())
+}
+

@@ -1,0 +1,135 @@
+//! The pages people see, in Simplified Chinese. One template struct per
+//! page; templates share `base.html` and partials named `_*.html`.
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use certhall_service::auth::SessionInfo;
+
+use crate::error::ErrorPage;
+use crate::extract::{BrowserId, MaybeApplicant};
+use crate::{assets, paths, AppState};
+
+pub mod business;
+pub mod dev;
+pub mod home;
+pub mod login;
+pub mod messages;
+
+/// The page routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(paths::LOGIN, get(login::show).post(login::submit))
+        .route(paths::LOGIN_CODE, post(login::send_code))
+        .route(paths::LOGOUT, post(login::logout))
+        .route(paths::HOME, get(home::show))
+        .route(paths::MESSAGES, get(messages::list))
+        .route("/messages/{id}/read", post(messages::mark_read))
+        .route(paths::MESSAGES_READ_ALL, post(messages::mark_all_read))
+        .route(paths::APPLY_NEW, get(business::apply_new))
+        .route(paths::RENEW, get(business::renew))
+        .route(paths::CHANGE, get(business::change))
+        .route(paths::ACTIVATE, get(business::activate))
+        .route(paths::ORDERS, get(business::orders))
+}
+
+/// The logged-in user as the header shows them.
+#[derive(Debug, Clone)]
+pub struct HeaderUser {
+    /// `138****8000`.
+    pub phone_masked: String,
+    /// Unread messages.
+    pub unread: u32,
+}
+
+/// What every page's frame needs: the demo banner, the CSRF token for its
+/// forms, the logged-in user and the active nav item.
+#[derive(Debug, Clone)]
+pub struct Chrome {
+    /// Show the 演示模式 banner and the outbox link.
+    pub demo: bool,
+    /// The CSRF token for forms on this page.
+    pub csrf: String,
+    /// Who is logged in.
+    pub user: Option<HeaderUser>,
+    /// Which nav item is active.
+    pub nav: &'static str,
+    /// Asset version for cache busting.
+    pub asset_version: &'static str,
+}
+
+impl Chrome {
+    /// The frame for `bid`'s browser and `user`.
+    pub fn new(state: &AppState, bid: &BrowserId, user: Option<&SessionInfo>, nav: &'static str) -> Self {
+        Self {
+            demo: state.services.demo_mode(),
+            csrf: bid.csrf(state),
+            user: user.map(|u| HeaderUser {
+                phone_masked: u.phone.masked(),
+                unread: u.unread,
+            }),
+            nav,
+            asset_version: assets::VERSION,
+        }
+    }
+}
+
+/// Renders a template as an HTML response.
+pub fn render<T: Template>(t: &T) -> Response {
+    render_with_status(StatusCode::OK, t)
+}
+
+/// Renders a template with a status code.
+pub fn render_with_status<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(html) => (status, [(axum::http::header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template failed to render");
+            (StatusCode::INTERNAL_SERVER_ERROR, "页面渲染失败，请稍后重试。").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate {
+    chrome: Chrome,
+    title: &'static str,
+    message: String,
+}
+
+/// The error page (rendered by the chrome layer from an [`ErrorPage`]).
+pub fn error_page(state: &AppState, page: &ErrorPage) -> Response {
+    let title = match page.status {
+        StatusCode::NOT_FOUND => "页面不存在",
+        StatusCode::FORBIDDEN => "无法完成操作",
+        StatusCode::TOO_MANY_REQUESTS => "操作过于频繁",
+        s if s.is_server_error() => "系统繁忙",
+        _ => "无法完成操作",
+    };
+    let chrome = Chrome {
+        demo: state.services.demo_mode(),
+        csrf: String::new(),
+        user: None,
+        nav: "",
+        asset_version: assets::VERSION,
+    };
+    render_with_status(
+        page.status,
+        &ErrorTemplate {
+            chrome,
+            title,
+            message: page.message.clone(),
+        },
+    )
+}
+
+/// Fallback: 404 page (or JSON under `/api/`).
+pub async fn not_found(uri: axum::http::Uri, _user: MaybeApplicant) -> Response {
+    if uri.path().starts_with("/api/") {
+        return crate::error::ApiError(certhall_domain::Refusal::NotFound.into()).into_response();
+    }
+    crate::error::PageError(certhall_domain::Refusal::NotFound.into()).into_response()
+}

@@ -1,0 +1,60 @@
+//! Every page URL in one place, so links and routes cannot drift apart.
+
+/// Home (首页).
+pub const HOME: &str = "/";
+/// Login page.
+pub const LOGIN: &str = "/login";
+/// Form target: send a login code.
+pub const LOGIN_CODE: &str = "/login/code";
+/// Log out (POST).
+pub const LOGOUT: &str = "/logout";
+/// Messages (消息提醒).
+pub const MESSAGES: &str = "/messages";
+/// Mark all messages read (POST).
+pub const MESSAGES_READ_ALL: &str = "/messages/read-all";
+/// Orders (我的订单).
+pub const ORDERS: &str = "/orders";
+/// New certificate (证书新办).
+pub const APPLY_NEW: &str = "/apply/new";
+/// Renewal (证书更新).
+pub const RENEW: &str = "/certificates/renew";
+/// Change (证书变更).
+pub const CHANGE: &str = "/certificates/change";
+/// Activation (证书激活).
+pub const ACTIVATE: &str = "/certificates/activate";
+/// Demo SMS outbox.
+pub const DEV_OUTBOX: &str = "/dev/outbox";
+/// Demo SMS outbox, JSON.
+pub const DEV_OUTBOX_JSON: &str = "/dev/outbox.json";
+/// Demo: simulate a reply from a phone (form).
+pub const DEV_OUTBOX_REPLY: &str = "/dev/outbox/reply";
+/// Demo: simulate a reply from a phone (JSON webhook).
+pub const DEV_SMS_INBOUND: &str = "/dev/sms/inbound";
+
+/// Mark one message read (POST).
+pub fn message_read(id: i64) -> String {
+    format!("/messages/{id}/read")
+}
+
+/// Accepts a post-login redirect target only if it is a local path.
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with(LOGIN) => n,
+        _ => HOME,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(safe_next(Some("/messages")), "/messages");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil.example")), "/");
+        assert_eq!(safe_next(Some("/login")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}
