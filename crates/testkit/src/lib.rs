@@ -1,1 +1,154 @@
-//! Test kit (to be written).
+//! CertHall's test kit: a fresh application per test, on SQLite or
+//! PostgreSQL, with a hand-moved clock, usable in-process
+//! (`tower::ServiceExt::oneshot`) or over a real listener on port 0, and a
+//! headless Chromium for end-to-end tests ([`browser`]).
+
+// Test support: failing loudly on a broken fixture is the point.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use certhall_domain::clock::ManualClock;
+use certhall_domain::otp::OtpPolicy;
+use certhall_domain::secret::ServerSecret;
+use certhall_domain::session::SessionPolicy;
+use certhall_domain::Timestamp;
+use certhall_notify::demo::DemoOutbox;
+use certhall_service::Services;
+use certhall_store::testing::TestDatabase;
+use certhall_web::{AppState, WebConfig};
+
+pub mod browser;
+
+/// 2026-11-25 09:00 China Standard Time: where test clocks start.
+pub const TEST_START: Timestamp = Timestamp::from_millis(1_795_568_400_000);
+
+/// A fresh CertHall for one test.
+#[derive(Debug)]
+pub struct TestApp {
+    /// The database (kept alive with the app).
+    pub db: TestDatabase,
+    /// The services, sharing the clock below.
+    pub services: Services,
+    /// The clock; move it with `advance`.
+    pub clock: Arc<ManualClock>,
+    /// The whole router.
+    pub router: Router,
+}
+
+impl TestApp {
+    /// On a fresh SQLite file.
+    pub async fn sqlite() -> Self {
+        Self::on(TestDatabase::sqlite().await.expect("sqlite test database"))
+    }
+
+    /// On a fresh PostgreSQL schema, or `None` when PostgreSQL is skipped.
+    pub async fn postgres() -> Option<Self> {
+        TestDatabase::postgres().await.expect("postgres test database").map(Self::on)
+    }
+
+    /// SQLite, then PostgreSQL when configured (always under `CI=true`).
+    pub async fn each() -> Vec<Self> {
+        let mut all = vec![Self::sqlite().await];
+        all.extend(Self::postgres().await);
+        all
+    }
+
+    /// On the given database.
+    pub fn on(db: TestDatabase) -> Self {
+        let clock = Arc::new(ManualClock::new(TEST_START));
+        let services = Services {
+            store: db.store.clone(),
+            sms: Arc::new(DemoOutbox::new(db.store.clone(), clock.clone())),
+            clock: clock.clone(),
+            secret: ServerSecret::for_tests(),
+            otp: OtpPolicy::default(),
+            sessions: SessionPolicy::default(),
+        };
+        let router = certhall_web::app(AppState::new(services.clone(), WebConfig::for_tests()));
+        Self {
+            db,
+            services,
+            clock,
+            router,
+        }
+    }
+
+    /// The backend's name, for assertion messages.
+    pub fn backend(&self) -> &'static str {
+        self.db.backend().name()
+    }
+
+    /// The code in the latest SMS sent to `phone` (from the demo outbox).
+    pub async fn latest_code(&self, phone: &str) -> Option<String> {
+        let sent = certhall_store::sms::outbox_recent(&self.db.store, Some(phone), 1)
+            .await
+            .expect("outbox");
+        sent.first().and_then(|e| extract_code(&e.body))
+    }
+
+    /// Serves the app on 127.0.0.1 with a free port until the returned
+    /// server is dropped.
+    pub async fn serve(&self) -> RunningServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = self.router.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+        });
+        RunningServer { addr, task }
+    }
+}
+
+/// Finds the six-digit code in an SMS text.
+pub fn extract_code(body: &str) -> Option<String> {
+    let digits: Vec<char> = body.chars().collect();
+    digits
+        .windows(6)
+        .enumerate()
+        .find(|(i, w)| {
+            w.iter().all(char::is_ascii_digit)
+                && (*i == 0 || !digits[i - 1].is_ascii_digit())
+                && digits.get(i + 6).is_none_or(|c| !c.is_ascii_digit())
+        })
+        .map(|(_, w)| w.iter().collect())
+}
+
+/// A server on a real port; stops when dropped.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_code() {
+        assert_eq!(
+            extract_code("【CertHall】您的登录验证码为042913，5分钟内有效。").as_deref(),
+            Some("042913")
+        );
+        assert_eq!(extract_code("no code 12345 here"), None);
+        assert_eq!(extract_code("1234567"), None);
+        assert_eq!(TEST_START.display_cst(), "2026-11-25 09:00");
+    }
+}
