@@ -115,7 +115,10 @@ impl fmt::Debug for RuntimeConfig {
         f.debug_struct("RuntimeConfig")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &certhall_store::redact_url(&self.database_url))
+            .field(
+                "database_url",
+                &certhall_store::redact_url(&self.database_url),
+            )
             .field("secure_cookies", &self.secure_cookies)
             .field("trust_forwarded_for", &self.trust_forwarded_for)
             .field("session_idle", &self.session_idle)
@@ -148,18 +151,25 @@ impl RuntimeConfig {
             .clone()
             .or(file.listen)
             .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
-        let listen: SocketAddr = listen_text
-            .parse()
-            .with_context(|| format!("--listen {listen_text:?} is not an address like 127.0.0.1:8080"))?;
+        let listen: SocketAddr = listen_text.parse().with_context(|| {
+            format!("--listen {listen_text:?} is not an address like 127.0.0.1:8080")
+        })?;
         let database_url = match common.database_url.clone().or(file.database_url) {
             Some(u) if !u.is_empty() => u,
             _ => certhall_store::sqlite_url(&data_dir.join("certhall.db")),
         };
-        let idle_minutes = serve.session_idle_minutes.or(file.session_idle_minutes).unwrap_or(30);
+        let idle_minutes = serve
+            .session_idle_minutes
+            .or(file.session_idle_minutes)
+            .unwrap_or(30);
         if !(1..=24 * 60).contains(&idle_minutes) {
             bail!("session idle timeout must be between 1 and 1440 minutes, got {idle_minutes}");
         }
-        let log_format = common.log_format.clone().or(file.log_format).unwrap_or_else(|| "text".into());
+        let log_format = common
+            .log_format
+            .clone()
+            .or(file.log_format)
+            .unwrap_or_else(|| "text".into());
         let json_logs = match log_format.as_str() {
             "text" => false,
             "json" => true,
@@ -174,8 +184,14 @@ impl RuntimeConfig {
                 .unwrap_or_else(|| data_dir.join("secret.key")),
             data_dir,
             database_url,
-            secure_cookies: serve.secure_cookies.or(file.secure_cookies).unwrap_or(false),
-            trust_forwarded_for: serve.trust_forwarded_for.or(file.trust_forwarded_for).unwrap_or(false),
+            secure_cookies: serve
+                .secure_cookies
+                .or(file.secure_cookies)
+                .unwrap_or(false),
+            trust_forwarded_for: serve
+                .trust_forwarded_for
+                .or(file.trust_forwarded_for)
+                .unwrap_or(false),
             session_idle: Duration::from_secs(idle_minutes * 60),
             json_logs,
             sms: file.sms.unwrap_or(SmsConfig::Demo),
@@ -191,7 +207,8 @@ impl RuntimeConfig {
 /// Reads the server secret, creating it (random, mode 0600) on first start.
 pub fn load_or_create_secret(path: &Path) -> anyhow::Result<ServerSecret> {
     if path.exists() {
-        let bytes = std::fs::read(path).with_context(|| format!("cannot read secret key {}", path.display()))?;
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read secret key {}", path.display()))?;
         if bytes.len() < 32 {
             bail!("secret key {} is shorter than 32 bytes", path.display());
         }
@@ -203,7 +220,8 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<ServerSecret> {
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
     let text = hex::encode(bytes);
-    write_private(path, text.as_bytes()).with_context(|| format!("cannot write secret key {}", path.display()))?;
+    write_private(path, text.as_bytes())
+        .with_context(|| format!("cannot write secret key {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new server secret key");
     Ok(ServerSecret::new(text.into_bytes()))
 }
@@ -212,7 +230,11 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<ServerSecret> {
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(data)
 }
 
@@ -231,7 +253,11 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert!(c.uses_sqlite());
-        assert!(c.database_url.ends_with("data/certhall.db?mode=rwc"), "{}", c.database_url);
+        assert!(
+            c.database_url.ends_with("data/certhall.db?mode=rwc"),
+            "{}",
+            c.database_url
+        );
         assert_eq!(c.session_idle, Duration::from_secs(1800));
         assert!(matches!(c.sms, SmsConfig::Demo));
     }
@@ -245,12 +271,18 @@ mod tests {
             "listen = \"0.0.0.0:9000\"\nsession_idle_minutes = 15\ndatabase_url = \"postgres://u:pw@db/x\"\n",
         )
         .unwrap();
-        let common = CommonArgs { config: Some(path.clone()), ..Default::default() };
+        let common = CommonArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
         let c = RuntimeConfig::resolve(&common, &ServeArgs::default()).unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.session_idle, Duration::from_secs(900));
         assert!(!format!("{c:?}").contains("pw"), "password masked in Debug");
-        let flags = ServeArgs { listen: Some("127.0.0.1:1234".into()), ..Default::default() };
+        let flags = ServeArgs {
+            listen: Some("127.0.0.1:1234".into()),
+            ..Default::default()
+        };
         let c = RuntimeConfig::resolve(&common, &flags).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:1234");
     }
@@ -260,10 +292,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "lisen = \"x\"\n").unwrap();
-        let common = CommonArgs { config: Some(path), ..Default::default() };
+        let common = CommonArgs {
+            config: Some(path),
+            ..Default::default()
+        };
         let err = RuntimeConfig::resolve(&common, &ServeArgs::default()).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
-        let bad = ServeArgs { listen: Some("localhost".into()), ..Default::default() };
+        let bad = ServeArgs {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        };
         assert!(RuntimeConfig::resolve(&CommonArgs::default(), &bad).is_err());
     }
 

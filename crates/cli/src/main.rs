@@ -72,7 +72,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let json_logs = cli.common.log_format.as_deref() == Some("json");
     init_logging(json_logs);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("certhall: cannot start the async runtime: {e}");
@@ -91,7 +94,9 @@ fn main() -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -137,12 +142,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn open_store(config: &RuntimeConfig) -> anyhow::Result<Store> {
     if config.uses_sqlite() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
     }
     let store = Store::connect(&config.database_url)
         .await
-        .with_context(|| format!("cannot open database {}", certhall_store::redact_url(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "cannot open database {}",
+                certhall_store::redact_url(&config.database_url)
+            )
+        })?;
     store.migrate().await.context("database migration failed")?;
     Ok(store)
 }
@@ -188,10 +199,13 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
     if demo {
         println!("演示模式：短信不会真实发送，验证码请在 http://{addr}/dev/outbox 查看。");
     }
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server failed")?;
     purge.abort();
     store.close().await;
     tracing::info!("CertHall stopped");

@@ -95,8 +95,18 @@ pub struct NewAuditEntry {
 
 impl NewAuditEntry {
     /// A new entry with the given details.
-    pub fn new(actor: Actor, ip: Option<String>, event: AuditEvent, data: serde_json::Value) -> Self {
-        Self { actor, ip, event, data }
+    pub fn new(
+        actor: Actor,
+        ip: Option<String>,
+        event: AuditEvent,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            actor,
+            ip,
+            event,
+            data,
+        }
     }
 }
 
@@ -163,7 +173,15 @@ impl AuditEntry {
         let actor = new.actor.to_string();
         let event = new.event.as_str().to_owned();
         let data = new.data.to_string();
-        let hash = entry_hash(&prev_hash, seq, at, &actor, new.ip.as_deref(), &event, &data);
+        let hash = entry_hash(
+            &prev_hash,
+            seq,
+            at,
+            &actor,
+            new.ip.as_deref(),
+            &event,
+            &data,
+        );
         Self {
             seq,
             at,
@@ -304,13 +322,32 @@ mod tests {
         rows[1].event = "logout".into();
         rows[1].hash = rows[1].recomputed_hash();
         let err = verify_chain(&rows).unwrap_err();
-        assert_eq!((err.seq, err.reason), (3, "does not link to the previous row"));
+        assert_eq!(
+            (err.seq, err.reason),
+            (3, "does not link to the previous row")
+        );
     }
 
     #[test]
     fn ip_absent_differs_from_empty() {
-        let a = entry_hash(GENESIS_HASH, 1, Timestamp::from_millis(0), "x", None, "e", "{}");
-        let b = entry_hash(GENESIS_HASH, 1, Timestamp::from_millis(0), "x", Some(""), "e", "{}");
+        let a = entry_hash(
+            GENESIS_HASH,
+            1,
+            Timestamp::from_millis(0),
+            "x",
+            None,
+            "e",
+            "{}",
+        );
+        let b = entry_hash(
+            GENESIS_HASH,
+            1,
+            Timestamp::from_millis(0),
+            "x",
+            Some(""),
+            "e",
+            "{}",
+        );
         assert_ne!(a, b);
     }
 }

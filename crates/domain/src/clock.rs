@@ -74,7 +74,8 @@ impl Timestamp {
     /// RFC 3339 in UTC, as the JSON API returns it.
     pub fn rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
-        let t = OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let t =
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     }
@@ -135,6 +136,9 @@ mod tests {
         assert_eq!(c.now().millis(), 1000);
         c.advance(Duration::from_secs(2));
         assert_eq!(c.now().millis(), 3000);
-        assert_eq!(c.now().since(Timestamp::from_millis(1000)), Duration::from_secs(2));
+        assert_eq!(
+            c.now().since(Timestamp::from_millis(1000)),
+            Duration::from_secs(2)
+        );
     }
 }

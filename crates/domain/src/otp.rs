@@ -103,7 +103,10 @@ impl LoginCode {
 /// hash copied to another phone's row does not match.
 pub fn hash_code(secret: &ServerSecret, phone: &Phone, code: &LoginCode) -> Vec<u8> {
     secret
-        .mac("login-code", &[phone.as_str().as_bytes(), code.as_str().as_bytes()])
+        .mac(
+            "login-code",
+            &[phone.as_str().as_bytes(), code.as_str().as_bytes()],
+        )
         .to_vec()
 }
 
@@ -205,13 +208,20 @@ mod tests {
             assert_eq!(c.as_str().len(), 6);
             assert!(c.as_str().bytes().all(|b| b.is_ascii_digit()));
         }
-        assert_eq!(format!("{:?}", LoginCode::parse("012345").unwrap()), "LoginCode(******)");
+        assert_eq!(
+            format!("{:?}", LoginCode::parse("012345").unwrap()),
+            "LoginCode(******)"
+        );
     }
 
     #[test]
     fn parse_refuses_non_codes() {
         for bad in ["", "12345", "1234567", "12345a", "１２３４５６"] {
-            assert_eq!(LoginCode::parse(bad), Err(Refusal::InvalidCodeFormat), "{bad}");
+            assert_eq!(
+                LoginCode::parse(bad),
+                Err(Refusal::InvalidCodeFormat),
+                "{bad}"
+            );
         }
         assert_eq!(LoginCode::parse(" 000123 ").unwrap().as_str(), "000123");
     }
@@ -273,7 +283,10 @@ mod tests {
             p.check_code(None, &right, T0),
             CodeDecision::Refuse(Refusal::CodeNotRequested)
         );
-        assert_eq!(p.check_code(Some(&issued), &right, at(secs(299))), CodeDecision::Accept);
+        assert_eq!(
+            p.check_code(Some(&issued), &right, at(secs(299))),
+            CodeDecision::Accept
+        );
         assert_eq!(
             p.check_code(Some(&issued), &right, at(secs(300))),
             CodeDecision::Refuse(Refusal::CodeExpired)
@@ -286,17 +299,26 @@ mod tests {
             p.check_code(Some(&issued), &other_phone, T0),
             CodeDecision::CountWrongTry(Refusal::CodeWrong { attempts_left: 4 })
         );
-        let fifth = IssuedCode { attempts: 4, ..issued.clone() };
+        let fifth = IssuedCode {
+            attempts: 4,
+            ..issued.clone()
+        };
         assert_eq!(
             p.check_code(Some(&fifth), &wrong, T0),
             CodeDecision::CountWrongTry(Refusal::CodeExhausted)
         );
-        let void = IssuedCode { attempts: 5, ..issued.clone() };
+        let void = IssuedCode {
+            attempts: 5,
+            ..issued.clone()
+        };
         assert_eq!(
             p.check_code(Some(&void), &right, T0),
             CodeDecision::Refuse(Refusal::CodeExhausted)
         );
-        let used = IssuedCode { consumed_at: Some(T0), ..issued };
+        let used = IssuedCode {
+            consumed_at: Some(T0),
+            ..issued
+        };
         assert_eq!(
             p.check_code(Some(&used), &right, T0),
             CodeDecision::Refuse(Refusal::CodeUsed)

@@ -78,7 +78,11 @@ mod tests {
             ("170-1234-5678", "17012345678"),
         ];
         for (input, want) in cases {
-            assert_eq!(Phone::parse(input).map(|p| p.0), Ok(want.to_owned()), "{input}");
+            assert_eq!(
+                Phone::parse(input).map(|p| p.0),
+                Ok(want.to_owned()),
+                "{input}"
+            );
         }
     }
 

@@ -141,9 +141,7 @@ impl Refusal {
             Self::ResendTooSoon { wait_secs } => {
                 format!("验证码已发送，请{wait_secs}秒后再重新获取。")
             }
-            Self::PhoneSendLimit => {
-                "该手机号在一小时内获取验证码次数过多，请稍后再试。".into()
-            }
+            Self::PhoneSendLimit => "该手机号在一小时内获取验证码次数过多，请稍后再试。".into(),
             Self::IpSendLimit => "您的网络在一小时内获取验证码次数过多，请稍后再试。".into(),
             Self::CodeNotRequested => "请先获取短信验证码。".into(),
             Self::CodeWrong { attempts_left } => {

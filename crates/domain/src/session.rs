@@ -54,7 +54,12 @@ pub enum SessionStatus {
 
 impl SessionPolicy {
     /// Checks a session created at `created_at`, last seen at `last_seen_at`.
-    pub fn status(&self, created_at: Timestamp, last_seen_at: Timestamp, now: Timestamp) -> SessionStatus {
+    pub fn status(
+        &self,
+        created_at: Timestamp,
+        last_seen_at: Timestamp,
+        now: Timestamp,
+    ) -> SessionStatus {
         if now.since(last_seen_at) >= self.idle_timeout
             || now.since(created_at) >= self.absolute_lifetime
         {
@@ -87,7 +92,9 @@ impl SessionToken {
 
     /// Accepts a token presented by a client if it has the right shape.
     pub fn from_client(s: &str) -> Option<Self> {
-        let ok = s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = s.len() == 43
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         ok.then(|| Self(s.to_owned()))
     }
 
@@ -133,10 +140,16 @@ mod tests {
         let p = SessionPolicy::default();
         let min = |m: u64| Duration::from_secs(m * 60);
         assert_eq!(p.status(T0, T0, T0), SessionStatus::Active { touch: false });
-        assert_eq!(p.status(T0, T0, T0.plus(min(2))), SessionStatus::Active { touch: true });
+        assert_eq!(
+            p.status(T0, T0, T0.plus(min(2))),
+            SessionStatus::Active { touch: true }
+        );
         assert_eq!(p.status(T0, T0, T0.plus(min(30))), SessionStatus::Expired);
         let active_all_day = T0.plus(min(12 * 60 - 1));
-        assert_eq!(p.status(T0, active_all_day, T0.plus(min(12 * 60))), SessionStatus::Expired);
+        assert_eq!(
+            p.status(T0, active_all_day, T0.plus(min(12 * 60))),
+            SessionStatus::Expired
+        );
     }
 
     #[test]

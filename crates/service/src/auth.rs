@@ -60,7 +60,9 @@ impl Services {
 
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::Phone(phone.as_str())).await?;
-        let history = login_codes::send_history(&mut tx, &phone, meta.ip.as_deref(), now.minus(RATE_WINDOW)).await?;
+        let history =
+            login_codes::send_history(&mut tx, &phone, meta.ip.as_deref(), now.minus(RATE_WINDOW))
+                .await?;
         if let Err(r) = self.otp.check_send(&history, now) {
             drop(tx);
             return self.refuse_send(r, Some(&phone), meta).await;
@@ -110,7 +112,12 @@ impl Services {
         })
     }
 
-    async fn refuse_send<T>(&self, r: Refusal, phone: Option<&Phone>, meta: &RequestMeta) -> Result<T> {
+    async fn refuse_send<T>(
+        &self,
+        r: Refusal,
+        phone: Option<&Phone>,
+        meta: &RequestMeta,
+    ) -> Result<T> {
         self.audit_alone(certhall_domain::audit::NewAuditEntry::new(
             Actor::Anonymous,
             meta.ip.clone(),
@@ -131,7 +138,8 @@ impl Services {
         replacing: Option<&SessionToken>,
         meta: &RequestMeta,
     ) -> Result<LoggedIn> {
-        let parsed = Phone::parse(phone_input).and_then(|p| LoginCode::parse(code_input).map(|c| (p, c)));
+        let parsed =
+            Phone::parse(phone_input).and_then(|p| LoginCode::parse(code_input).map(|c| (p, c)));
         let (phone, code) = match parsed {
             Ok(v) => v,
             Err(r) => {
@@ -151,30 +159,33 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::Phone(phone.as_str())).await?;
         let latest = login_codes::latest(&mut tx, &phone).await?;
-        let decision = self.otp.check_code(latest.as_ref().map(|(_, c)| c), &presented, now);
+        let decision = self
+            .otp
+            .check_code(latest.as_ref().map(|(_, c)| c), &presented, now);
         let failed = |reason: &Refusal| json!({ "phone": phone.masked(), "reason": reason.code() });
         match (decision, latest) {
             (CodeDecision::Accept, Some((code_id, issued))) => {
                 if !login_codes::consume(&mut tx, code_id, issued.attempts, now).await? {
                     return Err(Refusal::CodeUsed.into());
                 }
-                let (account_id, new_account) = match accounts::find_by_phone(&mut tx, &phone).await? {
-                    Some(a) => (a.id, false),
-                    None => {
-                        let id = accounts::create(&mut tx, &phone, now).await?;
-                        messages::insert(&mut tx, id, &NewMessage::welcome(), now).await?;
-                        append_audit(
-                            &mut tx,
-                            self.clock.as_ref(),
-                            Actor::Account(id),
-                            meta,
-                            AuditEvent::AccountCreated,
-                            json!({ "phone": phone.masked() }),
-                        )
-                        .await?;
-                        (id, true)
-                    }
-                };
+                let (account_id, new_account) =
+                    match accounts::find_by_phone(&mut tx, &phone).await? {
+                        Some(a) => (a.id, false),
+                        None => {
+                            let id = accounts::create(&mut tx, &phone, now).await?;
+                            messages::insert(&mut tx, id, &NewMessage::welcome(), now).await?;
+                            append_audit(
+                                &mut tx,
+                                self.clock.as_ref(),
+                                Actor::Account(id),
+                                meta,
+                                AuditEvent::AccountCreated,
+                                json!({ "phone": phone.masked() }),
+                            )
+                            .await?;
+                            (id, true)
+                        }
+                    };
                 if let Some(old) = replacing {
                     sessions::delete(&mut tx, &old.storage_key()).await?;
                 }
@@ -215,14 +226,28 @@ impl Services {
             (CodeDecision::CountWrongTry(r), Some((code_id, issued))) => {
                 // A concurrent try may have counted first; the refusal stands.
                 login_codes::count_wrong_try(&mut tx, code_id, issued.attempts).await?;
-                append_audit(&mut tx, self.clock.as_ref(), Actor::Anonymous, meta, AuditEvent::LoginFailed, failed(&r))
-                    .await?;
+                append_audit(
+                    &mut tx,
+                    self.clock.as_ref(),
+                    Actor::Anonymous,
+                    meta,
+                    AuditEvent::LoginFailed,
+                    failed(&r),
+                )
+                .await?;
                 tx.commit().await?;
                 Err(r.into())
             }
             (CodeDecision::Refuse(r), _) | (CodeDecision::CountWrongTry(r), None) => {
-                append_audit(&mut tx, self.clock.as_ref(), Actor::Anonymous, meta, AuditEvent::LoginFailed, failed(&r))
-                    .await?;
+                append_audit(
+                    &mut tx,
+                    self.clock.as_ref(),
+                    Actor::Anonymous,
+                    meta,
+                    AuditEvent::LoginFailed,
+                    failed(&r),
+                )
+                .await?;
                 tx.commit().await?;
                 Err(r.into())
             }
@@ -237,7 +262,10 @@ impl Services {
             return Err(Refusal::NotLoggedIn.into());
         };
         let now = self.clock.now();
-        match self.sessions.status(view.created_at, view.last_seen_at, now) {
+        match self
+            .sessions
+            .status(view.created_at, view.last_seen_at, now)
+        {
             SessionStatus::Expired => {
                 sessions::delete_expired(&self.store, &key).await?;
                 Err(Refusal::SessionExpired.into())

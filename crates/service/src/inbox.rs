@@ -28,7 +28,12 @@ pub struct MessagePage {
 
 impl Services {
     /// Page `page` (from 1) of the account's messages, `per_page` a page.
-    pub async fn messages(&self, account: AccountId, page: u32, per_page: u32) -> Result<MessagePage> {
+    pub async fn messages(
+        &self,
+        account: AccountId,
+        page: u32,
+        per_page: u32,
+    ) -> Result<MessagePage> {
         let per_page = per_page.clamp(1, 100);
         let (total, unread) = messages::counts(&self.store, account).await?;
         let pages = total.div_ceil(per_page).max(1);
@@ -45,7 +50,12 @@ impl Services {
 
     /// Marks one of the account's messages read. Marking a read message
     /// again is fine; someone else's message is "not found".
-    pub async fn mark_message_read(&self, account: AccountId, id: MessageId, meta: &RequestMeta) -> Result<()> {
+    pub async fn mark_message_read(
+        &self,
+        account: AccountId,
+        id: MessageId,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         let mut tx = self.store.begin_write().await?;
         match messages::state(&mut tx, account, id).await? {
             None => Err(Refusal::MessageNotFound.into()),
@@ -68,7 +78,11 @@ impl Services {
     }
 
     /// Marks all the account's messages read; returns how many changed.
-    pub async fn mark_all_messages_read(&self, account: AccountId, meta: &RequestMeta) -> Result<u64> {
+    pub async fn mark_all_messages_read(
+        &self,
+        account: AccountId,
+        meta: &RequestMeta,
+    ) -> Result<u64> {
         let mut tx = self.store.begin_write().await?;
         let n = messages::mark_all_read(&mut tx, account, self.clock.now()).await?;
         if n > 0 {

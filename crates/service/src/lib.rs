@@ -79,7 +79,12 @@ impl Services {
     }
 
     /// Records that a browser form was refused for its CSRF token.
-    pub async fn record_csrf_rejection(&self, actor: Actor, path: &str, meta: &RequestMeta) -> Result<()> {
+    pub async fn record_csrf_rejection(
+        &self,
+        actor: Actor,
+        path: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         self.audit_alone(NewAuditEntry::new(
             actor,
             meta.ip.clone(),
@@ -98,6 +103,11 @@ pub(crate) async fn append_audit(
     event: AuditEvent,
     data: serde_json::Value,
 ) -> Result<()> {
-    audit::append(tx, clock.now(), &NewAuditEntry::new(actor, meta.ip.clone(), event, data)).await?;
+    audit::append(
+        tx,
+        clock.now(),
+        &NewAuditEntry::new(actor, meta.ip.clone(), event, data),
+    )
+    .await?;
     Ok(())
 }

@@ -18,7 +18,12 @@ pub struct InboundOutcome {
 
 impl Services {
     /// Receives an SMS from `from_input` with text `body`.
-    pub async fn receive_sms(&self, from_input: &str, body: &str, meta: &RequestMeta) -> Result<InboundOutcome> {
+    pub async fn receive_sms(
+        &self,
+        from_input: &str,
+        body: &str,
+        meta: &RequestMeta,
+    ) -> Result<InboundOutcome> {
         let from = Phone::parse(from_input)?;
         let body: String = body.trim().chars().take(500).collect();
         if body.is_empty() {

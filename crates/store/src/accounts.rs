@@ -10,7 +10,8 @@ fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
     let phone: String = row.try_get("phone")?;
     Ok(Account {
         id: AccountId(row.try_get("id")?),
-        phone: Phone::parse(&phone).map_err(|_| StoreError::Corrupt(format!("account phone {phone:?}")))?,
+        phone: Phone::parse(&phone)
+            .map_err(|_| StoreError::Corrupt(format!("account phone {phone:?}")))?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
     })
 }
@@ -26,11 +27,12 @@ pub async fn find_by_phone(tx: &mut WriteTx, phone: &Phone) -> Result<Option<Acc
 
 /// Creates an account for `phone`.
 pub async fn create(tx: &mut WriteTx, phone: &Phone, now: Timestamp) -> Result<AccountId> {
-    let id: i64 = sqlx::query_scalar("INSERT INTO accounts (phone, created_at) VALUES ($1, $2) RETURNING id")
-        .bind(phone.as_str())
-        .bind(now.millis())
-        .fetch_one(tx.conn())
-        .await?;
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO accounts (phone, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(phone.as_str())
+            .bind(now.millis())
+            .fetch_one(tx.conn())
+            .await?;
     Ok(AccountId(id))
 }
 

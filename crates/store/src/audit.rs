@@ -15,7 +15,10 @@ pub async fn append(tx: &mut WriteTx, now: Timestamp, new: &NewAuditEntry) -> Re
         .fetch_optional(tx.conn())
         .await?;
     let head = match head {
-        Some(row) => Some((row.try_get::<String, _>("hash")?, row.try_get::<i64, _>("seq")?)),
+        Some(row) => Some((
+            row.try_get::<String, _>("hash")?,
+            row.try_get::<i64, _>("seq")?,
+        )),
         None => None,
     };
     let entry = AuditEntry::seal(head.as_ref().map(|(h, s)| (h.as_str(), *s)), now, new);

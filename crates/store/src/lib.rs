@@ -247,6 +247,13 @@ impl WriteTx {
     }
 }
 
+/// Executes one SQL statement inside a write transaction. For operators'
+/// tools and tests (e.g. proving that the audit check notices an edited
+/// row); application code uses the typed functions of the submodules.
+pub async fn raw_execute(tx: &mut WriteTx, sql: &str) -> Result<u64> {
+    Ok(sqlx::query(sql).execute(tx.conn()).await?.rows_affected())
+}
+
 pub(crate) fn u32_from(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }
@@ -262,6 +269,9 @@ mod tests {
             "postgres://app:***@db:5432/certhall"
         );
         assert_eq!(redact_url("postgres://app@db/x"), "postgres://app@db/x");
-        assert_eq!(redact_url("sqlite://./data/certhall.db"), "sqlite://./data/certhall.db");
+        assert_eq!(
+            redact_url("sqlite://./data/certhall.db"),
+            "sqlite://./data/certhall.db"
+        );
     }
 }

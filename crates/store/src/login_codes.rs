@@ -109,7 +109,12 @@ pub async fn count_wrong_try(tx: &mut WriteTx, id: i64, attempts_seen: u32) -> R
 
 /// Marks the code used, if it still is unused with the attempts seen
 /// (compare-and-swap). Returns false when it was used or changed meanwhile.
-pub async fn consume(tx: &mut WriteTx, id: i64, attempts_seen: u32, now: Timestamp) -> Result<bool> {
+pub async fn consume(
+    tx: &mut WriteTx,
+    id: i64,
+    attempts_seen: u32,
+    now: Timestamp,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE login_codes SET consumed_at = $3 \
          WHERE id = $1 AND attempts = $2 AND consumed_at IS NULL",

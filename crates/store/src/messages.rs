@@ -12,7 +12,8 @@ fn message_from_row(row: &sqlx::any::AnyRow) -> Result<Message> {
     Ok(Message {
         id: MessageId(row.try_get("id")?),
         account_id: AccountId(row.try_get("account_id")?),
-        kind: MessageKind::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("message kind {kind:?}")))?,
+        kind: MessageKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("message kind {kind:?}")))?,
         title: row.try_get("title")?,
         body: row.try_get("body")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
@@ -21,7 +22,12 @@ fn message_from_row(row: &sqlx::any::AnyRow) -> Result<Message> {
 }
 
 /// Delivers a message to an account.
-pub async fn insert(tx: &mut WriteTx, account: AccountId, m: &NewMessage, now: Timestamp) -> Result<MessageId> {
+pub async fn insert(
+    tx: &mut WriteTx,
+    account: AccountId,
+    m: &NewMessage,
+    now: Timestamp,
+) -> Result<MessageId> {
     let id = sqlx::query_scalar(
         "INSERT INTO messages (account_id, kind, title, body, created_at) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -37,7 +43,12 @@ pub async fn insert(tx: &mut WriteTx, account: AccountId, m: &NewMessage, now: T
 }
 
 /// A page of an account's messages, newest first.
-pub async fn list(store: &Store, account: AccountId, limit: u32, offset: u32) -> Result<Vec<Message>> {
+pub async fn list(
+    store: &Store,
+    account: AccountId,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Message>> {
     let rows = sqlx::query(
         "SELECT id, account_id, kind, title, body, created_at, read_at FROM messages \
          WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
@@ -60,7 +71,10 @@ pub async fn counts(store: &Store, account: AccountId) -> Result<(u32, u32)> {
     .bind(account.0)
     .fetch_one(store.pool())
     .await?;
-    Ok((u32_from(row.try_get("total")?), u32_from(row.try_get("unread")?)))
+    Ok((
+        u32_from(row.try_get("total")?),
+        u32_from(row.try_get("unread")?),
+    ))
 }
 
 /// Whether the account has this message, and whether it is unread.
@@ -75,7 +89,12 @@ pub async fn state(tx: &mut WriteTx, account: AccountId, id: MessageId) -> Resul
 }
 
 /// Marks one of the account's messages read; returns whether it changed.
-pub async fn mark_read(tx: &mut WriteTx, account: AccountId, id: MessageId, now: Timestamp) -> Result<bool> {
+pub async fn mark_read(
+    tx: &mut WriteTx,
+    account: AccountId,
+    id: MessageId,
+    now: Timestamp,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE messages SET read_at = $3 WHERE id = $1 AND account_id = $2 AND read_at IS NULL",
     )
@@ -89,10 +108,11 @@ pub async fn mark_read(tx: &mut WriteTx, account: AccountId, id: MessageId, now:
 
 /// Marks all the account's messages read; returns how many changed.
 pub async fn mark_all_read(tx: &mut WriteTx, account: AccountId, now: Timestamp) -> Result<u64> {
-    let done = sqlx::query("UPDATE messages SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL")
-        .bind(account.0)
-        .bind(now.millis())
-        .execute(tx.conn())
-        .await?;
+    let done =
+        sqlx::query("UPDATE messages SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL")
+            .bind(account.0)
+            .bind(now.millis())
+            .execute(tx.conn())
+            .await?;
     Ok(done.rows_affected())
 }

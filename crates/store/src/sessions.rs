@@ -68,7 +68,10 @@ pub async fn create(tx: &mut WriteTx, s: &NewSession<'_>, now: Timestamp) -> Res
     .bind(s.kind.as_str())
     .bind(now.millis())
     .bind(s.ip.map(str::to_owned))
-    .bind(s.user_agent.map(|ua| ua.chars().take(200).collect::<String>()))
+    .bind(
+        s.user_agent
+            .map(|ua| ua.chars().take(200).collect::<String>()),
+    )
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -126,7 +129,11 @@ pub async fn delete_expired(store: &Store, key: &str) -> Result<()> {
 
 /// Deletes sessions idle since before `idle_before` or created before
 /// `created_before`; returns how many.
-pub async fn purge(store: &Store, idle_before: Timestamp, created_before: Timestamp) -> Result<u64> {
+pub async fn purge(
+    store: &Store,
+    idle_before: Timestamp,
+    created_before: Timestamp,
+) -> Result<u64> {
     let done = sqlx::query("DELETE FROM sessions WHERE last_seen_at < $1 OR created_at < $2")
         .bind(idle_before.millis())
         .bind(created_before.millis())

@@ -33,18 +33,24 @@ pub struct InboundEntry {
 
 /// Puts a message in the outbox.
 pub async fn outbox_insert(store: &Store, e: &OutboxEntry) -> Result<()> {
-    sqlx::query("INSERT INTO sms_outbox (to_phone, template, body, sent_at) VALUES ($1, $2, $3, $4)")
-        .bind(e.to.as_str())
-        .bind(e.template.as_str())
-        .bind(e.body.as_str())
-        .bind(e.sent_at.millis())
-        .execute(store.pool())
-        .await?;
+    sqlx::query(
+        "INSERT INTO sms_outbox (to_phone, template, body, sent_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(e.to.as_str())
+    .bind(e.template.as_str())
+    .bind(e.body.as_str())
+    .bind(e.sent_at.millis())
+    .execute(store.pool())
+    .await?;
     Ok(())
 }
 
 /// The latest `limit` outbox messages, newest first, optionally to one phone.
-pub async fn outbox_recent(store: &Store, to: Option<&str>, limit: u32) -> Result<Vec<OutboxEntry>> {
+pub async fn outbox_recent(
+    store: &Store,
+    to: Option<&str>,
+    limit: u32,
+) -> Result<Vec<OutboxEntry>> {
     let rows = sqlx::query(
         "SELECT to_phone, template, body, sent_at FROM sms_outbox \
          WHERE ($1 IS NULL OR to_phone = $1) ORDER BY id DESC LIMIT $2",
@@ -67,13 +73,15 @@ pub async fn outbox_recent(store: &Store, to: Option<&str>, limit: u32) -> Resul
 
 /// Records an inbound message.
 pub async fn inbound_insert(tx: &mut WriteTx, e: &InboundEntry) -> Result<()> {
-    sqlx::query("INSERT INTO sms_inbound (from_phone, body, received_at, outcome) VALUES ($1, $2, $3, $4)")
-        .bind(e.from.as_str())
-        .bind(e.body.as_str())
-        .bind(e.received_at.millis())
-        .bind(e.outcome.as_str())
-        .execute(tx.conn())
-        .await?;
+    sqlx::query(
+        "INSERT INTO sms_inbound (from_phone, body, received_at, outcome) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(e.from.as_str())
+    .bind(e.body.as_str())
+    .bind(e.received_at.millis())
+    .bind(e.outcome.as_str())
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 

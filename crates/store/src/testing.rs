@@ -130,5 +130,7 @@ impl Drop for TestDatabase {
 }
 
 fn tokio_rt() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }

@@ -1,5 +1,7 @@
 //! Storage tests, run on SQLite and (when configured, always in CI) PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use certhall_domain::audit::{verify_chain, Actor, AuditEvent, NewAuditEntry};
 use certhall_domain::message::NewMessage;
 use certhall_domain::{Phone, Timestamp};
@@ -17,7 +19,10 @@ fn phone() -> Phone {
 async fn runs_on_both_backends() {
     let dbs = TestDatabase::each().await.unwrap();
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        assert!(dbs.iter().any(|d| d.backend() == Backend::Postgres), "CI must run PostgreSQL");
+        assert!(
+            dbs.iter().any(|d| d.backend() == Backend::Postgres),
+            "CI must run PostgreSQL"
+        );
     }
     for db in dbs {
         let name = db.backend().name();
@@ -32,10 +37,18 @@ async fn runs_on_both_backends() {
 async fn accounts_sessions_messages(db: &TestDatabase) {
     let s = &db.store;
     let mut tx = s.begin_write().await.unwrap();
-    assert!(accounts::find_by_phone(&mut tx, &phone()).await.unwrap().is_none());
+    assert!(accounts::find_by_phone(&mut tx, &phone())
+        .await
+        .unwrap()
+        .is_none());
     let id = accounts::create(&mut tx, &phone(), T0).await.unwrap();
-    messages::insert(&mut tx, id, &NewMessage::welcome(), T0).await.unwrap();
-    let second = NewMessage { title: "第二条".into(), ..NewMessage::welcome() };
+    messages::insert(&mut tx, id, &NewMessage::welcome(), T0)
+        .await
+        .unwrap();
+    let second = NewMessage {
+        title: "第二条".into(),
+        ..NewMessage::welcome()
+    };
     let m2 = messages::insert(&mut tx, id, &second, T0).await.unwrap();
     sessions::create(
         &mut tx,
@@ -70,7 +83,10 @@ async fn accounts_sessions_messages(db: &TestDatabase) {
 
     let mut tx = s.begin_write().await.unwrap();
     assert!(messages::mark_read(&mut tx, id, m2, T0).await.unwrap());
-    assert!(!messages::mark_read(&mut tx, id, m2, T0).await.unwrap(), "already read");
+    assert!(
+        !messages::mark_read(&mut tx, id, m2, T0).await.unwrap(),
+        "already read"
+    );
     tx.commit().await.unwrap();
     assert_eq!(messages::counts(s, id).await.unwrap(), (2, 1));
     let mut tx = s.begin_write().await.unwrap();
@@ -78,9 +94,14 @@ async fn accounts_sessions_messages(db: &TestDatabase) {
     tx.commit().await.unwrap();
     assert_eq!(messages::counts(s, id).await.unwrap(), (2, 0));
 
-    sessions::touch(s, "k1", T0.plus(std::time::Duration::from_secs(90))).await.unwrap();
+    sessions::touch(s, "k1", T0.plus(std::time::Duration::from_secs(90)))
+        .await
+        .unwrap();
     let view = sessions::view(s, "k1").await.unwrap().unwrap();
-    assert_eq!(view.last_seen_at, T0.plus(std::time::Duration::from_secs(90)));
+    assert_eq!(
+        view.last_seen_at,
+        T0.plus(std::time::Duration::from_secs(90))
+    );
     let mut tx = s.begin_write().await.unwrap();
     assert!(sessions::delete(&mut tx, "k1").await.unwrap());
     tx.commit().await.unwrap();
@@ -92,24 +113,62 @@ async fn login_code_compare_and_swap(db: &TestDatabase) {
     let p = Phone::parse("13900139000").unwrap();
     let mut tx = s.begin_write().await.unwrap();
     tx.lock(LockKey::Phone(p.as_str())).await.unwrap();
-    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), T0).await.unwrap();
-    assert_eq!((h.last_sent_to_phone, h.sent_to_phone_in_window, h.sent_from_ip_in_window), (None, 0, 0));
-    let id = login_codes::insert(&mut tx, &p, b"hash", Some("10.0.0.1"), T0).await.unwrap();
+    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            h.last_sent_to_phone,
+            h.sent_to_phone_in_window,
+            h.sent_from_ip_in_window
+        ),
+        (None, 0, 0)
+    );
+    let id = login_codes::insert(&mut tx, &p, b"hash", Some("10.0.0.1"), T0)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = s.begin_write().await.unwrap();
-    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), T0).await.unwrap();
-    assert_eq!((h.last_sent_to_phone, h.sent_to_phone_in_window, h.sent_from_ip_in_window), (Some(T0), 1, 1));
+    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            h.last_sent_to_phone,
+            h.sent_to_phone_in_window,
+            h.sent_from_ip_in_window
+        ),
+        (Some(T0), 1, 1)
+    );
     let later = T0.plus(std::time::Duration::from_secs(1));
-    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), later).await.unwrap();
-    assert_eq!((h.sent_to_phone_in_window, h.sent_from_ip_in_window), (0, 0), "outside window");
+    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), later)
+        .await
+        .unwrap();
+    assert_eq!(
+        (h.sent_to_phone_in_window, h.sent_from_ip_in_window),
+        (0, 0),
+        "outside window"
+    );
     let (lid, issued) = login_codes::latest(&mut tx, &p).await.unwrap().unwrap();
-    assert_eq!((lid, issued.code_hash.as_slice(), issued.attempts), (id, &b"hash"[..], 0));
+    assert_eq!(
+        (lid, issued.code_hash.as_slice(), issued.attempts),
+        (id, &b"hash"[..], 0)
+    );
     assert!(login_codes::count_wrong_try(&mut tx, id, 0).await.unwrap());
-    assert!(!login_codes::count_wrong_try(&mut tx, id, 0).await.unwrap(), "stale attempts");
-    assert!(!login_codes::consume(&mut tx, id, 0, T0).await.unwrap(), "stale attempts");
+    assert!(
+        !login_codes::count_wrong_try(&mut tx, id, 0).await.unwrap(),
+        "stale attempts"
+    );
+    assert!(
+        !login_codes::consume(&mut tx, id, 0, T0).await.unwrap(),
+        "stale attempts"
+    );
     assert!(login_codes::consume(&mut tx, id, 1, T0).await.unwrap());
-    assert!(!login_codes::consume(&mut tx, id, 1, T0).await.unwrap(), "single use");
+    assert!(
+        !login_codes::consume(&mut tx, id, 1, T0).await.unwrap(),
+        "single use"
+    );
     tx.commit().await.unwrap();
 }
 
@@ -133,7 +192,10 @@ async fn audit_chain_appends_and_verifies(db: &TestDatabase) {
     assert_eq!(rows.len(), 8);
     assert_eq!(verify_chain(&rows), Ok(8));
     let recent = audit::recent(s, Some("logout"), 3).await.unwrap();
-    assert_eq!(recent.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![8, 7, 6]);
+    assert_eq!(
+        recent.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![8, 7, 6]
+    );
 }
 
 async fn migrations_are_idempotent(db: &TestDatabase) {
@@ -142,6 +204,8 @@ async fn migrations_are_idempotent(db: &TestDatabase) {
 
 #[tokio::test]
 async fn refuses_unknown_url_scheme() {
-    let err = certhall_store::Store::connect("mysql://root@localhost/x").await.unwrap_err();
+    let err = certhall_store::Store::connect("mysql://root@localhost/x")
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("unsupported"), "{err}");
 }

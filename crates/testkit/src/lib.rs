@@ -46,7 +46,10 @@ impl TestApp {
 
     /// On a fresh PostgreSQL schema, or `None` when PostgreSQL is skipped.
     pub async fn postgres() -> Option<Self> {
-        TestDatabase::postgres().await.expect("postgres test database").map(Self::on)
+        TestDatabase::postgres()
+            .await
+            .expect("postgres test database")
+            .map(Self::on)
     }
 
     /// SQLite, then PostgreSQL when configured (always under `CI=true`).
@@ -92,11 +95,17 @@ impl TestApp {
     /// Serves the app on 127.0.0.1 with a free port until the returned
     /// server is dropped.
     pub async fn serve(&self) -> RunningServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = self.router.clone();
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await;
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
         RunningServer { addr, task }
     }

@@ -2,6 +2,8 @@
 //! PostgreSQL: every refusal of the login flow, sessions, CSRF, messages,
 //! the audit trail and the operations endpoints.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -34,7 +36,10 @@ impl Reply {
         self.json()["code"].as_str().unwrap_or_default().to_owned()
     }
     fn location(&self) -> &str {
-        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok()).unwrap_or_default()
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
     }
     fn csrf(&self) -> String {
         let marker = "name=\"_csrf\" value=\"";
@@ -45,16 +50,35 @@ impl Reply {
 
 impl<'a> Client<'a> {
     fn new(app: &'a TestApp, ip: &str) -> Self {
-        Self { app, ip: ip.to_owned(), cookies: BTreeMap::new(), bearer: None }
+        Self {
+            app,
+            ip: ip.to_owned(),
+            cookies: BTreeMap::new(),
+            bearer: None,
+        }
     }
 
-    async fn send(&mut self, method: Method, path: &str, content_type: Option<&str>, body: String, extra: &[(&str, String)]) -> Reply {
-        let mut req = Request::builder().method(method).uri(path).header("x-forwarded-for", &self.ip);
+    async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: String,
+        extra: &[(&str, String)],
+    ) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-forwarded-for", &self.ip);
         if let Some(ct) = content_type {
             req = req.header(header::CONTENT_TYPE, ct);
         }
         if !self.cookies.is_empty() {
-            let c: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let c: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             req = req.header(header::COOKIE, c.join("; "));
         }
         if let Some(t) = &self.bearer {
@@ -63,7 +87,13 @@ impl<'a> Client<'a> {
         for (k, v) in extra {
             req = req.header(*k, v);
         }
-        let res = self.app.router.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+        let res = self
+            .app
+            .router
+            .clone()
+            .oneshot(req.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
         for sc in res.headers().get_all(header::SET_COOKIE) {
             let sc = sc.to_str().unwrap();
             let pair = sc.split(';').next().unwrap();
@@ -76,8 +106,14 @@ impl<'a> Client<'a> {
         }
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
-        Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
     }
 
     async fn get(&mut self, path: &str) -> Reply {
@@ -85,20 +121,41 @@ impl<'a> Client<'a> {
     }
 
     async fn post_json(&mut self, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, Some("application/json"), body.to_string(), &[]).await
+        self.send(
+            Method::POST,
+            path,
+            Some("application/json"),
+            body.to_string(),
+            &[],
+        )
+        .await
     }
 
     async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
         let body = serde_urlencoded::to_string(fields).unwrap();
-        self.send(Method::POST, path, Some("application/x-www-form-urlencoded"), body, &[]).await
+        self.send(
+            Method::POST,
+            path,
+            Some("application/x-www-form-urlencoded"),
+            body,
+            &[],
+        )
+        .await
     }
 
     /// Logs in through the API and keeps the bearer token.
     async fn api_login(&mut self, phone: &str) -> Value {
-        let r = self.post_json("/api/v1/auth/sms/send", json!({ "phone": phone })).await;
+        let r = self
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": phone }))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let code = self.app.latest_code(phone).await.unwrap();
-        let r = self.post_json("/api/v1/auth/sms/verify", json!({ "phone": phone, "code": code })).await;
+        let r = self
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": phone, "code": code }),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.body);
         let v = r.json();
         self.bearer = Some(v["token"].as_str().unwrap().to_owned());
@@ -109,12 +166,31 @@ impl<'a> Client<'a> {
     async fn page_login(&mut self, phone: &str) {
         let page = self.get("/login").await;
         // Already logged in: /login redirects home; any page carries the token.
-        let page = if page.status == StatusCode::SEE_OTHER { self.get(page.location()).await } else { page };
+        let page = if page.status == StatusCode::SEE_OTHER {
+            self.get(page.location()).await
+        } else {
+            page
+        };
         let csrf = page.csrf();
-        let r = self.post_form("/login/code", &[("_csrf", &csrf), ("phone", phone), ("next", "/")]).await;
+        let r = self
+            .post_form(
+                "/login/code",
+                &[("_csrf", &csrf), ("phone", phone), ("next", "/")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let code = self.app.latest_code(phone).await.unwrap();
-        let r = self.post_form("/login", &[("_csrf", &csrf), ("phone", phone), ("code", &code), ("next", "/")]).await;
+        let r = self
+            .post_form(
+                "/login",
+                &[
+                    ("_csrf", &csrf),
+                    ("phone", phone),
+                    ("code", &code),
+                    ("next", "/"),
+                ],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         assert_eq!(r.location(), "/");
     }
@@ -140,68 +216,201 @@ async fn login_refusals() {
         let mut c = Client::new(&app, "10.1.0.1");
 
         // Invalid phone.
-        let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": "1234" })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "invalid_phone"), "{b}");
-        assert!(r.json()["message"].as_str().unwrap().contains("手机号"), "{b}");
+        let r = c
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "1234" }))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_phone"),
+            "{b}"
+        );
+        assert!(
+            r.json()["message"].as_str().unwrap().contains("手机号"),
+            "{b}"
+        );
         // Not JSON.
-        let r = c.send(Method::POST, "/api/v1/auth/sms/send", Some("text/plain"), "x".into(), &[]).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "missing_field"), "{b}");
+        let r = c
+            .send(
+                Method::POST,
+                "/api/v1/auth/sms/send",
+                Some("text/plain"),
+                "x".into(),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "missing_field"),
+            "{b}"
+        );
 
         // Verify before any code was sent.
-        let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": "123456" })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "sms_code_not_requested"), "{b}");
+        let r = c
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": "13800000001", "code": "123456" }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "sms_code_not_requested"),
+            "{b}"
+        );
 
         // Send, then resend within 60 s.
-        let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" })).await;
+        let r = c
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" }))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{b}: {}", r.body);
         assert_eq!(r.json()["resend_after_secs"], 60);
         app.clock.advance(secs(30));
-        let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::TOO_MANY_REQUESTS, "sms_resend_too_soon"), "{b}");
+        let r = c
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" }))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "sms_resend_too_soon"),
+            "{b}"
+        );
         assert_eq!(r.headers.get(header::RETRY_AFTER).unwrap(), "30");
-        assert!(r.json()["message"].as_str().unwrap().contains("30秒"), "{b}");
+        assert!(
+            r.json()["message"].as_str().unwrap().contains("30秒"),
+            "{b}"
+        );
 
         // Malformed code, then wrong codes counting down, 5th voids it, 6th refused even if right.
         let code = app.latest_code("13800000001").await.unwrap();
         let wrong = if code == "000000" { "111111" } else { "000000" };
-        let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": "12ab" })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::BAD_REQUEST, "invalid_code_format"), "{b}");
+        let r = c
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": "13800000001", "code": "12ab" }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_code_format"),
+            "{b}"
+        );
         for left in [4, 3, 2, 1] {
-            let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": wrong })).await;
-            assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "sms_code_wrong"), "{b}");
-            assert!(r.json()["message"].as_str().unwrap().contains(&format!("还可尝试{left}次")), "{b}");
+            let r = c
+                .post_json(
+                    "/api/v1/auth/sms/verify",
+                    json!({ "phone": "13800000001", "code": wrong }),
+                )
+                .await;
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (StatusCode::UNAUTHORIZED, "sms_code_wrong"),
+                "{b}"
+            );
+            assert!(
+                r.json()["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("还可尝试{left}次")),
+                "{b}"
+            );
         }
-        let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": wrong })).await;
-        assert_eq!(r.code(), "sms_code_exhausted", "{b}: 5th wrong try voids the code");
-        let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": code })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "sms_code_exhausted"), "{b}: 6th try");
+        let r = c
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": "13800000001", "code": wrong }),
+            )
+            .await;
+        assert_eq!(
+            r.code(),
+            "sms_code_exhausted",
+            "{b}: 5th wrong try voids the code"
+        );
+        let r = c
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": "13800000001", "code": code }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "sms_code_exhausted"),
+            "{b}: 6th try"
+        );
 
         // Expired code (time injected, no sleeping).
         app.clock.advance(secs(60));
-        c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" })).await;
+        c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" }))
+            .await;
         let code = app.latest_code("13800000001").await.unwrap();
         app.clock.advance(secs(5 * 60));
-        let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": code })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "sms_code_expired"), "{b}");
+        let r = c
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": "13800000001", "code": code }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "sms_code_expired"),
+            "{b}"
+        );
 
         // A good code works once; reuse is refused.
-        c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" })).await;
+        c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13800000001" }))
+            .await;
         let code = app.latest_code("13800000001").await.unwrap();
         app.clock.advance(secs(299));
-        let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": code })).await;
+        let r = c
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": "13800000001", "code": code }),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{b}: {}", r.body);
         assert_eq!(r.json()["new_account"], true);
-        let r = c.post_json("/api/v1/auth/sms/verify", json!({ "phone": "13800000001", "code": code })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::CONFLICT, "sms_code_used"), "{b}");
+        let r = c
+            .post_json(
+                "/api/v1/auth/sms/verify",
+                json!({ "phone": "13800000001", "code": code }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::CONFLICT, "sms_code_used"),
+            "{b}"
+        );
 
         // Every refusal left an audit entry.
-        let refused: Vec<String> = audit_events(&app, "sms.code_refused").await.iter().map(|d| d["reason"].as_str().unwrap().to_owned()).collect();
-        assert!(refused.contains(&"invalid_phone".to_owned()) && refused.contains(&"sms_resend_too_soon".to_owned()), "{b}: {refused:?}");
-        let failed: Vec<String> = audit_events(&app, "login.failed").await.iter().map(|d| d["reason"].as_str().unwrap().to_owned()).collect();
-        for reason in ["sms_code_not_requested", "invalid_code_format", "sms_code_wrong", "sms_code_exhausted", "sms_code_expired", "sms_code_used"] {
-            assert!(failed.contains(&reason.to_owned()), "{b}: no audit for {reason}: {failed:?}");
+        let refused: Vec<String> = audit_events(&app, "sms.code_refused")
+            .await
+            .iter()
+            .map(|d| d["reason"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            refused.contains(&"invalid_phone".to_owned())
+                && refused.contains(&"sms_resend_too_soon".to_owned()),
+            "{b}: {refused:?}"
+        );
+        let failed: Vec<String> = audit_events(&app, "login.failed")
+            .await
+            .iter()
+            .map(|d| d["reason"].as_str().unwrap().to_owned())
+            .collect();
+        for reason in [
+            "sms_code_not_requested",
+            "invalid_code_format",
+            "sms_code_wrong",
+            "sms_code_exhausted",
+            "sms_code_expired",
+            "sms_code_used",
+        ] {
+            assert!(
+                failed.contains(&reason.to_owned()),
+                "{b}: no audit for {reason}: {failed:?}"
+            );
         }
-        assert_eq!(app.services.verify_audit_chain().await.unwrap(), Ok(audit::page(&app.db.store, 0, 10_000).await.unwrap().len() as u64));
+        assert_eq!(
+            app.services.verify_audit_chain().await.unwrap(),
+            Ok(audit::page(&app.db.store, 0, 10_000).await.unwrap().len() as u64)
+        );
     }
 }
 
@@ -212,31 +421,62 @@ async fn send_limits_per_phone_and_per_ip() {
         // Per phone: 10 an hour, even from different addresses.
         for i in 0..10 {
             let mut c = Client::new(&app, &format!("10.2.0.{i}"));
-            let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13900000002" })).await;
+            let r = c
+                .post_json("/api/v1/auth/sms/send", json!({ "phone": "13900000002" }))
+                .await;
             assert_eq!(r.status, StatusCode::OK, "{b}: send {i}: {}", r.body);
             app.clock.advance(secs(61));
         }
         let mut c = Client::new(&app, "10.2.1.1");
-        let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13900000002" })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::TOO_MANY_REQUESTS, "sms_phone_limit"), "{b}");
+        let r = c
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "13900000002" }))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "sms_phone_limit"),
+            "{b}"
+        );
         // An hour after the first send, one more is allowed.
         app.clock.advance(secs(3600 - 10 * 61 + 1));
-        let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13900000002" })).await;
+        let r = c
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "13900000002" }))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{b}: window slides: {}", r.body);
 
         // Per IP: 30 an hour, whatever the phones.
         let mut c = Client::new(&app, "10.3.0.1");
         for i in 0..30 {
-            let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": format!("137{:08}", i) })).await;
+            let r = c
+                .post_json(
+                    "/api/v1/auth/sms/send",
+                    json!({ "phone": format!("137{:08}", i) }),
+                )
+                .await;
             assert_eq!(r.status, StatusCode::OK, "{b}: ip send {i}: {}", r.body);
         }
-        let r = c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13799999999" })).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::TOO_MANY_REQUESTS, "sms_ip_limit"), "{b}");
+        let r = c
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "13799999999" }))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, "sms_ip_limit"),
+            "{b}"
+        );
         let mut other = Client::new(&app, "10.3.0.2");
-        let r = other.post_json("/api/v1/auth/sms/send", json!({ "phone": "13799999999" })).await;
+        let r = other
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "13799999999" }))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{b}: another IP is not limited");
-        let reasons: Vec<String> = audit_events(&app, "sms.code_refused").await.iter().map(|d| d["reason"].as_str().unwrap().to_owned()).collect();
-        assert!(reasons.contains(&"sms_phone_limit".to_owned()) && reasons.contains(&"sms_ip_limit".to_owned()), "{b}");
+        let reasons: Vec<String> = audit_events(&app, "sms.code_refused")
+            .await
+            .iter()
+            .map(|d| d["reason"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(
+            reasons.contains(&"sms_phone_limit".to_owned())
+                && reasons.contains(&"sms_ip_limit".to_owned()),
+            "{b}"
+        );
     }
 }
 
@@ -248,29 +488,57 @@ async fn browser_session_csrf_rotation_logout_and_idle_timeout() {
 
         // Home needs a login.
         let r = c.get("/").await;
-        assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login?next=%2F"), "{b}");
+        assert_eq!(
+            (r.status, r.location()),
+            (StatusCode::SEE_OTHER, "/login?next=%2F"),
+            "{b}"
+        );
         let r = c.get("/login").await;
-        assert!(r.body.contains("手机号登录") && r.body.contains("演示模式"), "{b}");
+        assert!(
+            r.body.contains("手机号登录") && r.body.contains("演示模式"),
+            "{b}"
+        );
         let bid_before = c.cookies.get("ch_bid").cloned().expect("browser id cookie");
 
         // POST without / with a wrong CSRF token is refused and audited; nothing is sent.
-        let r = c.post_form("/login/code", &[("phone", "13600000003")]).await;
+        let r = c
+            .post_form("/login/code", &[("phone", "13600000003")])
+            .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{b}");
         assert!(r.body.contains("页面已过期"), "{b}: {}", r.body);
-        let r = c.post_form("/login/code", &[("_csrf", "forged"), ("phone", "13600000003")]).await;
+        let r = c
+            .post_form(
+                "/login/code",
+                &[("_csrf", "forged"), ("phone", "13600000003")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{b}");
-        assert!(app.latest_code("13600000003").await.is_none(), "{b}: no SMS for a forged form");
+        assert!(
+            app.latest_code("13600000003").await.is_none(),
+            "{b}: no SMS for a forged form"
+        );
         assert_eq!(audit_events(&app, "csrf.rejected").await.len(), 2, "{b}");
 
         // A planted session cookie does not survive login: the id changes.
         c.cookies.insert("ch_session".into(), "A".repeat(43));
         c.page_login("13600000003").await;
-        let session = c.cookies.get("ch_session").cloned().expect("session cookie");
+        let session = c
+            .cookies
+            .get("ch_session")
+            .cloned()
+            .expect("session cookie");
         assert_ne!(session, "A".repeat(43), "{b}");
-        assert_ne!(c.cookies.get("ch_bid").unwrap(), &bid_before, "{b}: browser id rotated at login");
+        assert_ne!(
+            c.cookies.get("ch_bid").unwrap(),
+            &bid_before,
+            "{b}: browser id rotated at login"
+        );
         let r = c.get("/").await;
         assert_eq!(r.status, StatusCode::OK, "{b}");
-        assert!(r.body.contains("您好，136****0003") && r.body.contains("欢迎使用CertHall网上营业厅"), "{b}");
+        assert!(
+            r.body.contains("您好，136****0003") && r.body.contains("欢迎使用CertHall网上营业厅"),
+            "{b}"
+        );
         assert!(r.body.contains("data-testid=\"unread-count\""), "{b}");
 
         // Logging in again in the same browser gives yet another id and ends the first.
@@ -281,33 +549,71 @@ async fn browser_session_csrf_rotation_logout_and_idle_timeout() {
         assert_ne!(first, second, "{b}");
         let mut stale = Client::new(&app, "10.4.0.2");
         stale.cookies.insert("ch_session".into(), first);
-        assert_eq!(stale.get("/").await.status, StatusCode::SEE_OTHER, "{b}: old session ended");
+        assert_eq!(
+            stale.get("/").await.status,
+            StatusCode::SEE_OTHER,
+            "{b}: old session ended"
+        );
 
         // The cookie attributes.
         let mut fresh = Client::new(&app, "10.4.0.9");
         let csrf = fresh.get("/login").await.csrf();
-        fresh.post_form("/login/code", &[("_csrf", &csrf), ("phone", "13600000099")]).await;
+        fresh
+            .post_form("/login/code", &[("_csrf", &csrf), ("phone", "13600000099")])
+            .await;
         let code = app.latest_code("13600000099").await.unwrap();
-        let r = fresh.post_form("/login", &[("_csrf", &csrf), ("phone", "13600000099"), ("code", &code)]).await;
-        let set: Vec<String> = r.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let r = fresh
+            .post_form(
+                "/login",
+                &[("_csrf", &csrf), ("phone", "13600000099"), ("code", &code)],
+            )
+            .await;
+        let set: Vec<String> = r
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
         let sc = set.iter().find(|s| s.starts_with("ch_session=")).unwrap();
-        assert!(sc.contains("HttpOnly") && sc.contains("SameSite=Lax") && sc.contains("Path=/"), "{b}: {sc}");
+        assert!(
+            sc.contains("HttpOnly") && sc.contains("SameSite=Lax") && sc.contains("Path=/"),
+            "{b}: {sc}"
+        );
 
         // Logout ends the session server-side.
         let csrf = c.get("/").await.csrf();
         let r = c.post_form("/logout", &[("_csrf", &csrf)]).await;
-        assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/login?bye=1"), "{b}");
+        assert_eq!(
+            (r.status, r.location()),
+            (StatusCode::SEE_OTHER, "/login?bye=1"),
+            "{b}"
+        );
         assert!(!c.cookies.contains_key("ch_session"), "{b}: cookie cleared");
-        let key = certhall_domain::session::SessionToken::from_client(&second).unwrap().storage_key();
-        assert!(!certhall_store::sessions::exists(&app.db.store, &key).await.unwrap(), "{b}: session row gone");
+        let key = certhall_domain::session::SessionToken::from_client(&second)
+            .unwrap()
+            .storage_key();
+        assert!(
+            !certhall_store::sessions::exists(&app.db.store, &key)
+                .await
+                .unwrap(),
+            "{b}: session row gone"
+        );
         stale.cookies.insert("ch_session".into(), second);
-        assert_eq!(stale.get("/").await.status, StatusCode::SEE_OTHER, "{b}: logged-out id no longer works");
+        assert_eq!(
+            stale.get("/").await.status,
+            StatusCode::SEE_OTHER,
+            "{b}: logged-out id no longer works"
+        );
 
         // Idle timeout: 30 minutes without a request.
         app.clock.advance(secs(61));
         c.page_login("13600000003").await;
         app.clock.advance(secs(29 * 60));
-        assert_eq!(c.get("/").await.status, StatusCode::OK, "{b}: 29 minutes idle is fine");
+        assert_eq!(
+            c.get("/").await.status,
+            StatusCode::OK,
+            "{b}: 29 minutes idle is fine"
+        );
         app.clock.advance(secs(30 * 60));
         let r = c.get("/messages").await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{b}");
@@ -323,23 +629,64 @@ async fn login_page_keeps_input_and_explains_errors() {
         let b = app.backend();
         let mut c = Client::new(&app, "10.5.0.1");
         let csrf = c.get("/login").await.csrf();
-        let r = c.post_form("/login/code", &[("_csrf", &csrf), ("phone", "12345"), ("next", "/messages")]).await;
+        let r = c
+            .post_form(
+                "/login/code",
+                &[("_csrf", &csrf), ("phone", "12345"), ("next", "/messages")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{b}");
-        assert!(r.body.contains("请输入正确的11位中国大陆手机号码") && r.body.contains("value=\"12345\""), "{b}");
+        assert!(
+            r.body.contains("请输入正确的11位中国大陆手机号码")
+                && r.body.contains("value=\"12345\""),
+            "{b}"
+        );
         assert!(r.body.contains("value=\"/messages\""), "{b}: next kept");
-        let r = c.post_form("/login/code", &[("_csrf", &csrf), ("phone", "135 0000 0004")]).await;
+        let r = c
+            .post_form(
+                "/login/code",
+                &[("_csrf", &csrf), ("phone", "135 0000 0004")],
+            )
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{b}");
         let r = c.get(r.location()).await;
-        assert!(r.body.contains("验证码已发送至 135****0004") && r.body.contains("data-resend-after=\"60\""), "{b}");
-        let r = c.post_form("/login", &[("_csrf", &csrf), ("phone", "13500000004"), ("code", "999999")]).await;
+        assert!(
+            r.body.contains("验证码已发送至 135****0004")
+                && r.body.contains("data-resend-after=\"60\""),
+            "{b}"
+        );
+        let r = c
+            .post_form(
+                "/login",
+                &[
+                    ("_csrf", &csrf),
+                    ("phone", "13500000004"),
+                    ("code", "999999"),
+                ],
+            )
+            .await;
         let wrong = app.latest_code("13500000004").await.unwrap() != "999999";
         if wrong {
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{b}");
-            assert!(r.body.contains("验证码不正确，还可尝试4次") && r.body.contains("value=\"13500000004\""), "{b}");
+            assert!(
+                r.body.contains("验证码不正确，还可尝试4次")
+                    && r.body.contains("value=\"13500000004\""),
+                "{b}"
+            );
         }
         // A login with next= lands there; an outside next= is ignored.
         let code = app.latest_code("13500000004").await.unwrap();
-        let r = c.post_form("/login", &[("_csrf", &csrf), ("phone", "13500000004"), ("code", &code), ("next", "//evil.example/")]).await;
+        let r = c
+            .post_form(
+                "/login",
+                &[
+                    ("_csrf", &csrf),
+                    ("phone", "13500000004"),
+                    ("code", &code),
+                    ("next", "//evil.example/"),
+                ],
+            )
+            .await;
         assert_eq!(r.location(), "/", "{b}");
     }
 }
@@ -350,57 +697,131 @@ async fn api_tokens_messages_and_authorization() {
         let b = app.backend();
         let mut anon = Client::new(&app, "10.6.0.1");
         let r = anon.get("/api/v1/me").await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "not_logged_in"), "{b}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "not_logged_in"),
+            "{b}"
+        );
         anon.bearer = Some("not-a-token".into());
         let r = anon.get("/api/v1/me").await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "bad_token"), "{b}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "bad_token"),
+            "{b}"
+        );
         anon.bearer = Some("B".repeat(43));
         let r = anon.get("/api/v1/messages").await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "bad_token"), "{b}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "bad_token"),
+            "{b}"
+        );
 
         let mut alice = Client::new(&app, "10.6.0.2");
         let login = alice.api_login("13700000005").await;
         assert_eq!(login["token_type"], "Bearer");
         let me = alice.get("/api/v1/me").await.json();
-        assert_eq!((me["phone"].as_str(), me["unread_messages"].as_u64()), (Some("13700000005"), Some(1)), "{b}");
+        assert_eq!(
+            (me["phone"].as_str(), me["unread_messages"].as_u64()),
+            (Some("13700000005"), Some(1)),
+            "{b}"
+        );
         let list = alice.get("/api/v1/messages").await.json();
         assert_eq!(list["total"], 1);
         let msg = &list["items"][0];
-        assert_eq!((msg["kind"].as_str(), msg["kind_label"].as_str(), msg["read"].as_bool()), (Some("system"), Some("系统通知"), Some(false)), "{b}");
+        assert_eq!(
+            (
+                msg["kind"].as_str(),
+                msg["kind_label"].as_str(),
+                msg["read"].as_bool()
+            ),
+            (Some("system"), Some("系统通知"), Some(false)),
+            "{b}"
+        );
         let id = msg["id"].as_i64().unwrap();
 
         // Bob cannot read-mark Alice's message.
         let mut bob = Client::new(&app, "10.6.0.3");
         bob.api_login("13700000006").await;
-        let r = bob.post_json(&format!("/api/v1/messages/{id}/read"), json!({})).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::NOT_FOUND, "message_not_found"), "{b}");
-        assert_eq!(alice.get("/api/v1/me").await.json()["unread_messages"], 1, "{b}");
+        let r = bob
+            .post_json(&format!("/api/v1/messages/{id}/read"), json!({}))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::NOT_FOUND, "message_not_found"),
+            "{b}"
+        );
+        assert_eq!(
+            alice.get("/api/v1/me").await.json()["unread_messages"],
+            1,
+            "{b}"
+        );
 
-        let r = alice.post_json(&format!("/api/v1/messages/{id}/read"), json!({})).await;
+        let r = alice
+            .post_json(&format!("/api/v1/messages/{id}/read"), json!({}))
+            .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{b}");
-        let r = alice.post_json(&format!("/api/v1/messages/{id}/read"), json!({})).await;
-        assert_eq!(r.status, StatusCode::NO_CONTENT, "{b}: marking twice is harmless");
-        assert_eq!(alice.get("/api/v1/me").await.json()["unread_messages"], 0, "{b}");
-        let r = alice.post_json("/api/v1/messages/read-all", json!({})).await;
+        let r = alice
+            .post_json(&format!("/api/v1/messages/{id}/read"), json!({}))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::NO_CONTENT,
+            "{b}: marking twice is harmless"
+        );
+        assert_eq!(
+            alice.get("/api/v1/me").await.json()["unread_messages"],
+            0,
+            "{b}"
+        );
+        let r = alice
+            .post_json("/api/v1/messages/read-all", json!({}))
+            .await;
         assert_eq!(r.json()["marked"], 0, "{b}");
 
         // Browser session on the API: reads work, writes need X-CSRF-Token.
         let mut carol = Client::new(&app, "10.6.0.4");
         carol.page_login("13700000007").await;
         assert_eq!(carol.get("/api/v1/me").await.status, StatusCode::OK, "{b}");
-        let r = carol.post_json("/api/v1/messages/read-all", json!({})).await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::FORBIDDEN, "csrf_mismatch"), "{b}");
+        let r = carol
+            .post_json("/api/v1/messages/read-all", json!({}))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::FORBIDDEN, "csrf_mismatch"),
+            "{b}"
+        );
         let csrf = carol.get("/messages").await.csrf();
-        let r = carol.send(Method::POST, "/api/v1/messages/read-all", Some("application/json"), "{}".into(), &[("x-csrf-token", csrf)]).await;
-        assert_eq!((r.status, r.json()["marked"].as_u64()), (StatusCode::OK, Some(1)), "{b}");
+        let r = carol
+            .send(
+                Method::POST,
+                "/api/v1/messages/read-all",
+                Some("application/json"),
+                "{}".into(),
+                &[("x-csrf-token", csrf)],
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json()["marked"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "{b}"
+        );
 
         // Logout ends the token.
         let r = alice.post_json("/api/v1/auth/logout", json!({})).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{b}");
         let r = alice.get("/api/v1/me").await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::UNAUTHORIZED, "bad_token"), "{b}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "bad_token"),
+            "{b}"
+        );
         let r = alice.get("/api/v1/nope").await;
-        assert_eq!((r.status, r.code().as_str()), (StatusCode::NOT_FOUND, "not_found"), "{b}");
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{b}"
+        );
     }
 }
 
@@ -412,18 +833,44 @@ async fn messages_pages_mark_one_and_all() {
     let r = c.get("/messages").await;
     assert!(r.body.contains("共 1 条，未读 1 条"));
     let csrf = r.csrf();
-    let id = r.body.split("data-message-id=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    let r = c.post_form(&format!("/messages/{id}/read"), &[("_csrf", &csrf), ("back", "/")]).await;
+    let id = r
+        .body
+        .split("data-message-id=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .post_form(
+            &format!("/messages/{id}/read"),
+            &[("_csrf", &csrf), ("back", "/")],
+        )
+        .await;
     assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/"));
     let r = c.get("/messages").await;
-    assert!(r.body.contains("共 1 条，未读 0 条") && !r.body.contains("data-testid=\"unread-count\""));
-    let r = c.post_form("/messages/99999/read", &[("_csrf", &csrf)]).await;
+    assert!(
+        r.body.contains("共 1 条，未读 0 条") && !r.body.contains("data-testid=\"unread-count\"")
+    );
+    let r = c
+        .post_form("/messages/99999/read", &[("_csrf", &csrf)])
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("找不到这条消息"));
     let r = c.post_form("/messages/read-all", &[("_csrf", &csrf)]).await;
-    assert_eq!((r.status, r.location()), (StatusCode::SEE_OTHER, "/messages"));
+    assert_eq!(
+        (r.status, r.location()),
+        (StatusCode::SEE_OTHER, "/messages")
+    );
     // Workbench buttons not yet live lead to a page saying so.
-    for path in ["/apply/new", "/certificates/renew", "/certificates/change", "/certificates/activate", "/orders"] {
+    for path in [
+        "/apply/new",
+        "/certificates/renew",
+        "/certificates/change",
+        "/certificates/activate",
+        "/orders",
+    ] {
         let r = c.get(path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert!(r.body.contains("即将开放"), "{path}");
@@ -437,9 +884,11 @@ async fn messages_pages_mark_one_and_all() {
 async fn demo_outbox_and_inbound_simulation() {
     let app = TestApp::sqlite().await;
     let mut c = Client::new(&app, "10.8.0.1");
-    c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13100000009" })).await;
+    c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13100000009" }))
+        .await;
     app.clock.advance(secs(61));
-    c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13100000010" })).await;
+    c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13100000010" }))
+        .await;
     let out = c.get("/dev/outbox.json").await.json();
     let arr = out.as_array().unwrap();
     assert_eq!(arr.len(), 2);
@@ -448,12 +897,24 @@ async fn demo_outbox_and_inbound_simulation() {
     let page = c.get("/dev/outbox").await;
     assert!(page.body.contains("13100000009") && page.body.contains("模拟手机回复短信"));
 
-    let r = c.post_json("/dev/sms/inbound", json!({ "from": "13100000009", "body": "同意" })).await;
+    let r = c
+        .post_json(
+            "/dev/sms/inbound",
+            json!({ "from": "13100000009", "body": "同意" }),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = c.post_json("/dev/sms/inbound", json!({ "from": "bad", "body": "同意" })).await;
+    let r = c
+        .post_json("/dev/sms/inbound", json!({ "from": "bad", "body": "同意" }))
+        .await;
     assert_eq!(r.code(), "invalid_phone");
     let csrf = page.csrf();
-    let r = c.post_form("/dev/outbox/reply", &[("_csrf", &csrf), ("from", "13100000010"), ("body", "拒绝")]).await;
+    let r = c
+        .post_form(
+            "/dev/outbox/reply",
+            &[("_csrf", &csrf), ("from", "13100000010"), ("body", "拒绝")],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = c.get("/dev/outbox").await;
     assert!(page.body.contains("拒绝") && page.body.contains("无待处理的授权请求"));
@@ -466,10 +927,17 @@ async fn operations_endpoints_and_openapi() {
     let mut c = Client::new(&app, "10.9.0.1");
     assert_eq!(c.get("/healthz").await.json()["status"], "ok");
     let ready = c.get("/readyz").await;
-    assert_eq!((ready.status, ready.json()["database"].as_str()), (StatusCode::OK, Some("sqlite")));
+    assert_eq!(
+        (ready.status, ready.json()["database"].as_str()),
+        (StatusCode::OK, Some("sqlite"))
+    );
     c.get("/login").await;
     let m = c.get("/metrics").await;
-    assert!(m.body.contains("certhall_http_requests_total") && m.body.contains("route=\"/login\""), "{}", m.body);
+    assert!(
+        m.body.contains("certhall_http_requests_total") && m.body.contains("route=\"/login\""),
+        "{}",
+        m.body
+    );
     let doc = c.get("/api/v1/openapi.json").await.json();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/auth/sms/verify"]["post"]["responses"]["200"].is_object());

@@ -18,10 +18,22 @@ const LOGO_SVG: &str = include_str!("../static/logo.svg");
 /// `/static/…`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/static/app.css", get(|| async { asset("text/css; charset=utf-8", APP_CSS) }))
-        .route("/static/app.js", get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }))
-        .route("/static/logo.svg", get(|| async { asset("image/svg+xml", LOGO_SVG) }))
-        .route("/favicon.ico", get(|| async { asset("image/svg+xml", LOGO_SVG) }))
+        .route(
+            "/static/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/static/logo.svg",
+            get(|| async { asset("image/svg+xml", LOGO_SVG) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|| async { asset("image/svg+xml", LOGO_SVG) }),
+        )
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

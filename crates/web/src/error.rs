@@ -42,10 +42,18 @@ impl WebError {
     pub fn message_zh(&self) -> String {
         match self {
             Self::Refused(r) => r.message_zh(),
-            Self::Fault { incident, sms: true } => {
-                format!("短信发送失败，请稍后重试。如问题持续，请联系客服并提供事件编号 {incident}。")
+            Self::Fault {
+                incident,
+                sms: true,
+            } => {
+                format!(
+                    "短信发送失败，请稍后重试。如问题持续，请联系客服并提供事件编号 {incident}。"
+                )
             }
-            Self::Fault { incident, sms: false } => {
+            Self::Fault {
+                incident,
+                sms: false,
+            } => {
                 format!("系统繁忙，请稍后重试。如问题持续，请联系客服并提供事件编号 {incident}。")
             }
         }
@@ -81,12 +89,18 @@ impl From<ServiceError> for WebError {
             ServiceError::Sms(e) => {
                 let incident = incident_id();
                 tracing::error!(%incident, error = %e, "sms gateway failed");
-                Self::Fault { incident, sms: true }
+                Self::Fault {
+                    incident,
+                    sms: true,
+                }
             }
             ServiceError::Store(e) => {
                 let incident = incident_id();
                 tracing::error!(%incident, error = %e, "storage failed");
-                Self::Fault { incident, sms: false }
+                Self::Fault {
+                    incident,
+                    sms: false,
+                }
             }
         }
     }

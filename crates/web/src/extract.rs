@@ -102,7 +102,9 @@ impl<S: Send + Sync> FromRequestParts<S> for BrowserId {
 }
 
 fn valid_browser_id(s: &str) -> bool {
-    s.len() == 22 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 22
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A cookie with CertHall's attributes: `HttpOnly`, `SameSite=Lax`, path `/`,
@@ -132,7 +134,11 @@ pub fn fresh_browser_id(state: &AppState) -> (BrowserId, Cookie<'static>) {
 
 /// Middleware for every request: gives the browser an id when it has none,
 /// and renders [`ErrorPage`]s with the site chrome.
-pub async fn browser_id_layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn browser_id_layer(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let jar = CookieJar::from_headers(req.headers());
     let existing = jar
         .get(BROWSER_COOKIE)
@@ -151,9 +157,10 @@ pub async fn browser_id_layer(State(state): State<AppState>, mut req: Request, n
         res = crate::pages::error_page(&state, &page);
     }
     if let Some(c) = new_cookie {
-        let api_or_asset = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-            !v.to_str().unwrap_or_default().starts_with("text/html")
-        });
+        let api_or_asset = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| !v.to_str().unwrap_or_default().starts_with("text/html"));
         if !api_or_asset {
             if let Ok(v) = c.encoded().to_string().parse() {
                 res.headers_mut().append(header::SET_COOKIE, v);
@@ -197,7 +204,11 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let next = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or(paths::HOME);
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or(paths::HOME);
         let to_login = |expired: bool| {
             let mut url = format!("{}?next={}", paths::LOGIN, urlencode(next));
             if expired {
@@ -267,7 +278,11 @@ where
         let info = state.services.authenticate(&token).await?;
         let safe_method = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe_method {
-            let bid = parts.extensions.get::<BrowserId>().map(|b| b.0.clone()).unwrap_or_default();
+            let bid = parts
+                .extensions
+                .get::<BrowserId>()
+                .map(|b| b.0.clone())
+                .unwrap_or_default();
             let presented = parts
                 .headers
                 .get(CSRF_HEADER)
@@ -307,11 +322,17 @@ where
     async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let (parts, body) = req.into_parts();
-        let bid = parts.extensions.get::<BrowserId>().map(|b| b.0.clone()).unwrap_or_default();
+        let bid = parts
+            .extensions
+            .get::<BrowserId>()
+            .map(|b| b.0.clone())
+            .unwrap_or_default();
         let bytes = axum::body::to_bytes(body, 256 * 1024)
             .await
             .map_err(|_| PageError(WebError::Refused(Refusal::MissingField("表单内容"))))?;
-        let field: CsrfField = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfField { csrf: String::new() });
+        let field: CsrfField = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfField {
+            csrf: String::new(),
+        });
         if !csrf_valid(&state.services.secret, &bid, &field.csrf) {
             let meta = request_meta(&parts, &state);
             let actor = match session_token_from_cookie(&parts.headers) {
@@ -321,7 +342,11 @@ where
                 },
                 None => Actor::Anonymous,
             };
-            if let Err(e) = state.services.record_csrf_rejection(actor, parts.uri.path(), &meta).await {
+            if let Err(e) = state
+                .services
+                .record_csrf_rejection(actor, parts.uri.path(), &meta)
+                .await
+            {
                 return Err(e.into());
             }
             return Err(Refusal::CsrfMismatch.into());

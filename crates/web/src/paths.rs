@@ -39,7 +39,14 @@ pub fn message_read(id: i64) -> String {
 /// Accepts a post-login redirect target only if it is a local path.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.starts_with(LOGIN) => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.starts_with(LOGIN) =>
+        {
+            n
+        }
         _ => HOME,
     }
 }

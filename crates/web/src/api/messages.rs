@@ -42,7 +42,11 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let page = state
         .services
-        .messages(who.account_id, q.page.unwrap_or(1), q.per_page.unwrap_or(PAGE_SIZE))
+        .messages(
+            who.account_id,
+            q.page.unwrap_or(1),
+            q.per_page.unwrap_or(PAGE_SIZE),
+        )
         .await?;
     Ok(Json(json!({
         "items": page.items.iter().map(message_json).collect::<Vec<_>>(),
@@ -61,7 +65,10 @@ pub async fn mark_read(
     ClientMeta(meta): ClientMeta,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    state.services.mark_message_read(who.account_id, MessageId(id), &meta).await?;
+    state
+        .services
+        .mark_message_read(who.account_id, MessageId(id), &meta)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -71,6 +78,9 @@ pub async fn mark_all_read(
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
 ) -> Result<Response, ApiError> {
-    let n = state.services.mark_all_messages_read(who.account_id, &meta).await?;
+    let n = state
+        .services
+        .mark_all_messages_read(who.account_id, &meta)
+        .await?;
     Ok(Json(json!({ "marked": n })).into_response())
 }

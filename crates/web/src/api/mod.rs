@@ -59,11 +59,13 @@ pub(crate) mod json {
             match axum::Json::<T>::from_request(req, state).await {
                 Ok(axum::Json(v)) => Ok(Self(v)),
                 Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError(WebError::Refused(
-                    certhall_domain::Refusal::MissingField("JSON 请求体（Content-Type: application/json）"),
+                    certhall_domain::Refusal::MissingField(
+                        "JSON 请求体（Content-Type: application/json）",
+                    ),
                 ))),
-                Err(_) => Err(ApiError(WebError::Refused(certhall_domain::Refusal::MissingField(
-                    "格式正确的 JSON 请求体",
-                )))),
+                Err(_) => Err(ApiError(WebError::Refused(
+                    certhall_domain::Refusal::MissingField("格式正确的 JSON 请求体"),
+                ))),
             }
         }
     }

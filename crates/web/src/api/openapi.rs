@@ -21,7 +21,8 @@ fn ok_json(description: &str, schema: Value) -> Value {
 /// The document.
 pub fn document() -> Value {
     let bad = error_response("输入不合法（invalid_phone、invalid_code_format、missing_field）");
-    let unauth = error_response("未登录、令牌无效或登录超时（not_logged_in、bad_token、session_expired）");
+    let unauth =
+        error_response("未登录、令牌无效或登录超时（not_logged_in、bad_token、session_expired）");
     let csrf = error_response("使用浏览器会话调用时缺少或错误的 X-CSRF-Token（csrf_mismatch）");
     let secured = json!([{ "bearer": [] }, { "session": [] }]);
     json!({
@@ -155,17 +156,28 @@ mod tests {
         let paths = doc["paths"].as_object().unwrap();
         let mut documented: Vec<(String, String)> = paths
             .iter()
-            .flat_map(|(p, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), p.clone())))
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .unwrap()
+                    .keys()
+                    .map(move |m| (m.clone(), p.clone()))
+            })
             .collect();
         documented.sort();
-        let mut routed: Vec<(String, String)> =
-            super::super::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        let mut routed: Vec<(String, String)> = super::super::ROUTES
+            .iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
         routed.sort();
         assert_eq!(documented, routed);
         for (_, ops) in paths {
             for (_, op) in ops.as_object().unwrap() {
                 assert!(op["summary"].is_string());
-                assert!(op["responses"].as_object().unwrap().keys().any(|k| k.starts_with('2')));
+                assert!(op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|k| k.starts_with('2')));
             }
         }
     }

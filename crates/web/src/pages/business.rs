@@ -17,7 +17,14 @@ struct ComingSoon {
     what: &'static str,
 }
 
-fn page(state: &AppState, bid: &BrowserId, who: &Applicant, nav: &'static str, title: &'static str, what: &'static str) -> Response {
+fn page(
+    state: &AppState,
+    bid: &BrowserId,
+    who: &Applicant,
+    nav: &'static str,
+    title: &'static str,
+    what: &'static str,
+) -> Response {
     render(&ComingSoon {
         chrome: Chrome::new(state, bid, Some(&who.0), nav),
         title,
@@ -27,25 +34,60 @@ fn page(state: &AppState, bid: &BrowserId, who: &Applicant, nav: &'static str, t
 
 /// 证书新办.
 pub async fn apply_new(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(&s, &bid, &who, "home", "证书新办", "在线填写实名信息、选择应用、上传材料并完成授权，审核通过后支付并由我们寄送UKey。")
+    page(
+        &s,
+        &bid,
+        &who,
+        "home",
+        "证书新办",
+        "在线填写实名信息、选择应用、上传材料并完成授权，审核通过后支付并由我们寄送UKey。",
+    )
 }
 
 /// 证书更新.
 pub async fn renew(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(&s, &bid, &who, "home", "证书更新", "插入UKey后在线为即将到期或已过期的证书续期，无需前往柜台。")
+    page(
+        &s,
+        &bid,
+        &who,
+        "home",
+        "证书更新",
+        "插入UKey后在线为即将到期或已过期的证书续期，无需前往柜台。",
+    )
 }
 
 /// 证书变更.
 pub async fn change(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(&s, &bid, &who, "home", "证书变更", "单位更名等情况下，上传新的营业执照即可在线变更证书信息。")
+    page(
+        &s,
+        &bid,
+        &who,
+        "home",
+        "证书变更",
+        "单位更名等情况下，上传新的营业执照即可在线变更证书信息。",
+    )
 }
 
 /// 证书激活.
 pub async fn activate(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(&s, &bid, &who, "home", "证书激活", "收到UKey后插入电脑，设置您自己的PIN码并通过短信验证即可激活。")
+    page(
+        &s,
+        &bid,
+        &who,
+        "home",
+        "证书激活",
+        "收到UKey后插入电脑，设置您自己的PIN码并通过短信验证即可激活。",
+    )
 }
 
 /// 我的订单.
 pub async fn orders(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(&s, &bid, &who, "orders", "我的订单", "查看每一笔证书业务的状态、金额、办理进度和快递单号。")
+    page(
+        &s,
+        &bid,
+        &who,
+        "orders",
+        "我的订单",
+        "查看每一笔证书业务的状态、金额、办理进度和快递单号。",
+    )
 }

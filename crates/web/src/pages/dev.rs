@@ -46,8 +46,12 @@ async fn outbox_page(
     let store = &state.services.store;
     Ok(render(&OutboxPage {
         chrome: Chrome::new(state, bid, user, "outbox"),
-        outbox: outbox_recent(store, None, SHOWN).await.map_err(certhall_service::ServiceError::from)?,
-        inbound: inbound_recent(store, SHOWN).await.map_err(certhall_service::ServiceError::from)?,
+        outbox: outbox_recent(store, None, SHOWN)
+            .await
+            .map_err(certhall_service::ServiceError::from)?,
+        inbound: inbound_recent(store, SHOWN)
+            .await
+            .map_err(certhall_service::ServiceError::from)?,
         error,
         from,
     }))
@@ -91,11 +95,22 @@ async fn reply_form(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<Reply>,
 ) -> Result<Response, PageError> {
-    match state.services.receive_sms(&form.from, &form.body, &meta).await {
+    match state
+        .services
+        .receive_sms(&form.from, &form.body, &meta)
+        .await
+    {
         Ok(_) => Ok(Redirect::to(paths::DEV_OUTBOX).into_response()),
         Err(e) => {
             let err = crate::error::WebError::from(e);
-            outbox_page(&state, &bid, user.as_ref(), Some(err.message_zh()), form.from).await
+            outbox_page(
+                &state,
+                &bid,
+                user.as_ref(),
+                Some(err.message_zh()),
+                form.from,
+            )
+            .await
         }
     }
 }
@@ -107,6 +122,9 @@ async fn inbound_json(
     ClientMeta(meta): ClientMeta,
     Json(reply): Json<Reply>,
 ) -> Result<Response, ApiError> {
-    let outcome = state.services.receive_sms(&reply.from, &reply.body, &meta).await?;
+    let outcome = state
+        .services
+        .receive_sms(&reply.from, &reply.body, &meta)
+        .await?;
     Ok(Json(serde_json::json!({ "outcome": outcome.outcome })).into_response())
 }

@@ -30,12 +30,48 @@ pub struct Tile {
 
 /// The workbench, in the manual's order.
 pub const WORKBENCH: [Tile; 6] = [
-    Tile { label: "证书新办", hint: "在线申请新的数字证书", href: paths::APPLY_NEW, icon: "new", live: false },
-    Tile { label: "证书更新", hint: "证书到期前后在线续期", href: paths::RENEW, icon: "renew", live: false },
-    Tile { label: "证书变更", hint: "单位名称等信息变更", href: paths::CHANGE, icon: "change", live: false },
-    Tile { label: "证书激活", hint: "收到UKey后激活使用", href: paths::ACTIVATE, icon: "activate", live: false },
-    Tile { label: "我的订单", hint: "查看办理进度与物流", href: paths::ORDERS, icon: "orders", live: false },
-    Tile { label: "消息提醒", hint: "审核结果与到期提醒", href: paths::MESSAGES, icon: "messages", live: true },
+    Tile {
+        label: "证书新办",
+        hint: "在线申请新的数字证书",
+        href: paths::APPLY_NEW,
+        icon: "new",
+        live: false,
+    },
+    Tile {
+        label: "证书更新",
+        hint: "证书到期前后在线续期",
+        href: paths::RENEW,
+        icon: "renew",
+        live: false,
+    },
+    Tile {
+        label: "证书变更",
+        hint: "单位名称等信息变更",
+        href: paths::CHANGE,
+        icon: "change",
+        live: false,
+    },
+    Tile {
+        label: "证书激活",
+        hint: "收到UKey后激活使用",
+        href: paths::ACTIVATE,
+        icon: "activate",
+        live: false,
+    },
+    Tile {
+        label: "我的订单",
+        hint: "查看办理进度与物流",
+        href: paths::ORDERS,
+        icon: "orders",
+        live: false,
+    },
+    Tile {
+        label: "消息提醒",
+        hint: "审核结果与到期提醒",
+        href: paths::MESSAGES,
+        icon: "messages",
+        live: true,
+    },
 ];
 
 #[derive(Template)]

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::{render, render_with_status, Chrome};
 use crate::error::{status_of, PageError, WebError};
 use crate::extract::{
-    cookie, fresh_browser_id, presented_session, removal, urlencode, Applicant, BrowserId, ClientMeta, CsrfForm,
-    MaybeApplicant, SESSION_COOKIE,
+    cookie, fresh_browser_id, presented_session, removal, urlencode, Applicant, BrowserId,
+    ClientMeta, CsrfForm, MaybeApplicant, SESSION_COOKIE,
 };
 use crate::{paths, AppState};
 
@@ -51,7 +51,9 @@ pub async fn show(
     }
     let phone = q.phone.unwrap_or_default();
     let notice = if q.sent == Some(1) {
-        let masked = certhall_domain::Phone::parse(&phone).map(|p| p.masked()).unwrap_or_default();
+        let masked = certhall_domain::Phone::parse(&phone)
+            .map(|p| p.masked())
+            .unwrap_or_default();
         Some(format!("验证码已发送至 {masked}，5分钟内有效。"))
     } else if q.expired == Some(1) {
         Some("登录已超时，请重新登录。".to_owned())
@@ -66,7 +68,11 @@ pub async fn show(
         next: paths::safe_next(q.next.as_deref()).to_owned(),
         notice,
         error: None,
-        resend_after: if q.sent == Some(1) { state.services.otp.resend_cooldown.as_secs() } else { 0 },
+        resend_after: if q.sent == Some(1) {
+            state.services.otp.resend_cooldown.as_secs()
+        } else {
+            0
+        },
         code_sent: q.sent == Some(1),
     })
 }
@@ -82,7 +88,13 @@ pub struct LoginForm {
     next: String,
 }
 
-fn form_error(state: &AppState, bid: &BrowserId, form: &LoginForm, err: WebError, code_sent: bool) -> Response {
+fn form_error(
+    state: &AppState,
+    bid: &BrowserId,
+    form: &LoginForm,
+    err: WebError,
+    code_sent: bool,
+) -> Response {
     let resend_after = match &err {
         WebError::Refused(certhall_domain::Refusal::ResendTooSoon { wait_secs }) => *wait_secs,
         _ => 0,
@@ -136,7 +148,13 @@ pub async fn submit(
     let old = presented_session(&headers);
     match state
         .services
-        .verify_login_code(&form.phone, &form.code, SessionKind::Browser, old.as_ref(), &meta)
+        .verify_login_code(
+            &form.phone,
+            &form.code,
+            SessionKind::Browser,
+            old.as_ref(),
+            &meta,
+        )
         .await
     {
         Ok(done) => {
@@ -144,11 +162,17 @@ pub async fn submit(
             // (a planted cookie, an old CSRF token) survives it.
             let (_, bid_cookie) = fresh_browser_id(&state);
             let jar = jar
-                .add(cookie(&state, SESSION_COOKIE, done.token.as_str().to_owned()))
+                .add(cookie(
+                    &state,
+                    SESSION_COOKIE,
+                    done.token.as_str().to_owned(),
+                ))
                 .add(bid_cookie);
             (jar, Redirect::to(paths::safe_next(Some(&form.next)))).into_response()
         }
-        Err(ServiceError::Refused(r)) => form_error(&state, &bid, &form, WebError::Refused(r), true),
+        Err(ServiceError::Refused(r)) => {
+            form_error(&state, &bid, &form, WebError::Refused(r), true)
+        }
         Err(e) => form_error(&state, &bid, &form, e.into(), true),
     }
 }
@@ -170,4 +194,3 @@ pub async fn logout(
     let jar = jar.add(removal(&state, SESSION_COOKIE)).add(bid_cookie);
     Ok((jar, Redirect::to(&format!("{}?bye=1", paths::LOGIN))).into_response())
 }
-

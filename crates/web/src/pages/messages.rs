@@ -33,7 +33,10 @@ pub async fn list(
     Applicant(who): Applicant,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
-    let page = state.services.messages(who.account_id, q.page.unwrap_or(1), PAGE_SIZE).await?;
+    let page = state
+        .services
+        .messages(who.account_id, q.page.unwrap_or(1), PAGE_SIZE)
+        .await?;
     Ok(render(&MessagesPage {
         chrome: Chrome::new(&state, &bid, Some(&who), "messages"),
         page,
@@ -55,7 +58,10 @@ pub async fn mark_read(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<BackForm>,
 ) -> Result<Response, PageError> {
-    state.services.mark_message_read(who.account_id, MessageId(id), &meta).await?;
+    state
+        .services
+        .mark_message_read(who.account_id, MessageId(id), &meta)
+        .await?;
     Ok(Redirect::to(back(&form.back)).into_response())
 }
 
@@ -66,7 +72,10 @@ pub async fn mark_all_read(
     ClientMeta(meta): ClientMeta,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, PageError> {
-    state.services.mark_all_messages_read(who.account_id, &meta).await?;
+    state
+        .services
+        .mark_all_messages_read(who.account_id, &meta)
+        .await?;
     Ok(Redirect::to(paths::MESSAGES).into_response())
 }
 

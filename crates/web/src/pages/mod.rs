@@ -62,7 +62,12 @@ pub struct Chrome {
 
 impl Chrome {
     /// The frame for `bid`'s browser and `user`.
-    pub fn new(state: &AppState, bid: &BrowserId, user: Option<&SessionInfo>, nav: &'static str) -> Self {
+    pub fn new(
+        state: &AppState,
+        bid: &BrowserId,
+        user: Option<&SessionInfo>,
+        nav: &'static str,
+    ) -> Self {
         Self {
             demo: state.services.demo_mode(),
             csrf: bid.csrf(state),
@@ -84,10 +89,19 @@ pub fn render<T: Template>(t: &T) -> Response {
 /// Renders a template with a status code.
 pub fn render_with_status<T: Template>(status: StatusCode, t: &T) -> Response {
     match t.render() {
-        Ok(html) => (status, [(axum::http::header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Ok(html) => (
+            status,
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            Html(html),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "template failed to render");
-            (StatusCode::INTERNAL_SERVER_ERROR, "页面渲染失败，请稍后重试。").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "页面渲染失败，请稍后重试。",
+            )
+                .into_response()
         }
     }
 }

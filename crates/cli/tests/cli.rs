@@ -1,0 +1,261 @@
+//! The `certhall` binary as users and operators run it: serve, graceful
+//! shutdown, `audit verify` (intact and tampered), and two processes
+//! sharing one PostgreSQL database.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use certhall_store::testing::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_certhall");
+
+/// A `certhall serve` child process on a free port.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path, database_url: Option<&str>) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(url) = database_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let mut child = cmd.spawn().expect("start certhall serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().expect("a startup line").unwrap();
+        let base = first
+            .split("http://")
+            .nth(1)
+            .map(|rest| format!("http://{}", rest.trim_end_matches('/')))
+            .unwrap_or_else(|| panic!("unexpected startup line {first:?}"));
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("certhall did not stop within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let marker = "name=\"_csrf\" value=\"";
+    let start = html.find(marker).expect("csrf field") + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Logs in on `server` through its pages; returns the `Cookie` header value.
+async fn login(server: &Server, phone: &str) -> String {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(server.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&page);
+    let r = client
+        .post(server.url("/login/code"))
+        .form(&[("_csrf", csrf.as_str()), ("phone", phone)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let outbox: serde_json::Value = client
+        .get(server.url("/dev/outbox.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = outbox[0]["body"].as_str().unwrap();
+    let code: String = body.chars().filter(char::is_ascii_digit).take(6).collect();
+    let r = client
+        .post(server.url("/login"))
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("phone", phone),
+            ("code", code.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    assert!(
+        cookies.iter().any(|c| c.starts_with("ch_session=")),
+        "session cookie set"
+    );
+    assert!(
+        cookies.iter().any(|c| c.starts_with("ch_bid=")),
+        "browser id rotated"
+    );
+    cookies.join("; ")
+}
+
+async fn home_status(server: &Server, cookie: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .get(server.url("/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_then_audit_verify_detects_an_edited_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), None);
+    let health = reqwest::get(server.url("/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let cookie = login(&server, "13800138000").await;
+    let (status, html) = home_status(&server, &cookie).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("演示模式") && html.contains("欢迎使用CertHall网上营业厅"));
+    let status = server.stop();
+    assert!(
+        status.success(),
+        "graceful shutdown on SIGTERM exits 0, got {status:?}"
+    );
+    assert!(
+        dir.path().join("certhall.db").exists(),
+        "SQLite file in the data dir"
+    );
+
+    let verify = |dir: &Path| {
+        Command::new(BIN)
+            .args(["audit", "verify", "--data-dir"])
+            .arg(dir)
+            .env_remove("DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let out = verify(dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("audit chain intact: 3 rows"),
+        "code sent, account created, login: {text}"
+    );
+
+    // Edit a row behind CertHall's back.
+    let store = certhall_store::Store::open_sqlite_file(&dir.path().join("certhall.db"))
+        .await
+        .unwrap();
+    sqlx_update(
+        &store,
+        "UPDATE audit_log SET ip = '203.0.113.9' WHERE seq = 2",
+    )
+    .await;
+    store.close().await;
+    let out = verify(dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("BROKEN at row 2"), "{text}");
+
+    // `migrate` alone works on an existing database.
+    let out = Command::new(BIN)
+        .args(["migrate", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sqlite"));
+}
+
+async fn sqlx_update(store: &certhall_store::Store, sql: &str) {
+    let mut tx = store.begin_write().await.unwrap();
+    certhall_store::raw_execute(&mut tx, sql).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_share_sessions_through_postgresql() {
+    let Some(db) = TestDatabase::postgres().await.unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Both processes of one deployment share the data dir's secret key.
+    let a = Server::start(dir.path(), Some(&db.url));
+    let b = Server::start(dir.path(), Some(&db.url));
+    assert_ne!(a.base, b.base);
+    let cookie = login(&a, "13900139000").await;
+    let (status, html) = home_status(&b, &cookie).await;
+    assert_eq!(status, 200, "the session made on A works on B");
+    assert!(html.contains("您好，139****9000"));
+    let ready: serde_json::Value = reqwest::get(b.url("/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["database"], "postgresql");
+
+    // Logging out on B ends the session on A too.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(b.url("/logout"))
+        .header("cookie", &cookie)
+        .form(&[("_csrf", csrf_of(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (status, _) = home_status(&a, &cookie).await;
+    assert_eq!(status, 303, "logged out everywhere");
+    a.stop();
+    b.stop();
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# CertHall's whole test suite: formatting, lints, unit, storage (SQLite and
+# PostgreSQL), in-process HTTP, CLI and headless-browser end-to-end tests.
+#
+# Installs the Debian/Ubuntu packages the tests need when they are missing
+# (as root; otherwise prints the exact command). `.ci/run` calls this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+# --- System packages -------------------------------------------------------
+# chromium: the real browser of the end-to-end tests;
+# fonts-wqy-zenhei: so Chinese renders in screenshots.
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need+=(fonts-wqy-zenhei)
+if ((${#need[@]})); then
+  if [ "$(id -u)" = 0 ]; then
+    say "Installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+  else
+    echo "Missing system packages. Install them with:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
+    exit 1
+  fi
+fi
+for component in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+done
+
+# --- PostgreSQL --------------------------------------------------------------
+# The storage, HTTP and browser tests run on SQLite always and on PostgreSQL
+# when TEST_DATABASE_URL is set. Under CI=true it defaults to the machine's
+# PostgreSQL and an unreachable server fails the run instead of skipping.
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:5432/test"
+    say "PostgreSQL found on 127.0.0.1:5432: running the PostgreSQL variants"
+  elif [ "${CI:-}" = "true" ]; then
+    echo "CI=true but PostgreSQL is not reachable on 127.0.0.1:5432" >&2
+    exit 1
+  else
+    say "PostgreSQL not reachable on 127.0.0.1:5432: PostgreSQL variants will be SKIPPED"
+  fi
+fi
+
+# --- Checks and tests --------------------------------------------------------
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy (warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+say "cargo test"
+cargo test --workspace --locked -- --test-threads=2
+say "All tests passed. Browser screenshots: target/e2e-artifacts/"
