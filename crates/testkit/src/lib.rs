@@ -16,6 +16,7 @@ use certhall_domain::secret::ServerSecret;
 use certhall_domain::session::SessionPolicy;
 use certhall_domain::Timestamp;
 use certhall_notify::demo::DemoOutbox;
+use certhall_notify::SmsGateway;
 use certhall_service::Services;
 use certhall_store::testing::TestDatabase;
 use certhall_web::{AppState, WebConfig};
@@ -59,18 +60,32 @@ impl TestApp {
         all
     }
 
-    /// On the given database.
+    /// On the given database, in demo mode (SMS go to the outbox).
     pub fn on(db: TestDatabase) -> Self {
+        Self::with_gateway(db, WebConfig::for_tests(), |store, clock| {
+            Arc::new(DemoOutbox::new(store.clone(), clock))
+        })
+    }
+
+    /// On the given database with another SMS gateway and web settings.
+    pub fn with_gateway(
+        db: TestDatabase,
+        web: WebConfig,
+        gateway: impl FnOnce(
+            &certhall_store::Store,
+            Arc<dyn certhall_domain::Clock>,
+        ) -> Arc<dyn SmsGateway>,
+    ) -> Self {
         let clock = Arc::new(ManualClock::new(TEST_START));
         let services = Services {
             store: db.store.clone(),
-            sms: Arc::new(DemoOutbox::new(db.store.clone(), clock.clone())),
+            sms: gateway(&db.store, clock.clone()),
             clock: clock.clone(),
             secret: ServerSecret::for_tests(),
             otp: OtpPolicy::default(),
             sessions: SessionPolicy::default(),
         };
-        let router = certhall_web::app(AppState::new(services.clone(), WebConfig::for_tests()));
+        let router = certhall_web::app(AppState::new(services.clone(), web));
         Self {
             db,
             services,

@@ -951,3 +951,120 @@ async fn operations_endpoints_and_openapi() {
     let down = c.get("/readyz").await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// With a real provider configured (here Alibaba Cloud's adapter pointed at
+/// a closed local port, so delivery fails): no demo banner, no /dev routes,
+/// a clear message when the SMS cannot be sent, and the undelivered code
+/// neither works nor counts against the limits.
+#[tokio::test]
+async fn real_provider_mode_and_gateway_failure() {
+    let db = certhall_store::testing::TestDatabase::sqlite()
+        .await
+        .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let config: certhall_notify::aliyun::AliyunConfig = serde_json::from_value(json!({
+        "access_key_id": "testId",
+        "access_key_secret": "testSecret",
+        "sign_name": "CertHall",
+        "templates": { "login_code": "SMS_1" },
+        "endpoint": endpoint,
+    }))
+    .unwrap();
+    let mut web = certhall_web::WebConfig::for_tests();
+    web.secure_cookies = true;
+    let app = TestApp::with_gateway(db, web, |_, clock| {
+        std::sync::Arc::new(certhall_notify::aliyun::AliyunSms::new(config, clock))
+    });
+    let mut c = Client::new(&app, "10.10.0.1");
+    let r = c.get("/login").await;
+    assert!(!r.body.contains("演示模式"));
+    let bid = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    assert!(bid.contains("Secure"), "{bid}");
+    assert_eq!(c.get("/dev/outbox").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        c.get("/dev/outbox.json").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.post_json(
+            "/dev/sms/inbound",
+            json!({ "from": "13100000009", "body": "同意" })
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+
+    let r = c
+        .post_json("/api/v1/auth/sms/send", json!({ "phone": "13200000011" }))
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "sms_unavailable")
+    );
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("短信发送失败"));
+    // Not counted: an immediate retry is not refused by the cooldown.
+    let r = c
+        .post_json("/api/v1/auth/sms/send", json!({ "phone": "13200000011" }))
+        .await;
+    assert_eq!(r.code(), "sms_unavailable");
+    let r = c
+        .post_json(
+            "/api/v1/auth/sms/verify",
+            json!({ "phone": "13200000011", "code": "123456" }),
+        )
+        .await;
+    assert_eq!(r.code(), "sms_code_not_requested");
+    let reasons: Vec<String> = audit_events(&app, "sms.code_refused")
+        .await
+        .iter()
+        .map(|d| d["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons, vec!["gateway_failed", "gateway_failed"]);
+}
+
+/// Two requests presenting the same right code at once: exactly one logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_logs_in_once_under_concurrency() {
+    for app in TestApp::each().await {
+        let b = app.backend();
+        let mut c = Client::new(&app, "10.11.0.1");
+        c.post_json("/api/v1/auth/sms/send", json!({ "phone": "13400000012" }))
+            .await;
+        let code = app.latest_code("13400000012").await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let services = app.services.clone();
+            let code = code.clone();
+            tasks.push(tokio::spawn(async move {
+                services
+                    .verify_login_code(
+                        "13400000012",
+                        &code,
+                        certhall_store::sessions::SessionKind::Api,
+                        None,
+                        &certhall_service::RequestMeta::default(),
+                    )
+                    .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(e) => assert_eq!(
+                    e.refusal().map(|r| r.code()),
+                    Some("sms_code_used"),
+                    "{b}: {e:?}"
+                ),
+            }
+        }
+        assert_eq!(ok, 1, "{b}");
+        assert_eq!(audit_events(&app, "account.created").await.len(), 1, "{b}");
+    }
+}
