@@ -7,7 +7,7 @@ use certhall_domain::session::{SessionStatus, SessionToken};
 use certhall_domain::{AccountId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::sessions::{NewSession, SessionKind};
-use certhall_store::{accounts, login_codes, messages, sessions, LockKey};
+use certhall_store::{accounts, login_codes, messages, sessions, LockKey, WriteTx};
 use rand::rngs::OsRng;
 use serde_json::json;
 
@@ -162,11 +162,10 @@ impl Services {
         let decision = self
             .otp
             .check_code(latest.as_ref().map(|(_, c)| c), &presented, now);
-        let failed = |reason: &Refusal| json!({ "phone": phone.masked(), "reason": reason.code() });
         match (decision, latest) {
             (CodeDecision::Accept, Some((code_id, issued))) => {
                 if !login_codes::consume(&mut tx, code_id, issued.attempts, now).await? {
-                    return Err(Refusal::CodeUsed.into());
+                    return self.refuse_login(tx, Refusal::CodeUsed, &phone, meta).await;
                 }
                 let (account_id, new_account) =
                     match accounts::find_by_phone(&mut tx, &phone).await? {
@@ -223,36 +222,43 @@ impl Services {
                     new_account,
                 })
             }
-            (CodeDecision::CountWrongTry(r), Some((code_id, issued))) => {
-                // A concurrent try may have counted first; the refusal stands.
-                login_codes::count_wrong_try(&mut tx, code_id, issued.attempts).await?;
-                append_audit(
-                    &mut tx,
-                    self.clock.as_ref(),
-                    Actor::Anonymous,
-                    meta,
-                    AuditEvent::LoginFailed,
-                    failed(&r),
-                )
-                .await?;
-                tx.commit().await?;
-                Err(r.into())
+            (decision, latest) => {
+                let refusal = match decision {
+                    CodeDecision::CountWrongTry(r) => {
+                        if let Some((code_id, issued)) = latest {
+                            // A concurrent try may have counted first; the
+                            // refusal stands either way.
+                            login_codes::count_wrong_try(&mut tx, code_id, issued.attempts).await?;
+                        }
+                        r
+                    }
+                    CodeDecision::Refuse(r) => r,
+                    CodeDecision::Accept => Refusal::CodeNotRequested,
+                };
+                self.refuse_login(tx, refusal, &phone, meta).await
             }
-            (CodeDecision::Refuse(r), _) | (CodeDecision::CountWrongTry(r), None) => {
-                append_audit(
-                    &mut tx,
-                    self.clock.as_ref(),
-                    Actor::Anonymous,
-                    meta,
-                    AuditEvent::LoginFailed,
-                    failed(&r),
-                )
-                .await?;
-                tx.commit().await?;
-                Err(r.into())
-            }
-            (CodeDecision::Accept, None) => Err(Refusal::CodeNotRequested.into()),
         }
+    }
+
+    /// Audits a failed login inside `tx`, commits, and returns the refusal.
+    async fn refuse_login<T>(
+        &self,
+        mut tx: WriteTx,
+        refusal: Refusal,
+        phone: &Phone,
+        meta: &RequestMeta,
+    ) -> Result<T> {
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Anonymous,
+            meta,
+            AuditEvent::LoginFailed,
+            json!({ "phone": phone.masked(), "reason": refusal.code() }),
+        )
+        .await?;
+        tx.commit().await?;
+        Err(refusal.into())
     }
 
     /// Finds the live session for `token`, ending it if it expired.

@@ -39,6 +39,19 @@ pub async fn append(tx: &mut WriteTx, now: Timestamp, new: &NewAuditEntry) -> Re
     Ok(entry)
 }
 
+fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        seq: r.try_get("seq")?,
+        at: Timestamp::from_millis(r.try_get("at")?),
+        actor: r.try_get("actor")?,
+        ip: r.try_get("ip")?,
+        event: r.try_get("event")?,
+        data: r.try_get("data")?,
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
 /// Up to `limit` rows with `seq > after`, in order (for streaming checks).
 pub async fn page(store: &Store, after: i64, limit: u32) -> Result<Vec<AuditEntry>> {
     let rows = sqlx::query(
@@ -49,20 +62,7 @@ pub async fn page(store: &Store, after: i64, limit: u32) -> Result<Vec<AuditEntr
     .bind(i64::from(limit))
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                seq: r.try_get("seq")?,
-                at: Timestamp::from_millis(r.try_get("at")?),
-                actor: r.try_get("actor")?,
-                ip: r.try_get("ip")?,
-                event: r.try_get("event")?,
-                data: r.try_get("data")?,
-                prev_hash: r.try_get("prev_hash")?,
-                hash: r.try_get("hash")?,
-            })
-        })
-        .collect()
+    rows.iter().map(entry_from_row).collect()
 }
 
 /// The latest `limit` rows, newest first, optionally of one event only.
@@ -75,18 +75,5 @@ pub async fn recent(store: &Store, event: Option<&str>, limit: u32) -> Result<Ve
     .bind(i64::from(limit))
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(AuditEntry {
-                seq: r.try_get("seq")?,
-                at: Timestamp::from_millis(r.try_get("at")?),
-                actor: r.try_get("actor")?,
-                ip: r.try_get("ip")?,
-                event: r.try_get("event")?,
-                data: r.try_get("data")?,
-                prev_hash: r.try_get("prev_hash")?,
-                hash: r.try_get("hash")?,
-            })
-        })
-        .collect()
+    rows.iter().map(entry_from_row).collect()
 }

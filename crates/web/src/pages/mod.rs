@@ -9,7 +9,7 @@ use axum::Router;
 use certhall_service::auth::SessionInfo;
 
 use crate::error::ErrorPage;
-use crate::extract::{BrowserId, MaybeApplicant};
+use crate::extract::BrowserId;
 use crate::{assets, paths, AppState};
 
 pub mod business;
@@ -141,7 +141,7 @@ pub fn error_page(state: &AppState, page: &ErrorPage) -> Response {
 }
 
 /// Fallback: 404 page (or JSON under `/api/`).
-pub async fn not_found(uri: axum::http::Uri, _user: MaybeApplicant) -> Response {
+pub async fn not_found(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
         return crate::error::ApiError(certhall_domain::Refusal::NotFound.into()).into_response();
     }
