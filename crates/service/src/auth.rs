@@ -128,6 +128,20 @@ impl Services {
         Err(r.into())
     }
 
+    /// Seconds before another code may be sent to `phone_input` (0 when it
+    /// may be sent now or the input is not a phone), so a re-rendered form
+    /// can show the true countdown.
+    pub async fn resend_wait_secs(&self, phone_input: &str) -> Result<u64> {
+        let Ok(phone) = Phone::parse(phone_input) else {
+            return Ok(0);
+        };
+        let Some(last) = login_codes::last_sent(&self.store, &phone).await? else {
+            return Ok(0);
+        };
+        let elapsed = self.clock.now().since(last);
+        Ok(self.otp.resend_cooldown.saturating_sub(elapsed).as_secs())
+    }
+
     /// Logs in with a code. `replacing` is the session the client held
     /// before, which ends here (the session id always changes at login).
     pub async fn verify_login_code(

@@ -4,7 +4,7 @@ use certhall_domain::otp::{IssuedCode, SendHistory};
 use certhall_domain::{Phone, Timestamp};
 use sqlx::Row;
 
-use crate::{u32_from, Result, WriteTx};
+use crate::{u32_from, Result, Store, WriteTx};
 
 /// What has been sent to `phone` and from `ip` since `window_start`.
 pub async fn send_history(
@@ -125,4 +125,14 @@ pub async fn consume(
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// When the latest code went to `phone`, read outside any transaction.
+pub async fn last_sent(store: &Store, phone: &Phone) -> Result<Option<Timestamp>> {
+    let last: Option<i64> =
+        sqlx::query_scalar("SELECT MAX(sent_at) FROM login_codes WHERE phone = $1")
+            .bind(phone.as_str())
+            .fetch_one(store.pool())
+            .await?;
+    Ok(last.map(Timestamp::from_millis))
 }

@@ -669,6 +669,10 @@ async fn login_page_keeps_input_and_explains_errors() {
         if wrong {
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{b}");
             assert!(
+                r.body.contains("data-resend-after=\"60\""),
+                "{b}: the countdown survives a wrong code"
+            );
+            assert!(
                 r.body.contains("验证码不正确，还可尝试4次")
                     && r.body.contains("value=\"13500000004\""),
                 "{b}"

@@ -5,7 +5,6 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::CookieJar;
-use certhall_service::ServiceError;
 use certhall_store::sessions::SessionKind;
 use serde::Deserialize;
 
@@ -88,7 +87,7 @@ pub struct LoginForm {
     next: String,
 }
 
-fn form_error(
+async fn form_error(
     state: &AppState,
     bid: &BrowserId,
     form: &LoginForm,
@@ -97,6 +96,11 @@ fn form_error(
 ) -> Response {
     let resend_after = match &err {
         WebError::Refused(certhall_domain::Refusal::ResendTooSoon { wait_secs }) => *wait_secs,
+        _ if code_sent => state
+            .services
+            .resend_wait_secs(&form.phone)
+            .await
+            .unwrap_or(0),
         _ => 0,
     };
     let status = match &err {
@@ -132,7 +136,7 @@ pub async fn send_code(
             urlencode(paths::safe_next(Some(&form.next)))
         ))
         .into_response(),
-        Err(e) => form_error(&state, &bid, &form, e.into(), false),
+        Err(e) => form_error(&state, &bid, &form, e.into(), false).await,
     }
 }
 
@@ -170,10 +174,7 @@ pub async fn submit(
                 .add(bid_cookie);
             (jar, Redirect::to(paths::safe_next(Some(&form.next)))).into_response()
         }
-        Err(ServiceError::Refused(r)) => {
-            form_error(&state, &bid, &form, WebError::Refused(r), true)
-        }
-        Err(e) => form_error(&state, &bid, &form, e.into(), true),
+        Err(e) => form_error(&state, &bid, &form, e.into(), true).await,
     }
 }
 
