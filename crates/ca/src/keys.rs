@@ -1,0 +1,242 @@
+//! Signing keys behind one trait ([`CaSigner`]), so the engine signs the
+//! same way with a software key, a PKCS#11 token or (later) an HSM — the
+//! role of rcgen's `SigningKey` and step-ca's `cas/apiv1`.
+//!
+//! Software keys are never stored in the clear: [`SoftwareKey::to_encrypted_pem`]
+//! writes PKCS#8 `ENCRYPTED PRIVATE KEY` (PBES2: scrypt + AES-256-CBC,
+//! RFC 8018 / RFC 7914), which OpenSSL reads too.
+
+use std::fmt;
+
+use der::asn1::UintRef;
+use der::{Decode, Encode, Sequence};
+use pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding, PrivateKeyInfo};
+use rand::rngs::OsRng;
+use sha2::Sha256;
+use signature::{SignatureEncoding, Signer};
+use spki::SubjectPublicKeyInfoOwned;
+
+use crate::family::{oid, Family, KeyAlgorithm};
+use crate::{CaError, Result};
+
+/// The SM2 signer ID every CertHall SM2 signature uses: the GM/T 0009
+/// default. (OpenSSL 3 verifies with `-vfyopt distid:1234567812345678`.)
+pub const SM2_DIST_ID: &str = "1234567812345678";
+
+/// Something that signs for a CA (root, issuing CA or OCSP signer).
+pub trait CaSigner: Send + Sync + fmt::Debug {
+    /// The family whose signature algorithm this key produces.
+    fn family(&self) -> Family;
+
+    /// The public key, as it goes into certificates.
+    fn public_key_info(&self) -> Result<SubjectPublicKeyInfoOwned>;
+
+    /// Signs `message` (hashing it as the family's algorithm requires) and
+    /// returns the signature as it goes into the BIT STRING: DER
+    /// `ECDSA-Sig-Value` / SM2 `SEQUENCE { r, s }`, or the RSA PKCS #1 v1.5
+    /// block.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A key held in memory, loaded from an encrypted file or just generated.
+pub enum SoftwareKey {
+    /// SM2.
+    Sm2(sm2::SecretKey),
+    /// ECDSA P-256.
+    P256(p256::SecretKey),
+    /// RSA.
+    Rsa(Box<rsa::RsaPrivateKey>),
+}
+
+impl fmt::Debug for SoftwareKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SoftwareKey({})", self.algorithm())
+    }
+}
+
+impl SoftwareKey {
+    /// A fresh random key.
+    pub fn generate(alg: KeyAlgorithm) -> Result<Self> {
+        Ok(match alg {
+            KeyAlgorithm::Sm2 => Self::Sm2(sm2::SecretKey::random(&mut OsRng)),
+            KeyAlgorithm::EcP256 => Self::P256(p256::SecretKey::random(&mut OsRng)),
+            KeyAlgorithm::Rsa(bits) => Self::Rsa(Box::new(
+                rsa::RsaPrivateKey::new(&mut OsRng, bits as usize)
+                    .map_err(|e| CaError::Key(e.to_string()))?,
+            )),
+        })
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            Self::Sm2(_) => KeyAlgorithm::Sm2,
+            Self::P256(_) => KeyAlgorithm::EcP256,
+            Self::Rsa(k) => {
+                KeyAlgorithm::Rsa(rsa::traits::PublicKeyParts::size(k.as_ref()) as u32 * 8)
+            }
+        }
+    }
+
+    /// PKCS#8 `ENCRYPTED PRIVATE KEY` PEM under `passphrase`: PBES2 with
+    /// scrypt (N = 2^14, r = 8, p = 1: 16 MiB, within OpenSSL's default
+    /// scrypt memory limit so `openssl pkey` reads the file) and AES-256-CBC.
+    pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<String> {
+        let clear = match self {
+            Self::Sm2(k) => k.to_pkcs8_der(),
+            Self::P256(k) => k.to_pkcs8_der(),
+            Self::Rsa(k) => k.to_pkcs8_der(),
+        }
+        .map_err(|e| CaError::Key(e.to_string()))?;
+        let info =
+            PrivateKeyInfo::try_from(clear.as_bytes()).map_err(|e| CaError::Key(e.to_string()))?;
+        let mut salt = [0u8; 16];
+        let mut iv = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut OsRng, &mut salt);
+        rand::RngCore::fill_bytes(&mut OsRng, &mut iv);
+        let scrypt = pkcs8::pkcs5::scrypt::Params::new(14, 8, 1, 32)
+            .map_err(|e| CaError::Key(e.to_string()))?;
+        let params = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256cbc(scrypt, &salt, &iv)
+            .map_err(|e| CaError::Key(e.to_string()))?;
+        let encrypted = info
+            .encrypt_with_params(params, passphrase)
+            .map_err(|e| CaError::Key(e.to_string()))?;
+        let pem = encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .map_err(|e| CaError::Key(e.to_string()))?;
+        Ok(pem.to_string())
+    }
+
+    /// Reads an encrypted PKCS#8 PEM; a wrong passphrase is
+    /// [`CaError::WrongPassphrase`].
+    pub fn from_encrypted_pem(pem: &str, passphrase: &[u8]) -> Result<Self> {
+        let (label, doc) = der::SecretDocument::from_pem(pem)
+            .map_err(|e| CaError::Key(format!("not a PEM key file: {e}")))?;
+        if label != "ENCRYPTED PRIVATE KEY" {
+            return Err(CaError::Key(format!(
+                "expected an ENCRYPTED PRIVATE KEY, found {label:?}: CA keys are never stored in the clear"
+            )));
+        }
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(doc.as_bytes())
+            .map_err(|e| CaError::Key(e.to_string()))?;
+        let clear = info
+            .decrypt(passphrase)
+            .map_err(|_| CaError::WrongPassphrase)?;
+        Self::from_pkcs8_der(clear.as_bytes())
+    }
+
+    /// Reads a clear PKCS#8 DER private key (only ever in memory).
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        let pki = PrivateKeyInfo::try_from(der).map_err(|_| CaError::WrongPassphrase)?;
+        let alg = pki.algorithm.oid;
+        let curve = pki
+            .algorithm
+            .parameters
+            .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
+        match (alg, curve) {
+            (a, Some(c)) if a == oid::EC_PUBLIC_KEY && c == oid::SM2P256V1 => Ok(Self::Sm2(
+                sm2::SecretKey::from_pkcs8_der(der).map_err(|e| CaError::Key(e.to_string()))?,
+            )),
+            (a, Some(c)) if a == oid::EC_PUBLIC_KEY && c == oid::SECP256R1 => Ok(Self::P256(
+                p256::SecretKey::from_pkcs8_der(der).map_err(|e| CaError::Key(e.to_string()))?,
+            )),
+            (a, _) if a == oid::RSA_ENCRYPTION => Ok(Self::Rsa(Box::new(
+                rsa::RsaPrivateKey::from_pkcs8_der(der).map_err(|e| CaError::Key(e.to_string()))?,
+            ))),
+            (a, c) => Err(CaError::Key(format!(
+                "unsupported key algorithm {a} / {c:?}"
+            ))),
+        }
+    }
+}
+
+impl CaSigner for SoftwareKey {
+    fn family(&self) -> Family {
+        match self {
+            Self::Sm2(_) => Family::Sm2,
+            Self::P256(_) => Family::P256,
+            Self::Rsa(_) => Family::Rsa,
+        }
+    }
+
+    fn public_key_info(&self) -> Result<SubjectPublicKeyInfoOwned> {
+        let doc = match self {
+            Self::Sm2(k) => k.public_key().to_public_key_der(),
+            Self::P256(k) => k.public_key().to_public_key_der(),
+            Self::Rsa(k) => k.to_public_key().to_public_key_der(),
+        }
+        .map_err(|e| CaError::Key(e.to_string()))?;
+        Ok(SubjectPublicKeyInfoOwned::from_der(doc.as_bytes())?)
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Self::Sm2(k) => {
+                let signer = sm2::dsa::SigningKey::new(SM2_DIST_ID, k)
+                    .map_err(|e| CaError::Key(e.to_string()))?;
+                let sig: sm2::dsa::Signature = signer
+                    .try_sign(message)
+                    .map_err(|e| CaError::Key(e.to_string()))?;
+                sm2_signature_to_der(&sig.to_bytes())
+            }
+            Self::P256(k) => {
+                let signer = p256::ecdsa::SigningKey::from(k);
+                let sig: p256::ecdsa::DerSignature = signer
+                    .try_sign(message)
+                    .map_err(|e| CaError::Key(e.to_string()))?;
+                Ok(sig.to_vec())
+            }
+            Self::Rsa(k) => {
+                let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(k.as_ref().clone());
+                let sig = signer
+                    .try_sign(message)
+                    .map_err(|e| CaError::Key(e.to_string()))?;
+                Ok(sig.to_vec())
+            }
+        }
+    }
+}
+
+/// `SEQUENCE { r INTEGER, s INTEGER }`, the DER form of EC signatures.
+#[derive(Sequence)]
+struct EcSigValue<'a> {
+    r: UintRef<'a>,
+    s: UintRef<'a>,
+}
+
+/// DER-encodes a raw `r ‖ s` SM2 or ECDSA signature (64 bytes for 256-bit
+/// curves). Also used for PKCS#11 tokens, whose `CKM_ECDSA` returns `r ‖ s`.
+pub fn raw_ec_signature_to_der(raw: &[u8]) -> Result<Vec<u8>> {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
+        return Err(CaError::Key(format!(
+            "raw EC signature of odd length {}",
+            raw.len()
+        )));
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let v = EcSigValue {
+        r: UintRef::new(r)?,
+        s: UintRef::new(s)?,
+    };
+    Ok(v.to_der()?)
+}
+
+fn sm2_signature_to_der(raw: &[u8]) -> Result<Vec<u8>> {
+    raw_ec_signature_to_der(raw)
+}
+
+/// Splits a DER EC signature into 32-byte `r` and `s`.
+pub fn der_ec_signature_to_raw(der_sig: &[u8]) -> Result<[u8; 64]> {
+    let v = EcSigValue::from_der(der_sig)?;
+    let mut out = [0u8; 64];
+    for (i, part) in [v.r.as_bytes(), v.s.as_bytes()].iter().enumerate() {
+        if part.len() > 32 {
+            return Err(CaError::Key(
+                "EC signature integer longer than 32 bytes".into(),
+            ));
+        }
+        let start = i * 32 + (32 - part.len());
+        out[start..(i + 1) * 32].copy_from_slice(part);
+    }
+    Ok(out)
+}

@@ -1,0 +1,1 @@
+//! OCSP (to be written).
