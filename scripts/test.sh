@@ -11,10 +11,12 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # --- System packages -------------------------------------------------------
 # chromium: the real browser of the end-to-end tests;
-# fonts-wqy-zenhei: so Chinese renders in screenshots.
+# fonts-wqy-zenhei: so Chinese renders in screenshots;
+# softhsm2: the PKCS#11 token the CA-key-in-a-token tests use.
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need+=(fonts-wqy-zenhei)
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     say "Installing ${need[*]}"

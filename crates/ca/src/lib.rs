@@ -22,6 +22,7 @@ pub mod issue;
 pub mod keys;
 pub mod name;
 pub mod ocsp;
+pub mod pkcs11;
 pub mod profile;
 pub mod time;
 

@@ -323,7 +323,9 @@ fn every_family_verifies_with_openssl_and_a_second_parser() {
                 ],
             );
             assert!(
-                ok && text.contains("verify OK") && text.contains("Key Compromise") && text.contains("CRL Number"),
+                ok && text.contains("verify OK")
+                    && text.contains("Key Compromise")
+                    && text.contains("CRL Number"),
                 "{family}: {text}"
             );
             let (ok, text) = openssl(

@@ -39,6 +39,12 @@ pub struct FileConfig {
     pub log_format: Option<String>,
     /// SMS provider; absent means the demo outbox (demo mode).
     pub sms: Option<SmsConfig>,
+    /// Public base URL (CRL, OCSP and CA certificate links in certificates).
+    pub public_url: Option<String>,
+    /// File holding the passphrase of the CA key files.
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// File holding the PIN of the PKCS#11 token with CA keys.
+    pub ca_pkcs11_pin_file: Option<PathBuf>,
 }
 
 /// Which SMS provider to use.
@@ -86,6 +92,15 @@ pub struct CommonArgs {
     /// Log format: text or json [default: text].
     #[arg(long, global = true, env = "CERTHALL_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// Public base URL written into certificates [default: http://<listen>].
+    #[arg(long, global = true, env = "CERTHALL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// File holding the CA key passphrase (or set CERTHALL_CA_PASSPHRASE).
+    #[arg(long, global = true, env = "CERTHALL_CA_PASSPHRASE_FILE")]
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// File holding the PKCS#11 PIN for CA keys (or set CERTHALL_CA_PKCS11_PIN).
+    #[arg(long, global = true, env = "CERTHALL_CA_PKCS11_PIN_FILE")]
+    pub ca_pkcs11_pin_file: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -108,6 +123,12 @@ pub struct RuntimeConfig {
     pub json_logs: bool,
     /// The SMS provider.
     pub sms: SmsConfig,
+    /// Public base URL, no trailing slash.
+    pub public_url: String,
+    /// CA key passphrase file, if configured.
+    pub ca_passphrase_file: Option<PathBuf>,
+    /// PKCS#11 PIN file, if configured.
+    pub ca_pkcs11_pin_file: Option<PathBuf>,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -125,6 +146,9 @@ impl fmt::Debug for RuntimeConfig {
             .field("secret_key_file", &self.secret_key_file)
             .field("json_logs", &self.json_logs)
             .field("sms", &self.sms)
+            .field("public_url", &self.public_url)
+            .field("ca_passphrase_file", &self.ca_passphrase_file)
+            .field("ca_pkcs11_pin_file", &self.ca_pkcs11_pin_file)
             .finish()
     }
 }
@@ -195,7 +219,27 @@ impl RuntimeConfig {
             session_idle: Duration::from_secs(idle_minutes * 60),
             json_logs,
             sms: file.sms.unwrap_or(SmsConfig::Demo),
+            public_url: common
+                .public_url
+                .clone()
+                .or(file.public_url)
+                .unwrap_or_else(|| format!("http://{listen}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            ca_passphrase_file: common
+                .ca_passphrase_file
+                .clone()
+                .or(file.ca_passphrase_file),
+            ca_pkcs11_pin_file: common
+                .ca_pkcs11_pin_file
+                .clone()
+                .or(file.ca_pkcs11_pin_file),
         })
+    }
+
+    /// True while no real SMS provider is configured.
+    pub fn demo(&self) -> bool {
+        matches!(self.sms, SmsConfig::Demo)
     }
 
     /// True when the database is the embedded SQLite file.
@@ -224,6 +268,67 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<ServerSecret> {
         .with_context(|| format!("cannot write secret key {}", path.display()))?;
     tracing::info!(path = %path.display(), "generated a new server secret key");
     Ok(ServerSecret::new(text.into_bytes()))
+}
+
+/// The CA key passphrase: `CERTHALL_CA_PASSPHRASE`, else the configured
+/// file; in demo mode a random one is kept in `<data-dir>/ca/passphrase`
+/// (demo only: a real deployment supplies it from its secret store).
+pub fn ca_passphrase(config: &RuntimeConfig) -> anyhow::Result<Option<Vec<u8>>> {
+    if let Ok(p) = std::env::var("CERTHALL_CA_PASSPHRASE") {
+        if !p.is_empty() {
+            return Ok(Some(p.into_bytes()));
+        }
+    }
+    if let Some(path) = &config.ca_passphrase_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read CA passphrase file {}", path.display()))?;
+        let p = text.trim_end_matches(['\r', '\n']).to_owned();
+        if p.len() < 12 {
+            bail!(
+                "the CA passphrase in {} is shorter than 12 characters",
+                path.display()
+            );
+        }
+        return Ok(Some(p.into_bytes()));
+    }
+    if config.demo() {
+        let path = config.data_dir.join("ca").join("passphrase");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            return Ok(Some(text.trim().as_bytes().to_vec()));
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let mut bytes = [0u8; 24];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        let text = hex::encode(bytes);
+        write_private(&path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        tracing::warn!(path = %path.display(), "demo mode: generated a CA key passphrase file next to the data (never do this in production)");
+        return Ok(Some(text.into_bytes()));
+    }
+    Ok(None)
+}
+
+/// The PKCS#11 PIN for CA keys, if configured.
+pub fn ca_pkcs11_pin(config: &RuntimeConfig) -> anyhow::Result<Option<String>> {
+    if let Ok(p) = std::env::var("CERTHALL_CA_PKCS11_PIN") {
+        if !p.is_empty() {
+            return Ok(Some(p));
+        }
+    }
+    match &config.ca_pkcs11_pin_file {
+        Some(path) => Ok(Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read PKCS#11 PIN file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        )),
+        None => Ok(None),
+    }
 }
 
 #[cfg(unix)]

@@ -17,6 +17,7 @@ use certhall_service::Services;
 use certhall_store::Store;
 use clap::{Parser, Subcommand};
 
+mod ca_cmd;
 mod config;
 
 use config::{CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
@@ -44,6 +45,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// The certificate authority: hierarchies, issuance, revocation, CRLs, profiles.
+    Ca {
+        #[command(subcommand)]
+        command: ca_cmd::CaCommand,
     },
 }
 
@@ -132,8 +138,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Ca { command } => {
+            let services = build_services(&config, store)?;
+            ca_cmd::run(&services, command).await
+        }
         Command::Serve { .. } => {
             let services = build_services(&config, store)?;
+            if config.demo() {
+                // Demo mode: SM2 and P-256 hierarchies on first start.
+                services
+                    .ca_ensure_demo()
+                    .await
+                    .context("cannot create the demo CA")?;
+            } else {
+                services.ca_seed_profiles().await?;
+            }
             serve(&config, services).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -165,6 +184,12 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
         SmsConfig::Aliyun(c) => Arc::new(AliyunSms::new(c.clone(), clock.clone())),
     };
     let secret = config::load_or_create_secret(&config.secret_key_file)?;
+    let mut ca = certhall_service::ca::CaSettings::new(
+        config.data_dir.join("ca"),
+        config::ca_passphrase(config)?,
+        config.public_url.clone(),
+    );
+    ca.pkcs11_pin = config::ca_pkcs11_pin(config)?;
     Ok(Services {
         store,
         sms,
@@ -175,6 +200,7 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
             idle_timeout: config.session_idle,
             ..SessionPolicy::default()
         },
+        ca: Arc::new(certhall_service::ca::CaRuntime::new(ca)),
     })
 }
 
@@ -212,11 +238,15 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Deletes expired sessions every ten minutes (any process may do it).
+/// Every ten minutes (any process may do it): deletes expired sessions,
+/// re-signs CRLs close to nextUpdate, rotates OCSP signers close to expiry.
 async fn purge_sessions(services: Services) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;
+        if let Err(e) = services.ca_maintain().await {
+            tracing::warn!(error = %e, "CA maintenance failed");
+        }
         let now = services.clock.now();
         let p = &services.sessions;
         match certhall_store::sessions::purge(

@@ -28,6 +28,8 @@ pub enum Actor {
     Account(AccountId),
     /// CertHall itself (schedulers, start-up).
     System,
+    /// An operator at the command line (`certhall ca …`), with the OS user.
+    Cli(String),
 }
 
 impl fmt::Display for Actor {
@@ -36,6 +38,7 @@ impl fmt::Display for Actor {
             Self::Anonymous => f.write_str("anonymous"),
             Self::Account(id) => write!(f, "account:{}", id.0),
             Self::System => f.write_str("system"),
+            Self::Cli(user) => write!(f, "cli:{user}"),
         }
     }
 }
@@ -61,6 +64,18 @@ pub enum AuditEvent {
     MessagesRead,
     /// An SMS was received from a phone (inbound).
     SmsInbound,
+    /// A CA hierarchy (root + issuing CA) was created.
+    CaInitialized,
+    /// A delegated OCSP signing certificate was issued (first or rotation).
+    CaOcspSignerIssued,
+    /// A subscriber certificate was issued.
+    CertificateIssued,
+    /// A certificate was revoked.
+    CertificateRevoked,
+    /// A CRL was signed.
+    CrlSigned,
+    /// A certificate profile was added or changed.
+    CaProfileSaved,
 }
 
 impl AuditEvent {
@@ -76,6 +91,12 @@ impl AuditEvent {
             Self::CsrfRejected => "csrf.rejected",
             Self::MessagesRead => "messages.read",
             Self::SmsInbound => "sms.inbound",
+            Self::CaInitialized => "ca.initialized",
+            Self::CaOcspSignerIssued => "ca.ocsp_signer_issued",
+            Self::CertificateIssued => "ca.certificate_issued",
+            Self::CertificateRevoked => "ca.certificate_revoked",
+            Self::CrlSigned => "ca.crl_signed",
+            Self::CaProfileSaved => "ca.profile_saved",
         }
     }
 }

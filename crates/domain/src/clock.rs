@@ -71,6 +71,27 @@ impl Timestamp {
         )
     }
 
+    /// An HTTP-date (RFC 9110 §5.6.7), e.g. `Wed, 25 Nov 2026 06:30:00 GMT`.
+    pub fn http_date(self) -> String {
+        let nanos = i128::from(self.0) * 1_000_000;
+        let t =
+            OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+        const MONTHS: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        format!(
+            "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+            DAYS[usize::from(t.weekday().number_days_from_monday())],
+            t.day(),
+            MONTHS[usize::from(u8::from(t.month())) - 1],
+            t.year(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )
+    }
+
     /// RFC 3339 in UTC, as the JSON API returns it.
     pub fn rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
@@ -128,6 +149,7 @@ mod tests {
         let t = Timestamp::from_millis(1_795_588_200_000);
         assert_eq!(t.display_cst(), "2026-11-25 14:30");
         assert_eq!(t.rfc3339(), "2026-11-25T06:30:00Z");
+        assert_eq!(t.http_date(), "Wed, 25 Nov 2026 06:30:00 GMT");
     }
 
     #[test]

@@ -85,6 +85,27 @@ pub enum Refusal {
     /// A generic "not found".
     #[error("not found")]
     NotFound,
+    /// No certificate has this serial.
+    #[error("certificate not found")]
+    CertificateNotFound,
+    /// The certificate is already revoked.
+    #[error("certificate already revoked")]
+    AlreadyRevoked,
+    /// The CA hierarchy of this family does not exist yet.
+    #[error("ca {0} not initialized")]
+    CaNotInitialized(String),
+    /// The CA hierarchy of this family exists already.
+    #[error("ca {0} already initialized")]
+    CaAlreadyInitialized(String),
+    /// No profile of this name.
+    #[error("profile {0} not found")]
+    ProfileNotFound(String),
+    /// A profile of this name exists.
+    #[error("profile {0} exists")]
+    ProfileExists(String),
+    /// The CA refused the request (bad CSR, key or subject).
+    #[error("ca refused: {0}")]
+    CaRequestRefused(String),
 }
 
 impl Refusal {
@@ -108,15 +129,23 @@ impl Refusal {
             Self::MessageNotFound => "message_not_found",
             Self::MissingField(_) => "missing_field",
             Self::NotFound => "not_found",
+            Self::CertificateNotFound => "certificate_not_found",
+            Self::AlreadyRevoked => "certificate_already_revoked",
+            Self::CaNotInitialized(_) => "ca_not_initialized",
+            Self::CaAlreadyInitialized(_) => "ca_already_initialized",
+            Self::ProfileNotFound(_) => "profile_not_found",
+            Self::ProfileExists(_) => "profile_exists",
+            Self::CaRequestRefused(_) => "ca_request_refused",
         }
     }
 
     /// The family of this refusal.
     pub fn kind(&self) -> RefusalKind {
         match self {
-            Self::InvalidPhone | Self::InvalidCodeFormat | Self::MissingField(_) => {
-                RefusalKind::Invalid
-            }
+            Self::InvalidPhone
+            | Self::InvalidCodeFormat
+            | Self::MissingField(_)
+            | Self::CaRequestRefused(_) => RefusalKind::Invalid,
             Self::CodeNotRequested
             | Self::CodeWrong { .. }
             | Self::CodeExpired
@@ -125,8 +154,15 @@ impl Refusal {
             | Self::SessionExpired
             | Self::BadToken => RefusalKind::Unauthenticated,
             Self::CsrfMismatch => RefusalKind::Forbidden,
-            Self::MessageNotFound | Self::NotFound => RefusalKind::NotFound,
-            Self::CodeUsed => RefusalKind::Conflict,
+            Self::MessageNotFound
+            | Self::NotFound
+            | Self::CertificateNotFound
+            | Self::CaNotInitialized(_)
+            | Self::ProfileNotFound(_) => RefusalKind::NotFound,
+            Self::CodeUsed
+            | Self::AlreadyRevoked
+            | Self::CaAlreadyInitialized(_)
+            | Self::ProfileExists(_) => RefusalKind::Conflict,
             Self::ResendTooSoon { .. } | Self::PhoneSendLimit | Self::IpSendLimit => {
                 RefusalKind::RateLimited
             }
@@ -157,6 +193,13 @@ impl Refusal {
             Self::MessageNotFound => "找不到这条消息。".into(),
             Self::MissingField(name) => format!("请填写{name}。"),
             Self::NotFound => "您访问的页面不存在。".into(),
+            Self::CertificateNotFound => "找不到该证书，请核对证书序列号。".into(),
+            Self::AlreadyRevoked => "该证书已经注销，无需重复操作。".into(),
+            Self::CaNotInitialized(f) => format!("{f} 证书体系尚未建立。"),
+            Self::CaAlreadyInitialized(f) => format!("{f} 证书体系已经建立，不能重复初始化。"),
+            Self::ProfileNotFound(p) => format!("证书模板 {p} 不存在。"),
+            Self::ProfileExists(p) => format!("证书模板 {p} 已存在。"),
+            Self::CaRequestRefused(why) => format!("证书申请未通过校验：{why}"),
         }
     }
 }
@@ -191,6 +234,13 @@ mod tests {
             Refusal::MessageNotFound,
             Refusal::MissingField("手机号"),
             Refusal::NotFound,
+            Refusal::CertificateNotFound,
+            Refusal::AlreadyRevoked,
+            Refusal::CaNotInitialized("sm2".into()),
+            Refusal::CaAlreadyInitialized("sm2".into()),
+            Refusal::ProfileNotFound("x".into()),
+            Refusal::ProfileExists("x".into()),
+            Refusal::CaRequestRefused("x".into()),
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

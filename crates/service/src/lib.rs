@@ -17,6 +17,7 @@ use certhall_store::{audit, Store, StoreError, WriteTx};
 
 pub mod audit_log;
 pub mod auth;
+pub mod ca;
 pub mod inbox;
 pub mod sms_inbound;
 
@@ -32,6 +33,9 @@ pub enum ServiceError {
     /// The SMS gateway failed.
     #[error(transparent)]
     Sms(#[from] certhall_notify::SmsError),
+    /// The CA engine failed (a fault, not a refused request).
+    #[error("ca: {0}")]
+    Ca(certhall_ca::CaError),
 }
 
 /// Result of a service call.
@@ -61,6 +65,8 @@ pub struct Services {
     pub otp: OtpPolicy,
     /// Session rules.
     pub sessions: SessionPolicy,
+    /// The certificate authority's settings and loaded keys.
+    pub ca: Arc<ca::CaRuntime>,
 }
 
 impl Services {

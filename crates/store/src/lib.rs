@@ -26,6 +26,7 @@ use sqlx::{AnyPool, Executor};
 
 pub mod accounts;
 pub mod audit;
+pub mod ca;
 pub mod login_codes;
 pub mod messages;
 pub mod sessions;

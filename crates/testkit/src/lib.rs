@@ -84,6 +84,13 @@ impl TestApp {
             secret: ServerSecret::for_tests(),
             otp: OtpPolicy::default(),
             sessions: SessionPolicy::default(),
+            ca: Arc::new(certhall_service::ca::CaRuntime::new(
+                certhall_service::ca::CaSettings::new(
+                    db_key_dir(),
+                    Some(b"certhall test passphrase".to_vec()),
+                    "http://127.0.0.1:8080".into(),
+                ),
+            )),
         };
         let router = certhall_web::app(AppState::new(services.clone(), web));
         Self {
@@ -124,6 +131,16 @@ impl TestApp {
         });
         RunningServer { addr, task }
     }
+}
+
+/// A fresh directory for one test app's CA key files (removed with the
+/// temp dir at reboot; tests never reuse it).
+fn db_key_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "certhall-test-ca-{}-{:016x}",
+        std::process::id(),
+        rand::random::<u64>()
+    ))
 }
 
 /// Finds the six-digit code in an SMS text.

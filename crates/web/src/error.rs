@@ -84,25 +84,15 @@ fn incident_id() -> String {
 
 impl From<ServiceError> for WebError {
     fn from(e: ServiceError) -> Self {
-        match e {
-            ServiceError::Refused(r) => Self::Refused(r),
-            ServiceError::Sms(e) => {
-                let incident = incident_id();
-                tracing::error!(%incident, error = %e, "sms gateway failed");
-                Self::Fault {
-                    incident,
-                    sms: true,
-                }
-            }
-            ServiceError::Store(e) => {
-                let incident = incident_id();
-                tracing::error!(%incident, error = %e, "storage failed");
-                Self::Fault {
-                    incident,
-                    sms: false,
-                }
-            }
-        }
+        let (what, sms) = match &e {
+            ServiceError::Refused(r) => return Self::Refused(r.clone()),
+            ServiceError::Sms(_) => ("sms gateway failed", true),
+            ServiceError::Store(_) => ("storage failed", false),
+            ServiceError::Ca(_) => ("CA engine failed", false),
+        };
+        let incident = incident_id();
+        tracing::error!(%incident, error = %e, "{what}");
+        Self::Fault { incident, sms }
     }
 }
 

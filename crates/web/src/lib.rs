@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod ops;
 pub mod pages;
 pub mod paths;
+pub mod pki;
 
 /// Settings of the web layer.
 #[derive(Debug, Clone)]
@@ -82,6 +83,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::router())
         .nest("/api/v1", api::router())
         .merge(ops::router())
+        .merge(pki::router())
         .merge(assets::router());
     if state.services.demo_mode() {
         router = router.merge(pages::dev::router());

@@ -22,6 +22,8 @@ pub const RENEW: &str = "/certificates/renew";
 pub const CHANGE: &str = "/certificates/change";
 /// Activation (证书激活).
 pub const ACTIVATE: &str = "/certificates/activate";
+/// CA publication page (证书体系公示).
+pub const CA: &str = "/ca";
 /// Demo SMS outbox.
 pub const DEV_OUTBOX: &str = "/dev/outbox";
 /// Demo SMS outbox, JSON.

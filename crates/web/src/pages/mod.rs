@@ -17,6 +17,7 @@ pub mod dev;
 pub mod home;
 pub mod login;
 pub mod messages;
+pub mod pki;
 
 /// The page routes.
 pub fn router() -> Router<AppState> {
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::CHANGE, get(business::change))
         .route(paths::ACTIVATE, get(business::activate))
         .route(paths::ORDERS, get(business::orders))
+        .route(paths::CA, get(pki::show))
 }
 
 /// The logged-in user as the header shows them.
