@@ -12,8 +12,11 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # --- System packages -------------------------------------------------------
 # chromium: the real browser of the end-to-end tests;
 # fonts-wqy-zenhei: so Chinese renders in screenshots;
-# softhsm2: the PKCS#11 token the CA-key-in-a-token tests use.
+# softhsm2: the PKCS#11 token the CA-key-in-a-token tests use;
+# openssl: the independent checker of every certificate, CRL and OCSP answer.
 need=()
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need+=(fonts-wqy-zenhei)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
@@ -27,6 +30,13 @@ if ((${#need[@]})); then
     echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${need[*]}" >&2
     exit 1
   fi
+fi
+# Python's `cryptography`: the second, independent X.509/OCSP parser.
+if ! python3 -c "import cryptography.x509.ocsp" >/dev/null 2>&1; then
+  say "Installing Python cryptography (second parser for the CA tests)"
+  python3 -m pip install --quiet "cryptography>=42" \
+    || python3 -m pip install --quiet --break-system-packages "cryptography>=42" \
+    || { echo "Install it with: python3 -m pip install cryptography" >&2; exit 1; }
 fi
 for component in rustfmt clippy; do
   rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"

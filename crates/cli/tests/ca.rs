@@ -590,3 +590,136 @@ async fn issue_verify_revoke_and_check_status_over_ocsp_and_crl() {
     let verify = ok(&certhall(d, &["audit", "verify"]));
     assert!(verify.contains("intact"), "{verify}");
 }
+
+/// `certhall ca init --pkcs11-module …`: the issuing CA's key is generated
+/// inside a SoftHSM2 token the test creates, and the certificates it signs
+/// verify with OpenSSL.
+#[test]
+fn ca_keys_in_a_softhsm2_token() {
+    let module = std::env::var("CERTHALL_PKCS11_MODULE")
+        .unwrap_or_else(|_| "/usr/lib/softhsm/libsofthsm2.so".into());
+    if !Path::new(&module).exists()
+        || Command::new("softhsm2-util")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but softhsm2 is missing: apt-get install -y softhsm2"
+        );
+        eprintln!(
+            "SKIPPED: PKCS#11 CLI test (softhsm2 not installed; scripts/test.sh installs it)"
+        );
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("tokens")).unwrap();
+    std::fs::write(
+        d.join("softhsm2.conf"),
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            d.join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let conf = d.join("softhsm2.conf");
+    let init = Command::new("softhsm2-util")
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "certhall-ca",
+            "--so-pin",
+            "87654321",
+            "--pin",
+            "12345678",
+        ])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(d.join("data"))
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .env("SOFTHSM2_CONF", &conf)
+            .env("CERTHALL_CA_PKCS11_PIN", "12345678")
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let out = ok(&run(&[
+        "ca",
+        "init",
+        "--family",
+        "p256",
+        "--pkcs11-module",
+        &module,
+        "--token-label",
+        "certhall-ca",
+    ]));
+    assert!(out.contains("p256 issuing"), "{out}");
+    // The keys are in the token, not on disk.
+    assert!(
+        !d.join("data/ca").exists()
+            || std::fs::read_dir(d.join("data/ca")).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".key.pem"))
+    );
+    std::fs::write(
+        d.join("chain.pem"),
+        ok(&run(&["ca", "chain", "--family", "p256"])),
+    )
+    .unwrap();
+    csr(d, "p256", "ee");
+    let pem = ok(&run(&[
+        "ca",
+        "issue",
+        "--family",
+        "p256",
+        "--profile",
+        "enterprise",
+        "--csr",
+        "ee.csr",
+        "--subject",
+        SUBJECT,
+    ]));
+    std::fs::write(d.join("ee.pem"), pem).unwrap();
+    let (o, t) = openssl(d, &["verify", "-CAfile", "chain.pem", "ee.pem"]);
+    assert!(o && t.contains("ee.pem: OK"), "{t}");
+    // A wrong PIN is a clear error.
+    let bad = Command::new(BIN)
+        .args([
+            "ca",
+            "issue",
+            "--family",
+            "p256",
+            "--profile",
+            "enterprise",
+            "--csr",
+            "ee.csr",
+            "--subject",
+            SUBJECT,
+            "--data-dir",
+        ])
+        .arg(d.join("data"))
+        .env_remove("DATABASE_URL")
+        .env("SOFTHSM2_CONF", &conf)
+        .env("CERTHALL_CA_PKCS11_PIN", "00000000")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("wrong PIN"), "{err}");
+}

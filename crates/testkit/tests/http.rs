@@ -1072,3 +1072,237 @@ async fn a_code_logs_in_once_under_concurrency() {
         assert_eq!(audit_events(&app, "account.created").await.len(), 1, "{b}");
     }
 }
+
+/// The CA's records on both backends: hierarchy, publication routes,
+/// issuance, revocation (once, even when raced), CRL numbers and the OCSP
+/// cache through the router.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_records_on_both_backends() {
+    use certhall_ca::crl::Reason;
+    use certhall_ca::Family;
+    use certhall_domain::audit::Actor;
+    use certhall_service::ca::{role, IssueInput, KeyBackend};
+
+    for app in TestApp::each().await {
+        let b = app.backend();
+        let s = &app.services;
+        s.ca_seed_profiles().await.unwrap();
+        s.ca_init(Family::P256, &KeyBackend::File, Actor::System)
+            .await
+            .unwrap();
+        let again = s
+            .ca_init(Family::P256, &KeyBackend::File, Actor::System)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            again.refusal().map(|r| r.code()),
+            Some("ca_already_initialized"),
+            "{b}"
+        );
+
+        let mut c = Client::new(&app, "10.12.0.1");
+        let page = c.get("/ca").await;
+        assert!(
+            page.body.contains("ECDSA P-256")
+                && page.body.contains("签发CA")
+                && page.body.contains("OCSP响应器"),
+            "{b}"
+        );
+        let der = c.get("/ca/p256-issuing.der").await;
+        assert_eq!(
+            (
+                der.status,
+                der.headers[header::CONTENT_TYPE].to_str().unwrap()
+            ),
+            (StatusCode::OK, "application/pkix-cert")
+        );
+        assert_eq!(
+            c.get("/ca/sm2-issuing.der").await.status,
+            StatusCode::NOT_FOUND,
+            "{b}: no SM2 hierarchy here"
+        );
+        assert_eq!(
+            c.get("/crl/p256-ocsp.crl").await.status,
+            StatusCode::NOT_FOUND
+        );
+        let crl = c.get("/crl/p256-issuing.crl").await;
+        assert_eq!(crl.headers[header::CONTENT_TYPE], "application/pkix-crl");
+
+        // A CSR from OpenSSL, a certificate from the CA.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let sh = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        sh(&[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+            "k.pem",
+        ]);
+        sh(&[
+            "req", "-new", "-key", "k.pem", "-out", "r.csr", "-subj", "/CN=x",
+        ]);
+        let csr = std::fs::read(d.join("r.csr")).unwrap();
+        let input = IssueInput {
+            family: Family::P256,
+            profile: "enterprise",
+            csr: &csr,
+            subject: "C=CN,O=某公司,USCC=91350100M000100Y43,CN=某公司",
+            account: None,
+            order_id: None,
+            predecessor: None,
+        };
+        let cert = s.ca_issue(&input, Actor::System).await.unwrap();
+        let renewal = IssueInput {
+            predecessor: Some(&cert.serial),
+            ..input.clone()
+        };
+        let renewed = s.ca_issue(&renewal, Actor::System).await.unwrap();
+        assert_eq!(
+            s.ca_certificate(&renewed.serial)
+                .await
+                .unwrap()
+                .predecessor_serial
+                .as_deref(),
+            Some(cert.serial.as_str())
+        );
+        let bad = IssueInput {
+            subject: "C=CN,CN=x",
+            ..input.clone()
+        };
+        assert_eq!(
+            s.ca_issue(&bad, Actor::System)
+                .await
+                .unwrap_err()
+                .refusal()
+                .map(|r| r.code()),
+            Some("ca_request_refused")
+        );
+
+        // OCSP through the router: no nonce, cached until revocation.
+        std::fs::write(
+            d.join("ee.pem"),
+            certhall_ca::issue::to_pem(&cert.der).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("issuing.pem"),
+            certhall_ca::issue::to_pem(
+                &s.ca_active(Family::P256, role::ISSUING).await.unwrap().der,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        sh(&[
+            "ocsp",
+            "-issuer",
+            "issuing.pem",
+            "-cert",
+            "ee.pem",
+            "-no_nonce",
+            "-reqout",
+            "req.der",
+        ]);
+        let req = std::fs::read(d.join("req.der")).unwrap();
+        let post = |body: Vec<u8>| {
+            let router = app.router.clone();
+            async move {
+                let r = router
+                    .oneshot(
+                        Request::post("/ocsp")
+                            .header(header::CONTENT_TYPE, "application/ocsp-request")
+                            .body(Body::from(body))
+                            .unwrap(),
+                    )
+                    .await
+                    .unwrap();
+                let cache = r
+                    .headers()
+                    .get(header::CACHE_CONTROL)
+                    .map(|v| v.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                (
+                    axum::body::to_bytes(r.into_body(), 1 << 20)
+                        .await
+                        .unwrap()
+                        .to_vec(),
+                    cache,
+                )
+            }
+        };
+        let (first, cache) = post(req.clone()).await;
+        assert!(
+            cache.starts_with("max-age=") && cache.contains("public"),
+            "{b}: {cache}"
+        );
+        app.clock.advance(Duration::from_secs(60));
+        let (second, _) = post(req.clone()).await;
+        assert_eq!(first, second, "{b}: served from the pre-signed cache");
+
+        // Two operators revoking at once: exactly one revocation.
+        let (r1, r2) = tokio::join!(
+            s.ca_revoke(&cert.serial, Reason::KeyCompromise, Actor::System, None),
+            s.ca_revoke(&cert.serial, Reason::Superseded, Actor::System, None)
+        );
+        assert_eq!(
+            [r1.is_ok(), r2.is_ok()].iter().filter(|ok| **ok).count(),
+            1,
+            "{b}"
+        );
+        let loser = if r1.is_err() {
+            r1.unwrap_err()
+        } else {
+            r2.unwrap_err()
+        };
+        assert_eq!(
+            loser.refusal().map(|r| r.code()),
+            Some("certificate_already_revoked"),
+            "{b}"
+        );
+        let (third, _) = post(req).await;
+        assert_ne!(third, first, "{b}: cache dropped on revocation");
+        std::fs::write(d.join("resp.der"), &third).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args([
+                "ocsp",
+                "-respin",
+                "resp.der",
+                "-issuer",
+                "issuing.pem",
+                "-cert",
+                "ee.pem",
+                "-no_nonce",
+                "-noverify",
+            ])
+            .current_dir(d)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("ee.pem: revoked"), "{b}: {text}");
+
+        let issuing = s.ca_active(Family::P256, role::ISSUING).await.unwrap();
+        assert_eq!(
+            s.ca_crl(&issuing, false).await.unwrap().number,
+            2,
+            "{b}: initial CRL, then one for the revocation"
+        );
+        assert!(s.verify_audit_chain().await.unwrap().is_ok(), "{b}");
+        let issued = audit::recent(&app.db.store, Some("ca.certificate_issued"), 10)
+            .await
+            .unwrap();
+        assert_eq!(issued.len(), 2, "{b}");
+    }
+}
