@@ -1262,10 +1262,9 @@ async fn ca_records_on_both_backends() {
             1,
             "{b}"
         );
-        let loser = if r1.is_err() {
-            r1.unwrap_err()
-        } else {
-            r2.unwrap_err()
+        let loser = match (r1, r2) {
+            (Err(e), _) | (_, Err(e)) => e,
+            _ => unreachable!("one revocation must lose"),
         };
         assert_eq!(
             loser.refusal().map(|r| r.code()),
