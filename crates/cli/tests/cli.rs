@@ -244,6 +244,17 @@ async fn two_processes_share_sessions_through_postgresql() {
     let a = Server::start(dir.path(), Some(&db.url));
     let b = Server::start(dir.path(), Some(&db.url));
     assert_ne!(a.base, b.base);
+    // Both started in demo mode at once: still one hierarchy per family.
+    let cas = certhall_store::ca::authorities(&db.store).await.unwrap();
+    for family in ["sm2", "p256"] {
+        for role in ["root", "issuing", "ocsp"] {
+            let n = cas
+                .iter()
+                .filter(|r| r.family == family && r.role == role && r.retired_at.is_none())
+                .count();
+            assert_eq!(n, 1, "{family} {role}");
+        }
+    }
     let cookie = login(&a, "13900139000").await;
     let (status, html) = home_status(&b, &cookie).await;
     assert_eq!(status, 200, "the session made on A works on B");

@@ -400,6 +400,9 @@ impl Services {
         .map_err(ServiceError::Ca)?;
 
         let mut tx = self.store.begin_write().await?;
+        // Serialize with other processes initializing the same family (the
+        // unique index on active authorities is the backstop).
+        tx.lock(certhall_store::LockKey::AuditChain).await?;
         if db::active_authority_tx(&mut tx, family.as_str(), role::ROOT)
             .await?
             .is_some()
