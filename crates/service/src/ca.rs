@@ -349,55 +349,26 @@ impl Services {
         }
         let now = self.clock.now();
         let tag = hex::encode(&random_serial()[..4]);
-        let (root_key, root_ref) =
-            self.create_key(backend, family, role::ROOT, family.root_key(), &tag)?;
-        let root_subject = Subject::parse(&format!(
-            "C=CN,O=CertHall,OU=CertHall PKI,CN=CertHall {} Root CA",
-            family.as_str().to_uppercase()
-        ))
-        .map_err(refused)?;
-        let root_serial = random_serial();
-        let (_, root_der) = issue::issue(
-            Issuer {
-                certificate: None,
-                signer: root_key.as_ref(),
-            },
-            Request {
-                serial: &root_serial,
-                subject: root_subject.to_name().map_err(ServiceError::Ca)?,
-                public_key: root_key.public_key_info().map_err(ServiceError::Ca)?,
-                not_before: now,
-                not_after: now.plus(20 * 365 * DAY),
-                kind: Kind::Root,
-            },
-        )
-        .map_err(ServiceError::Ca)?;
-        let root_cert = parse_cert(&root_der)?;
-
-        let (issuing_key, issuing_ref) =
-            self.create_key(backend, family, role::ISSUING, family.issuing_key(), &tag)?;
-        let issuing_subject = Subject::parse(&format!(
-            "C=CN,O=CertHall,OU=CertHall PKI,CN=CertHall {} Issuing CA 1",
-            family.as_str().to_uppercase()
-        ))
-        .map_err(refused)?;
-        let issuing_serial = random_serial();
+        let root = self.new_ca_cert(
+            backend,
+            family,
+            role::ROOT,
+            &tag,
+            None,
+            now.plus(20 * 365 * DAY),
+            Kind::Root,
+        )?;
+        let root_cert = parse_cert(&root.der)?;
         let root_urls = self.ca_urls(family, role::ROOT);
-        let (_, issuing_der) = issue::issue(
-            Issuer {
-                certificate: Some(&root_cert),
-                signer: root_key.as_ref(),
-            },
-            Request {
-                serial: &issuing_serial,
-                subject: issuing_subject.to_name().map_err(ServiceError::Ca)?,
-                public_key: issuing_key.public_key_info().map_err(ServiceError::Ca)?,
-                not_before: now,
-                not_after: now.plus(10 * 365 * DAY),
-                kind: Kind::Issuing { urls: &root_urls },
-            },
-        )
-        .map_err(ServiceError::Ca)?;
+        let issuing = self.new_ca_cert(
+            backend,
+            family,
+            role::ISSUING,
+            &tag,
+            Some((&root_cert, root.key.as_ref())),
+            now.plus(10 * 365 * DAY),
+            Kind::Issuing { urls: &root_urls },
+        )?;
 
         let mut tx = self.store.begin_write().await?;
         // Serialize with other processes initializing the same family (the
@@ -409,29 +380,9 @@ impl Services {
         {
             return Err(Refusal::CaAlreadyInitialized(family.to_string()).into());
         }
-        let mut root_row = authority_row(
-            family,
-            role::ROOT,
-            &root_serial,
-            &root_subject,
-            &root_der,
-            &root_ref,
-            None,
-            now,
-            now.plus(20 * 365 * DAY),
-        )?;
+        let mut root_row = root.row(family, role::ROOT, None, now)?;
         root_row.id = db::insert_authority(&mut tx, &root_row).await?;
-        let mut issuing_row = authority_row(
-            family,
-            role::ISSUING,
-            &issuing_serial,
-            &issuing_subject,
-            &issuing_der,
-            &issuing_ref,
-            Some(root_row.id),
-            now,
-            now.plus(10 * 365 * DAY),
-        )?;
+        let mut issuing_row = issuing.row(family, role::ISSUING, Some(root_row.id), now)?;
         issuing_row.id = db::insert_authority(&mut tx, &issuing_row).await?;
         append_audit(
             &mut tx,
@@ -449,8 +400,8 @@ impl Services {
         .await?;
         tx.commit().await?;
         if let Ok(mut m) = self.ca().keys.lock() {
-            m.insert(root_row.id, root_key);
-            m.insert(issuing_row.id, issuing_key);
+            m.insert(root_row.id, root.key);
+            m.insert(issuing_row.id, issuing.key);
         }
         self.ca_ocsp_signer(family, backend).await?;
         self.ca_crl(&root_row, true).await?;
@@ -476,41 +427,17 @@ impl Services {
         let issuing_cert = parse_cert(&issuing.der)?;
         let issuing_key = self.ca_signer(&issuing)?;
         let tag = hex::encode(&random_serial()[..4]);
-        let (key, key_ref) =
-            self.create_key(backend, family, role::OCSP, family.issuing_key(), &tag)?;
-        let subject = Subject::parse(&format!(
-            "C=CN,O=CertHall,OU=CertHall PKI,CN=CertHall {} OCSP Responder",
-            family.as_str().to_uppercase()
-        ))
-        .map_err(refused)?;
-        let serial = random_serial();
         let not_after = now.plus(self.ca().settings.ocsp_signer_validity);
-        let (_, der_bytes) = issue::issue(
-            Issuer {
-                certificate: Some(&issuing_cert),
-                signer: issuing_key.as_ref(),
-            },
-            Request {
-                serial: &serial,
-                subject: subject.to_name().map_err(ServiceError::Ca)?,
-                public_key: key.public_key_info().map_err(ServiceError::Ca)?,
-                not_before: now,
-                not_after,
-                kind: Kind::OcspSigner,
-            },
-        )
-        .map_err(ServiceError::Ca)?;
-        let mut row = authority_row(
+        let signer_cert = self.new_ca_cert(
+            backend,
             family,
             role::OCSP,
-            &serial,
-            &subject,
-            &der_bytes,
-            &key_ref,
-            Some(issuing.id),
-            now,
+            &tag,
+            Some((&issuing_cert, issuing_key.as_ref())),
             not_after,
+            Kind::OcspSigner,
         )?;
+        let mut row = signer_cert.row(family, role::OCSP, Some(issuing.id), now)?;
         let mut tx = self.store.begin_write().await?;
         tx.lock(certhall_store::LockKey::AuditChain).await?;
         // Another process may have rotated meanwhile: keep theirs.
@@ -533,7 +460,7 @@ impl Services {
         .await?;
         tx.commit().await?;
         if let Ok(mut m) = self.ca().keys.lock() {
-            m.insert(row.id, key);
+            m.insert(row.id, signer_cert.key);
         }
         Ok(row)
     }
@@ -1024,34 +951,109 @@ pub fn normalize_serial(s: &str) -> String {
     s.trim().replace(':', "").to_ascii_lowercase()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn authority_row(
-    family: Family,
-    role: &str,
-    serial: &[u8],
-    subject: &Subject,
-    der_bytes: &[u8],
-    key_ref: &KeyRef,
-    issuer_id: Option<i64>,
+/// A CA certificate just made, with its key, before it is stored.
+struct NewCa {
+    key: Arc<dyn CaSigner>,
+    key_ref: KeyRef,
+    subject: Subject,
+    serial: [u8; 16],
+    der: Vec<u8>,
     not_before: Timestamp,
     not_after: Timestamp,
-) -> Result<AuthorityRow> {
-    Ok(AuthorityRow {
-        id: 0,
-        family: family.as_str().to_owned(),
-        role: role.to_owned(),
-        serial: serial_hex(serial),
-        subject: subject.to_string(),
-        der: der_bytes.to_vec(),
-        sha256: fingerprint_sha256(der_bytes),
-        key_ref: serde_json::to_string(key_ref)
-            .map_err(|e| ServiceError::Ca(CaError::Key(e.to_string())))?,
-        issuer_id,
-        not_before,
-        not_after,
-        created_at: not_before,
-        retired_at: None,
-    })
+}
+
+impl NewCa {
+    /// The row that records it.
+    fn row(
+        &self,
+        family: Family,
+        role: &str,
+        issuer_id: Option<i64>,
+        now: Timestamp,
+    ) -> Result<AuthorityRow> {
+        Ok(AuthorityRow {
+            id: 0,
+            family: family.as_str().to_owned(),
+            role: role.to_owned(),
+            serial: serial_hex(&self.serial),
+            subject: self.subject.to_string(),
+            der: self.der.clone(),
+            sha256: fingerprint_sha256(&self.der),
+            key_ref: serde_json::to_string(&self.key_ref)
+                .map_err(|e| ServiceError::Ca(CaError::Key(e.to_string())))?,
+            issuer_id,
+            not_before: self.not_before,
+            not_after: self.not_after,
+            created_at: now,
+            retired_at: None,
+        })
+    }
+}
+
+impl Services {
+    /// Creates a key for a CA certificate of `role` and certifies it: a
+    /// root signs itself (`issuer` None), others are signed by `issuer`.
+    #[allow(clippy::too_many_arguments)]
+    fn new_ca_cert(
+        &self,
+        backend: &KeyBackend,
+        family: Family,
+        role: &str,
+        tag: &str,
+        issuer: Option<(&Certificate, &dyn CaSigner)>,
+        not_after: Timestamp,
+        kind: Kind<'_>,
+    ) -> Result<NewCa> {
+        let alg = if role == role::ROOT {
+            family.root_key()
+        } else {
+            family.issuing_key()
+        };
+        let (key, key_ref) = self.create_key(backend, family, role, alg, tag)?;
+        let cn = match role {
+            role::ROOT => "Root CA",
+            role::ISSUING => "Issuing CA 1",
+            _ => "OCSP Responder",
+        };
+        let subject = Subject::parse(&format!(
+            "C=CN,O=CertHall,OU=CertHall PKI,CN=CertHall {} {cn}",
+            family.as_str().to_uppercase()
+        ))
+        .map_err(refused)?;
+        let serial = random_serial();
+        let not_before = self.clock.now();
+        let issuer = match issuer {
+            Some((certificate, signer)) => Issuer {
+                certificate: Some(certificate),
+                signer,
+            },
+            None => Issuer {
+                certificate: None,
+                signer: key.as_ref(),
+            },
+        };
+        let (_, der) = issue::issue(
+            issuer,
+            Request {
+                serial: &serial,
+                subject: subject.to_name().map_err(ServiceError::Ca)?,
+                public_key: key.public_key_info().map_err(ServiceError::Ca)?,
+                not_before,
+                not_after,
+                kind,
+            },
+        )
+        .map_err(ServiceError::Ca)?;
+        Ok(NewCa {
+            key,
+            key_ref,
+            subject,
+            serial,
+            der,
+            not_before,
+            not_after,
+        })
+    }
 }
 
 fn write_new_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
