@@ -8,28 +8,27 @@
 //! library is initialised, so the tests run one at a time (a static lock).
 //! Without softhsm2 the tests are skipped, except under `CI=true`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use certhall_ca::crl::{self, Reason, Revoked};
-use certhall_ca::issue::{self, random_serial, CaUrls, Issuer, Kind, Request};
+use certhall_ca::issue::{self, random_serial, Issuer};
 use certhall_ca::name::Subject;
 use certhall_ca::pkcs11::{Pkcs11Config, Pkcs11Key, Pkcs11KeyRef};
 use certhall_ca::profile::Profile;
 use certhall_ca::{csr, CaError, CaSigner, Family, KeyAlgorithm, SoftwareKey};
-use certhall_domain::Timestamp;
 use cryptoki::context::{CInitializeArgs, Pkcs11};
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use tempfile::TempDir;
 
-const NOW: Timestamp = Timestamp::from_millis(1_795_568_400_000);
-const DAY: Duration = Duration::from_secs(86_400);
+use super::common::{
+    end_entity, hierarchy_with, openssl_crl_text, openssl_verify, write_pem, Hierarchy,
+    CERTIFICATE, DAY, EE_SUBJECT, NOW,
+};
+
 const DEBIAN_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const TOKEN: &str = "CertHall CA";
 const SO_PIN: &str = "so-pin-1234";
@@ -129,36 +128,6 @@ impl SoftHsm {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn write_pem(dir: &Path, name: &str, label: &str, der: &[u8]) {
-    std::fs::write(
-        dir.join(name),
-        der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap(),
-    )
-    .unwrap();
-}
-
-fn urls(family: Family) -> CaUrls {
-    CaUrls {
-        crl: format!("http://127.0.0.1:8080/crl/{family}.crl"),
-        ocsp: "http://127.0.0.1:8080/ocsp".into(),
-        ca_issuers: format!("http://127.0.0.1:8080/ca/{family}-issuing.der"),
-    }
-}
-
 fn signed_crl(issuing: &x509_cert::Certificate, key: &dyn CaSigner, number: u64) -> Vec<u8> {
     crl::build(
         issuing,
@@ -177,18 +146,7 @@ fn signed_crl(issuing: &x509_cert::Certificate, key: &dyn CaSigner, number: u64)
 
 fn assert_crl_verifies(dir: &Path, crl_der: &[u8], family: Family) {
     write_pem(dir, "crl.pem", "X509 CRL", crl_der);
-    let (ok, text) = openssl(
-        dir,
-        &[
-            "crl",
-            "-in",
-            "crl.pem",
-            "-CAfile",
-            "issuing.pem",
-            "-noout",
-            "-text",
-        ],
-    );
+    let (ok, text) = openssl_crl_text(dir);
     assert!(
         ok && text.contains("verify OK") && text.contains("Key Compromise"),
         "{family}: {text}"
@@ -214,91 +172,35 @@ fn token_issuing_ca(family: Family, alg: KeyAlgorithm) {
     assert!(protection.never_left_the_token(), "{protection:?}");
     println!("{family}: generated {token_key:?}, {protection:?}");
 
-    let urls = urls(family);
-    let root_key = SoftwareKey::generate(family.root_key()).unwrap();
-    let root = issue::issue(
-        Issuer {
-            certificate: None,
-            signer: &root_key,
-        },
-        Request {
-            serial: &random_serial(),
-            subject: Subject::parse(&format!(
-                "C=CN,O=CertHall 测试CA,CN=CertHall {family} Root CA"
-            ))
-            .unwrap()
-            .to_name()
-            .unwrap(),
-            public_key: root_key.public_key_info().unwrap(),
-            not_before: NOW,
-            not_after: NOW.plus(DAY * 3650),
-            kind: Kind::Root,
-        },
-    )
-    .unwrap();
-    let issuing = issue::issue(
-        Issuer {
-            certificate: Some(&root.0),
-            signer: &root_key,
-        },
-        Request {
-            serial: &random_serial(),
-            subject: Subject::parse(&format!(
-                "C=CN,O=CertHall 测试CA,CN=CertHall {family} Issuing CA (HSM)"
-            ))
-            .unwrap()
-            .to_name()
-            .unwrap(),
-            public_key: token_key.public_key_info().unwrap(),
-            not_before: NOW,
-            not_after: NOW.plus(DAY * 1825),
-            kind: Kind::Issuing { urls: &urls },
-        },
-    )
-    .unwrap();
+    let Hierarchy {
+        root,
+        issuing_key: token_key,
+        issuing,
+        urls,
+    } = hierarchy_with(family, token_key, "Issuing CA (HSM)", NOW);
     // An end entity signed by the token key.
     let ee_key = SoftwareKey::generate(family.issuing_key()).unwrap();
     let profile = Profile::enterprise();
-    let subject =
-        Subject::parse("C=CN,ST=山东省,L=枣庄市,O=枣庄某某建设有限公司,USCC=91350100M000100Y43,CN=枣庄某某建设有限公司")
-            .unwrap();
+    let subject = Subject::parse(EE_SUBJECT).unwrap();
     let (_, ee_der) = issue::issue(
         Issuer {
             certificate: Some(&issuing.0),
             signer: &token_key,
         },
-        Request {
-            serial: &random_serial(),
-            subject: subject.to_name().unwrap(),
-            public_key: ee_key.public_key_info().unwrap(),
-            not_before: NOW,
-            not_after: NOW.plus(DAY * profile.validity_days),
-            kind: Kind::EndEntity {
-                profile: &profile,
-                urls: &urls,
-            },
-        },
+        end_entity(
+            &random_serial(),
+            &subject,
+            ee_key.public_key_info().unwrap(),
+            &profile,
+            &urls,
+            NOW,
+        ),
     )
     .unwrap();
-    write_pem(d, "root.pem", "CERTIFICATE", &root.1);
-    write_pem(d, "issuing.pem", "CERTIFICATE", &issuing.1);
-    write_pem(d, "ee.pem", "CERTIFICATE", &ee_der);
-    let verify = |target: &str| {
-        openssl(
-            d,
-            &[
-                "verify",
-                "-attime",
-                "1795568500",
-                "-CAfile",
-                "root.pem",
-                "-untrusted",
-                "issuing.pem",
-                target,
-            ],
-        )
-    };
-    let (ok, text) = verify("ee.pem");
+    write_pem(d, "root.pem", CERTIFICATE, &root.1);
+    write_pem(d, "issuing.pem", CERTIFICATE, &issuing.1);
+    write_pem(d, "ee.pem", CERTIFICATE, &ee_der);
+    let (ok, text) = openssl_verify(d, "ee.pem");
     assert!(ok && text.contains("ee.pem: OK"), "{family}: {text}");
 
     assert_crl_verifies(d, &signed_crl(&issuing.0, &token_key, 1), family);
@@ -318,21 +220,18 @@ fn token_issuing_ca(family: Family, alg: KeyAlgorithm) {
             certificate: Some(&issuing.0),
             signer: &reopened,
         },
-        Request {
-            serial: &random_serial(),
-            subject: subject.to_name().unwrap(),
-            public_key: ee_key.public_key_info().unwrap(),
-            not_before: NOW,
-            not_after: NOW.plus(DAY * profile.validity_days),
-            kind: Kind::EndEntity {
-                profile: &profile,
-                urls: &urls,
-            },
-        },
+        end_entity(
+            &random_serial(),
+            &subject,
+            ee_key.public_key_info().unwrap(),
+            &profile,
+            &urls,
+            NOW,
+        ),
     )
     .unwrap();
-    write_pem(d, "ee2.pem", "CERTIFICATE", &ee2_der);
-    let (ok, text) = verify("ee2.pem");
+    write_pem(d, "ee2.pem", CERTIFICATE, &ee2_der);
+    let (ok, text) = openssl_verify(d, "ee2.pem");
     assert!(ok && text.contains("ee2.pem: OK"), "{family}: {text}");
 
     // A second key on the same token, opened while the first is alive,

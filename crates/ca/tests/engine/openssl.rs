@@ -2,106 +2,18 @@
 //! `openssl x509`, `openssl crl`) and a second parser (x509-parser), for
 //! every family.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
 
 use certhall_ca::crl::{self, Reason, Revoked};
-use certhall_ca::issue::{self, random_serial, CaUrls, Issuer, Kind, Request};
+use certhall_ca::issue::{self, random_serial, Issuer};
 use certhall_ca::name::Subject;
 use certhall_ca::profile::Profile;
 use certhall_ca::{csr, CaSigner, Family, SoftwareKey};
-use certhall_domain::Timestamp;
-use x509_cert::Certificate;
 
-const NOW: Timestamp = Timestamp::from_millis(1_795_568_400_000);
-const DAY: Duration = Duration::from_secs(86_400);
-
-#[derive(Debug)]
-pub struct Hierarchy {
-    pub family: Family,
-    pub root_key: SoftwareKey,
-    pub root: (Certificate, Vec<u8>),
-    pub issuing_key: SoftwareKey,
-    pub issuing: (Certificate, Vec<u8>),
-    pub urls: CaUrls,
-}
-
-pub fn hierarchy(family: Family) -> Hierarchy {
-    let urls = CaUrls {
-        crl: format!("http://127.0.0.1:8080/crl/{family}.crl"),
-        ocsp: "http://127.0.0.1:8080/ocsp".into(),
-        ca_issuers: format!("http://127.0.0.1:8080/ca/{family}-issuing.der"),
-    };
-    let root_key = SoftwareKey::generate(family.root_key()).unwrap();
-    let root_subject = Subject::parse(&format!(
-        "C=CN,O=CertHall 测试CA,CN=CertHall {family} Root CA"
-    ))
-    .unwrap();
-    let root = issue::issue(
-        Issuer {
-            certificate: None,
-            signer: &root_key,
-        },
-        Request {
-            serial: &random_serial(),
-            subject: root_subject.to_name().unwrap(),
-            public_key: root_key.public_key_info().unwrap(),
-            not_before: NOW,
-            not_after: NOW.plus(DAY * 3650),
-            kind: Kind::Root,
-        },
-    )
-    .unwrap();
-    let issuing_key = SoftwareKey::generate(family.issuing_key()).unwrap();
-    let issuing_subject = Subject::parse(&format!(
-        "C=CN,O=CertHall 测试CA,CN=CertHall {family} Issuing CA"
-    ))
-    .unwrap();
-    let issuing = issue::issue(
-        Issuer {
-            certificate: Some(&root.0),
-            signer: &root_key,
-        },
-        Request {
-            serial: &random_serial(),
-            subject: issuing_subject.to_name().unwrap(),
-            public_key: issuing_key.public_key_info().unwrap(),
-            not_before: NOW,
-            not_after: NOW.plus(DAY * 1825),
-            kind: Kind::Issuing { urls: &urls },
-        },
-    )
-    .unwrap();
-    Hierarchy {
-        family,
-        root_key,
-        root,
-        issuing_key,
-        issuing,
-        urls,
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn write_pem(dir: &Path, name: &str, der: &[u8]) {
-    std::fs::write(dir.join(name), issue::to_pem(der).unwrap()).unwrap();
-}
+use super::common::{
+    end_entity, hierarchy, openssl, openssl_crl_text, openssl_verify, write_chain, write_pem,
+    CERTIFICATE, DAY, EE_SUBJECT, NOW,
+};
 
 /// A CSR made by OpenSSL for the family's key type. OpenSSL 3's default
 /// SM2 signer ID for X.509 objects is empty, so the GM/T default ID is
@@ -154,12 +66,12 @@ fn every_family_verifies_with_openssl_and_a_second_parser() {
     for family in Family::ALL {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let h = hierarchy(family);
+        let h = hierarchy(family, NOW);
         let csr_pem = openssl_csr(d, family);
         let verified = csr::verify(&csr_pem).unwrap_or_else(|e| panic!("{family}: {e}"));
         let profile = Profile::enterprise();
         profile.check_key(verified.key).unwrap();
-        let subject = Subject::parse("C=CN,ST=山东省,L=枣庄市,O=枣庄某某建设有限公司,USCC=91350100M000100Y43,CN=枣庄某某建设有限公司").unwrap();
+        let subject = Subject::parse(EE_SUBJECT).unwrap();
         profile.check_subject(&subject).unwrap();
         let serial = random_serial();
         let (_, ee_der) = issue::issue(
@@ -167,22 +79,19 @@ fn every_family_verifies_with_openssl_and_a_second_parser() {
                 certificate: Some(&h.issuing.0),
                 signer: &h.issuing_key,
             },
-            Request {
-                serial: &serial,
-                subject: subject.to_name().unwrap(),
-                public_key: verified.public_key,
-                not_before: NOW,
-                not_after: NOW.plus(DAY * profile.validity_days),
-                kind: Kind::EndEntity {
-                    profile: &profile,
-                    urls: &h.urls,
-                },
-            },
+            end_entity(
+                &serial,
+                &subject,
+                verified.public_key,
+                &profile,
+                &h.urls,
+                NOW,
+            ),
         )
         .unwrap();
-        write_pem(d, "root.pem", &h.root.1);
-        write_pem(d, "issuing.pem", &h.issuing.1);
-        write_pem(d, "ee.pem", &ee_der);
+        write_pem(d, "root.pem", CERTIFICATE, &h.root.1);
+        write_pem(d, "issuing.pem", CERTIFICATE, &h.issuing.1);
+        write_pem(d, "ee.pem", CERTIFICATE, &ee_der);
 
         if family == Family::Sm2 {
             // OpenSSL 3.0's `verify -vfyopt distid:…` applies the signer ID to
@@ -224,19 +133,7 @@ fn every_family_verifies_with_openssl_and_a_second_parser() {
                 );
             }
         } else {
-            let (ok, text) = openssl(
-                d,
-                &[
-                    "verify",
-                    "-attime",
-                    "1795568500",
-                    "-CAfile",
-                    "root.pem",
-                    "-untrusted",
-                    "issuing.pem",
-                    "ee.pem",
-                ],
-            );
+            let (ok, text) = openssl_verify(d, "ee.pem");
             assert!(ok && text.contains("ee.pem: OK"), "{family}: {text}");
         }
         // Our own verifier agrees on every signature, the root's included.
@@ -304,24 +201,9 @@ fn every_family_verifies_with_openssl_and_a_second_parser() {
         .unwrap();
         let (_, parsed_crl) = x509_parser::parse_x509_crl(&crl_der).unwrap();
         assert_eq!(parsed_crl.iter_revoked_certificates().count(), 1);
-        std::fs::write(
-            d.join("crl.pem"),
-            der::pem::encode_string("X509 CRL", der::pem::LineEnding::LF, &crl_der).unwrap(),
-        )
-        .unwrap();
+        write_pem(d, "crl.pem", "X509 CRL", &crl_der);
         if family != Family::Sm2 {
-            let (ok, text) = openssl(
-                d,
-                &[
-                    "crl",
-                    "-in",
-                    "crl.pem",
-                    "-CAfile",
-                    "issuing.pem",
-                    "-noout",
-                    "-text",
-                ],
-            );
+            let (ok, text) = openssl_crl_text(d);
             assert!(
                 ok && text.contains("verify OK")
                     && text.contains("Key Compromise")
@@ -333,15 +215,7 @@ fn every_family_verifies_with_openssl_and_a_second_parser() {
                 &["crl", "-in", "crl.pem", "-CAfile", "issuing.pem", "-noout"],
             );
             assert!(ok && text.contains("verify OK"), "{family}: {text}");
-            std::fs::write(
-                d.join("chain.pem"),
-                [
-                    std::fs::read(d.join("root.pem")).unwrap(),
-                    std::fs::read(d.join("issuing.pem")).unwrap(),
-                ]
-                .concat(),
-            )
-            .unwrap();
+            write_chain(d);
             let (ok, text) = openssl(
                 d,
                 &[

@@ -3,14 +3,12 @@
 //! `openssl ocsp -respin` and by a second parser (Python's `cryptography`),
 //! for every family.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use certhall_ca::crl::Reason;
-use certhall_ca::issue::{self, random_serial, CaUrls, Issuer, Kind, Request};
+use certhall_ca::issue::{self, random_serial, Issuer, Kind, Request};
 use certhall_ca::name::Subject;
 use certhall_ca::ocsp::{self, Status};
 use certhall_ca::profile::Profile;
@@ -20,7 +18,10 @@ use der::{Decode, Encode};
 use x509_cert::Certificate;
 use x509_ocsp::{BasicOcspResponse, OcspResponse, OcspResponseStatus};
 
-const DAY: Duration = Duration::from_secs(86_400);
+use super::common::{
+    end_entity, hierarchy, openssl, write_chain, write_pem, Hierarchy, CERTIFICATE, DAY,
+};
+
 const HOUR: Duration = Duration::from_secs(3_600);
 
 /// The real current time. The engine never reads the clock, but these tests
@@ -30,69 +31,6 @@ const HOUR: Duration = Duration::from_secs(3_600);
 fn wall_clock() -> Timestamp {
     let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     Timestamp::from_millis(i64::try_from(d.as_millis()).unwrap())
-}
-
-#[derive(Debug)]
-struct Hierarchy {
-    root: (Certificate, Vec<u8>),
-    issuing_key: SoftwareKey,
-    issuing: (Certificate, Vec<u8>),
-    urls: CaUrls,
-}
-
-fn hierarchy(family: Family, now: Timestamp) -> Hierarchy {
-    let start = now.minus(DAY);
-    let urls = CaUrls {
-        crl: format!("http://127.0.0.1:8080/crl/{family}.crl"),
-        ocsp: "http://127.0.0.1:8080/ocsp".into(),
-        ca_issuers: format!("http://127.0.0.1:8080/ca/{family}-issuing.der"),
-    };
-    let root_key = SoftwareKey::generate(family.root_key()).unwrap();
-    let root_subject = Subject::parse(&format!(
-        "C=CN,O=CertHall 测试CA,CN=CertHall {family} Root CA"
-    ))
-    .unwrap();
-    let root = issue::issue(
-        Issuer {
-            certificate: None,
-            signer: &root_key,
-        },
-        Request {
-            serial: &random_serial(),
-            subject: root_subject.to_name().unwrap(),
-            public_key: root_key.public_key_info().unwrap(),
-            not_before: start,
-            not_after: start.plus(DAY * 3650),
-            kind: Kind::Root,
-        },
-    )
-    .unwrap();
-    let issuing_key = SoftwareKey::generate(family.issuing_key()).unwrap();
-    let issuing_subject = Subject::parse(&format!(
-        "C=CN,O=CertHall 测试CA,CN=CertHall {family} Issuing CA"
-    ))
-    .unwrap();
-    let issuing = issue::issue(
-        Issuer {
-            certificate: Some(&root.0),
-            signer: &root_key,
-        },
-        Request {
-            serial: &random_serial(),
-            subject: issuing_subject.to_name().unwrap(),
-            public_key: issuing_key.public_key_info().unwrap(),
-            not_before: start,
-            not_after: start.plus(DAY * 1825),
-            kind: Kind::Issuing { urls: &urls },
-        },
-    )
-    .unwrap();
-    Hierarchy {
-        root,
-        issuing_key,
-        issuing,
-        urls,
-    }
 }
 
 /// A hierarchy, its delegated OCSP signer and one end-entity certificate,
@@ -112,7 +50,7 @@ struct Setup {
 fn setup(family: Family, serial: &[u8]) -> Setup {
     let now = wall_clock();
     let start = now.minus(DAY);
-    let h = hierarchy(family, now);
+    let h = hierarchy(family, start);
     let responder_key = SoftwareKey::generate(family.issuing_key()).unwrap();
     let responder = issue::issue(
         Issuer {
@@ -143,34 +81,23 @@ fn setup(family: Family, serial: &[u8]) -> Setup {
             certificate: Some(&h.issuing.0),
             signer: &h.issuing_key,
         },
-        Request {
+        end_entity(
             serial,
-            subject: subject.to_name().unwrap(),
-            public_key: ee_key.public_key_info().unwrap(),
-            not_before: start,
-            not_after: start.plus(DAY * profile.validity_days),
-            kind: Kind::EndEntity {
-                profile: &profile,
-                urls: &h.urls,
-            },
-        },
+            &subject,
+            ee_key.public_key_info().unwrap(),
+            &profile,
+            &h.urls,
+            start,
+        ),
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_pem(d, "root.pem", &h.root.1);
-    write_pem(d, "issuing.pem", &h.issuing.1);
-    write_pem(d, "responder.pem", &responder.1);
-    write_pem(d, "ee.pem", &ee.1);
-    std::fs::write(
-        d.join("chain.pem"),
-        [
-            std::fs::read(d.join("root.pem")).unwrap(),
-            std::fs::read(d.join("issuing.pem")).unwrap(),
-        ]
-        .concat(),
-    )
-    .unwrap();
+    write_pem(d, "root.pem", CERTIFICATE, &h.root.1);
+    write_pem(d, "issuing.pem", CERTIFICATE, &h.issuing.1);
+    write_pem(d, "responder.pem", CERTIFICATE, &responder.1);
+    write_pem(d, "ee.pem", CERTIFICATE, &ee.1);
+    write_chain(d);
     Setup {
         family,
         now,
@@ -205,24 +132,6 @@ impl Setup {
         )
         .unwrap_or_else(|e| panic!("{}: {e}", self.family))
     }
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-fn write_pem(dir: &Path, name: &str, der: &[u8]) {
-    std::fs::write(dir.join(name), issue::to_pem(der).unwrap()).unwrap();
 }
 
 /// The second parser: Python's `cryptography` reads the response and prints
