@@ -723,3 +723,99 @@ fn ca_keys_in_a_softhsm2_token() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && err.contains("wrong PIN"), "{err}");
 }
+
+/// `certhall ca profile list|add|edit`, and a profile change taking effect.
+#[test]
+fn profiles_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    ok(&certhall(d, &["ca", "init", "--family", "p256"]));
+    let list = ok(&certhall(d, &["ca", "profile", "list"]));
+    assert!(
+        list.contains("\"name\":\"enterprise\"") && list.contains("\"name\":\"person\""),
+        "{list}"
+    );
+
+    ok(&certhall(
+        d,
+        &[
+            "ca",
+            "profile",
+            "edit",
+            "enterprise",
+            "--validity-days",
+            "30",
+            "--policy-oid",
+            "1.2.156.112559.1.1.4.1",
+        ],
+    ));
+    csr(d, "p256", "ee");
+    let pem = ok(&certhall(
+        d,
+        &[
+            "ca",
+            "issue",
+            "--family",
+            "p256",
+            "--profile",
+            "enterprise",
+            "--csr",
+            "ee.csr",
+            "--subject",
+            SUBJECT,
+        ],
+    ));
+    std::fs::write(d.join("ee.pem"), pem).unwrap();
+    let (_, text) = openssl(d, &["x509", "-in", "ee.pem", "-noout", "-text"]);
+    assert!(text.contains("Policy: 1.2.156.112559.1.1.4.1"), "{text}");
+    let (_, dates) = openssl(
+        d,
+        &["x509", "-in", "ee.pem", "-noout", "-startdate", "-enddate"],
+    );
+    let start = dates
+        .lines()
+        .find_map(|l| l.strip_prefix("notBefore="))
+        .unwrap()
+        .to_owned();
+    let end = dates
+        .lines()
+        .find_map(|l| l.strip_prefix("notAfter="))
+        .unwrap()
+        .to_owned();
+    let days = python(d, &format!(
+        "from datetime import datetime\nf='%b %d %H:%M:%S %Y GMT'\nprint((datetime.strptime('{end}'.replace('  ',' '),f)-datetime.strptime('{start}'.replace('  ',' '),f)).total_seconds()/86400)"
+    ));
+    let days: f64 = days.trim().parse().unwrap();
+    assert!((30.0..30.01).contains(&days), "validity {days} days");
+
+    let mut bidder: serde_json::Value =
+        serde_json::from_str(list.lines().find(|l| l.contains("\"person\"")).unwrap()).unwrap();
+    bidder["name"] = "bidder".into();
+    bidder["description"] = "投标专用证书".into();
+    std::fs::write(d.join("bidder.json"), bidder.to_string()).unwrap();
+    ok(&certhall(
+        d,
+        &["ca", "profile", "add", "--file", "bidder.json"],
+    ));
+    let dup = certhall(d, &["ca", "profile", "add", "--file", "bidder.json"]);
+    assert!(!dup.status.success(), "adding twice is refused");
+    bidder["name"] = "weak".into();
+    bidder["key_algorithms"] = serde_json::json!([{ "type": "rsa", "bits": 1024 }]);
+    std::fs::write(d.join("weak.json"), bidder.to_string()).unwrap();
+    let weak = certhall(d, &["ca", "profile", "add", "--file", "weak.json"]);
+    assert!(
+        !weak.status.success() && String::from_utf8_lossy(&weak.stderr).contains("RSA size 1024"),
+        "{}",
+        String::from_utf8_lossy(&weak.stderr)
+    );
+    let missing = certhall(
+        d,
+        &["ca", "profile", "edit", "nope", "--validity-days", "3"],
+    );
+    assert!(!missing.status.success());
+    let list = ok(&certhall(d, &["ca", "profile", "list"]));
+    assert!(
+        list.contains("投标专用证书") && !list.contains("\"weak\""),
+        "{list}"
+    );
+}

@@ -1293,10 +1293,36 @@ async fn ca_records_on_both_backends() {
         assert!(text.contains("ee.pem: revoked"), "{b}: {text}");
 
         let issuing = s.ca_active(Family::P256, role::ISSUING).await.unwrap();
+        let ocsp_signer = s.ca_active(Family::P256, role::OCSP).await.unwrap();
+
+        // The scheduler: nothing to do today; five days on, CRLs are
+        // re-signed (less than 3 of 7 days left); 24 days on, the OCSP
+        // signer (30 days) is replaced and the old one retired.
+        s.ca_maintain().await.unwrap();
+        assert_eq!(s.ca_crl(&issuing, false).await.unwrap().number, 2, "{b}");
+        app.clock.advance(Duration::from_secs(5 * 86_400));
+        s.ca_maintain().await.unwrap();
         assert_eq!(
             s.ca_crl(&issuing, false).await.unwrap().number,
-            2,
-            "{b}: initial CRL, then one for the revocation"
+            3,
+            "{b}: re-signed before nextUpdate"
+        );
+        app.clock.advance(Duration::from_secs(19 * 86_400));
+        s.ca_maintain().await.unwrap();
+        let rotated = s.ca_active(Family::P256, role::OCSP).await.unwrap();
+        assert_ne!(rotated.id, ocsp_signer.id, "{b}: OCSP signer rotated");
+        assert!(rotated.not_after > ocsp_signer.not_after, "{b}");
+        let (after_rotation, _) = post(std::fs::read(d.join("req.der")).unwrap()).await;
+        assert!(
+            after_rotation
+                .windows(rotated.der.len())
+                .any(|w| w == rotated.der.as_slice()),
+            "{b}: answered by the new signer"
+        );
+        assert_eq!(
+            s.ca_crl(&issuing, false).await.unwrap().number,
+            4,
+            "{b}: initial CRL, the revocation's, the scheduler's on days 5 and 24"
         );
         assert!(s.verify_audit_chain().await.unwrap().is_ok(), "{b}");
         let issued = audit::recent(&app.db.store, Some("ca.certificate_issued"), 10)
