@@ -79,7 +79,7 @@ pub enum CaCommand {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
-    /// Sign a fresh CRL and write it.
+    /// Write the current CRL (re-signed first when close to its nextUpdate).
     Crl {
         /// sm2, p256 or rsa.
         #[arg(long)]
@@ -280,7 +280,7 @@ pub async fn run(services: &Services, cmd: CaCommand) -> anyhow::Result<ExitCode
                 bail!("--role is issuing or root");
             }
             let issuer = services.ca_active(family, &which).await?;
-            let crl = services.ca_crl(&issuer, true).await?;
+            let crl = services.ca_crl(&issuer, false).await?;
             match out {
                 Some(path) => {
                     std::fs::write(&path, &crl.der)

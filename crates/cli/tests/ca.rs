@@ -504,6 +504,80 @@ async fn issue_verify_revoke_and_check_status_over_ocsp_and_crl() {
         );
     }
 
+    // `ca crl` writes the current CRL; it lists the revoked certificate.
+    ok(&certhall(
+        d,
+        &["ca", "crl", "--family", "p256", "--out", "cli.crl"],
+    ));
+    let (o, t) = openssl(
+        d,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "cli.crl",
+            "-CAfile",
+            "p256-issuing.pem",
+            "-noout",
+            "-text",
+        ],
+    );
+    assert!(
+        o && t.contains("verify OK") && t.contains("Key Compromise"),
+        "{t}"
+    );
+    let pem = ok(&certhall(
+        d,
+        &["ca", "crl", "--family", "p256", "--role", "root"],
+    ));
+    assert!(pem.starts_with("-----BEGIN X509 CRL-----"), "{pem}");
+
+    // OCSP over GET (RFC 6960 Appendix A.1): base64 of the request in the path.
+    let (o, t) = openssl(
+        d,
+        &[
+            "ocsp",
+            "-issuer",
+            "p256-issuing.pem",
+            "-cert",
+            "p256-ee.pem",
+            "-no_nonce",
+            "-reqout",
+            "get.der",
+        ],
+    );
+    assert!(o, "{t}");
+    let b64 = python(d, "import base64,urllib.parse;print(urllib.parse.quote(base64.b64encode(open('get.der','rb').read()).decode(), safe=''))");
+    let r = reqwest::get(format!("{base}/ocsp/{}", b64.trim()))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "application/ocsp-response");
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age="));
+    std::fs::write(d.join("get-resp.der"), r.bytes().await.unwrap()).unwrap();
+    let (_, t) = openssl(
+        d,
+        &[
+            "ocsp",
+            "-respin",
+            "get-resp.der",
+            "-issuer",
+            "p256-issuing.pem",
+            "-cert",
+            "p256-ee.pem",
+            "-no_nonce",
+            "-CAfile",
+            "p256-chain.pem",
+        ],
+    );
+    assert!(
+        t.contains("p256-ee.pem: revoked") && t.contains("Response verify OK"),
+        "{t}"
+    );
+
     // A malformed OCSP request gets a malformedRequest response, not a 500.
     let r = reqwest::Client::new()
         .post(format!("{base}/ocsp"))
