@@ -35,10 +35,22 @@ impl Services {
         per_page: u32,
     ) -> Result<MessagePage> {
         let per_page = per_page.clamp(1, 100);
-        let (total, unread) = messages::counts(&self.store, account).await?;
+        let page = page.max(1);
+        // One query in the common case: the page and the counts together.
+        let (mut items, counts) =
+            messages::page_with_counts(&self.store, account, per_page, (page - 1) * per_page)
+                .await?;
+        let (total, unread) = match counts {
+            Some(c) => c,
+            None => messages::counts(&self.store, account).await?,
+        };
         let pages = total.div_ceil(per_page).max(1);
-        let page = page.clamp(1, pages);
-        let items = messages::list(&self.store, account, per_page, (page - 1) * per_page).await?;
+        let asked = page;
+        let page = page.min(pages);
+        if page != asked {
+            // Past the end: show the last page instead.
+            items = messages::list(&self.store, account, per_page, (page - 1) * per_page).await?;
+        }
         Ok(MessagePage {
             items,
             page,

@@ -61,6 +61,37 @@ pub async fn list(
     rows.iter().map(message_from_row).collect()
 }
 
+/// A page of an account's messages, newest first, with the account's total
+/// and unread counts computed in the same query (window functions, on both
+/// backends). The counts are `None` when the page is past the end.
+pub async fn page_with_counts(
+    store: &Store,
+    account: AccountId,
+    limit: u32,
+    offset: u32,
+) -> Result<(Vec<Message>, Option<(u32, u32)>)> {
+    let rows = sqlx::query(
+        "SELECT id, account_id, kind, title, body, created_at, read_at, \
+                COUNT(*) OVER () AS total, \
+                SUM(CASE WHEN read_at IS NULL THEN 1 ELSE 0 END) OVER () AS unread \
+         FROM messages WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(account.0)
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(store.pool())
+    .await?;
+    let counts = match rows.first() {
+        Some(r) => Some((
+            u32_from(r.try_get("total")?),
+            u32_from(r.try_get("unread")?),
+        )),
+        None => None,
+    };
+    let items = rows.iter().map(message_from_row).collect::<Result<_>>()?;
+    Ok((items, counts))
+}
+
 /// How many messages an account has, and how many are unread.
 pub async fn counts(store: &Store, account: AccountId) -> Result<(u32, u32)> {
     let row = sqlx::query(

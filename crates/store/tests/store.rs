@@ -89,6 +89,11 @@ async fn accounts_sessions_messages(db: &TestDatabase) {
     );
     tx.commit().await.unwrap();
     assert_eq!(messages::counts(s, id).await.unwrap(), (2, 1));
+    let (page, counts) = messages::page_with_counts(s, id, 1, 0).await.unwrap();
+    assert_eq!((page.len(), counts), (1, Some((2, 1))));
+    assert_eq!(page[0].id, m2);
+    let (page, counts) = messages::page_with_counts(s, id, 1, 5).await.unwrap();
+    assert_eq!((page.len(), counts), (0, None), "past the end");
     let mut tx = s.begin_write().await.unwrap();
     assert_eq!(messages::mark_all_read(&mut tx, id, T0).await.unwrap(), 1);
     tx.commit().await.unwrap();

@@ -778,6 +778,16 @@ async fn api_tokens_messages_and_authorization() {
             0,
             "{b}"
         );
+        let past = alice.get("/api/v1/messages?page=9&per_page=1").await.json();
+        assert_eq!(
+            (
+                past["page"].as_u64(),
+                past["pages"].as_u64(),
+                past["items"].as_array().map(Vec::len)
+            ),
+            (Some(1), Some(1), Some(1)),
+            "{b}: past the end shows the last page"
+        );
         let r = alice
             .post_json("/api/v1/messages/read-all", json!({}))
             .await;
