@@ -10,7 +10,7 @@
 #
 #   scripts/bench.sh [--out FILE] [--duration 30s] [--connections 64]
 #                    [--threads 2] [--messages 50] [--no-ceiling]
-#                    [--no-build] [--strict] [--keep]
+#                    [--no-build] [--strict] [--keep] [--wait-quiet]
 #
 #   --out FILE        also append the results (markdown) to FILE
 #   --duration D      wrk duration per endpoint (default 30s)
@@ -43,15 +43,22 @@
 #   5. warms up each endpoint for 5 s, then runs
 #        wrk -t2 -c64 -d30s --latency -H 'Cookie: ch_session=…; ch_bid=…' URL/
 #        wrk -t2 -c64 -d30s --latency -H 'Authorization: Bearer …' URL/api/v1/messages
-#      and records requests/s, p50/p90/p99/max latency, non-2xx/3xx and
-#      socket errors, average response size, server and wrk CPU time;
+#      (and /healthz as a ceiling) and records requests/s, p50/p90/p99/max
+#      latency, non-2xx/3xx and socket errors, bytes read, the server-side
+#      latency from /metrics, the CPU time of the server, of wrk and of
+#      everything else on the machine during the run (a noise indicator:
+#      results with other work above 10% of a core are marked noisy);
 #   6. cross-checks the status codes with the server's own counters at
 #      /metrics: every request to the route must have answered 200 (wrk
 #      itself counts only statuses >= 400 as errors, so a 303 to /login would
 #      slip through wrk's "Non-2xx or 3xx responses" line);
 #   7. reports the server's peak RSS (VmHWM) and RSS after the runs, the
-#      machine (nproc, CPU model, kernel) and the git commit, as a markdown
-#      table on stdout (and appended to --out FILE).
+#      machine (nproc, CPU model, kernel) and the git commit built, as a
+#      markdown table on stdout (and appended to --out FILE).
+#
+# Exit status: 0 measured (targets met or not), 1 invalid measurement or
+# setup failure (the temporary directory is kept for inspection), 2 a target
+# missed under --strict.
 #
 # Targets (issue): >= 5,000 requests/s with p99 < 20 ms per endpoint at 64
 # connections on the 2-core machine, server RSS < 100 MB. Note that wrk runs
@@ -118,9 +125,20 @@ done
 
 # --- Build -------------------------------------------------------------------
 BIN="$REPO/target/release/certhall"
+# What is measured: the commit and working tree the binary was built from
+# (others may commit or edit while this runs).
+git_state() {
+  local c d
+  c=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+  d=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+  if ((d > 0)); then echo "$c (+$d modified files)"; else echo "$c"; fi
+}
 if ((BUILD)); then
-  say "cargo build --release -p certhall"
+  BUILT_FROM="commit $(git_state)"
+  say "cargo build --release -p certhall ($BUILT_FROM)"
   cargo build --release --locked -p certhall
+else
+  BUILT_FROM="binary built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC' 2>/dev/null || echo '?') (--no-build; HEAD now $(git_state))"
 fi
 [ -x "$BIN" ] || die "$BIN not found (build it or drop --no-build)"
 
@@ -425,13 +443,10 @@ THREADS_SRV=$(proc_field "$SERVER_PID" Threads)
 awk -v k="$PEAK_RSS" 'BEGIN { exit !(k < 100 * 1024) }' || MISSES+=("peak RSS $PEAK_RSS kB >= 100 MB")
 
 # --- Report ------------------------------------------------------------------
-COMMIT=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
-((DIRTY > 0)) && COMMIT="$COMMIT (+$DIRTY modified files)"
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
 report=$(
-  echo "### $(date -u '+%Y-%m-%d %H:%M UTC') — commit $COMMIT"
+  echo "### $(date -u '+%Y-%m-%d %H:%M UTC') — $BUILT_FROM"
   echo
   echo "Machine: $(nproc) CPUs ($CPU_MODEL), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r); $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'); $(rustc --version 2>/dev/null | awk '{ print $1, $2 }')."
   echo "Load: wrk on 127.0.0.1, $THREADS threads, $CONNECTIONS connections, $DURATION per endpoint after a 5 s warm-up; SQLite backend, RUST_LOG=warn; $EXP_TOTAL messages per account ($EXP_UNREAD unread); / is $HOME_BYTES B, /api/v1/messages is $API_BYTES B (20 messages)."
