@@ -765,18 +765,7 @@ impl Services {
                     self.ca_crl(&a, false).await?;
                 }
                 role::OCSP => {
-                    let backend = match serde_json::from_str::<KeyRef>(&a.key_ref) {
-                        Ok(KeyRef::Pkcs11 {
-                            module,
-                            token_label,
-                            ..
-                        }) => KeyBackend::Pkcs11 {
-                            module,
-                            token_label,
-                        },
-                        _ => KeyBackend::File,
-                    };
-                    self.ca_ocsp_signer(family_of(&a)?, &backend).await?;
+                    self.ca_ocsp_signer(family_of(&a)?, &backend_of(&a)).await?;
                 }
                 _ => {}
             }
@@ -868,20 +857,8 @@ impl Services {
             });
         };
         let family = family_of(&issuer)?;
-        let backend = match db::active_authority(&self.store, family.as_str(), role::OCSP).await? {
-            Some(r) => match serde_json::from_str::<KeyRef>(&r.key_ref) {
-                Ok(KeyRef::Pkcs11 {
-                    module,
-                    token_label,
-                    ..
-                }) => KeyBackend::Pkcs11 {
-                    module,
-                    token_label,
-                },
-                _ => KeyBackend::File,
-            },
-            None => KeyBackend::File,
-        };
+        // A new responder key lives where the issuing CA's key lives.
+        let backend = backend_of(&issuer);
         let responder = self.ca_ocsp_signer(family, &backend).await?;
         let now = self.clock.now();
         let single = parsed.nonce.is_none() && parsed.items.len() == 1;
@@ -943,6 +920,21 @@ impl Services {
             der: der_bytes,
             cache: None,
         })
+    }
+}
+
+/// Where new keys of a hierarchy go: next to the given CA's key.
+fn backend_of(row: &AuthorityRow) -> KeyBackend {
+    match serde_json::from_str::<KeyRef>(&row.key_ref) {
+        Ok(KeyRef::Pkcs11 {
+            module,
+            token_label,
+            ..
+        }) => KeyBackend::Pkcs11 {
+            module,
+            token_label,
+        },
+        _ => KeyBackend::File,
     }
 }
 
