@@ -177,7 +177,7 @@ impl CaSigner for SoftwareKey {
                 let sig: sm2::dsa::Signature = signer
                     .try_sign(message)
                     .map_err(|e| CaError::Key(e.to_string()))?;
-                sm2_signature_to_der(&sig.to_bytes())
+                raw_ec_signature_to_der(&sig.to_bytes())
             }
             Self::P256(k) => {
                 let signer = p256::ecdsa::SigningKey::from(k);
@@ -219,10 +219,6 @@ pub fn raw_ec_signature_to_der(raw: &[u8]) -> Result<Vec<u8>> {
         s: UintRef::new(s)?,
     };
     Ok(v.to_der()?)
-}
-
-fn sm2_signature_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    raw_ec_signature_to_der(raw)
 }
 
 /// Splits a DER EC signature into 32-byte `r` and `s`.

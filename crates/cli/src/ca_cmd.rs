@@ -189,7 +189,7 @@ pub async fn run(services: &Services, cmd: CaCommand) -> anyhow::Result<ExitCode
                     let phone = certhall_domain::Phone::parse(&p)
                         .map_err(|r| anyhow::anyhow!(r.message_zh()))?;
                     Some(
-                        certhall_store::ca::account_by_phone(&services.store, phone.as_str())
+                        certhall_store::accounts::id_by_phone(&services.store, &phone)
                             .await?
                             .with_context(|| {
                                 format!(

@@ -76,8 +76,20 @@ impl Clock for SystemClock {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let json_logs = cli.common.log_format.as_deref() == Some("json");
-    init_logging(json_logs);
+    let serve_args = match &cli.command {
+        Command::Serve { args } => args.clone(),
+        _ => ServeArgs::default(),
+    };
+    // Configuration first, so the log format can come from any layer
+    // (flag, environment or file); resolving it logs nothing.
+    let config = match RuntimeConfig::resolve(&cli.common, &serve_args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("certhall: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(config.json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("certhall: {e:#}");
@@ -110,12 +122,7 @@ fn init_logging(json: bool) {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let serve_args = match &cli.command {
-        Command::Serve { args } => args.clone(),
-        _ => ServeArgs::default(),
-    };
-    let config = RuntimeConfig::resolve(&cli.common, &serve_args)?;
+async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
     tracing::debug!(?config, "configuration");
     let store = open_store(&config).await?;
     match cli.command {
@@ -207,7 +214,7 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
 async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()> {
     let demo = services.demo_mode();
     let store = services.store.clone();
-    let purge = tokio::spawn(purge_sessions(services.clone()));
+    let housekeeping = tokio::spawn(housekeeping(services.clone()));
     let state = certhall_web::AppState::new(
         services,
         certhall_web::WebConfig {
@@ -232,7 +239,7 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("server failed")?;
-    purge.abort();
+    housekeeping.abort();
     store.close().await;
     tracing::info!("CertHall stopped");
     Ok(())
@@ -240,7 +247,7 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
 
 /// Every ten minutes (any process may do it): deletes expired sessions,
 /// re-signs CRLs close to nextUpdate, rotates OCSP signers close to expiry.
-async fn purge_sessions(services: Services) {
+async fn housekeeping(services: Services) {
     let mut tick = tokio::time::interval(Duration::from_secs(600));
     loop {
         tick.tick().await;

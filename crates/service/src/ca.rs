@@ -16,7 +16,7 @@ use certhall_ca::crl::{self, Reason, Revoked};
 use certhall_ca::issue::{
     self, fingerprint_sha256, random_serial, serial_hex, CaUrls, Issuer, Kind, Request,
 };
-use certhall_ca::name::{name_to_text, Subject};
+use certhall_ca::name::Subject;
 use certhall_ca::profile::Profile;
 use certhall_ca::{csr, CaError, CaSigner, Family, SoftwareKey};
 use certhall_domain::audit::{Actor, AuditEvent};
@@ -1060,9 +1060,4 @@ fn write_new_file(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(data)?;
     f.sync_all()
-}
-
-/// Text of a certificate's subject as stored (for display of parsed DER).
-pub fn subject_text(cert: &Certificate) -> String {
-    name_to_text(&cert.tbs_certificate.subject)
 }

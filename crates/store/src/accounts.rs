@@ -36,11 +36,12 @@ pub async fn create(tx: &mut WriteTx, phone: &Phone, now: Timestamp) -> Result<A
     Ok(AccountId(id))
 }
 
-/// The account with this id.
-pub async fn get(store: &Store, id: AccountId) -> Result<Option<Account>> {
-    let row = sqlx::query("SELECT id, phone, created_at FROM accounts WHERE id = $1")
-        .bind(id.0)
+/// The id of the account with this phone, outside any transaction (for
+/// binding certificates to an account).
+pub async fn id_by_phone(store: &Store, phone: &Phone) -> Result<Option<AccountId>> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE phone = $1")
+        .bind(phone.as_str())
         .fetch_optional(store.pool())
         .await?;
-    row.as_ref().map(account_from_row).transpose()
+    Ok(id.map(AccountId))
 }

@@ -525,12 +525,3 @@ pub async fn drop_ocsp(tx: &mut WriteTx, issuer_id: i64, serial: Option<&str>) -
         .await?;
     Ok(())
 }
-
-/// The account owning a phone, if any (for binding certificates).
-pub async fn account_by_phone(store: &Store, phone: &str) -> Result<Option<AccountId>> {
-    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM accounts WHERE phone = $1")
-        .bind(phone)
-        .fetch_optional(store.pool())
-        .await?;
-    Ok(id.map(AccountId))
-}

@@ -33,11 +33,6 @@ pub const DEV_OUTBOX_REPLY: &str = "/dev/outbox/reply";
 /// Demo: simulate a reply from a phone (JSON webhook).
 pub const DEV_SMS_INBOUND: &str = "/dev/sms/inbound";
 
-/// Mark one message read (POST).
-pub fn message_read(id: i64) -> String {
-    format!("/messages/{id}/read")
-}
-
 /// Accepts a post-login redirect target only if it is a local path.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {

@@ -55,9 +55,9 @@ pub async fn show(
     bid: BrowserId,
     MaybeApplicant(user): MaybeApplicant,
 ) -> Result<Response, PageError> {
+    let rows = state.services.ca_authorities().await?;
     let mut hierarchies: Vec<Hierarchy> = Vec::new();
     for family in certhall_ca::Family::ALL {
-        let rows = state.services.ca_authorities().await?;
         let entries: Vec<CaEntry> = rows
             .iter()
             .filter(|r| r.family == family.as_str() && r.retired_at.is_none())
