@@ -15,6 +15,7 @@ use rand::rngs::OsRng;
 use sha2::Sha256;
 use signature::{SignatureEncoding, Signer};
 use spki::SubjectPublicKeyInfoOwned;
+use zeroize::Zeroizing;
 
 use crate::family::{oid, Family, KeyAlgorithm};
 use crate::{CaError, Result};
@@ -78,18 +79,26 @@ impl SoftwareKey {
         }
     }
 
-    /// PKCS#8 `ENCRYPTED PRIVATE KEY` PEM under `passphrase`: PBES2 with
-    /// scrypt (N = 2^14, r = 8, p = 1: 16 MiB, within OpenSSL's default
-    /// scrypt memory limit so `openssl pkey` reads the file) and AES-256-CBC.
-    pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<String> {
-        let clear = match self {
+    /// The clear PKCS#8 DER private key, wiped from memory when dropped.
+    /// Only for code that encrypts it at once ([`Self::to_encrypted_pem`],
+    /// the agent's software tokens): never write it out as it is.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let doc = match self {
             Self::Sm2(k) => k.to_pkcs8_der(),
             Self::P256(k) => k.to_pkcs8_der(),
             Self::Rsa(k) => k.to_pkcs8_der(),
         }
         .map_err(|e| CaError::Key(e.to_string()))?;
+        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+    }
+
+    /// PKCS#8 `ENCRYPTED PRIVATE KEY` PEM under `passphrase`: PBES2 with
+    /// scrypt (N = 2^14, r = 8, p = 1: 16 MiB, within OpenSSL's default
+    /// scrypt memory limit so `openssl pkey` reads the file) and AES-256-CBC.
+    pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<String> {
+        let clear = self.to_pkcs8_der()?;
         let info =
-            PrivateKeyInfo::try_from(clear.as_bytes()).map_err(|e| CaError::Key(e.to_string()))?;
+            PrivateKeyInfo::try_from(clear.as_slice()).map_err(|e| CaError::Key(e.to_string()))?;
         let mut salt = [0u8; 16];
         let mut iv = [0u8; 16];
         rand::RngCore::fill_bytes(&mut OsRng, &mut salt);

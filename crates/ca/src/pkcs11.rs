@@ -288,7 +288,14 @@ impl Pkcs11Key {
                 hex::encode(&id)
             ))
         })?;
-        let (algorithm, public_key) = read_public_key(&session, public, &config)?;
+        let (algorithm, public_key) = read_public_key(
+            &session,
+            public,
+            &format!(
+                "key {:?} on token {:?}",
+                config.key_label, config.token_label
+            ),
+        )?;
         let private_type = session
             .get_attributes(private, &[AttributeType::KeyType])
             .map_err(p11("read the private key's type"))?;
@@ -321,33 +328,13 @@ impl Pkcs11Key {
     /// label already exists on the token, and refuses SM2 (no standard
     /// PKCS#11 mechanism).
     pub fn generate(config: Pkcs11Config, alg: KeyAlgorithm) -> Result<Self> {
-        let (mechanism, specific) = match alg {
-            KeyAlgorithm::Sm2 => {
-                return Err(CaError::Key(
-                    "SM2 keys need a GM/T 0016 (SKF) or vendor module: PKCS#11 has no standard \
-                     SM2 mechanism and SoftHSM2 implements none"
-                        .into(),
-                ))
-            }
-            KeyAlgorithm::EcP256 => (
-                Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(oid::SECP256R1.to_der()?)],
-            ),
-            KeyAlgorithm::Rsa(bits) if RSA_BITS.contains(&bits) => (
-                Mechanism::RsaPkcsKeyPairGen,
-                vec![
-                    Attribute::ModulusBits(
-                        Ulong::try_from(bits as usize).map_err(p11("encode the modulus size"))?,
-                    ),
-                    Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
-                ],
-            ),
-            KeyAlgorithm::Rsa(bits) => {
+        if let KeyAlgorithm::Rsa(bits) = alg {
+            if !RSA_BITS.contains(&bits) {
                 return Err(CaError::Key(format!(
                     "RSA {bits} is not offered for CA keys (choose 2048, 3072 or 4096)"
-                )))
+                )));
             }
-        };
+        }
         let module = Module::get(&config.module)?;
         {
             let session = connect(&module, &config, true)?;
@@ -368,29 +355,8 @@ impl Pkcs11Key {
             }
             let mut id = vec![0u8; 16];
             rand::rngs::OsRng.fill_bytes(&mut id);
-            let label = Attribute::Label(config.key_label.as_bytes().to_vec());
-            let mut public_template = vec![
-                Attribute::Token(true),
-                Attribute::Private(false),
-                label.clone(),
-                Attribute::Id(id.clone()),
-                Attribute::Verify(true),
-                Attribute::Encrypt(false),
-                Attribute::Wrap(false),
-            ];
-            public_template.extend(specific);
-            let private_template = [
-                Attribute::Token(true),
-                Attribute::Private(true),
-                label,
-                Attribute::Id(id),
-                Attribute::Sensitive(true),
-                Attribute::Extractable(false),
-                Attribute::Sign(true),
-                Attribute::Decrypt(false),
-                Attribute::Unwrap(false),
-                Attribute::Derive(false),
-            ];
+            let (mechanism, public_template, private_template) =
+                key_pair_templates(alg, config.key_label.as_bytes(), &id)?;
             session
                 .generate_key_pair(&mechanism, &public_template, &private_template)
                 .map_err(p11(&format!("generate a {alg} key pair in the token")))?;
@@ -480,19 +446,7 @@ impl CaSigner for Pkcs11Key {
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let digest = Sha256::digest(message);
-        let (mechanism, input) = match self.algorithm {
-            KeyAlgorithm::EcP256 => (Mechanism::Ecdsa, digest.to_vec()),
-            KeyAlgorithm::Rsa(_) => (
-                Mechanism::RsaPkcs,
-                [&SHA256_DIGEST_INFO_PREFIX[..], &digest[..]].concat(),
-            ),
-            KeyAlgorithm::Sm2 => {
-                return Err(CaError::Key(
-                    "SM2 signing through PKCS#11 is not supported".into(),
-                ))
-            }
-        };
+        let (mechanism, input) = signing_input(self.algorithm, message)?;
         let raw = {
             let mut live = lock(&self.live);
             match live.session.sign(&mechanism, live.private, &input) {
@@ -511,18 +465,104 @@ impl CaSigner for Pkcs11Key {
                 Err(e) => return Err(p11("sign with the token key")(e)),
             }
         };
-        let signature = match self.algorithm {
-            KeyAlgorithm::EcP256 => raw_ec_signature_to_der(&raw)?,
-            _ => raw,
-        };
-        crate::csr::verify_signature(&self.public_key, message, &signature).map_err(|_| {
+        finish_signature(self.algorithm, &self.public_key, message, raw).map_err(|_| {
             CaError::Key(format!(
                 "token {:?} returned a signature that does not verify with key {:?}; not using it",
                 self.config.token_label, self.config.key_label
             ))
-        })?;
-        Ok(signature)
+        })
     }
+}
+
+/// The mechanism and templates that generate a signing key pair inside a
+/// token: EC P-256 or RSA (public exponent 65537), both objects labelled
+/// `label` with `CKA_ID` `id`; the private key a token object, private,
+/// sensitive, not extractable, allowed to sign and nothing else. SM2 is
+/// refused (no standard PKCS#11 mechanism).
+pub fn key_pair_templates(
+    alg: KeyAlgorithm,
+    label: &[u8],
+    id: &[u8],
+) -> Result<(Mechanism<'static>, Vec<Attribute>, Vec<Attribute>)> {
+    let (mechanism, specific) = match alg {
+        KeyAlgorithm::Sm2 => {
+            return Err(CaError::Key(
+                "SM2 keys need a GM/T 0016 (SKF) or vendor module: PKCS#11 has no standard \
+                 SM2 mechanism and SoftHSM2 implements none"
+                    .into(),
+            ))
+        }
+        KeyAlgorithm::EcP256 => (
+            Mechanism::EccKeyPairGen,
+            vec![Attribute::EcParams(oid::SECP256R1.to_der()?)],
+        ),
+        KeyAlgorithm::Rsa(bits) => (
+            Mechanism::RsaPkcsKeyPairGen,
+            vec![
+                Attribute::ModulusBits(
+                    Ulong::try_from(bits as usize).map_err(p11("encode the modulus size"))?,
+                ),
+                Attribute::PublicExponent(vec![0x01, 0x00, 0x01]),
+            ],
+        ),
+    };
+    let mut public_template = vec![
+        Attribute::Token(true),
+        Attribute::Private(false),
+        Attribute::Label(label.to_vec()),
+        Attribute::Id(id.to_vec()),
+        Attribute::Verify(true),
+        Attribute::Encrypt(false),
+        Attribute::Wrap(false),
+    ];
+    public_template.extend(specific);
+    let private_template = vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Label(label.to_vec()),
+        Attribute::Id(id.to_vec()),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Sign(true),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+    ];
+    Ok((mechanism, public_template, private_template))
+}
+
+/// What to hand the token to sign `message`: SHA-256 is computed on the
+/// host, then `CKM_ECDSA` over the digest or `CKM_RSA_PKCS` over its
+/// `DigestInfo`.
+pub fn signing_input(alg: KeyAlgorithm, message: &[u8]) -> Result<(Mechanism<'static>, Vec<u8>)> {
+    let digest = Sha256::digest(message);
+    match alg {
+        KeyAlgorithm::EcP256 => Ok((Mechanism::Ecdsa, digest.to_vec())),
+        KeyAlgorithm::Rsa(_) => Ok((
+            Mechanism::RsaPkcs,
+            [&SHA256_DIGEST_INFO_PREFIX[..], &digest[..]].concat(),
+        )),
+        KeyAlgorithm::Sm2 => Err(CaError::Key(
+            "SM2 signing through PKCS#11 is not supported".into(),
+        )),
+    }
+}
+
+/// Turns what the token returned for [`signing_input`] into the X.509
+/// encoding (DER `ECDSA-Sig-Value` from raw `r ‖ s`) and verifies it with
+/// `public_key` before anyone uses it.
+pub fn finish_signature(
+    alg: KeyAlgorithm,
+    public_key: &SubjectPublicKeyInfoOwned,
+    message: &[u8],
+    raw: Vec<u8>,
+) -> Result<Vec<u8>> {
+    let signature = match alg {
+        KeyAlgorithm::EcP256 => raw_ec_signature_to_der(&raw)?,
+        _ => raw,
+    };
+    crate::csr::verify_signature(public_key, message, &signature)?;
+    Ok(signature)
 }
 
 /// One initialised PKCS#11 module, shared by every key of the process that
@@ -751,11 +791,13 @@ fn find_one(
     }
 }
 
-/// The algorithm and SubjectPublicKeyInfo of a public key object.
-fn read_public_key(
+/// The algorithm and SubjectPublicKeyInfo of a public key object (EC P-256
+/// or RSA). `what` names the key in error messages ("key \"x\" on token
+/// \"y\"").
+pub fn read_public_key(
     session: &Session,
     public: ObjectHandle,
-    config: &Pkcs11Config,
+    what: &str,
 ) -> Result<(KeyAlgorithm, SubjectPublicKeyInfoOwned)> {
     let attrs = session
         .get_attributes(
@@ -781,12 +823,7 @@ fn read_public_key(
             _ => {}
         }
     }
-    let missing = |what: &str| {
-        CaError::Key(format!(
-            "the public key {:?} on token {:?} has no {what}",
-            config.key_label, config.token_label
-        ))
-    };
+    let missing = |attr: &str| CaError::Key(format!("the public key of {what} has no {attr}"));
     let (alg, doc) = match key_type {
         Some(t) if t == KeyType::EC => {
             let params = params.ok_or_else(|| missing("CKA_EC_PARAMS"))?;
@@ -800,8 +837,7 @@ fn read_public_key(
                     ""
                 };
                 return Err(CaError::Key(format!(
-                    "key {:?} is on curve {curve}; only P-256 is supported{hint}",
-                    config.key_label
+                    "{what} is on curve {curve}; only P-256 is supported{hint}"
                 )));
             }
             let point = point.ok_or_else(|| missing("CKA_EC_POINT"))?;
@@ -831,8 +867,7 @@ fn read_public_key(
         }
         Some(t) => {
             return Err(CaError::Key(format!(
-                "key {:?} is of type {t}; only EC P-256 and RSA are supported",
-                config.key_label
+                "{what} is of type {t}; only EC P-256 and RSA are supported"
             )))
         }
         None => return Err(missing("CKA_KEY_TYPE")),

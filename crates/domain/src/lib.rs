@@ -13,6 +13,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod cert_login;
 pub mod clock;
 pub mod message;
 pub mod otp;

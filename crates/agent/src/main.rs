@@ -1,0 +1,132 @@
+//! `certhall-agent`: the local key agent (证书助手).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use certhall_agent::soft::SoftTokens;
+use certhall_agent::token::Pin;
+use certhall_agent::{Options, DEBIAN_SOFTHSM2, DEFAULT_PORT};
+use clap::{Parser, Subcommand};
+
+/// CertHall's local key agent: lets CertHall's pages use your USB key.
+#[derive(Debug, Parser)]
+#[command(name = "certhall-agent", version)]
+struct Cli {
+    /// Where to listen (loopback only).
+    #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
+    listen: SocketAddr,
+    /// Origin of a CertHall site whose pages may use the agent
+    /// (scheme://host[:port]); repeat for several.
+    #[arg(
+        long = "allow-origin",
+        env = "CERTHALL_AGENT_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
+    /// The PKCS#11 module of your USB key (default: Debian's SoftHSM2
+    /// module when installed).
+    #[arg(long, env = "CERTHALL_AGENT_PKCS11_MODULE")]
+    pkcs11_module: Option<PathBuf>,
+    /// Do not load any PKCS#11 module.
+    #[arg(long, conflicts_with = "pkcs11_module")]
+    no_pkcs11: bool,
+    /// Directory of software tokens (软证书).
+    #[arg(long, env = "CERTHALL_AGENT_SOFT_TOKEN_DIR")]
+    soft_token_dir: Option<PathBuf>,
+    /// Where the agent keeps its state.
+    #[arg(long, env = "CERTHALL_AGENT_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Creates a software token in --soft-token-dir.
+    InitSoftToken {
+        /// The token's label.
+        #[arg(long)]
+        label: String,
+        /// The user PIN.
+        #[arg(long, env = "CERTHALL_AGENT_PIN", hide_env_values = true)]
+        pin: String,
+        /// The security officer's PIN (unblocks the user PIN).
+        #[arg(long, env = "CERTHALL_AGENT_SO_PIN", hide_env_values = true)]
+        so_pin: String,
+    },
+}
+
+fn home_dir(sub: &str, xdg: &str) -> PathBuf {
+    std::env::var_os(xdg)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(sub)))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("certhall-agent")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "certhall_agent=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let soft_token_dir = cli
+        .soft_token_dir
+        .clone()
+        .unwrap_or_else(|| home_dir(".local/share", "XDG_DATA_HOME").join("tokens"));
+    if let Some(Command::InitSoftToken { label, pin, so_pin }) = &cli.command {
+        let tokens =
+            SoftTokens::open(soft_token_dir.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (pin, so_pin) = (Pin::new(pin.as_str()), Pin::new(so_pin.as_str()));
+        for p in [&pin, &so_pin] {
+            p.check_new().map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let info = tokens
+            .create_token(label, &pin, &so_pin)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("soft-{}", info.serial);
+        return Ok(());
+    }
+    let pkcs11_module = if cli.no_pkcs11 {
+        None
+    } else {
+        cli.pkcs11_module.clone().or_else(|| {
+            let debian = PathBuf::from(DEBIAN_SOFTHSM2);
+            debian.exists().then_some(debian)
+        })
+    };
+    let options = Options {
+        listen: cli.listen,
+        allow_origins: cli.allow_origins.clone(),
+        pkcs11_module,
+        soft_token_dir: Some(soft_token_dir),
+        state_dir: cli
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| home_dir(".local/state", "XDG_STATE_HOME")),
+    };
+    let (listener, agent) = certhall_agent::bind(&options).await?;
+    if options.allow_origins.is_empty() {
+        tracing::warn!("no --allow-origin given: no web page can use this agent");
+    }
+    // The first line of stdout says where the agent is (tests read it).
+    println!(
+        "certhall-agent listening on http://{}",
+        listener.local_addr()?
+    );
+    tracing::info!(
+        pkcs11 = ?options.pkcs11_module,
+        soft = ?options.soft_token_dir,
+        origins = ?options.allow_origins,
+        "agent ready"
+    );
+    certhall_agent::serve(listener, agent, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Test support: a private SoftHSM2 token store, software tokens and a
+//! running `certhall-agent` process.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use tempfile::TempDir;
+
+pub const DEBIAN_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub const PIN: &str = "123456";
+pub const SO_PIN: &str = "12345678";
+pub const ORIGIN: &str = "http://portal.certhall.test";
+
+/// Which token the agent serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SoftHSM2 token through PKCS#11.
+    SoftHsm,
+    /// A software token.
+    Soft,
+}
+
+/// SoftHSM2 is needed; `None` (after printing SKIPPED) without it, except
+/// under CI=true, where its absence fails the test.
+pub fn softhsm_available() -> bool {
+    let ok = Path::new(DEBIAN_MODULE).exists()
+        && Command::new("softhsm2-util")
+            .arg("--version")
+            .output()
+            .is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but softhsm2 is not installed: apt-get install -y softhsm2"
+        );
+        println!("SKIPPED: softhsm2 not installed (scripts/test.sh installs it)");
+    }
+    ok
+}
+
+/// A running agent with one token, in its own directories.
+pub struct AgentUnderTest {
+    pub dir: TempDir,
+    pub url: String,
+    pub token_id: String,
+    pub backend: Backend,
+    child: Child,
+}
+
+impl Drop for AgentUnderTest {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_certhall-agent"))
+}
+
+impl AgentUnderTest {
+    /// Starts an agent serving one fresh token labelled `label`, answering
+    /// pages of `origins`.
+    pub async fn start(backend: Backend, label: &str, origins: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let soft_dir = dir.path().join("soft");
+        let conf = dir.path().join("softhsm2.conf");
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--soft-token-dir".into(),
+            soft_dir.display().to_string(),
+            "--state-dir".into(),
+            dir.path().join("state").display().to_string(),
+        ];
+        for o in origins {
+            args.push("--allow-origin".into());
+            args.push((*o).into());
+        }
+        match backend {
+            Backend::SoftHsm => {
+                let tokens = dir.path().join("tokens");
+                std::fs::create_dir(&tokens).unwrap();
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                        tokens.display()
+                    ),
+                )
+                .unwrap();
+                let out = Command::new("softhsm2-util")
+                    .env("SOFTHSM2_CONF", &conf)
+                    .args([
+                        "--init-token",
+                        "--free",
+                        "--label",
+                        label,
+                        "--so-pin",
+                        SO_PIN,
+                        "--pin",
+                        PIN,
+                    ])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "softhsm2-util: {out:?}");
+                args.push("--pkcs11-module".into());
+                args.push(DEBIAN_MODULE.into());
+            }
+            Backend::Soft => {
+                let out = Command::new(agent_exe())
+                    .args(["--soft-token-dir", &soft_dir.display().to_string()])
+                    .args([
+                        "init-soft-token",
+                        "--label",
+                        label,
+                        "--pin",
+                        PIN,
+                        "--so-pin",
+                        SO_PIN,
+                    ])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "init-soft-token: {out:?}");
+                args.push("--no-pkcs11".into());
+            }
+        }
+        let mut child = Command::new(agent_exe())
+            .args(&args)
+            .env("SOFTHSM2_CONF", &conf)
+            .env("RUST_LOG", "certhall_agent=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("certhall-agent listening on ")
+            .unwrap_or_else(|| panic!("unexpected agent output {line:?}"))
+            .to_owned();
+        let mut agent = Self {
+            dir,
+            url,
+            token_id: String::new(),
+            backend,
+            child,
+        };
+        agent.token_id = agent.find_token(label).await;
+        agent
+    }
+
+    async fn find_token(&self, label: &str) -> String {
+        let url = format!("{}/v1/tokens", self.url);
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["label"] == label)
+            .unwrap_or_else(|| panic!("token {label} not listed: {body}"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub fn path(&self, rest: &str) -> String {
+        format!("{}/v1/tokens/{}{rest}", self.url, self.token_id)
+    }
+}
+
+/// Runs openssl in `dir`; (success, output).
+pub fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}

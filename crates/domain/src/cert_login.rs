@@ -1,0 +1,188 @@
+//! 数字证书登录: the rules of login with a certificate on a key.
+//!
+//! The server issues a one-time challenge; the local key agent has the key
+//! sign a [`SignedMessage`] that names the purpose, the origin of the page
+//! that asked and the challenge; the server checks all three. Naming the
+//! origin means a signature obtained by one site cannot be replayed at
+//! another, and naming the purpose means a login signature is never
+//! mistaken for any other kind of consent.
+
+use std::time::Duration;
+
+use rand::RngCore;
+
+use crate::clock::Timestamp;
+
+/// How long a challenge may be answered.
+pub const CHALLENGE_TTL: Duration = Duration::from_secs(120);
+
+/// Challenges one client IP may ask for per hour (each costs a database
+/// row and invites a signature).
+pub const CHALLENGES_PER_IP_PER_HOUR: u32 = 120;
+
+/// The first line of every message the agent signs, with its version.
+pub const SIGNED_MESSAGE_HEADER: &str = "CertHall-Agent-Signature/1";
+
+/// Purposes a signature can be made for (a closed list: a new purpose is a
+/// deliberate change of the protocol).
+pub const PURPOSES: [&str; 1] = ["login"];
+
+/// A fresh random challenge: 32 bytes as unpadded base64url (43 chars).
+pub fn new_challenge(rng: &mut impl RngCore) -> String {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// True if `s` has the shape of a challenge (16–128 base64url characters),
+/// the only shape the agent agrees to sign.
+pub fn challenge_well_formed(s: &str) -> bool {
+    (16..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// When a challenge issued at `issued` stops being accepted.
+pub fn challenge_expiry(issued: Timestamp) -> Timestamp {
+    issued.plus(CHALLENGE_TTL)
+}
+
+/// The exact bytes a key signs for a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedMessage {
+    /// What the signature is for (one of [`PURPOSES`]).
+    pub purpose: String,
+    /// The origin of the page that asked (`https://host[:port]`), or
+    /// `local` for a program that is not a web page.
+    pub origin: String,
+    /// The server's challenge.
+    pub challenge: String,
+}
+
+impl SignedMessage {
+    /// The bytes to sign: four lines, LF-separated, no trailing newline.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        format!(
+            "{SIGNED_MESSAGE_HEADER}\npurpose: {}\norigin: {}\nchallenge: {}",
+            self.purpose, self.origin, self.challenge
+        )
+        .into_bytes()
+    }
+
+    /// Reads signed bytes back; `None` unless they are exactly what
+    /// [`SignedMessage::to_bytes`] produces for a known purpose, a
+    /// plausible origin and a well-formed challenge.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut lines = text.split('\n');
+        if lines.next()? != SIGNED_MESSAGE_HEADER {
+            return None;
+        }
+        let purpose = lines.next()?.strip_prefix("purpose: ")?;
+        let origin = lines.next()?.strip_prefix("origin: ")?;
+        let challenge = lines.next()?.strip_prefix("challenge: ")?;
+        if lines.next().is_some()
+            || !PURPOSES.contains(&purpose)
+            || !origin_well_formed(origin)
+            || !challenge_well_formed(challenge)
+        {
+            return None;
+        }
+        let message = Self {
+            purpose: purpose.to_owned(),
+            origin: origin.to_owned(),
+            challenge: challenge.to_owned(),
+        };
+        (message.to_bytes() == bytes).then_some(message)
+    }
+}
+
+/// True for `local` and for `http(s)://host[:port]` without path, query or
+/// anything that could break the message's lines.
+pub fn origin_well_formed(origin: &str) -> bool {
+    if origin == "local" {
+        return true;
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    match rest {
+        Some(host) => {
+            !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        }
+        None => false,
+    }
+}
+
+/// The origin (`scheme://host[:port]`) of a URL such as CertHall's
+/// configured public URL.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    let origin = format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    );
+    origin_well_formed(&origin).then_some(origin)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn signed_message_round_trips_and_rejects_tampering() {
+        let m = SignedMessage {
+            purpose: "login".into(),
+            origin: "http://127.0.0.1:8080".into(),
+            challenge: new_challenge(&mut rand::thread_rng()),
+        };
+        let bytes = m.to_bytes();
+        assert_eq!(SignedMessage::parse(&bytes), Some(m.clone()));
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        for bad in [
+            text.replace("login", "pay"),
+            format!("{text}\n"),
+            text.replace("CertHall-Agent-Signature/1", "CertHall-Agent-Signature/2"),
+            text.replace("http://127.0.0.1:8080", "http://a/b"),
+            text.replace(&m.challenge, "short"),
+            text.replace("origin: ", "origin:  "),
+        ] {
+            assert_eq!(SignedMessage::parse(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(
+            origin_of("https://CA.example.cn/hall/").as_deref(),
+            Some("https://ca.example.cn")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(origin_of("ftp//x"), None);
+        assert!(origin_well_formed("local"));
+        assert!(!origin_well_formed("http://a b"));
+        assert!(!origin_well_formed("http://a\nb"));
+    }
+
+    #[test]
+    fn challenges_are_fresh_and_well_formed() {
+        let a = new_challenge(&mut rand::thread_rng());
+        let b = new_challenge(&mut rand::thread_rng());
+        assert_ne!(a, b);
+        assert!(challenge_well_formed(&a));
+        assert_eq!(a.len(), 43);
+        assert!(!challenge_well_formed("abc"));
+        assert!(!challenge_well_formed(&"a/".repeat(10)));
+    }
+}
