@@ -15,6 +15,7 @@
 //! GM/T 0009 (SM2 usage, signer ID `1234567812345678`), GM/T 0015-2023
 //! (certificate format for SM2 certificates).
 
+pub mod chain;
 pub mod crl;
 pub mod csr;
 pub mod family;

@@ -45,6 +45,11 @@ pub struct FileConfig {
     pub ca_passphrase_file: Option<PathBuf>,
     /// File holding the PIN of the PKCS#11 token with CA keys.
     pub ca_pkcs11_pin_file: Option<PathBuf>,
+    /// Where pages find the local key agent (证书助手).
+    pub agent_url: Option<String>,
+    /// In demo mode, run a key agent with a demo software token inside
+    /// CertHall (default true).
+    pub demo_agent: Option<bool>,
 }
 
 /// Which SMS provider to use.
@@ -72,6 +77,12 @@ pub struct ServeArgs {
     /// Session idle timeout in minutes [default: 30].
     #[arg(long, env = "CERTHALL_SESSION_IDLE_MINUTES")]
     pub session_idle_minutes: Option<u64>,
+    /// Where pages find the local key agent [default: http://127.0.0.1:17845].
+    #[arg(long, env = "CERTHALL_AGENT_URL")]
+    pub agent_url: Option<String>,
+    /// In demo mode, run a key agent with a demo software token [default: true].
+    #[arg(long, env = "CERTHALL_DEMO_AGENT")]
+    pub demo_agent: Option<bool>,
 }
 
 /// Settings every subcommand shares.
@@ -129,6 +140,10 @@ pub struct RuntimeConfig {
     pub ca_passphrase_file: Option<PathBuf>,
     /// PKCS#11 PIN file, if configured.
     pub ca_pkcs11_pin_file: Option<PathBuf>,
+    /// Where pages find the local key agent.
+    pub agent_url: String,
+    /// Run the demo key agent (demo mode only).
+    pub demo_agent: bool,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -147,6 +162,8 @@ impl fmt::Debug for RuntimeConfig {
             .field("json_logs", &self.json_logs)
             .field("sms", &self.sms)
             .field("public_url", &self.public_url)
+            .field("agent_url", &self.agent_url)
+            .field("demo_agent", &self.demo_agent)
             .field("ca_passphrase_file", &self.ca_passphrase_file)
             .field("ca_pkcs11_pin_file", &self.ca_pkcs11_pin_file)
             .finish()
@@ -234,6 +251,14 @@ impl RuntimeConfig {
                 .ca_pkcs11_pin_file
                 .clone()
                 .or(file.ca_pkcs11_pin_file),
+            agent_url: serve
+                .agent_url
+                .clone()
+                .or(file.agent_url)
+                .unwrap_or_else(|| certhall_web::DEFAULT_AGENT_URL.to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            demo_agent: serve.demo_agent.or(file.demo_agent).unwrap_or(true),
         })
     }
 

@@ -220,6 +220,7 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
         certhall_web::WebConfig {
             secure_cookies: config.secure_cookies,
             trust_forwarded_for: config.trust_forwarded_for,
+            agent_url: config.agent_url.clone(),
         },
     );
     let app = certhall_web::app(state);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use rand::RngCore;
 
 use crate::clock::Timestamp;
+use crate::{AccountId, Refusal};
 
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(120);
@@ -132,6 +133,85 @@ pub fn origin_of(url: &str) -> Option<String> {
     origin_well_formed(&origin).then_some(origin)
 }
 
+/// What the database knows about a challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeState {
+    /// Whom it was issued to.
+    pub binding: String,
+    /// When it stops being accepted.
+    pub expires_at: Timestamp,
+    /// It was answered already.
+    pub used: bool,
+}
+
+/// The binding of a challenge issued to an API client (no browser).
+pub const API_BINDING: &str = "api";
+
+/// The binding of a challenge issued to a browser: the SHA-256 of its
+/// browser id (the id itself stays in the cookie).
+pub fn browser_binding(browser_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(browser_id.as_bytes()))
+}
+
+/// May `state` be answered now by the holder of `binding`? A challenge
+/// answered before is a replay whoever presents it (the browser id changes
+/// at login, so a replay from the same browser carries another binding).
+pub fn check_challenge(
+    state: Option<&ChallengeState>,
+    binding: &str,
+    now: Timestamp,
+) -> Result<(), Refusal> {
+    match state {
+        None => Err(Refusal::CertChallengeInvalid),
+        Some(s) if s.used => Err(Refusal::CertChallengeUsed),
+        Some(s) if s.binding != binding => Err(Refusal::CertChallengeInvalid),
+        Some(s) if now >= s.expires_at => Err(Refusal::CertChallengeExpired),
+        Some(_) => Ok(()),
+    }
+}
+
+/// What the server found out about a presented certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// CertHall issued exactly this certificate (same DER in its records)
+    /// and its issuing CA's signature on it verifies.
+    pub issued_here: bool,
+    /// The challenge signature verifies with the certificate's key over a
+    /// message for this purpose, origin and challenge.
+    pub signature_valid: bool,
+    /// It is revoked.
+    pub revoked: bool,
+    /// Its validity.
+    pub not_before: Timestamp,
+    /// Its validity.
+    pub not_after: Timestamp,
+    /// The account it belongs to.
+    pub account: Option<AccountId>,
+}
+
+/// The account a certificate logs in to, or why not. Possession of the key
+/// (the signature) is proved before anything about the certificate's
+/// status is revealed.
+pub fn check_certificate(facts: &CertificateFacts, now: Timestamp) -> Result<AccountId, Refusal> {
+    if !facts.issued_here {
+        return Err(Refusal::CertUnknown);
+    }
+    if !facts.signature_valid {
+        return Err(Refusal::CertBadSignature);
+    }
+    if facts.revoked {
+        return Err(Refusal::CertRevoked);
+    }
+    if now < facts.not_before {
+        return Err(Refusal::CertNotYetValid);
+    }
+    if now > facts.not_after {
+        return Err(Refusal::CertExpired(facts.not_after.display_cst()));
+    }
+    facts.account.ok_or(Refusal::CertNotBound)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -173,6 +253,100 @@ mod tests {
         assert!(origin_well_formed("local"));
         assert!(!origin_well_formed("http://a b"));
         assert!(!origin_well_formed("http://a\nb"));
+    }
+
+    #[test]
+    fn challenge_checks() {
+        let t = Timestamp::from_millis(1_000_000);
+        let state = ChallengeState {
+            binding: "b".into(),
+            expires_at: challenge_expiry(t),
+            used: false,
+        };
+        assert_eq!(check_challenge(Some(&state), "b", t), Ok(()));
+        assert_eq!(
+            check_challenge(None, "b", t),
+            Err(Refusal::CertChallengeInvalid)
+        );
+        assert_eq!(
+            check_challenge(Some(&state), "other", t),
+            Err(Refusal::CertChallengeInvalid)
+        );
+        assert_eq!(
+            check_challenge(Some(&state), "b", t.plus(CHALLENGE_TTL)),
+            Err(Refusal::CertChallengeExpired)
+        );
+        let used = ChallengeState {
+            used: true,
+            ..state
+        };
+        assert_eq!(
+            check_challenge(Some(&used), "b", t),
+            Err(Refusal::CertChallengeUsed)
+        );
+    }
+
+    #[test]
+    fn certificate_checks_prove_possession_first() {
+        let t = Timestamp::from_millis(1_800_000_000_000);
+        let day = Duration::from_secs(86_400);
+        let good = CertificateFacts {
+            issued_here: true,
+            signature_valid: true,
+            revoked: false,
+            not_before: t.minus(day),
+            not_after: t.plus(day),
+            account: Some(AccountId(7)),
+        };
+        assert_eq!(check_certificate(&good, t), Ok(AccountId(7)));
+        let cases = [
+            (
+                CertificateFacts {
+                    issued_here: false,
+                    ..good.clone()
+                },
+                "cert_unknown",
+            ),
+            (
+                CertificateFacts {
+                    signature_valid: false,
+                    revoked: true,
+                    ..good.clone()
+                },
+                "cert_bad_signature",
+            ),
+            (
+                CertificateFacts {
+                    revoked: true,
+                    ..good.clone()
+                },
+                "cert_revoked",
+            ),
+            (
+                CertificateFacts {
+                    not_before: t.plus(day),
+                    ..good.clone()
+                },
+                "cert_not_yet_valid",
+            ),
+            (
+                CertificateFacts {
+                    not_after: t.minus(day),
+                    ..good.clone()
+                },
+                "cert_expired",
+            ),
+            (
+                CertificateFacts {
+                    account: None,
+                    ..good.clone()
+                },
+                "cert_not_bound",
+            ),
+        ];
+        for (facts, code) in cases {
+            assert_eq!(check_certificate(&facts, t).unwrap_err().code(), code);
+        }
     }
 
     #[test]

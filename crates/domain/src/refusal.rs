@@ -106,6 +106,47 @@ pub enum Refusal {
     /// The CA refused the request (bad CSR, key or subject).
     #[error("ca refused: {0}")]
     CaRequestRefused(String),
+    /// The login challenge is unknown, malformed, or was issued to another
+    /// browser.
+    #[error("certificate login: unknown challenge")]
+    CertChallengeInvalid,
+    /// The login challenge is older than its validity.
+    #[error("certificate login: challenge expired")]
+    CertChallengeExpired,
+    /// The login challenge was answered before (a replay).
+    #[error("certificate login: challenge already used")]
+    CertChallengeUsed,
+    /// Too many challenges asked for from this IP address.
+    #[error("certificate login: challenge limit reached")]
+    CertChallengeLimit,
+    /// The certificate was not issued by CertHall (or is malformed).
+    #[error("certificate login: unknown certificate")]
+    CertUnknown,
+    /// The certificate is not valid yet.
+    #[error("certificate login: not yet valid")]
+    CertNotYetValid,
+    /// The certificate has expired (on the date given, CST).
+    #[error("certificate login: expired on {0}")]
+    CertExpired(String),
+    /// The certificate is revoked.
+    #[error("certificate login: revoked")]
+    CertRevoked,
+    /// The certificate belongs to no account.
+    #[error("certificate login: not bound to an account")]
+    CertNotBound,
+    /// The signature over the challenge does not verify (or signs something
+    /// else: another origin, another challenge, another purpose).
+    #[error("certificate login: bad signature")]
+    CertBadSignature,
+    /// The key refused the PIN (reported by the page).
+    #[error("key: wrong PIN ({retries_left:?} left)")]
+    KeyWrongPin {
+        /// Tries left before the key locks, when the key says.
+        retries_left: Option<u32>,
+    },
+    /// The key's PIN is locked (reported by the page).
+    #[error("key: PIN locked")]
+    KeyPinLocked,
 }
 
 impl Refusal {
@@ -136,6 +177,18 @@ impl Refusal {
             Self::ProfileNotFound(_) => "profile_not_found",
             Self::ProfileExists(_) => "profile_exists",
             Self::CaRequestRefused(_) => "ca_request_refused",
+            Self::CertChallengeInvalid => "cert_challenge_invalid",
+            Self::CertChallengeExpired => "cert_challenge_expired",
+            Self::CertChallengeUsed => "cert_challenge_used",
+            Self::CertChallengeLimit => "cert_challenge_limit",
+            Self::CertUnknown => "cert_unknown",
+            Self::CertNotYetValid => "cert_not_yet_valid",
+            Self::CertExpired(_) => "cert_expired",
+            Self::CertRevoked => "cert_revoked",
+            Self::CertNotBound => "cert_not_bound",
+            Self::CertBadSignature => "cert_bad_signature",
+            Self::KeyWrongPin { .. } => "key_wrong_pin",
+            Self::KeyPinLocked => "key_pin_locked",
         }
     }
 
@@ -152,7 +205,17 @@ impl Refusal {
             | Self::CodeExhausted
             | Self::NotLoggedIn
             | Self::SessionExpired
-            | Self::BadToken => RefusalKind::Unauthenticated,
+            | Self::BadToken
+            | Self::CertChallengeInvalid
+            | Self::CertChallengeExpired
+            | Self::CertUnknown
+            | Self::CertNotYetValid
+            | Self::CertExpired(_)
+            | Self::CertRevoked
+            | Self::CertNotBound
+            | Self::CertBadSignature
+            | Self::KeyWrongPin { .. }
+            | Self::KeyPinLocked => RefusalKind::Unauthenticated,
             Self::CsrfMismatch => RefusalKind::Forbidden,
             Self::MessageNotFound
             | Self::NotFound
@@ -160,12 +223,14 @@ impl Refusal {
             | Self::CaNotInitialized(_)
             | Self::ProfileNotFound(_) => RefusalKind::NotFound,
             Self::CodeUsed
+            | Self::CertChallengeUsed
             | Self::AlreadyRevoked
             | Self::CaAlreadyInitialized(_)
             | Self::ProfileExists(_) => RefusalKind::Conflict,
-            Self::ResendTooSoon { .. } | Self::PhoneSendLimit | Self::IpSendLimit => {
-                RefusalKind::RateLimited
-            }
+            Self::ResendTooSoon { .. }
+            | Self::PhoneSendLimit
+            | Self::IpSendLimit
+            | Self::CertChallengeLimit => RefusalKind::RateLimited,
         }
     }
 
@@ -200,6 +265,27 @@ impl Refusal {
             Self::ProfileNotFound(p) => format!("证书模板 {p} 不存在。"),
             Self::ProfileExists(p) => format!("证书模板 {p} 已存在。"),
             Self::CaRequestRefused(why) => format!("证书申请未通过校验：{why}"),
+            Self::CertChallengeInvalid => "登录请求无效，请刷新页面后重新登录。".into(),
+            Self::CertChallengeExpired => "登录请求已超过2分钟，请重新点击登录。".into(),
+            Self::CertChallengeUsed => {
+                "该登录请求已经使用过，不能重复提交。请重新选择证书登录。".into()
+            }
+            Self::CertChallengeLimit => "登录尝试过于频繁，请稍后再试。".into(),
+            Self::CertUnknown => "该证书不是本系统签发的数字证书，无法用于登录。".into(),
+            Self::CertNotYetValid => "该证书尚未生效，请稍后再试。".into(),
+            Self::CertExpired(date) => {
+                format!("该证书已于 {date} 过期，不能用于登录。请使用手机号登录后办理证书更新。")
+            }
+            Self::CertRevoked => "该证书已注销（吊销），不能用于登录。".into(),
+            Self::CertNotBound => "该证书尚未关联网上营业厅账户，请先使用手机号登录。".into(),
+            Self::CertBadSignature => {
+                "证书签名校验失败，请重新登录；如多次失败，请联系客服。".into()
+            }
+            Self::KeyWrongPin {
+                retries_left: Some(n),
+            } => format!("UKey PIN 码错误，还可尝试 {n} 次。"),
+            Self::KeyWrongPin { retries_left: None } => "UKey PIN 码错误。".into(),
+            Self::KeyPinLocked => "UKey PIN 码错误次数过多，已被锁定。请联系柜台解锁。".into(),
         }
     }
 }
@@ -241,6 +327,20 @@ mod tests {
             Refusal::ProfileNotFound("x".into()),
             Refusal::ProfileExists("x".into()),
             Refusal::CaRequestRefused("x".into()),
+            Refusal::CertChallengeInvalid,
+            Refusal::CertChallengeExpired,
+            Refusal::CertChallengeUsed,
+            Refusal::CertChallengeLimit,
+            Refusal::CertUnknown,
+            Refusal::CertNotYetValid,
+            Refusal::CertExpired("2026-01-01".into()),
+            Refusal::CertRevoked,
+            Refusal::CertNotBound,
+            Refusal::CertBadSignature,
+            Refusal::KeyWrongPin {
+                retries_left: Some(3),
+            },
+            Refusal::KeyPinLocked,
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

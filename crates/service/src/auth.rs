@@ -199,36 +199,9 @@ impl Services {
                             (id, true)
                         }
                     };
-                if let Some(old) = replacing {
-                    sessions::delete(&mut tx, &old.storage_key()).await?;
-                }
-                let token = SessionToken::generate(&mut OsRng);
-                let key = token.storage_key();
-                sessions::create(
-                    &mut tx,
-                    &NewSession {
-                        key: &key,
-                        account_id,
-                        kind,
-                        ip: meta.ip.as_deref(),
-                        user_agent: meta.user_agent.as_deref(),
-                    },
-                    now,
-                )
-                .await?;
-                append_audit(
-                    &mut tx,
-                    self.clock.as_ref(),
-                    Actor::Account(account_id),
-                    meta,
-                    AuditEvent::LoginSucceeded,
-                    json!({
-                        "method": "sms",
-                        "session": &key[..16],
-                        "kind": match kind { SessionKind::Browser => "browser", SessionKind::Api => "api" },
-                    }),
-                )
-                .await?;
+                let token = self
+                    .open_session(&mut tx, account_id, kind, replacing, meta, "sms")
+                    .await?;
                 tx.commit().await?;
                 Ok(LoggedIn {
                     token,
@@ -252,6 +225,51 @@ impl Services {
                 self.refuse_login(tx, refusal, &phone, meta).await
             }
         }
+    }
+
+    /// Starts a session for `account_id` inside `tx` (ending the session it
+    /// replaces) and audits the login made by `method` (`sms`,
+    /// `certificate`).
+    pub(crate) async fn open_session(
+        &self,
+        tx: &mut WriteTx,
+        account_id: AccountId,
+        kind: SessionKind,
+        replacing: Option<&SessionToken>,
+        meta: &RequestMeta,
+        method: &str,
+    ) -> Result<SessionToken> {
+        if let Some(old) = replacing {
+            sessions::delete(tx, &old.storage_key()).await?;
+        }
+        let token = SessionToken::generate(&mut OsRng);
+        let key = token.storage_key();
+        sessions::create(
+            tx,
+            &NewSession {
+                key: &key,
+                account_id,
+                kind,
+                ip: meta.ip.as_deref(),
+                user_agent: meta.user_agent.as_deref(),
+            },
+            self.clock.now(),
+        )
+        .await?;
+        append_audit(
+            tx,
+            self.clock.as_ref(),
+            Actor::Account(account_id),
+            meta,
+            AuditEvent::LoginSucceeded,
+            json!({
+                "method": method,
+                "session": &key[..16],
+                "kind": match kind { SessionKind::Browser => "browser", SessionKind::Api => "api" },
+            }),
+        )
+        .await?;
+        Ok(token)
     }
 
     /// Audits a failed login inside `tx`, commits, and returns the refusal.

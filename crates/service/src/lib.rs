@@ -18,6 +18,7 @@ use certhall_store::{audit, Store, StoreError, WriteTx};
 pub mod audit_log;
 pub mod auth;
 pub mod ca;
+pub mod cert_login;
 pub mod inbox;
 pub mod sms_inbound;
 

@@ -27,6 +27,7 @@ use sqlx::{AnyPool, Executor};
 pub mod accounts;
 pub mod audit;
 pub mod ca;
+pub mod challenges;
 pub mod login_codes;
 pub mod messages;
 pub mod sessions;

@@ -67,6 +67,13 @@ impl TestApp {
         })
     }
 
+    /// On the given database, in demo mode, with these web settings.
+    pub fn with_web(db: TestDatabase, web: WebConfig) -> Self {
+        Self::with_gateway(db, web, |store, clock| {
+            Arc::new(DemoOutbox::new(store.clone(), clock))
+        })
+    }
+
     /// On the given database with another SMS gateway and web settings.
     pub fn with_gateway(
         db: TestDatabase,

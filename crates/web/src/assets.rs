@@ -14,6 +14,8 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 const APP_CSS: &str = include_str!("../static/app.css");
 const APP_JS: &str = include_str!("../static/app.js");
 const LOGO_SVG: &str = include_str!("../static/logo.svg");
+const AGENT_JS: &str = include_str!("../static/agent.js");
+const CERT_LOGIN_JS: &str = include_str!("../static/cert-login.js");
 
 /// `/static/…`.
 pub fn router() -> Router<AppState> {
@@ -25,6 +27,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/static/agent.js",
+            get(|| async { asset("text/javascript; charset=utf-8", AGENT_JS) }),
+        )
+        .route(
+            "/static/cert-login.js",
+            get(|| async { asset("text/javascript; charset=utf-8", CERT_LOGIN_JS) }),
         )
         .route(
             "/static/logo.svg",

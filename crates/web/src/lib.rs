@@ -16,6 +16,7 @@ use certhall_service::Services;
 
 pub mod api;
 pub mod assets;
+pub mod cert_login;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -32,7 +33,14 @@ pub struct WebConfig {
     /// Take the client IP from `X-Forwarded-For` (only behind a trusted
     /// reverse proxy that sets it).
     pub trust_forwarded_for: bool,
+    /// Where pages find the local key agent (证书助手), e.g.
+    /// `http://127.0.0.1:17845`; the only other origin the pages may
+    /// connect to (CSP `connect-src`).
+    pub agent_url: String,
 }
+
+/// The agent's default address (certhall-agent's default port).
+pub const DEFAULT_AGENT_URL: &str = "http://127.0.0.1:17845";
 
 impl WebConfig {
     /// Settings for tests: plain HTTP, client IP from `X-Forwarded-For` so
@@ -41,6 +49,7 @@ impl WebConfig {
         Self {
             secure_cookies: false,
             trust_forwarded_for: true,
+            agent_url: DEFAULT_AGENT_URL.to_owned(),
         }
     }
 }
@@ -79,6 +88,7 @@ impl std::ops::Deref for AppState {
 
 /// The whole application (STYLE.md: `fn app(state) -> Router`).
 pub fn app(state: AppState) -> Router {
+    let csp = content_security_policy(&state.config.agent_url);
     let mut router = Router::new()
         .merge(pages::router())
         .nest("/api/v1", api::router())
@@ -90,32 +100,63 @@ pub fn app(state: AppState) -> Router {
     }
     router
         .fallback(pages::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), extract::browser_id_layer))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::browser_id_layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                .make_span_with(
+                    tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO),
+                )
+                .on_response(
+                    tower_http::trace::DefaultOnResponse::new().level(tracing::Level::DEBUG),
+                ),
         )
-        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-            axum::http::header::X_CONTENT_TYPE_OPTIONS,
-            axum::http::HeaderValue::from_static("nosniff"),
-        ))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-            axum::http::header::X_FRAME_OPTIONS,
-            axum::http::HeaderValue::from_static("DENY"),
-        ))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-            axum::http::header::REFERRER_POLICY,
-            axum::http::HeaderValue::from_static("same-origin"),
-        ))
-        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            axum::http::HeaderValue::from_static(
-                "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
-                 frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                axum::http::HeaderValue::from_static("nosniff"),
             ),
-        ))
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::X_FRAME_OPTIONS,
+                axum::http::HeaderValue::from_static("DENY"),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::REFERRER_POLICY,
+                axum::http::HeaderValue::from_static("same-origin"),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                csp,
+            ),
+        )
         .with_state(state)
+}
+
+/// Own scripts and styles only; pages may connect to CertHall and to the
+/// local key agent, nothing else.
+fn content_security_policy(agent_url: &str) -> axum::http::HeaderValue {
+    let agent = certhall_domain::cert_login::origin_of(agent_url).unwrap_or_default();
+    axum::http::HeaderValue::from_str(&format!(
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+         connect-src 'self' {agent}; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ))
+    .unwrap_or_else(|_| {
+        axum::http::HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+    })
 }

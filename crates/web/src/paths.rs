@@ -6,6 +6,12 @@ pub const HOME: &str = "/";
 pub const LOGIN: &str = "/login";
 /// Form target: send a login code.
 pub const LOGIN_CODE: &str = "/login/code";
+/// 数字证书登录: the signed challenge is posted here.
+pub const LOGIN_CERT: &str = "/login/cert";
+/// 数字证书登录: a challenge for this browser (JSON).
+pub const LOGIN_CERT_CHALLENGE: &str = "/login/cert/challenge";
+/// 数字证书登录: the key refused (JSON).
+pub const LOGIN_CERT_FAILURE: &str = "/login/cert/failure";
 /// Log out (POST).
 pub const LOGOUT: &str = "/logout";
 /// Messages (消息提醒).

@@ -64,12 +64,17 @@ impl AgentUnderTest {
     /// Starts an agent serving one fresh token labelled `label`, answering
     /// pages of `origins`.
     pub async fn start(backend: Backend, label: &str, origins: &[&str]) -> Self {
+        Self::start_on(backend, label, origins, "127.0.0.1:0").await
+    }
+
+    /// The same, listening on `listen`.
+    pub async fn start_on(backend: Backend, label: &str, origins: &[&str], listen: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let soft_dir = dir.path().join("soft");
         let conf = dir.path().join("softhsm2.conf");
         let mut args: Vec<String> = vec![
             "--listen".into(),
-            "127.0.0.1:0".into(),
+            listen.into(),
             "--soft-token-dir".into(),
             soft_dir.display().to_string(),
             "--state-dir".into(),
@@ -196,4 +201,61 @@ pub fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
+}
+
+/// A port that was free a moment ago (for a process that must know its
+/// peer's address before either starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The subject CertHall certifies in these tests (verified data).
+pub const SUBJECT: &str =
+    "C=CN,ST=山东省,L=枣庄市,O=枣庄测试建设有限公司,USCC=91350100M000100Y43,CN=枣庄测试建设有限公司";
+
+/// Logs `phone` in once by SMS so its account exists; returns the account.
+pub async fn account(app: &certhall_testkit::TestApp, phone: &str) -> certhall_domain::AccountId {
+    let meta = certhall_service::RequestMeta::default();
+    app.services.send_login_code(phone, &meta).await.unwrap();
+    let code = app.latest_code(phone).await.unwrap();
+    app.services
+        .verify_login_code(
+            phone,
+            &code,
+            certhall_store::sessions::SessionKind::Api,
+            None,
+            &meta,
+        )
+        .await
+        .unwrap()
+        .account_id
+}
+
+/// Issues an enterprise P-256 certificate for `csr` (PEM), bound to
+/// `account` when given.
+pub async fn issue(
+    app: &certhall_testkit::TestApp,
+    csr: &[u8],
+    account: Option<certhall_domain::AccountId>,
+) -> certhall_store::ca::CertificateRow {
+    app.services.ca_ensure_demo().await.unwrap();
+    app.services
+        .ca_issue(
+            &certhall_service::ca::IssueInput {
+                family: certhall_ca::Family::P256,
+                profile: "enterprise",
+                csr,
+                subject: SUBJECT,
+                account,
+                order_id: None,
+                predecessor: None,
+            },
+            certhall_domain::audit::Actor::Cli("test".into()),
+        )
+        .await
+        .unwrap()
 }

@@ -84,3 +84,95 @@ pub async fn me(ApiCaller(who): ApiCaller) -> Response {
     }))
     .into_response()
 }
+
+/// `POST /api/v1/auth/cert/challenge` → `{"challenge","expires_at"}`.
+pub async fn cert_challenge(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Response, ApiError> {
+    let issued = state
+        .services
+        .issue_login_challenge(certhall_domain::cert_login::API_BINDING, &meta)
+        .await?;
+    Ok(Json(json!({
+        "challenge": issued.challenge,
+        "expires_at": issued.expires_at.rfc3339(),
+        "purpose": "login",
+    }))
+    .into_response())
+}
+
+/// `{"challenge","certificate","signed_data","signature"}` (base64).
+#[derive(Debug, Deserialize)]
+pub struct CertLoginRequest {
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    signed_data: String,
+    #[serde(default)]
+    signature: String,
+}
+
+/// `POST /api/v1/auth/cert/login` → `{"token"}` (a bearer token).
+pub async fn cert_login(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+    Body(req): Body<CertLoginRequest>,
+) -> Result<Response, ApiError> {
+    let presented =
+        crate::cert_login::Presented::decode(&req.certificate, &req.signed_data, &req.signature);
+    let origins = crate::cert_login::accepted_origins(&state, None);
+    let done = state
+        .services
+        .login_with_certificate(
+            presented.input(
+                &req.challenge,
+                certhall_domain::cert_login::API_BINDING,
+                &origins,
+            ),
+            SessionKind::Api,
+            None,
+            &meta,
+        )
+        .await?;
+    Ok(Json(json!({
+        "token": done.token.as_str(),
+        "token_type": "Bearer",
+        "account_id": done.account_id.0,
+        "new_account": false,
+        "idle_timeout_secs": state.services.sessions.idle_timeout.as_secs(),
+    }))
+    .into_response())
+}
+
+/// `{"challenge","code","retries_left"}`: what the agent answered.
+#[derive(Debug, Deserialize)]
+pub struct KeyFailureReport {
+    #[serde(default)]
+    pub(crate) challenge: String,
+    #[serde(default)]
+    pub(crate) code: String,
+    #[serde(default)]
+    pub(crate) retries_left: Option<u32>,
+}
+
+/// `POST /api/v1/auth/cert/failure`: the key refused (wrong PIN, locked);
+/// the challenge is used up and the refusal audited.
+pub async fn cert_failure(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+    Body(req): Body<KeyFailureReport>,
+) -> Result<Response, ApiError> {
+    let refusal = state
+        .services
+        .report_key_failure(
+            &req.challenge,
+            certhall_domain::cert_login::API_BINDING,
+            crate::cert_login::key_refusal(&req.code, req.retries_left),
+            &meta,
+        )
+        .await?;
+    Err(ApiError(crate::error::WebError::Refused(refusal)))
+}

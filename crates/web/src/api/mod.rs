@@ -19,6 +19,9 @@ pub mod openapi;
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/auth/sms/send"),
     ("post", "/auth/sms/verify"),
+    ("post", "/auth/cert/challenge"),
+    ("post", "/auth/cert/login"),
+    ("post", "/auth/cert/failure"),
     ("post", "/auth/logout"),
     ("get", "/me"),
     ("get", "/messages"),
@@ -32,6 +35,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/sms/send", post(auth::send_code))
         .route("/auth/sms/verify", post(auth::verify_code))
+        .route("/auth/cert/challenge", post(auth::cert_challenge))
+        .route("/auth/cert/login", post(auth::cert_login))
+        .route("/auth/cert/failure", post(auth::cert_failure))
         .route("/auth/logout", post(auth::logout))
         .route("/me", get(auth::me))
         .route("/messages", get(messages::list))

@@ -71,6 +71,56 @@ pub fn document() -> Value {
                     "409": error_response("验证码已使用（sms_code_used）")
                 }
             } },
+            "/auth/cert/challenge": { "post": {
+                "operationId": "certLoginChallenge",
+                "summary": "数字证书登录：获取一次性挑战值",
+                "description": "挑战值随机生成，2分钟内有效，只能使用一次；同一IP每小时最多120个。\
+                                用证书助手（docs/agent.md）的签名接口对其签名：签名内容为 CertHall-Agent-Signature/1 格式，包含用途 login、来源（本站地址）和挑战值。",
+                "responses": {
+                    "200": ok_json("挑战值", json!({ "type": "object", "required": ["challenge", "expires_at"], "properties": {
+                        "challenge": { "type": "string", "description": "43位 Base64url" },
+                        "expires_at": { "type": "string", "format": "date-time" },
+                        "purpose": { "type": "string", "const": "login" } } })),
+                    "429": error_response("获取过于频繁（cert_challenge_limit）")
+                }
+            } },
+            "/auth/cert/login": { "post": {
+                "operationId": "certLogin",
+                "summary": "数字证书登录：提交签名，获取访问令牌",
+                "description": "证书须由本系统签发、未吊销、在有效期内且已关联账户；签名须覆盖本站来源和未使用的挑战值。",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["challenge", "certificate", "signed_data", "signature"],
+                    "properties": {
+                        "challenge": { "type": "string" },
+                        "certificate": { "type": "string", "description": "Base64 DER 证书（证书助手 sign 接口的 certificate）" },
+                        "signed_data": { "type": "string", "description": "Base64，证书助手返回的 signed_data" },
+                        "signature": { "type": "string", "description": "Base64，证书助手返回的 signature" } } } } } },
+                "responses": {
+                    "200": ok_json("登录成功", json!({ "type": "object", "required": ["token"], "properties": {
+                        "token": { "type": "string", "description": "Bearer 令牌" },
+                        "token_type": { "type": "string", "const": "Bearer" },
+                        "account_id": { "type": "integer" },
+                        "new_account": { "type": "boolean" },
+                        "idle_timeout_secs": { "type": "integer" } } })),
+                    "401": error_response("挑战值无效或过期、证书不是本系统签发、签名错误、已吊销、已过期、未生效或未关联账户（cert_challenge_invalid、cert_challenge_expired、cert_unknown、cert_bad_signature、cert_revoked、cert_expired、cert_not_yet_valid、cert_not_bound）"),
+                    "409": error_response("挑战值已使用（cert_challenge_used）")
+                }
+            } },
+            "/auth/cert/failure": { "post": {
+                "operationId": "certLoginKeyFailure",
+                "summary": "数字证书登录：报告 UKey 拒绝签名（PIN 错误或锁定）",
+                "description": "挑战值随之作废，并记入审计日志；返回的错误即应向用户显示的提示。",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["challenge", "code"],
+                    "properties": {
+                        "challenge": { "type": "string" },
+                        "code": { "type": "string", "enum": ["wrong_pin", "pin_locked"], "description": "证书助手返回的错误码" },
+                        "retries_left": { "type": ["integer", "null"] } } } } } },
+                "responses": {
+                    "401": error_response("已记录（key_wrong_pin、key_pin_locked、cert_challenge_invalid、cert_challenge_expired）"),
+                    "409": error_response("挑战值已使用（cert_challenge_used）")
+                }
+            } },
             "/auth/logout": { "post": {
                 "operationId": "logout", "summary": "退出登录，令牌立即失效", "security": secured,
                 "responses": { "204": { "description": "已退出" }, "401": unauth, "403": csrf }

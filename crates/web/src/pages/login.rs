@@ -4,12 +4,16 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
 use axum_extra::extract::cookie::CookieJar;
+use certhall_domain::cert_login::browser_binding;
 use certhall_store::sessions::SessionKind;
 use serde::Deserialize;
+use serde_json::json;
 
 use super::{render, render_with_status, Chrome};
-use crate::error::{status_of, PageError, WebError};
+use crate::cert_login::{accepted_origins, key_refusal, Presented};
+use crate::error::{status_of, ApiError, PageError, WebError};
 use crate::extract::{
     cookie, fresh_browser_id, presented_session, removal, urlencode, Applicant, BrowserId,
     ClientMeta, CsrfForm, MaybeApplicant, SESSION_COOKIE,
@@ -20,6 +24,11 @@ use crate::{paths, AppState};
 #[template(path = "login.html")]
 struct LoginPage {
     chrome: Chrome,
+    /// `sms` or `cert`: the tab shown first.
+    tab: &'static str,
+    agent_url: String,
+    site_origin: String,
+    cert_error: Option<String>,
     phone: String,
     next: String,
     notice: Option<String>,
@@ -36,6 +45,7 @@ pub struct LoginQuery {
     sent: Option<u8>,
     expired: Option<u8>,
     bye: Option<u8>,
+    method: Option<String>,
 }
 
 /// `GET /login`.
@@ -63,6 +73,14 @@ pub async fn show(
     };
     render(&LoginPage {
         chrome: Chrome::new(&state, &bid, None, "login"),
+        tab: if q.method.as_deref() == Some("cert") {
+            "cert"
+        } else {
+            "sms"
+        },
+        agent_url: state.config.agent_url.clone(),
+        site_origin: site_origin(&state),
+        cert_error: None,
         phone,
         next: paths::safe_next(q.next.as_deref()).to_owned(),
         notice,
@@ -111,6 +129,10 @@ async fn form_error(
         status,
         &LoginPage {
             chrome: Chrome::new(state, bid, None, "login"),
+            tab: "sms",
+            agent_url: state.config.agent_url.clone(),
+            site_origin: site_origin(state),
+            cert_error: None,
             phone: form.phone.trim().to_owned(),
             next: paths::safe_next(Some(&form.next)).to_owned(),
             notice: None,
@@ -176,6 +198,138 @@ pub async fn submit(
         }
         Err(e) => form_error(&state, &bid, &form, e.into(), true).await,
     }
+}
+
+/// CertHall's public origin, for the agent's `--allow-origin`.
+fn site_origin(state: &AppState) -> String {
+    certhall_domain::cert_login::origin_of(&state.services.ca.settings.public_url)
+        .unwrap_or_default()
+}
+
+/// `POST /login/cert/challenge` (form with the CSRF token) → JSON
+/// `{"challenge","expires_at"}` bound to this browser.
+pub async fn cert_challenge(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, ApiError> {
+    let issued = state
+        .services
+        .issue_login_challenge(&browser_binding(&bid.0), &meta)
+        .await?;
+    Ok(Json(json!({
+        "challenge": issued.challenge,
+        "expires_at": issued.expires_at.rfc3339(),
+    }))
+    .into_response())
+}
+
+/// The fields the certificate-login script posts (the agent's answer).
+#[derive(Debug, Deserialize)]
+pub struct CertLoginForm {
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    signed_data: String,
+    #[serde(default)]
+    signature: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `POST /login/cert`: verify the signed challenge, start a session, go
+/// home; on refusal, the login page with the certificate tab and the reason.
+pub async fn cert_submit(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    headers: HeaderMap,
+    jar: CookieJar,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<CertLoginForm>,
+) -> Response {
+    let presented = Presented::decode(&form.certificate, &form.signed_data, &form.signature);
+    let origins = accepted_origins(&state, Some(&headers));
+    let binding = browser_binding(&bid.0);
+    let old = presented_session(&headers);
+    let next = paths::safe_next(Some(&form.next)).to_owned();
+    match state
+        .services
+        .login_with_certificate(
+            presented.input(&form.challenge, &binding, &origins),
+            SessionKind::Browser,
+            old.as_ref(),
+            &meta,
+        )
+        .await
+    {
+        Ok(done) => {
+            let (_, bid_cookie) = fresh_browser_id(&state);
+            let jar = jar
+                .add(cookie(
+                    &state,
+                    SESSION_COOKIE,
+                    done.token.as_str().to_owned(),
+                ))
+                .add(bid_cookie);
+            (jar, Redirect::to(&next)).into_response()
+        }
+        Err(e) => {
+            let err = WebError::from(e);
+            let status = match &err {
+                WebError::Refused(r) => status_of(r),
+                other => other.status(),
+            };
+            render_with_status(
+                status,
+                &LoginPage {
+                    chrome: Chrome::new(&state, &bid, None, "login"),
+                    tab: "cert",
+                    agent_url: state.config.agent_url.clone(),
+                    site_origin: site_origin(&state),
+                    cert_error: Some(err.message_zh()),
+                    phone: String::new(),
+                    next,
+                    notice: None,
+                    error: None,
+                    resend_after: 0,
+                    code_sent: false,
+                },
+            )
+        }
+    }
+}
+
+/// The agent's refusal, as the script reports it.
+#[derive(Debug, Deserialize)]
+pub struct KeyFailureForm {
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    retries_left: Option<u32>,
+}
+
+/// `POST /login/cert/failure` → JSON error with the message to show.
+pub async fn cert_failure(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<KeyFailureForm>,
+) -> Result<Response, ApiError> {
+    let refusal = state
+        .services
+        .report_key_failure(
+            &form.challenge,
+            &browser_binding(&bid.0),
+            key_refusal(&form.code, form.retries_left),
+            &meta,
+        )
+        .await?;
+    Err(ApiError(WebError::Refused(refusal)))
 }
 
 /// Logout form: only the CSRF token.

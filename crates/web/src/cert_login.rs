@@ -1,0 +1,81 @@
+//! What the page and API handlers of 数字证书登录 share: decoding what the
+//! agent returned and the origins a signature may name.
+
+use axum::http::{header, HeaderMap};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use certhall_domain::cert_login::origin_of;
+use certhall_domain::Refusal;
+use certhall_service::cert_login::CertLogin;
+
+use crate::AppState;
+
+/// The agent's answer, decoded (undecodable fields become empty, which the
+/// service refuses as an unknown certificate or a bad signature).
+#[derive(Debug, Default)]
+pub struct Presented {
+    certificate: Vec<u8>,
+    signed_data: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl Presented {
+    /// Decodes the base64 fields.
+    pub fn decode(certificate: &str, signed_data: &str, signature: &str) -> Self {
+        let d = |s: &str| B64.decode(s.trim()).unwrap_or_default();
+        Self {
+            certificate: d(certificate),
+            signed_data: d(signed_data),
+            signature: d(signature),
+        }
+    }
+
+    /// The service's input.
+    pub fn input<'a>(
+        &'a self,
+        challenge: &'a str,
+        binding: &'a str,
+        accepted_origins: &'a [String],
+    ) -> CertLogin<'a> {
+        CertLogin {
+            challenge: challenge.trim(),
+            binding,
+            certificate: &self.certificate,
+            signed_data: &self.signed_data,
+            signature: &self.signature,
+            accepted_origins,
+        }
+    }
+}
+
+/// Origins a login signature may name: CertHall's public URL, and — for a
+/// page — the origin the browser says the form came from, when it is this
+/// very host (a deployment reached by several names, or `localhost` in
+/// demo mode).
+pub fn accepted_origins(state: &AppState, headers: Option<&HeaderMap>) -> Vec<String> {
+    let mut origins: Vec<String> = origin_of(&state.services.ca.settings.public_url)
+        .into_iter()
+        .collect();
+    if let Some(h) = headers {
+        let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+        let origin = h
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .and_then(origin_of);
+        if let (Some(host), Some(origin)) = (host, origin) {
+            if origin.split_once("://").map(|(_, h)| h) == Some(&host.to_ascii_lowercase()) {
+                origins.push(origin);
+            }
+        }
+    }
+    origins
+}
+
+/// The refusal for an agent error code (`wrong_pin`, `pin_locked`).
+pub fn key_refusal(code: &str, retries_left: Option<u32>) -> Refusal {
+    match code {
+        "wrong_pin" => Refusal::KeyWrongPin { retries_left },
+        "pin_locked" => Refusal::KeyPinLocked,
+        _ => Refusal::CertChallengeInvalid,
+    }
+}

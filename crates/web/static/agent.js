@@ -1,0 +1,101 @@
+/*
+ * CertHall 证书助手 client: the one module every page that needs the USB key
+ * uses to talk to the local key agent (docs/agent.md). No dependencies.
+ *
+ *   const agent = new CertHallAgent('http://127.0.0.1:17845');
+ *   const { tokens } = await agent.tokens();
+ *   const answer = await agent.sign(token.id, cert.key_id, pin, challenge);
+ *
+ * Every failure is an AgentError with a stable `code` (the agent's, or
+ * `agent_unreachable` when no agent answers) and a Chinese `message` fit to
+ * show as is. PINs are passed through, never stored.
+ */
+(function () {
+  'use strict';
+
+  function AgentError(code, message, details) {
+    this.name = 'AgentError';
+    this.code = code;
+    this.message = message;
+    this.details = details || {};
+  }
+  AgentError.prototype = Object.create(Error.prototype);
+  AgentError.prototype.constructor = AgentError;
+
+  var UNREACHABLE = '未检测到证书助手。请确认证书助手已启动，然后重试。';
+
+  function CertHallAgent(url) {
+    this.url = String(url || 'http://127.0.0.1:17845').replace(/\/+$/, '');
+  }
+
+  CertHallAgent.prototype.request = function (method, path, body) {
+    var init = { method: method, mode: 'cors', credentials: 'omit', cache: 'no-store', headers: {} };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    return fetch(this.url + path, init).then(
+      function (resp) {
+        return resp.json().then(
+          function (data) { return { resp: resp, data: data }; },
+          function () { return { resp: resp, data: {} }; }
+        );
+      },
+      function () { throw new AgentError('agent_unreachable', UNREACHABLE); }
+    ).then(function (r) {
+      if (!r.resp.ok) {
+        throw new AgentError(
+          r.data.code || 'agent_error',
+          r.data.message || ('证书助手返回错误（' + r.resp.status + '）。'),
+          r.data
+        );
+      }
+      return r.data;
+    });
+  };
+
+  function tokenPath(tokenId) { return '/v1/tokens/' + encodeURIComponent(tokenId); }
+  function keyPath(tokenId, keyId) { return tokenPath(tokenId) + '/keys/' + encodeURIComponent(keyId); }
+
+  /** Agent version and backends. */
+  CertHallAgent.prototype.status = function () { return this.request('GET', '/v1/status'); };
+  /** Media query (介质查询): tokens and their certificates. */
+  CertHallAgent.prototype.tokens = function () { return this.request('GET', '/v1/tokens'); };
+  CertHallAgent.prototype.verifyPin = function (tokenId, pin) {
+    return this.request('POST', tokenPath(tokenId) + '/pin/verify', { pin: pin });
+  };
+  CertHallAgent.prototype.changePin = function (tokenId, pin, newPin) {
+    return this.request('POST', tokenPath(tokenId) + '/pin/change', { pin: pin, new_pin: newPin });
+  };
+  CertHallAgent.prototype.unblockPin = function (tokenId, soPin, newPin) {
+    return this.request('POST', tokenPath(tokenId) + '/pin/unblock', { so_pin: soPin, new_pin: newPin });
+  };
+  /** A key pair in the token; resolves to { key, csr (PEM) }. */
+  CertHallAgent.prototype.generateKey = function (tokenId, pin, algorithm, label, subject) {
+    return this.request('POST', tokenPath(tokenId) + '/keys',
+      { pin: pin, algorithm: algorithm, label: label, subject: subject });
+  };
+  CertHallAgent.prototype.storeCertificate = function (tokenId, keyId, pin, certificate, chain) {
+    return this.request('POST', keyPath(tokenId, keyId) + '/certificate',
+      { pin: pin, certificate: certificate, chain: chain || [] });
+  };
+  CertHallAgent.prototype.deleteKey = function (tokenId, keyId, pin) {
+    return this.request('POST', keyPath(tokenId, keyId) + '/delete', { pin: pin });
+  };
+  /** Signs a server challenge; resolves to { signature, signed_data, certificate, algorithm }. */
+  CertHallAgent.prototype.sign = function (tokenId, keyId, pin, challenge) {
+    return this.request('POST', keyPath(tokenId, keyId) + '/sign', { pin: pin, challenge: challenge });
+  };
+
+  /** Every certificate of every token, flattened, with its token. */
+  CertHallAgent.certificates = function (tokensAnswer) {
+    var out = [];
+    (tokensAnswer.tokens || []).forEach(function (token) {
+      (token.certificates || []).forEach(function (cert) { out.push({ token: token, cert: cert }); });
+    });
+    return out;
+  };
+
+  window.CertHallAgent = CertHallAgent;
+  window.AgentError = AgentError;
+})();
