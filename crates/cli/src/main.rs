@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 mod ca_cmd;
 mod config;
+mod demo_agent;
 
 use config::{CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
 
@@ -215,6 +216,7 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
     let demo = services.demo_mode();
     let store = services.store.clone();
     let housekeeping = tokio::spawn(housekeeping(services.clone()));
+    let agent_services = services.clone();
     let state = certhall_web::AppState::new(
         services,
         certhall_web::WebConfig {
@@ -228,10 +230,30 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let demo_agent = if demo && config.demo_agent {
+        demo_agent::start(
+            &config.data_dir,
+            &config.agent_url,
+            &config.public_url,
+            addr,
+            &agent_services,
+        )
+        .await?
+    } else {
+        None
+    };
     tracing::info!(%addr, database = store.backend().name(), demo, "CertHall is serving");
     println!("CertHall 已启动：http://{addr}/");
     if demo {
         println!("演示模式：短信不会真实发送，验证码请在 http://{addr}/dev/outbox 查看。");
+        if demo_agent.is_some() {
+            println!(
+                "演示证书助手：{}，“演示UKey”中的证书 PIN 码 {}，登录手机号 {}。",
+                config.agent_url,
+                demo_agent::DEMO_PIN,
+                demo_agent::DEMO_PHONE
+            );
+        }
     }
     axum::serve(
         listener,
@@ -241,6 +263,9 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
     .await
     .context("server failed")?;
     housekeeping.abort();
+    if let Some(agent) = demo_agent {
+        agent.abort();
+    }
     store.close().await;
     tracing::info!("CertHall stopped");
     Ok(())
@@ -267,6 +292,13 @@ async fn housekeeping(services: Services) {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session purge failed"),
+        }
+        // Kept an hour past expiry: the per-IP limit counts the last hour.
+        if let Err(e) =
+            certhall_store::challenges::purge(&services.store, now.minus(Duration::from_secs(3600)))
+                .await
+        {
+            tracing::warn!(error = %e, "login challenge purge failed");
         }
     }
 }

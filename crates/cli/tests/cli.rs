@@ -21,9 +21,24 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path, database_url: Option<&str>) -> Self {
+        Self::start_with(
+            data_dir,
+            database_url,
+            "127.0.0.1:0",
+            &[("CERTHALL_DEMO_AGENT", "false")],
+        )
+    }
+
+    fn start_with(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        listen: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        cmd.args(["serve", "--listen", listen, "--data-dir"])
             .arg(data_dir)
+            .envs(env.iter().copied())
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -284,4 +299,109 @@ async fn two_processes_share_sessions_through_postgresql() {
     assert_eq!(status, 303, "logged out everywhere");
     a.stop();
     b.stop();
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Demo mode runs a key agent with a software token holding an SM2
+/// certificate bound to the demo phone: a newcomer can log in with it. The
+/// token survives a restart (same certificate, no second one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_mode_offers_a_certificate_login() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let site_port = free_port();
+    let agent = format!("http://127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{site_port}");
+    let site = format!("http://{listen}");
+    let client = reqwest::Client::new();
+    let mut fingerprint = None;
+    for round in 0..2 {
+        let server =
+            Server::start_with(dir.path(), None, &listen, &[("CERTHALL_AGENT_URL", &agent)]);
+        let tokens: serde_json::Value = client
+            .get(format!("{agent}/v1/tokens"))
+            .header("Origin", &site)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = &tokens["tokens"][0];
+        assert_eq!(token["label"], "演示UKey", "{tokens}");
+        let certs = token["certificates"].as_array().unwrap();
+        assert_eq!(certs.len(), 1, "round {round}: {tokens}");
+        assert_eq!(certs[0]["key_algorithm"], "sm2");
+        assert_eq!(certs[0]["common_name"], "枣庄演示科技有限公司");
+        let fp = certs[0]["fingerprint_sha256"].as_str().unwrap().to_owned();
+        match &fingerprint {
+            None => fingerprint = Some(fp),
+            Some(first) => assert_eq!(first, &fp, "the demo certificate changed on restart"),
+        }
+
+        // The whole login through the API, as the page does it.
+        let challenge: serde_json::Value = client
+            .post(server.url("/api/v1/auth/cert/challenge"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signed: serde_json::Value = client
+            .post(format!(
+                "{agent}/v1/tokens/{}/keys/{}/sign",
+                token["id"].as_str().unwrap(),
+                certs[0]["key_id"].as_str().unwrap()
+            ))
+            .header("Origin", &site)
+            .json(&serde_json::json!({ "pin": "123456", "challenge": challenge["challenge"] }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let signed_text = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(signed["signed_data"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            signed_text.contains(&format!("origin: {site}")),
+            "{signed_text}"
+        );
+        let login = client
+            .post(server.url("/api/v1/auth/cert/login"))
+            .json(&serde_json::json!({
+                "challenge": challenge["challenge"],
+                "certificate": signed["certificate"],
+                "signed_data": signed["signed_data"],
+                "signature": signed["signature"],
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 200);
+        let token: serde_json::Value = login.json().await.unwrap();
+        let me: serde_json::Value = client
+            .get(server.url("/api/v1/me"))
+            .bearer_auth(token["token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["phone"], "13800138000", "{me}");
+        assert!(server.stop().success());
+    }
 }

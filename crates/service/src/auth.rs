@@ -181,24 +181,7 @@ impl Services {
                 if !login_codes::consume(&mut tx, code_id, issued.attempts, now).await? {
                     return self.refuse_login(tx, Refusal::CodeUsed, &phone, meta).await;
                 }
-                let (account_id, new_account) =
-                    match accounts::find_by_phone(&mut tx, &phone).await? {
-                        Some(a) => (a.id, false),
-                        None => {
-                            let id = accounts::create(&mut tx, &phone, now).await?;
-                            messages::insert(&mut tx, id, &NewMessage::welcome(), now).await?;
-                            append_audit(
-                                &mut tx,
-                                self.clock.as_ref(),
-                                Actor::Account(id),
-                                meta,
-                                AuditEvent::AccountCreated,
-                                json!({ "phone": phone.masked() }),
-                            )
-                            .await?;
-                            (id, true)
-                        }
-                    };
+                let (account_id, new_account) = self.account_for(&mut tx, &phone, meta).await?;
                 let token = self
                     .open_session(&mut tx, account_id, kind, replacing, meta, "sms")
                     .await?;
@@ -225,6 +208,44 @@ impl Services {
                 self.refuse_login(tx, refusal, &phone, meta).await
             }
         }
+    }
+
+    /// The account of `phone` inside `tx`, created (with its welcome
+    /// message and audit entry) if there is none; true when created.
+    pub(crate) async fn account_for(
+        &self,
+        tx: &mut WriteTx,
+        phone: &Phone,
+        meta: &RequestMeta,
+    ) -> Result<(AccountId, bool)> {
+        if let Some(a) = accounts::find_by_phone(tx, phone).await? {
+            return Ok((a.id, false));
+        }
+        let now = self.clock.now();
+        let id = accounts::create(tx, phone, now).await?;
+        messages::insert(tx, id, &NewMessage::welcome(), now).await?;
+        append_audit(
+            tx,
+            self.clock.as_ref(),
+            Actor::Account(id),
+            meta,
+            AuditEvent::AccountCreated,
+            json!({ "phone": phone.masked() }),
+        )
+        .await?;
+        Ok((id, true))
+    }
+
+    /// The account of `phone`, created if there is none (demo seeding and
+    /// administrators binding a certificate to a phone).
+    pub async fn ensure_account(&self, phone: &Phone) -> Result<AccountId> {
+        let mut tx = self.store.begin_write().await?;
+        tx.lock(LockKey::Phone(phone.as_str())).await?;
+        let (id, _) = self
+            .account_for(&mut tx, phone, &RequestMeta::default())
+            .await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     /// Starts a session for `account_id` inside `tx` (ending the session it

@@ -53,7 +53,8 @@
         var title = document.createElement('strong');
         title.textContent = c.common_name || c.subject;
         var meta = document.createElement('small');
-        meta.textContent = '颁发者：' + c.issuer + '；有效期至 ' + formatDate(c.not_after) +
+        var issuer = (/(?:^|,)CN=([^,]+)/.exec(c.issuer) || [])[1] || c.issuer;
+        meta.textContent = '颁发者：' + issuer + '；有效期至 ' + formatDate(c.not_after) +
           (expired ? '（已过期）' : '') + '；介质：' + entry.token.label;
         text.appendChild(title);
         text.appendChild(meta);
