@@ -41,6 +41,9 @@ pub struct Options {
     pub allow_origins: Vec<String>,
     /// A PKCS#11 module, if any.
     pub pkcs11_module: Option<PathBuf>,
+    /// The module was not asked for (a default): if it cannot be loaded,
+    /// go on without it instead of failing.
+    pub pkcs11_optional: bool,
     /// A software-token directory, if any.
     pub soft_token_dir: Option<PathBuf>,
     /// Where the agent keeps its state (the PIN counts of PKCS#11 tokens).
@@ -53,10 +56,13 @@ pub struct Options {
 pub fn backends(options: &Options) -> Result<Vec<Arc<dyn TokenBackend>>, TokenError> {
     let mut backends: Vec<Arc<dyn TokenBackend>> = Vec::new();
     if let Some(module) = &options.pkcs11_module {
-        backends.push(Arc::new(pkcs11::Pkcs11Tokens::open(
-            module,
-            options.state_dir.join("pin-counts.json"),
-        )?));
+        match pkcs11::Pkcs11Tokens::open(module, options.state_dir.join("pin-counts.json")) {
+            Ok(b) => backends.push(Arc::new(b)),
+            Err(e) if options.pkcs11_optional => {
+                tracing::warn!("PKCS#11 module {} not used: {e}", module.display());
+            }
+            Err(e) => return Err(e),
+        }
     }
     if let Some(dir) = &options.soft_token_dir {
         backends.push(Arc::new(soft::SoftTokens::open(dir.clone())?));

@@ -102,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
     let options = Options {
         listen: cli.listen,
         allow_origins: cli.allow_origins.clone(),
+        pkcs11_optional: cli.pkcs11_module.is_none(),
         pkcs11_module,
         soft_token_dir: Some(soft_token_dir),
         state_dir: cli
@@ -124,9 +125,28 @@ async fn main() -> anyhow::Result<()> {
         origins = ?options.allow_origins,
         "agent ready"
     );
-    certhall_agent::serve(listener, agent, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    certhall_agent::serve(listener, agent, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }

@@ -62,6 +62,7 @@ pub async fn start(
         listen,
         allow_origins: origins,
         pkcs11_module: None,
+        pkcs11_optional: true,
         soft_token_dir: Some(tokens.dir().to_path_buf()),
         state_dir: dir.join("state"),
     };
