@@ -25,6 +25,9 @@
 #   --wait-quiet      before measuring, wait (up to 15 min) for the machine to
 #                     be idle (< 5% busy over 5 s): on a shared box another
 #                     build running alongside halves the numbers
+#   --no-agent        skip the certificate-login part (scripts/bench-agent.sh:
+#                     key agent operations on SoftHSM2 and a software token,
+#                     certificate login through the API), run after the rest
 #
 # What it does:
 #   1. cargo build --release -p certhall
@@ -84,6 +87,7 @@ BUILD=1
 STRICT=0
 KEEP=0
 WAIT_QUIET=0
+AGENT=1
 while (($#)); do
   case "$1" in
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
@@ -97,6 +101,7 @@ while (($#)); do
     --strict) STRICT=1; shift ;;
     --keep) KEEP=1; shift ;;
     --wait-quiet) WAIT_QUIET=1; shift ;;
+    --no-agent) AGENT=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -480,6 +485,14 @@ printf '%s\n' "$report"
 if [ -n "$OUT" ]; then
   { echo; printf '%s\n' "$report"; } >>"$OUT"
   say "Appended to $OUT"
+fi
+
+if ((AGENT)) && ! ((${#FAILURES[@]})); then
+  if [ -n "$OUT" ]; then
+    "$REPO/scripts/bench-agent.sh" --out "$OUT"
+  else
+    "$REPO/scripts/bench-agent.sh"
+  fi
 fi
 
 if ((${#FAILURES[@]})); then

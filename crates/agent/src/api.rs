@@ -48,6 +48,7 @@ pub struct Agent(Arc<Inner>);
 struct Inner {
     backends: Vec<Arc<dyn TokenBackend>>,
     allowed_origins: Vec<String>,
+    ip: std::net::IpAddr,
     port: u16,
 }
 
@@ -57,7 +58,7 @@ impl Agent {
     pub fn new(
         backends: Vec<Arc<dyn TokenBackend>>,
         allowed_origins: Vec<String>,
-        port: u16,
+        listen: std::net::SocketAddr,
     ) -> Self {
         Self(Arc::new(Inner {
             backends,
@@ -65,7 +66,8 @@ impl Agent {
                 .into_iter()
                 .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
                 .collect(),
-            port,
+            ip: listen.ip(),
+            port: listen.port(),
         }))
     }
 
@@ -85,6 +87,7 @@ impl Agent {
             .route("/v1/tokens/{token}/keys/{key_id}/delete", post(delete_key))
             .route("/v1/tokens/{token}/keys/{key_id}/sign", post(sign))
             .fallback(|| async { ApiError::NotFound })
+            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
             .layer(axum::middleware::from_fn_with_state(self.clone(), gate))
             .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(self.clone())
@@ -108,9 +111,33 @@ impl Agent {
 
     fn host_allowed(&self, host: &str) -> bool {
         let port = self.0.port;
-        ["127.0.0.1", "localhost", "[::1]"]
+        let listen = match self.0.ip {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        ["127.0.0.1", "localhost", "[::1]", listen.as_str()]
             .iter()
             .any(|h| host.eq_ignore_ascii_case(&format!("{h}:{port}")))
+    }
+
+    /// The kinds of the backends in use (`pkcs11`, `soft`).
+    pub fn backend_kinds(&self) -> Vec<&'static str> {
+        self.0.backends.iter().map(|b| b.kind()).collect()
+    }
+}
+
+/// Checks an `--allow-origin` value: `http(s)://host[:port]` only — never
+/// `null` (sandboxed and `file:` pages send it), `*` or a URL with a path.
+pub fn check_origin(origin: &str) -> Result<String, String> {
+    let trimmed = origin.trim().trim_end_matches('/');
+    let bare = trimmed
+        .split_once("://")
+        .is_some_and(|(_, rest)| !rest.contains(['/', '?', '#', '@']));
+    match certhall_domain::cert_login::origin_of(trimmed) {
+        Some(o) if bare => Ok(o),
+        _ => Err(format!(
+            "{origin:?} is not an origin like https://hall.example.cn or http://127.0.0.1:8080"
+        )),
     }
 }
 
@@ -125,69 +152,85 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The origin checks, CORS and the preflight answer (see the module doc).
+/// Every answer, refusals included, is logged and marked `no-store` and
+/// `nosniff`.
 async fn gate(State(agent): State<Agent>, request: Request, next: Next) -> Response {
-    let headers = request.headers();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let origin_text = request
+        .headers()
+        .get(header::ORIGIN)
+        .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
+    let (mut response, allowed_origin) = match admit(&agent, request.headers()) {
+        Err(refusal) => (refusal.into_response(), None),
+        Ok(origin) if method == Method::OPTIONS => match origin {
+            Some(o) => (preflight(request.headers()), Some(o)),
+            // A preflight without an origin is no preflight.
+            None => (ApiError::OriginForbidden.into_response(), None),
+        },
+        Ok(origin) => (next.run(request).await, origin),
+    };
+    let h = response.headers_mut();
+    if let Some(value) = allowed_origin.and_then(|o| HeaderValue::from_str(&o).ok()) {
+        h.insert("access-control-allow-origin", value);
+    }
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    tracing::info!(
+        %method,
+        %path,
+        origin = origin_text.as_deref().unwrap_or("-"),
+        status = response.status().as_u16(),
+        "request"
+    );
+    response
+}
+
+/// Who may call: `Ok(Some(origin))` for an allowed page, `Ok(None)` for a
+/// program that is not a browser, or the refusal.
+fn admit(agent: &Agent, headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
     if !agent.host_allowed(host) {
-        return ApiError::HostForbidden.into_response();
+        return Err(ApiError::HostForbidden);
     }
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned);
-    let allowed = match &origin {
-        Some(o) if agent.origin_allowed(o) => true,
-        Some(_) => return ApiError::OriginForbidden.into_response(),
-        None if browser_style(headers) => return ApiError::OriginForbidden.into_response(),
-        None => false,
-    };
-    if request.method() == Method::OPTIONS {
-        // A CORS preflight (reaching here means the origin is allowed).
-        if !allowed {
-            return ApiError::OriginForbidden.into_response();
-        }
-        let private_network = headers
-            .get("access-control-request-private-network")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let h = response.headers_mut();
-        h.insert(
-            "access-control-allow-methods",
-            HeaderValue::from_static("GET, POST"),
-        );
-        h.insert(
-            "access-control-allow-headers",
-            HeaderValue::from_static("content-type"),
-        );
-        h.insert("access-control-max-age", HeaderValue::from_static("600"));
-        if private_network {
-            h.insert(
-                "access-control-allow-private-network",
-                HeaderValue::from_static("true"),
-            );
-        }
-        cors(h, origin.as_deref());
-        return response;
+    match headers.get(header::ORIGIN).map(|h| h.to_str()) {
+        Some(Ok(o)) if agent.origin_allowed(o) => Ok(Some(o.to_owned())),
+        // Not allowed, or present but not even text.
+        Some(_) => Err(ApiError::OriginForbidden),
+        None if browser_style(headers) => Err(ApiError::OriginForbidden),
+        None => Ok(None),
     }
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let mut response = next.run(request).await;
-    if allowed {
-        cors(response.headers_mut(), origin.as_deref());
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    tracing::info!(
-        %method,
-        %path,
-        origin = origin.as_deref().unwrap_or("-"),
-        status = response.status().as_u16(),
-        "request"
+}
+
+/// The answer to an allowed CORS preflight, with Private Network Access.
+fn preflight(headers: &HeaderMap) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        "access-control-allow-methods",
+        HeaderValue::from_static("GET, POST"),
     );
+    h.insert(
+        "access-control-allow-headers",
+        HeaderValue::from_static("content-type"),
+    );
+    h.insert("access-control-max-age", HeaderValue::from_static("600"));
+    if headers
+        .get("access-control-request-private-network")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"))
+    {
+        h.insert(
+            "access-control-allow-private-network",
+            HeaderValue::from_static("true"),
+        );
+    }
     response
 }
 
@@ -204,13 +247,6 @@ fn browser_style(headers: &HeaderMap) -> bool {
     ]
     .iter()
     .any(|h| headers.contains_key(*h))
-}
-
-fn cors(headers: &mut HeaderMap, origin: Option<&str>) {
-    if let Some(value) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
-        headers.insert("access-control-allow-origin", value);
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
-    }
 }
 
 /// Why a request failed: the stable `code` of the JSON error body.
@@ -230,6 +266,10 @@ pub enum ApiError {
     PayloadTooLarge,
     /// No such route.
     NotFound,
+    /// The route exists, not with this method.
+    MethodNotAllowed,
+    /// An SO operation without the SO PIN.
+    SoPinRequired,
 }
 
 impl From<TokenError> for ApiError {
@@ -294,10 +334,10 @@ impl ApiError {
                     "token_full",
                     "UKey 存储空间已满，请先删除不用的证书。".into(),
                 ),
-                TokenError::Module(detail) => (
+                TokenError::Module(_) => (
                     StatusCode::BAD_GATEWAY,
                     "module_failure",
-                    format!("UKey 驱动出错，请重新插拔 UKey 后重试。（{detail}）"),
+                    "UKey 驱动出错，请重新插拔 UKey 后重试；如仍不行，请重启证书助手。".into(),
                 ),
             },
             Self::OriginForbidden => (
@@ -322,6 +362,16 @@ impl ApiError {
                 format!("请求内容过大（上限 {} KB）。", BODY_LIMIT / 1024),
             ),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "没有这个接口。".into()),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "该接口不支持这种请求方法。".into(),
+            ),
+            Self::SoPinRequired => (
+                StatusCode::BAD_REQUEST,
+                "pin_required",
+                "请输入管理员 PIN 码（SO PIN）。".into(),
+            ),
         }
     }
 }
@@ -330,6 +380,12 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
         let mut body = json!({ "code": code, "message": message });
+        if let Self::Token(TokenError::Module(detail)) = &self {
+            // The detail (paths, module internals) goes to the agent's log
+            // and, for key vendors, into `detail`; pages show `message`.
+            tracing::warn!(%detail, "token module failure");
+            body["detail"] = json!(detail);
+        }
         if let Self::Token(
             TokenError::WrongPin { retries_left } | TokenError::WrongSoPin { retries_left },
         ) = &self
@@ -343,6 +399,38 @@ impl IntoResponse for ApiError {
 /// A JSON body whose rejections are [`ApiError`]s.
 #[derive(Debug)]
 pub struct Body<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_origins_are_checked() {
+        assert_eq!(
+            check_origin("https://Hall.example.cn/").as_deref(),
+            Ok("https://hall.example.cn")
+        );
+        assert_eq!(
+            check_origin("https://hall.example.cn:443").as_deref(),
+            Ok("https://hall.example.cn")
+        );
+        assert_eq!(
+            check_origin("http://127.0.0.1:8080").as_deref(),
+            Ok("http://127.0.0.1:8080")
+        );
+        for bad in [
+            "null",
+            "*",
+            "local",
+            "https://a/b",
+            "file://",
+            "hall.example.cn",
+            "https://u@a",
+        ] {
+            assert!(check_origin(bad).is_err(), "{bad}");
+        }
+    }
+}
 
 impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
@@ -552,7 +640,12 @@ async fn tokens(State(agent): State<Agent>) -> Result<Json<serde_json::Value>, A
                 let keys = match backend.keys(&info.serial) {
                     Ok(k) => k,
                     Err(TokenError::TokenAbsent) => continue,
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        // Listed without its certificates: one unreadable
+                        // token must not hide the others.
+                        tracing::warn!("cannot read the objects of token {}: {e}", info.serial);
+                        Vec::new()
+                    }
                 };
                 views.push(token_view(backend.as_ref(), info, &keys));
             }
@@ -613,7 +706,7 @@ async fn unblock_pin(
     Path(token): Path<String>,
     Body(body): Body<UnblockBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let so = pin(body.so_pin)?;
+    let so = pin(body.so_pin).map_err(|_| ApiError::SoPinRequired)?;
     let new = Pin::new(body.new_pin.unwrap_or_default());
     new.check_new()?;
     let (backend, serial) = agent.backend(&token)?;
@@ -646,7 +739,7 @@ async fn generate_key(
         .unwrap_or_else(|| "CertHall".to_owned());
     if label.chars().count() > 64 || label.chars().any(char::is_control) {
         return Err(ApiError::InvalidRequest(
-            "密钥名称不能超过 64 个字符。".into(),
+            "密钥名称不能超过 64 个字符，且不能含控制字符。".into(),
         ));
     }
     let subject = csr::subject_or_label(body.subject.as_deref(), &label)?;

@@ -90,11 +90,14 @@ pub async fn bind(options: &Options) -> anyhow::Result<(tokio::net::TcpListener,
             options.listen
         );
     }
+    let origins = options
+        .allow_origins
+        .iter()
+        .map(|o| api::check_origin(o))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--allow-origin: {e}"))?;
     let backends = backends(options).map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind(options.listen).await?;
-    let port = listener.local_addr()?.port();
-    Ok((
-        listener,
-        api::Agent::new(backends, options.allow_origins.clone(), port),
-    ))
+    let local = listener.local_addr()?;
+    Ok((listener, api::Agent::new(backends, origins, local)))
 }

@@ -31,7 +31,7 @@ struct Cli {
     #[arg(long, conflicts_with = "pkcs11_module")]
     no_pkcs11: bool,
     /// Directory of software tokens (软证书).
-    #[arg(long, env = "CERTHALL_AGENT_SOFT_TOKEN_DIR")]
+    #[arg(long, global = true, env = "CERTHALL_AGENT_SOFT_TOKEN_DIR")]
     soft_token_dir: Option<PathBuf>,
     /// Where the agent keeps its state.
     #[arg(long, env = "CERTHALL_AGENT_STATE_DIR")]
@@ -120,6 +120,7 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr()?
     );
     tracing::info!(
+        backends = ?agent.backend_kinds(),
         pkcs11 = ?options.pkcs11_module,
         soft = ?options.soft_token_dir,
         origins = ?options.allow_origins,

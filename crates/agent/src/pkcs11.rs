@@ -77,7 +77,9 @@ impl Pkcs11Tokens {
             ))
         })?;
         Ok(Self {
-            module: module.to_path_buf(),
+            // Canonical, so that the PIN counts do not depend on how the
+            // path was spelled.
+            module: std::fs::canonicalize(module).unwrap_or_else(|_| module.to_path_buf()),
             ctx,
             guard: Mutex::new(PinGuard::load(state_file)),
         })
@@ -130,32 +132,37 @@ impl Pkcs11Tokens {
             });
         }
         let session = self.ctx.open_rw_session(slot).map_err(module_error)?;
-        match session.login(user, Some(&AuthPin::new(pin.expose().into()))) {
+        // Count the try before making it (and refuse if the count cannot be
+        // saved): for modules that never lock, this count is the lock, and
+        // stopping the agent mid-login must not give a free try.
+        guard.count(&key, so)?;
+        let mut result = session.login(user, Some(&AuthPin::new(pin.expose().into())));
+        if let Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) = result {
+            // Left logged in by a failed logout: start clean and retry.
+            let _ = session.logout();
+            result = session.login(user, Some(&AuthPin::new(pin.expose().into())));
+        }
+        match result {
             Ok(()) => {
                 guard.reset(&key, so);
                 Ok(session)
             }
-            Err(P11Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                // Left logged in by a failed logout: start clean and retry.
-                let _ = session.logout();
-                drop(session);
-                let session = self.ctx.open_rw_session(slot).map_err(module_error)?;
-                session
-                    .login(user, Some(&AuthPin::new(pin.expose().into())))
-                    .map_err(|e| self.wrong_pin(guard, serial, so, e))?;
-                guard.reset(&key, so);
-                Ok(session)
+            Err(e) => {
+                if !matches!(e, P11Error::Pkcs11(RvError::PinIncorrect, _)) {
+                    // Not a wrong PIN: the try does not count.
+                    guard.uncount(&key, so);
+                }
+                Err(self.wrong_pin(guard, serial, so, e))
             }
-            Err(e) => Err(self.wrong_pin(guard, serial, so, e)),
         }
     }
 
-    /// Maps a failed login, counting it when the PIN was wrong.
+    /// Maps a failed login (a wrong PIN was counted already).
     fn wrong_pin(&self, guard: &mut PinGuard, serial: &str, so: bool, e: P11Error) -> TokenError {
         match e {
-            P11Error::Pkcs11(RvError::PinIncorrect | RvError::PinLenRange, _) => {
+            P11Error::Pkcs11(RvError::PinIncorrect, _) => {
                 let key = self.guard_key(serial);
-                let failures = guard.count(&key, so);
+                let failures = guard.failures(&key, so);
                 let module_says = self.slot(serial).ok().map(|(_, info)| info);
                 let locked = failures >= MAX_PIN_TRIES
                     || (!so && module_says.as_ref().is_some_and(|i| i.user_pin_locked()));
@@ -180,6 +187,18 @@ impl Pkcs11Tokens {
                 } else {
                     TokenError::PinLocked
                 }
+            }
+            // A PIN of a length the token never accepts: not a try.
+            P11Error::Pkcs11(RvError::PinLenRange, _) => TokenError::WrongPin {
+                retries_left: Some(
+                    MAX_PIN_TRIES.saturating_sub(guard.failures(&self.guard_key(serial), so)),
+                ),
+            },
+            P11Error::Pkcs11(RvError::PinExpired, _) => {
+                TokenError::PinPolicy("UKey 的 PIN 码已过期，请先修改 PIN 码。".into())
+            }
+            P11Error::Pkcs11(RvError::UserPinNotInitialized, _) => {
+                TokenError::Unsupported("这个 UKey 还没有设置用户 PIN 码，请到柜台初始化。".into())
             }
             other => module_error(other),
         }
@@ -296,14 +315,22 @@ impl TokenBackend for Pkcs11Tokens {
             rand::rngs::OsRng.fill_bytes(&mut id);
             let (mechanism, public, private) = key_pair_templates(algorithm, label.as_bytes(), &id)
                 .map_err(|e| TokenError::Module(e.to_string()))?;
-            let (public, _) = session
+            let (public, private) = session
                 .generate_key_pair(&mechanism, &public, &private)
                 .map_err(|e| match e {
                     P11Error::Pkcs11(RvError::DeviceMemory, _) => TokenError::TokenFull,
                     other => module_error(other),
                 })?;
-            let (algorithm, spki) = read_public_key(session, public, &format!("key {label:?}"))
-                .map_err(|e| TokenError::Module(e.to_string()))?;
+            let (algorithm, spki) =
+                match read_public_key(session, public, &format!("key {label:?}")) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // No orphaned key pair on the token.
+                        let _ = session.destroy_object(private);
+                        let _ = session.destroy_object(public);
+                        return Err(TokenError::Module(e.to_string()));
+                    }
+                };
             Ok(KeyEntry {
                 key_id: id,
                 label: label.to_owned(),
@@ -355,32 +382,47 @@ impl TokenBackend for Pkcs11Tokens {
                 .first()
                 .and_then(|h| label_of(session, *h))
                 .unwrap_or_default();
-            for old in find_by_id(session, ObjectClass::CERTIFICATE, key_id)? {
-                session.destroy_object(old).map_err(module_error)?;
+            let mut old = find_by_id(session, ObjectClass::CERTIFICATE, key_id)?;
+            for i in 0..=u8::MAX {
+                old.extend(find_by_id(
+                    session,
+                    ObjectClass::CERTIFICATE,
+                    &chain_id(key_id, i),
+                )?);
+                if i as usize >= MAX_CHAIN {
+                    break;
+                }
             }
-            for (der, label) in std::iter::once((certificate, label.clone()))
-                .chain(chain.iter().map(|c| (c.as_slice(), format!("{label} CA"))))
-            {
-                let cert = x509_cert::Certificate::from_der(der)
-                    .map_err(|e| TokenError::BadRequest(format!("证书格式不正确：{e}")))?;
-                let tbs = &cert.tbs_certificate;
-                session
-                    .create_object(&[
-                        Attribute::Class(ObjectClass::CERTIFICATE),
-                        Attribute::CertificateType(CertificateType::X_509),
-                        Attribute::Token(true),
-                        Attribute::Private(false),
-                        Attribute::Id(key_id.to_vec()),
-                        Attribute::Label(label.into_bytes()),
-                        Attribute::Subject(tbs.subject.to_der().map_err(der_error)?),
-                        Attribute::Issuer(tbs.issuer.to_der().map_err(der_error)?),
-                        Attribute::SerialNumber(tbs.serial_number.to_der().map_err(der_error)?),
-                        Attribute::Value(der.to_vec()),
-                    ])
-                    .map_err(|e| match e {
-                        P11Error::Pkcs11(RvError::DeviceMemory, _) => TokenError::TokenFull,
-                        other => module_error(other),
-                    })?;
+            if chain.len() > MAX_CHAIN {
+                return Err(TokenError::BadRequest(format!(
+                    "证书链过长（最多 {MAX_CHAIN} 张）。"
+                )));
+            }
+            let mut created = Vec::new();
+            let entries = std::iter::once((key_id.to_vec(), certificate, label.clone())).chain(
+                chain.iter().enumerate().map(|(i, c)| {
+                    (
+                        chain_id(key_id, i as u8),
+                        c.as_slice(),
+                        format!("{label} CA {}", i + 1),
+                    )
+                }),
+            );
+            for (id, der, label) in entries {
+                match create_certificate(session, &id, &label, der) {
+                    Ok(h) => created.push(h),
+                    Err(e) => {
+                        // Leave the token as it was.
+                        for h in created {
+                            let _ = session.destroy_object(h);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            // Only now that the new objects exist do the old ones go.
+            for h in old {
+                session.destroy_object(h).map_err(module_error)?;
             }
             Ok(())
         })
@@ -389,20 +431,66 @@ impl TokenBackend for Pkcs11Tokens {
     fn delete_key(&self, serial: &str, pin: &Pin, key_id: &[u8]) -> Result<()> {
         self.with_user(serial, pin, |session| {
             let private = find_by_id(session, ObjectClass::PRIVATE_KEY, key_id)?;
-            if private.is_empty() {
+            let public = find_by_id(session, ObjectClass::PUBLIC_KEY, key_id)?;
+            let mut certificates = find_by_id(session, ObjectClass::CERTIFICATE, key_id)?;
+            for i in 0..=MAX_CHAIN as u8 {
+                certificates.extend(find_by_id(
+                    session,
+                    ObjectClass::CERTIFICATE,
+                    &chain_id(key_id, i),
+                )?);
+            }
+            if private.is_empty() && public.is_empty() && certificates.is_empty() {
                 return Err(TokenError::NoSuchKey);
             }
-            for class in [ObjectClass::CERTIFICATE, ObjectClass::PUBLIC_KEY] {
-                for h in find_by_id(session, class, key_id)? {
-                    session.destroy_object(h).map_err(module_error)?;
-                }
-            }
-            for h in private {
+            // The private key first: if anything fails after, what is left
+            // is public and can be deleted again.
+            for h in private.into_iter().chain(public).chain(certificates) {
                 session.destroy_object(h).map_err(module_error)?;
             }
             Ok(())
         })
     }
+}
+
+/// Longest chain written next to a key.
+const MAX_CHAIN: usize = 8;
+
+/// The `CKA_ID` of the `i`-th chain certificate of a key: the key's id and
+/// two bytes, so that software pairing certificates with keys by `CKA_ID`
+/// (NSS, OpenSC, minidrivers) never offers a CA certificate for the key.
+fn chain_id(key_id: &[u8], i: u8) -> Vec<u8> {
+    let mut id = key_id.to_vec();
+    id.extend([0xCA, i]);
+    id
+}
+
+fn create_certificate(
+    session: &Session,
+    id: &[u8],
+    label: &str,
+    der: &[u8],
+) -> Result<ObjectHandle> {
+    let cert = x509_cert::Certificate::from_der(der)
+        .map_err(|e| TokenError::BadRequest(format!("证书格式不正确：{e}")))?;
+    let tbs = &cert.tbs_certificate;
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Id(id.to_vec()),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Subject(tbs.subject.to_der().map_err(der_error)?),
+            Attribute::Issuer(tbs.issuer.to_der().map_err(der_error)?),
+            Attribute::SerialNumber(tbs.serial_number.to_der().map_err(der_error)?),
+            Attribute::Value(der.to_vec()),
+        ])
+        .map_err(|e| match e {
+            P11Error::Pkcs11(RvError::DeviceMemory, _) => TokenError::TokenFull,
+            other => module_error(other),
+        })
 }
 
 /// The key pairs visible in `session` (public keys and certificates, which
@@ -430,6 +518,11 @@ fn read_keys(session: &Session) -> Result<Vec<KeyEntry>> {
             Err(e) => tracing::debug!("skipping public key {label:?}: {e}"),
         }
     }
+    // Certificates: the key's own (same CKA_ID, same public key), its
+    // chain (CKA_ID = key id + CA marker), or — on tokens that keep no
+    // public-key object, as many vendor UKeys do — the only trace of a key
+    // pair, whose public key is then the certificate's.
+    let mut chains: Vec<(Vec<u8>, u8, Vec<u8>)> = Vec::new();
     for handle in session
         .find_objects(&[
             Attribute::Class(ObjectClass::CERTIFICATE),
@@ -438,29 +531,57 @@ fn read_keys(session: &Session) -> Result<Vec<KeyEntry>> {
         .map_err(module_error)?
     {
         let attrs = session
-            .get_attributes(handle, &[AttributeType::Id, AttributeType::Value])
+            .get_attributes(
+                handle,
+                &[
+                    AttributeType::Id,
+                    AttributeType::Value,
+                    AttributeType::Label,
+                ],
+            )
             .map_err(module_error)?;
-        let (mut id, mut value) = (None, None);
+        let (mut id, mut value, mut label) = (None, None, String::new());
         for a in attrs {
             match a {
                 Attribute::Id(v) => id = Some(v),
                 Attribute::Value(v) => value = Some(v),
+                Attribute::Label(v) => label = String::from_utf8_lossy(&v).into_owned(),
                 _ => {}
             }
         }
         let (Some(id), Some(der)) = (id, value) else {
             continue;
         };
-        let Some(entry) = entries.iter_mut().find(|e| e.key_id == id) else {
+        if id.len() > 2 && id[id.len() - 2] == 0xCA {
+            chains.push((id[..id.len() - 2].to_vec(), id[id.len() - 1], der));
+            continue;
+        }
+        let Ok(cert) = x509_cert::Certificate::from_der(&der) else {
             continue;
         };
-        let own = x509_cert::Certificate::from_der(&der)
-            .ok()
-            .and_then(|c| c.tbs_certificate.subject_public_key_info.to_der().ok())
-            .is_some_and(|spki| spki == entry.public_key);
-        if own {
-            entry.certificate = Some(der);
-        } else {
+        let spki = &cert.tbs_certificate.subject_public_key_info;
+        let spki_der = spki.to_der().map_err(der_error)?;
+        match entries.iter_mut().find(|e| e.key_id == id) {
+            Some(entry) if entry.public_key == spki_der => entry.certificate = Some(der),
+            Some(entry) => chains.push((entry.key_id.clone(), u8::MAX, der)),
+            None => {
+                let Ok(algorithm) = certhall_ca::csr::classify(spki) else {
+                    continue;
+                };
+                entries.push(KeyEntry {
+                    key_id: id,
+                    label,
+                    algorithm,
+                    public_key: spki_der,
+                    certificate: Some(der),
+                    chain: Vec::new(),
+                });
+            }
+        }
+    }
+    chains.sort_by_key(|(_, i, _)| *i);
+    for (key_id, _, der) in chains {
+        if let Some(entry) = entries.iter_mut().find(|e| e.key_id == key_id) {
             entry.chain.push(der);
         }
     }
@@ -510,7 +631,9 @@ fn der_error(e: der::Error) -> TokenError {
 }
 
 /// The agent's own count of wrong PINs per token, kept in a JSON file so
-/// that restarting the agent does not reset it.
+/// that restarting the agent does not reset it. A try is counted (and
+/// saved) before it is made; if the count cannot be saved, the try is
+/// refused.
 #[derive(Debug)]
 pub struct PinGuard {
     path: PathBuf,
@@ -524,12 +647,20 @@ struct Counts {
 }
 
 impl PinGuard {
-    /// Reads the counts (none if the file is missing or unreadable).
+    /// Reads the counts. A missing file is no counts; an unreadable one is
+    /// reported loudly (the counts restart from zero: the agent cannot
+    /// know them, and refusing every PIN forever would be worse).
     pub fn load(path: PathBuf) -> Self {
-        let counts = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let counts = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::error!(
+                    "the PIN count file {} is damaged ({e}); counting again from zero",
+                    path.display()
+                );
+                BTreeMap::new()
+            }),
+            Err(_) => BTreeMap::new(),
+        };
         Self { path, counts }
     }
 
@@ -540,39 +671,67 @@ impl PinGuard {
             .unwrap_or(0)
     }
 
-    /// Counts one wrong PIN and returns the count.
-    fn count(&mut self, key: &str, so: bool) -> u32 {
+    fn slot(&mut self, key: &str, so: bool) -> &mut u32 {
         let c = self.counts.entry(key.to_owned()).or_default();
-        let n = if so { &mut c.so } else { &mut c.user };
+        if so {
+            &mut c.so
+        } else {
+            &mut c.user
+        }
+    }
+
+    /// Counts a try about to be made; refuses it if the count cannot be
+    /// saved.
+    fn count(&mut self, key: &str, so: bool) -> Result<()> {
+        let n = self.slot(key, so);
         *n = n.saturating_add(1);
-        let n = *n;
-        self.save();
-        n
+        if let Err(e) = self.save() {
+            let n = self.slot(key, so);
+            *n = n.saturating_sub(1);
+            return Err(TokenError::Module(format!(
+                "cannot save the PIN count to {}: {e}",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes back a counted try that turned out not to be a PIN check.
+    fn uncount(&mut self, key: &str, so: bool) {
+        let n = self.slot(key, so);
+        *n = n.saturating_sub(1);
+        if let Err(e) = self.save() {
+            tracing::warn!("cannot save the PIN counts to {}: {e}", self.path.display());
+        }
     }
 
     fn reset(&mut self, key: &str, so: bool) {
-        let Some(c) = self.counts.get_mut(key) else {
-            return;
-        };
-        let n = if so { &mut c.so } else { &mut c.user };
+        let n = self.slot(key, so);
         if *n != 0 {
             *n = 0;
-            self.save();
+            if let Err(e) = self.save() {
+                tracing::warn!("cannot save the PIN counts to {}: {e}", self.path.display());
+            }
         }
     }
 
-    fn save(&self) {
-        let write = || -> std::io::Result<()> {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let tmp = self.path.with_extension("tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&self.counts)?)?;
+    /// Writes the file atomically (unique temporary file, fsync, rename).
+    fn save(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let mut suffix = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut suffix);
+        let tmp = dir.join(format!(".pin-counts-{}.tmp", hex::encode(suffix)));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(&self.counts)?)?;
+            f.sync_all()?;
             std::fs::rename(&tmp, &self.path)
-        };
-        if let Err(e) = write() {
-            // Counting still works in memory for this run.
-            tracing::warn!("cannot save the PIN counts to {}: {e}", self.path.display());
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
         }
+        result
     }
 }

@@ -56,7 +56,9 @@ async fn log_in_with_the_certificate_on_a_softhsm2_token() {
     // CertHall, told where the agent will listen; the agent, told to
     // answer CertHall's pages.
     let agent_port = support::free_port();
+    let site_port = support::free_port();
     let agent_url = format!("http://127.0.0.1:{agent_port}");
+    let site = format!("http://127.0.0.1:{site_port}");
     let db = certhall_store::testing::TestDatabase::sqlite()
         .await
         .unwrap();
@@ -64,11 +66,12 @@ async fn log_in_with_the_certificate_on_a_softhsm2_token() {
         db,
         WebConfig {
             agent_url: agent_url.clone(),
+            extra_origins: vec![site.clone()],
             ..WebConfig::for_tests()
         },
     );
-    let server = app.serve().await;
-    let site = server.url("");
+    let server = app.serve_on(site_port).await;
+    assert_eq!(server.url(""), site);
     let agent = AgentUnderTest::start_on(
         Backend::SoftHsm,
         "企业UKey",

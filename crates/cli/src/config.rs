@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub ca_pkcs11_pin_file: Option<PathBuf>,
     /// Where pages find the local key agent (证书助手).
     pub agent_url: Option<String>,
+    /// Other origins CertHall's pages are served from (besides public_url).
+    pub extra_origins: Option<Vec<String>>,
     /// In demo mode, run a key agent with a demo software token inside
     /// CertHall (default true).
     pub demo_agent: Option<bool>,
@@ -142,6 +144,8 @@ pub struct RuntimeConfig {
     pub ca_pkcs11_pin_file: Option<PathBuf>,
     /// Where pages find the local key agent.
     pub agent_url: String,
+    /// Other origins of CertHall's pages.
+    pub extra_origins: Vec<String>,
     /// Run the demo key agent (demo mode only).
     pub demo_agent: bool,
 }
@@ -163,6 +167,7 @@ impl fmt::Debug for RuntimeConfig {
             .field("sms", &self.sms)
             .field("public_url", &self.public_url)
             .field("agent_url", &self.agent_url)
+            .field("extra_origins", &self.extra_origins)
             .field("demo_agent", &self.demo_agent)
             .field("ca_passphrase_file", &self.ca_passphrase_file)
             .field("ca_pkcs11_pin_file", &self.ca_pkcs11_pin_file)
@@ -258,6 +263,7 @@ impl RuntimeConfig {
                 .unwrap_or_else(|| certhall_web::DEFAULT_AGENT_URL.to_owned())
                 .trim_end_matches('/')
                 .to_owned(),
+            extra_origins: file.extra_origins.unwrap_or_default(),
             demo_agent: serve.demo_agent.or(file.demo_agent).unwrap_or(true),
         })
     }

@@ -29,24 +29,34 @@ const DEMO_KEY: &str = "演示证书";
 const DEMO_SUBJECT: &str =
     "C=CN,ST=山东省,L=枣庄市,O=枣庄演示科技有限公司,USCC=91350100M000100Y43,CN=枣庄演示科技有限公司";
 
-/// Makes sure the demo token exists with a certificate CertHall knows,
-/// then serves the agent on `agent_url` for pages of CertHall at `site`.
-/// Returns `None` (after a warning) when the agent's port is taken, e.g.
-/// by a real agent.
+/// Serves the demo agent on `agent_url` for pages of CertHall at `site`,
+/// making sure the demo token holds a certificate CertHall knows. Demo
+/// comfort, never a reason not to start: any failure (the port taken by a
+/// real agent, an edited profile) is a warning and `None`.
 pub async fn start(
     data_dir: &Path,
     agent_url: &str,
     public_url: &str,
     site: SocketAddr,
     services: &Services,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    let dir = data_dir.join("agent");
-    let tokens = Arc::new(
-        SoftTokens::open(dir.join("tokens"))
-            .map_err(|e| anyhow::anyhow!("demo agent tokens: {e}"))?,
-    );
-    ensure_demo_certificate(&tokens, services).await?;
+) -> Option<tokio::task::JoinHandle<()>> {
+    match try_start(data_dir, agent_url, public_url, site, services).await {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "demo key agent not started");
+            None
+        }
+    }
+}
 
+async fn try_start(
+    data_dir: &Path,
+    agent_url: &str,
+    public_url: &str,
+    site: SocketAddr,
+    services: &Services,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let dir = data_dir.join("agent");
     let listen: SocketAddr = agent_url
         .strip_prefix("http://")
         .and_then(|a| a.parse().ok())
@@ -63,24 +73,24 @@ pub async fn start(
         allow_origins: origins,
         pkcs11_module: None,
         pkcs11_optional: true,
-        soft_token_dir: Some(tokens.dir().to_path_buf()),
+        soft_token_dir: Some(dir.join("tokens")),
         state_dir: dir.join("state"),
     };
-    let (listener, agent) = match certhall_agent::bind(&options).await {
-        Ok(bound) => bound,
-        Err(e) => {
-            tracing::warn!(
-                error = %e,
-                "demo key agent not started (is another 证书助手 running on {listen}?)"
-            );
-            return Ok(None);
-        }
-    };
-    Ok(Some(tokio::spawn(async move {
+    // Bind first: with the port taken (another 证书助手 running), nothing
+    // else is done.
+    let (listener, agent) = certhall_agent::bind(&options)
+        .await
+        .with_context(|| format!("is another 证书助手 running on {listen}?"))?;
+    let tokens = Arc::new(
+        SoftTokens::open(dir.join("tokens"))
+            .map_err(|e| anyhow::anyhow!("demo agent tokens: {e}"))?,
+    );
+    ensure_demo_certificate(&tokens, services).await?;
+    Ok(tokio::spawn(async move {
         if let Err(e) = certhall_agent::serve(listener, agent, std::future::pending()).await {
             tracing::warn!(error = %e, "demo key agent stopped");
         }
-    })))
+    }))
 }
 
 /// Runs a token call on a blocking thread.

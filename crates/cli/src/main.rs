@@ -217,19 +217,26 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
     let store = services.store.clone();
     let housekeeping = tokio::spawn(housekeeping(services.clone()));
     let agent_services = services.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let mut extra_origins = config.extra_origins.clone();
+    if demo {
+        // A newcomer opens http://127.0.0.1:PORT or http://localhost:PORT.
+        extra_origins.push(format!("http://127.0.0.1:{}", addr.port()));
+        extra_origins.push(format!("http://localhost:{}", addr.port()));
+    }
     let state = certhall_web::AppState::new(
         services,
         certhall_web::WebConfig {
             secure_cookies: config.secure_cookies,
             trust_forwarded_for: config.trust_forwarded_for,
             agent_url: config.agent_url.clone(),
+            extra_origins,
         },
     );
     let app = certhall_web::app(state);
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr = listener.local_addr()?;
     let demo_agent = if demo && config.demo_agent {
         demo_agent::start(
             &config.data_dir,
@@ -238,7 +245,7 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
             addr,
             &agent_services,
         )
-        .await?
+        .await
     } else {
         None
     };

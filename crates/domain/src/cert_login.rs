@@ -124,12 +124,17 @@ pub fn origin_well_formed(origin: &str) -> bool {
 /// configured public URL.
 pub fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    let host = rest.split(['/', '?', '#']).next()?;
-    let origin = format!(
-        "{}://{}",
-        scheme.to_ascii_lowercase(),
-        host.to_ascii_lowercase()
-    );
+    let scheme = scheme.to_ascii_lowercase();
+    let mut host = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => "",
+    };
+    if !default_port.is_empty() && host.ends_with(default_port) {
+        host.truncate(host.len() - default_port.len());
+    }
+    let origin = format!("{scheme}://{host}");
     origin_well_formed(&origin).then_some(origin)
 }
 
@@ -250,6 +255,18 @@ mod tests {
             Some("http://127.0.0.1:8080")
         );
         assert_eq!(origin_of("ftp//x"), None);
+        assert_eq!(
+            origin_of("https://hall.example.cn:443/").as_deref(),
+            Some("https://hall.example.cn")
+        );
+        assert_eq!(origin_of("http://a:80").as_deref(), Some("http://a"));
+        assert_eq!(origin_of("http://a:8443").as_deref(), Some("http://a:8443"));
+        assert_eq!(
+            origin_of("https://hall.example.cn:443/").as_deref(),
+            Some("https://hall.example.cn")
+        );
+        assert_eq!(origin_of("http://a:80").as_deref(), Some("http://a"));
+        assert_eq!(origin_of("http://a:8443").as_deref(), Some("http://a:8443"));
         assert!(origin_well_formed("local"));
         assert!(!origin_well_formed("http://a b"));
         assert!(!origin_well_formed("http://a\nb"));

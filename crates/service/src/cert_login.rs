@@ -72,9 +72,10 @@ impl Services {
             let recent =
                 challenges::issued_to_ip_since(&mut tx, ip, now.minus(RATE_WINDOW)).await?;
             if recent >= CHALLENGES_PER_IP_PER_HOUR {
-                return self
-                    .refuse_cert_login(tx, Refusal::CertChallengeLimit, None, meta)
-                    .await;
+                // Not audited: nothing changed, and an audit write per
+                // refused request would turn the limit into a lever.
+                tracing::warn!(ip, "certificate login: challenge limit reached");
+                return Err(Refusal::CertChallengeLimit.into());
             }
         }
         let challenge = new_challenge(&mut OsRng);
@@ -239,6 +240,9 @@ impl Services {
         Err(refusal.into())
     }
 
+    /// Audits a refusal and commits. A challenge nobody issued (or issued
+    /// to another browser) changed nothing and is only logged: anyone can
+    /// post one, and each would otherwise cost an audit write.
     async fn audit_cert_refusal(
         &self,
         mut tx: WriteTx,
@@ -246,6 +250,14 @@ impl Services {
         serial: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<()> {
+        if *refusal == Refusal::CertChallengeInvalid {
+            tracing::info!(
+                ip = meta.ip.as_deref().unwrap_or("-"),
+                "certificate login: unknown challenge"
+            );
+            drop(tx); // nothing was written: rolled back
+            return Ok(());
+        }
         append_audit(
             &mut tx,
             self.clock.as_ref(),

@@ -124,7 +124,13 @@ impl TestApp {
     /// Serves the app on 127.0.0.1 with a free port until the returned
     /// server is dropped.
     pub async fn serve(&self) -> RunningServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        self.serve_on(0).await
+    }
+
+    /// The same on a given port (for a peer that must know the address in
+    /// advance, like the key agent's allowed origin).
+    pub async fn serve_on(&self, port: u16) -> RunningServer {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");

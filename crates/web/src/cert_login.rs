@@ -1,7 +1,6 @@
 //! What the page and API handlers of 数字证书登录 share: decoding what the
 //! agent returned and the origins a signature may name.
 
-use axum::http::{header, HeaderMap};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use certhall_domain::cert_login::origin_of;
@@ -48,27 +47,20 @@ impl Presented {
     }
 }
 
-/// Origins a login signature may name: CertHall's public URL, and — for a
-/// page — the origin the browser says the form came from, when it is this
-/// very host (a deployment reached by several names, or `localhost` in
-/// demo mode).
-pub fn accepted_origins(state: &AppState, headers: Option<&HeaderMap>) -> Vec<String> {
-    let mut origins: Vec<String> = origin_of(&state.services.ca.settings.public_url)
+/// Origins a login signature may name: CertHall's public URL and the
+/// configured extra origins — never anything taken from the request, whose
+/// `Host` and `Origin` a relaying attacker chooses.
+pub fn accepted_origins(state: &AppState) -> Vec<String> {
+    origin_of(&state.services.ca.settings.public_url)
         .into_iter()
-        .collect();
-    if let Some(h) = headers {
-        let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-        let origin = h
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok())
-            .and_then(origin_of);
-        if let (Some(host), Some(origin)) = (host, origin) {
-            if origin.split_once("://").map(|(_, h)| h) == Some(&host.to_ascii_lowercase()) {
-                origins.push(origin);
-            }
-        }
-    }
-    origins
+        .chain(
+            state
+                .config
+                .extra_origins
+                .iter()
+                .filter_map(|o| origin_of(o)),
+        )
+        .collect()
 }
 
 /// The refusal for an agent error code (`wrong_pin`, `pin_locked`).

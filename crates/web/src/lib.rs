@@ -37,6 +37,11 @@ pub struct WebConfig {
     /// `http://127.0.0.1:17845`; the only other origin the pages may
     /// connect to (CSP `connect-src`).
     pub agent_url: String,
+    /// Origins, besides the public URL's, that CertHall's pages are served
+    /// from (a site reached under several names; demo mode adds
+    /// `http://127.0.0.1:<port>` and `http://localhost:<port>`). A
+    /// certificate-login signature must name one of them.
+    pub extra_origins: Vec<String>,
 }
 
 /// The agent's default address (certhall-agent's default port).
@@ -50,6 +55,7 @@ impl WebConfig {
             secure_cookies: false,
             trust_forwarded_for: true,
             agent_url: DEFAULT_AGENT_URL.to_owned(),
+            extra_origins: Vec::new(),
         }
     }
 }

@@ -85,10 +85,14 @@ pub async fn me(ApiCaller(who): ApiCaller) -> Response {
     .into_response()
 }
 
-/// `POST /api/v1/auth/cert/challenge` → `{"challenge","expires_at"}`.
+/// `POST /api/v1/auth/cert/challenge` (body `{}`) → `{"challenge","expires_at"}`.
+/// The JSON body is required so that another site cannot make browsers ask
+/// for challenges (and use up their IP's quota) with a plain form post: a
+/// JSON request from another origin needs a CORS preflight CertHall denies.
 pub async fn cert_challenge(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
+    Body(_): Body<serde_json::Map<String, serde_json::Value>>,
 ) -> Result<Response, ApiError> {
     let issued = state
         .services
@@ -123,7 +127,7 @@ pub async fn cert_login(
 ) -> Result<Response, ApiError> {
     let presented =
         crate::cert_login::Presented::decode(&req.certificate, &req.signed_data, &req.signature);
-    let origins = crate::cert_login::accepted_origins(&state, None);
+    let origins = crate::cert_login::accepted_origins(&state);
     let done = state
         .services
         .login_with_certificate(

@@ -75,8 +75,10 @@ pub fn document() -> Value {
                 "operationId": "certLoginChallenge",
                 "summary": "数字证书登录：获取一次性挑战值",
                 "description": "挑战值随机生成，2分钟内有效，只能使用一次；同一IP每小时最多120个。\
-                                用证书助手（docs/agent.md）的签名接口对其签名：签名内容为 CertHall-Agent-Signature/1 格式，包含用途 login、来源（本站地址）和挑战值。",
+                                用证书助手（docs/agent.md）的签名接口对其签名：签名内容为 CertHall-Agent-Signature/1 格式，包含用途 login、来源（本站地址）和挑战值。请求体须为 JSON（{}）。",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
                 "responses": {
+                    "400": error_response("请求体不是 JSON（missing_field）"),
                     "200": ok_json("挑战值", json!({ "type": "object", "required": ["challenge", "expires_at"], "properties": {
                         "challenge": { "type": "string", "description": "43位 Base64url" },
                         "expires_at": { "type": "string", "format": "date-time" },

@@ -251,7 +251,7 @@ pub async fn cert_submit(
     CsrfForm(form): CsrfForm<CertLoginForm>,
 ) -> Response {
     let presented = Presented::decode(&form.certificate, &form.signed_data, &form.signature);
-    let origins = accepted_origins(&state, Some(&headers));
+    let origins = accepted_origins(&state);
     let binding = browser_binding(&bid.0);
     let old = presented_session(&headers);
     let next = paths::safe_next(Some(&form.next)).to_owned();
