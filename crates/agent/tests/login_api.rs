@@ -30,6 +30,14 @@ struct Key {
 }
 
 async fn key_and_certificate(app: &TestApp, account: Option<certhall_domain::AccountId>) -> Key {
+    key_and_certificate_under(app, "enterprise", account).await
+}
+
+async fn key_and_certificate_under(
+    app: &TestApp,
+    profile: &str,
+    account: Option<certhall_domain::AccountId>,
+) -> Key {
     let key = SoftwareKey::generate(KeyAlgorithm::EcP256).unwrap();
     let spki = key.public_key_info().unwrap().to_der().unwrap();
     let subject = csr::subject_or_label(None, "login").unwrap();
@@ -37,7 +45,7 @@ async fn key_and_certificate(app: &TestApp, account: Option<certhall_domain::Acc
         Ok(key.sign(tbs).unwrap())
     })
     .unwrap();
-    let row = support::issue(app, &der, account).await;
+    let row = support::issue_under(app, profile, &der, account).await;
     Key {
         key,
         cert: row.der,
@@ -235,6 +243,23 @@ async fn certificate_login_and_its_refusals() {
             "cert_not_bound",
         );
 
+        // A certificate whose key usage excludes signatures (an
+        // encryption certificate) does not log in.
+        let mut encryption = certhall_ca::profile::Profile::enterprise();
+        encryption.name = "encryption".into();
+        encryption.key_usage = vec![certhall_ca::profile::KeyUsageName::KeyEncipherment];
+        app.services
+            .ca_save_profile(&encryption, false, Actor::Cli("test".into()))
+            .await
+            .unwrap();
+        let enc = key_and_certificate_under(&app, "encryption", Some(account)).await;
+        let c = api.challenge().await;
+        refused(
+            api.login(&enc, &c, SITE, &c).await,
+            401,
+            "cert_not_for_login",
+        );
+
         // The key refused the PIN (reported by the page): audited, the
         // challenge is used up.
         let c = api.challenge().await;
@@ -330,6 +355,7 @@ async fn certificate_login_and_its_refusals() {
             "cert_bad_signature",
             "cert_unknown",
             "cert_not_bound",
+            "cert_not_for_login",
             "key_wrong_pin",
             "cert_revoked",
             "cert_expired",
@@ -343,7 +369,7 @@ async fn certificate_login_and_its_refusals() {
             .await
             .unwrap()
             .iter()
-            .find(|e| e.data.contains("\"certificate\""))
+            .find(|e| e.data.contains("\"certificate\"") && e.data.contains(&key.serial))
             .unwrap_or_else(|| panic!("{backend}: no audited certificate login"));
         app.services.verify_audit_chain().await.unwrap().unwrap();
     }

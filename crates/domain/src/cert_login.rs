@@ -185,6 +185,8 @@ pub struct CertificateFacts {
     /// The challenge signature verifies with the certificate's key over a
     /// message for this purpose, origin and challenge.
     pub signature_valid: bool,
+    /// Its key usage allows digital signatures (a login is one).
+    pub signing: bool,
     /// It is revoked.
     pub revoked: bool,
     /// Its validity.
@@ -207,6 +209,9 @@ pub fn check_certificate(facts: &CertificateFacts, now: Timestamp) -> Result<Acc
     }
     if facts.revoked {
         return Err(Refusal::CertRevoked);
+    }
+    if !facts.signing {
+        return Err(Refusal::CertNotForLogin);
     }
     if now < facts.not_before {
         return Err(Refusal::CertNotYetValid);
@@ -310,6 +315,7 @@ mod tests {
         let good = CertificateFacts {
             issued_here: true,
             signature_valid: true,
+            signing: true,
             revoked: false,
             not_before: t.minus(day),
             not_after: t.plus(day),
@@ -338,6 +344,13 @@ mod tests {
                     ..good.clone()
                 },
                 "cert_revoked",
+            ),
+            (
+                CertificateFacts {
+                    signing: false,
+                    ..good.clone()
+                },
+                "cert_not_for_login",
             ),
             (
                 CertificateFacts {

@@ -134,6 +134,9 @@ pub enum Refusal {
     /// The certificate belongs to no account.
     #[error("certificate login: not bound to an account")]
     CertNotBound,
+    /// The certificate's key usage does not include digital signatures.
+    #[error("certificate login: not a signing certificate")]
+    CertNotForLogin,
     /// The signature over the challenge does not verify (or signs something
     /// else: another origin, another challenge, another purpose).
     #[error("certificate login: bad signature")]
@@ -186,6 +189,7 @@ impl Refusal {
             Self::CertExpired(_) => "cert_expired",
             Self::CertRevoked => "cert_revoked",
             Self::CertNotBound => "cert_not_bound",
+            Self::CertNotForLogin => "cert_not_for_login",
             Self::CertBadSignature => "cert_bad_signature",
             Self::KeyWrongPin { .. } => "key_wrong_pin",
             Self::KeyPinLocked => "key_pin_locked",
@@ -213,6 +217,7 @@ impl Refusal {
             | Self::CertExpired(_)
             | Self::CertRevoked
             | Self::CertNotBound
+            | Self::CertNotForLogin
             | Self::CertBadSignature
             | Self::KeyWrongPin { .. }
             | Self::KeyPinLocked => RefusalKind::Unauthenticated,
@@ -278,6 +283,9 @@ impl Refusal {
             }
             Self::CertRevoked => "该证书已注销（吊销），不能用于登录。".into(),
             Self::CertNotBound => "该证书尚未关联网上营业厅账户，请先使用手机号登录。".into(),
+            Self::CertNotForLogin => {
+                "该证书的用途不包含数字签名，不能用于登录。请选择签名证书。".into()
+            }
             Self::CertBadSignature => {
                 "证书签名校验失败，请重新登录；如多次失败，请联系客服。".into()
             }
@@ -336,6 +344,7 @@ mod tests {
             Refusal::CertExpired("2026-01-01".into()),
             Refusal::CertRevoked,
             Refusal::CertNotBound,
+            Refusal::CertNotForLogin,
             Refusal::CertBadSignature,
             Refusal::KeyWrongPin {
                 retries_left: Some(3),

@@ -183,7 +183,7 @@ impl Services {
                 }
                 let (account_id, new_account) = self.account_for(&mut tx, &phone, meta).await?;
                 let token = self
-                    .open_session(&mut tx, account_id, kind, replacing, meta, "sms")
+                    .open_session(&mut tx, account_id, kind, replacing, meta, "sms", None)
                     .await?;
                 tx.commit().await?;
                 Ok(LoggedIn {
@@ -259,6 +259,7 @@ impl Services {
         replacing: Option<&SessionToken>,
         meta: &RequestMeta,
         method: &str,
+        certificate: Option<&str>,
     ) -> Result<SessionToken> {
         if let Some(old) = replacing {
             sessions::delete(tx, &old.storage_key()).await?;
@@ -285,6 +286,7 @@ impl Services {
             AuditEvent::LoginSucceeded,
             json!({
                 "method": method,
+                "certificate": certificate,
                 "session": &key[..16],
                 "kind": match kind { SessionKind::Browser => "browser", SessionKind::Api => "api" },
             }),

@@ -119,7 +119,14 @@ impl Services {
             return self.refuse_cert_login(tx, r, serial.as_deref(), meta).await;
         }
         let account_id = match facts {
-            Some((_, facts)) => check_certificate(&facts, now),
+            Some((serial, mut facts)) => {
+                // Revoked since the facts were read? (Revocation commits in
+                // its own transaction; this read is inside ours.)
+                facts.revoked |= db::certificate_tx(&mut tx, &serial)
+                    .await?
+                    .is_none_or(|row| row.revocation.is_some());
+                check_certificate(&facts, now)
+            }
             None => Err(Refusal::CertUnknown),
         };
         let account_id = match account_id {
@@ -127,7 +134,15 @@ impl Services {
             Err(r) => return self.refuse_cert_login(tx, r, serial.as_deref(), meta).await,
         };
         let token = self
-            .open_session(&mut tx, account_id, kind, replacing, meta, "certificate")
+            .open_session(
+                &mut tx,
+                account_id,
+                kind,
+                replacing,
+                meta,
+                "certificate",
+                serial.as_deref(),
+            )
             .await?;
         tx.commit().await?;
         tracing::info!(
@@ -219,6 +234,7 @@ impl Services {
             CertificateFacts {
                 issued_here,
                 signature_valid,
+                signing: signs(&cert),
                 revoked: row.revocation.is_some(),
                 not_before: row.not_before,
                 not_after: row.not_after,
@@ -269,5 +285,15 @@ impl Services {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// True if the certificate's key usage allows digital signatures (or it
+/// has no key usage extension, which RFC 5280 reads as "any").
+fn signs(cert: &Certificate) -> bool {
+    match cert.tbs_certificate.get::<x509_cert::ext::pkix::KeyUsage>() {
+        Ok(Some((_, usage))) => usage.digital_signature(),
+        Ok(None) => true,
+        Err(_) => false,
     }
 }

@@ -105,7 +105,9 @@
       return fetch(path, { method: 'POST', body: body, credentials: 'same-origin' }).then(function (resp) {
         return resp.json().catch(function () { return {}; }).then(function (data) {
           if (!resp.ok) {
-            throw new Error(data.message || '服务器暂时无法处理，请稍后重试。');
+            throw new Error(data.message || (resp.status === 403
+              ? '页面已过期，请刷新页面后重试。'
+              : '服务器暂时无法处理，请稍后重试。'));
           }
           return data;
         });

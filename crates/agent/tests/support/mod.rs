@@ -242,12 +242,22 @@ pub async fn issue(
     csr: &[u8],
     account: Option<certhall_domain::AccountId>,
 ) -> certhall_store::ca::CertificateRow {
+    issue_under(app, "enterprise", csr, account).await
+}
+
+/// The same under another profile.
+pub async fn issue_under(
+    app: &certhall_testkit::TestApp,
+    profile: &str,
+    csr: &[u8],
+    account: Option<certhall_domain::AccountId>,
+) -> certhall_store::ca::CertificateRow {
     app.services.ca_ensure_demo().await.unwrap();
     app.services
         .ca_issue(
             &certhall_service::ca::IssueInput {
                 family: certhall_ca::Family::P256,
-                profile: "enterprise",
+                profile,
                 csr,
                 subject: SUBJECT,
                 account,
