@@ -181,6 +181,45 @@ async fn token_suite(backend: Backend) {
         assert_eq!(status, 200, "{body}");
         assert_signature(&body);
     }
+    // Writing a certificate again replaces it (one certificate, one chain).
+    let cert = std::fs::read_to_string(agent.dir.path().join("ec-key.pem")).unwrap();
+    let ca = std::fs::read_to_string(agent.dir.path().join("ca.pem")).unwrap();
+    let (status, body) = post(
+        &agent,
+        &format!("/keys/{p256}/certificate"),
+        json!({ "pin": PIN, "certificate": cert, "chain": [ca] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = tokens(&agent).await;
+    let ec = token["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["key_id"] == p256.as_str())
+        .collect::<Vec<_>>();
+    assert_eq!(ec.len(), 1, "{token}");
+    assert_eq!(ec[0]["chain"].as_array().unwrap().len(), 1, "{token}");
+
+    if backend == Backend::SoftHsm {
+        // Many vendor UKeys keep no public-key object: the certificate is
+        // then the key pair's only public trace. Remove ours and the key
+        // is still listed and still signs.
+        remove_public_key_object(&agent, &p256);
+        let token = tokens(&agent).await;
+        assert!(
+            token["certificates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["key_id"] == p256.as_str()),
+            "{token}"
+        );
+        let (status, body) = sign(&agent, &p256, PIN).await;
+        assert_eq!(status, 200, "{body}");
+        assert_signature(&body);
+    }
+
     if backend == Backend::Soft {
         // SM2 lives on the software token (PKCS#11 has no SM2 mechanism).
         let (status, body) = post(
@@ -478,4 +517,30 @@ async fn only_allowed_pages_reach_the_agent() {
         (status, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_request"))
     );
+}
+
+/// Deletes the public-key object of `key_id` from the agent's SoftHSM2
+/// token, as a vendor's initialisation tool might never have created it.
+fn remove_public_key_object(agent: &AgentUnderTest, key_id: &str) {
+    use cryptoki::context::{CInitializeArgs, Pkcs11};
+    use cryptoki::object::{Attribute, ObjectClass};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    // Read by C_Initialize; this is the only test of this binary that loads
+    // the module in-process.
+    std::env::set_var("SOFTHSM2_CONF", agent.dir.path().join("softhsm2.conf"));
+    let ctx = Pkcs11::new(support::DEBIAN_MODULE).unwrap();
+    ctx.initialize(CInitializeArgs::OsThreads).unwrap();
+    let slot = ctx.get_slots_with_token().unwrap()[0];
+    let session = ctx.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::User, Some(&AuthPin::new(PIN.into())))
+        .unwrap();
+    let id = hex::decode(key_id).unwrap();
+    let found = session
+        .find_objects(&[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id)])
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    session.destroy_object(found[0]).unwrap();
+    session.logout().unwrap();
 }
