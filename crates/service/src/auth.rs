@@ -35,6 +35,34 @@ pub struct LoggedIn {
     pub new_account: bool,
 }
 
+/// How a login proved who it is (recorded in the audit entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMethod<'a> {
+    /// Phone + SMS code.
+    Sms,
+    /// 数字证书登录, with the certificate's serial.
+    Certificate {
+        /// Serial (hex) of the certificate that logged in.
+        serial: &'a str,
+    },
+}
+
+impl LoginMethod<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+            Self::Certificate { .. } => "certificate",
+        }
+    }
+
+    fn certificate(self) -> Option<String> {
+        match self {
+            Self::Sms => None,
+            Self::Certificate { serial } => Some(serial.to_owned()),
+        }
+    }
+}
+
 /// A logged-in caller, as every protected request sees it.
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
@@ -183,7 +211,7 @@ impl Services {
                 }
                 let (account_id, new_account) = self.account_for(&mut tx, &phone, meta).await?;
                 let token = self
-                    .open_session(&mut tx, account_id, kind, replacing, meta, "sms", None)
+                    .open_session(&mut tx, account_id, kind, replacing, meta, LoginMethod::Sms)
                     .await?;
                 tx.commit().await?;
                 Ok(LoggedIn {
@@ -258,8 +286,7 @@ impl Services {
         kind: SessionKind,
         replacing: Option<&SessionToken>,
         meta: &RequestMeta,
-        method: &str,
-        certificate: Option<&str>,
+        method: LoginMethod<'_>,
     ) -> Result<SessionToken> {
         if let Some(old) = replacing {
             sessions::delete(tx, &old.storage_key()).await?;
@@ -285,8 +312,8 @@ impl Services {
             meta,
             AuditEvent::LoginSucceeded,
             json!({
-                "method": method,
-                "certificate": certificate,
+                "method": method.name(),
+                "certificate": method.certificate(),
                 "session": &key[..16],
                 "kind": match kind { SessionKind::Browser => "browser", SessionKind::Api => "api" },
             }),

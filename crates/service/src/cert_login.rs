@@ -30,7 +30,7 @@ use rand::rngs::OsRng;
 use serde_json::json;
 use x509_cert::Certificate;
 
-use crate::auth::LoggedIn;
+use crate::auth::{LoggedIn, LoginMethod};
 use crate::{append_audit, RequestMeta, Result, Services};
 
 /// A challenge handed out.
@@ -140,8 +140,9 @@ impl Services {
                 kind,
                 replacing,
                 meta,
-                "certificate",
-                serial.as_deref(),
+                LoginMethod::Certificate {
+                    serial: serial.as_deref().unwrap_or_default(),
+                },
             )
             .await?;
         tx.commit().await?;
