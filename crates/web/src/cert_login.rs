@@ -9,6 +9,28 @@ use certhall_service::cert_login::CertLogin;
 
 use crate::AppState;
 
+/// What the page or API client posts: the challenge and the agent's
+/// answer (`certificate`, `signed_data`, `signature`, base64).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SignedAnswer {
+    /// The challenge answered.
+    #[serde(default)]
+    pub challenge: String,
+    #[serde(default)]
+    certificate: String,
+    #[serde(default)]
+    signed_data: String,
+    #[serde(default)]
+    signature: String,
+}
+
+impl SignedAnswer {
+    /// The decoded answer.
+    pub fn presented(&self) -> Presented {
+        Presented::decode(&self.certificate, &self.signed_data, &self.signature)
+    }
+}
+
 /// The agent's answer, decoded (undecodable fields become empty, which the
 /// service refuses as an unknown certificate or a bad signature).
 #[derive(Debug, Default)]

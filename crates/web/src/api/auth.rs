@@ -106,27 +106,13 @@ pub async fn cert_challenge(
     .into_response())
 }
 
-/// `{"challenge","certificate","signed_data","signature"}` (base64).
-#[derive(Debug, Deserialize)]
-pub struct CertLoginRequest {
-    #[serde(default)]
-    challenge: String,
-    #[serde(default)]
-    certificate: String,
-    #[serde(default)]
-    signed_data: String,
-    #[serde(default)]
-    signature: String,
-}
-
 /// `POST /api/v1/auth/cert/login` → `{"token"}` (a bearer token).
 pub async fn cert_login(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
-    Body(req): Body<CertLoginRequest>,
+    Body(req): Body<crate::cert_login::SignedAnswer>,
 ) -> Result<Response, ApiError> {
-    let presented =
-        crate::cert_login::Presented::decode(&req.certificate, &req.signed_data, &req.signature);
+    let presented = req.presented();
     let origins = crate::cert_login::accepted_origins(&state);
     let done = state
         .services

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{render, render_with_status, Chrome};
-use crate::cert_login::{accepted_origins, key_refusal, Presented};
+use crate::cert_login::{accepted_origins, key_refusal, SignedAnswer};
 use crate::error::{status_of, ApiError, PageError, WebError};
 use crate::extract::{
     cookie, fresh_browser_id, presented_session, removal, urlencode, Applicant, BrowserId,
@@ -183,19 +183,7 @@ pub async fn submit(
         )
         .await
     {
-        Ok(done) => {
-            // New session id and new browser id: nothing from before login
-            // (a planted cookie, an old CSRF token) survives it.
-            let (_, bid_cookie) = fresh_browser_id(&state);
-            let jar = jar
-                .add(cookie(
-                    &state,
-                    SESSION_COOKIE,
-                    done.token.as_str().to_owned(),
-                ))
-                .add(bid_cookie);
-            (jar, Redirect::to(paths::safe_next(Some(&form.next)))).into_response()
-        }
+        Ok(done) => logged_in(&state, jar, &done, paths::safe_next(Some(&form.next))),
         Err(e) => form_error(&state, &bid, &form, e.into(), true).await,
     }
 }
@@ -228,14 +216,8 @@ pub async fn cert_challenge(
 /// The fields the certificate-login script posts (the agent's answer).
 #[derive(Debug, Deserialize)]
 pub struct CertLoginForm {
-    #[serde(default)]
-    challenge: String,
-    #[serde(default)]
-    certificate: String,
-    #[serde(default)]
-    signed_data: String,
-    #[serde(default)]
-    signature: String,
+    #[serde(flatten)]
+    answer: SignedAnswer,
     #[serde(default)]
     next: String,
 }
@@ -250,7 +232,7 @@ pub async fn cert_submit(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<CertLoginForm>,
 ) -> Response {
-    let presented = Presented::decode(&form.certificate, &form.signed_data, &form.signature);
+    let presented = form.answer.presented();
     let origins = accepted_origins(&state);
     let binding = browser_binding(&bid.0);
     let old = presented_session(&headers);
@@ -258,24 +240,14 @@ pub async fn cert_submit(
     match state
         .services
         .login_with_certificate(
-            presented.input(&form.challenge, &binding, &origins),
+            presented.input(&form.answer.challenge, &binding, &origins),
             SessionKind::Browser,
             old.as_ref(),
             &meta,
         )
         .await
     {
-        Ok(done) => {
-            let (_, bid_cookie) = fresh_browser_id(&state);
-            let jar = jar
-                .add(cookie(
-                    &state,
-                    SESSION_COOKIE,
-                    done.token.as_str().to_owned(),
-                ))
-                .add(bid_cookie);
-            (jar, Redirect::to(&next)).into_response()
-        }
+        Ok(done) => logged_in(&state, jar, &done, &next),
         Err(e) => {
             let err = WebError::from(e);
             let status = match &err {
@@ -330,6 +302,26 @@ pub async fn cert_failure(
         )
         .await?;
     Err(ApiError(WebError::Refused(refusal)))
+}
+
+/// The answer to a successful login: the session cookie and a new browser
+/// id (nothing from before login — a planted cookie, an old CSRF token —
+/// survives it), then on to `next`.
+fn logged_in(
+    state: &AppState,
+    jar: CookieJar,
+    done: &certhall_service::auth::LoggedIn,
+    next: &str,
+) -> Response {
+    let (_, bid_cookie) = fresh_browser_id(state);
+    let jar = jar
+        .add(cookie(
+            state,
+            SESSION_COOKIE,
+            done.token.as_str().to_owned(),
+        ))
+        .add(bid_cookie);
+    (jar, Redirect::to(next)).into_response()
 }
 
 /// Logout form: only the CSRF token.
