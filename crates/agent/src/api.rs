@@ -4,8 +4,8 @@
 //! - answers a browser only when the page's `Origin` is in the allow-list
 //!   (CORS, including Private Network Access preflights); another origin,
 //!   or a browser request without `Origin`, gets 403;
-//! - accepts only `Host: 127.0.0.1|localhost|[::1]:<port>`, so a DNS
-//!   rebinding site cannot reach it under its own name;
+//! - accepts only `Host: 127.0.0.1|localhost|[::1]|<listen address>:<port>`,
+//!   so a DNS rebinding site cannot reach it under its own name;
 //! - takes JSON bodies of at most [`BODY_LIMIT`] bytes;
 //! - needs the PIN in the same request for every private-key operation.
 //!

@@ -10,8 +10,12 @@
 //! Objects follow the usual UKey layout (and what PKCS#11 tools expect): the
 //! private key, the public key and the certificate of one key pair share a
 //! `CKA_ID`; certificates are public objects, so listing them needs no PIN.
-//! Chain certificates are written with the same `CKA_ID`; the key's own
-//! certificate is the one whose public key is the key's.
+//! The key's own certificate is the one with the key's `CKA_ID` and public
+//! key; chain certificates get `CKA_ID` = key id ‖ `0xCA` ‖ index, so that
+//! software pairing certificates with keys by `CKA_ID` (NSS, OpenSC,
+//! minidrivers) never offers a CA certificate for the key. Keys that have
+//! a certificate but no public-key object (a common vendor layout) are
+//! listed with the certificate's public key.
 //!
 //! # PIN lock
 //!
@@ -189,14 +193,19 @@ impl Pkcs11Tokens {
                 }
             }
             // A PIN of a length the token never accepts: not a try.
+            P11Error::Pkcs11(RvError::PinLenRange, _) if so => TokenError::WrongSoPin {
+                retries_left: Some(
+                    MAX_PIN_TRIES.saturating_sub(guard.failures(&self.guard_key(serial), so)),
+                ),
+            },
             P11Error::Pkcs11(RvError::PinLenRange, _) => TokenError::WrongPin {
                 retries_left: Some(
                     MAX_PIN_TRIES.saturating_sub(guard.failures(&self.guard_key(serial), so)),
                 ),
             },
-            P11Error::Pkcs11(RvError::PinExpired, _) => {
-                TokenError::PinPolicy("UKey 的 PIN 码已过期，请先修改 PIN 码。".into())
-            }
+            P11Error::Pkcs11(RvError::PinExpired, _) => TokenError::PinPolicy(
+                "UKey 的 PIN 码已过期，请用 UKey 厂商的管理工具修改 PIN 码后再试。".into(),
+            ),
             P11Error::Pkcs11(RvError::UserPinNotInitialized, _) => {
                 TokenError::Unsupported("这个 UKey 还没有设置用户 PIN 码，请到柜台初始化。".into())
             }
@@ -343,6 +352,19 @@ impl TokenBackend for Pkcs11Tokens {
     }
 
     fn sign(&self, serial: &str, pin: &Pin, key_id: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+        // Before any PIN try: a key this module cannot sign with.
+        let algorithm = self
+            .keys(serial)?
+            .into_iter()
+            .find(|k| k.key_id == key_id)
+            .map(|k| k.algorithm)
+            .ok_or(TokenError::NoSuchKey)?;
+        if algorithm == KeyAlgorithm::Sm2 {
+            return Err(TokenError::Unsupported(
+                "这是 SM2（国密）证书：当前的 PKCS#11 驱动无法用它签名，需要支持国密的 UKey 驱动（SKF）。"
+                    .into(),
+            ));
+        }
         self.with_user(serial, pin, |session| {
             let private = find_by_id(session, ObjectClass::PRIVATE_KEY, key_id)?
                 .into_iter()
@@ -379,8 +401,9 @@ impl TokenBackend for Pkcs11Tokens {
                 return Err(TokenError::NoSuchKey);
             }
             let label = find_by_id(session, ObjectClass::PUBLIC_KEY, key_id)?
-                .first()
-                .and_then(|h| label_of(session, *h))
+                .into_iter()
+                .chain(find_by_id(session, ObjectClass::CERTIFICATE, key_id)?)
+                .find_map(|h| label_of(session, h).filter(|l| !l.is_empty()))
                 .unwrap_or_default();
             let mut old = find_by_id(session, ObjectClass::CERTIFICATE, key_id)?;
             for i in 0..=u8::MAX {
@@ -522,7 +545,7 @@ fn read_keys(session: &Session) -> Result<Vec<KeyEntry>> {
     // chain (CKA_ID = key id + CA marker), or — on tokens that keep no
     // public-key object, as many vendor UKeys do — the only trace of a key
     // pair, whose public key is then the certificate's.
-    let mut chains: Vec<(Vec<u8>, u8, Vec<u8>)> = Vec::new();
+    let mut certificates: Vec<(Vec<u8>, Vec<u8>, String)> = Vec::new();
     for handle in session
         .find_objects(&[
             Attribute::Class(ObjectClass::CERTIFICATE),
@@ -549,11 +572,27 @@ fn read_keys(session: &Session) -> Result<Vec<KeyEntry>> {
                 _ => {}
             }
         }
-        let (Some(id), Some(der)) = (id, value) else {
-            continue;
-        };
-        if id.len() > 2 && id[id.len() - 2] == 0xCA {
-            chains.push((id[..id.len() - 2].to_vec(), id[id.len() - 1], der));
+        if let (Some(id), Some(der)) = (id, value) {
+            certificates.push((id, der, label));
+        }
+    }
+    // A chain certificate's id is a key's id plus the CA marker and an
+    // index; any other certificate (even one whose id happens to contain
+    // 0xCA) is a key's own.
+    let key_ids: Vec<Vec<u8>> = entries
+        .iter()
+        .map(|e| e.key_id.clone())
+        .chain(certificates.iter().map(|(id, _, _)| id.clone()))
+        .collect();
+    let chain_of = |id: &[u8]| -> Option<(Vec<u8>, u8)> {
+        let n = id.len();
+        (n > 2 && id[n - 2] == 0xCA && key_ids.iter().any(|k| k.as_slice() == &id[..n - 2]))
+            .then(|| (id[..n - 2].to_vec(), id[n - 1]))
+    };
+    let mut chains: Vec<(Vec<u8>, u8, Vec<u8>)> = Vec::new();
+    for (id, der, label) in certificates {
+        if let Some((key_id, index)) = chain_of(&id) {
+            chains.push((key_id, index, der));
             continue;
         }
         let Ok(cert) = x509_cert::Certificate::from_der(&der) else {
@@ -724,7 +763,11 @@ impl PinGuard {
         rand::rngs::OsRng.fill_bytes(&mut suffix);
         let tmp = dir.join(format!(".pin-counts-{}.tmp", hex::encode(suffix)));
         let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp)?;
             f.write_all(&serde_json::to_vec_pretty(&self.counts)?)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &self.path)

@@ -263,14 +263,24 @@ async fn certificate_login_and_its_refusals() {
         // The key refused the PIN (reported by the page): audited, the
         // challenge is used up.
         let c = api.challenge().await;
-        refused(
-            api.post(
+        let (status, body) = api
+            .post(
                 "/auth/cert/failure",
                 json!({ "challenge": c, "code": "wrong_pin", "retries_left": 7 }),
             )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["code"], "key_wrong_pin");
+        assert_eq!(body["message"], "UKey PIN 码错误，还可尝试 7 次。");
+        // The same challenge cannot be reported twice.
+        refused(
+            api.post(
+                "/auth/cert/failure",
+                json!({ "challenge": c, "code": "wrong_pin" }),
+            )
             .await,
-            401,
-            "key_wrong_pin",
+            409,
+            "cert_challenge_used",
         );
         refused(
             api.login(&key, &c, SITE, &c).await,

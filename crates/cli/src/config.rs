@@ -263,7 +263,16 @@ impl RuntimeConfig {
                 .unwrap_or_else(|| certhall_web::DEFAULT_AGENT_URL.to_owned())
                 .trim_end_matches('/')
                 .to_owned(),
-            extra_origins: file.extra_origins.unwrap_or_default(),
+            extra_origins: file
+                .extra_origins
+                .unwrap_or_default()
+                .iter()
+                .map(|o| {
+                    certhall_domain::cert_login::origin_of(o)
+                        .filter(|_| !o.trim_end_matches('/').split_once("://").is_some_and(|(_, r)| r.contains('/')))
+                        .ok_or_else(|| anyhow::anyhow!("extra_origins: {o:?} is not an origin like https://hall.example.cn"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
             demo_agent: serve.demo_agent.or(file.demo_agent).unwrap_or(true),
         })
     }

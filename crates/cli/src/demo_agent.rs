@@ -37,10 +37,20 @@ pub async fn start(
     data_dir: &Path,
     agent_url: &str,
     public_url: &str,
+    extra_origins: &[String],
     site: SocketAddr,
     services: &Services,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    match try_start(data_dir, agent_url, public_url, site, services).await {
+    match try_start(
+        data_dir,
+        agent_url,
+        public_url,
+        extra_origins,
+        site,
+        services,
+    )
+    .await
+    {
         Ok(handle) => Some(handle),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "demo key agent not started");
@@ -53,6 +63,7 @@ async fn try_start(
     data_dir: &Path,
     agent_url: &str,
     public_url: &str,
+    extra_origins: &[String],
     site: SocketAddr,
     services: &Services,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -65,8 +76,10 @@ async fn try_start(
             format!("agent_url {agent_url} is not http://<loopback address>:<port>")
         })?;
     let mut origins: Vec<String> = origin_of(public_url).into_iter().collect();
+    origins.extend(extra_origins.iter().cloned());
     origins.push(format!("http://127.0.0.1:{}", site.port()));
     origins.push(format!("http://localhost:{}", site.port()));
+    origins.sort();
     origins.dedup();
     let options = certhall_agent::Options {
         listen,

@@ -242,6 +242,7 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
             &config.data_dir,
             &config.agent_url,
             &config.public_url,
+            &config.extra_origins,
             addr,
             &agent_services,
         )

@@ -349,6 +349,7 @@ async fn demo_mode_offers_a_certificate_login() {
         // The whole login through the API, as the page does it.
         let challenge: serde_json::Value = client
             .post(server.url("/api/v1/auth/cert/challenge"))
+            .json(&serde_json::json!({}))
             .send()
             .await
             .unwrap()

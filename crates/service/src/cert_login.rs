@@ -5,11 +5,16 @@
 //!    IP address;
 //! 2. the page has the local key agent sign it (the agent signs a
 //!    [`SignedMessage`] naming purpose, page origin and challenge);
-//! 3. [`Services::login_with_certificate`] checks the challenge (bound,
-//!    fresh, unused — and uses it up), the signed message, the certificate
-//!    (issued by CertHall, signed by its issuing CA, not revoked, within its
-//!    validity, bound to an account) and the signature, then opens the same
-//!    session as SMS login.
+//! 3. [`Services::login_with_certificate`] checks the challenge (unused —
+//!    a used one is a replay —, bound to this browser, fresh; and uses it
+//!    up), then the certificate and signature in the order of
+//!    [`check_certificate`]: issued by CertHall (same DER on record, issuing
+//!    CA's signature), the signature over purpose `login` + one of
+//!    CertHall's configured origins + the challenge (possession before
+//!    status), not revoked (re-read inside the transaction), key usage
+//!    allowing signatures, within validity, bound to an account; then it
+//!    opens the same session as SMS login, naming the certificate in the
+//!    audit entry.
 //!
 //! A failure the key reports (wrong PIN, PIN locked) reaches the server
 //! through [`Services::report_key_failure`], which uses up the challenge and

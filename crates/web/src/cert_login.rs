@@ -85,6 +85,26 @@ pub fn accepted_origins(state: &AppState) -> Vec<String> {
         .collect()
 }
 
+/// The answer to a recorded key failure: 200 `{"recorded","code","message"}`
+/// for the key's own refusal (the message to show), the error otherwise
+/// (an unknown, used or expired challenge).
+pub fn key_failure_recorded(
+    refusal: Refusal,
+) -> Result<axum::response::Response, crate::error::ApiError> {
+    use axum::response::IntoResponse;
+    match refusal {
+        Refusal::KeyWrongPin { .. } | Refusal::KeyPinLocked => Ok(axum::Json(serde_json::json!({
+            "recorded": true,
+            "code": refusal.code(),
+            "message": refusal.message_zh(),
+        }))
+        .into_response()),
+        other => Err(crate::error::ApiError(crate::error::WebError::Refused(
+            other,
+        ))),
+    }
+}
+
 /// The refusal for an agent error code (`wrong_pin`, `pin_locked`).
 pub fn key_refusal(code: &str, retries_left: Option<u32>) -> Refusal {
     match code {

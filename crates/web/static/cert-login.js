@@ -145,7 +145,8 @@
             challenge: challenge,
             code: err.code,
             retries_left: typeof err.details.retries_left === 'number' ? err.details.retries_left : undefined
-          }).then(function () { showError(err.message); }, function (e) { showError(e.message || err.message); });
+          }).then(function (recorded) { showError(recorded.message || err.message); },
+            function (e) { showError(e.message || err.message); });
         }
         showError((err && err.message) || '登录失败，请重试。');
         if (err && err.code === 'agent_unreachable') { load(); }

@@ -149,7 +149,8 @@ pub struct KeyFailureReport {
 }
 
 /// `POST /api/v1/auth/cert/failure`: the key refused (wrong PIN, locked);
-/// the challenge is used up and the refusal audited.
+/// the challenge is used up and the refusal audited. 200 with the message
+/// to show; an unusable challenge is an error as in login.
 pub async fn cert_failure(
     State(state): State<AppState>,
     ClientMeta(meta): ClientMeta,
@@ -164,5 +165,5 @@ pub async fn cert_failure(
             &meta,
         )
         .await?;
-    Err(ApiError(crate::error::WebError::Refused(refusal)))
+    crate::cert_login::key_failure_recorded(refusal)
 }

@@ -119,7 +119,11 @@ pub fn document() -> Value {
                         "code": { "type": "string", "enum": ["wrong_pin", "pin_locked"], "description": "证书助手返回的错误码" },
                         "retries_left": { "type": ["integer", "null"] } } } } } },
                 "responses": {
-                    "401": error_response("已记录（key_wrong_pin、key_pin_locked、cert_challenge_invalid、cert_challenge_expired）"),
+                    "200": ok_json("已记录；message 为应向用户显示的提示", json!({ "type": "object", "properties": {
+                        "recorded": { "type": "boolean", "const": true },
+                        "code": { "type": "string", "enum": ["key_wrong_pin", "key_pin_locked"] },
+                        "message": { "type": "string" } } })),
+                    "401": error_response("挑战值无效或已过期（cert_challenge_invalid、cert_challenge_expired）"),
                     "409": error_response("挑战值已使用（cert_challenge_used）")
                 }
             } },

@@ -301,7 +301,7 @@ pub async fn cert_failure(
             &meta,
         )
         .await?;
-    Err(ApiError(WebError::Refused(refusal)))
+    crate::cert_login::key_failure_recorded(refusal)
 }
 
 /// The answer to a successful login: the session cookie and a new browser
