@@ -76,6 +76,12 @@ pub enum AuditEvent {
     CrlSigned,
     /// A certificate profile was added or changed.
     CaProfileSaved,
+    /// An order was started.
+    OrderCreated,
+    /// An order's wizard data was saved at a step.
+    OrderStepSaved,
+    /// An order moved to another state.
+    OrderTransitioned,
 }
 
 impl AuditEvent {
@@ -97,6 +103,9 @@ impl AuditEvent {
             Self::CertificateRevoked => "ca.certificate_revoked",
             Self::CrlSigned => "ca.crl_signed",
             Self::CaProfileSaved => "ca.profile_saved",
+            Self::OrderCreated => "order.created",
+            Self::OrderStepSaved => "order.step_saved",
+            Self::OrderTransitioned => "order.transitioned",
         }
     }
 }

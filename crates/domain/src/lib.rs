@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cert_login;
 pub mod clock;
 pub mod message;
+pub mod order;
 pub mod otp;
 pub mod phone;
 pub mod refusal;

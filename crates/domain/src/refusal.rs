@@ -150,6 +150,13 @@ pub enum Refusal {
     /// The key's PIN is locked (reported by the page).
     #[error("key: PIN locked")]
     KeyPinLocked,
+    /// A wizard step submitted before the steps it needs.
+    #[error("order: step {0} out of order")]
+    OrderStepOutOfOrder(u8),
+    /// The order is not in a state that allows this (it moved on, or was
+    /// decided by someone else); the text is the state as shown.
+    #[error("order: not allowed in state {0}")]
+    OrderStateConflict(String),
 }
 
 impl Refusal {
@@ -193,6 +200,8 @@ impl Refusal {
             Self::CertBadSignature => "cert_bad_signature",
             Self::KeyWrongPin { .. } => "key_wrong_pin",
             Self::KeyPinLocked => "key_pin_locked",
+            Self::OrderStepOutOfOrder(_) => "order_step_out_of_order",
+            Self::OrderStateConflict(_) => "order_state_conflict",
         }
     }
 
@@ -228,6 +237,8 @@ impl Refusal {
             | Self::CaNotInitialized(_)
             | Self::ProfileNotFound(_) => RefusalKind::NotFound,
             Self::CodeUsed
+            | Self::OrderStepOutOfOrder(_)
+            | Self::OrderStateConflict(_)
             | Self::CertChallengeUsed
             | Self::AlreadyRevoked
             | Self::CaAlreadyInitialized(_)
@@ -293,6 +304,12 @@ impl Refusal {
                 retries_left: Some(n),
             } => format!("UKey PIN 码错误，还可尝试 {n} 次。"),
             Self::KeyWrongPin { retries_left: None } => "UKey PIN 码错误。".into(),
+            Self::OrderStepOutOfOrder(n) => {
+                format!("请按顺序办理：请先完成第{n}步之前的步骤。")
+            }
+            Self::OrderStateConflict(state) => {
+                format!("订单当前状态为“{state}”，不能进行此操作。请刷新页面查看最新进度。")
+            }
             Self::KeyPinLocked => "UKey PIN 码错误次数过多，已被锁定。请联系柜台解锁。".into(),
         }
     }
@@ -350,6 +367,8 @@ mod tests {
                 retries_left: Some(3),
             },
             Refusal::KeyPinLocked,
+            Refusal::OrderStepOutOfOrder(3),
+            Refusal::OrderStateConflict("柜台审核中".into()),
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

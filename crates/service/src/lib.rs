@@ -20,6 +20,7 @@ pub mod auth;
 pub mod ca;
 pub mod cert_login;
 pub mod inbox;
+pub mod orders;
 pub mod sms_inbound;
 
 /// A failure of a service call.

@@ -30,6 +30,7 @@ pub mod ca;
 pub mod challenges;
 pub mod login_codes;
 pub mod messages;
+pub mod orders;
 pub mod sessions;
 pub mod sms;
 pub mod testing;

@@ -1,0 +1,449 @@
+//! 订单: one piece of certificate business an applicant asks for (新办,
+//! 更新, 变更, 补办), from the first wizard step to the key in their hands.
+//!
+//! All states and every allowed transition are here, in one place
+//! ([`transition`]); storage persists a transition with a check on the
+//! version it read (compare-and-swap), so a stale or concurrent transition
+//! fails cleanly instead of overwriting.
+//!
+//! ```text
+//!                    ┌──────────── submit step k ≤ reached ────────────┐
+//!                    ▼                                                 │
+//!   ┌──────────── Draft{reached: 1..5} ───────── handling = counter ──► CounterVisit
+//!   │                │  submit materials
+//!   │        ┌───────┴─────────────┐
+//!   │   by legal-rep SMS      by authorization letter
+//!   │        ▼                     ▼
+//!   │  AwaitingAuthorization    InReview ◄──────────── resubmit ───┐
+//!   │   │ 同意       │ 拒绝/72 h    │ approve        │ reject(step, reason)
+//!   │   │            ▼              │                ▼             │
+//!   │   │  AuthorizationRefused ─► Draft{5}         Returned{step} ┘
+//!   │   ▼                           ▼
+//!   │  Approved (step 6: key model, address, invoice — next issue) ──► …
+//!   │
+//!   └─► Cancelled  (from any state before Approved)
+//! ```
+//!
+//! After `Approved` come the later issue's states, designed now so they
+//! slot in: `AwaitingPayment → InProduction → Shipped → Completed`
+//! (step 6 chooses the key model, address and invoice; payment; the
+//! counter writes the key; the courier delivers; activation completes).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::Refusal;
+
+/// What the order is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrderKind {
+    /// 证书新办.
+    New,
+    /// 证书更新 (renewal).
+    Renewal,
+    /// 证书变更 (change of subject data).
+    Change,
+    /// 补办 (lost or broken key).
+    Replacement,
+}
+
+impl OrderKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "new",
+            Self::Renewal => "renewal",
+            Self::Change => "change",
+            Self::Replacement => "replacement",
+        }
+    }
+
+    /// Shown name.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::New => "证书新办",
+            Self::Renewal => "证书更新",
+            Self::Change => "证书变更",
+            Self::Replacement => "证书补办",
+        }
+    }
+}
+
+impl FromStr for OrderKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        [Self::New, Self::Renewal, Self::Change, Self::Replacement]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or(())
+    }
+}
+
+/// The wizard's steps (manual 2.3.1 第一步 … 第五步).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    /// 第一步 个人实名认证.
+    Identity = 1,
+    /// 第二步 选择应用.
+    Application = 2,
+    /// 第三步 企业实名认证.
+    Enterprise = 3,
+    /// 第四步 办理方式.
+    Handling = 4,
+    /// 第五步 上传材料与授权.
+    Materials = 5,
+}
+
+impl Step {
+    /// All steps in order.
+    pub const ALL: [Step; 5] = [
+        Step::Identity,
+        Step::Application,
+        Step::Enterprise,
+        Step::Handling,
+        Step::Materials,
+    ];
+
+    /// 1…5.
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The step numbered `n`.
+    pub fn from_number(n: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| i64::from(s.number()) == n)
+    }
+
+    /// The step after this one, if any.
+    pub fn next(self) -> Option<Self> {
+        Self::from_number(i64::from(self.number()) + 1)
+    }
+
+    /// Shown name.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Identity => "个人实名认证",
+            Self::Application => "选择应用",
+            Self::Enterprise => "企业实名认证",
+            Self::Handling => "办理方式",
+            Self::Materials => "上传材料与授权",
+        }
+    }
+}
+
+/// How the legal representative authorizes the application (step 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization {
+    /// 法人授权: an SMS to the legal representative, answered 同意 / 拒绝.
+    LegalRepSms,
+    /// 授权委托书: an uploaded letter, checked by the counter.
+    Letter,
+}
+
+/// Where the order is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderState {
+    /// In the wizard; `reached` is the furthest step the applicant may fill
+    /// (every earlier step may be revisited).
+    Draft {
+        /// The furthest step open.
+        reached: Step,
+    },
+    /// Handling at a counter chosen (step 4): the wizard ends with the
+    /// counter's address, hours and list of materials.
+    CounterVisit,
+    /// The SMS to the legal representative is out; waiting for 同意 / 拒绝.
+    AwaitingAuthorization,
+    /// The legal representative refused (or did not answer in time); the
+    /// applicant may choose another authorization.
+    AuthorizationRefused,
+    /// In the counter's review queue (authorization letter).
+    InReview,
+    /// The counter returned the order to a step, with a reason.
+    Returned {
+        /// The step to fix.
+        step: Step,
+    },
+    /// Approved: step 6 (key model, address, invoice) is next.
+    Approved,
+    /// Given up by the applicant.
+    Cancelled,
+}
+
+impl OrderState {
+    /// Stored name and step (the step column is 0 when not applicable).
+    pub fn to_db(self) -> (&'static str, i64) {
+        match self {
+            Self::Draft { reached } => ("draft", i64::from(reached.number())),
+            Self::CounterVisit => ("counter_visit", 0),
+            Self::AwaitingAuthorization => ("awaiting_authorization", 0),
+            Self::AuthorizationRefused => ("authorization_refused", 0),
+            Self::InReview => ("in_review", 0),
+            Self::Returned { step } => ("returned", i64::from(step.number())),
+            Self::Approved => ("approved", 0),
+            Self::Cancelled => ("cancelled", 0),
+        }
+    }
+
+    /// The state stored as `name` + `step`.
+    pub fn from_db(name: &str, step: i64) -> Option<Self> {
+        Some(match name {
+            "draft" => Self::Draft {
+                reached: Step::from_number(step)?,
+            },
+            "counter_visit" => Self::CounterVisit,
+            "awaiting_authorization" => Self::AwaitingAuthorization,
+            "authorization_refused" => Self::AuthorizationRefused,
+            "in_review" => Self::InReview,
+            "returned" => Self::Returned {
+                step: Step::from_number(step)?,
+            },
+            "approved" => Self::Approved,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Shown to the applicant.
+    pub fn label_zh(self) -> String {
+        match self {
+            Self::Draft { reached } => {
+                format!("填写中（第{}步 {}）", reached.number(), reached.label_zh())
+            }
+            Self::CounterVisit => "请到柜台办理".into(),
+            Self::AwaitingAuthorization => "等待法定代表人短信授权".into(),
+            Self::AuthorizationRefused => "法定代表人未授权".into(),
+            Self::InReview => "柜台审核中".into(),
+            Self::Returned { step } => format!("审核未通过，请修改第{}步", step.number()),
+            Self::Approved => "审核通过，请选择介质与收货地址".into(),
+            Self::Cancelled => "已取消".into(),
+        }
+    }
+
+    /// May the applicant still change the wizard's data?
+    pub fn editable(self) -> bool {
+        matches!(
+            self,
+            Self::Draft { .. } | Self::Returned { .. } | Self::AuthorizationRefused
+        )
+    }
+}
+
+impl fmt::Display for OrderState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, step) = self.to_db();
+        if step == 0 {
+            f.write_str(name)
+        } else {
+            write!(f, "{name}({step})")
+        }
+    }
+}
+
+/// Something that happens to an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderEvent {
+    /// The applicant saved step `0` (steps 1–3; step 4 online; step 5 is
+    /// [`OrderEvent::SubmitMaterials`]).
+    SaveStep(Step),
+    /// Step 4: handling at a counter.
+    ChooseCounter,
+    /// Step 5 submitted with this authorization.
+    SubmitMaterials(Authorization),
+    /// The legal representative answered 同意.
+    LegalRepAgreed,
+    /// The legal representative answered 拒绝, or 72 hours passed.
+    LegalRepRefused,
+    /// The counter approved.
+    Approve,
+    /// The counter returned the order to a step.
+    Reject(Step),
+    /// The applicant gave up.
+    Cancel,
+}
+
+/// The state after `event`, or why the event is not allowed now.
+pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Refusal> {
+    use OrderEvent as E;
+    use OrderState as S;
+    let refused = || Refusal::OrderStateConflict(state.label_zh());
+    match (state, event) {
+        // The wizard: a step may be saved when it is open; saving it opens
+        // the next one. A returned order is edited at the returned step or
+        // earlier, then resubmitted with step 5.
+        (S::Draft { reached }, E::SaveStep(step)) if step <= reached && step < Step::Materials => {
+            let next = step.next().unwrap_or(Step::Materials);
+            Ok(S::Draft {
+                reached: reached.max(next),
+            })
+        }
+        (S::Draft { .. }, E::SaveStep(step)) => Err(Refusal::OrderStepOutOfOrder(step.number())),
+        (S::Returned { step: back }, E::SaveStep(step))
+            if step <= back || step < Step::Materials =>
+        {
+            Ok(S::Returned { step: back })
+        }
+        (S::AuthorizationRefused, E::SaveStep(step)) if step < Step::Materials => {
+            Ok(S::AuthorizationRefused)
+        }
+        (S::Draft { reached }, E::ChooseCounter) if reached >= Step::Handling => {
+            Ok(S::CounterVisit)
+        }
+        (S::Draft { .. }, E::ChooseCounter) => Err(Refusal::OrderStepOutOfOrder(4)),
+        (
+            S::Draft {
+                reached: Step::Materials,
+            },
+            E::SubmitMaterials(a),
+        )
+        | (S::Returned { .. }, E::SubmitMaterials(a))
+        | (S::AuthorizationRefused, E::SubmitMaterials(a)) => Ok(match a {
+            Authorization::LegalRepSms => S::AwaitingAuthorization,
+            Authorization::Letter => S::InReview,
+        }),
+        (S::Draft { .. }, E::SubmitMaterials(_)) => Err(Refusal::OrderStepOutOfOrder(5)),
+        (S::AwaitingAuthorization, E::LegalRepAgreed) => Ok(S::Approved),
+        (S::AwaitingAuthorization, E::LegalRepRefused) => Ok(S::AuthorizationRefused),
+        (S::InReview, E::Approve) => Ok(S::Approved),
+        (S::InReview, E::Reject(step)) => Ok(S::Returned { step }),
+        (
+            S::Draft { .. }
+            | S::CounterVisit
+            | S::AwaitingAuthorization
+            | S::AuthorizationRefused
+            | S::Returned { .. },
+            E::Cancel,
+        ) => Ok(S::Cancelled),
+        _ => Err(refused()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use Authorization::*;
+    use OrderEvent as E;
+    use OrderState as S;
+
+    fn run(events: &[OrderEvent]) -> Result<OrderState, Refusal> {
+        events.iter().try_fold(
+            S::Draft {
+                reached: Step::Identity,
+            },
+            |s, e| transition(s, *e),
+        )
+    }
+
+    const FIVE: [OrderEvent; 4] = [
+        E::SaveStep(Step::Identity),
+        E::SaveStep(Step::Application),
+        E::SaveStep(Step::Enterprise),
+        E::SaveStep(Step::Handling),
+    ];
+
+    #[test]
+    fn the_letter_route_with_a_rejection() {
+        let mut events = FIVE.to_vec();
+        events.push(E::SubmitMaterials(Letter));
+        assert_eq!(run(&events), Ok(S::InReview));
+        events.push(E::Reject(Step::Materials));
+        assert_eq!(
+            run(&events),
+            Ok(S::Returned {
+                step: Step::Materials
+            })
+        );
+        events.push(E::SubmitMaterials(Letter));
+        events.push(E::Approve);
+        assert_eq!(run(&events), Ok(S::Approved));
+    }
+
+    #[test]
+    fn the_sms_route() {
+        let mut events = FIVE.to_vec();
+        events.push(E::SubmitMaterials(LegalRepSms));
+        assert_eq!(run(&events), Ok(S::AwaitingAuthorization));
+        let mut agreed = events.clone();
+        agreed.push(E::LegalRepAgreed);
+        assert_eq!(run(&agreed), Ok(S::Approved));
+        events.push(E::LegalRepRefused);
+        assert_eq!(run(&events), Ok(S::AuthorizationRefused));
+        events.push(E::SubmitMaterials(Letter));
+        assert_eq!(run(&events), Ok(S::InReview));
+    }
+
+    #[test]
+    fn steps_out_of_order_are_refused() {
+        assert_eq!(
+            run(&[E::SaveStep(Step::Enterprise)]).unwrap_err().code(),
+            "order_step_out_of_order"
+        );
+        assert!(run(&[E::SubmitMaterials(Letter)]).is_err());
+        assert!(run(&[E::SaveStep(Step::Identity), E::ChooseCounter]).is_err());
+        // Earlier steps can be revisited without losing the furthest step.
+        let s = run(&[
+            E::SaveStep(Step::Identity),
+            E::SaveStep(Step::Application),
+            E::SaveStep(Step::Identity),
+        ]);
+        assert_eq!(
+            s,
+            Ok(S::Draft {
+                reached: Step::Enterprise
+            })
+        );
+    }
+
+    #[test]
+    fn decided_orders_do_not_move_again() {
+        let mut events = FIVE.to_vec();
+        events.push(E::SubmitMaterials(Letter));
+        events.push(E::Approve);
+        for e in [
+            E::Approve,
+            E::Reject(Step::Identity),
+            E::Cancel,
+            E::LegalRepAgreed,
+        ] {
+            let mut again = events.clone();
+            again.push(e);
+            assert_eq!(
+                run(&again).unwrap_err().code(),
+                "order_state_conflict",
+                "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn counter_visit_and_cancel() {
+        let mut events = FIVE.to_vec();
+        events.push(E::ChooseCounter);
+        assert_eq!(run(&events), Ok(S::CounterVisit));
+        events.push(E::Cancel);
+        assert_eq!(run(&events), Ok(S::Cancelled));
+    }
+
+    #[test]
+    fn states_round_trip_through_storage() {
+        let mut all = vec![
+            S::CounterVisit,
+            S::AwaitingAuthorization,
+            S::AuthorizationRefused,
+            S::InReview,
+            S::Approved,
+            S::Cancelled,
+        ];
+        for step in Step::ALL {
+            all.push(S::Draft { reached: step });
+            all.push(S::Returned { step });
+        }
+        for s in all {
+            let (name, step) = s.to_db();
+            assert_eq!(OrderState::from_db(name, step), Some(s));
+        }
+        assert_eq!(OrderState::from_db("draft", 9), None);
+        assert_eq!(OrderState::from_db("nope", 0), None);
+    }
+}

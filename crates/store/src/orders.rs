@@ -1,0 +1,240 @@
+//! Orders, their wizard data and their history.
+
+use certhall_domain::order::{OrderKind, OrderState, Step};
+use certhall_domain::{AccountId, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{Result, Store, StoreError, WriteTx};
+
+/// An order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    /// Its id (shown as the order number).
+    pub id: i64,
+    /// Whose.
+    pub account_id: AccountId,
+    /// What for.
+    pub kind: OrderKind,
+    /// Where it is.
+    pub state: OrderState,
+    /// Bumped by every transition (compare-and-swap).
+    pub version: i64,
+    /// The counter's reason when it returned the order.
+    pub return_reason: Option<String>,
+    /// When it was started.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+const COLUMNS: &str =
+    "id, account_id, kind, state, step, version, return_reason, created_at, updated_at";
+
+fn order_from_row(r: &AnyRow) -> Result<OrderRow> {
+    let kind: String = r.try_get("kind")?;
+    let state: String = r.try_get("state")?;
+    let step: i64 = r.try_get("step")?;
+    Ok(OrderRow {
+        id: r.try_get("id")?,
+        account_id: AccountId(r.try_get("account_id")?),
+        kind: kind
+            .parse()
+            .map_err(|()| StoreError::Corrupt(format!("order kind {kind:?}")))?,
+        state: OrderState::from_db(&state, step)
+            .ok_or_else(|| StoreError::Corrupt(format!("order state {state:?}/{step}")))?,
+        version: r.try_get("version")?,
+        return_reason: r.try_get("return_reason")?,
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+        updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+    })
+}
+
+/// Starts an order; returns it.
+pub async fn create(
+    tx: &mut WriteTx,
+    account: AccountId,
+    kind: OrderKind,
+    state: OrderState,
+    now: Timestamp,
+) -> Result<OrderRow> {
+    let (name, step) = state.to_db();
+    let row = sqlx::query(&format!(
+        "INSERT INTO orders (account_id, kind, state, step, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 1, $5, $5) RETURNING {COLUMNS}"
+    ))
+    .bind(account.0)
+    .bind(kind.as_str())
+    .bind(name)
+    .bind(step)
+    .bind(now.millis())
+    .fetch_one(tx.conn())
+    .await?;
+    order_from_row(&row)
+}
+
+/// One order by id.
+pub async fn get(store: &Store, id: i64) -> Result<Option<OrderRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+/// The same, inside a write transaction.
+pub async fn get_tx(tx: &mut WriteTx, id: i64) -> Result<Option<OrderRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+/// An account's orders, newest first.
+pub async fn of_account(store: &Store, account: AccountId, limit: u32) -> Result<Vec<OrderRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE account_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    ))
+    .bind(account.0)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(order_from_row).collect()
+}
+
+/// Orders in a state, oldest change first (the counter's queue).
+pub async fn in_state(store: &Store, state: &str, limit: u32) -> Result<Vec<OrderRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE state = $1 ORDER BY updated_at, id LIMIT $2"
+    ))
+    .bind(state)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(order_from_row).collect()
+}
+
+/// A transition to persist.
+#[derive(Debug, Clone)]
+pub struct Transition<'a> {
+    /// The order.
+    pub id: i64,
+    /// The version it was read at.
+    pub version: i64,
+    /// The state it was read in.
+    pub from: OrderState,
+    /// The new state.
+    pub to: OrderState,
+    /// Who (`Actor` text).
+    pub actor: &'a str,
+    /// The counter's reason (stored on the order when returning it).
+    pub reason: Option<&'a str>,
+}
+
+/// Moves the order if it is still at `t.version`; false if it moved on
+/// (a stale page, or another operator first). Records the event.
+pub async fn transition(tx: &mut WriteTx, t: &Transition<'_>, now: Timestamp) -> Result<bool> {
+    let (name, step) = t.to.to_db();
+    let done = sqlx::query(
+        "UPDATE orders SET state = $1, step = $2, version = version + 1, \
+                return_reason = COALESCE($3, return_reason), updated_at = $4 \
+         WHERE id = $5 AND version = $6",
+    )
+    .bind(name)
+    .bind(step)
+    .bind(t.reason.map(str::to_owned))
+    .bind(now.millis())
+    .bind(t.id)
+    .bind(t.version)
+    .execute(tx.conn())
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO order_events (order_id, from_state, to_state, actor, reason, at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(t.id)
+    .bind(t.from.to_string())
+    .bind(t.to.to_string())
+    .bind(t.actor)
+    .bind(t.reason.map(str::to_owned))
+    .bind(now.millis())
+    .execute(tx.conn())
+    .await?;
+    Ok(true)
+}
+
+/// Saves what was typed at a step (replacing the earlier version).
+pub async fn save_step(
+    tx: &mut WriteTx,
+    order: i64,
+    step: Step,
+    data: &serde_json::Value,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO order_steps (order_id, step, data, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (order_id, step) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+    )
+    .bind(order)
+    .bind(i64::from(step.number()))
+    .bind(data.to_string())
+    .bind(now.millis())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// What was typed at a step, if anything.
+pub async fn step_data(store: &Store, order: i64, step: Step) -> Result<Option<serde_json::Value>> {
+    let text: Option<String> =
+        sqlx::query_scalar("SELECT data FROM order_steps WHERE order_id = $1 AND step = $2")
+            .bind(order)
+            .bind(i64::from(step.number()))
+            .fetch_optional(store.pool())
+            .await?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("order step data: {e}")))
+    })
+    .transpose()
+}
+
+/// One line of an order's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderEventRow {
+    /// State before.
+    pub from_state: String,
+    /// State after.
+    pub to_state: String,
+    /// Who.
+    pub actor: String,
+    /// Why (a return reason).
+    pub reason: Option<String>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// An order's history, oldest first.
+pub async fn events(store: &Store, order: i64) -> Result<Vec<OrderEventRow>> {
+    let rows = sqlx::query(
+        "SELECT from_state, to_state, actor, reason, at FROM order_events \
+         WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OrderEventRow {
+                from_state: r.try_get("from_state")?,
+                to_state: r.try_get("to_state")?,
+                actor: r.try_get("actor")?,
+                reason: r.try_get("reason")?,
+                at: Timestamp::from_millis(r.try_get("at")?),
+            })
+        })
+        .collect()
+}
