@@ -153,10 +153,9 @@ async fn orders_move_only_as_the_state_machine_allows() {
             1,
             "{be}: {a:?} / {b:?}"
         );
-        let loser = if a.is_ok() {
-            b.unwrap_err()
-        } else {
-            a.unwrap_err()
+        let loser = match (a, b) {
+            (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+            other => panic!("{be}: {other:?}"),
         };
         assert_eq!(refusal(loser).code(), "order_state_conflict", "{be}");
 
