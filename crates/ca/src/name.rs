@@ -239,23 +239,12 @@ fn split_unescaped(text: &str) -> Vec<String> {
     parts
 }
 
-/// GB 32100 check of a unified social credit code.
+/// GB 32100 check of a unified social credit code, exactly as written
+/// (canonical upper-case form, no spaces). The check itself lives in the
+/// domain ([`certhall_domain::identity::Uscc`]), so the CA and the
+/// application forms agree on what a valid code is.
 pub fn uscc_valid(code: &str) -> bool {
-    const ALPHABET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
-    const WEIGHTS: [u32; 17] = [
-        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
-    ];
-    let values: Option<Vec<u32>> = code
-        .chars()
-        .map(|c| ALPHABET.find(c).map(|i| i as u32))
-        .collect();
-    let Some(values) = values else { return false };
-    if values.len() != 18 {
-        return false;
-    }
-    let sum: u32 = values[..17].iter().zip(WEIGHTS).map(|(v, w)| v * w).sum();
-    let check = (31 - sum % 31) % 31;
-    values[17] == check
+    certhall_domain::identity::Uscc::is_valid_canonical(code)
 }
 
 /// Renders an X.501 name as `KEY=value,…` text (for storage and pages).
