@@ -238,3 +238,24 @@ pub async fn events(store: &Store, order: i64) -> Result<Vec<OrderEventRow>> {
         })
         .collect()
 }
+
+/// What the account typed at `step` in its most recent order that has it
+/// (to prefill a new order: "prefilled next time").
+pub async fn latest_step_data_of_account(
+    store: &Store,
+    account: AccountId,
+    step: Step,
+) -> Result<Option<serde_json::Value>> {
+    let text: Option<String> = sqlx::query_scalar(
+        "SELECT s.data FROM order_steps s JOIN orders o ON o.id = s.order_id \
+         WHERE o.account_id = $1 AND s.step = $2 ORDER BY s.updated_at DESC LIMIT 1",
+    )
+    .bind(account.0)
+    .bind(i64::from(step.number()))
+    .fetch_optional(store.pool())
+    .await?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("order step data: {e}")))
+    })
+    .transpose()
+}

@@ -32,18 +32,6 @@ fn page(
     })
 }
 
-/// 证书新办.
-pub async fn apply_new(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(
-        &s,
-        &bid,
-        &who,
-        "home",
-        "证书新办",
-        "在线填写实名信息、选择应用、上传材料并完成授权，审核通过后支付并由我们寄送UKey。",
-    )
-}
-
 /// 证书更新.
 pub async fn renew(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
     page(
@@ -77,17 +65,5 @@ pub async fn activate(State(s): State<AppState>, bid: BrowserId, who: Applicant)
         "home",
         "证书激活",
         "收到UKey后插入电脑，设置您自己的PIN码并通过短信验证即可激活。",
-    )
-}
-
-/// 我的订单.
-pub async fn orders(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(
-        &s,
-        &bid,
-        &who,
-        "orders",
-        "我的订单",
-        "查看每一笔证书业务的状态、金额、办理进度和快递单号。",
     )
 }

@@ -35,7 +35,7 @@ pub const WORKBENCH: [Tile; 6] = [
         hint: "在线申请新的数字证书",
         href: paths::APPLY_NEW,
         icon: "new",
-        live: false,
+        live: true,
     },
     Tile {
         label: "证书更新",
@@ -63,7 +63,7 @@ pub const WORKBENCH: [Tile; 6] = [
         hint: "查看办理进度与物流",
         href: paths::ORDERS,
         icon: "orders",
-        live: false,
+        live: true,
     },
     Tile {
         label: "消息提醒",

@@ -1,0 +1,365 @@
+//! What the applicant fills in at each wizard step, validated (manual
+//! 2.3.1). The services store the validated values as each step's data;
+//! a refusal names the field in Chinese and nothing is stored.
+
+use serde::{Deserialize, Serialize};
+
+use crate::identity::{ResidentId, Uscc};
+use crate::{Refusal, Timestamp};
+
+/// Step 1, 个人实名认证: the applicant (经办人).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonalIdentity {
+    /// Name as on the ID card.
+    pub name: String,
+    /// Resident ID number (validated, GB 11643).
+    pub id_number: String,
+    /// The account's phone (not editable: it is how they logged in).
+    pub phone: String,
+}
+
+/// Checks a person's name: 2–30 characters, Chinese or Latin letters, the
+/// middle dot of minority names, spaces inside Latin names.
+pub fn check_person_name(name: &str, field: &'static str) -> Result<String, Refusal> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Refusal::MissingField(field));
+    }
+    let count = name.chars().count();
+    let ok = (2..=30).contains(&count)
+        && name
+            .chars()
+            .all(|c| c.is_alphabetic() || c == '·' || c == '•' || c == ' ');
+    if !ok {
+        return Err(Refusal::InvalidField(format!(
+            "{field}应为 2–30 个汉字或字母"
+        )));
+    }
+    Ok(name.to_owned())
+}
+
+impl PersonalIdentity {
+    /// Validates step 1 as typed.
+    pub fn parse(
+        name: &str,
+        id_number: &str,
+        phone: &str,
+        now: Timestamp,
+    ) -> Result<Self, Refusal> {
+        let name = check_person_name(name, "姓名")?;
+        if id_number.trim().is_empty() {
+            return Err(Refusal::MissingField("身份证号码"));
+        }
+        let id = ResidentId::parse(id_number, now)?;
+        Ok(Self {
+            name,
+            id_number: id.as_str().to_owned(),
+            phone: phone.to_owned(),
+        })
+    }
+}
+
+/// Enterprise natures offered at step 3 (企业性质).
+pub const ENTERPRISE_NATURES: [&str; 8] = [
+    "国有企业",
+    "集体企业",
+    "私营企业",
+    "外商投资企业",
+    "港澳台投资企业",
+    "个体工商户",
+    "事业单位",
+    "社会团体及其他组织",
+];
+
+/// Step 3, 企业实名认证: the enterprise, as on its business license plus
+/// what the license does not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnterpriseIdentity {
+    /// 名称.
+    pub name: String,
+    /// 统一社会信用代码 (validated, GB 32100).
+    pub uscc: String,
+    /// 类型 (e.g. 有限责任公司(自然人投资或控股)).
+    pub kind: String,
+    /// 法定代表人.
+    pub legal_representative: String,
+    /// 住所 (address on the license).
+    pub address: String,
+    /// 注册资本.
+    pub registered_capital: String,
+    /// 成立日期 (YYYY-MM-DD).
+    pub established: String,
+    /// 注册地 (province + city, e.g. 山东省枣庄市): must agree with the
+    /// license's address.
+    pub registered_place: String,
+    /// 企业性质 (one of [`ENTERPRISE_NATURES`]).
+    pub nature: String,
+}
+
+/// Step 3 as typed (or read by OCR and corrected).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnterpriseInput {
+    /// 名称.
+    pub name: String,
+    /// 统一社会信用代码.
+    pub uscc: String,
+    /// 类型.
+    pub kind: String,
+    /// 法定代表人.
+    pub legal_representative: String,
+    /// 住所.
+    pub address: String,
+    /// 注册资本.
+    pub registered_capital: String,
+    /// 成立日期.
+    pub established: String,
+    /// 注册地.
+    pub registered_place: String,
+    /// 企业性质.
+    pub nature: String,
+}
+
+fn required(value: &str, field: &'static str, max: usize) -> Result<String, Refusal> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(Refusal::MissingField(field));
+    }
+    if v.chars().count() > max || v.chars().any(char::is_control) {
+        return Err(Refusal::InvalidField(format!(
+            "{field}不能超过 {max} 个字符"
+        )));
+    }
+    Ok(v.to_owned())
+}
+
+/// The city of a registered place: `山东省枣庄市` → `枣庄`, `北京市` → `北京`,
+/// `新疆维吾尔自治区乌鲁木齐市` → `乌鲁木齐`.
+fn city_stem(place: &str) -> &str {
+    ["省", "自治区"]
+        .iter()
+        .find_map(|p| place.split_once(p).map(|(_, rest)| rest))
+        .filter(|rest| !rest.is_empty())
+        .unwrap_or(place)
+        .trim_end_matches('市')
+}
+
+impl EnterpriseInput {
+    /// Validates step 3.
+    pub fn validate(&self, now: Timestamp) -> Result<EnterpriseIdentity, Refusal> {
+        let name = required(&self.name, "企业名称", 100)?;
+        if self.uscc.trim().is_empty() {
+            return Err(Refusal::MissingField("统一社会信用代码"));
+        }
+        let uscc = Uscc::parse(&self.uscc)?;
+        let kind = required(&self.kind, "企业类型", 60)?;
+        let legal_representative = check_person_name(&self.legal_representative, "法定代表人")?;
+        let address = required(&self.address, "住所", 200)?;
+        let registered_capital = required(&self.registered_capital, "注册资本", 40)?;
+        let established = required(&self.established, "成立日期", 10)?;
+        let date = time::Date::parse(
+            &established,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .map_err(|_| Refusal::InvalidField("成立日期格式应为 2015-06-30".into()))?;
+        if date > now.to_cst().date() || date.year() < 1949 {
+            return Err(Refusal::InvalidField("成立日期不正确".into()));
+        }
+        let registered_place = required(&self.registered_place, "注册地", 40)?;
+        let stem = city_stem(&registered_place);
+        if stem.chars().count() < 2 || !address.contains(stem) {
+            return Err(Refusal::InvalidField(format!(
+                "注册地“{registered_place}”与营业执照住所“{address}”不一致，请核对"
+            )));
+        }
+        let nature = self.nature.trim().to_owned();
+        if nature.is_empty() {
+            return Err(Refusal::MissingField("企业性质"));
+        }
+        if !ENTERPRISE_NATURES.contains(&nature.as_str()) {
+            return Err(Refusal::InvalidField("请从列表中选择企业性质".into()));
+        }
+        Ok(EnterpriseIdentity {
+            name,
+            uscc: uscc.as_str().to_owned(),
+            kind,
+            legal_representative,
+            address,
+            registered_capital,
+            established,
+            registered_place,
+            nature,
+        })
+    }
+}
+
+/// Step 4, 办理方式.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Handling {
+    /// 在线办理.
+    Online,
+    /// 柜台办理.
+    Counter,
+}
+
+impl Handling {
+    /// Reads the form value.
+    pub fn parse(value: &str) -> Result<Self, Refusal> {
+        match value.trim() {
+            "online" => Ok(Self::Online),
+            "counter" => Ok(Self::Counter),
+            _ => Err(Refusal::MissingField("办理方式")),
+        }
+    }
+}
+
+/// Where and when to come when handling at a counter (第四步 柜台办理),
+/// and what to bring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterInfo {
+    /// The service point.
+    pub name: &'static str,
+    /// Its address.
+    pub address: &'static str,
+    /// Opening hours.
+    pub hours: &'static str,
+    /// Phone.
+    pub phone: &'static str,
+    /// What to bring.
+    pub materials: &'static [&'static str],
+}
+
+/// The counter shown by default (a deployment's own comes from its
+/// configuration later).
+pub const DEFAULT_COUNTER: CounterInfo = CounterInfo {
+    name: "枣庄市数字证书服务大厅",
+    address: "山东省枣庄市市中区光明路 1 号 政务服务中心二楼 C 区",
+    hours: "工作日 8:30–12:00，13:30–17:30（法定节假日除外）",
+    phone: "0632-0000000",
+    materials: &[
+        "营业执照副本原件及加盖公章的复印件",
+        "经办人身份证原件及复印件",
+        "法定代表人身份证复印件（加盖公章）",
+        "授权委托书（加盖公章，法定代表人签字）",
+        "数字证书申请表（可在柜台填写）",
+    ],
+};
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_795_568_400_000);
+
+    fn enterprise() -> EnterpriseInput {
+        EnterpriseInput {
+            name: "枣庄测试建设有限公司".into(),
+            uscc: "91350100M000100Y43".into(),
+            kind: "有限责任公司(自然人投资或控股)".into(),
+            legal_representative: "张三".into(),
+            address: "山东省枣庄市市中区光明路1号".into(),
+            registered_capital: "壹仟万元整".into(),
+            established: "2015-06-30".into(),
+            registered_place: "山东省枣庄市".into(),
+            nature: "私营企业".into(),
+        }
+    }
+
+    #[test]
+    fn step_one() {
+        let p =
+            PersonalIdentity::parse(" 张三 ", "11010519491231002x", "13800138000", NOW).unwrap();
+        assert_eq!(p.name, "张三");
+        assert_eq!(p.id_number, "11010519491231002X");
+        for (name, id, code) in [
+            ("", "11010519491231002X", "missing_field"),
+            ("张", "11010519491231002X", "invalid_field"),
+            ("张三3", "11010519491231002X", "invalid_field"),
+            ("张三", "", "missing_field"),
+            ("张三", "110105194912310021", "resident_id_check_digit"),
+        ] {
+            assert_eq!(
+                PersonalIdentity::parse(name, id, "13800138000", NOW)
+                    .unwrap_err()
+                    .code(),
+                code,
+                "{name} {id}"
+            );
+        }
+        assert!(PersonalIdentity::parse("阿依古丽·买买提", "11010519491231002X", "1", NOW).is_ok());
+    }
+
+    #[test]
+    fn step_three() {
+        let e = enterprise().validate(NOW).unwrap();
+        assert_eq!(e.uscc, "91350100M000100Y43");
+        let cases = [
+            (
+                EnterpriseInput {
+                    uscc: "91350100M000100Y44".into(),
+                    ..enterprise()
+                },
+                "uscc_check_digit",
+            ),
+            (
+                EnterpriseInput {
+                    name: " ".into(),
+                    ..enterprise()
+                },
+                "missing_field",
+            ),
+            (
+                EnterpriseInput {
+                    established: "2015/06/30".into(),
+                    ..enterprise()
+                },
+                "invalid_field",
+            ),
+            (
+                EnterpriseInput {
+                    established: "2099-01-01".into(),
+                    ..enterprise()
+                },
+                "invalid_field",
+            ),
+            (
+                EnterpriseInput {
+                    registered_place: "山东省济南市".into(),
+                    ..enterprise()
+                },
+                "invalid_field",
+            ),
+            (
+                EnterpriseInput {
+                    nature: "外星企业".into(),
+                    ..enterprise()
+                },
+                "invalid_field",
+            ),
+            (
+                EnterpriseInput {
+                    nature: String::new(),
+                    ..enterprise()
+                },
+                "missing_field",
+            ),
+        ];
+        for (input, code) in cases {
+            assert_eq!(input.validate(NOW).unwrap_err().code(), code, "{input:?}");
+        }
+        let beijing = EnterpriseInput {
+            registered_place: "北京市".into(),
+            address: "北京市海淀区中关村大街1号".into(),
+            ..enterprise()
+        };
+        assert!(beijing.validate(NOW).is_ok());
+    }
+
+    #[test]
+    fn step_four() {
+        assert_eq!(Handling::parse("online"), Ok(Handling::Online));
+        assert_eq!(Handling::parse("counter"), Ok(Handling::Counter));
+        assert!(Handling::parse("").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! The new-certificate wizard's steps (manual 2.3.1): each validates what
+//! was typed with the domain's rules, then saves it as the step's data and
+//! opens the next step in one transaction ([`Services::save_order_step`]).
+//! A refusal saves nothing and leaves the order as it was.
+
+use certhall_domain::order::{OrderEvent, Step};
+use certhall_domain::wizard::{EnterpriseInput, Handling, PersonalIdentity};
+use certhall_domain::{AccountId, Phone, Refusal};
+use certhall_store::orders::{self, OrderRow};
+use serde_json::json;
+
+use crate::orders::OrderActor;
+use crate::{RequestMeta, Result, Services};
+
+/// How identity claims are checked beyond their format (第一步). The
+/// built-in check is the format, date of birth and check digit
+/// ([`PersonalIdentity::parse`]); a third-party identity service (e.g. a
+/// name + ID match) plugs in here.
+pub trait IdentityVerifier: Send + Sync + std::fmt::Debug {
+    /// Accepts or refuses a validated identity.
+    fn verify(&self, identity: &PersonalIdentity) -> Result<(), Refusal>;
+}
+
+/// The built-in verifier: the format checks are all it does.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FormatOnly;
+
+impl IdentityVerifier for FormatOnly {
+    fn verify(&self, _: &PersonalIdentity) -> Result<(), Refusal> {
+        Ok(())
+    }
+}
+
+impl Services {
+    /// Refuses early (before the input is even checked) when `step` is not
+    /// open on the order: a step out of order is named as such.
+    async fn step_open(&self, account: AccountId, order_id: i64, step: Step) -> Result<()> {
+        let order = self.order_of(account, order_id).await?;
+        certhall_domain::order::transition(order.state, OrderEvent::SaveStep(step))?;
+        Ok(())
+    }
+
+    /// The data saved at `step` of the order, else what the account typed
+    /// at that step last time (prefill).
+    pub async fn wizard_data(
+        &self,
+        account: AccountId,
+        order: &OrderRow,
+        step: Step,
+    ) -> Result<Option<serde_json::Value>> {
+        if let Some(data) = orders::step_data(&self.store, order.id, step).await? {
+            return Ok(Some(data));
+        }
+        Ok(orders::latest_step_data_of_account(&self.store, account, step).await?)
+    }
+
+    /// 第一步: the applicant's name and resident ID; the phone is the
+    /// account's.
+    pub async fn wizard_identity(
+        &self,
+        account: AccountId,
+        phone: &Phone,
+        order_id: i64,
+        name: &str,
+        id_number: &str,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        self.step_open(account, order_id, Step::Identity).await?;
+        let identity = PersonalIdentity::parse(name, id_number, phone.as_str(), self.clock.now())?;
+        FormatOnly.verify(&identity)?;
+        let data = serde_json::to_value(&identity).unwrap_or_default();
+        self.save_order_step(account, order_id, Step::Identity, &data, meta)
+            .await
+    }
+
+    /// 第二步: an active application of the catalogue.
+    pub async fn wizard_application(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        self.step_open(account, order_id, Step::Application).await?;
+        if code.trim().is_empty() {
+            return Err(Refusal::MissingField("应用").into());
+        }
+        let app = self.application(code.trim()).await?;
+        if !app.active {
+            return Err(Refusal::ApplicationNotFound(app.code).into());
+        }
+        let data = json!({
+            "code": app.code, "name": app.name, "profile": app.profile,
+            "validity_days": app.validity_days, "price_fen": app.price_fen,
+        });
+        self.save_order_step(account, order_id, Step::Application, &data, meta)
+            .await
+    }
+
+    /// 第三步: the enterprise, as read from the license and corrected.
+    pub async fn wizard_enterprise(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        input: &EnterpriseInput,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        self.step_open(account, order_id, Step::Enterprise).await?;
+        let enterprise = input.validate(self.clock.now())?;
+        let data = serde_json::to_value(&enterprise).unwrap_or_default();
+        self.save_order_step(account, order_id, Step::Enterprise, &data, meta)
+            .await
+    }
+
+    /// 第四步: online, or at a counter (which ends the wizard).
+    pub async fn wizard_handling(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        handling: Handling,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let order = self
+            .save_order_step(
+                account,
+                order_id,
+                Step::Handling,
+                &json!({ "handling": handling }),
+                meta,
+            )
+            .await?;
+        match handling {
+            Handling::Online => Ok(order),
+            Handling::Counter => {
+                self.order_event(
+                    OrderActor::Applicant(account),
+                    order.id,
+                    order.version,
+                    OrderEvent::ChooseCounter,
+                    None,
+                    meta,
+                )
+                .await
+            }
+        }
+    }
+}
