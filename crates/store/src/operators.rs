@@ -1,0 +1,300 @@
+//! Counter operators and their sessions (`0007_operators.sql`).
+//!
+//! Operator sessions are kept apart from applicants' (`sessions` references
+//! accounts): a token from one table never authenticates against the
+//! other. A session row starts at stage `password` (password right, SMS
+//! code outstanding) and is replaced by an `active` row with a new token
+//! when the code is right.
+
+use certhall_domain::operator::{OperatorRole, Username};
+use certhall_domain::{Phone, Timestamp};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{u32_from, Result, Store, StoreError, WriteTx};
+
+/// An operator as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRow {
+    /// Its id (`operator:<id>` in the audit log).
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Where login codes go.
+    pub phone: Phone,
+    /// What they may do.
+    pub role: OperatorRole,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Consecutive failures since the last success or lock.
+    pub failed_logins: u32,
+    /// Locked until then, if set and in the future.
+    pub locked_until: Option<Timestamp>,
+    /// When added.
+    pub created_at: Timestamp,
+}
+
+const COLUMNS: &str =
+    "id, username, phone, role, password_hash, failed_logins, locked_until, created_at";
+
+fn operator_from_row(r: &AnyRow) -> Result<OperatorRow> {
+    let phone: String = r.try_get("phone")?;
+    let role: String = r.try_get("role")?;
+    let locked: Option<i64> = r.try_get("locked_until")?;
+    Ok(OperatorRow {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        phone: Phone::parse(&phone).map_err(|_| StoreError::Corrupt("operator phone".into()))?,
+        role: role
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("operator role {role:?}")))?,
+        password_hash: r.try_get("password_hash")?,
+        failed_logins: u32_from(r.try_get("failed_logins")?),
+        locked_until: locked.map(Timestamp::from_millis),
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+    })
+}
+
+/// Adds an operator; returns its id. A taken username is a unique
+/// violation ([`StoreError::is_unique_violation`]).
+pub async fn create(
+    tx: &mut WriteTx,
+    username: &Username,
+    phone: &Phone,
+    role: OperatorRole,
+    password_hash: &str,
+    now: Timestamp,
+) -> Result<i64> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO operators (username, phone, role, password_hash, failed_logins, created_at) \
+         VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
+    )
+    .bind(username.as_str())
+    .bind(phone.as_str())
+    .bind(role.as_str())
+    .bind(password_hash)
+    .bind(now.millis())
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(id)
+}
+
+/// All operators, by username.
+pub async fn list(store: &Store) -> Result<Vec<OperatorRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM operators ORDER BY username"
+    ))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(operator_from_row).collect()
+}
+
+/// One operator by username, outside any transaction.
+pub async fn find(store: &Store, username: &str) -> Result<Option<OperatorRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM operators WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(operator_from_row).transpose()
+}
+
+/// One operator by username, inside a write transaction.
+pub async fn by_username(tx: &mut WriteTx, username: &str) -> Result<Option<OperatorRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM operators WHERE username = $1"
+    ))
+    .bind(username)
+    .fetch_optional(tx.conn())
+    .await?;
+    row.as_ref().map(operator_from_row).transpose()
+}
+
+/// One operator by id, inside a write transaction.
+pub async fn get_tx(tx: &mut WriteTx, id: i64) -> Result<Option<OperatorRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM operators WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
+    row.as_ref().map(operator_from_row).transpose()
+}
+
+/// Stores the failure count and lock after a failed step.
+pub async fn record_failure(
+    tx: &mut WriteTx,
+    id: i64,
+    failed_logins: u32,
+    locked_until: Option<Timestamp>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE operators SET failed_logins = $2, \
+                locked_until = COALESCE($3, locked_until) WHERE id = $1",
+    )
+    .bind(id)
+    .bind(i64::from(failed_logins))
+    .bind(locked_until.map(Timestamp::millis))
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Clears the failure count and any lock (after a successful login).
+pub async fn record_success(tx: &mut WriteTx, id: i64) -> Result<()> {
+    sqlx::query("UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// How far a session's login got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OperatorStage {
+    /// Password right; the SMS code is outstanding.
+    Password,
+    /// Logged in.
+    Active,
+}
+
+impl OperatorStage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Active => "active",
+        }
+    }
+}
+
+/// A new operator session.
+#[derive(Debug, Clone)]
+pub struct NewOperatorSession<'a> {
+    /// SHA-256 of the token.
+    pub key: &'a str,
+    /// Whose.
+    pub operator_id: i64,
+    /// How far.
+    pub stage: OperatorStage,
+    /// Client IP.
+    pub ip: Option<&'a str>,
+    /// Client user agent (truncated).
+    pub user_agent: Option<&'a str>,
+}
+
+/// Stores a session.
+pub async fn create_session(
+    tx: &mut WriteTx,
+    s: &NewOperatorSession<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO operator_sessions \
+           (id, operator_id, stage, created_at, last_seen_at, ip, user_agent) \
+         VALUES ($1, $2, $3, $4, $4, $5, $6)",
+    )
+    .bind(s.key)
+    .bind(s.operator_id)
+    .bind(s.stage.as_str())
+    .bind(now.millis())
+    .bind(s.ip.map(str::to_owned))
+    .bind(
+        s.user_agent
+            .map(|ua| ua.chars().take(200).collect::<String>()),
+    )
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// A stored session with its operator.
+#[derive(Debug, Clone)]
+pub struct OperatorSessionView {
+    /// The operator.
+    pub operator: OperatorRow,
+    /// Stage `active`?
+    pub active: bool,
+    /// When the session began.
+    pub created_at: Timestamp,
+    /// Last recorded activity.
+    pub last_seen_at: Timestamp,
+}
+
+const SESSION_SELECT: &str = "SELECT o.id, o.username, o.phone, o.role, o.password_hash, \
+        o.failed_logins, o.locked_until, o.created_at, \
+        s.stage, s.created_at AS s_created_at, s.last_seen_at \
+     FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = $1";
+
+fn session_from_row(r: &AnyRow) -> Result<OperatorSessionView> {
+    let stage: String = r.try_get("stage")?;
+    Ok(OperatorSessionView {
+        operator: operator_from_row(r)?,
+        active: stage == OperatorStage::Active.as_str(),
+        created_at: Timestamp::from_millis(r.try_get("s_created_at")?),
+        last_seen_at: Timestamp::from_millis(r.try_get("last_seen_at")?),
+    })
+}
+
+/// The session stored under `key`.
+pub async fn session(store: &Store, key: &str) -> Result<Option<OperatorSessionView>> {
+    let row = sqlx::query(SESSION_SELECT)
+        .bind(key)
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+/// The same, inside a write transaction.
+pub async fn session_tx(tx: &mut WriteTx, key: &str) -> Result<Option<OperatorSessionView>> {
+    let row = sqlx::query(SESSION_SELECT)
+        .bind(key)
+        .fetch_optional(tx.conn())
+        .await?;
+    row.as_ref().map(session_from_row).transpose()
+}
+
+/// Records activity on a session.
+pub async fn touch_session(store: &Store, key: &str, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "UPDATE operator_sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at < $2",
+    )
+    .bind(key)
+    .bind(now.millis())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Deletes a session; returns whether it existed.
+pub async fn delete_session(tx: &mut WriteTx, key: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM operator_sessions WHERE id = $1")
+        .bind(key)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes an expired session outside any other transaction.
+pub async fn delete_session_now(store: &Store, key: &str) -> Result<()> {
+    sqlx::query("DELETE FROM operator_sessions WHERE id = $1")
+        .bind(key)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Deletes operator sessions idle since before `idle_before` or created
+/// before `created_before` (half-done logins go with the idle ones: their
+/// code lives five minutes); returns how many.
+pub async fn purge_sessions(
+    store: &Store,
+    idle_before: Timestamp,
+    created_before: Timestamp,
+) -> Result<u64> {
+    let done =
+        sqlx::query("DELETE FROM operator_sessions WHERE last_seen_at < $1 OR created_at < $2")
+            .bind(idle_before.millis())
+            .bind(created_before.millis())
+            .execute(store.pool())
+            .await?;
+    Ok(done.rows_affected())
+}
