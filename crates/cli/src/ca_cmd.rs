@@ -128,6 +128,11 @@ pub enum ProfileCommand {
     },
 }
 
+/// The OS user running the command, as the audit log's actor.
+pub fn cli_actor() -> Actor {
+    operator()
+}
+
 fn operator() -> Actor {
     Actor::Cli(
         std::env::var("USER")

@@ -17,9 +17,11 @@ use certhall_service::Services;
 use certhall_store::Store;
 use clap::{Parser, Subcommand};
 
+mod app_cmd;
 mod ca_cmd;
 mod config;
 mod demo_agent;
+mod operator_cmd;
 
 use config::{CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
 
@@ -51,6 +53,16 @@ enum Command {
     Ca {
         #[command(subcommand)]
         command: ca_cmd::CaCommand,
+    },
+    /// The 应用 catalogue (relying platforms) applicants choose from.
+    App {
+        #[command(subcommand)]
+        command: app_cmd::AppCommand,
+    },
+    /// Counter operators (柜台人员) who log in at /counter.
+    Operator {
+        #[command(subcommand)]
+        command: operator_cmd::OperatorCommand,
     },
 }
 
@@ -150,6 +162,15 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
             let services = build_services(&config, store)?;
             ca_cmd::run(&services, command).await
         }
+        Command::App { command } => {
+            let services = build_services(&config, store)?;
+            services.ca_seed_profiles().await?;
+            app_cmd::run(&services, command).await
+        }
+        Command::Operator { command } => {
+            let services = build_services(&config, store)?;
+            operator_cmd::run(&services, command).await
+        }
         Command::Serve { .. } => {
             let services = build_services(&config, store)?;
             if config.demo() {
@@ -158,6 +179,10 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
                     .ca_ensure_demo()
                     .await
                     .context("cannot create the demo CA")?;
+                services
+                    .ensure_demo_applications()
+                    .await
+                    .context("cannot create the demo applications")?;
             } else {
                 services.ca_seed_profiles().await?;
             }
@@ -300,6 +325,15 @@ async fn housekeeping(services: Services) {
             Ok(n) if n > 0 => tracing::info!(purged = n, "expired sessions removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session purge failed"),
+        }
+        if let Err(e) = certhall_store::operators::purge_sessions(
+            &services.store,
+            now.minus(p.idle_timeout),
+            now.minus(p.absolute_lifetime),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "counter session purge failed");
         }
         // Kept an hour past expiry: the per-IP limit counts the last hour.
         if let Err(e) =

@@ -406,3 +406,63 @@ async fn demo_mode_offers_a_certificate_login() {
         assert!(server.stop().success());
     }
 }
+
+/// `certhall app add|edit|list`: the catalogue from the command line, with
+/// Chinese refusals.
+#[test]
+fn the_application_catalogue_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run(&[
+        "app",
+        "add",
+        "--code",
+        "zzggzy",
+        "--name",
+        "枣庄公共资源交易",
+        "--price",
+        "300",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&[
+        "app",
+        "edit",
+        "zzggzy",
+        "--price",
+        "280.50",
+        "--validity-days",
+        "730",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["app", "list"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("zzggzy\t枣庄公共资源交易\tenterprise\t730 天\t280.50 元\t启用"),
+        "{out}"
+    );
+    let (ok, out) = run(&[
+        "app", "add", "--code", "zzggzy", "--name", "重复", "--price", "1",
+    ]);
+    assert!(!ok && out.contains("已存在"), "{out}");
+    let (ok, out) = run(&["app", "edit", "zzggzy", "--price", "abc"]);
+    assert!(!ok && out.contains("价格格式不正确"), "{out}");
+    let (ok, out) = run(&["app", "edit", "nope", "--price", "1"]);
+    assert!(!ok && out.contains("不存在"), "{out}");
+}

@@ -30,6 +30,8 @@ pub enum Actor {
     System,
     /// An operator at the command line (`certhall ca …`), with the OS user.
     Cli(String),
+    /// A counter operator (柜台人员), by operator id.
+    Operator(i64),
 }
 
 impl fmt::Display for Actor {
@@ -39,6 +41,7 @@ impl fmt::Display for Actor {
             Self::Account(id) => write!(f, "account:{}", id.0),
             Self::System => f.write_str("system"),
             Self::Cli(user) => write!(f, "cli:{user}"),
+            Self::Operator(id) => write!(f, "operator:{id}"),
         }
     }
 }
@@ -82,6 +85,16 @@ pub enum AuditEvent {
     OrderStepSaved,
     /// An order moved to another state.
     OrderTransitioned,
+    /// A counter operator was added.
+    OperatorAdded,
+    /// A counter login step succeeded (password, or code: then logged in).
+    CounterLoginSucceeded,
+    /// A counter login step failed (counted towards the lock).
+    CounterLoginFailed,
+    /// A counter operator logged out.
+    CounterLogout,
+    /// An application (relying platform) was added or changed.
+    ApplicationSaved,
 }
 
 impl AuditEvent {
@@ -106,6 +119,11 @@ impl AuditEvent {
             Self::OrderCreated => "order.created",
             Self::OrderStepSaved => "order.step_saved",
             Self::OrderTransitioned => "order.transitioned",
+            Self::OperatorAdded => "operator.added",
+            Self::CounterLoginSucceeded => "counter.login_succeeded",
+            Self::CounterLoginFailed => "counter.login_failed",
+            Self::CounterLogout => "counter.logout",
+            Self::ApplicationSaved => "application.saved",
         }
     }
 }

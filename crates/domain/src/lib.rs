@@ -9,19 +9,25 @@
 //! - [`session`]: session lifetime policy and the CSRF token derivation.
 //! - [`message`]: in-app messages (消息提醒) and their kinds.
 //! - [`audit`]: the tamper-evident, hash-chained audit log.
+//! - [`identity`]: resident ID numbers (GB 11643) and unified social credit
+//!   codes (GB 32100).
 //! - [`refusal`]: why a request is refused, with a stable code and a Chinese message.
 
 pub mod account;
+pub mod application;
 pub mod audit;
 pub mod cert_login;
 pub mod clock;
+pub mod identity;
 pub mod message;
+pub mod operator;
 pub mod order;
 pub mod otp;
 pub mod phone;
 pub mod refusal;
 pub mod secret;
 pub mod session;
+pub mod wizard;
 
 pub use account::AccountId;
 pub use clock::{Clock, Timestamp};

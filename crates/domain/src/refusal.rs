@@ -82,6 +82,9 @@ pub enum Refusal {
     /// A required field is empty.
     #[error("missing field {0}")]
     MissingField(&'static str),
+    /// A field's value is not acceptable (the text says which and why).
+    #[error("invalid field: {0}")]
+    InvalidField(String),
     /// A generic "not found".
     #[error("not found")]
     NotFound,
@@ -150,6 +153,25 @@ pub enum Refusal {
     /// The key's PIN is locked (reported by the page).
     #[error("key: PIN locked")]
     KeyPinLocked,
+    /// The resident ID number is not eighteen characters of the right kinds
+    /// (17 digits, then a digit or X; the first digit not 0).
+    #[error("invalid resident id format")]
+    InvalidResidentId,
+    /// The resident ID's birth date (characters 7–14) is not a real date,
+    /// is in the future, or is before 1900.
+    #[error("invalid resident id birth date")]
+    ResidentIdBirthDate,
+    /// The resident ID's check character does not match (GB 11643).
+    #[error("resident id check character mismatch")]
+    ResidentIdCheckDigit,
+    /// The unified social credit code is not eighteen characters of its
+    /// alphabet.
+    #[error("invalid uscc format")]
+    InvalidUscc,
+    /// The unified social credit code's check character does not match
+    /// (GB 32100).
+    #[error("uscc check character mismatch")]
+    UsccCheckDigit,
     /// A wizard step submitted before the steps it needs.
     #[error("order: step {0} out of order")]
     OrderStepOutOfOrder(u8),
@@ -157,6 +179,39 @@ pub enum Refusal {
     /// decided by someone else); the text is the state as shown.
     #[error("order: not allowed in state {0}")]
     OrderStateConflict(String),
+    /// An application (relying platform) entry is not valid.
+    #[error("invalid application: {0}")]
+    InvalidApplication(String),
+    /// No application with this code.
+    #[error("application {0} not found")]
+    ApplicationNotFound(String),
+    /// An application with this code exists.
+    #[error("application {0} exists")]
+    ApplicationExists(String),
+    /// An operator entry (username, role, password) is not valid.
+    #[error("invalid operator: {0}")]
+    InvalidOperator(String),
+    /// An operator with this username exists.
+    #[error("operator {0} exists")]
+    OperatorExists(String),
+    /// Counter login: unknown username or wrong password (not told apart).
+    #[error("counter login: bad credentials")]
+    CounterBadCredentials,
+    /// Counter login: the password step is missing or timed out.
+    #[error("counter login: password step missing")]
+    CounterLoginRestart,
+    /// The operator is locked after repeated failures.
+    #[error("operator locked ({minutes} min left)")]
+    OperatorLocked {
+        /// Minutes until the lock ends (rounded up).
+        minutes: u64,
+    },
+    /// An operator may not review an order of their own account.
+    #[error("own order review")]
+    OwnOrderReview,
+    /// Another operator decided the order first; the text is its state.
+    #[error("review already decided ({0})")]
+    ReviewAlreadyDecided(String),
 }
 
 impl Refusal {
@@ -179,6 +234,7 @@ impl Refusal {
             Self::CsrfMismatch => "csrf_mismatch",
             Self::MessageNotFound => "message_not_found",
             Self::MissingField(_) => "missing_field",
+            Self::InvalidField(_) => "invalid_field",
             Self::NotFound => "not_found",
             Self::CertificateNotFound => "certificate_not_found",
             Self::AlreadyRevoked => "certificate_already_revoked",
@@ -200,8 +256,23 @@ impl Refusal {
             Self::CertBadSignature => "cert_bad_signature",
             Self::KeyWrongPin { .. } => "key_wrong_pin",
             Self::KeyPinLocked => "key_pin_locked",
+            Self::InvalidResidentId => "invalid_resident_id",
+            Self::ResidentIdBirthDate => "resident_id_birth_date",
+            Self::ResidentIdCheckDigit => "resident_id_check_digit",
+            Self::InvalidUscc => "invalid_uscc",
+            Self::UsccCheckDigit => "uscc_check_digit",
             Self::OrderStepOutOfOrder(_) => "order_step_out_of_order",
             Self::OrderStateConflict(_) => "order_state_conflict",
+            Self::InvalidApplication(_) => "invalid_application",
+            Self::ApplicationNotFound(_) => "application_not_found",
+            Self::ApplicationExists(_) => "application_exists",
+            Self::InvalidOperator(_) => "invalid_operator",
+            Self::OperatorExists(_) => "operator_exists",
+            Self::CounterBadCredentials => "counter_bad_credentials",
+            Self::CounterLoginRestart => "counter_login_restart",
+            Self::OperatorLocked { .. } => "operator_locked",
+            Self::OwnOrderReview => "own_order_review",
+            Self::ReviewAlreadyDecided(_) => "review_already_decided",
         }
     }
 
@@ -211,7 +282,15 @@ impl Refusal {
             Self::InvalidPhone
             | Self::InvalidCodeFormat
             | Self::MissingField(_)
-            | Self::CaRequestRefused(_) => RefusalKind::Invalid,
+            | Self::InvalidApplication(_)
+            | Self::InvalidOperator(_)
+            | Self::InvalidField(_)
+            | Self::CaRequestRefused(_)
+            | Self::InvalidResidentId
+            | Self::ResidentIdBirthDate
+            | Self::ResidentIdCheckDigit
+            | Self::InvalidUscc
+            | Self::UsccCheckDigit => RefusalKind::Invalid,
             Self::CodeNotRequested
             | Self::CodeWrong { .. }
             | Self::CodeExpired
@@ -229,16 +308,24 @@ impl Refusal {
             | Self::CertNotForLogin
             | Self::CertBadSignature
             | Self::KeyWrongPin { .. }
-            | Self::KeyPinLocked => RefusalKind::Unauthenticated,
-            Self::CsrfMismatch => RefusalKind::Forbidden,
+            | Self::KeyPinLocked
+            | Self::CounterBadCredentials
+            | Self::CounterLoginRestart => RefusalKind::Unauthenticated,
+            Self::CsrfMismatch | Self::OperatorLocked { .. } | Self::OwnOrderReview => {
+                RefusalKind::Forbidden
+            }
             Self::MessageNotFound
             | Self::NotFound
             | Self::CertificateNotFound
             | Self::CaNotInitialized(_)
-            | Self::ProfileNotFound(_) => RefusalKind::NotFound,
+            | Self::ProfileNotFound(_)
+            | Self::ApplicationNotFound(_) => RefusalKind::NotFound,
             Self::CodeUsed
             | Self::OrderStepOutOfOrder(_)
             | Self::OrderStateConflict(_)
+            | Self::ApplicationExists(_)
+            | Self::OperatorExists(_)
+            | Self::ReviewAlreadyDecided(_)
             | Self::CertChallengeUsed
             | Self::AlreadyRevoked
             | Self::CaAlreadyInitialized(_)
@@ -273,6 +360,7 @@ impl Refusal {
             Self::CsrfMismatch => "页面已过期或来源不明，请刷新页面后重试。".into(),
             Self::MessageNotFound => "找不到这条消息。".into(),
             Self::MissingField(name) => format!("请填写{name}。"),
+            Self::InvalidField(why) => format!("{why}。"),
             Self::NotFound => "您访问的页面不存在。".into(),
             Self::CertificateNotFound => "找不到该证书，请核对证书序列号。".into(),
             Self::AlreadyRevoked => "该证书已经注销，无需重复操作。".into(),
@@ -310,7 +398,44 @@ impl Refusal {
             Self::OrderStateConflict(state) => {
                 format!("订单当前状态为“{state}”，不能进行此操作。请刷新页面查看最新进度。")
             }
+            Self::InvalidApplication(why) => format!("应用信息不正确：{why}。"),
+            Self::ApplicationNotFound(code) => format!("应用 {code} 不存在。"),
+            Self::ApplicationExists(code) => format!("应用 {code} 已存在。"),
+            Self::InvalidOperator(why) => format!("柜台人员信息不正确：{why}。"),
+            Self::OperatorExists(name) => format!("用户名 {name} 已存在。"),
+            Self::CounterBadCredentials => {
+                "用户名或密码不正确。连续错误5次将锁定30分钟。".into()
+            }
+            Self::CounterLoginRestart => "登录已超时，请重新输入用户名和密码。".into(),
+            Self::OperatorLocked { minutes } => format!(
+                "该柜台账户因连续登录失败已被锁定，请{minutes}分钟后再试，或联系管理员。"
+            ),
+            Self::OwnOrderReview => {
+                "不能审核本人账户提交的订单（申请账户手机号与您的手机号相同），请交由其他柜台人员处理。"
+                    .into()
+            }
+            Self::ReviewAlreadyDecided(state) => format!(
+                "该订单已被其他柜台人员处理（当前状态：{state}），请返回审核队列。"
+            ),
             Self::KeyPinLocked => "UKey PIN 码错误次数过多，已被锁定。请联系柜台解锁。".into(),
+            Self::InvalidResidentId => {
+                "身份证号码格式不正确：应为18位，前17位是数字，最后一位是数字或字母X。请核对后重新输入。"
+                    .into()
+            }
+            Self::ResidentIdBirthDate => {
+                "身份证号码第7至14位的出生日期无效（应为1900年1月1日至今天之间的真实日期），请核对后重新输入。"
+                    .into()
+            }
+            Self::ResidentIdCheckDigit => {
+                "身份证号码校验位不正确，请对照身份证逐位核对，特别是最后一位。".into()
+            }
+            Self::InvalidUscc => {
+                "统一社会信用代码格式不正确：应为18位数字或大写字母，且不含字母I、O、S、V、Z（请注意数字0与字母O、数字1与字母I的区别）。请对照营业执照核对。"
+                    .into()
+            }
+            Self::UsccCheckDigit => {
+                "统一社会信用代码校验位不正确，请对照营业执照逐位核对，特别是最后一位。".into()
+            }
         }
     }
 }
@@ -344,6 +469,7 @@ mod tests {
             Refusal::CsrfMismatch,
             Refusal::MessageNotFound,
             Refusal::MissingField("手机号"),
+            Refusal::InvalidField("姓名应为 2–30 个汉字或字母".into()),
             Refusal::NotFound,
             Refusal::CertificateNotFound,
             Refusal::AlreadyRevoked,
@@ -367,8 +493,23 @@ mod tests {
                 retries_left: Some(3),
             },
             Refusal::KeyPinLocked,
+            Refusal::InvalidResidentId,
+            Refusal::ResidentIdBirthDate,
+            Refusal::ResidentIdCheckDigit,
+            Refusal::InvalidUscc,
+            Refusal::UsccCheckDigit,
             Refusal::OrderStepOutOfOrder(3),
             Refusal::OrderStateConflict("柜台审核中".into()),
+            Refusal::InvalidApplication("x".into()),
+            Refusal::ApplicationNotFound("x".into()),
+            Refusal::ApplicationExists("x".into()),
+            Refusal::InvalidOperator("x".into()),
+            Refusal::OperatorExists("x".into()),
+            Refusal::CounterBadCredentials,
+            Refusal::CounterLoginRestart,
+            Refusal::OperatorLocked { minutes: 3 },
+            Refusal::OwnOrderReview,
+            Refusal::ReviewAlreadyDecided("审核通过".into()),
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

@@ -31,6 +31,13 @@ pub enum SmsTemplate {
         /// Minutes the code stays valid.
         minutes: u64,
     },
+    /// The counter's decision on an order (审核结果).
+    ReviewResult {
+        /// Order number.
+        order: i64,
+        /// What happened, e.g. 审核通过，请登录选择介质与收货地址.
+        outcome: String,
+    },
 }
 
 impl SmsTemplate {
@@ -38,6 +45,7 @@ impl SmsTemplate {
     pub fn key(&self) -> &'static str {
         match self {
             Self::LoginCode { .. } => "login_code",
+            Self::ReviewResult { .. } => "review_result",
         }
     }
 
@@ -46,6 +54,9 @@ impl SmsTemplate {
         match self {
             Self::LoginCode { code, minutes } => {
                 vec![("code", code.clone()), ("minutes", minutes.to_string())]
+            }
+            Self::ReviewResult { order, outcome } => {
+                vec![("order", order.to_string()), ("outcome", outcome.clone())]
             }
         }
     }
@@ -56,6 +67,9 @@ impl SmsTemplate {
         match self {
             Self::LoginCode { code, minutes } => format!(
                 "【CertHall】您的登录验证码为{code}，{minutes}分钟内有效。如非本人操作，请忽略本短信。"
+            ),
+            Self::ReviewResult { order, outcome } => format!(
+                "【CertHall】您的证书订单{order}柜台审核结果：{outcome}。详情请登录网上营业厅查看。"
             ),
         }
     }

@@ -15,13 +15,16 @@ use certhall_domain::{Clock, Refusal};
 use certhall_notify::SmsGateway;
 use certhall_store::{audit, Store, StoreError, WriteTx};
 
+pub mod applications;
 pub mod audit_log;
 pub mod auth;
 pub mod ca;
 pub mod cert_login;
+pub mod counter;
 pub mod inbox;
 pub mod orders;
 pub mod sms_inbound;
+pub mod wizard;
 
 /// A failure of a service call.
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,8 @@ pub enum OrderActor {
     Applicant(AccountId),
     /// CertHall itself (an inbound SMS reply, a timeout).
     System,
+    /// A counter operator (柜台人员), by operator id: reviews only.
+    Operator(i64),
 }
 
 impl OrderActor {
@@ -32,6 +34,18 @@ impl OrderActor {
         match self {
             Self::Applicant(a) => Actor::Account(a),
             Self::System => Actor::System,
+            Self::Operator(id) => Actor::Operator(id),
+        }
+    }
+
+    /// Decisions belong to the counter: an operator may only approve or
+    /// return, an applicant never may.
+    fn may(self, event: OrderEvent) -> bool {
+        let decision = matches!(event, OrderEvent::Approve | OrderEvent::Reject(_));
+        match self {
+            Self::Operator(_) => decision,
+            Self::Applicant(_) => !decision,
+            Self::System => true,
         }
     }
 }
@@ -127,10 +141,13 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         let order = match actor {
             OrderActor::Applicant(a) => self.owned_order(&mut tx, a, id).await?,
-            OrderActor::System => orders::get_tx(&mut tx, id)
+            OrderActor::System | OrderActor::Operator(_) => orders::get_tx(&mut tx, id)
                 .await?
                 .ok_or(Refusal::NotFound)?,
         };
+        if !actor.may(event) {
+            return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+        }
         if order.version != version {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }

@@ -45,3 +45,13 @@ pub async fn id_by_phone(store: &Store, phone: &Phone) -> Result<Option<AccountI
         .await?;
     Ok(id.map(AccountId))
 }
+
+/// One account by id, outside any transaction (the counter checks whose
+/// order it reviews).
+pub async fn get(store: &Store, id: AccountId) -> Result<Option<Account>> {
+    let row = sqlx::query("SELECT id, phone, created_at FROM accounts WHERE id = $1")
+        .bind(id.0)
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(account_from_row).transpose()
+}

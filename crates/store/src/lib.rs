@@ -25,11 +25,13 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub mod accounts;
+pub mod applications;
 pub mod audit;
 pub mod ca;
 pub mod challenges;
 pub mod login_codes;
 pub mod messages;
+pub mod operators;
 pub mod orders;
 pub mod sessions;
 pub mod sms;

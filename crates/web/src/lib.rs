@@ -17,6 +17,7 @@ use certhall_service::Services;
 pub mod api;
 pub mod assets;
 pub mod cert_login;
+pub mod counter;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -97,6 +98,7 @@ pub fn app(state: AppState) -> Router {
     let csp = content_security_policy(&state.config.agent_url);
     let mut router = Router::new()
         .merge(pages::router())
+        .merge(counter::router())
         .nest("/api/v1", api::router())
         .merge(ops::router())
         .merge(pki::router())

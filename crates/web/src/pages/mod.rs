@@ -17,6 +17,7 @@ pub mod dev;
 pub mod home;
 pub mod login;
 pub mod messages;
+pub mod orders;
 pub mod pki;
 
 /// The page routes.
@@ -32,11 +33,17 @@ pub fn router() -> Router<AppState> {
         .route(paths::MESSAGES, get(messages::list))
         .route("/messages/{id}/read", post(messages::mark_read))
         .route(paths::MESSAGES_READ_ALL, post(messages::mark_all_read))
-        .route(paths::APPLY_NEW, get(business::apply_new))
+        .route(paths::APPLY_NEW, get(orders::apply_new))
+        .route("/orders/new", post(orders::start))
+        .route("/orders/{id}", get(orders::show))
+        .route(
+            "/orders/{id}/step/{n}",
+            get(orders::step_show).post(orders::step_submit),
+        )
         .route(paths::RENEW, get(business::renew))
         .route(paths::CHANGE, get(business::change))
         .route(paths::ACTIVATE, get(business::activate))
-        .route(paths::ORDERS, get(business::orders))
+        .route(paths::ORDERS, get(orders::list))
         .route(paths::CA, get(pki::show))
 }
 

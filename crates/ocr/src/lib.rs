@@ -1,0 +1,275 @@
+//! Business-license (营业执照) OCR for the enterprise identity step.
+//!
+//! Runs PaddleOCR's PP-OCRv4 text detection (DB) and recognition (SVTR,
+//! CTC) models in-process with [tract](https://github.com/sonos/tract), a
+//! pure-Rust ONNX runtime: no Python, no native library, no network. The
+//! models come from the PyPI package `rapidocr_onnxruntime` and are put in
+//! place by `scripts/fetch-ocr-models.sh`; the recognition dictionary is
+//! read from the recognition model's ONNX metadata (`character`).
+//!
+//! [`Ocr::read_lines`] turns an image into text lines;
+//! [`read_business_license`] picks the license's fields out of those lines.
+//! Both are pure: no HTTP, no storage, no clock.
+
+mod det;
+mod geom;
+mod license;
+mod rec;
+#[cfg(feature = "synth")]
+pub mod synth;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image::{DynamicImage, RgbImage};
+use tract_onnx::prelude::*;
+
+pub use det::DetOptions;
+pub use geom::{Point, Quad};
+pub use license::{read_business_license, uscc_is_valid, LicenseFields};
+
+/// File name of the detection model inside the models directory.
+pub const DET_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
+/// File name of the recognition model inside the models directory.
+pub const REC_MODEL: &str = "ch_PP-OCRv4_rec_infer.onnx";
+
+/// Why OCR could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum OcrError {
+    /// The model files are not there: OCR is unavailable, the user types.
+    #[error("OCR models not found at {0} (run scripts/fetch-ocr-models.sh)")]
+    ModelsMissing(PathBuf),
+    /// A model file is there but cannot be loaded.
+    #[error("cannot load OCR model {path}: {detail}")]
+    Load {
+        /// The model file.
+        path: PathBuf,
+        /// What tract said.
+        detail: String,
+    },
+    /// The recognition model carries no usable dictionary.
+    #[error("OCR model {0} has no character dictionary in its metadata")]
+    Dictionary(PathBuf),
+    /// Running a model failed.
+    #[error("OCR inference failed: {0}")]
+    Inference(String),
+}
+
+/// One recognised line of text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextLine {
+    /// The text as read.
+    pub text: String,
+    /// Mean probability of its characters, 0–1.
+    pub confidence: f32,
+    /// Where it is in the image.
+    pub bbox: Quad,
+}
+
+type Plan = Arc<TypedRunnableModel>;
+
+/// The loaded models. Loading takes a moment; build one and share it
+/// (`Ocr` is `Send + Sync`, and [`Ocr::read_lines`] takes `&self`).
+pub struct Ocr {
+    det: Concretized,
+    rec: Concretized,
+    /// Class index → character: 0 is the CTC blank, the last is a space.
+    dict: Vec<String>,
+    det_options: DetOptions,
+}
+
+impl std::fmt::Debug for Ocr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ocr")
+            .field("dict_len", &self.dict.len())
+            .field("det_options", &self.det_options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many lines go through the recogniser in one run. One: batching
+/// gains little on a CPU, and every batch size would be one more shape to
+/// optimise the model for.
+const REC_BATCH: usize = 1;
+
+impl Ocr {
+    /// Loads both models from `models_dir` (see `scripts/fetch-ocr-models.sh`).
+    pub fn load(models_dir: impl AsRef<Path>) -> Result<Self, OcrError> {
+        let dir = models_dir.as_ref();
+        let det_path = dir.join(DET_MODEL);
+        let rec_path = dir.join(REC_MODEL);
+        for p in [&det_path, &rec_path] {
+            if !p.is_file() {
+                return Err(OcrError::ModelsMissing(p.clone()));
+            }
+        }
+        let load_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: TractError| OcrError::Load {
+                path,
+                detail: format!("{e:#}"),
+            }
+        };
+        let onnx = tract_onnx::onnx();
+
+        let det = onnx
+            .model_for_path(&det_path)
+            .map_err(load_err(&det_path))?;
+        let det = Concretized::new(det);
+        let proto = onnx
+            .proto_model_for_path(&rec_path)
+            .map_err(load_err(&rec_path))?;
+        let chars = proto
+            .metadata_props
+            .iter()
+            .find(|p| p.key == "character")
+            .map(|p| p.value.clone())
+            .ok_or_else(|| OcrError::Dictionary(rec_path.clone()))?;
+        let rec = onnx
+            .model_for_proto_model(&proto)
+            .map_err(load_err(&rec_path))?;
+        let rec = Concretized::new(rec);
+        // PaddleOCR's convention: blank first, the dictionary, then a space.
+        let mut dict = Vec::with_capacity(chars.len() / 2 + 2);
+        dict.push(String::new());
+        dict.extend(chars.lines().map(str::to_owned));
+        dict.push(" ".to_owned());
+        if dict.len() < 3 {
+            return Err(OcrError::Dictionary(rec_path));
+        }
+        Ok(Self {
+            det,
+            rec,
+            dict,
+            det_options: DetOptions::default(),
+        })
+    }
+
+    /// Replaces the detection parameters.
+    pub fn with_det_options(mut self, options: DetOptions) -> Self {
+        self.det_options = options;
+        self
+    }
+
+    /// Size of the recognition dictionary, blank and space included.
+    pub fn dictionary_len(&self) -> usize {
+        self.dict.len()
+    }
+
+    /// Finds and reads every line of text, top to bottom, left to right.
+    /// Lines read as empty are dropped.
+    pub fn read_lines(&self, image: &DynamicImage) -> Result<Vec<TextLine>, OcrError> {
+        let img = image.to_rgb8();
+        let mut boxes = self.detect(&img)?;
+        boxes.sort_by(|a, b| {
+            let (ca, cb) = (a.center(), b.center());
+            ca.y.total_cmp(&cb.y).then(ca.x.total_cmp(&cb.x))
+        });
+        let crops: Vec<RgbImage> = boxes.iter().map(|q| geom::crop_quad(&img, q)).collect();
+        let texts = self.recognize(&crops)?;
+        Ok(boxes
+            .into_iter()
+            .zip(texts)
+            .filter(|(_, (t, _))| !t.trim().is_empty())
+            .map(|(bbox, (text, confidence))| TextLine {
+                text,
+                confidence,
+                bbox,
+            })
+            .collect())
+    }
+
+    fn detect(&self, img: &RgbImage) -> Result<Vec<Quad>, OcrError> {
+        if img.width() < 8 || img.height() < 8 {
+            return Ok(Vec::new());
+        }
+        let (input, h, w) = det::preprocess(img, self.det_options.limit_side);
+        let plan = self.det.plan(input.shape())?;
+        let out = plan.run(tvec![input.into()]).map_err(infer_err)?;
+        let map = out
+            .first()
+            .ok_or_else(|| OcrError::Inference("detector gave no output".into()))?
+            .to_plain_array_view::<f32>()
+            .map_err(infer_err)?;
+        Ok(
+            det::boxes_from_map(&map, img.width(), img.height(), (h, w), &self.det_options)
+                .into_iter()
+                .map(|(q, _)| q)
+                .collect(),
+        )
+    }
+
+    /// Reads each crop; the result is in the crops' order.
+    fn recognize(&self, crops: &[RgbImage]) -> Result<Vec<(String, f32)>, OcrError> {
+        // Batch lines of similar aspect so little of each batch is padding.
+        let mut order: Vec<usize> = (0..crops.len()).collect();
+        let ratio = |c: &RgbImage| c.width() as f32 / c.height().max(1) as f32;
+        order.sort_by(|&a, &b| ratio(&crops[a]).total_cmp(&ratio(&crops[b])));
+        let mut results = vec![(String::new(), 0.0f32); crops.len()];
+        for chunk in order.chunks(REC_BATCH) {
+            let batch: Vec<&RgbImage> = chunk.iter().map(|&i| &crops[i]).collect();
+            let input = rec::batch_tensor(&batch);
+            let plan = self.rec.plan(input.shape())?;
+            let out = plan.run(tvec![input.into()]).map_err(infer_err)?;
+            let probs = out
+                .first()
+                .ok_or_else(|| OcrError::Inference("recogniser gave no output".into()))?
+                .to_plain_array_view::<f32>()
+                .map_err(infer_err)?
+                .into_dimensionality::<tract_ndarray::Ix3>()
+                .map_err(|e| OcrError::Inference(e.to_string()))?;
+            if probs.shape()[2] != self.dict.len() {
+                return Err(OcrError::Inference(format!(
+                    "recogniser has {} classes but the dictionary {}",
+                    probs.shape()[2],
+                    self.dict.len()
+                )));
+            }
+            for (k, &i) in chunk.iter().enumerate() {
+                results[i] =
+                    rec::ctc_decode(probs.index_axis(tract_ndarray::Axis(0), k), &self.dict);
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// A model whose input shape must be concrete: tract cannot unify the
+/// detector's feature-pyramid shapes symbolically, so the model is optimised
+/// once per input shape (callers keep the number of shapes small).
+struct Concretized {
+    model: InferenceModel,
+    plans: std::sync::Mutex<std::collections::HashMap<Vec<usize>, Plan>>,
+}
+
+impl Concretized {
+    fn new(model: InferenceModel) -> Self {
+        Self {
+            model,
+            plans: Default::default(),
+        }
+    }
+
+    fn plan(&self, shape: &[usize]) -> Result<Plan, OcrError> {
+        let mut plans = self
+            .plans
+            .lock()
+            .map_err(|_| OcrError::Inference("model cache poisoned".into()))?;
+        if let Some(p) = plans.get(shape) {
+            return Ok(p.clone());
+        }
+        let plan = self
+            .model
+            .clone()
+            .with_input_fact(0, f32::fact(shape).into())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(infer_err)?;
+        plans.insert(shape.to_vec(), plan.clone());
+        Ok(plan)
+    }
+}
+
+fn infer_err(e: impl std::fmt::Display) -> OcrError {
+    OcrError::Inference(e.to_string())
+}
