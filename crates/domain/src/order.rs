@@ -229,6 +229,17 @@ impl OrderState {
     }
 }
 
+impl OrderState {
+    /// Reads the [`Display`](fmt::Display) text back (`draft(3)`,
+    /// `in_review`), as order histories store it.
+    pub fn from_display(text: &str) -> Option<Self> {
+        match text.split_once('(') {
+            Some((name, rest)) => Self::from_db(name, rest.strip_suffix(')')?.parse().ok()?),
+            None => Self::from_db(text, 0),
+        }
+    }
+}
+
 impl fmt::Display for OrderState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (name, step) = self.to_db();
@@ -444,6 +455,17 @@ mod tests {
             assert_eq!(OrderState::from_db(name, step), Some(s));
         }
         assert_eq!(OrderState::from_db("draft", 9), None);
+        for s in [
+            S::Draft {
+                reached: Step::Enterprise,
+            },
+            S::InReview,
+            S::Returned {
+                step: Step::Materials,
+            },
+        ] {
+            assert_eq!(OrderState::from_display(&s.to_string()), Some(s));
+        }
         assert_eq!(OrderState::from_db("nope", 0), None);
     }
 }

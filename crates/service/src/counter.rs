@@ -757,10 +757,19 @@ fn fields(step: Step, data: &serde_json::Value) -> Vec<FieldView> {
     map.iter()
         .map(|(k, v)| FieldView {
             label: label_of(step, k).map_or_else(|| k.clone(), str::to_owned),
-            value: match v {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
+            value: match (k.as_str(), v) {
+                ("price_fen", serde_json::Value::Number(n)) => n
+                    .as_i64()
+                    .map(certhall_domain::application::format_price)
+                    .unwrap_or_else(|| n.to_string()),
+                ("handling", serde_json::Value::String(h)) => match h.as_str() {
+                    "online" => "在线办理".to_owned(),
+                    "counter" => "柜台办理".to_owned(),
+                    other => other.to_owned(),
+                },
+                (_, serde_json::Value::String(s)) => s.clone(),
+                (_, serde_json::Value::Null) => String::new(),
+                (_, other) => other.to_string(),
             },
         })
         .collect()
@@ -783,6 +792,9 @@ fn label_of(step: Step, key: &str) -> Option<&'static str> {
         (_, "registered_place") => "注册地",
         (_, "nature") => "企业性质",
         (_, "handling") => "办理方式",
+        (_, "price_fen") => "价格",
+        (_, "profile") => "证书模板",
+        (_, "validity_days") => "有效期（天）",
         (_, "authorization") => "授权方式",
         _ => return None,
     })

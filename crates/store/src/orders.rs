@@ -217,6 +217,20 @@ pub struct OrderEventRow {
     pub at: Timestamp,
 }
 
+impl OrderEventRow {
+    /// The state before, as shown to people.
+    pub fn from_label(&self) -> String {
+        OrderState::from_display(&self.from_state)
+            .map_or_else(|| self.from_state.clone(), |s| s.label_zh())
+    }
+
+    /// The state after, as shown to people.
+    pub fn to_label(&self) -> String {
+        OrderState::from_display(&self.to_state)
+            .map_or_else(|| self.to_state.clone(), |s| s.label_zh())
+    }
+}
+
 /// An order's history, oldest first.
 pub async fn events(store: &Store, order: i64) -> Result<Vec<OrderEventRow>> {
     let rows = sqlx::query(

@@ -242,3 +242,206 @@ async fn a_wrong_code_is_explained_and_keeps_the_phone() {
         browser.close().await;
     }
 }
+
+/// 证书新办 steps 1–4 in the browser, then the counter's review of the
+/// order: an operator logs in at /counter (password + SMS code from the
+/// outbox), returns the order with a reason, and the applicant sees it.
+/// Step 5 (materials and authorization) is not built yet, so the test moves
+/// the order into the review queue through the service, as step 5 will.
+async fn wizard_and_counter_review(app: &TestApp, browser: &Browser) {
+    use certhall_domain::order::{Authorization, OrderEvent};
+    use certhall_service::orders::OrderActor;
+    let be = app.backend();
+    app.services.ca_seed_profiles().await.unwrap();
+    app.services.ensure_demo_applications().await.unwrap();
+    let server = app.serve().await;
+    let phone = "13700137000";
+
+    browser.goto(&server.url("/login")).await;
+    request_code(browser, phone).await;
+    let code = code_from_outbox(&server, phone).await;
+    browser.fill("#code", &code).await;
+    browser.click_and_wait_for_navigation("#login-submit").await;
+    browser
+        .click_and_wait_for_navigation("a.tile[href='/apply/new']")
+        .await;
+    browser.screenshot(&format!("{be}-wizard-start.png")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=start-order]")
+        .await;
+
+    // Step 1: a wrong check digit is explained; the name stays.
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第1步：个人实名认证"
+    );
+    browser.fill("#name", "张三").await;
+    browser.fill("#id_number", "110105194912310021").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    assert!(browser
+        .text_of("[data-testid=error]")
+        .await
+        .contains("校验位不正确"));
+    assert_eq!(
+        browser.value_of("#name").await,
+        "张三",
+        "{be}: the typed name was lost"
+    );
+    browser
+        .screenshot(&format!("{be}-wizard-step1-error.png"))
+        .await;
+    browser.fill("#id_number", "11010519491231002X").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+
+    // Step 2: the catalogue.
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第2步：选择应用"
+    );
+    assert!(browser
+        .text_of("[data-testid=apps]")
+        .await
+        .contains("枣庄公共资源交易"));
+    browser.click("input[name=application][value=zzggzy]").await;
+    browser.screenshot(&format!("{be}-wizard-step2.png")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+
+    // Step 3: the enterprise.
+    for (field, value) in [
+        ("#ent_name", "枣庄测试建设有限公司"),
+        ("#ent_uscc", "91350100M000100Y43"),
+        ("#ent_kind", "有限责任公司"),
+        ("#ent_legal_representative", "李四"),
+        ("#ent_address", "山东省枣庄市市中区光明路1号"),
+        ("#ent_registered_capital", "壹仟万元整"),
+        ("#ent_established", "2015-06-30"),
+        ("#ent_registered_place", "山东省枣庄市"),
+    ] {
+        browser.fill(field, value).await;
+    }
+    browser
+        .eval("document.getElementById('ent_nature').value = '私营企业'")
+        .await;
+    browser.screenshot(&format!("{be}-wizard-step3.png")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+
+    // Step 4: online; step 5 is announced as coming.
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第4步：办理方式"
+    );
+    browser.click("input[name=handling][value=online]").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    assert!(browser.exists("[data-testid=coming-soon]").await);
+    browser.screenshot(&format!("{be}-wizard-step5.png")).await;
+    let path = browser.current_path().await;
+    let order_id: i64 = path.split('/').nth(2).unwrap().parse().unwrap();
+
+    // What step 5 will do: submit with an authorization letter.
+    let account = app
+        .services
+        .ensure_account(&certhall_domain::Phone::parse(phone).unwrap())
+        .await
+        .unwrap();
+    let order = app.services.order_of(account, order_id).await.unwrap();
+    app.services
+        .order_event(
+            OrderActor::Applicant(account),
+            order_id,
+            order.version,
+            OrderEvent::SubmitMaterials(Authorization::Letter),
+            None,
+            &certhall_service::RequestMeta::default(),
+        )
+        .await
+        .unwrap();
+
+    // The counter: password, then the SMS code from the outbox.
+    app.services
+        .add_operator(
+            "wang",
+            "13900000009",
+            "operator",
+            "Counter-pass-2026",
+            certhall_domain::audit::Actor::Cli("test".into()),
+        )
+        .await
+        .unwrap();
+    browser.goto(&server.url("/counter/login")).await;
+    browser.fill("#username", "wang").await;
+    browser.fill("#password", "Counter-pass-2026").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=counter-login-submit]")
+        .await;
+    let code = code_from_outbox(&server, "13900000009").await;
+    browser.fill("#code", &code).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=counter-code-submit]")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-testid=waiting-count]")
+            .await
+            .contains("1"),
+        "{be}"
+    );
+    browser.screenshot(&format!("{be}-counter-queue.png")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=review-link]")
+        .await;
+    assert!(browser.content().await.contains("枣庄测试建设有限公司"));
+    browser.click("input[name=reason][value=其他]").await;
+    browser
+        .fill("#reason-text", "授权委托书缺少法定代表人签字")
+        .await;
+    browser
+        .screenshot(&format!("{be}-counter-detail.png"))
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=reject]")
+        .await;
+    browser
+        .screenshot(&format!("{be}-counter-returned.png"))
+        .await;
+
+    // The applicant sees the reason on the order and as a message.
+    browser.goto(&server.url("/messages")).await;
+    assert!(
+        browser
+            .content()
+            .await
+            .contains("授权委托书缺少法定代表人签字"),
+        "{be}: the reason is not in the applicant's messages"
+    );
+    browser
+        .goto(&server.url(&format!("/orders/{order_id}")))
+        .await;
+    assert!(browser
+        .text_of("[data-testid=return-reason]")
+        .await
+        .contains("授权委托书缺少法定代表人签字"));
+    browser
+        .screenshot(&format!("{be}-wizard-returned.png"))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_certificate_wizard_and_counter_review() {
+    let app = TestApp::sqlite().await;
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    browser.set_label("wizard");
+    wizard_and_counter_review(&app, &browser).await;
+    browser.close().await;
+}
