@@ -42,18 +42,32 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Creates a software token in --soft-token-dir.
+    /// Creates a software token in --soft-token-dir. The user PIN and the
+    /// security officer's PIN come from CERTHALL_AGENT_PIN and
+    /// CERTHALL_AGENT_SO_PIN, else from standard input (one per line) —
+    /// never from the command line, where other users and the shell
+    /// history would see them.
     InitSoftToken {
         /// The token's label.
         #[arg(long)]
         label: String,
-        /// The user PIN.
-        #[arg(long, env = "CERTHALL_AGENT_PIN", hide_env_values = true)]
-        pin: String,
-        /// The security officer's PIN (unblocks the user PIN).
-        #[arg(long, env = "CERTHALL_AGENT_SO_PIN", hide_env_values = true)]
-        so_pin: String,
     },
+}
+
+/// A PIN from the environment, else one line of standard input (prompted
+/// on standard error).
+fn secret(env: &str, what: &str) -> anyhow::Result<Pin> {
+    if let Ok(v) = std::env::var(env) {
+        return Ok(Pin::new(v));
+    }
+    eprint!("请输入{what}（或设置 {env}）：");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let pin = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pin.is_empty() {
+        anyhow::bail!("{what}为空（设置 {env}，或在标准输入中给出）");
+    }
+    Ok(Pin::new(pin))
 }
 
 fn home_dir(sub: &str, xdg: &str) -> PathBuf {
@@ -78,10 +92,11 @@ async fn main() -> anyhow::Result<()> {
         .soft_token_dir
         .clone()
         .unwrap_or_else(|| home_dir(".local/share", "XDG_DATA_HOME").join("tokens"));
-    if let Some(Command::InitSoftToken { label, pin, so_pin }) = &cli.command {
+    if let Some(Command::InitSoftToken { label }) = &cli.command {
         let tokens =
             SoftTokens::open(soft_token_dir.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (pin, so_pin) = (Pin::new(pin.as_str()), Pin::new(so_pin.as_str()));
+        let pin = secret("CERTHALL_AGENT_PIN", "用户 PIN 码")?;
+        let so_pin = secret("CERTHALL_AGENT_SO_PIN", "管理员 PIN 码（SO PIN）")?;
         for p in [&pin, &so_pin] {
             p.check_new().map_err(|e| anyhow::anyhow!("{e}"))?;
         }

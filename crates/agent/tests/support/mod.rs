@@ -115,19 +115,24 @@ impl AgentUnderTest {
                 args.push(DEBIAN_MODULE.into());
             }
             Backend::Soft => {
-                let out = Command::new(agent_exe())
+                let mut child = Command::new(agent_exe())
                     .args(["--soft-token-dir", &soft_dir.display().to_string()])
-                    .args([
-                        "init-soft-token",
-                        "--label",
-                        label,
-                        "--pin",
-                        PIN,
-                        "--so-pin",
-                        SO_PIN,
-                    ])
-                    .output()
+                    .args(["init-soft-token", "--label", label])
+                    // The user PIN from the environment, the SO PIN from
+                    // standard input: both ways a PIN may come.
+                    .env("CERTHALL_AGENT_PIN", PIN)
+                    .env_remove("CERTHALL_AGENT_SO_PIN")
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
                     .unwrap();
+                {
+                    use std::io::Write;
+                    let mut stdin = child.stdin.take().unwrap();
+                    writeln!(stdin, "{SO_PIN}").unwrap();
+                }
+                let out = child.wait_with_output().unwrap();
                 assert!(out.status.success(), "init-soft-token: {out:?}");
                 args.push("--no-pkcs11".into());
             }
