@@ -34,28 +34,15 @@ pub struct LicenseFields {
 /// valued 0–30 in this order.
 pub(crate) const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
-/// The check character for the first 17 characters of a USCC:
-/// weights 3^(i−1) mod 31, C18 = 31 − (Σ mod 31), 31 → 0.
+/// The check character for the first 17 characters of a USCC (GB 32100;
+/// the domain's implementation, so the OCR and the forms agree).
 pub(crate) fn uscc_check_char(first17: &str) -> Option<char> {
-    if first17.len() != 17 {
-        return None;
-    }
-    let mut sum = 0u32;
-    let mut weight = 1u32;
-    for b in first17.bytes() {
-        let v = USCC_CHARS.iter().position(|&c| c == b)? as u32;
-        sum += v * weight;
-        weight = weight * 3 % 31;
-    }
-    let c = (31 - sum % 31) % 31;
-    Some(USCC_CHARS[c as usize] as char)
+    certhall_domain::identity::uscc_check_char(first17)
 }
 
 /// Whether `code` is a well-formed USCC with a correct check character.
 pub fn uscc_is_valid(code: &str) -> bool {
-    code.len() == 18
-        && code.is_ascii()
-        && uscc_check_char(&code[..17]).is_some_and(|c| code.ends_with(c))
+    certhall_domain::identity::Uscc::is_valid_canonical(code)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
