@@ -32,10 +32,12 @@ pub struct LicenseFields {
 
 /// The USCC alphabet (GB 32100): digits and capitals without I O S V Z,
 /// valued 0–30 in this order.
+#[cfg(feature = "synth")]
 pub(crate) const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// The check character for the first 17 characters of a USCC (GB 32100;
 /// the domain's implementation, so the OCR and the forms agree).
+#[cfg(feature = "synth")]
 pub(crate) fn uscc_check_char(first17: &str) -> Option<char> {
     certhall_domain::identity::uscc_check_char(first17)
 }
