@@ -1499,10 +1499,27 @@ async fn new_certificate_wizard_steps_one_to_four() {
             "{be}: step 1 not prefilled"
         );
 
+        // The same through the JSON API.
+        let r = c.get("/api/v1/orders").await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let items = r.json()["items"].as_array().unwrap().clone();
+        let first = items.iter().find(|o| o["id"] == order_id).unwrap();
+        assert_eq!(first["state"], "counter_visit");
+        assert_eq!(first["state_label"], "请到柜台办理");
+        let r = c.get(&format!("/api/v1/orders/{order_id}")).await;
+        assert_eq!(r.json()["kind"], "new");
+        let r = c.get("/api/v1/applications").await;
+        assert_eq!(r.json()["items"].as_array().unwrap().len(), 3, "{be}");
+
         // Someone else's order does not exist for them.
         let mut other = Client::new(&app, "10.20.0.2");
         other.page_login("13500000002").await;
         let r = other.get(&format!("/orders/{order_id}")).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
+        let r = other.get(&format!("/api/v1/orders/{order_id}")).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "not_found".to_owned())
+        );
     }
 }

@@ -13,6 +13,7 @@ use crate::AppState;
 pub mod auth;
 pub mod messages;
 pub mod openapi;
+pub mod orders;
 
 /// Every API route, relative to `/api/v1`. The OpenAPI document must list
 /// exactly these (checked by a test).
@@ -27,6 +28,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/messages"),
     ("post", "/messages/{id}/read"),
     ("post", "/messages/read-all"),
+    ("get", "/applications"),
+    ("get", "/orders"),
+    ("get", "/orders/{id}"),
     ("get", "/openapi.json"),
 ];
 
@@ -43,6 +47,9 @@ pub fn router() -> Router<AppState> {
         .route("/messages", get(messages::list))
         .route("/messages/{id}/read", post(messages::mark_read))
         .route("/messages/read-all", post(messages::mark_all_read))
+        .route("/applications", get(orders::applications))
+        .route("/orders", get(orders::list))
+        .route("/orders/{id}", get(orders::show))
         .route("/openapi.json", get(openapi::serve))
 }
 

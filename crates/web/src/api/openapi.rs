@@ -169,6 +169,35 @@ pub fn document() -> Value {
                     "401": unauth, "403": csrf
                 }
             } },
+            "/applications": { "get": {
+                "operationId": "listApplications", "summary": "可申请的应用（第二步 选择应用）", "security": secured,
+                "responses": {
+                    "200": ok_json("应用列表", json!({ "type": "object", "properties": {
+                        "items": { "type": "array", "items": { "type": "object", "properties": {
+                            "code": { "type": "string" }, "name": { "type": "string" },
+                            "description": { "type": "string" }, "profile": { "type": "string" },
+                            "validity_days": { "type": "integer" }, "price_fen": { "type": "integer" },
+                            "price": { "type": "string", "example": "300.00 元" } } } } } })),
+                    "401": unauth
+                }
+            } },
+            "/orders": { "get": {
+                "operationId": "listOrders", "summary": "我的订单（最新在前）", "security": secured,
+                "responses": {
+                    "200": ok_json("订单列表", json!({ "type": "object", "properties": {
+                        "items": { "type": "array", "items": { "$ref": "#/components/schemas/Order" } } } })),
+                    "401": unauth
+                }
+            } },
+            "/orders/{id}": { "get": {
+                "operationId": "getOrder", "summary": "一个订单的状态", "security": secured,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "responses": {
+                    "200": ok_json("订单", json!({ "$ref": "#/components/schemas/Order" })),
+                    "401": unauth,
+                    "404": error_response("订单不存在或不属于当前账户（not_found）")
+                }
+            } },
             "/openapi.json": { "get": {
                 "operationId": "openapi", "summary": "本文档",
                 "responses": { "200": { "description": "OpenAPI 文档", "content": { "application/json": {} } } }
@@ -181,6 +210,19 @@ pub fn document() -> Value {
                              "description": "浏览器会话；写操作需同时提供 X-CSRF-Token 请求头" }
             },
             "schemas": {
+                "Order": { "type": "object", "properties": {
+                    "id": { "type": "integer" },
+                    "kind": { "type": "string", "enum": ["new", "renewal", "change", "replacement"] },
+                    "kind_label": { "type": "string" },
+                    "state": { "type": "string", "enum": ["draft", "counter_visit", "awaiting_authorization",
+                        "authorization_refused", "in_review", "returned", "approved", "cancelled"] },
+                    "step": { "type": ["integer", "null"], "description": "draft：已开放的最远步骤；returned：需修改的步骤" },
+                    "state_label": { "type": "string" },
+                    "editable": { "type": "boolean" },
+                    "version": { "type": "integer" },
+                    "return_reason": { "type": ["string", "null"] },
+                    "created_at": { "type": "string", "format": "date-time" },
+                    "updated_at": { "type": "string", "format": "date-time" } } },
                 "Error": { "type": "object", "required": ["code", "message"], "properties": {
                     "code": { "type": "string", "description": "稳定的机器码" },
                     "message": { "type": "string", "description": "中文提示" } } },
