@@ -22,6 +22,7 @@ use certhall_store::testing::TestDatabase;
 use certhall_web::{AppState, WebConfig};
 
 pub mod browser;
+pub mod client;
 
 /// 2026-11-25 09:00 China Standard Time: where test clocks start.
 pub const TEST_START: Timestamp = Timestamp::from_millis(1_795_568_400_000);

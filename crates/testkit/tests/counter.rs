@@ -5,11 +5,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, Method, Request, StatusCode};
+use axum::http::StatusCode;
 use certhall_domain::audit::Actor;
 use certhall_domain::order::{Authorization, OrderEvent, OrderKind, OrderState, Step};
 use certhall_domain::{AccountId, Phone, Refusal};
@@ -17,9 +15,9 @@ use certhall_service::counter::{OperatorInfo, ReviewDecision};
 use certhall_service::orders::OrderActor;
 use certhall_service::{RequestMeta, ServiceError};
 use certhall_store::orders::OrderRow;
+use certhall_testkit::client::Client;
 use certhall_testkit::TestApp;
 use serde_json::json;
-use tower::ServiceExt;
 
 const PASSWORD: &str = "counter2026x";
 const OP_PHONE: &str = "13700000001";
@@ -39,122 +37,29 @@ fn meta(ip: &str) -> RequestMeta {
     }
 }
 
-/// A client that keeps cookies and speaks from one IP address.
-struct Client<'a> {
-    app: &'a TestApp,
-    ip: String,
-    cookies: BTreeMap<String, String>,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn location(&self) -> &str {
-        self.headers
-            .get(header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-    fn csrf(&self) -> String {
-        let marker = "name=\"_csrf\" value=\"";
-        let start = self.body.find(marker).expect("page has a CSRF field") + marker.len();
-        self.body[start..].split('"').next().unwrap().to_owned()
-    }
-}
-
-impl<'a> Client<'a> {
-    fn new(app: &'a TestApp, ip: &str) -> Self {
-        Self {
-            app,
-            ip: ip.to_owned(),
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    async fn send(&mut self, method: Method, path: &str, form: Option<&[(&str, &str)]>) -> Reply {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("x-forwarded-for", &self.ip);
-        if form.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        }
-        if !self.cookies.is_empty() {
-            let c: Vec<String> = self
-                .cookies
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            req = req.header(header::COOKIE, c.join("; "));
-        }
-        let body = form
-            .map(|f| serde_urlencoded::to_string(f).unwrap())
-            .unwrap_or_default();
-        let res = self
-            .app
-            .router
-            .clone()
-            .oneshot(req.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        for sc in res.headers().get_all(header::SET_COOKIE) {
-            let sc = sc.to_str().unwrap();
-            let pair = sc.split(';').next().unwrap();
-            let (k, v) = pair.split_once('=').unwrap();
-            if v.is_empty() || sc.contains("Max-Age=0") {
-                self.cookies.remove(k);
-            } else {
-                self.cookies.insert(k.to_owned(), v.to_owned());
-            }
-        }
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Reply {
-        self.send(Method::GET, path, None).await
-    }
-
-    async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
-        self.send(Method::POST, path, Some(fields)).await
-    }
-
-    /// Logs in at /counter with password and code.
-    async fn counter_login(&mut self, username: &str, phone: &str) {
-        let page = self.get("/counter/login").await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        let csrf = page.csrf();
-        let r = self
-            .post(
-                "/counter/login",
-                &[
-                    ("_csrf", &csrf),
-                    ("username", username),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-        assert!(r.body.contains("counter-code-form"), "{}", r.body);
-        let code = self.app.latest_code(phone).await.unwrap();
-        let r = self
-            .post("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
-            .await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-        assert_eq!(r.location(), "/counter");
-    }
+/// Logs in at /counter with password and code.
+async fn counter_login(c: &mut Client<'_>, username: &str, phone: &str) {
+    let page = c.get("/counter/login").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let csrf = page.csrf();
+    let r = c
+        .post_form(
+            "/counter/login",
+            &[
+                ("_csrf", &csrf),
+                ("username", username),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("counter-code-form"), "{}", r.body);
+    let code = c.app.latest_code(phone).await.unwrap();
+    let r = c
+        .post_form("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/counter");
 }
 
 async fn add_operator(app: &TestApp, username: &str, phone: &str) {
@@ -266,7 +171,7 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
 
         // Unknown user and wrong password read the same.
         let unknown = c
-            .post(
+            .post_form(
                 "/counter/login",
                 &[
                     ("_csrf", &csrf),
@@ -276,7 +181,7 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
             )
             .await;
         let wrong = c
-            .post(
+            .post_form(
                 "/counter/login",
                 &[
                     ("_csrf", &csrf),
@@ -292,7 +197,7 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
         }
         // Without CSRF: refused before anything is checked.
         let r = c
-            .post(
+            .post_form(
                 "/counter/login",
                 &[("username", "wang"), ("password", PASSWORD)],
             )
@@ -302,7 +207,7 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
         // Right password: a code to the operator's phone; a wrong code is
         // counted; the right one logs in.
         let r = c
-            .post(
+            .post_form(
                 "/counter/login",
                 &[
                     ("_csrf", &csrf),
@@ -319,7 +224,7 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
         let code = app.latest_code(OP_PHONE).await.unwrap();
         let wrong_code = if code == "000000" { "111111" } else { "000000" };
         let r = c
-            .post(
+            .post_form(
                 "/counter/login/code",
                 &[("_csrf", &csrf), ("code", wrong_code)],
             )
@@ -339,7 +244,7 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
             .unwrap_err();
         assert_eq!(refusal(err).code(), "sms_code_wrong", "{be}");
         let r = c
-            .post("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
+            .post_form("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{be}: {}", r.body);
         let r = c.get("/counter").await;
@@ -348,7 +253,7 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
         assert!(r.body.contains("待审核 0 单"), "{be}");
         // A second submit while logged in changes nothing.
         let r = c
-            .post("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
+            .post_form("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
             .await;
         assert_eq!(r.location(), "/counter", "{be}");
         assert_eq!(c.get("/counter").await.status, StatusCode::OK, "{be}");
@@ -389,7 +294,9 @@ async fn operators_are_added_and_log_in_with_password_and_code() {
 
         // Logout ends the session.
         let page = c.get("/counter").await;
-        let r = c.post("/counter/logout", &[("_csrf", &page.csrf())]).await;
+        let r = c
+            .post_form("/counter/logout", &[("_csrf", &page.csrf())])
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{be}");
         assert_eq!(c.get("/counter").await.status, StatusCode::SEE_OTHER);
 
@@ -490,7 +397,7 @@ async fn the_counter_returns_with_a_reason_then_approves() {
             .unwrap();
 
         let mut c = Client::new(&app, "10.9.2.1");
-        c.counter_login("wang", OP_PHONE).await;
+        counter_login(&mut c, "wang", OP_PHONE).await;
         let q = c.get("/counter").await;
         assert_eq!(q.status, StatusCode::OK, "{be}");
         assert!(q.body.contains("待审核 1 单"), "{be}: {}", q.body);
@@ -537,7 +444,7 @@ async fn the_counter_returns_with_a_reason_then_approves() {
 
         // Returning needs a reason.
         let r = c
-            .post(
+            .post_form(
                 &format!("{path}/reject"),
                 &[
                     ("_csrf", &csrf),
@@ -555,7 +462,7 @@ async fn the_counter_returns_with_a_reason_then_approves() {
         );
 
         let r = c
-            .post(
+            .post_form(
                 &format!("{path}/reject"),
                 &[
                     ("_csrf", &csrf),
@@ -603,7 +510,7 @@ async fn the_counter_returns_with_a_reason_then_approves() {
         let d = c.get(&path).await;
         assert!(d.body.contains("上次退回原因：公章不清晰"), "{be}");
         let r = c
-            .post(
+            .post_form(
                 &format!("{path}/approve"),
                 &[
                     ("_csrf", &d.csrf()),
@@ -682,14 +589,14 @@ async fn two_operators_at_once_one_wins() {
         let (_, order2) = order_in_review(&app, "13600000010").await;
         app.clock.advance(Duration::from_secs(61));
         let mut c = Client::new(&app, "10.9.3.3");
-        c.counter_login("li", OP2_PHONE).await;
+        counter_login(&mut c, "li", OP2_PHONE).await;
         let path = format!("/counter/orders/{}", order2.id);
         let d = c.get(&path).await;
         s.review_decide(&a, order2.id, order2.version, &ReviewDecision::Approve, &m)
             .await
             .unwrap();
         let r = c
-            .post(
+            .post_form(
                 &format!("{path}/reject"),
                 &[
                     ("_csrf", &d.csrf()),
@@ -732,12 +639,12 @@ async fn an_operator_cannot_review_their_own_order() {
         );
         let mut c = Client::new(&app, "10.9.4.2");
         app.clock.advance(Duration::from_secs(61));
-        c.counter_login("wang", OP_PHONE).await;
+        counter_login(&mut c, "wang", OP_PHONE).await;
         let d = c.get(&format!("/counter/orders/{}", order.id)).await;
         assert!(d.body.contains("data-testid=\"own-order\""), "{be}");
         assert!(!d.body.contains("data-testid=\"approve\""), "{be}");
         let r = c
-            .post(
+            .post_form(
                 &format!("/counter/orders/{}/approve", order.id),
                 &[
                     ("_csrf", &d.csrf()),
