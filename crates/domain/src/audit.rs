@@ -85,6 +85,10 @@ pub enum AuditEvent {
     OrderStepSaved,
     /// An order moved to another state.
     OrderTransitioned,
+    /// An image was stored on an order (its kind and SHA-256).
+    MaterialUploaded,
+    /// The legal representative's authorization SMS was sent.
+    AuthorizationRequested,
     /// A counter operator was added.
     OperatorAdded,
     /// A counter login step succeeded (password, or code: then logged in).
@@ -119,6 +123,8 @@ impl AuditEvent {
             Self::OrderCreated => "order.created",
             Self::OrderStepSaved => "order.step_saved",
             Self::OrderTransitioned => "order.transitioned",
+            Self::MaterialUploaded => "order.material_uploaded",
+            Self::AuthorizationRequested => "order.authorization_requested",
             Self::OperatorAdded => "operator.added",
             Self::CounterLoginSucceeded => "counter.login_succeeded",
             Self::CounterLoginFailed => "counter.login_failed",

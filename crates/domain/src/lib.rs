@@ -11,6 +11,8 @@
 //! - [`audit`]: the tamper-evident, hash-chained audit log.
 //! - [`identity`]: resident ID numbers (GB 11643) and unified social credit
 //!   codes (GB 32100).
+//! - [`order`], [`wizard`], [`materials`]: the application (订单) state
+//!   machine, the wizard's steps and step 5's materials and authorization.
 //! - [`refusal`]: why a request is refused, with a stable code and a Chinese message.
 
 pub mod account;
@@ -19,6 +21,7 @@ pub mod audit;
 pub mod cert_login;
 pub mod clock;
 pub mod identity;
+pub mod materials;
 pub mod message;
 pub mod operator;
 pub mod order;

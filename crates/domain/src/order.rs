@@ -220,6 +220,18 @@ impl OrderState {
         }
     }
 
+    /// May the applicant change what was given at `step` (typed data or an
+    /// uploaded image)? Refused when the step is not open yet, or when the
+    /// order is past the wizard.
+    pub fn may_edit(self, step: Step) -> Result<(), Refusal> {
+        match self {
+            Self::Draft { reached } if step <= reached => Ok(()),
+            Self::Draft { .. } => Err(Refusal::OrderStepOutOfOrder(step.number())),
+            Self::Returned { .. } | Self::AuthorizationRefused => Ok(()),
+            _ => Err(Refusal::OrderStateConflict(self.label_zh())),
+        }
+    }
+
     /// May the applicant still change the wizard's data?
     pub fn editable(self) -> bool {
         matches!(
@@ -423,6 +435,31 @@ mod tests {
                 run(&again).unwrap_err().code(),
                 "order_state_conflict",
                 "{e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn uploads_follow_the_open_steps() {
+        let draft3 = S::Draft {
+            reached: Step::Enterprise,
+        };
+        assert_eq!(draft3.may_edit(Step::Enterprise), Ok(()));
+        assert_eq!(
+            draft3.may_edit(Step::Materials).unwrap_err().code(),
+            "order_step_out_of_order"
+        );
+        assert_eq!(
+            S::Returned {
+                step: Step::Materials
+            }
+            .may_edit(Step::Materials),
+            Ok(())
+        );
+        for s in [S::InReview, S::AwaitingAuthorization, S::Approved] {
+            assert_eq!(
+                s.may_edit(Step::Materials).unwrap_err().code(),
+                "order_state_conflict"
             );
         }
     }

@@ -172,6 +172,24 @@ pub enum Refusal {
     /// (GB 32100).
     #[error("uscc check character mismatch")]
     UsccCheckDigit,
+    /// An uploaded image was refused (not really PNG/JPEG, too large, too
+    /// small, damaged); `code` and `message` come from the upload check.
+    #[error("upload refused: {code}")]
+    UploadRefused {
+        /// Which material, as shown (公章, 营业执照, …).
+        material: &'static str,
+        /// The upload check's stable code (`upload_not_image`, …).
+        code: &'static str,
+        /// The upload check's Chinese message.
+        message: String,
+    },
+    /// A required image was not uploaded; the name as shown.
+    #[error("material {0} missing")]
+    MaterialMissing(&'static str),
+    /// The legal representative typed at step 5 is not the license's
+    /// (the license's name is carried).
+    #[error("legal representative differs from the license")]
+    LegalRepMismatch(String),
     /// A wizard step submitted before the steps it needs.
     #[error("order: step {0} out of order")]
     OrderStepOutOfOrder(u8),
@@ -262,6 +280,9 @@ impl Refusal {
             Self::InvalidUscc => "invalid_uscc",
             Self::UsccCheckDigit => "uscc_check_digit",
             Self::OrderStepOutOfOrder(_) => "order_step_out_of_order",
+            Self::UploadRefused { code, .. } => code,
+            Self::MaterialMissing(_) => "material_missing",
+            Self::LegalRepMismatch(_) => "legal_rep_mismatch",
             Self::OrderStateConflict(_) => "order_state_conflict",
             Self::InvalidApplication(_) => "invalid_application",
             Self::ApplicationNotFound(_) => "application_not_found",
@@ -290,6 +311,9 @@ impl Refusal {
             | Self::ResidentIdBirthDate
             | Self::ResidentIdCheckDigit
             | Self::InvalidUscc
+            | Self::UploadRefused { .. }
+            | Self::MaterialMissing(_)
+            | Self::LegalRepMismatch(_)
             | Self::UsccCheckDigit => RefusalKind::Invalid,
             Self::CodeNotRequested
             | Self::CodeWrong { .. }
@@ -392,6 +416,13 @@ impl Refusal {
                 retries_left: Some(n),
             } => format!("UKey PIN 码错误，还可尝试 {n} 次。"),
             Self::KeyWrongPin { retries_left: None } => "UKey PIN 码错误。".into(),
+            Self::UploadRefused {
+                material, message, ..
+            } => format!("{material}：{message}"),
+            Self::MaterialMissing(name) => format!("请上传{name}。"),
+            Self::LegalRepMismatch(on_license) => format!(
+                "法定代表人姓名须与营业执照一致（营业执照上的法定代表人为：{on_license}）。"
+            ),
             Self::OrderStepOutOfOrder(n) => {
                 format!("请按顺序办理：请先完成第{n}步之前的步骤。")
             }
@@ -497,6 +528,13 @@ mod tests {
             Refusal::ResidentIdBirthDate,
             Refusal::ResidentIdCheckDigit,
             Refusal::InvalidUscc,
+            Refusal::UploadRefused {
+                material: "公章",
+                code: "upload_not_image",
+                message: "文件内容不是 PNG 或 JPEG 图片".into(),
+            },
+            Refusal::MaterialMissing("法人章"),
+            Refusal::LegalRepMismatch("张三".into()),
             Refusal::UsccCheckDigit,
             Refusal::OrderStepOutOfOrder(3),
             Refusal::OrderStateConflict("柜台审核中".into()),

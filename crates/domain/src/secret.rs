@@ -65,3 +65,10 @@ mod tests {
         assert_eq!(format!("{s:?}"), "ServerSecret(***)");
     }
 }
+
+/// Compares two secrets in constant time (for their common length; a
+/// length difference is not hidden).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}

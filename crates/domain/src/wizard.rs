@@ -59,6 +59,41 @@ impl PersonalIdentity {
     }
 }
 
+/// Reads a business license (营业执照) image into the fields of step 3
+/// (the port; certhall-ocr is the implementation). CPU-heavy and blocking:
+/// callers run it on a blocking thread.
+pub trait LicenseReader: Send + Sync + std::fmt::Debug {
+    /// The fields read from `image` (a clean PNG or JPEG); those not found
+    /// are empty, `registered_place` and `nature` always are. `Err` is a
+    /// fault of the reader, logged, never shown.
+    fn read(&self, image: &[u8]) -> Result<EnterpriseInput, String>;
+}
+
+/// A date as licenses and people write it (`2015年6月30日`, `2015/06/30`,
+/// `2015.6.30`) in the form `2015-06-30`; anything else is returned as is
+/// (and refused by the date check).
+pub fn normalize_date(text: &str) -> String {
+    let parts: Vec<&str> = text
+        .trim()
+        .trim_end_matches('日')
+        .split(['年', '月', '/', '.', '-'])
+        .map(str::trim)
+        .collect();
+    match parts.as_slice() {
+        [y, m, d]
+            if y.len() == 4
+                && [y, m, d]
+                    .iter()
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                && m.len() <= 2
+                && d.len() <= 2 =>
+        {
+            format!("{y}-{m:0>2}-{d:0>2}")
+        }
+        _ => text.trim().to_owned(),
+    }
+}
+
 /// Enterprise natures offered at step 3 (企业性质).
 pub const ENTERPRISE_NATURES: [&str; 8] = [
     "国有企业",
@@ -98,6 +133,7 @@ pub struct EnterpriseIdentity {
 
 /// Step 3 as typed (or read by OCR and corrected).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EnterpriseInput {
     /// 名称.
     pub name: String,
@@ -155,7 +191,7 @@ impl EnterpriseInput {
         let legal_representative = check_person_name(&self.legal_representative, "法定代表人")?;
         let address = required(&self.address, "住所", 200)?;
         let registered_capital = required(&self.registered_capital, "注册资本", 40)?;
-        let established = required(&self.established, "成立日期", 10)?;
+        let established = normalize_date(&required(&self.established, "成立日期", 12)?);
         let date = time::Date::parse(
             &established,
             time::macros::format_description!("[year]-[month]-[day]"),
@@ -267,6 +303,21 @@ mod tests {
     }
 
     #[test]
+    fn dates_are_read_as_written() {
+        for (text, want) in [
+            ("2015年03月12日", "2015-03-12"),
+            ("2015年3月2日", "2015-03-02"),
+            ("2015/06/30", "2015-06-30"),
+            ("2015.6.30", "2015-06-30"),
+            ("2015-06-30", "2015-06-30"),
+            ("去年", "去年"),
+            ("15/6/30", "15/6/30"),
+        ] {
+            assert_eq!(normalize_date(text), want, "{text}");
+        }
+    }
+
+    #[test]
     fn step_one() {
         let p =
             PersonalIdentity::parse(" 张三 ", "11010519491231002x", "13800138000", NOW).unwrap();
@@ -311,7 +362,7 @@ mod tests {
             ),
             (
                 EnterpriseInput {
-                    established: "2015/06/30".into(),
+                    established: "2015-13-30".into(),
                     ..enterprise()
                 },
                 "invalid_field",

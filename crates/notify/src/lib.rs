@@ -38,6 +38,20 @@ pub enum SmsTemplate {
         /// What happened, e.g. 审核通过，请登录选择介质与收货地址.
         outcome: String,
     },
+    /// The request for the legal representative's authorization (法人授权),
+    /// answered by replying 同意 or 拒绝.
+    LegalRepAuthorization {
+        /// Who applies (经办人).
+        applicant: String,
+        /// For which enterprise.
+        enterprise: String,
+        /// For which application (relying platform).
+        application: String,
+        /// Order number (a reply may name it).
+        order: i64,
+        /// Hours the answer counts.
+        hours: u64,
+    },
 }
 
 impl SmsTemplate {
@@ -46,6 +60,7 @@ impl SmsTemplate {
         match self {
             Self::LoginCode { .. } => "login_code",
             Self::ReviewResult { .. } => "review_result",
+            Self::LegalRepAuthorization { .. } => "legal_rep_authorization",
         }
     }
 
@@ -58,6 +73,19 @@ impl SmsTemplate {
             Self::ReviewResult { order, outcome } => {
                 vec![("order", order.to_string()), ("outcome", outcome.clone())]
             }
+            Self::LegalRepAuthorization {
+                applicant,
+                enterprise,
+                application,
+                order,
+                hours,
+            } => vec![
+                ("applicant", applicant.clone()),
+                ("enterprise", enterprise.clone()),
+                ("application", application.clone()),
+                ("order", order.to_string()),
+                ("hours", hours.to_string()),
+            ],
         }
     }
 
@@ -70,6 +98,15 @@ impl SmsTemplate {
             ),
             Self::ReviewResult { order, outcome } => format!(
                 "【CertHall】您的证书订单{order}柜台审核结果：{outcome}。详情请登录网上营业厅查看。"
+            ),
+            Self::LegalRepAuthorization {
+                applicant,
+                enterprise,
+                application,
+                order,
+                hours,
+            } => format!(
+                "【CertHall】{applicant}正在为{enterprise}申请“{application}”数字证书（订单{order}），需要您作为法定代表人授权。同意请回复“同意”，不同意请回复“拒绝”，{hours}小时内有效。如有多个订单，请在回复中注明订单号，如“同意 {order}”。"
             ),
         }
     }

@@ -273,3 +273,24 @@ impl Concretized {
 fn infer_err(e: impl std::fmt::Display) -> OcrError {
     OcrError::Inference(e.to_string())
 }
+
+/// Step 3's license reader (the domain's port): decode, read the lines,
+/// pick the fields. The date is given as the form wants it (`2015-06-30`).
+impl certhall_domain::wizard::LicenseReader for Ocr {
+    fn read(&self, image: &[u8]) -> Result<certhall_domain::wizard::EnterpriseInput, String> {
+        let img = image::load_from_memory(image).map_err(|e| format!("decode: {e}"))?;
+        let lines = self.read_lines(&img).map_err(|e| e.to_string())?;
+        let f = read_business_license(&lines);
+        Ok(certhall_domain::wizard::EnterpriseInput {
+            name: f.name,
+            uscc: f.uscc,
+            kind: f.kind,
+            legal_representative: f.legal_representative,
+            address: f.address,
+            registered_capital: f.registered_capital,
+            established: certhall_domain::wizard::normalize_date(&f.established),
+            registered_place: String::new(),
+            nature: String::new(),
+        })
+    }
+}

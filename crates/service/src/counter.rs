@@ -135,7 +135,43 @@ pub struct ReviewDetail {
     pub steps: Vec<StepView>,
     /// History, oldest first.
     pub events: Vec<OrderEventRow>,
+    /// The images (license and step 5), without bytes.
+    pub materials: Vec<certhall_store::materials::MaterialInfo>,
+    /// The license's fields as typed beside what OCR read (when it read).
+    pub license_check: Vec<LicenseCheck>,
+    /// The legal representative's newest authorization request.
+    pub authorization: Option<certhall_store::materials::AuthorizationRow>,
 }
+
+/// One license field: typed at step 3, and read by OCR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseCheck {
+    /// Shown name.
+    pub label: &'static str,
+    /// As typed (saved at step 3).
+    pub typed: String,
+    /// As read from the image.
+    pub read: String,
+}
+
+impl LicenseCheck {
+    /// True when both agree (ignoring spaces).
+    pub fn agrees(&self) -> bool {
+        let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        squash(&self.typed) == squash(&self.read)
+    }
+}
+
+/// The license fields compared, with their step-3 keys.
+const LICENSE_FIELDS: [(&str, &str); 7] = [
+    ("name", "企业名称"),
+    ("uscc", "统一社会信用代码"),
+    ("kind", "类型"),
+    ("legal_representative", "法定代表人"),
+    ("address", "住所"),
+    ("registered_capital", "注册资本"),
+    ("established", "成立日期"),
+];
 
 /// A decision on an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +189,36 @@ pub enum ReviewDecision {
 
 const QUEUE_LIMIT: u32 = 500;
 
+/// Demo mode's counter operator.
+pub const DEMO_OPERATOR: &str = "guitai";
+/// Its password (demo only).
+pub const DEMO_OPERATOR_PASSWORD: &str = "Demo-Counter-2026";
+/// Its phone (not the demo applicant's: nobody reviews their own order).
+pub const DEMO_OPERATOR_PHONE: &str = "13700137000";
+
 impl Services {
+    /// Demo mode's counter operator (username [`DEMO_OPERATOR`], password
+    /// [`DEMO_OPERATOR_PASSWORD`], codes to [`DEMO_OPERATOR_PHONE`]'s
+    /// outbox), added once.
+    pub async fn ensure_demo_operator(&self) -> Result<()> {
+        if operators::list(&self.store)
+            .await?
+            .iter()
+            .any(|o| o.username == DEMO_OPERATOR)
+        {
+            return Ok(());
+        }
+        self.add_operator(
+            DEMO_OPERATOR,
+            DEMO_OPERATOR_PHONE,
+            "operator",
+            DEMO_OPERATOR_PASSWORD,
+            Actor::System,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Adds an operator (`certhall operator add`).
     pub async fn add_operator(
         &self,
@@ -583,7 +648,27 @@ impl Services {
                 fields: data.as_ref().map(|d| fields(step, d)).unwrap_or_default(),
             });
         }
+        let materials = certhall_store::materials::of_order(&self.store, id).await?;
+        let typed = orders::step_data(&self.store, id, Step::Enterprise).await?;
+        let license_check = materials
+            .iter()
+            .find(|m| m.kind == certhall_domain::materials::MaterialKind::License)
+            .and_then(|m| m.ocr.as_ref())
+            .map(|read| {
+                LICENSE_FIELDS
+                    .iter()
+                    .map(|(key, label)| LicenseCheck {
+                        label,
+                        typed: crate::materials::text(typed.as_ref(), key),
+                        read: crate::materials::text(Some(read), key),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(ReviewDetail {
+            authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,
+            materials,
+            license_check,
             own: may_review(&who.phone, &account.phone).is_err(),
             account_phone_masked: account.phone.masked(),
             events: orders::events(&self.store, id).await?,
@@ -762,6 +847,16 @@ fn fields(step: Step, data: &serde_json::Value) -> Vec<FieldView> {
                     .as_i64()
                     .map(certhall_domain::application::format_price)
                     .unwrap_or_else(|| n.to_string()),
+                ("authorization", serde_json::Value::String(a)) => match a.as_str() {
+                    "legal_rep_sms" => "法人短信授权".to_owned(),
+                    "letter" => "上传授权委托书".to_owned(),
+                    other => other.to_owned(),
+                },
+                ("legal_rep", serde_json::Value::Object(m)) => ["name", "id_number", "phone"]
+                    .iter()
+                    .filter_map(|k| m.get(*k).and_then(|v| v.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(" · "),
                 ("handling", serde_json::Value::String(h)) => match h.as_str() {
                     "online" => "在线办理".to_owned(),
                     "counter" => "柜台办理".to_owned(),
@@ -796,6 +891,7 @@ fn label_of(step: Step, key: &str) -> Option<&'static str> {
         (_, "profile") => "证书模板",
         (_, "validity_days") => "有效期（天）",
         (_, "authorization") => "授权方式",
+        (_, "legal_rep") => "法定代表人（短信授权）",
         _ => return None,
     })
 }

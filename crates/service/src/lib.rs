@@ -22,6 +22,7 @@ pub mod ca;
 pub mod cert_login;
 pub mod counter;
 pub mod inbox;
+pub mod materials;
 pub mod orders;
 pub mod sms_inbound;
 pub mod wizard;
@@ -41,6 +42,9 @@ pub enum ServiceError {
     /// The CA engine failed (a fault, not a refused request).
     #[error("ca: {0}")]
     Ca(certhall_ca::CaError),
+    /// Something else failed inside CertHall (a worker thread died).
+    #[error("internal: {0}")]
+    Internal(String),
 }
 
 /// Result of a service call.
@@ -72,6 +76,12 @@ pub struct Services {
     pub sessions: SessionPolicy,
     /// The certificate authority's settings and loaded keys.
     pub ca: Arc<ca::CaRuntime>,
+    /// Step 1's identity check beyond the format (a third-party service
+    /// plugs in here).
+    pub identity_verifier: Arc<dyn wizard::IdentityVerifier>,
+    /// Step 3's business-license OCR; `None` when no models are installed
+    /// (the applicant types the fields).
+    pub license_reader: Option<Arc<dyn materials::LicenseReader>>,
 }
 
 impl Services {

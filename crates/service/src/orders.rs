@@ -139,22 +139,43 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let mut tx = self.store.begin_write().await?;
+        let order = self
+            .order_event_tx(&mut tx, actor, id, Some(version), event, reason, meta)
+            .await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// [`Services::order_event`] inside the caller's transaction, so the
+    /// transition commits (or not) with the caller's other writes.
+    /// `version: None` takes the order as it is read here.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn order_event_tx(
+        &self,
+        tx: &mut WriteTx,
+        actor: OrderActor,
+        id: i64,
+        version: Option<i64>,
+        event: OrderEvent,
+        reason: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
         let order = match actor {
-            OrderActor::Applicant(a) => self.owned_order(&mut tx, a, id).await?,
-            OrderActor::System | OrderActor::Operator(_) => orders::get_tx(&mut tx, id)
-                .await?
-                .ok_or(Refusal::NotFound)?,
+            OrderActor::Applicant(a) => self.owned_order(tx, a, id).await?,
+            OrderActor::System | OrderActor::Operator(_) => {
+                orders::get_tx(tx, id).await?.ok_or(Refusal::NotFound)?
+            }
         };
         if !actor.may(event) {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
-        if order.version != version {
+        if version.is_some_and(|v| v != order.version) {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
         let to = transition(order.state, event)?;
-        self.persist(&mut tx, &order, to, actor, reason).await?;
+        self.persist(tx, &order, to, actor, reason).await?;
         append_audit(
-            &mut tx,
+            tx,
             self.clock.as_ref(),
             actor.audit_actor(),
             meta,
@@ -168,14 +189,15 @@ impl Services {
             }),
         )
         .await?;
-        let order = orders::get_tx(&mut tx, id)
-            .await?
-            .ok_or(Refusal::NotFound)?;
-        tx.commit().await?;
-        Ok(order)
+        Ok(orders::get_tx(tx, id).await?.ok_or(Refusal::NotFound)?)
     }
 
-    async fn owned_order(&self, tx: &mut WriteTx, account: AccountId, id: i64) -> Result<OrderRow> {
+    pub(crate) async fn owned_order(
+        &self,
+        tx: &mut WriteTx,
+        account: AccountId,
+        id: i64,
+    ) -> Result<OrderRow> {
         match orders::get_tx(tx, id).await? {
             Some(o) if o.account_id == account => Ok(o),
             _ => Err(Refusal::NotFound.into()),

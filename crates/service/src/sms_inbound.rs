@@ -1,20 +1,34 @@
-//! SMS received from phones (replies). The legal representative's
-//! authorization (manual 2.3.1 step 5) will route 同意 / 拒绝 replies to the
-//! pending order; until then every reply is recorded and audited.
+//! SMS received from phones (replies). A reply from a phone with a pending
+//! legal-representative authorization (manual 2.3.1 第五步 法人授权)
+//! authorizes (同意) or refuses (拒绝) that order; anything else — another
+//! number, unclear text, a reply after 72 hours — changes nothing. Every
+//! reply is recorded with what was done with it, and audited.
 
 use certhall_domain::audit::{Actor, AuditEvent};
+use certhall_domain::materials::{
+    reply_effect, split_order_number, LegalRepReply, PendingAuthorization, ReplyEffect,
+};
+use certhall_domain::order::OrderEvent;
 use certhall_domain::Phone;
+use certhall_store::materials;
 use certhall_store::sms::{inbound_insert, InboundEntry};
+use certhall_store::LockKey;
 use serde_json::json;
 
-use crate::{append_audit, RequestMeta, Result, Services};
+use crate::orders::OrderActor;
+use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
 /// What CertHall did with an inbound SMS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundOutcome {
     /// A short description, stored with the message.
     pub outcome: String,
+    /// The order the reply decided, if it decided one.
+    pub order: Option<i64>,
 }
+
+/// Recorded when no authorization waits for the phone.
+const NOTHING_PENDING: &str = "该号码无待处理的授权请求，已记录，未改变任何订单";
 
 impl Services {
     /// Receives an SMS from `from_input` with text `body`.
@@ -29,14 +43,77 @@ impl Services {
         if body.is_empty() {
             return Err(certhall_domain::Refusal::MissingField("短信内容").into());
         }
-        let outcome = "无待处理的授权请求，已记录".to_owned();
+        let now = self.clock.now();
+        let (answer, named_order) = split_order_number(&body);
+        let reply = LegalRepReply::parse(&answer);
         let mut tx = self.store.begin_write().await?;
+        // Two replies from one phone at once are taken one after the other.
+        tx.lock(LockKey::Phone(from.as_str())).await?;
+        let pending = materials::pending_for_phone(&mut tx, from.as_str()).await?;
+        let chosen = match named_order {
+            Some(n) => pending.iter().find(|a| a.order_id == n),
+            None if pending.len() == 1 => pending.first(),
+            None => None,
+        };
+        let (outcome, decided) = match chosen {
+            None if pending.is_empty() => (NOTHING_PENDING.to_owned(), None),
+            None if named_order.is_some() => (
+                "回复中的订单号没有待处理的授权请求，未改变任何订单".to_owned(),
+                None,
+            ),
+            None => (ReplyEffect::IgnoredAmbiguous.outcome_zh().to_owned(), None),
+            Some(request) => {
+                let effect = reply_effect(
+                    PendingAuthorization {
+                        requested_at: request.requested_at,
+                    },
+                    reply,
+                    now,
+                );
+                let step = match effect {
+                    ReplyEffect::Authorize => Some(("agreed", OrderEvent::LegalRepAgreed, None)),
+                    ReplyEffect::Refuse => Some((
+                        "refused",
+                        OrderEvent::LegalRepRefused,
+                        Some("法定代表人回复拒绝"),
+                    )),
+                    _ => None,
+                };
+                let mut decided = None;
+                let mut text = format!("订单{}：{}", request.order_id, effect.outcome_zh());
+                if let Some((closed_as, event, reason)) = step {
+                    materials::close(&mut tx, request.id, closed_as, now).await?;
+                    match self
+                        .order_event_tx(
+                            &mut tx,
+                            OrderActor::System,
+                            request.order_id,
+                            None,
+                            event,
+                            reason,
+                            meta,
+                        )
+                        .await
+                    {
+                        Ok(_) => decided = Some(request.order_id),
+                        // The order was cancelled meanwhile: the request is
+                        // closed, the order stays as it is.
+                        Err(ServiceError::Refused(r)) => {
+                            text =
+                                format!("订单{}：{}，订单未改变", request.order_id, r.message_zh());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                (text, decided)
+            }
+        };
         inbound_insert(
             &mut tx,
             &InboundEntry {
                 from: from.as_str().to_owned(),
                 body: body.clone(),
-                received_at: self.clock.now(),
+                received_at: now,
                 outcome: outcome.clone(),
             },
         )
@@ -47,10 +124,17 @@ impl Services {
             Actor::Anonymous,
             meta,
             AuditEvent::SmsInbound,
-            json!({ "from": from.masked(), "chars": body.chars().count(), "outcome": outcome }),
+            json!({
+                "from": from.masked(), "chars": body.chars().count(),
+                "outcome": outcome, "order": decided,
+            }),
         )
         .await?;
         tx.commit().await?;
-        Ok(InboundOutcome { outcome })
+        tracing::info!(from = %from.masked(), order = ?decided, %outcome, "inbound SMS");
+        Ok(InboundOutcome {
+            outcome,
+            order: decided,
+        })
     }
 }

@@ -67,7 +67,7 @@ impl Services {
     ) -> Result<OrderRow> {
         self.step_open(account, order_id, Step::Identity).await?;
         let identity = PersonalIdentity::parse(name, id_number, phone.as_str(), self.clock.now())?;
-        FormatOnly.verify(&identity)?;
+        self.identity_verifier.verify(&identity)?;
         let data = serde_json::to_value(&identity).unwrap_or_default();
         self.save_order_step(account, order_id, Step::Identity, &data, meta)
             .await

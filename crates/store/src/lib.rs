@@ -30,6 +30,7 @@ pub mod audit;
 pub mod ca;
 pub mod challenges;
 pub mod login_codes;
+pub mod materials;
 pub mod messages;
 pub mod operators;
 pub mod orders;

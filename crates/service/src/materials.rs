@@ -1,0 +1,403 @@
+//! Images on an order and step 5's submission (manual 2.3.1 第三步 license,
+//! 第五步 materials and authorization).
+//!
+//! Every image is checked by content and re-encoded ([`certhall_upload`])
+//! before it is stored; a refused upload stores nothing and leaves the
+//! order as it was, and an accepted one is kept whatever later happens to
+//! the step (a failed submission never loses an image).
+//!
+//! Submission by authorization letter puts the order in the counter's
+//! queue; by legal-rep SMS it sends the legal representative a request and
+//! waits for the reply ([`crate::sms_inbound`]) or the 72 hours
+//! ([`Services::expire_authorizations`]).
+
+use std::time::Duration;
+
+use certhall_domain::audit::{Actor, AuditEvent};
+use certhall_domain::materials::{
+    check_submission, LegalRepContact, MaterialKind, AUTHORIZATION_WINDOW,
+};
+use certhall_domain::order::{Authorization, OrderEvent, Step};
+use certhall_domain::wizard::EnterpriseInput;
+use certhall_domain::{AccountId, Phone, Refusal};
+use certhall_notify::{Sms, SmsTemplate};
+use certhall_store::materials::{
+    self, AuthorizationRow, MaterialInfo, NewAuthorization, NewMaterial,
+};
+use certhall_store::orders::{self, OrderRow};
+use certhall_upload::{sanitize_image, CleanImage, ImageRules};
+use serde_json::json;
+
+use crate::counter::OperatorInfo;
+use crate::orders::OrderActor;
+use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
+
+pub use certhall_domain::wizard::LicenseReader;
+
+/// Authorization SMS per order in 24 hours (each one reaches a third
+/// party's phone: resubmitting must not become a way to spam them).
+const AUTH_SMS_PER_ORDER_PER_DAY: usize = 3;
+/// Authorization SMS to one phone in 24 hours, across orders.
+const AUTH_SMS_PER_PHONE_PER_DAY: usize = 10;
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// What reading a license gave.
+#[derive(Debug, Clone)]
+pub struct LicenseRead {
+    /// The stored image.
+    pub material: MaterialInfo,
+    /// The fields read, when OCR is available and worked.
+    pub fields: Option<EnterpriseInput>,
+    /// False when this CertHall has no OCR models (the user types).
+    pub ocr_available: bool,
+}
+
+/// Step 5 as submitted.
+#[derive(Debug, Clone, Default)]
+pub struct MaterialsSubmission {
+    /// `legal_rep_sms` or `letter`.
+    pub authorization: String,
+    /// Legal representative (SMS route).
+    pub legal_rep_name: String,
+    /// Their resident ID number.
+    pub legal_rep_id_number: String,
+    /// Their phone.
+    pub legal_rep_phone: String,
+}
+
+impl Services {
+    /// Stores an image of `kind` on the applicant's order, replacing the
+    /// previous one. Refused (nothing stored) when the content is not a
+    /// PNG/JPEG within the rules, or the step is not open.
+    pub async fn upload_material(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        kind: MaterialKind,
+        file_name: &str,
+        bytes: Vec<u8>,
+        meta: &RequestMeta,
+    ) -> Result<(MaterialInfo, CleanImage)> {
+        let order = self.order_of(account, order_id).await?;
+        order.state.may_edit(kind.step())?;
+        let clean = tokio::task::spawn_blocking(move || {
+            sanitize_image(&bytes, &ImageRules::materials())
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("image check: {e}")))?
+        .map_err(|r| {
+            tracing::info!(order = order_id, kind = %kind, refused = r.code(), "upload refused");
+            Refusal::UploadRefused {
+                material: kind.label_zh(),
+                code: r.code(),
+                message: r.message_zh(),
+            }
+        })?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        // Read again in the transaction: the order may have moved on.
+        let order = self.owned_order(&mut tx, account, order_id).await?;
+        order.state.may_edit(kind.step())?;
+        materials::put(
+            &mut tx,
+            order_id,
+            &NewMaterial {
+                kind,
+                format: clean.format().as_str(),
+                width: clean.width(),
+                height: clean.height(),
+                sha256: clean.sha256_hex(),
+                bytes: clean.bytes(),
+                original_name: file_name,
+            },
+            now,
+        )
+        .await?;
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Account(account),
+            meta,
+            AuditEvent::MaterialUploaded,
+            json!({
+                "order": order_id, "kind": kind.as_str(), "sha256": clean.sha256_hex(),
+                "bytes": clean.bytes().len(), "width": clean.width(), "height": clean.height(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        let info = materials::of_order(&self.store, order_id)
+            .await?
+            .into_iter()
+            .find(|m| m.kind == kind)
+            .ok_or(Refusal::NotFound)?;
+        Ok((info, clean))
+    }
+
+    /// True when business licenses can be read here.
+    pub fn ocr_available(&self) -> bool {
+        self.license_reader.is_some()
+    }
+
+    /// 第三步: stores the license image and reads it. The reading is kept
+    /// with the image (the counter compares it with what was typed) and
+    /// returned to prefill the form; it is not saved as the step's data.
+    pub async fn read_license(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        file_name: &str,
+        bytes: Vec<u8>,
+        meta: &RequestMeta,
+    ) -> Result<LicenseRead> {
+        let (material, clean) = self
+            .upload_material(
+                account,
+                order_id,
+                MaterialKind::License,
+                file_name,
+                bytes,
+                meta,
+            )
+            .await?;
+        let Some(reader) = self.license_reader.clone() else {
+            return Ok(LicenseRead {
+                material,
+                fields: None,
+                ocr_available: false,
+            });
+        };
+        let started = std::time::Instant::now();
+        let read = tokio::task::spawn_blocking(move || reader.read(clean.bytes()))
+            .await
+            .map_err(|e| ServiceError::Internal(format!("license OCR: {e}")))?;
+        let fields = match read {
+            Ok(fields) => {
+                tracing::info!(
+                    order = order_id,
+                    ms = started.elapsed().as_millis() as u64,
+                    "license read"
+                );
+                let mut tx = self.store.begin_write().await?;
+                let value = serde_json::to_value(&fields).unwrap_or_default();
+                materials::set_ocr(
+                    &mut tx,
+                    order_id,
+                    MaterialKind::License,
+                    &material.sha256,
+                    &value,
+                )
+                .await?;
+                tx.commit().await?;
+                Some(fields)
+            }
+            Err(e) => {
+                tracing::warn!(order = order_id, error = %e, "license OCR failed");
+                None
+            }
+        };
+        Ok(LicenseRead {
+            material,
+            fields,
+            ocr_available: true,
+        })
+    }
+
+    /// The images of the applicant's order (without bytes).
+    pub async fn materials_of(
+        &self,
+        account: AccountId,
+        order_id: i64,
+    ) -> Result<Vec<MaterialInfo>> {
+        self.order_of(account, order_id).await?;
+        Ok(materials::of_order(&self.store, order_id).await?)
+    }
+
+    /// One image of the applicant's order, with its bytes.
+    pub async fn material_image(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        kind: MaterialKind,
+    ) -> Result<(MaterialInfo, Vec<u8>)> {
+        self.order_of(account, order_id).await?;
+        Ok(materials::image(&self.store, order_id, kind)
+            .await?
+            .ok_or(Refusal::NotFound)?)
+    }
+
+    /// One image of any order, for a logged-in counter operator.
+    pub async fn counter_material_image(
+        &self,
+        _who: &OperatorInfo,
+        order_id: i64,
+        kind: MaterialKind,
+    ) -> Result<(MaterialInfo, Vec<u8>)> {
+        Ok(materials::image(&self.store, order_id, kind)
+            .await?
+            .ok_or(Refusal::NotFound)?)
+    }
+
+    /// The order's newest legal-rep authorization request.
+    pub async fn latest_authorization(&self, order_id: i64) -> Result<Option<AuthorizationRow>> {
+        Ok(materials::latest_of_order(&self.store, order_id).await?)
+    }
+
+    /// 第五步: submits the materials with an authorization route. Refused,
+    /// with the order unchanged, when an image is missing, the legal
+    /// representative's data is wrong, or the order is not at step 5.
+    pub async fn submit_materials(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        input: &MaterialsSubmission,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let order = self.order_of(account, order_id).await?;
+        let route = Authorization::parse(&input.authorization)?;
+        certhall_domain::order::transition(order.state, OrderEvent::SubmitMaterials(route))?;
+        let present: Vec<MaterialKind> = materials::of_order(&self.store, order_id)
+            .await?
+            .into_iter()
+            .map(|m| m.kind)
+            .collect();
+        check_submission(route, &present)?;
+        let now = self.clock.now();
+        let contact = match route {
+            Authorization::Letter => None,
+            Authorization::LegalRepSms => {
+                let enterprise = orders::step_data(&self.store, order_id, Step::Enterprise).await?;
+                let on_license = text(enterprise.as_ref(), "legal_representative");
+                Some(LegalRepContact::parse(
+                    &input.legal_rep_name,
+                    &input.legal_rep_id_number,
+                    &input.legal_rep_phone,
+                    &on_license,
+                    now,
+                )?)
+            }
+        };
+        let data = json!({ "authorization": route.as_str(), "legal_rep": contact });
+        if let Some(c) = &contact {
+            self.send_authorization_request(&order, c).await?;
+        }
+        let mut tx = self.store.begin_write().await?;
+        let order = self.owned_order(&mut tx, account, order_id).await?;
+        // The images may have changed since the check above.
+        check_submission(route, &materials::kinds_tx(&mut tx, order_id).await?)?;
+        orders::save_step(&mut tx, order_id, Step::Materials, &data, now).await?;
+        if let Some(c) = &contact {
+            let request = materials::request(
+                &mut tx,
+                &NewAuthorization {
+                    order_id,
+                    name: &c.name,
+                    id_number: &c.id_number,
+                    phone: &c.phone,
+                    requested_at: now,
+                    expires_at: now.plus(AUTHORIZATION_WINDOW),
+                },
+            )
+            .await?;
+            append_audit(
+                &mut tx,
+                self.clock.as_ref(),
+                Actor::Account(account),
+                meta,
+                AuditEvent::AuthorizationRequested,
+                json!({
+                    "order": order_id, "request": request.id,
+                    "phone": Phone::parse(&c.phone).map(|p| p.masked()).unwrap_or_default(),
+                    "expires_at": request.expires_at.rfc3339(),
+                }),
+            )
+            .await?;
+        }
+        let order = self
+            .order_event_tx(
+                &mut tx,
+                OrderActor::Applicant(account),
+                order.id,
+                Some(order.version),
+                OrderEvent::SubmitMaterials(route),
+                None,
+                meta,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// Sends the legal representative the request, within the limits.
+    /// Sent before the order moves: if sending fails, nothing changes.
+    async fn send_authorization_request(
+        &self,
+        order: &OrderRow,
+        c: &LegalRepContact,
+    ) -> Result<()> {
+        let since = self.clock.now().minus(DAY);
+        let recent = materials::requests_since(&self.store, order.id, &c.phone, since).await?;
+        if recent.for_order >= AUTH_SMS_PER_ORDER_PER_DAY
+            || recent.for_phone >= AUTH_SMS_PER_PHONE_PER_DAY
+        {
+            return Err(Refusal::PhoneSendLimit.into());
+        }
+        let identity = orders::step_data(&self.store, order.id, Step::Identity).await?;
+        let enterprise = orders::step_data(&self.store, order.id, Step::Enterprise).await?;
+        let application = orders::step_data(&self.store, order.id, Step::Application).await?;
+        let sms = Sms {
+            to: Phone::parse(&c.phone)?,
+            template: SmsTemplate::LegalRepAuthorization {
+                applicant: text(identity.as_ref(), "name"),
+                enterprise: text(enterprise.as_ref(), "name"),
+                application: text(application.as_ref(), "name"),
+                order: order.id,
+                hours: AUTHORIZATION_WINDOW.as_secs() / 3600,
+            },
+        };
+        self.sms.send(&sms).await?;
+        Ok(())
+    }
+
+    /// Closes the authorization requests whose 72 hours ran out: the order
+    /// goes to 法定代表人未授权 (the applicant may choose another route).
+    /// Safe to run from several processes at once. Returns how many.
+    pub async fn expire_authorizations(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut closed = 0;
+        for a in materials::pending_expired(&self.store, now, 200).await? {
+            let mut tx = self.store.begin_write().await?;
+            if !materials::close(&mut tx, a.id, "expired", now).await? {
+                continue; // answered or expired by someone else meanwhile
+            }
+            match self
+                .order_event_tx(
+                    &mut tx,
+                    OrderActor::System,
+                    a.order_id,
+                    None,
+                    OrderEvent::LegalRepRefused,
+                    Some("法定代表人72小时内未回复授权短信"),
+                    &RequestMeta::default(),
+                )
+                .await
+            {
+                Ok(_) => {}
+                // The order moved on (cancelled, …): just close the request.
+                Err(ServiceError::Refused(Refusal::OrderStateConflict(_))) => {}
+                Err(e) => return Err(e),
+            }
+            tx.commit().await?;
+            closed += 1;
+        }
+        Ok(closed)
+    }
+}
+
+/// The text at `key` of a step's data.
+pub(crate) fn text(data: Option<&serde_json::Value>, key: &str) -> String {
+    data.and_then(|d| d.get(key))
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
