@@ -52,6 +52,11 @@ pub struct FileConfig {
     /// In demo mode, run a key agent with a demo software token inside
     /// CertHall (default true).
     pub demo_agent: Option<bool>,
+    /// Directory of the business-license OCR models (default models/ocr).
+    pub ocr_models_dir: Option<PathBuf>,
+    /// File holding the shared secret of the SMS provider's inbound push
+    /// (`POST /hooks/sms/inbound`); without it the route is closed.
+    pub sms_inbound_token_file: Option<PathBuf>,
 }
 
 /// Which SMS provider to use.
@@ -85,6 +90,11 @@ pub struct ServeArgs {
     /// In demo mode, run a key agent with a demo software token [default: true].
     #[arg(long, env = "CERTHALL_DEMO_AGENT")]
     pub demo_agent: Option<bool>,
+    /// Directory of the business-license OCR models, as put there by
+    /// scripts/fetch-ocr-models.sh [default: models/ocr]. Without them
+    /// the applicant types the license's fields.
+    #[arg(long, env = "CERTHALL_OCR_MODELS")]
+    pub ocr_models_dir: Option<PathBuf>,
 }
 
 /// Settings every subcommand shares.
@@ -148,6 +158,10 @@ pub struct RuntimeConfig {
     pub extra_origins: Vec<String>,
     /// Run the demo key agent (demo mode only).
     pub demo_agent: bool,
+    /// Where the OCR models are.
+    pub ocr_models_dir: PathBuf,
+    /// The inbound-SMS push secret, if configured.
+    pub sms_inbound_token: Option<String>,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -169,6 +183,11 @@ impl fmt::Debug for RuntimeConfig {
             .field("agent_url", &self.agent_url)
             .field("extra_origins", &self.extra_origins)
             .field("demo_agent", &self.demo_agent)
+            .field("ocr_models_dir", &self.ocr_models_dir)
+            .field(
+                "sms_inbound_token",
+                &self.sms_inbound_token.as_ref().map(|_| "***"),
+            )
             .field("ca_passphrase_file", &self.ca_passphrase_file)
             .field("ca_pkcs11_pin_file", &self.ca_pkcs11_pin_file)
             .finish()
@@ -274,6 +293,28 @@ impl RuntimeConfig {
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
             demo_agent: serve.demo_agent.or(file.demo_agent).unwrap_or(true),
+            ocr_models_dir: serve
+                .ocr_models_dir
+                .clone()
+                .or(file.ocr_models_dir)
+                .unwrap_or_else(|| PathBuf::from("models/ocr")),
+            sms_inbound_token: match std::env::var("CERTHALL_SMS_INBOUND_TOKEN") {
+                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+                _ => match &file.sms_inbound_token_file {
+                    Some(path) => Some(
+                        std::fs::read_to_string(path)
+                            .map_err(|e| anyhow::anyhow!("sms_inbound_token_file {}: {e}", path.display()))?
+                            .trim()
+                            .to_owned(),
+                    )
+                    .filter(|t| t.len() >= 16)
+                    .map_or_else(
+                        || Err(anyhow::anyhow!("sms_inbound_token_file: the secret must be at least 16 characters")),
+                        |t| Ok(Some(t)),
+                    )?,
+                    None => None,
+                },
+            },
         })
     }
 

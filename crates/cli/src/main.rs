@@ -183,6 +183,10 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
                     .ensure_demo_applications()
                     .await
                     .context("cannot create the demo applications")?;
+                services
+                    .ensure_demo_operator()
+                    .await
+                    .context("cannot create the demo counter operator")?;
             } else {
                 services.ca_seed_profiles().await?;
             }
@@ -234,10 +238,59 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
             ..SessionPolicy::default()
         },
         ca: Arc::new(certhall_service::ca::CaRuntime::new(ca)),
+        identity_verifier: Arc::new(certhall_service::wizard::FormatOnly),
+        // Loaded by `serve` only (it takes a few seconds).
+        license_reader: None,
     })
 }
 
-async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()> {
+/// Loads the business-license OCR models and reads one blank page so the
+/// first applicant does not wait for the warm-up. Without models CertHall
+/// runs on, and step 3 says the fields must be typed.
+async fn load_license_reader(
+    dir: &std::path::Path,
+) -> Option<Arc<dyn certhall_domain::wizard::LicenseReader>> {
+    let dir = dir.to_owned();
+    let started = std::time::Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let ocr = certhall_ocr::Ocr::load(&dir)?;
+        let blank = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(
+            320,
+            64,
+            image::Rgb([255, 255, 255]),
+        ));
+        ocr.read_lines(&blank)?;
+        Ok::<_, certhall_ocr::OcrError>(ocr)
+    })
+    .await;
+    match loaded {
+        Ok(Ok(ocr)) => {
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "business-license OCR ready"
+            );
+            Some(Arc::new(ocr))
+        }
+        Ok(Err(certhall_ocr::OcrError::ModelsMissing(path))) => {
+            tracing::warn!(
+                path = %path.display(),
+                "business-license OCR unavailable: models missing (run scripts/fetch-ocr-models.sh)"
+            );
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "business-license OCR unavailable");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "business-license OCR failed to load");
+            None
+        }
+    }
+}
+
+async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result<()> {
+    services.license_reader = load_license_reader(&config.ocr_models_dir).await;
     let demo = services.demo_mode();
     let store = services.store.clone();
     let housekeeping = tokio::spawn(housekeeping(services.clone()));
@@ -259,6 +312,7 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
             trust_forwarded_for: config.trust_forwarded_for,
             agent_url: config.agent_url.clone(),
             extra_origins,
+            sms_inbound_token: config.sms_inbound_token.clone(),
         },
     );
     let app = certhall_web::app(state);
@@ -287,6 +341,12 @@ async fn serve(config: &RuntimeConfig, services: Services) -> anyhow::Result<()>
                 demo_agent::DEMO_PHONE
             );
         }
+        println!(
+            "演示柜台端：http://{addr}/counter，用户名 {}，密码 {}，短信验证码发往 {}（见发件箱）。",
+            certhall_service::counter::DEMO_OPERATOR,
+            certhall_service::counter::DEMO_OPERATOR_PASSWORD,
+            certhall_service::counter::DEMO_OPERATOR_PHONE
+        );
     }
     axum::serve(
         listener,
@@ -341,6 +401,11 @@ async fn housekeeping(services: Services) {
                 .await
         {
             tracing::warn!(error = %e, "login challenge purge failed");
+        }
+        match services.expire_authorizations().await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "legal-rep authorizations expired"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "authorization expiry failed"),
         }
     }
 }

@@ -26,6 +26,8 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,
     pub body: String,
+    /// The body as sent (images).
+    pub raw: Vec<u8>,
 }
 
 impl Reply {
@@ -64,6 +66,53 @@ impl<'a> Client<'a> {
         path: &str,
         content_type: Option<&str>,
         body: String,
+        extra: &[(&str, String)],
+    ) -> Reply {
+        self.send_bytes(method, path, content_type, body.into_bytes(), extra)
+            .await
+    }
+
+    /// A `multipart/form-data` POST: text fields, then files as
+    /// `(field, file name, bytes)`.
+    pub async fn post_multipart(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> Reply {
+        const BOUNDARY: &str = "----certhall-test-boundary-7d9a2c";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        for (name, file_name, bytes) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+        self.send_bytes(Method::POST, path, Some(&ct), body, &[])
+            .await
+    }
+
+    /// Any request with a binary body.
+    pub async fn send_bytes(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
         extra: &[(&str, String)],
     ) -> Reply {
         let mut req = Request::builder()
@@ -106,13 +155,14 @@ impl<'a> Client<'a> {
         }
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        let bytes = axum::body::to_bytes(res.into_body(), 32 << 20)
             .await
             .unwrap();
         Reply {
             status,
             headers,
             body: String::from_utf8_lossy(&bytes).into_owned(),
+            raw: bytes.to_vec(),
         }
     }
 

@@ -23,6 +23,7 @@ use certhall_web::{AppState, WebConfig};
 
 pub mod browser;
 pub mod client;
+pub mod fixtures;
 
 /// 2026-11-25 09:00 China Standard Time: where test clocks start.
 pub const TEST_START: Timestamp = Timestamp::from_millis(1_795_568_400_000);
@@ -38,6 +39,39 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     /// The whole router.
     pub router: Router,
+    /// The web settings the router was built with.
+    pub web: WebConfig,
+}
+
+/// The OCR models' directory: `OCR_MODELS_DIR`, else the repository's
+/// `models/ocr` (scripts/fetch-ocr-models.sh).
+pub fn ocr_models_dir() -> std::path::PathBuf {
+    std::env::var_os("OCR_MODELS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/ocr")
+        })
+}
+
+/// The business-license OCR, loaded once per test binary; `None` (with a
+/// `SKIPPED:` line) when the models are missing outside CI.
+pub fn ocr() -> Option<Arc<dyn certhall_domain::wizard::LicenseReader>> {
+    static OCR: std::sync::OnceLock<Option<Arc<certhall_ocr::Ocr>>> = std::sync::OnceLock::new();
+    let ocr = OCR.get_or_init(|| match certhall_ocr::Ocr::load(ocr_models_dir()) {
+        Ok(ocr) => Some(Arc::new(ocr)),
+        Err(certhall_ocr::OcrError::ModelsMissing(p))
+            if std::env::var("CI").as_deref() != Ok("true") =>
+        {
+            println!(
+                "SKIPPED: OCR models not found ({}); run scripts/fetch-ocr-models.sh",
+                p.display()
+            );
+            None
+        }
+        Err(e) => panic!("OCR models: {e}"),
+    });
+    ocr.clone()
+        .map(|o| o as Arc<dyn certhall_domain::wizard::LicenseReader>)
 }
 
 impl TestApp {
@@ -99,14 +133,28 @@ impl TestApp {
                     "http://127.0.0.1:8080".into(),
                 ),
             )),
+            identity_verifier: Arc::new(certhall_service::wizard::FormatOnly),
+            license_reader: None,
         };
-        let router = certhall_web::app(AppState::new(services.clone(), web));
+        let router = certhall_web::app(AppState::new(services.clone(), web.clone()));
         Self {
             db,
             services,
             clock,
             router,
+            web,
         }
+    }
+
+    /// The same application with business-license OCR (the real models,
+    /// loaded once per test binary). `None` when the models are missing
+    /// and this is not CI (the caller skips); under `CI=true` missing
+    /// models fail.
+    pub fn with_ocr(mut self) -> Option<Self> {
+        let reader = ocr()?;
+        self.services.license_reader = Some(reader);
+        self.router = certhall_web::app(AppState::new(self.services.clone(), self.web.clone()));
+        Some(self)
     }
 
     /// The backend's name, for assertion messages.

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route(COUNTER_LOGIN_CODE, post(submit_code))
         .route(COUNTER_LOGOUT, post(logout))
         .route("/counter/orders/{id}", get(detail))
+        .route("/counter/orders/{id}/materials/{kind}", get(material))
         .route("/counter/orders/{id}/approve", post(approve))
         .route("/counter/orders/{id}/reject", post(reject))
 }
@@ -377,6 +378,8 @@ struct DetailPage {
     reasons: &'static [(&'static str, Step)],
     steps_all: [Step; 5],
     error: Option<String>,
+    materials: Vec<crate::pages::orders::MaterialView>,
+    authorization: Option<AuthorizationView>,
 }
 
 async fn detail_page(
@@ -388,6 +391,27 @@ async fn detail_page(
 ) -> Result<Response, PageError> {
     let d = state.services.review_detail(who, id).await?;
     let page = DetailPage {
+        materials: d
+            .materials
+            .iter()
+            .map(|m| crate::pages::orders::MaterialView::of("/counter/orders", id, m))
+            .collect(),
+        authorization: d.authorization.as_ref().map(|a| AuthorizationView {
+            name: a.name.clone(),
+            phone: certhall_domain::Phone::parse(&a.phone)
+                .map(|p| p.masked())
+                .unwrap_or_default(),
+            requested_at: a.requested_at.display_cst(),
+            expires_at: a.expires_at.display_cst(),
+            outcome: match a.outcome.as_str() {
+                "pending" => "等待回复",
+                "agreed" => "已同意",
+                "refused" => "已拒绝",
+                "expired" => "超时未回复",
+                "withdrawn" => "已撤回（重新发送）",
+                _ => "未知",
+            },
+        }),
         chrome: CounterChrome::new(state, bid, Some(who)),
         in_review: d.order.state == OrderState::InReview,
         d,
@@ -399,6 +423,32 @@ async fn detail_page(
         Some(r) => render_with_status(status_of(r), &page),
         None => render(&page),
     })
+}
+
+/// `GET /counter/orders/{id}/materials/{kind}`: an order's image.
+pub async fn material(
+    State(state): State<AppState>,
+    Operator(who): Operator,
+    Path((id, kind)): Path<(i64, String)>,
+) -> Result<Response, PageError> {
+    let kind = kind
+        .parse()
+        .map_err(|()| crate::error::WebError::Refused(Refusal::NotFound))?;
+    let (info, bytes) = state
+        .services
+        .counter_material_image(&who, id, kind)
+        .await?;
+    Ok(crate::pages::materials::image_response(&info, bytes))
+}
+
+/// The legal representative's SMS authorization, as the counter sees it.
+#[derive(Debug)]
+pub struct AuthorizationView {
+    name: String,
+    phone: String,
+    requested_at: String,
+    expires_at: String,
+    outcome: &'static str,
 }
 
 /// `GET /counter/orders/{id}`.

@@ -89,6 +89,7 @@ impl From<ServiceError> for WebError {
             ServiceError::Sms(_) => ("sms gateway failed", true),
             ServiceError::Store(_) => ("storage failed", false),
             ServiceError::Ca(_) => ("CA engine failed", false),
+            ServiceError::Internal(_) => ("internal failure", false),
         };
         let incident = incident_id();
         tracing::error!(%incident, error = %e, "{what}");

@@ -322,38 +322,157 @@ where
     async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let (parts, body) = req.into_parts();
-        let bid = parts
-            .extensions
-            .get::<BrowserId>()
-            .map(|b| b.0.clone())
-            .unwrap_or_default();
         let bytes = axum::body::to_bytes(body, 256 * 1024)
             .await
             .map_err(|_| PageError(WebError::Refused(Refusal::MissingField("表单内容"))))?;
         let field: CsrfField = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfField {
             csrf: String::new(),
         });
-        if !csrf_valid(&state.services.secret, &bid, &field.csrf) {
-            let meta = request_meta(&parts, &state);
-            let actor = match session_token_from_cookie(&parts.headers) {
-                Some(t) => match state.services.authenticate(&t).await {
-                    Ok(info) => Actor::Account(info.account_id),
-                    Err(_) => Actor::Anonymous,
-                },
-                None => Actor::Anonymous,
-            };
-            if let Err(e) = state
-                .services
-                .record_csrf_rejection(actor, parts.uri.path(), &meta)
-                .await
-            {
-                return Err(e.into());
-            }
-            return Err(Refusal::CsrfMismatch.into());
-        }
+        check_csrf(&state, &parts, &field.csrf).await?;
         let value = serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| PageError(WebError::Refused(Refusal::MissingField("必填项"))))?;
         Ok(Self(value))
+    }
+}
+
+/// Refuses (and audits) a form whose CSRF token does not match the
+/// browser id.
+async fn check_csrf(state: &AppState, parts: &Parts, token: &str) -> Result<(), PageError> {
+    let bid = parts
+        .extensions
+        .get::<BrowserId>()
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    if csrf_valid(&state.services.secret, &bid, token) {
+        return Ok(());
+    }
+    let meta = request_meta(parts, state);
+    let actor = match session_token_from_cookie(&parts.headers) {
+        Some(t) => match state.services.authenticate(&t).await {
+            Ok(info) => Actor::Account(info.account_id),
+            Err(_) => Actor::Anonymous,
+        },
+        None => Actor::Anonymous,
+    };
+    state
+        .services
+        .record_csrf_rejection(actor, parts.uri.path(), &meta)
+        .await?;
+    Err(Refusal::CsrfMismatch.into())
+}
+
+/// Largest multipart form accepted on the upload pages: four images at the
+/// 5 MB limit plus the typed fields, with room for a file somewhat over
+/// the limit to reach the image check (and its clear message).
+pub const UPLOAD_FORM_LIMIT: usize = 22 * 1024 * 1024;
+
+/// A file of a multipart form.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    /// The form field's name.
+    pub field: String,
+    /// The file name the browser sent (shown only).
+    pub file_name: String,
+    /// The content, as sent.
+    pub bytes: Vec<u8>,
+}
+
+/// A multipart form: text fields and chosen files (empty file inputs are
+/// left out).
+#[derive(Debug, Default)]
+pub struct UploadForm {
+    /// Text fields (the last value of each name).
+    pub fields: std::collections::HashMap<String, String>,
+    /// Files chosen.
+    pub files: Vec<UploadedFile>,
+    /// Set when the body could not be read to its end (over
+    /// [`UPLOAD_FORM_LIMIT`], or cut off); nothing of it is kept.
+    pub broken: Option<Refusal>,
+}
+
+impl UploadForm {
+    /// A text field, or "".
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+}
+
+/// A `multipart/form-data` form whose `_csrf` field must match. A body over
+/// the route's limit is answered with a message instead of a bare error:
+/// the form then comes with [`UploadForm::broken`] set and nothing in it.
+#[derive(Debug)]
+pub struct CsrfMultipart(pub UploadForm);
+
+fn too_large() -> Refusal {
+    Refusal::UploadRefused {
+        material: "上传的文件",
+        code: "upload_too_large",
+        message: format!(
+            "本次上传的内容过大（超过 {} MB），请压缩图片（每张不超过 5 MB）后分次上传。",
+            UPLOAD_FORM_LIMIT / (1024 * 1024)
+        ),
+    }
+}
+
+impl<S> FromRequest<S> for CsrfMultipart
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = PageError;
+
+    async fn from_request(req: Request<Body>, state: &S) -> Result<Self, Self::Rejection> {
+        let app = AppState::from_ref(state);
+        let (parts, body) = req.into_parts();
+        // The route's DefaultBodyLimit (UPLOAD_FORM_LIMIT) bounds the read.
+        let mut multipart =
+            axum::extract::Multipart::from_request(Request::from_parts(parts.clone(), body), state)
+                .await
+                .map_err(|_| PageError(WebError::Refused(Refusal::MissingField("表单内容"))))?;
+        let mut form = UploadForm::default();
+        loop {
+            let field = match multipart.next_field().await {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(_) => {
+                    form.broken = Some(too_large());
+                    break;
+                }
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            let file_name = field.file_name().map(str::to_owned);
+            let bytes = match field.bytes().await {
+                Ok(b) => b,
+                Err(_) => {
+                    form.broken = Some(too_large());
+                    break;
+                }
+            };
+            match file_name {
+                Some(file_name) => {
+                    if !(file_name.is_empty() && bytes.is_empty()) {
+                        form.files.push(UploadedFile {
+                            field: name,
+                            file_name,
+                            bytes: bytes.to_vec(),
+                        });
+                    }
+                }
+                None => {
+                    let text = String::from_utf8_lossy(&bytes).chars().take(4000).collect();
+                    form.fields.insert(name, text);
+                }
+            }
+        }
+        if form.broken.is_some() {
+            // Nothing of a body that could not be read is used (so it
+            // needs no CSRF check): the handler only shows the message.
+            form.files.clear();
+            form.fields.clear();
+            return Ok(Self(form));
+        }
+        check_csrf(&app, &parts, form.field("_csrf")).await?;
+        Ok(Self(form))
     }
 }
 

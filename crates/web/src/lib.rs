@@ -20,6 +20,7 @@ pub mod cert_login;
 pub mod counter;
 pub mod error;
 pub mod extract;
+pub mod hooks;
 pub mod metrics;
 pub mod ops;
 pub mod pages;
@@ -43,7 +44,13 @@ pub struct WebConfig {
     /// `http://127.0.0.1:<port>` and `http://localhost:<port>`). A
     /// certificate-login signature must name one of them.
     pub extra_origins: Vec<String>,
+    /// Shared secret of the SMS provider's inbound push
+    /// (`POST /hooks/sms/inbound`); `None` leaves the route closed.
+    pub sms_inbound_token: Option<String>,
 }
+
+/// The inbound-SMS token of [`WebConfig::for_tests`].
+pub const TEST_INBOUND_TOKEN: &str = "test-inbound-token-0123456789abcdef";
 
 /// The agent's default address (certhall-agent's default port).
 pub const DEFAULT_AGENT_URL: &str = "http://127.0.0.1:17845";
@@ -57,6 +64,7 @@ impl WebConfig {
             trust_forwarded_for: true,
             agent_url: DEFAULT_AGENT_URL.to_owned(),
             extra_origins: Vec::new(),
+            sms_inbound_token: Some(TEST_INBOUND_TOKEN.to_owned()),
         }
     }
 }
@@ -96,17 +104,30 @@ impl std::ops::Deref for AppState {
 /// The whole application (STYLE.md: `fn app(state) -> Router`).
 pub fn app(state: AppState) -> Router {
     let csp = content_security_policy(&state.config.agent_url);
-    let mut router = Router::new()
+    let mut small = Router::new()
         .merge(pages::router())
+        .merge(pages::materials::router())
         .merge(counter::router())
         .nest("/api/v1", api::router())
         .merge(ops::router())
         .merge(pki::router())
-        .merge(assets::router());
+        .merge(assets::router())
+        .route(
+            "/hooks/sms/inbound",
+            axum::routing::post(hooks::sms_inbound),
+        );
     if state.services.demo_mode() {
-        router = router.merge(pages::dev::router());
+        small = small.merge(pages::dev::router());
     }
-    router
+    // Every route takes at most 256 KiB, except the image uploads, which
+    // have their own limit (extract::UPLOAD_FORM_LIMIT) and answer an
+    // oversized body with a message instead of a bare 413.
+    let uploads = Router::new()
+        .merge(pages::materials::upload_router())
+        .nest("/api/v1", api::upload_router());
+    small
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
+        .merge(uploads)
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -116,7 +137,6 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             metrics::track,
         ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(

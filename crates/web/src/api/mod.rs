@@ -30,7 +30,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/messages/read-all"),
     ("get", "/applications"),
     ("get", "/orders"),
+    ("post", "/orders"),
     ("get", "/orders/{id}"),
+    ("put", "/orders/{id}/steps/{n}"),
+    ("get", "/orders/{id}/materials"),
+    ("get", "/orders/{id}/materials/{kind}"),
+    ("put", "/orders/{id}/materials/{kind}"),
     ("get", "/openapi.json"),
 ];
 
@@ -48,8 +53,13 @@ pub fn router() -> Router<AppState> {
         .route("/messages/{id}/read", post(messages::mark_read))
         .route("/messages/read-all", post(messages::mark_all_read))
         .route("/applications", get(orders::applications))
-        .route("/orders", get(orders::list))
+        .route("/orders", get(orders::list).post(orders::start))
         .route("/orders/{id}", get(orders::show))
+        .route(
+            "/orders/{id}/steps/{n}",
+            axum::routing::put(orders::save_step),
+        )
+        .route("/orders/{id}/materials", get(orders::materials))
         .route("/openapi.json", get(openapi::serve))
 }
 
@@ -82,4 +92,17 @@ pub(crate) mod json {
             }
         }
     }
+}
+
+/// The `/api/v1` routes that take an image as the body (their own body
+/// limit, [`crate::extract::UPLOAD_FORM_LIMIT`]).
+pub fn upload_router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/orders/{id}/materials/{kind}",
+            get(orders::material).put(orders::put_material),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::extract::UPLOAD_FORM_LIMIT,
+        ))
 }

@@ -188,6 +188,73 @@ pub fn document() -> Value {
                         "items": { "type": "array", "items": { "$ref": "#/components/schemas/Order" } } } })),
                     "401": unauth
                 }
+            }, "post": {
+                "operationId": "startOrder", "summary": "证书新办：新建订单（从第一步开始）", "security": secured,
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "properties": { "kind": { "type": "string", "enum": ["new"] } } } } } },
+                "responses": {
+                    "201": ok_json("新订单", json!({ "$ref": "#/components/schemas/Order" })),
+                    "400": error_response("暂不支持的业务类型（invalid_field）"),
+                    "401": unauth, "403": csrf
+                }
+            } },
+            "/orders/{id}/steps/{n}": { "put": {
+                "operationId": "saveOrderStep",
+                "summary": "保存第 n 步（1 个人实名认证、2 选择应用、3 企业实名认证、4 办理方式），或提交第 5 步（材料与授权）",
+                "description": "第1步：name, id_number（GB 11643 校验位）。第2步：application（应用代码）。第3步：name, uscc（GB 32100 校验位）, kind, legal_representative, address, registered_capital, established（2015-06-30 或 2015年06月30日）, registered_place（须与住所一致）, nature。第4步：handling = online | counter。第5步：authorization = letter（须已上传公章、法人章、法人手写签名、授权委托书，进入柜台审核）| legal_rep_sms（另需 legal_rep_name 与营业执照一致、legal_rep_id_number、legal_rep_phone；向法定代表人发送授权短信，72小时内回复“同意”即通过）。被拒绝时订单保持原样。",
+                "security": secured,
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
+                    { "name": "n", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": 5 } }
+                ],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object" } } } },
+                "responses": {
+                    "200": ok_json("保存后的订单", json!({ "$ref": "#/components/schemas/Order" })),
+                    "400": error_response("填写有误：missing_field, invalid_field, resident_id_check_digit, uscc_check_digit, material_missing, legal_rep_mismatch …"),
+                    "401": unauth, "403": csrf,
+                    "404": error_response("订单不存在或不属于当前账户（not_found）"),
+                    "409": error_response("步骤未开放或订单已不能修改（order_step_out_of_order, order_state_conflict）"),
+                    "429": error_response("授权短信发送过于频繁（sms_phone_limit）")
+                }
+            } },
+            "/orders/{id}/materials": { "get": {
+                "operationId": "listOrderMaterials", "summary": "订单已上传的图片（营业执照、公章、法人章、法人手写签名、授权委托书）", "security": secured,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "responses": {
+                    "200": ok_json("图片列表", json!({ "type": "object", "properties": {
+                        "items": { "type": "array", "items": { "$ref": "#/components/schemas/Material" } } } })),
+                    "401": unauth,
+                    "404": error_response("订单不存在或不属于当前账户（not_found）")
+                }
+            } },
+            "/orders/{id}/materials/{kind}": { "get": {
+                "operationId": "getOrderMaterial", "summary": "一张图片（服务器重新编码后的 PNG 或 JPEG）", "security": secured,
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
+                    { "name": "kind", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/MaterialKind" } }
+                ],
+                "responses": {
+                    "200": { "description": "图片", "content": { "image/png": {}, "image/jpeg": {} } },
+                    "401": unauth,
+                    "404": error_response("没有这张图片（not_found）")
+                }
+            }, "put": {
+                "operationId": "putOrderMaterial",
+                "summary": "上传一张图片（请求体即图片）；营业执照同时自动识别",
+                "description": "按内容判断格式：只接受真正的 PNG 或 JPEG，不超过 5 MB，较短的一边至少 300 像素；服务器重新编码后保存（去除元数据和图片结束后的附加内容）并记录 SHA-256。可用 X-File-Name 请求头告知原文件名。营业执照（license）的识别结果在 ocr 中；ocr_available 为 false 时本系统未启用识别。",
+                "security": secured,
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
+                    { "name": "kind", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/MaterialKind" } }
+                ],
+                "requestBody": { "required": true, "content": { "image/png": {}, "image/jpeg": {} } },
+                "responses": {
+                    "200": ok_json("保存的图片", json!({ "$ref": "#/components/schemas/Material" })),
+                    "400": error_response("upload_not_image, upload_too_large, upload_too_small, upload_dimensions_too_large, upload_damaged, upload_empty"),
+                    "401": unauth, "403": csrf,
+                    "404": error_response("订单不存在或不属于当前账户（not_found）"),
+                    "409": error_response("该步骤未开放或订单已不能修改")
+                }
             } },
             "/orders/{id}": { "get": {
                 "operationId": "getOrder", "summary": "一个订单的状态", "security": secured,
@@ -223,6 +290,17 @@ pub fn document() -> Value {
                     "return_reason": { "type": ["string", "null"] },
                     "created_at": { "type": "string", "format": "date-time" },
                     "updated_at": { "type": "string", "format": "date-time" } } },
+                "MaterialKind": { "type": "string", "enum": ["license", "company_seal", "legal_rep_seal",
+                    "legal_rep_signature", "authorization_letter"] },
+                "Material": { "type": "object", "properties": {
+                    "kind": { "$ref": "#/components/schemas/MaterialKind" },
+                    "label": { "type": "string", "example": "公章" },
+                    "format": { "type": "string", "enum": ["png", "jpeg"] },
+                    "width": { "type": "integer" }, "height": { "type": "integer" },
+                    "size": { "type": "integer" }, "sha256": { "type": "string" },
+                    "uploaded_at": { "type": "string", "format": "date-time" },
+                    "url": { "type": "string" },
+                    "ocr": { "type": ["object", "null"], "description": "营业执照的识别结果（name, uscc, kind, legal_representative, address, registered_capital, established）" } } },
                 "Error": { "type": "object", "required": ["code", "message"], "properties": {
                     "code": { "type": "string", "description": "稳定的机器码" },
                     "message": { "type": "string", "description": "中文提示" } } },

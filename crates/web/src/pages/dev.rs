@@ -126,5 +126,8 @@ async fn inbound_json(
         .services
         .receive_sms(&reply.from, &reply.body, &meta)
         .await?;
-    Ok(Json(serde_json::json!({ "outcome": outcome.outcome })).into_response())
+    Ok(
+        Json(serde_json::json!({ "outcome": outcome.outcome, "order": outcome.order }))
+            .into_response(),
+    )
 }

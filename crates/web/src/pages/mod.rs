@@ -16,6 +16,7 @@ pub mod business;
 pub mod dev;
 pub mod home;
 pub mod login;
+pub mod materials;
 pub mod messages;
 pub mod orders;
 pub mod pki;

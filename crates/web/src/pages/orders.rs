@@ -1,12 +1,15 @@
-//! 证书新办 wizard (steps 1–4 so far) and 我的订单.
+//! 证书新办 wizard (steps 1–5) and 我的订单. Steps 3 and 5 carry images
+//! and post multipart forms to [`super::materials`].
 
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::{OrderKind, OrderState, Step};
 use certhall_domain::wizard::{
     CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
 };
+use certhall_service::materials::MaterialsSubmission;
 use certhall_store::orders::OrderRow;
 use serde::Deserialize;
 
@@ -124,6 +127,8 @@ struct StatusPage {
     order: OrderLine,
     counter: Option<CounterInfo>,
     reason: Option<String>,
+    /// While waiting for the legal representative: whom, until when.
+    waiting_for: Option<(String, String, String)>,
 }
 
 /// `GET /orders/{id}`: where the order is — the step to fill, or its status.
@@ -137,10 +142,22 @@ pub async fn show(
     if let Some(step) = current_step(order.state) {
         return Ok(Redirect::to(&step_url(id, step)).into_response());
     }
+    let waiting_for = match order.state {
+        OrderState::AwaitingAuthorization => {
+            state.services.latest_authorization(id).await?.map(|a| {
+                let phone = certhall_domain::Phone::parse(&a.phone)
+                    .map(|p| p.masked())
+                    .unwrap_or_default();
+                (a.name, phone, a.expires_at.display_cst())
+            })
+        }
+        _ => None,
+    };
     Ok(render(&StatusPage {
         chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
         counter: (order.state == OrderState::CounterVisit).then_some(DEFAULT_COUNTER),
-        reason: order.return_reason.clone(),
+        waiting_for,
+        reason: None,
         order: OrderLine::of(&order),
     }))
 }
@@ -187,6 +204,76 @@ struct StepPage {
     natures: &'static [&'static str],
     // Step 4.
     handling: String,
+    // Steps 3 and 5.
+    notice: Option<String>,
+    ocr_available: bool,
+    license: Option<MaterialView>,
+    slots: Vec<MaterialSlot>,
+    authorization: String,
+    authorization_refused: Option<String>,
+    legal_rep_name: String,
+    legal_rep_id_number: String,
+    legal_rep_phone: String,
+}
+
+/// A stored image, as the pages show it.
+#[derive(Debug, Clone)]
+pub struct MaterialView {
+    /// `company_seal`, …
+    pub kind: &'static str,
+    /// 公章, …
+    pub label: &'static str,
+    /// Where the image is served (with its hash, so a new upload shows).
+    pub url: String,
+    /// Pixels.
+    pub width: u32,
+    /// Pixels.
+    pub height: u32,
+    /// `1.2 MB`, `310 KB`.
+    pub size: String,
+    /// First 12 hex digits of the SHA-256.
+    pub sha_short: String,
+}
+
+impl MaterialView {
+    /// The view of `m` on order `order` under `base` (`/orders` or
+    /// `/counter/orders`).
+    pub fn of(base: &str, order: i64, m: &certhall_store::materials::MaterialInfo) -> Self {
+        let sha_short: String = m.sha256.chars().take(12).collect();
+        Self {
+            kind: m.kind.as_str(),
+            label: m.kind.label_zh(),
+            url: format!("{base}/{order}/materials/{}?v={sha_short}", m.kind.as_str()),
+            width: m.width,
+            height: m.height,
+            size: if m.size >= 1024 * 1024 {
+                format!("{:.1} MB", m.size as f64 / (1024.0 * 1024.0))
+            } else {
+                format!("{} KB", m.size.div_ceil(1024))
+            },
+            sha_short,
+        }
+    }
+}
+
+/// An upload field of step 5.
+#[derive(Debug, Clone)]
+pub struct MaterialSlot {
+    kind: &'static str,
+    label: &'static str,
+    hint: &'static str,
+    letter_only: bool,
+    stored: Option<MaterialView>,
+    error: Option<String>,
+}
+
+/// What a multipart post adds to the re-rendered step.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// A success note (图片已保存, 已识别营业执照).
+    pub notice: Option<String>,
+    /// Per-image refusals, by kind.
+    pub file_errors: Vec<(MaterialKind, String)>,
 }
 
 /// The wizard form: every step's fields (each step reads its own).
@@ -202,6 +289,63 @@ pub struct StepForm {
     ent: EntFields,
     #[serde(default)]
     handling: String,
+    #[serde(default)]
+    authorization: String,
+    #[serde(default)]
+    legal_rep_name: String,
+    #[serde(default)]
+    legal_rep_id_number: String,
+    #[serde(default)]
+    legal_rep_phone: String,
+}
+
+impl StepForm {
+    /// The typed values of a multipart form.
+    pub fn of_fields(fields: &std::collections::HashMap<String, String>) -> Self {
+        serde_json::to_value(fields)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default()
+    }
+
+    /// Step 3's fields, with those OCR read put in.
+    pub fn merge_license(&mut self, read: &EnterpriseInput) {
+        let pairs = [
+            (&mut self.ent.ent_name, &read.name),
+            (&mut self.ent.ent_uscc, &read.uscc),
+            (&mut self.ent.ent_kind, &read.kind),
+            (
+                &mut self.ent.ent_legal_representative,
+                &read.legal_representative,
+            ),
+            (&mut self.ent.ent_address, &read.address),
+            (
+                &mut self.ent.ent_registered_capital,
+                &read.registered_capital,
+            ),
+            (&mut self.ent.ent_established, &read.established),
+        ];
+        for (field, value) in pairs {
+            if !value.trim().is_empty() {
+                value.trim().clone_into(field);
+            }
+        }
+    }
+
+    /// Step 3's input.
+    pub fn enterprise(&self) -> EnterpriseInput {
+        self.ent.input()
+    }
+
+    /// Step 5's input.
+    pub fn submission(&self) -> MaterialsSubmission {
+        MaterialsSubmission {
+            authorization: self.authorization.clone(),
+            legal_rep_name: self.legal_rep_name.clone(),
+            legal_rep_id_number: self.legal_rep_id_number.clone(),
+            legal_rep_phone: self.legal_rep_phone.clone(),
+        }
+    }
 }
 
 /// Step 3's fields (prefixed `ent_` in the form).
@@ -272,6 +416,32 @@ fn tabs(id: i64, state: OrderState, current: Step) -> Vec<StepTab> {
         .collect()
 }
 
+/// Renders `step` of the order with what was typed and the outcome of a
+/// refused or partial post (`error`, `extras`).
+#[allow(clippy::too_many_arguments)]
+pub async fn render_step(
+    state: &AppState,
+    bid: &BrowserId,
+    who: &certhall_service::auth::SessionInfo,
+    order_id: i64,
+    step: Step,
+    typed: Option<&StepForm>,
+    error: Option<WebError>,
+    extras: Extras,
+) -> Result<Response, PageError> {
+    let order = state.services.order_of(who.account_id, order_id).await?;
+    let status = match &error {
+        Some(WebError::Refused(r)) => status_of(r),
+        Some(other) => other.status(),
+        None if !extras.file_errors.is_empty() => axum::http::StatusCode::BAD_REQUEST,
+        None => axum::http::StatusCode::OK,
+    };
+    let message = error.map(|e| e.message_zh());
+    let page = step_page(state, bid, who, &order, step, typed, message, extras).await?;
+    Ok(render_with_status(status, &page))
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn step_page(
     state: &AppState,
     bid: &BrowserId,
@@ -280,6 +450,7 @@ async fn step_page(
     step: Step,
     typed: Option<&StepForm>,
     error: Option<String>,
+    extras: Extras,
 ) -> Result<StepPage, PageError> {
     let saved = state
         .services
@@ -310,13 +481,86 @@ async fn step_page(
     } else {
         Vec::new()
     };
+    let materials = if matches!(step, Step::Enterprise | Step::Materials) {
+        state
+            .services
+            .materials_of(who.account_id, order.id)
+            .await?
+    } else {
+        Vec::new()
+    };
+    let license_info = materials.iter().find(|m| m.kind == MaterialKind::License);
     let ent = match typed {
         Some(f) => f.ent.input(),
-        None => saved
+        None => {
+            // Saved at this order's step 3; else what OCR read from this
+            // order's license; else the account's last order.
+            let this_order = certhall_store::orders::step_data(
+                &state.services.store,
+                order.id,
+                Step::Enterprise,
+            )
+            .await
+            .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?;
+            let read = license_info.and_then(|m| m.ocr.clone());
+            this_order
+                .or(read)
+                .or(saved.clone())
+                .filter(|_| step == Step::Enterprise)
+                .and_then(|d| serde_json::from_value(d).ok())
+                .unwrap_or_default()
+        }
+    };
+    let slots = if step == Step::Materials {
+        MaterialKind::ALL
+            .into_iter()
+            .filter(|k| k.step() == Step::Materials)
+            .map(|k| MaterialSlot {
+                kind: k.as_str(),
+                label: k.label_zh(),
+                hint: k.hint_zh(),
+                letter_only: k == MaterialKind::AuthorizationLetter,
+                stored: materials
+                    .iter()
+                    .find(|m| m.kind == k)
+                    .map(|m| MaterialView::of("/orders", order.id, m)),
+                error: extras
+                    .file_errors
+                    .iter()
+                    .find(|(kind, _)| *kind == k)
+                    .map(|(_, e)| e.clone()),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Step 5's legal representative: as typed, as saved, else the
+    // license's legal representative's name.
+    let saved_rep = saved
+        .as_ref()
+        .filter(|_| step == Step::Materials)
+        .and_then(|d| d.get("legal_rep"))
+        .cloned();
+    let rep_field = |key: &str| -> String {
+        saved_rep
             .as_ref()
-            .filter(|_| step == Step::Enterprise)
-            .and_then(|d| serde_json::from_value(d.clone()).ok())
-            .unwrap_or_default(),
+            .and_then(|r| r.get(key))
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let license_rep = if step == Step::Materials && saved_rep.is_none() {
+        certhall_store::orders::step_data(&state.services.store, order.id, Step::Enterprise)
+            .await
+            .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?
+            .and_then(|d| {
+                d.get("legal_representative")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    } else {
+        rep_field("name")
     };
     Ok(StepPage {
         chrome: Chrome::new(state, bid, Some(who), "orders"),
@@ -345,6 +589,26 @@ async fn step_page(
         handling: typed
             .map(|f| f.handling.clone())
             .unwrap_or_else(|| field("handling")),
+        notice: extras.notice,
+        ocr_available: state.services.ocr_available(),
+        license: license_info.map(|m| MaterialView::of("/orders", order.id, m)),
+        slots,
+        authorization: typed
+            .map(|f| f.authorization.clone())
+            .unwrap_or_else(|| field("authorization")),
+        authorization_refused: match order.state {
+            OrderState::AuthorizationRefused => order.return_reason.clone(),
+            _ => None,
+        },
+        legal_rep_name: typed
+            .map(|f| f.legal_rep_name.clone())
+            .unwrap_or(license_rep),
+        legal_rep_id_number: typed
+            .map(|f| f.legal_rep_id_number.clone())
+            .unwrap_or_else(|| rep_field("id_number")),
+        legal_rep_phone: typed
+            .map(|f| f.legal_rep_phone.clone())
+            .unwrap_or_else(|| rep_field("phone")),
     })
 }
 
@@ -366,7 +630,17 @@ pub async fn step_show(
         }
     }
     Ok(render(
-        &step_page(&state, &bid, &who, &order, step, None, None).await?,
+        &step_page(
+            &state,
+            &bid,
+            &who,
+            &order,
+            step,
+            None,
+            None,
+            Extras::default(),
+        )
+        .await?,
     ))
 }
 
@@ -406,7 +680,10 @@ pub async fn step_submit(
             Ok(h) => s.wizard_handling(who.account_id, id, h, &meta).await,
             Err(r) => Err(r.into()),
         },
-        Step::Materials => Err(certhall_domain::Refusal::NotFound.into()),
+        Step::Materials => {
+            s.submit_materials(who.account_id, id, &form.submission(), &meta)
+                .await
+        }
     };
     match result {
         Ok(order) => {
@@ -418,23 +695,17 @@ pub async fn step_submit(
             Ok(Redirect::to(&next).into_response())
         }
         Err(e) => {
-            let err = WebError::from(e);
-            let status = match &err {
-                WebError::Refused(r) => status_of(r),
-                other => other.status(),
-            };
-            let order = s.order_of(who.account_id, id).await?;
-            let page = step_page(
+            render_step(
                 &state,
                 &bid,
                 &who,
-                &order,
+                id,
                 step,
                 Some(&form),
-                Some(err.message_zh()),
+                Some(WebError::from(e)),
+                Extras::default(),
             )
-            .await?;
-            Ok(render_with_status(status, &page))
+            .await
         }
     }
 }

@@ -1,0 +1,117 @@
+//! Test material: images (by content, of any size), a rendered business
+//! license, and an order brought to step 5 through the real wizard.
+
+use std::io::Cursor;
+
+use certhall_domain::order::OrderKind;
+use certhall_domain::wizard::{EnterpriseInput, Handling};
+use certhall_domain::{AccountId, Phone};
+use certhall_ocr::LicenseFields;
+use certhall_service::RequestMeta;
+use certhall_store::orders::OrderRow;
+use image::{DynamicImage, ImageFormat, Rgb, RgbImage};
+use rand::SeedableRng;
+
+use crate::TestApp;
+
+/// A PNG of `w` × `h` with a pattern (so it is not trivially compressible
+/// to nothing, and previews show something).
+pub fn png(w: u32, h: u32) -> Vec<u8> {
+    encode(&pattern(w, h), ImageFormat::Png)
+}
+
+/// A JPEG of `w` × `h`.
+pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    encode(&pattern(w, h), ImageFormat::Jpeg)
+}
+
+/// A red seal-like ring on white.
+fn pattern(w: u32, h: u32) -> DynamicImage {
+    let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+    let r = cx.min(cy) * 0.8;
+    DynamicImage::ImageRgb8(RgbImage::from_fn(w, h, |x, y| {
+        let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+        if (d - r).abs() < r * 0.06 || ((x + y) % 37 == 0 && d < r) {
+            Rgb([200, 20, 30])
+        } else {
+            Rgb([255, 255, 255])
+        }
+    }))
+}
+
+fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encode test image");
+    out.into_inner()
+}
+
+/// A business license rendered like a photo (rotation, noise, JPEG), as
+/// JPEG bytes, with the fields printed on it. Same seed, same image.
+pub fn license_jpeg(seed: u64) -> (Vec<u8>, LicenseFields) {
+    let renderer = certhall_ocr::synth::Renderer::load(certhall_ocr::synth::DEFAULT_FONT)
+        .expect("CJK font (fonts-wqy-zenhei)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (img, fields) = renderer
+        .random_license(&mut rng, &certhall_ocr::synth::Degrade::default())
+        .expect("render license");
+    (encode(&img, ImageFormat::Jpeg), fields)
+}
+
+/// The 注册地 a person would type for `address` (province and city).
+pub fn registered_place(address: &str) -> String {
+    match address.find('市') {
+        Some(i) => address[..i + '市'.len_utf8()].to_owned(),
+        None => address.chars().take(6).collect(),
+    }
+}
+
+/// The enterprise of the fixtures (legal representative 张三).
+pub fn enterprise() -> EnterpriseInput {
+    EnterpriseInput {
+        name: "枣庄市恒信建设工程有限公司".into(),
+        uscc: valid_uscc(),
+        kind: "有限责任公司(自然人投资或控股)".into(),
+        legal_representative: "张三".into(),
+        address: "山东省枣庄市市中区光明路88号".into(),
+        registered_capital: "伍佰万元整".into(),
+        established: "2015-06-30".into(),
+        registered_place: "山东省枣庄市".into(),
+        nature: "私营企业".into(),
+    }
+}
+
+/// A valid resident ID (GB 11643 check digit).
+pub const APPLICANT_ID: &str = "11010519491231002X";
+
+/// Logs `phone`'s account in (creating it) and brings a new order through
+/// steps 1–4 with the real wizard (online handling): it waits at step 5.
+pub async fn order_at_step_five(app: &TestApp, phone: &str) -> (AccountId, OrderRow) {
+    let s = &app.services;
+    let m = RequestMeta::default();
+    let phone = Phone::parse(phone).expect("phone");
+    let me = s.ensure_account(&phone).await.expect("account");
+    s.ca_seed_profiles().await.expect("profiles");
+    s.ensure_demo_applications().await.expect("applications");
+    let order = s.start_order(me, OrderKind::New, &m).await.expect("order");
+    s.wizard_identity(me, &phone, order.id, "李四", APPLICANT_ID, &m)
+        .await
+        .expect("step 1");
+    s.wizard_application(me, order.id, "zzggzy", &m)
+        .await
+        .expect("step 2");
+    s.wizard_enterprise(me, order.id, &enterprise(), &m)
+        .await
+        .expect("step 3");
+    let order = s
+        .wizard_handling(me, order.id, Handling::Online, &m)
+        .await
+        .expect("step 4");
+    (me, order)
+}
+
+/// A USCC with a correct check character.
+pub fn valid_uscc() -> String {
+    let first17 = "91370400MA3C8XFH2";
+    let c = certhall_domain::identity::uscc_check_char(first17).expect("check char");
+    format!("{first17}{c}")
+}

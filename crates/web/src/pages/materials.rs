@@ -1,0 +1,254 @@
+//! The wizard's image posts (multipart): step 3 with the business license
+//! (read by OCR), step 5 with the seals, signature and authorization
+//! letter; and the images themselves, for their previews.
+//!
+//! These routes take bodies up to [`UPLOAD_FORM_LIMIT`] (every other route
+//! 256 KiB). An image that fails its check is named with the reason; the
+//! other images of the same post are kept, and so is everything typed.
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use certhall_domain::materials::MaterialKind;
+use certhall_domain::order::Step;
+use certhall_domain::Refusal;
+use certhall_store::materials::MaterialInfo;
+
+use super::orders::{render_step, Extras, StepForm};
+use crate::error::{PageError, WebError};
+use crate::extract::{Applicant, BrowserId, ClientMeta, CsrfMultipart, UPLOAD_FORM_LIMIT};
+use crate::AppState;
+
+/// The upload routes (with their larger body limit).
+pub fn upload_router() -> Router<AppState> {
+    Router::new()
+        .route("/orders/{id}/enterprise", post(enterprise_submit))
+        .route("/orders/{id}/materials", post(materials_submit))
+        .layer(DefaultBodyLimit::max(UPLOAD_FORM_LIMIT))
+}
+
+/// The applicant's image route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/orders/{id}/materials/{kind}", get(image))
+}
+
+/// `POST /orders/{id}/enterprise`: step 3. `action=read` stores the license
+/// and fills the form with what OCR read; `action=save` (the default)
+/// stores a chosen license too, then validates and saves the typed fields.
+pub async fn enterprise_submit(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    ClientMeta(meta): ClientMeta,
+    Path(id): Path<i64>,
+    CsrfMultipart(form): CsrfMultipart,
+) -> Result<Response, PageError> {
+    let s = &state.services;
+    let mut typed = StepForm::of_fields(&form.fields);
+    let step = Step::Enterprise;
+    if let Some(r) = form.broken {
+        let err = Some(WebError::Refused(r));
+        return render_step(
+            &state,
+            &bid,
+            &who,
+            id,
+            step,
+            Some(&typed),
+            err,
+            Extras::default(),
+        )
+        .await;
+    }
+    let read_only = form.field("action") == "read";
+    let mut extras = Extras::default();
+    match form.files.iter().find(|f| f.field == "license") {
+        Some(file) => {
+            match s
+                .read_license(
+                    who.account_id,
+                    id,
+                    &file.file_name,
+                    file.bytes.clone(),
+                    &meta,
+                )
+                .await
+            {
+                Ok(read) => {
+                    extras.notice = Some(match (&read.fields, read.ocr_available) {
+                        (Some(fields), _) => {
+                            if read_only {
+                                typed.merge_license(fields);
+                            }
+                            "营业执照已上传并识别，识别结果已填入下方，请逐项核对，并补充注册地和企业性质。"
+                                .to_owned()
+                        }
+                        (None, true) => {
+                            "营业执照已上传，但未能识别其中的文字，请按营业执照填写下方各项。"
+                                .to_owned()
+                        }
+                        (None, false) => {
+                            "营业执照已上传。本系统暂未启用自动识别，请按营业执照填写下方各项。"
+                                .to_owned()
+                        }
+                    });
+                }
+                Err(e) => {
+                    let err = Some(WebError::from(e));
+                    return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras)
+                        .await;
+                }
+            }
+        }
+        None if read_only => {
+            let err = Some(WebError::Refused(Refusal::MaterialMissing("营业执照")));
+            return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await;
+        }
+        None => {}
+    }
+    if read_only {
+        return render_step(&state, &bid, &who, id, step, Some(&typed), None, extras).await;
+    }
+    match s
+        .wizard_enterprise(who.account_id, id, &typed.enterprise(), &meta)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/orders/{id}/step/4")).into_response()),
+        Err(e) => {
+            let err = Some(WebError::from(e));
+            render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await
+        }
+    }
+}
+
+/// `POST /orders/{id}/materials`: step 5. Every chosen image is checked
+/// and stored on its own; `action=upload` stops there, `action=save` (the
+/// default) then submits with the chosen authorization route.
+pub async fn materials_submit(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    ClientMeta(meta): ClientMeta,
+    Path(id): Path<i64>,
+    CsrfMultipart(form): CsrfMultipart,
+) -> Result<Response, PageError> {
+    let s = &state.services;
+    let typed = StepForm::of_fields(&form.fields);
+    let step = Step::Materials;
+    if let Some(r) = form.broken {
+        let err = Some(WebError::Refused(r));
+        return render_step(
+            &state,
+            &bid,
+            &who,
+            id,
+            step,
+            Some(&typed),
+            err,
+            Extras::default(),
+        )
+        .await;
+    }
+    let mut extras = Extras::default();
+    let mut stored = Vec::new();
+    for file in &form.files {
+        let Some(kind) = file
+            .field
+            .parse::<MaterialKind>()
+            .ok()
+            .filter(|k| k.step() == Step::Materials)
+        else {
+            continue;
+        };
+        match s
+            .upload_material(
+                who.account_id,
+                id,
+                kind,
+                &file.file_name,
+                file.bytes.clone(),
+                &meta,
+            )
+            .await
+        {
+            Ok(_) => stored.push(kind.label_zh()),
+            Err(certhall_service::ServiceError::Refused(r @ Refusal::UploadRefused { .. })) => {
+                extras.file_errors.push((kind, r.message_zh()));
+            }
+            Err(e) => {
+                let err = Some(WebError::from(e));
+                return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await;
+            }
+        }
+    }
+    if !stored.is_empty() {
+        extras.notice = Some(format!("已保存：{}。", stored.join("、")));
+    }
+    if !extras.file_errors.is_empty() {
+        let err = Some(WebError::Refused(Refusal::InvalidField(
+            "有图片未通过检查，请按提示重新选择后再提交（通过检查的图片已保存）".into(),
+        )));
+        return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await;
+    }
+    if form.field("action") == "upload" {
+        if stored.is_empty() {
+            extras.notice = Some("没有选择要上传的图片。".into());
+        }
+        return render_step(&state, &bid, &who, id, step, Some(&typed), None, extras).await;
+    }
+    match s
+        .submit_materials(who.account_id, id, &typed.submission(), &meta)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/orders/{id}")).into_response()),
+        Err(e) => {
+            let err = Some(WebError::from(e));
+            render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await
+        }
+    }
+}
+
+/// `GET /orders/{id}/materials/{kind}`: one of the applicant's images.
+pub async fn image(
+    State(state): State<AppState>,
+    Applicant(who): Applicant,
+    Path((id, kind)): Path<(i64, String)>,
+) -> Result<Response, PageError> {
+    let kind: MaterialKind = kind
+        .parse()
+        .map_err(|()| WebError::Refused(Refusal::NotFound))?;
+    let (info, bytes) = state
+        .services
+        .material_image(who.account_id, id, kind)
+        .await?;
+    Ok(image_response(&info, bytes))
+}
+
+/// An image as served: its stored type, never cached by shared caches,
+/// not sniffed, nothing it could run.
+pub fn image_response(info: &MaterialInfo, bytes: Vec<u8>) -> Response {
+    let (mime, ext) = match info.format.as_str() {
+        "png" => ("image/png", "png"),
+        _ => ("image/jpeg", "jpg"),
+    };
+    let mut res = bytes.into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "inline; filename=\"{}.{ext}\"",
+        info.kind.as_str()
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    res
+}
