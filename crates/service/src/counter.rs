@@ -840,6 +840,7 @@ fn fields(step: Step, data: &serde_json::Value) -> Vec<FieldView> {
         }];
     };
     map.iter()
+        .filter(|(k, v)| !(k.as_str() == "legal_rep" && v.is_null()))
         .map(|(k, v)| FieldView {
             label: label_of(step, k).map_or_else(|| k.clone(), str::to_owned),
             value: match (k.as_str(), v) {

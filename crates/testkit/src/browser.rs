@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use chromiumoxide::cdp::browser_protocol::dom::SetFileInputFilesParams;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::cdp::browser_protocol::page::{
@@ -599,6 +600,49 @@ impl Browser {
             let msg = format!("after typing {text:?} into `{selector}` it holds {now:?}");
             panic!("{}", self.failure(&msg).await);
         }
+    }
+
+    /// Chooses `file` in the file input `selector`, as a user picking it in
+    /// the file dialog would (CDP `DOM.setFileInputFiles`).
+    pub async fn choose_file(&self, selector: &str, file: &Path) {
+        self.wait_for(selector).await;
+        let chosen = async {
+            let el = self.page.find_element(selector).await?;
+            let params = SetFileInputFilesParams::builder()
+                .file(file.display().to_string())
+                .backend_node_id(el.backend_node_id)
+                .build()
+                .map_err(chromiumoxide::error::CdpError::msg)?;
+            self.page.execute(params).await?;
+            Ok::<_, chromiumoxide::error::CdpError>(())
+        };
+        if let Err(e) = within(&format!("choosing a file in `{selector}`"), chosen).await {
+            panic!("{}", self.failure(&e).await);
+        }
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let sel = js_str(selector);
+        let got = self
+            .eval(&format!(
+                "(document.querySelector({sel}).files[0] || {{}}).name || ''"
+            ))
+            .await;
+        assert_eq!(got.as_str(), Some(name), "file not chosen in `{selector}`");
+    }
+
+    /// True when every `img` matched by `selector` has loaded and decoded
+    /// (its natural width is not 0); false when none matches.
+    pub async fn images_loaded(&self, selector: &str) -> bool {
+        let sel = js_str(selector);
+        self.eval(&format!(
+            "(() => {{ const all = [...document.querySelectorAll({sel})]; \
+             return all.length > 0 && all.every(i => i.complete && i.naturalWidth > 0); }})()"
+        ))
+        .await
+        .as_bool()
+        .unwrap_or(false)
     }
 
     async fn type_run(

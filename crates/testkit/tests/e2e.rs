@@ -1,7 +1,9 @@
 //! End-to-end tests in a real headless Chromium against CertHall served on
 //! a real port, on SQLite and (when configured, always under `CI=true`) on
 //! PostgreSQL: log in with an SMS code read from the demo outbox over HTTP,
-//! read the welcome message, log out; and a wrong code.
+//! read the welcome message, log out; a wrong code; a new certificate by
+//! authorization letter (license OCR, refusal, counter rejection,
+//! resubmission, approval) and by the legal representative's SMS reply.
 //!
 //! Screenshots go to `target/e2e-artifacts/<backend>-*.png`. Without
 //! Chromium the tests are skipped (outside CI) with a `SKIPPED:` line.
@@ -9,6 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use certhall_testkit::browser::Browser;
+use certhall_testkit::fixtures;
 use certhall_testkit::{extract_code, RunningServer, TestApp};
 use serde_json::Value;
 
@@ -248,24 +251,93 @@ async fn a_wrong_code_is_explained_and_keeps_the_phone() {
 /// outbox), returns the order with a reason, and the applicant sees it.
 /// Step 5 (materials and authorization) is not built yet, so the test moves
 /// the order into the review queue through the service, as step 5 will.
-async fn wizard_and_counter_review(app: &TestApp, browser: &Browser) {
-    use certhall_domain::order::{Authorization, OrderEvent};
-    use certhall_service::orders::OrderActor;
+/// Writes the test's images where the browser's file dialog can pick them.
+fn image_files(
+    dir: &std::path::Path,
+) -> std::collections::HashMap<&'static str, std::path::PathBuf> {
+    let (license, _) = fixtures::license_jpeg(LICENSE_SEED);
+    let files: [(&str, &str, Vec<u8>); 7] = [
+        ("license", "营业执照.jpg", license),
+        ("company_seal", "公章.png", fixtures::png(480, 480)),
+        ("legal_rep_seal", "法人章.png", fixtures::png(400, 400)),
+        ("legal_rep_signature", "签名.jpg", fixtures::jpeg(720, 360)),
+        (
+            "authorization_letter",
+            "授权委托书.jpg",
+            fixtures::jpeg(900, 1270),
+        ),
+        (
+            "letter_v2",
+            "授权委托书-补签.jpg",
+            fixtures::jpeg(1000, 1400),
+        ),
+        (
+            "fake",
+            "公章-其实是文本.png",
+            b"this is a text file renamed .png\n".to_vec(),
+        ),
+    ];
+    files
+        .into_iter()
+        .map(|(key, name, bytes)| {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            (key, path)
+        })
+        .collect()
+}
+
+const LICENSE_SEED: u64 = 20_261_125;
+
+/// Logs `phone` in through the login page (unless still logged in).
+async fn log_in(server: &RunningServer, browser: &Browser, phone: &str) {
+    browser.goto(&server.url("/login")).await;
+    if browser.current_path().await == "/" {
+        return; // still logged in
+    }
+    request_code(browser, phone).await;
+    let code = code_from_outbox(server, phone).await;
+    browser.fill("#code", &code).await;
+    browser.click_and_wait_for_navigation("#login-submit").await;
+    assert_eq!(browser.current_path().await, "/");
+}
+
+/// The counter operator logs in (password, then the code from the outbox),
+/// unless still logged in.
+async fn counter_log_in(server: &RunningServer, browser: &Browser, username: &str, phone: &str) {
+    browser.goto(&server.url("/counter")).await;
+    if browser.current_path().await == "/counter" {
+        return; // still logged in
+    }
+    browser.goto(&server.url("/counter/login")).await;
+    browser.fill("#username", username).await;
+    browser.fill("#password", "Counter-pass-2026").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=counter-login-submit]")
+        .await;
+    let code = code_from_outbox(server, phone).await;
+    browser.fill("#code", &code).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=counter-code-submit]")
+        .await;
+}
+
+async fn letter_route(app: &TestApp, browser: &Browser) {
     let be = app.backend();
     app.services.ca_seed_profiles().await.unwrap();
     app.services.ensure_demo_applications().await.unwrap();
     let server = app.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = image_files(dir.path());
+    let (_, printed) = fixtures::license_jpeg(LICENSE_SEED);
     let phone = "13700137000";
+    let shot = |name: &str| format!("{be}-letter-{name}.png");
 
-    browser.goto(&server.url("/login")).await;
-    request_code(browser, phone).await;
-    let code = code_from_outbox(&server, phone).await;
-    browser.fill("#code", &code).await;
-    browser.click_and_wait_for_navigation("#login-submit").await;
+    log_in(&server, browser, phone).await;
     browser
         .click_and_wait_for_navigation("a.tile[href='/apply/new']")
         .await;
-    browser.screenshot(&format!("{be}-wizard-start.png")).await;
+    browser.screenshot(&shot("00-start")).await;
     browser
         .click_and_wait_for_navigation("[data-testid=start-order]")
         .await;
@@ -284,56 +356,89 @@ async fn wizard_and_counter_review(app: &TestApp, browser: &Browser) {
         .text_of("[data-testid=error]")
         .await
         .contains("校验位不正确"));
-    assert_eq!(
-        browser.value_of("#name").await,
-        "张三",
-        "{be}: the typed name was lost"
-    );
-    browser
-        .screenshot(&format!("{be}-wizard-step1-error.png"))
-        .await;
+    assert_eq!(browser.value_of("#name").await, "张三", "{be}: name lost");
+    browser.screenshot(&shot("01-step1-error")).await;
     browser.fill("#id_number", "11010519491231002X").await;
     browser
         .click_and_wait_for_navigation("[data-testid=next]")
         .await;
 
     // Step 2: the catalogue.
-    assert_eq!(
-        browser.text_of("[data-testid=step-title]").await,
-        "第2步：选择应用"
-    );
     assert!(browser
         .text_of("[data-testid=apps]")
         .await
         .contains("枣庄公共资源交易"));
     browser.click("input[name=application][value=zzggzy]").await;
-    browser.screenshot(&format!("{be}-wizard-step2.png")).await;
+    browser.screenshot(&shot("02-step2")).await;
     browser
         .click_and_wait_for_navigation("[data-testid=next]")
         .await;
 
-    // Step 3: the enterprise.
-    for (field, value) in [
-        ("#ent_name", "枣庄测试建设有限公司"),
-        ("#ent_uscc", "91350100M000100Y43"),
-        ("#ent_kind", "有限责任公司"),
-        ("#ent_legal_representative", "李四"),
-        ("#ent_address", "山东省枣庄市市中区光明路1号"),
-        ("#ent_registered_capital", "壹仟万元整"),
-        ("#ent_established", "2015-06-30"),
-        ("#ent_registered_place", "山东省枣庄市"),
+    // Step 3: the license photo is read and fills the form.
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第3步：企业实名认证"
+    );
+    browser.choose_file("#license", &files["license"]).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=read-license]")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-testid=notice]")
+            .await
+            .contains("营业执照已上传并识别"),
+        "{be}"
+    );
+    assert!(
+        browser
+            .images_loaded("[data-testid=preview-license] img")
+            .await
+    );
+    assert_eq!(
+        browser.value_of("#ent_uscc").await,
+        printed.uscc,
+        "{be}: USCC"
+    );
+    assert_eq!(
+        browser.value_of("#ent_name").await,
+        printed.name,
+        "{be}: name"
+    );
+    browser.screenshot(&shot("03-step3-read")).await;
+    // The applicant checks every field against the license, as asked.
+    for (sel, value) in [
+        ("#ent_name", &printed.name),
+        ("#ent_kind", &printed.kind),
+        ("#ent_legal_representative", &printed.legal_representative),
+        ("#ent_address", &printed.address),
+        ("#ent_registered_capital", &printed.registered_capital),
     ] {
-        browser.fill(field, value).await;
+        if browser.value_of(sel).await != *value {
+            browser.fill(sel, value).await;
+        }
     }
+    browser
+        .fill(
+            "#ent_registered_place",
+            &fixtures::registered_place(&printed.address),
+        )
+        .await;
     browser
         .eval("document.getElementById('ent_nature').value = '私营企业'")
         .await;
-    browser.screenshot(&format!("{be}-wizard-step3.png")).await;
     browser
         .click_and_wait_for_navigation("[data-testid=next]")
         .await;
+    if browser.exists("[data-testid=error]").await {
+        // The date, if OCR misread it: typed as printed.
+        browser.fill("#ent_established", &printed.established).await;
+        browser
+            .click_and_wait_for_navigation("[data-testid=next]")
+            .await;
+    }
 
-    // Step 4: online; step 5 is announced as coming.
+    // Step 4: online.
     assert_eq!(
         browser.text_of("[data-testid=step-title]").await,
         "第4步：办理方式"
@@ -342,31 +447,59 @@ async fn wizard_and_counter_review(app: &TestApp, browser: &Browser) {
     browser
         .click_and_wait_for_navigation("[data-testid=next]")
         .await;
-    assert!(browser.exists("[data-testid=coming-soon]").await);
-    browser.screenshot(&format!("{be}-wizard-step5.png")).await;
-    let path = browser.current_path().await;
-    let order_id: i64 = path.split('/').nth(2).unwrap().parse().unwrap();
 
-    // What step 5 will do: submit with an authorization letter.
-    let account = app
-        .services
-        .ensure_account(&certhall_domain::Phone::parse(phone).unwrap())
+    // Step 5: a text file renamed .png is refused by content.
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第5步：上传材料与授权"
+    );
+    let order_id: i64 = browser
+        .current_path()
         .await
+        .split('/')
+        .nth(2)
+        .unwrap()
+        .parse()
         .unwrap();
-    let order = app.services.order_of(account, order_id).await.unwrap();
-    app.services
-        .order_event(
-            OrderActor::Applicant(account),
-            order_id,
-            order.version,
-            OrderEvent::SubmitMaterials(Authorization::Letter),
-            None,
-            &certhall_service::RequestMeta::default(),
-        )
-        .await
-        .unwrap();
+    browser.choose_file("#company_seal", &files["fake"]).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=upload]")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-testid=error-company_seal]")
+            .await
+            .contains("不是 PNG 或 JPEG"),
+        "{be}"
+    );
+    browser.screenshot(&shot("04-step5-refused")).await;
+    for kind in [
+        "company_seal",
+        "legal_rep_seal",
+        "legal_rep_signature",
+        "authorization_letter",
+    ] {
+        browser.choose_file(&format!("#{kind}"), &files[kind]).await;
+    }
+    browser
+        .click("input[name=authorization][value=letter]")
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    assert_eq!(
+        browser.current_path().await,
+        format!("/orders/{order_id}"),
+        "{be}: {}",
+        browser.content().await
+    );
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "柜台审核中"
+    );
+    browser.screenshot(&shot("05-submitted")).await;
 
-    // The counter: password, then the SMS code from the outbox.
+    // The counter: the queue, the materials beside the data; returned.
     app.services
         .add_operator(
             "wang",
@@ -377,71 +510,217 @@ async fn wizard_and_counter_review(app: &TestApp, browser: &Browser) {
         )
         .await
         .unwrap();
-    browser.goto(&server.url("/counter/login")).await;
-    browser.fill("#username", "wang").await;
-    browser.fill("#password", "Counter-pass-2026").await;
-    browser
-        .click_and_wait_for_navigation("[data-testid=counter-login-submit]")
-        .await;
-    let code = code_from_outbox(&server, "13900000009").await;
-    browser.fill("#code", &code).await;
-    browser
-        .click_and_wait_for_navigation("[data-testid=counter-code-submit]")
-        .await;
-    assert!(
-        browser
-            .text_of("[data-testid=waiting-count]")
-            .await
-            .contains("1"),
-        "{be}"
-    );
-    browser.screenshot(&format!("{be}-counter-queue.png")).await;
+    counter_log_in(&server, browser, "wang", "13900000009").await;
+    assert!(browser
+        .text_of("[data-testid=waiting-count]")
+        .await
+        .contains('1'));
+    browser.screenshot(&shot("06-counter-queue")).await;
     browser
         .click_and_wait_for_navigation("[data-testid=review-link]")
         .await;
-    assert!(browser.content().await.contains("枣庄测试建设有限公司"));
+    assert!(
+        browser.images_loaded("[data-testid=materials] img").await,
+        "{be}: the counter cannot see the materials"
+    );
+    assert_eq!(browser.count("[data-testid=materials] img").await, 4);
+    assert!(
+        browser
+            .images_loaded("[data-testid=counter-license] img")
+            .await
+    );
+    assert!(browser
+        .text_of("[data-testid=license-check]")
+        .await
+        .contains(&printed.uscc));
     browser.click("input[name=reason][value=其他]").await;
     browser
         .fill("#reason-text", "授权委托书缺少法定代表人签字")
         .await;
-    browser
-        .screenshot(&format!("{be}-counter-detail.png"))
-        .await;
+    browser.screenshot(&shot("07-counter-detail")).await;
     browser
         .click_and_wait_for_navigation("[data-testid=reject]")
         .await;
-    browser
-        .screenshot(&format!("{be}-counter-returned.png"))
-        .await;
+    browser.screenshot(&shot("08-counter-returned")).await;
 
-    // The applicant sees the reason on the order and as a message.
-    browser.goto(&server.url("/messages")).await;
+    // The applicant sees the reason, replaces the letter, resubmits.
+    log_in(&server, browser, phone).await;
     assert!(
         browser
             .content()
             .await
             .contains("授权委托书缺少法定代表人签字"),
-        "{be}: the reason is not in the applicant's messages"
+        "{be}: the reason is not among the home page's messages"
     );
     browser
         .goto(&server.url(&format!("/orders/{order_id}")))
         .await;
+    assert_eq!(
+        browser.current_path().await,
+        format!("/orders/{order_id}/step/5")
+    );
     assert!(browser
         .text_of("[data-testid=return-reason]")
         .await
         .contains("授权委托书缺少法定代表人签字"));
+    assert!(browser.images_loaded("[data-testid=materials] img").await);
+    browser.screenshot(&shot("09-returned")).await;
     browser
-        .screenshot(&format!("{be}-wizard-returned.png"))
+        .choose_file("#authorization_letter", &files["letter_v2"])
         .await;
+    browser
+        .click("input[name=authorization][value=letter]")
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "柜台审核中"
+    );
+    browser.screenshot(&shot("10-resubmitted")).await;
+
+    // The operator approves.
+    counter_log_in(&server, browser, "wang", "13900000009").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=review-link]")
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=approve]")
+        .await;
+    browser.screenshot(&shot("11-counter-approved")).await;
+
+    // The applicant's home: the review message, the order at step 6.
+    log_in(&server, browser, phone).await;
+    let home = browser.content().await;
+    assert!(home.contains("审核通过"), "{be}: no review message on home");
+    let line = browser
+        .text_of(&format!(
+            "[data-testid=active-order][data-order='{order_id}']"
+        ))
+        .await;
+    assert!(
+        line.contains("审核通过，请选择介质与收货地址"),
+        "{be}: {line}"
+    );
+    browser.screenshot(&shot("12-home-step6")).await;
+}
+
+async fn sms_route(app: &TestApp, browser: &Browser) {
+    let be = app.backend();
+    let server = app.serve().await;
+    let dir = tempfile::tempdir().unwrap();
+    let files = image_files(dir.path());
+    let phone = "13600136001";
+    let rep = "13900139001";
+    let shot = |name: &str| format!("{be}-sms-{name}.png");
+    let (_, first) = fixtures::order_at_step_five(app, phone).await;
+    let (_, second) = fixtures::order_at_step_five(app, phone).await;
+    log_in(&server, browser, phone).await;
+
+    for (order, answer) in [(first.id, "同意"), (second.id, "拒绝")] {
+        browser
+            .goto(&server.url(&format!("/orders/{order}/step/5")))
+            .await;
+        for kind in ["company_seal", "legal_rep_seal", "legal_rep_signature"] {
+            browser.choose_file(&format!("#{kind}"), &files[kind]).await;
+        }
+        browser
+            .click("input[name=authorization][value=legal_rep_sms]")
+            .await;
+        // The license's legal representative is proposed.
+        assert_eq!(browser.value_of("#legal_rep_name").await, "张三");
+        browser
+            .fill("#legal_rep_id_number", fixtures::APPLICANT_ID)
+            .await;
+        browser.fill("#legal_rep_phone", rep).await;
+        browser.screenshot(&shot(&format!("{order}-step5"))).await;
+        browser
+            .click_and_wait_for_navigation("[data-testid=next]")
+            .await;
+        assert_eq!(
+            browser.text_of("[data-testid=order-state]").await,
+            "等待法定代表人短信授权",
+            "{be}: {}",
+            browser.content().await
+        );
+        assert!(browser
+            .text_of("[data-testid=waiting-for]")
+            .await
+            .contains("139****9001"));
+
+        // The outbox shows the request; a reply from another number
+        // changes nothing.
+        browser.goto(&server.url("/dev/outbox")).await;
+        assert!(browser.content().await.contains("需要您作为法定代表人授权"));
+        browser.fill("#from", "13900139999").await;
+        browser.fill("#body", answer).await;
+        browser
+            .click_and_wait_for_navigation("form[action='/dev/outbox/reply'] button")
+            .await;
+        assert!(browser.content().await.contains("该号码无待处理的授权请求"));
+        browser.goto(&server.url(&format!("/orders/{order}"))).await;
+        assert_eq!(
+            browser.text_of("[data-testid=order-state]").await,
+            "等待法定代表人短信授权",
+            "{be}: another number's reply moved the order"
+        );
+
+        // The legal representative answers.
+        browser.goto(&server.url("/dev/outbox")).await;
+        browser.fill("#from", rep).await;
+        browser.fill("#body", answer).await;
+        browser
+            .click_and_wait_for_navigation("form[action='/dev/outbox/reply'] button")
+            .await;
+        browser.screenshot(&shot(&format!("{order}-reply"))).await;
+        browser.goto(&server.url(&format!("/orders/{order}"))).await;
+        if answer == "同意" {
+            assert_eq!(
+                browser.text_of("[data-testid=order-state]").await,
+                "审核通过，请选择介质与收货地址"
+            );
+        } else {
+            // Refused: back at step 5 with the outcome, free to choose the
+            // letter instead.
+            assert_eq!(
+                browser.current_path().await,
+                format!("/orders/{order}/step/5")
+            );
+            assert!(browser
+                .text_of("[data-testid=authorization-refused]")
+                .await
+                .contains("法定代表人回复拒绝"));
+        }
+        browser.screenshot(&shot(&format!("{order}-outcome"))).await;
+    }
+    browser.goto(&server.url("/messages")).await;
+    let messages = browser.content().await;
+    assert!(messages.contains("审核通过"), "{be}");
+    assert!(messages.contains("法定代表人回复拒绝"), "{be}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn new_certificate_wizard_and_counter_review() {
-    let app = TestApp::sqlite().await;
+async fn new_certificate_by_authorization_letter_with_counter_review() {
+    let Some(app) = TestApp::sqlite().await.with_ocr() else {
+        return;
+    };
     let Some(mut browser) = Browser::launch().await else {
         return;
     };
-    browser.set_label("wizard");
-    wizard_and_counter_review(&app, &browser).await;
+    browser.set_label("letter");
+    letter_route(&app, &browser).await;
     browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_certificate_by_legal_representative_sms() {
+    for app in TestApp::each().await {
+        let Some(mut browser) = Browser::launch().await else {
+            return;
+        };
+        browser.set_label("sms");
+        sms_route(&app, &browser).await;
+        browser.close().await;
+    }
 }

@@ -82,6 +82,8 @@ struct HomePage {
     latest: Vec<Message>,
     unread: u32,
     total: u32,
+    /// Orders still under way (not cancelled), newest first.
+    active: Vec<super::orders::OrderLine>,
 }
 
 /// `GET /`.
@@ -91,11 +93,21 @@ pub async fn show(
     Applicant(who): Applicant,
 ) -> Result<Response, PageError> {
     let page = state.services.messages(who.account_id, 1, LATEST).await?;
+    let orders = certhall_store::orders::of_account(&state.services.store, who.account_id, 20)
+        .await
+        .map_err(|e| crate::error::WebError::from(certhall_service::ServiceError::from(e)))?;
+    let active = orders
+        .iter()
+        .filter(|o| o.state != certhall_domain::order::OrderState::Cancelled)
+        .take(5)
+        .map(super::orders::OrderLine::of)
+        .collect();
     Ok(render(&HomePage {
         chrome: Chrome::new(&state, &bid, Some(&who), "home"),
         tiles: &WORKBENCH,
         latest: page.items,
         unread: page.unread,
         total: page.total,
+        active,
     }))
 }

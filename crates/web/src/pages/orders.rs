@@ -21,15 +21,16 @@ use crate::AppState;
 /// One order in a list.
 #[derive(Debug)]
 pub struct OrderLine {
-    id: i64,
-    kind: &'static str,
-    state: String,
-    updated: String,
-    editable: bool,
+    pub(crate) id: i64,
+    pub(crate) kind: &'static str,
+    pub(crate) state: String,
+    pub(crate) updated: String,
+    pub(crate) editable: bool,
 }
 
 impl OrderLine {
-    fn of(o: &OrderRow) -> Self {
+    /// The line of `o`.
+    pub fn of(o: &OrderRow) -> Self {
         Self {
             id: o.id,
             kind: o.kind.label_zh(),
@@ -129,6 +130,7 @@ struct StatusPage {
     reason: Option<String>,
     /// While waiting for the legal representative: whom, until when.
     waiting_for: Option<(String, String, String)>,
+    approved: bool,
 }
 
 /// `GET /orders/{id}`: where the order is — the step to fill, or its status.
@@ -157,6 +159,7 @@ pub async fn show(
         chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
         counter: (order.state == OrderState::CounterVisit).then_some(DEFAULT_COUNTER),
         waiting_for,
+        approved: order.state == OrderState::Approved,
         reason: None,
         order: OrderLine::of(&order),
     }))
