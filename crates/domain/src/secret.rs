@@ -52,6 +52,13 @@ impl fmt::Debug for ServerSecret {
     }
 }
 
+/// Compares two secrets in constant time (for their common length; a
+/// length difference is not hidden).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,11 +71,4 @@ mod tests {
         assert_eq!(s.mac("a", &[b"xy"]), s.mac("a", &[b"xy"]));
         assert_eq!(format!("{s:?}"), "ServerSecret(***)");
     }
-}
-
-/// Compares two secrets in constant time (for their common length; a
-/// length difference is not hidden).
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }

@@ -668,3 +668,133 @@ async fn an_operator_cannot_review_their_own_order() {
         assert_eq!(refusal(err).code(), "order_state_conflict", "{be}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counter_through_the_json_api() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        add_operator(&app, "zhao", OP_PHONE).await;
+        let (_, order) = certhall_testkit::fixtures::order_at_step_five(&app, APPLICANT).await;
+        // Materials and the letter through the applicant's API.
+        let mut applicant = Client::new(&app, "10.40.0.1");
+        applicant.api_login(APPLICANT).await;
+        for k in [
+            "company_seal",
+            "legal_rep_seal",
+            "legal_rep_signature",
+            "authorization_letter",
+        ] {
+            let r = applicant
+                .send_bytes(
+                    axum::http::Method::PUT,
+                    &format!("/api/v1/orders/{}/materials/{k}", order.id),
+                    Some("image/png"),
+                    certhall_testkit::fixtures::png(400, 400),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        }
+        let r = applicant
+            .send(
+                axum::http::Method::PUT,
+                &format!("/api/v1/orders/{}/steps/5", order.id),
+                Some("application/json"),
+                json!({ "authorization": "letter" }).to_string(),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let version = r.json()["version"].as_i64().unwrap();
+
+        // An applicant's token is no operator's.
+        let r = applicant.get("/api/v1/counter/orders").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{be}");
+
+        // Login: password, then the code.
+        let mut op = Client::new(&app, "10.40.0.2");
+        let r = op
+            .post_json(
+                "/api/v1/counter/login",
+                json!({ "username": "zhao", "password": "wrong-password-1" }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "counter_bad_credentials"),
+            "{be}"
+        );
+        let r = op
+            .post_json(
+                "/api/v1/counter/login",
+                json!({ "username": "zhao", "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let login_token = r.json()["login_token"].as_str().unwrap().to_owned();
+        // The half-done login is not a session.
+        op.bearer = Some(login_token.clone());
+        assert_eq!(
+            op.get("/api/v1/counter/orders").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+        op.bearer = None;
+        let code = app.latest_code(OP_PHONE).await.unwrap();
+        let r = op
+            .post_json(
+                "/api/v1/counter/login/code",
+                json!({ "login_token": login_token, "code": code }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        op.bearer = Some(r.json()["token"].as_str().unwrap().to_owned());
+
+        let r = op.get("/api/v1/counter/orders").await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        assert_eq!(r.json()["waiting"], json!(1));
+        assert_eq!(r.json()["items"][0]["order"]["id"], json!(order.id));
+        let r = op
+            .get(&format!("/api/v1/counter/orders/{}", order.id))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let d = r.json();
+        assert_eq!(d["materials"].as_array().unwrap().len(), 4, "{be}");
+        assert_eq!(d["own_order"], json!(false));
+        let img = op.get(d["materials"][0]["url"].as_str().unwrap()).await;
+        assert_eq!(img.status, StatusCode::OK, "{be}");
+        assert!(img.raw.starts_with(b"\x89PNG"));
+
+        // A return needs a reason; a stale version loses.
+        let url = |what: &str| format!("/api/v1/counter/orders/{}/{what}", order.id);
+        let r = op
+            .post_json(
+                &url("reject"),
+                json!({ "version": version, "step": 5, "reason": " " }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::BAD_REQUEST, "missing_field"),
+            "{be}"
+        );
+        let r = op
+            .post_json(&url("approve"), json!({ "version": version - 1 }))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::CONFLICT, "review_already_decided"),
+            "{be}"
+        );
+        let r = op
+            .post_json(&url("approve"), json!({ "version": version }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        assert_eq!(r.json()["state"], json!("approved"));
+        let r = op.post_json("/api/v1/counter/logout", json!({})).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{be}");
+        assert_eq!(
+            op.get("/api/v1/counter/orders").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}

@@ -11,6 +11,7 @@ use axum::Router;
 use crate::AppState;
 
 pub mod auth;
+pub mod counter;
 pub mod messages;
 pub mod openapi;
 pub mod orders;
@@ -36,6 +37,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/orders/{id}/materials"),
     ("get", "/orders/{id}/materials/{kind}"),
     ("put", "/orders/{id}/materials/{kind}"),
+    ("post", "/counter/login"),
+    ("post", "/counter/login/code"),
+    ("post", "/counter/logout"),
+    ("get", "/counter/orders"),
+    ("get", "/counter/orders/{id}"),
+    ("get", "/counter/orders/{id}/materials/{kind}"),
+    ("post", "/counter/orders/{id}/approve"),
+    ("post", "/counter/orders/{id}/reject"),
     ("get", "/openapi.json"),
 ];
 
@@ -60,6 +69,17 @@ pub fn router() -> Router<AppState> {
             axum::routing::put(orders::save_step),
         )
         .route("/orders/{id}/materials", get(orders::materials))
+        .route("/counter/login", post(counter::login))
+        .route("/counter/login/code", post(counter::login_code))
+        .route("/counter/logout", post(counter::logout))
+        .route("/counter/orders", get(counter::queue))
+        .route("/counter/orders/{id}", get(counter::detail))
+        .route(
+            "/counter/orders/{id}/materials/{kind}",
+            get(counter::material),
+        )
+        .route("/counter/orders/{id}/approve", post(counter::approve))
+        .route("/counter/orders/{id}/reject", post(counter::reject))
         .route("/openapi.json", get(openapi::serve))
 }
 

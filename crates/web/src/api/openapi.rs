@@ -25,7 +25,7 @@ pub fn document() -> Value {
         error_response("未登录、令牌无效或登录超时（not_logged_in、bad_token、session_expired）");
     let csrf = error_response("使用浏览器会话调用时缺少或错误的 X-CSRF-Token（csrf_mismatch）");
     let secured = json!([{ "bearer": [] }, { "session": [] }]);
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "CertHall 网上营业厅 API",
@@ -273,6 +273,8 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer" },
+                "counterBearer": { "type": "http", "scheme": "bearer",
+                                   "description": "柜台人员令牌（/counter/login 与 /counter/login/code）；申请人令牌无效" },
                 "session": { "type": "apiKey", "in": "cookie", "name": "ch_session",
                              "description": "浏览器会话；写操作需同时提供 X-CSRF-Token 请求头" }
             },
@@ -314,7 +316,144 @@ pub fn document() -> Value {
                     "read_at": { "type": ["string", "null"], "format": "date-time" } } }
             }
         }
-    })
+    });
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in counter_paths(&unauth) {
+            paths.insert(path.to_owned(), item);
+        }
+    }
+    doc
+}
+
+/// The counter console's paths (`/counter/…`), one `json!` each (the macro's
+/// recursion limit).
+fn counter_paths(unauth: &Value) -> Vec<(&'static str, Value)> {
+    let counter = json!([{ "counterBearer": [] }]);
+    vec![
+        (
+            "/counter/login",
+            json!({ "post": {
+                "operationId": "counterLogin", "summary": "柜台人员登录第一步：用户名和密码，验证码发送到其手机",
+                "description": "连续失败 5 次锁定 30 分钟；验证码发送受与申请人相同的频率限制。返回的 login_token 用于第二步。",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "properties": { "username": { "type": "string" }, "password": { "type": "string" } } } } } },
+                "responses": {
+                    "200": ok_json("验证码已发送", json!({ "type": "object", "properties": {
+                        "login_token": { "type": "string" }, "phone_masked": { "type": "string" },
+                        "valid_minutes": { "type": "integer" } } })),
+                    "401": error_response("用户名或密码不正确（counter_bad_credentials）"),
+                    "403": error_response("账号已锁定（operator_locked）"),
+                    "429": error_response("验证码发送过于频繁")
+                }
+            } }),
+        ),
+        (
+            "/counter/login/code",
+            json!({ "post": {
+                "operationId": "counterLoginCode", "summary": "柜台人员登录第二步：短信验证码，返回 Bearer 令牌",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "properties": { "login_token": { "type": "string" }, "code": { "type": "string" } } } } } },
+                "responses": {
+                    "200": ok_json("已登录", json!({ "type": "object", "properties": { "token": { "type": "string" } } })),
+                    "401": error_response("验证码错误、过期或需重新登录（sms_code_wrong, sms_code_expired, counter_login_restart）"),
+                    "403": error_response("账号已锁定（operator_locked）")
+                }
+            } }),
+        ),
+        (
+            "/counter/logout",
+            json!({ "post": {
+                "operationId": "counterLogout", "summary": "柜台人员退出", "security": counter,
+                "responses": { "204": { "description": "已退出" }, "401": unauth }
+            } }),
+        ),
+        (
+            "/counter/orders",
+            json!({ "get": {
+                "operationId": "counterQueue", "summary": "审核队列（最早的在前）", "security": counter,
+                "parameters": [
+                    { "name": "state", "in": "query", "schema": { "type": "string", "enum": ["in_review", "returned", "approved"] } },
+                    { "name": "application", "in": "query", "schema": { "type": "string" } },
+                    { "name": "from", "in": "query", "schema": { "type": "string", "format": "date" } },
+                    { "name": "to", "in": "query", "schema": { "type": "string", "format": "date" } }
+                ],
+                "responses": {
+                    "200": ok_json("队列", json!({ "type": "object", "properties": {
+                        "waiting": { "type": "integer", "description": "待审核订单数" },
+                        "items": { "type": "array", "items": { "type": "object", "properties": {
+                            "order": { "$ref": "#/components/schemas/Order" },
+                            "applicant": { "type": "string" }, "enterprise": { "type": "string" },
+                            "application": { "type": "string" } } } } } })),
+                    "401": unauth
+                }
+            } }),
+        ),
+        (
+            "/counter/orders/{id}",
+            json!({ "get": {
+                "operationId": "counterOrder", "summary": "审核详情：各步填写内容、图片、营业执照识别对照、法人授权、办理记录", "security": counter,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "responses": {
+                    "200": ok_json("订单详情", json!({ "type": "object", "properties": {
+                        "order": { "$ref": "#/components/schemas/Order" },
+                        "own_order": { "type": "boolean", "description": "为本人手机号账户的订单，不能由本人审核" },
+                        "steps": { "type": "array" }, "materials": { "type": "array", "items": { "$ref": "#/components/schemas/Material" } },
+                        "license_check": { "type": "array" }, "authorization": { "type": ["object", "null"] },
+                        "history": { "type": "array" } } })),
+                    "401": unauth, "404": error_response("订单不存在（not_found）")
+                }
+            } }),
+        ),
+        (
+            "/counter/orders/{id}/materials/{kind}",
+            json!({ "get": {
+                "operationId": "counterOrderMaterial", "summary": "订单的一张图片", "security": counter,
+                "parameters": [
+                    { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
+                    { "name": "kind", "in": "path", "required": true, "schema": { "$ref": "#/components/schemas/MaterialKind" } }
+                ],
+                "responses": {
+                    "200": { "description": "图片", "content": { "image/png": {}, "image/jpeg": {} } },
+                    "401": unauth, "404": error_response("没有这张图片（not_found）")
+                }
+            } }),
+        ),
+        (
+            "/counter/orders/{id}/approve",
+            json!({ "post": {
+                "operationId": "counterApprove", "summary": "审核通过（订单进入第六步）", "security": counter,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["version"], "properties": { "version": { "type": "integer", "description": "查看详情时订单的 version" } } } } } },
+                "responses": {
+                    "200": ok_json("审核后的订单", json!({ "$ref": "#/components/schemas/Order" })),
+                    "401": unauth,
+                    "403": error_response("不能审核本人账户的订单（own_order_review）"),
+                    "404": error_response("订单不存在（not_found）"),
+                    "409": error_response("订单已被其他柜台人员处理（review_already_decided）")
+                }
+            } }),
+        ),
+        (
+            "/counter/orders/{id}/reject",
+            json!({ "post": {
+                "operationId": "counterReject", "summary": "退回修改：退回到某一步并说明原因（必填）", "security": counter,
+                "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["version", "step", "reason"], "properties": {
+                        "version": { "type": "integer" }, "step": { "type": "integer", "minimum": 1, "maximum": 5 },
+                        "reason": { "type": "string", "maxLength": 200 } } } } } },
+                "responses": {
+                    "200": ok_json("退回后的订单", json!({ "$ref": "#/components/schemas/Order" })),
+                    "400": error_response("缺少退回原因或步骤不正确（missing_field, invalid_field）"),
+                    "401": unauth,
+                    "403": error_response("不能审核本人账户的订单（own_order_review）"),
+                    "404": error_response("订单不存在（not_found）"),
+                    "409": error_response("订单已被其他柜台人员处理（review_already_decided）")
+                }
+            } }),
+        ),
+    ]
 }
 
 /// `GET /api/v1/openapi.json`.

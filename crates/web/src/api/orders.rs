@@ -36,7 +36,8 @@ fn application_json(a: &Application) -> Value {
     })
 }
 
-fn order_json(o: &OrderRow) -> Value {
+/// An order as the API shows it.
+pub fn order_json(o: &OrderRow) -> Value {
     let (state, step) = o.state.to_db();
     json!({
         "id": o.id,
@@ -173,7 +174,8 @@ pub async fn save_step(
     Ok(Json(order_json(&order)))
 }
 
-fn material_json(order: i64, m: &MaterialInfo) -> Value {
+/// An image's record as the API shows it.
+pub fn material_json(order: i64, m: &MaterialInfo) -> Value {
     json!({
         "kind": m.kind.as_str(),
         "label": m.kind.label_zh(),
