@@ -83,7 +83,7 @@ impl MaterialKind {
             Self::LegalRepSeal => "在白纸上加盖法人章后拍照或扫描。",
             Self::LegalRepSignature => "法定代表人在白纸上手写签名后拍照或扫描。",
             Self::AuthorizationLetter => {
-                "法定代表人签字并加盖公章的授权委托书（可在本页下载模板）。"
+                "法定代表人签字并加盖公章的授权委托书（可打印系统按本订单填好的授权委托书）。"
             }
         }
     }

@@ -183,6 +183,22 @@ async fn step_five_refusals_and_the_letter_route() {
             .get(&format!("/orders/{id}/materials/../../etc"))
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
+        // The letter to print comes filled in from steps 1–3, for the owner.
+        let letter = c.get(&format!("/orders/{id}/letter")).await;
+        assert_eq!(letter.status, StatusCode::OK, "{be}");
+        for text in [
+            "授权委托书",
+            "枣庄市恒信建设工程有限公司",
+            "李四",
+            "枣庄公共资源交易",
+        ] {
+            assert!(
+                letter.body.contains(text),
+                "{be}: {text} missing from the letter"
+            );
+        }
+        let r = stranger.get(&format!("/orders/{id}/letter")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
 
         // The letter route still lacks the signature and the letter.
         let r = c

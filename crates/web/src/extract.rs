@@ -261,13 +261,8 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-            let token = auth
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .and_then(|t| SessionToken::from_client(t.trim()))
-                .ok_or(Refusal::BadToken)?;
+        if parts.headers.contains_key(header::AUTHORIZATION) {
+            let token = bearer_token(&parts.headers).ok_or(Refusal::BadToken)?;
             return match state.services.authenticate(&token).await {
                 Ok(info) => Ok(Self(info)),
                 Err(ServiceError::Refused(Refusal::NotLoggedIn)) => Err(Refusal::BadToken.into()),
@@ -474,6 +469,15 @@ where
         check_csrf(&app, &parts, form.field("_csrf")).await?;
         Ok(Self(form))
     }
+}
+
+/// The session token of an `Authorization: Bearer …` header.
+pub fn bearer_token(headers: &HeaderMap) -> Option<SessionToken> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|t| SessionToken::from_client(t.trim()))
 }
 
 /// Percent-encodes a query value.

@@ -41,7 +41,30 @@
     phone.addEventListener("input", function () { phone.setCustomValidity(""); });
   }
 
+  // Image fields: a file over the limit is named at once, before minutes
+  // of uploading it (the server checks everything again).
+  function imageSizeCheck(input) {
+    var limit = parseInt(input.getAttribute("data-max-bytes") || "0", 10);
+    if (!(limit > 0)) return;
+    input.addEventListener("change", function () {
+      var f = input.files && input.files[0];
+      if (f && f.size > limit) {
+        var mb = (f.size / 1048576).toFixed(1);
+        input.setCustomValidity("图片文件过大（" + mb + " MB），请选择不超过 " +
+          Math.round(limit / 1048576) + " MB 的图片。");
+        input.reportValidity();
+        input.value = "";
+      } else {
+        input.setCustomValidity("");
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var print = document.querySelector("[data-print]");
+    if (print) print.addEventListener("click", function () { window.print(); });
+    var files = document.querySelectorAll("input[type=file][data-max-bytes]");
+    for (var i = 0; i < files.length; i++) imageSizeCheck(files[i]);
     var send = document.getElementById("send-code");
     if (send) countdown(send);
     var form = document.getElementById("login-form");

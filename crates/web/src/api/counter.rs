@@ -5,7 +5,6 @@
 //! operators' there (separate session tables).
 
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
-use axum::http::header;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +20,7 @@ use serde_json::{json, Value};
 use super::json::Body;
 use super::orders::order_json;
 use crate::error::ApiError;
-use crate::extract::ClientMeta;
+use crate::extract::{bearer_token, ClientMeta};
 use crate::AppState;
 
 /// A counter operator, by bearer token.
@@ -37,13 +36,7 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| SessionToken::from_client(t.trim()))
-            .ok_or(Refusal::NotLoggedIn)?;
+        let token = bearer_token(&parts.headers).ok_or(Refusal::NotLoggedIn)?;
         match state.services.authenticate_operator(&token).await {
             Ok(who) => Ok(Self(who)),
             Err(ServiceError::Refused(Refusal::SessionExpired)) => {

@@ -31,7 +31,105 @@ pub fn upload_router() -> Router<AppState> {
 
 /// The applicant's image route.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/orders/{id}/materials/{kind}", get(image))
+    Router::new()
+        .route("/orders/{id}/materials/{kind}", get(image))
+        .route("/orders/{id}/letter", get(letter))
+}
+
+#[derive(askama::Template)]
+#[template(path = "authorization_letter.html")]
+struct LetterPage {
+    chrome: super::Chrome,
+    order_id: i64,
+    enterprise: String,
+    uscc: String,
+    legal_rep: String,
+    applicant: String,
+    applicant_id: String,
+    application: String,
+}
+
+/// `GET /orders/{id}/letter`: the authorization letter (授权委托书) filled
+/// in from steps 1–3, to print, sign, stamp and upload at step 5.
+pub async fn letter(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let order = state.services.order_of(who.account_id, id).await?;
+    let store = &state.services.store;
+    let mut data = Vec::new();
+    for step in [Step::Identity, Step::Application, Step::Enterprise] {
+        data.push(
+            certhall_store::orders::step_data(store, order.id, step)
+                .await
+                .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?,
+        );
+    }
+    let [identity, application, enterprise] =
+        <[_; 3]>::try_from(data).map_err(|_| WebError::Refused(Refusal::NotFound))?;
+    let text = |d: &Option<serde_json::Value>, key: &str| {
+        d.as_ref()
+            .and_then(|d| d.get(key))
+            .and_then(|v| v.as_str())
+            .unwrap_or("＿＿＿＿＿＿")
+            .to_owned()
+    };
+    Ok(super::render(&LetterPage {
+        chrome: super::Chrome::new(&state, &bid, Some(&who), "orders"),
+        order_id: id,
+        enterprise: text(&enterprise, "name"),
+        uscc: text(&enterprise, "uscc"),
+        legal_rep: text(&enterprise, "legal_representative"),
+        applicant: text(&identity, "name"),
+        applicant_id: text(&identity, "id_number"),
+        application: text(&application, "name"),
+    }))
+}
+
+/// Answers a step-3 or step-5 post: the step again (with what was typed,
+/// the refusal and the notes), or the next page.
+struct StepReply<'a> {
+    state: &'a AppState,
+    bid: &'a BrowserId,
+    who: &'a certhall_service::auth::SessionInfo,
+    id: i64,
+    step: Step,
+}
+
+impl StepReply<'_> {
+    async fn page(
+        &self,
+        typed: &StepForm,
+        err: Option<WebError>,
+        extras: Extras,
+    ) -> Result<Response, PageError> {
+        render_step(
+            self.state,
+            self.bid,
+            self.who,
+            self.id,
+            self.step,
+            Some(typed),
+            err,
+            extras,
+        )
+        .await
+    }
+
+    async fn after<T>(
+        &self,
+        result: Result<T, certhall_service::ServiceError>,
+        next: String,
+        typed: &StepForm,
+        extras: Extras,
+    ) -> Result<Response, PageError> {
+        match result {
+            Ok(_) => Ok(Redirect::to(&next).into_response()),
+            Err(e) => self.page(typed, Some(WebError::from(e)), extras).await,
+        }
+    }
 }
 
 /// `POST /orders/{id}/enterprise`: step 3. `action=read` stores the license
@@ -47,20 +145,17 @@ pub async fn enterprise_submit(
 ) -> Result<Response, PageError> {
     let s = &state.services;
     let mut typed = StepForm::of_fields(&form.fields);
-    let step = Step::Enterprise;
+    let reply = StepReply {
+        state: &state,
+        bid: &bid,
+        who: &who,
+        id,
+        step: Step::Enterprise,
+    };
     if let Some(r) = form.broken {
-        let err = Some(WebError::Refused(r));
-        return render_step(
-            &state,
-            &bid,
-            &who,
-            id,
-            step,
-            Some(&typed),
-            err,
-            Extras::default(),
-        )
-        .await;
+        return reply
+            .page(&typed, Some(WebError::Refused(r)), Extras::default())
+            .await;
     }
     let read_only = form.field("action") == "read";
     let mut extras = Extras::default();
@@ -95,32 +190,24 @@ pub async fn enterprise_submit(
                         }
                     });
                 }
-                Err(e) => {
-                    let err = Some(WebError::from(e));
-                    return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras)
-                        .await;
-                }
+                Err(e) => return reply.page(&typed, Some(WebError::from(e)), extras).await,
             }
         }
         None if read_only => {
             let err = Some(WebError::Refused(Refusal::MaterialMissing("营业执照")));
-            return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await;
+            return reply.page(&typed, err, extras).await;
         }
         None => {}
     }
     if read_only {
-        return render_step(&state, &bid, &who, id, step, Some(&typed), None, extras).await;
+        return reply.page(&typed, None, extras).await;
     }
-    match s
+    let saved = s
         .wizard_enterprise(who.account_id, id, &typed.enterprise(), &meta)
+        .await;
+    reply
+        .after(saved, format!("/orders/{id}/step/4"), &typed, extras)
         .await
-    {
-        Ok(_) => Ok(Redirect::to(&format!("/orders/{id}/step/4")).into_response()),
-        Err(e) => {
-            let err = Some(WebError::from(e));
-            render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await
-        }
-    }
 }
 
 /// `POST /orders/{id}/materials`: step 5. Every chosen image is checked
@@ -136,20 +223,17 @@ pub async fn materials_submit(
 ) -> Result<Response, PageError> {
     let s = &state.services;
     let typed = StepForm::of_fields(&form.fields);
-    let step = Step::Materials;
+    let reply = StepReply {
+        state: &state,
+        bid: &bid,
+        who: &who,
+        id,
+        step: Step::Materials,
+    };
     if let Some(r) = form.broken {
-        let err = Some(WebError::Refused(r));
-        return render_step(
-            &state,
-            &bid,
-            &who,
-            id,
-            step,
-            Some(&typed),
-            err,
-            Extras::default(),
-        )
-        .await;
+        return reply
+            .page(&typed, Some(WebError::Refused(r)), Extras::default())
+            .await;
     }
     let mut extras = Extras::default();
     let mut stored = Vec::new();
@@ -179,7 +263,7 @@ pub async fn materials_submit(
             }
             Err(e) => {
                 let err = Some(WebError::from(e));
-                return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await;
+                return reply.page(&typed, err, extras).await;
             }
         }
     }
@@ -190,24 +274,20 @@ pub async fn materials_submit(
         let err = Some(WebError::Refused(Refusal::InvalidField(
             "有图片未通过检查，请按提示重新选择后再提交（通过检查的图片已保存）".into(),
         )));
-        return render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await;
+        return reply.page(&typed, err, extras).await;
     }
     if form.field("action") == "upload" {
         if stored.is_empty() {
             extras.notice = Some("没有选择要上传的图片。".into());
         }
-        return render_step(&state, &bid, &who, id, step, Some(&typed), None, extras).await;
+        return reply.page(&typed, None, extras).await;
     }
-    match s
+    let submitted = s
         .submit_materials(who.account_id, id, &typed.submission(), &meta)
+        .await;
+    reply
+        .after(submitted, format!("/orders/{id}"), &typed, extras)
         .await
-    {
-        Ok(_) => Ok(Redirect::to(&format!("/orders/{id}")).into_response()),
-        Err(e) => {
-            let err = Some(WebError::from(e));
-            render_step(&state, &bid, &who, id, step, Some(&typed), err, extras).await
-        }
-    }
 }
 
 /// `GET /orders/{id}/materials/{kind}`: one of the applicant's images.
