@@ -759,6 +759,34 @@ async fn a_license_photo_fills_step_three() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["ocr"]["uscc"], json!(printed.uscc));
     assert_eq!(r.json()["ocr_available"], json!(true));
+
+    // Demo mode's sample license (for newcomers without one) is read too.
+    let sample = c.get("/dev/samples/license.jpg").await;
+    assert_eq!(sample.status, StatusCode::OK);
+    assert_eq!(sample.headers["content-type"], "image/jpeg");
+    let r = api
+        .send_bytes(
+            Method::PUT,
+            &format!("/api/v1/orders/{}/materials/license", order.id),
+            Some("image/jpeg"),
+            sample.raw,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let uscc = r.json()["ocr"]["uscc"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        certhall_domain::identity::Uscc::is_valid_canonical(&uscc),
+        "the sample license reads as {uscc:?}"
+    );
+    let seal = c.get("/dev/samples/seal.png").await;
+    assert!(
+        certhall_upload::sanitize_image(&seal.raw, &certhall_upload::ImageRules::materials())
+            .is_ok()
+    );
 }
 
 #[tokio::test]

@@ -24,6 +24,33 @@ pub fn router() -> Router<AppState> {
         .route(paths::DEV_OUTBOX_JSON, get(outbox_json))
         .route(paths::DEV_OUTBOX_REPLY, post(reply_form))
         .route(paths::DEV_SMS_INBOUND, post(inbound_json))
+        .route("/dev/samples/license.jpg", get(sample_license))
+        .route("/dev/samples/seal.png", get(sample_seal))
+}
+
+/// A business license rendered by the OCR crate's test renderer (a made-up
+/// enterprise), for trying step 3 without a real license at hand.
+async fn sample_license() -> Response {
+    sample(
+        "image/jpeg",
+        include_bytes!("../../demo/sample-license.jpg"),
+    )
+}
+
+/// A seal-like image for trying step 5.
+async fn sample_seal() -> Response {
+    sample("image/png", include_bytes!("../../demo/sample-seal.png"))
+}
+
+fn sample(mime: &'static str, bytes: &'static [u8]) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, mime),
+            (axum::http::header::CONTENT_DISPOSITION, "attachment"),
+        ],
+        bytes,
+    )
+        .into_response()
 }
 
 #[derive(Template)]
