@@ -25,6 +25,11 @@
 #   --wait-quiet      before measuring, wait (up to 15 min) for the machine to
 #                     be idle (< 5% busy over 5 s): on a shared box another
 #                     build running alongside halves the numbers
+#   --no-images       skip the image part: business-license OCR
+#                     (crates/ocr/examples/ocr_bench.rs, 20 licenses, when the
+#                     models are in models/ocr) and the upload check
+#                     (crates/upload/examples/upload_bench.rs), both release
+#                     builds on one core (taskset -c 0)
 #   --no-agent        skip the certificate-login part (scripts/bench-agent.sh:
 #                     key agent operations on SoftHSM2 and a software token,
 #                     certificate login through the API), run after the rest
@@ -88,6 +93,7 @@ STRICT=0
 KEEP=0
 WAIT_QUIET=0
 AGENT=1
+IMAGES=1
 while (($#)); do
   case "$1" in
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
@@ -102,6 +108,7 @@ while (($#)); do
     --keep) KEEP=1; shift ;;
     --wait-quiet) WAIT_QUIET=1; shift ;;
     --no-agent) AGENT=0; shift ;;
+    --no-images) IMAGES=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -485,6 +492,24 @@ printf '%s\n' "$report"
 if [ -n "$OUT" ]; then
   { echo; printf '%s\n' "$report"; } >>"$OUT"
   say "Appended to $OUT"
+fi
+
+if ((IMAGES)) && ! ((${#FAILURES[@]})); then
+  say "Image benchmarks (release builds, one core)"
+  (cd "$REPO" && cargo build --release -q -p certhall-upload --example upload_bench \
+    && cargo build --release -q -p certhall-ocr --example ocr_bench)
+  pin=()
+  command -v taskset >/dev/null 2>&1 && pin=(taskset -c 0)
+  images=$("${pin[@]}" "$REPO/target/release/examples/upload_bench" 20)
+  if [ -s "$REPO/models/ocr/ch_PP-OCRv4_rec_infer.onnx" ]; then
+    images+=$'\n\n'$("${pin[@]}" "$REPO/target/release/examples/ocr_bench" 20 "$REPO/models/ocr")
+  else
+    images+=$'\n\n(OCR skipped: no models in models/ocr; run scripts/fetch-ocr-models.sh)'
+  fi
+  printf '%s\n' "$images"
+  if [ -n "$OUT" ]; then
+    { echo; printf '%s\n' "$images"; } >>"$OUT"
+  fi
 fi
 
 if ((AGENT)) && ! ((${#FAILURES[@]})); then

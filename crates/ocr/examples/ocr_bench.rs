@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! scripts/fetch-ocr-models.sh
-//! cargo run --release -p certhall-ocr --example bench -- [N] [MODELS_DIR]
+//! cargo run --release -p certhall-ocr --example ocr_bench -- [N] [MODELS_DIR]
 //! ```
-//! For the one-core figure: `taskset -c 0 target/release/examples/bench`
+//! For the one-core figure: `taskset -c 0 target/release/examples/ocr_bench`
 //! (tract runs single-threaded anyway).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
