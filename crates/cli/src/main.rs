@@ -241,6 +241,9 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
         identity_verifier: Arc::new(certhall_service::wizard::FormatOnly),
         // Loaded by `serve` only (it takes a few seconds).
         license_reader: None,
+        image_work: Arc::new(tokio::sync::Semaphore::new(Services::image_work_permits(
+            std::thread::available_parallelism().map_or(1, usize::from),
+        ))),
     })
 }
 

@@ -82,6 +82,10 @@ pub struct Services {
     /// Step 3's business-license OCR; `None` when no models are installed
     /// (the applicant types the fields).
     pub license_reader: Option<Arc<dyn materials::LicenseReader>>,
+    /// Bounds the CPU-heavy image work (decoding and re-encoding uploads,
+    /// OCR) running at once in this process: more waits its turn instead
+    /// of starving every other request of CPU.
+    pub image_work: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {

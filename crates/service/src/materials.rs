@@ -80,6 +80,7 @@ impl Services {
     ) -> Result<(MaterialInfo, CleanImage)> {
         let order = self.order_of(account, order_id).await?;
         order.state.may_edit(kind.step())?;
+        let _turn = self.image_turn().await?;
         let clean = tokio::task::spawn_blocking(move || {
             sanitize_image(&bytes, &ImageRules::materials())
         })
@@ -134,6 +135,20 @@ impl Services {
         Ok((info, clean))
     }
 
+    /// Waits for a turn at the image work (see [`Services::image_work`]).
+    async fn image_turn(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.image_work
+            .acquire()
+            .await
+            .map_err(|e| ServiceError::Internal(format!("image work: {e}")))
+    }
+
+    /// How many image jobs may run at once on a machine with `cores`: all
+    /// cores but one (one stays for the pages), at least one.
+    pub fn image_work_permits(cores: usize) -> usize {
+        cores.saturating_sub(1).max(1)
+    }
+
     /// True when business licenses can be read here.
     pub fn ocr_available(&self) -> bool {
         self.license_reader.is_some()
@@ -167,6 +182,7 @@ impl Services {
                 ocr_available: false,
             });
         };
+        let _turn = self.image_turn().await?;
         let started = std::time::Instant::now();
         let read = tokio::task::spawn_blocking(move || reader.read(clean.bytes()))
             .await

@@ -135,6 +135,7 @@ impl TestApp {
             )),
             identity_verifier: Arc::new(certhall_service::wizard::FormatOnly),
             license_reader: None,
+            image_work: Arc::new(tokio::sync::Semaphore::new(2)),
         };
         let router = certhall_web::app(AppState::new(services.clone(), web.clone()));
         Self {
