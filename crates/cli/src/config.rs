@@ -299,7 +299,10 @@ impl RuntimeConfig {
                 .or(file.ocr_models_dir)
                 .unwrap_or_else(|| PathBuf::from("models/ocr")),
             sms_inbound_token: match std::env::var("CERTHALL_SMS_INBOUND_TOKEN") {
-                Ok(t) if !t.trim().is_empty() => Some(t.trim().to_owned()),
+                Ok(t) if t.trim().chars().count() >= 16 => Some(t.trim().to_owned()),
+                Ok(t) if !t.trim().is_empty() => {
+                    anyhow::bail!("CERTHALL_SMS_INBOUND_TOKEN: the secret must be at least 16 characters")
+                }
                 _ => match &file.sms_inbound_token_file {
                     Some(path) => Some(
                         std::fs::read_to_string(path)

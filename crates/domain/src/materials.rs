@@ -143,6 +143,9 @@ impl Authorization {
 /// Refuses a step-5 submission that lacks an image the route needs; the
 /// first missing one is named.
 pub fn check_submission(route: Authorization, present: &[MaterialKind]) -> Result<(), Refusal> {
+    if !present.contains(&MaterialKind::License) {
+        return Err(Refusal::MaterialMissing("营业执照（请返回第三步上传）"));
+    }
     let letter = (route == Authorization::Letter).then_some(MaterialKind::AuthorizationLetter);
     for kind in MaterialKind::STEP5_REQUIRED.into_iter().chain(letter) {
         if !present.contains(&kind) {
@@ -342,16 +345,26 @@ mod tests {
 
     #[test]
     fn submission_needs_the_images_of_its_route() {
-        let three = MaterialKind::STEP5_REQUIRED;
-        assert_eq!(check_submission(Authorization::LegalRepSms, &three), Ok(()));
         assert_eq!(
-            check_submission(Authorization::Letter, &three),
+            check_submission(Authorization::Letter, &MaterialKind::STEP5_REQUIRED),
+            Err(Refusal::MaterialMissing("营业执照（请返回第三步上传）"))
+        );
+        let mut three = MaterialKind::STEP5_REQUIRED.to_vec();
+        three.push(MaterialKind::License);
+        let three = three.as_slice();
+        assert_eq!(check_submission(Authorization::LegalRepSms, three), Ok(()));
+        assert_eq!(
+            check_submission(Authorization::Letter, three),
             Err(Refusal::MaterialMissing("授权委托书"))
         );
         assert_eq!(
             check_submission(
                 Authorization::LegalRepSms,
-                &[MaterialKind::CompanySeal, MaterialKind::LegalRepSignature]
+                &[
+                    MaterialKind::License,
+                    MaterialKind::CompanySeal,
+                    MaterialKind::LegalRepSignature
+                ]
             ),
             Err(Refusal::MaterialMissing("法人章"))
         );

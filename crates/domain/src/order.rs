@@ -14,12 +14,12 @@
 //!   │        ┌───────┴─────────────┐
 //!   │   by legal-rep SMS      by authorization letter
 //!   │        ▼                     ▼
-//!   │  AwaitingAuthorization    InReview ◄──────────── resubmit ───┐
-//!   │   │ 同意       │ 拒绝/72 h    │ approve        │ reject(step, reason)
-//!   │   │            ▼              │                ▼             │
-//!   │   │  AuthorizationRefused ─► Draft{5}         Returned{step} ┘
-//!   │   ▼                           ▼
-//!   │  Approved (step 6: key model, address, invoice — next issue) ──► …
+//!   │  AwaitingAuthorization ─同意─► InReview ◄───────── resubmit ───┐
+//!   │       │ 拒绝/72 h              │ approve        │ reject(step, reason)
+//!   │       ▼                        │                ▼             │
+//!   │  AuthorizationRefused          │               Returned{step} ┘
+//!   │   (resubmit step 5)            ▼
+//!   │                   Approved (step 6: key model, address, invoice) ──► …
 //!   │
 //!   └─► Cancelled  (from any state before Approved)
 //! ```
@@ -325,7 +325,9 @@ pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Re
             Authorization::Letter => S::InReview,
         }),
         (S::Draft { .. }, E::SubmitMaterials(_)) => Err(Refusal::OrderStepOutOfOrder(5)),
-        (S::AwaitingAuthorization, E::LegalRepAgreed) => Ok(S::Approved),
+        // The legal representative's 同意 settles the authorization; the
+        // counter still checks the license and the images before step 6.
+        (S::AwaitingAuthorization, E::LegalRepAgreed) => Ok(S::InReview),
         (S::AwaitingAuthorization, E::LegalRepRefused) => Ok(S::AuthorizationRefused),
         (S::InReview, E::Approve) => Ok(S::Approved),
         (S::InReview, E::Reject(step)) => Ok(S::Returned { step }),
@@ -389,6 +391,8 @@ mod tests {
         assert_eq!(run(&events), Ok(S::AwaitingAuthorization));
         let mut agreed = events.clone();
         agreed.push(E::LegalRepAgreed);
+        assert_eq!(run(&agreed), Ok(S::InReview));
+        agreed.push(E::Approve);
         assert_eq!(run(&agreed), Ok(S::Approved));
         events.push(E::LegalRepRefused);
         assert_eq!(run(&events), Ok(S::AuthorizationRefused));

@@ -186,6 +186,10 @@ pub enum Refusal {
     /// A required image was not uploaded; the name as shown.
     #[error("material {0} missing")]
     MaterialMissing(&'static str),
+    /// Too many authorization SMS for this order or to this phone in 24
+    /// hours (each reaches a third party's phone).
+    #[error("authorization sms limit")]
+    AuthorizationSmsLimit,
     /// The legal representative typed at step 5 is not the license's
     /// (the license's name is carried).
     #[error("legal representative differs from the license")]
@@ -282,6 +286,7 @@ impl Refusal {
             Self::OrderStepOutOfOrder(_) => "order_step_out_of_order",
             Self::UploadRefused { code, .. } => code,
             Self::MaterialMissing(_) => "material_missing",
+            Self::AuthorizationSmsLimit => "authorization_sms_limit",
             Self::LegalRepMismatch(_) => "legal_rep_mismatch",
             Self::OrderStateConflict(_) => "order_state_conflict",
             Self::InvalidApplication(_) => "invalid_application",
@@ -357,6 +362,7 @@ impl Refusal {
             Self::ResendTooSoon { .. }
             | Self::PhoneSendLimit
             | Self::IpSendLimit
+            | Self::AuthorizationSmsLimit
             | Self::CertChallengeLimit => RefusalKind::RateLimited,
         }
     }
@@ -420,6 +426,9 @@ impl Refusal {
                 material, message, ..
             } => format!("{material}：{message}"),
             Self::MaterialMissing(name) => format!("请上传{name}。"),
+            Self::AuthorizationSmsLimit => {
+                "已多次发送授权短信，请24小时后再试，或改为上传授权委托书。".into()
+            }
             Self::LegalRepMismatch(on_license) => format!(
                 "法定代表人姓名须与营业执照一致（营业执照上的法定代表人为：{on_license}）。"
             ),
@@ -534,6 +543,7 @@ mod tests {
                 message: "文件内容不是 PNG 或 JPEG 图片".into(),
             },
             Refusal::MaterialMissing("法人章"),
+            Refusal::AuthorizationSmsLimit,
             Refusal::LegalRepMismatch("张三".into()),
             Refusal::UsccCheckDigit,
             Refusal::OrderStepOutOfOrder(3),

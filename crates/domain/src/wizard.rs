@@ -59,6 +59,24 @@ impl PersonalIdentity {
     }
 }
 
+/// Checks an enterprise name as licenses print them: Chinese characters,
+/// letters, digits, brackets and a few joining marks; no addresses of web
+/// sites (the name goes into SMS sent to third parties).
+pub fn check_enterprise_name(name: &str) -> Result<String, Refusal> {
+    let allowed = |c: char| c.is_alphanumeric() || "（）()·&-、 ".contains(c);
+    let lower = name.to_lowercase();
+    if name.chars().count() < 2
+        || !name.chars().all(allowed)
+        || lower.contains("www")
+        || lower.contains("http")
+    {
+        return Err(Refusal::InvalidField(
+            "企业名称应与营业执照一致，只能包含汉字、字母、数字和括号".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 /// Reads a business license (营业执照) image into the fields of step 3
 /// (the port; certhall-ocr is the implementation). CPU-heavy and blocking:
 /// callers run it on a blocking thread.
@@ -182,7 +200,7 @@ fn city_stem(place: &str) -> &str {
 impl EnterpriseInput {
     /// Validates step 3.
     pub fn validate(&self, now: Timestamp) -> Result<EnterpriseIdentity, Refusal> {
-        let name = required(&self.name, "企业名称", 100)?;
+        let name = check_enterprise_name(&required(&self.name, "企业名称", 100)?)?;
         if self.uscc.trim().is_empty() {
             return Err(Refusal::MissingField("统一社会信用代码"));
         }
@@ -299,6 +317,29 @@ mod tests {
             established: "2015-06-30".into(),
             registered_place: "山东省枣庄市".into(),
             nature: "私营企业".into(),
+        }
+    }
+
+    #[test]
+    fn enterprise_names_are_names() {
+        for ok in [
+            "枣庄市恒信建设工程有限公司",
+            "华为技术有限公司（深圳）",
+            "ABC (China) Co-Ltd",
+        ] {
+            assert!(check_enterprise_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "点击 http://x.cn 领奖",
+            "www.example.com公司",
+            "公司。请回复",
+            "甲",
+        ] {
+            assert_eq!(
+                check_enterprise_name(bad).unwrap_err().code(),
+                "invalid_field",
+                "{bad}"
+            );
         }
     }
 

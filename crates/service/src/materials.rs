@@ -25,6 +25,7 @@ use certhall_store::materials::{
     self, AuthorizationRow, MaterialInfo, NewAuthorization, NewMaterial,
 };
 use certhall_store::orders::{self, OrderRow};
+use certhall_store::LockKey;
 use certhall_upload::{sanitize_image, CleanImage, ImageRules};
 use serde_json::json;
 
@@ -96,9 +97,15 @@ impl Services {
         })?;
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
-        // Read again in the transaction: the order may have moved on.
+        // Read again in the transaction, and move the order's version: a
+        // submission racing this upload (PostgreSQL runs both at once)
+        // finds the version moved, or this upload does — never a reviewed
+        // order whose image changed after it was submitted.
         let order = self.owned_order(&mut tx, account, order_id).await?;
         order.state.may_edit(kind.step())?;
+        if !orders::touch(&mut tx, order_id, order.version, now).await? {
+            return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+        }
         materials::put(
             &mut tx,
             order_id,
@@ -294,27 +301,43 @@ impl Services {
             }
         };
         let data = json!({ "authorization": route.as_str(), "legal_rep": contact });
-        if let Some(c) = &contact {
-            self.send_authorization_request(&order, c).await?;
+        // The SMS route: the request is recorded (and counted) before the
+        // SMS goes out, so neither a failed send nor concurrent submissions
+        // escape the limits.
+        let request = match &contact {
+            Some(c) => Some(self.send_authorization_request(&order, c).await?),
+            None => None,
+        };
+        let moved = self
+            .finish_submission(account, order_id, route, &data, request.as_ref(), meta)
+            .await;
+        if let (Err(_), Some(r)) = (&moved, &request) {
+            let mut tx = self.store.begin_write().await?;
+            materials::mark_failed(&mut tx, r.id, self.clock.now()).await?;
+            tx.commit().await?;
         }
+        moved
+    }
+
+    /// Step 5's writes, in one transaction: the data, the request made
+    /// pending, the transition (compare-and-swap) with its audit entry.
+    async fn finish_submission(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        route: Authorization,
+        data: &serde_json::Value,
+        request: Option<&AuthorizationRow>,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         let order = self.owned_order(&mut tx, account, order_id).await?;
         // The images may have changed since the check above.
         check_submission(route, &materials::kinds_tx(&mut tx, order_id).await?)?;
-        orders::save_step(&mut tx, order_id, Step::Materials, &data, now).await?;
-        if let Some(c) = &contact {
-            let request = materials::request(
-                &mut tx,
-                &NewAuthorization {
-                    order_id,
-                    name: &c.name,
-                    id_number: &c.id_number,
-                    phone: &c.phone,
-                    requested_at: now,
-                    expires_at: now.plus(AUTHORIZATION_WINDOW),
-                },
-            )
-            .await?;
+        orders::save_step(&mut tx, order_id, Step::Materials, data, now).await?;
+        if let Some(r) = request {
+            materials::activate(&mut tx, r.id, order_id, now).await?;
             append_audit(
                 &mut tx,
                 self.clock.as_ref(),
@@ -322,9 +345,9 @@ impl Services {
                 meta,
                 AuditEvent::AuthorizationRequested,
                 json!({
-                    "order": order_id, "request": request.id,
-                    "phone": Phone::parse(&c.phone).map(|p| p.masked()).unwrap_or_default(),
-                    "expires_at": request.expires_at.rfc3339(),
+                    "order": order_id, "request": r.id,
+                    "phone": Phone::parse(&r.phone).map(|p| p.masked()).unwrap_or_default(),
+                    "expires_at": r.expires_at.rfc3339(),
                 }),
             )
             .await?;
@@ -344,20 +367,36 @@ impl Services {
         Ok(order)
     }
 
-    /// Sends the legal representative the request, within the limits.
-    /// Sent before the order moves: if sending fails, nothing changes.
+    /// Records the request under the phone's lock (the limits hold across
+    /// concurrent submissions and processes), then sends the SMS. A failed
+    /// send marks the request failed and changes nothing else.
     async fn send_authorization_request(
         &self,
         order: &OrderRow,
         c: &LegalRepContact,
-    ) -> Result<()> {
-        let since = self.clock.now().minus(DAY);
-        let recent = materials::requests_since(&self.store, order.id, &c.phone, since).await?;
+    ) -> Result<AuthorizationRow> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        tx.lock(LockKey::Phone(&c.phone)).await?;
+        let recent = materials::requests_since(&mut tx, order.id, &c.phone, now.minus(DAY)).await?;
         if recent.for_order >= AUTH_SMS_PER_ORDER_PER_DAY
             || recent.for_phone >= AUTH_SMS_PER_PHONE_PER_DAY
         {
-            return Err(Refusal::PhoneSendLimit.into());
+            return Err(Refusal::AuthorizationSmsLimit.into());
         }
+        let request = materials::record_sending(
+            &mut tx,
+            &NewAuthorization {
+                order_id: order.id,
+                name: &c.name,
+                id_number: &c.id_number,
+                phone: &c.phone,
+                requested_at: now,
+                expires_at: now.plus(AUTHORIZATION_WINDOW),
+            },
+        )
+        .await?;
+        tx.commit().await?;
         let identity = orders::step_data(&self.store, order.id, Step::Identity).await?;
         let enterprise = orders::step_data(&self.store, order.id, Step::Enterprise).await?;
         let application = orders::step_data(&self.store, order.id, Step::Application).await?;
@@ -371,8 +410,13 @@ impl Services {
                 hours: AUTHORIZATION_WINDOW.as_secs() / 3600,
             },
         };
-        self.sms.send(&sms).await?;
-        Ok(())
+        if let Err(e) = self.sms.send(&sms).await {
+            let mut tx = self.store.begin_write().await?;
+            materials::mark_failed(&mut tx, request.id, self.clock.now()).await?;
+            tx.commit().await?;
+            return Err(e.into());
+        }
+        Ok(request)
     }
 
     /// Closes the authorization requests whose 72 hours ran out: the order

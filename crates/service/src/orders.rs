@@ -240,9 +240,12 @@ impl Services {
         if !matches!(to, OrderState::Draft { .. })
             || !matches!(order.state, OrderState::Draft { .. })
         {
-            let body = match reason {
-                Some(r) => format!("{}（原因：{r}）", to.label_zh()),
-                None => to.label_zh(),
+            let body = match (order.state, to, reason) {
+                (OrderState::AwaitingAuthorization, OrderState::InReview, _) => {
+                    "法定代表人已同意授权，订单已进入柜台审核，审核结果将另行通知。".to_owned()
+                }
+                (_, _, Some(r)) => format!("{}（原因：{r}）", to.label_zh()),
+                (_, _, None) => to.label_zh(),
             };
             messages::insert(
                 tx,

@@ -81,8 +81,13 @@ impl Services {
                 };
                 let mut decided = None;
                 let mut text = format!("订单{}：{}", request.order_id, effect.outcome_zh());
-                if let Some((closed_as, event, reason)) = step {
-                    materials::close(&mut tx, request.id, closed_as, now).await?;
+                let closed = match step {
+                    Some((closed_as, _, _)) => {
+                        materials::close(&mut tx, request.id, closed_as, now).await?
+                    }
+                    None => false,
+                };
+                if let (true, Some((_, event, reason))) = (closed, step) {
                     match self
                         .order_event_tx(
                             &mut tx,

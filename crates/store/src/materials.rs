@@ -182,7 +182,8 @@ pub struct AuthorizationRow {
     pub requested_at: Timestamp,
     /// When answers stop counting.
     pub expires_at: Timestamp,
-    /// `pending`, `agreed`, `refused`, `expired` or `withdrawn`.
+    /// `sending`, `pending`, `agreed`, `refused`, `expired`, `withdrawn` or
+    /// `failed`.
     pub outcome: String,
     /// When it was answered.
     pub answered_at: Option<Timestamp>,
@@ -223,21 +224,16 @@ pub struct NewAuthorization<'a> {
     pub expires_at: Timestamp,
 }
 
-/// Records a pending request; earlier pending requests of the same order
-/// are withdrawn (only the newest may decide it).
-pub async fn request(tx: &mut WriteTx, a: &NewAuthorization<'_>) -> Result<AuthorizationRow> {
-    sqlx::query(
-        "UPDATE legal_rep_authorizations SET outcome = 'withdrawn', answered_at = $1 \
-         WHERE order_id = $2 AND outcome = 'pending'",
-    )
-    .bind(a.requested_at.millis())
-    .bind(a.order_id)
-    .execute(tx.conn())
-    .await?;
+/// Records a request about to be sent (`sending`): it counts towards the
+/// limits from now on, whatever happens to the SMS.
+pub async fn record_sending(
+    tx: &mut WriteTx,
+    a: &NewAuthorization<'_>,
+) -> Result<AuthorizationRow> {
     let row = sqlx::query(&format!(
         "INSERT INTO legal_rep_authorizations \
            (order_id, name, id_number, phone, requested_at, expires_at, outcome) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending') RETURNING {AUTH_COLUMNS}"
+         VALUES ($1, $2, $3, $4, $5, $6, 'sending') RETURNING {AUTH_COLUMNS}"
     ))
     .bind(a.order_id)
     .bind(a.name)
@@ -248,6 +244,42 @@ pub async fn request(tx: &mut WriteTx, a: &NewAuthorization<'_>) -> Result<Autho
     .fetch_one(tx.conn())
     .await?;
     auth_from_row(&row)
+}
+
+/// The SMS of request `id` went out and the order moved: it is the
+/// order's pending request; earlier pending ones are withdrawn (only the
+/// newest may decide the order). False if it was not `sending`.
+pub async fn activate(tx: &mut WriteTx, id: i64, order: i64, now: Timestamp) -> Result<bool> {
+    sqlx::query(
+        "UPDATE legal_rep_authorizations SET outcome = 'withdrawn', answered_at = $1 \
+         WHERE order_id = $2 AND outcome = 'pending'",
+    )
+    .bind(now.millis())
+    .bind(order)
+    .execute(tx.conn())
+    .await?;
+    let done = sqlx::query(
+        "UPDATE legal_rep_authorizations SET outcome = 'pending' \
+         WHERE id = $1 AND outcome = 'sending'",
+    )
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Request `id` did not go through (the SMS failed, or the order moved
+/// meanwhile): `failed`, still counted by the limits.
+pub async fn mark_failed(tx: &mut WriteTx, id: i64, now: Timestamp) -> Result<()> {
+    sqlx::query(
+        "UPDATE legal_rep_authorizations SET outcome = 'failed', answered_at = $1 \
+         WHERE id = $2 AND outcome = 'sending'",
+    )
+    .bind(now.millis())
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
 
 /// The pending requests sent to `phone`, newest first.
@@ -271,9 +303,11 @@ pub struct RecentRequests {
     pub for_phone: usize,
 }
 
-/// How many requests went out since `since` for `order` and to `phone`.
+/// How many requests were made since `since` for `order` and to `phone`
+/// (every attempt, sent or not). Inside the transaction that holds the
+/// phone's lock, so concurrent submissions count each other.
 pub async fn requests_since(
-    store: &Store,
+    tx: &mut WriteTx,
     order: i64,
     phone: &str,
     since: Timestamp,
@@ -283,14 +317,14 @@ pub async fn requests_since(
     )
     .bind(since.millis())
     .bind(order)
-    .fetch_one(store.pool())
+    .fetch_one(tx.conn())
     .await?;
     let for_phone: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM legal_rep_authorizations WHERE requested_at >= $1 AND phone = $2",
     )
     .bind(since.millis())
     .bind(phone)
-    .fetch_one(store.pool())
+    .fetch_one(tx.conn())
     .await?;
     Ok(RecentRequests {
         for_order: usize::try_from(for_order).unwrap_or(usize::MAX),

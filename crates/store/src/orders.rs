@@ -167,6 +167,21 @@ pub async fn transition(tx: &mut WriteTx, t: &Transition<'_>, now: Timestamp) ->
     Ok(true)
 }
 
+/// Bumps the order's version if it is still `version` (a change that is
+/// not a transition, e.g. a new image, must not race a submission); false
+/// if the order moved meanwhile.
+pub async fn touch(tx: &mut WriteTx, id: i64, version: i64, now: Timestamp) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE orders SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3",
+    )
+    .bind(now.millis())
+    .bind(id)
+    .bind(version)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Saves what was typed at a step (replacing the earlier version).
 pub async fn save_step(
     tx: &mut WriteTx,

@@ -84,7 +84,8 @@ pub fn enterprise() -> EnterpriseInput {
 pub const APPLICANT_ID: &str = "11010519491231002X";
 
 /// Logs `phone`'s account in (creating it) and brings a new order through
-/// steps 1–4 with the real wizard (online handling): it waits at step 5.
+/// steps 1–4 with the real wizard (license image uploaded, online
+/// handling): it waits at step 5.
 pub async fn order_at_step_five(app: &TestApp, phone: &str) -> (AccountId, OrderRow) {
     let s = &app.services;
     let m = RequestMeta::default();
@@ -99,6 +100,16 @@ pub async fn order_at_step_five(app: &TestApp, phone: &str) -> (AccountId, Order
     s.wizard_application(me, order.id, "zzggzy", &m)
         .await
         .expect("step 2");
+    s.upload_material(
+        me,
+        order.id,
+        certhall_domain::materials::MaterialKind::License,
+        "license.png",
+        png(900, 640),
+        &m,
+    )
+    .await
+    .expect("license image");
     s.wizard_enterprise(me, order.id, &enterprise(), &m)
         .await
         .expect("step 3");

@@ -758,7 +758,11 @@ async fn the_counter_through_the_json_api() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
         let d = r.json();
-        assert_eq!(d["materials"].as_array().unwrap().len(), 4, "{be}");
+        assert_eq!(
+            d["materials"].as_array().unwrap().len(),
+            5,
+            "{be}: the license and four"
+        );
         assert_eq!(d["own_order"], json!(false));
         let img = op.get(d["materials"][0]["url"].as_str().unwrap()).await;
         assert_eq!(img.status, StatusCode::OK, "{be}");

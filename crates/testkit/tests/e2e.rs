@@ -676,9 +676,10 @@ async fn sms_route(app: &TestApp, browser: &Browser) {
         browser.screenshot(&shot(&format!("{order}-reply"))).await;
         browser.goto(&server.url(&format!("/orders/{order}"))).await;
         if answer == "同意" {
+            // Authorized: on to the counter's review of the materials.
             assert_eq!(
                 browser.text_of("[data-testid=order-state]").await,
-                "审核通过，请选择介质与收货地址"
+                "柜台审核中"
             );
         } else {
             // Refused: back at step 5 with the outcome, free to choose the
@@ -696,7 +697,7 @@ async fn sms_route(app: &TestApp, browser: &Browser) {
     }
     browser.goto(&server.url("/messages")).await;
     let messages = browser.content().await;
-    assert!(messages.contains("审核通过"), "{be}");
+    assert!(messages.contains("法定代表人已同意授权"), "{be}");
     assert!(messages.contains("法定代表人回复拒绝"), "{be}");
 }
 

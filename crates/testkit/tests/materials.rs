@@ -24,12 +24,14 @@ async fn state_of(app: &TestApp, id: i64) -> OrderState {
     orders::get(&app.db.store, id).await.unwrap().unwrap().state
 }
 
+/// The step-5 images stored (the license is step 3's).
 async fn stored_kinds(app: &TestApp, id: i64) -> Vec<MaterialKind> {
     materials::of_order(&app.db.store, id)
         .await
         .unwrap()
         .into_iter()
         .map(|m| m.kind)
+        .filter(|k| *k != MaterialKind::License)
         .collect()
 }
 
@@ -130,7 +132,6 @@ async fn step_five_refusals_and_the_letter_route() {
 
         // A PNG with a payload after its end: stored without it.
         let mut trailing = fixtures::png(420, 360);
-        let clean_len = trailing.len();
         trailing.extend_from_slice(b"<?php system($_GET['c']); ?> HIDDEN-PAYLOAD");
         // Together with a good JPEG and an image that is too small: the
         // good ones are kept, the small one named.
@@ -167,7 +168,7 @@ async fn step_five_refusals_and_the_letter_route() {
         );
         assert!(bytes.starts_with(b"\x89PNG"), "{be}");
         assert_eq!((info.width, info.height), (420, 360));
-        assert_ne!(bytes.len(), clean_len + 42, "{be}: stored as uploaded");
+        assert_ne!(bytes, trailing, "{be}: stored as uploaded");
         // The preview is served to its owner only, as an image.
         let img = c.get(&format!("/orders/{id}/materials/company_seal")).await;
         assert_eq!(img.status, StatusCode::OK, "{be}");
@@ -179,10 +180,8 @@ async fn step_five_refusals_and_the_letter_route() {
             .get(&format!("/orders/{id}/materials/company_seal"))
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
-        let r = stranger
-            .get(&format!("/orders/{id}/materials/../../etc"))
-            .await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
+        let r = c.get(&format!("/orders/{id}/materials/passport")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}: not a material kind");
         // The letter to print comes filled in from steps 1–3, for the owner.
         let letter = c.get(&format!("/orders/{id}/letter")).await;
         assert_eq!(letter.status, StatusCode::OK, "{be}");
@@ -268,7 +267,11 @@ async fn step_five_refusals_and_the_letter_route() {
         let uploads = audit::recent(&app.db.store, Some("order.material_uploaded"), 100)
             .await
             .unwrap();
-        assert_eq!(uploads.len(), 4, "{be}: one audit entry per stored image");
+        assert_eq!(
+            uploads.len(),
+            5,
+            "{be}: one audit entry per stored image (the license and four)"
+        );
 
         // A step submitted out of order: a new order at step 1 takes no
         // images and cannot be submitted.
@@ -409,19 +412,21 @@ async fn the_legal_representatives_reply_decides() {
         );
         assert_eq!(state_of(&app, id).await, OrderState::AwaitingAuthorization);
 
-        // 同意 from the legal representative: authorized, the applicant told.
+        // 同意 from the legal representative: authorized, on to the counter
+        // (which still checks the license and the images), the applicant
+        // told.
         let out = inbound(&mut sim, LEGAL_REP_PHONE, " 同意。").await;
         assert_eq!(out["order"], json!(id), "{be}: {out}");
-        assert_eq!(state_of(&app, id).await, OrderState::Approved, "{be}");
+        assert_eq!(state_of(&app, id).await, OrderState::InReview, "{be}");
         let msgs = c.get("/messages").await;
-        assert!(msgs.body.contains("审核通过，请选择介质与收货地址"), "{be}");
+        assert!(msgs.body.contains("法定代表人已同意授权"), "{be}");
         // A second reply changes nothing more.
         let out = inbound(&mut sim, LEGAL_REP_PHONE, "拒绝").await;
         assert!(
             out["outcome"].as_str().unwrap().contains("无待处理"),
             "{be}: {out}"
         );
-        assert_eq!(state_of(&app, id).await, OrderState::Approved, "{be}");
+        assert_eq!(state_of(&app, id).await, OrderState::InReview, "{be}");
 
         // 拒绝: refused; the applicant may switch to the letter.
         let (_, second) = order_at_step_five(&app, APPLICANT).await;
@@ -563,7 +568,7 @@ async fn the_providers_inbound_push_needs_its_secret() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
         assert_eq!(r.json()["code"], json!(0));
-        assert_eq!(state_of(&app, order.id).await, OrderState::Approved, "{be}");
+        assert_eq!(state_of(&app, order.id).await, OrderState::InReview, "{be}");
     }
 }
 
@@ -636,6 +641,7 @@ async fn the_wizard_through_the_json_api() {
             "{be}"
         );
         for k in [
+            "license",
             "company_seal",
             "legal_rep_seal",
             "legal_rep_signature",
@@ -654,7 +660,7 @@ async fn the_wizard_through_the_json_api() {
             assert_eq!(r.json()["width"], json!(400));
         }
         let r = c.get(&format!("/api/v1/orders/{id}/materials")).await;
-        assert_eq!(r.json()["items"].as_array().unwrap().len(), 4, "{be}");
+        assert_eq!(r.json()["items"].as_array().unwrap().len(), 5, "{be}");
         let (p, b) = put(5, json!({ "authorization": "letter" }));
         let r = c
             .send(
@@ -821,4 +827,93 @@ async fn without_models_step_three_says_so() {
     assert!(r.body.contains("本系统暂未启用自动识别"), "{}", r.body);
     // What was typed is kept.
     assert!(r.body.contains("枣庄市恒信建设工程有限公司"), "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_sms_are_limited_even_when_submitted_at_once() {
+    use certhall_service::materials::MaterialsSubmission;
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let (me, order) = order_at_step_five(&app, APPLICANT).await;
+        let mut c = Client::new(&app, "10.36.0.1");
+        c.page_login(APPLICANT).await;
+        upload_three(&mut c, order.id).await;
+        let sms = MaterialsSubmission {
+            authorization: "legal_rep_sms".into(),
+            legal_rep_name: "张三".into(),
+            legal_rep_id_number: fixtures::APPLICANT_ID.into(),
+            legal_rep_phone: LEGAL_REP_PHONE.into(),
+        };
+        // Five submissions at the same moment (a script, a double click):
+        // one moves the order; the limit of 3 per order and day holds.
+        let m = RequestMeta::default();
+        let s = &app.services;
+        let results =
+            futures::future::join_all((0..5).map(|_| s.submit_materials(me, order.id, &sms, &m)))
+                .await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{be}");
+        assert_eq!(
+            state_of(&app, order.id).await,
+            OrderState::AwaitingAuthorization
+        );
+        let sent = certhall_store::sms::outbox_recent(&app.db.store, Some(LEGAL_REP_PHONE), 50)
+            .await
+            .unwrap();
+        assert!(sent.len() <= 3, "{be}: {} SMS went out", sent.len());
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            let code = r.refusal().map(|r| r.code()).unwrap_or_default();
+            assert!(
+                ["order_state_conflict", "authorization_sms_limit"].contains(&code),
+                "{be}: {r}"
+            );
+        }
+        // After 拒绝 the applicant may resend, until the third SMS of the
+        // day; then the page says why no further SMS goes out.
+        let mut sim = Client::new(&app, "10.36.0.9");
+        let mut refused_at = None;
+        for attempt in 0..4 {
+            inbound(&mut sim, LEGAL_REP_PHONE, "拒绝").await;
+            assert_eq!(
+                state_of(&app, order.id).await,
+                OrderState::AuthorizationRefused
+            );
+            let (status, body) = submit_sms(
+                &mut c,
+                order.id,
+                "张三",
+                fixtures::APPLICANT_ID,
+                LEGAL_REP_PHONE,
+            )
+            .await;
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                assert!(body.contains("已多次发送授权短信"), "{be}: {body}");
+                refused_at = Some(attempt);
+                break;
+            }
+            assert_eq!(status, StatusCode::SEE_OTHER, "{be}: {body}");
+        }
+        assert!(refused_at.is_some(), "{be}: no limit after four more SMS");
+        let sent = certhall_store::sms::outbox_recent(&app.db.store, Some(LEGAL_REP_PHONE), 50)
+            .await
+            .unwrap();
+        assert_eq!(sent.len(), 3, "{be}: exactly three SMS in 24 hours");
+        assert_eq!(
+            state_of(&app, order.id).await,
+            OrderState::AuthorizationRefused
+        );
+        // The applicant may still switch to the letter.
+        let csrf = step5_csrf(&mut c, order.id).await;
+        let r = c
+            .post_multipart(
+                &format!("/orders/{}/materials", order.id),
+                &[
+                    ("_csrf", &csrf),
+                    ("authorization", "letter"),
+                    ("action", "save"),
+                ],
+                &[("authorization_letter", "l.jpg", &fixtures::jpeg(800, 1100))],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{be}: {}", r.body);
+    }
 }

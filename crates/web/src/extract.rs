@@ -361,6 +361,11 @@ async fn check_csrf(state: &AppState, parts: &Parts, token: &str) -> Result<(), 
 /// the limit to reach the image check (and its clear message).
 pub const UPLOAD_FORM_LIMIT: usize = 22 * 1024 * 1024;
 
+/// Largest body of the routes that take one image (step 3's form, the
+/// API's image upload): one image at the 5 MB limit, the fields, and room
+/// for a file somewhat over the limit to get the image check's message.
+pub const SINGLE_IMAGE_LIMIT: usize = 6 * 1024 * 1024;
+
 /// A file of a multipart form.
 #[derive(Debug, Clone)]
 pub struct UploadedFile {
@@ -402,10 +407,9 @@ fn too_large() -> Refusal {
     Refusal::UploadRefused {
         material: "上传的文件",
         code: "upload_too_large",
-        message: format!(
-            "本次上传的内容过大（超过 {} MB），请压缩图片（每张不超过 5 MB）后分次上传。",
-            UPLOAD_FORM_LIMIT / (1024 * 1024)
-        ),
+        message:
+            "本次上传的内容过大或不完整，请压缩图片（每张不超过 5 MB）后重新上传，必要时分次上传。"
+                .into(),
     }
 }
 

@@ -22,9 +22,10 @@ CREATE TABLE order_materials (
     PRIMARY KEY (order_id, kind)
 );
 
--- Requests for the legal representative's 同意 / 拒绝. outcome: pending,
--- agreed, refused, expired, withdrawn. An inbound SMS is matched on phone
--- among the pending ones.
+-- Requests for the legal representative's 同意 / 拒绝. outcome: sending
+-- (recorded before the SMS goes out, so every attempt counts towards the
+-- limits), pending, agreed, refused, expired, withdrawn, failed. An
+-- inbound SMS is matched on phone among the pending ones.
 CREATE TABLE legal_rep_authorizations (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     order_id      BIGINT  NOT NULL REFERENCES orders (id),

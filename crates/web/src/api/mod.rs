@@ -123,6 +123,6 @@ pub fn upload_router() -> Router<AppState> {
             get(orders::material).put(orders::put_material),
         )
         .layer(axum::extract::DefaultBodyLimit::max(
-            crate::extract::UPLOAD_FORM_LIMIT,
+            crate::extract::SINGLE_IMAGE_LIMIT,
         ))
 }

@@ -18,15 +18,21 @@ use certhall_store::materials::MaterialInfo;
 
 use super::orders::{render_step, Extras, StepForm};
 use crate::error::{PageError, WebError};
-use crate::extract::{Applicant, BrowserId, ClientMeta, CsrfMultipart, UPLOAD_FORM_LIMIT};
+use crate::extract::{
+    Applicant, BrowserId, ClientMeta, CsrfMultipart, SINGLE_IMAGE_LIMIT, UPLOAD_FORM_LIMIT,
+};
 use crate::AppState;
 
 /// The upload routes (with their larger body limit).
 pub fn upload_router() -> Router<AppState> {
     Router::new()
-        .route("/orders/{id}/enterprise", post(enterprise_submit))
         .route("/orders/{id}/materials", post(materials_submit))
         .layer(DefaultBodyLimit::max(UPLOAD_FORM_LIMIT))
+        .merge(
+            Router::new()
+                .route("/orders/{id}/enterprise", post(enterprise_submit))
+                .layer(DefaultBodyLimit::max(SINGLE_IMAGE_LIMIT)),
+        )
 }
 
 /// The applicant's image route.
@@ -118,6 +124,24 @@ impl StepReply<'_> {
         .await
     }
 
+    /// A body that could not be read: the message, and the step as saved
+    /// (nothing of the post is used).
+    async fn unreadable(&self, refusal: Refusal) -> Result<Response, PageError> {
+        let err = Some(WebError::Refused(refusal));
+        let (state, bid, who) = (self.state, self.bid, self.who);
+        render_step(
+            state,
+            bid,
+            who,
+            self.id,
+            self.step,
+            None,
+            err,
+            Extras::default(),
+        )
+        .await
+    }
+
     async fn after<T>(
         &self,
         result: Result<T, certhall_service::ServiceError>,
@@ -153,9 +177,7 @@ pub async fn enterprise_submit(
         step: Step::Enterprise,
     };
     if let Some(r) = form.broken {
-        return reply
-            .page(&typed, Some(WebError::Refused(r)), Extras::default())
-            .await;
+        return reply.unreadable(r).await;
     }
     let read_only = form.field("action") == "read";
     let mut extras = Extras::default();
@@ -231,21 +253,22 @@ pub async fn materials_submit(
         step: Step::Materials,
     };
     if let Some(r) = form.broken {
-        return reply
-            .page(&typed, Some(WebError::Refused(r)), Extras::default())
-            .await;
+        return reply.unreadable(r).await;
     }
     let mut extras = Extras::default();
     let mut stored = Vec::new();
+    let mut seen = Vec::new();
     for file in &form.files {
+        // One image per known field; anything else is not even decoded.
         let Some(kind) = file
             .field
             .parse::<MaterialKind>()
             .ok()
-            .filter(|k| k.step() == Step::Materials)
+            .filter(|k| k.step() == Step::Materials && !seen.contains(k))
         else {
             continue;
         };
+        seen.push(kind);
         match s
             .upload_material(
                 who.account_id,
