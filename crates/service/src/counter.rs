@@ -659,8 +659,8 @@ impl Services {
                     .iter()
                     .map(|(key, label)| LicenseCheck {
                         label,
-                        typed: crate::materials::text(typed.as_ref(), key),
-                        read: crate::materials::text(Some(read), key),
+                        typed: text_at(typed.as_ref(), &[key]),
+                        read: text_at(Some(read), &[key]),
                     })
                     .collect()
             })
@@ -825,7 +825,7 @@ fn mentions(data: &serde_json::Value, needle: &str) -> bool {
 }
 
 /// The first of `keys` that holds text.
-fn text_at(data: Option<&serde_json::Value>, keys: &[&str]) -> String {
+pub(crate) fn text_at(data: Option<&serde_json::Value>, keys: &[&str]) -> String {
     data.and_then(|d| keys.iter().find_map(|k| d.get(*k).and_then(|v| v.as_str())))
         .unwrap_or_default()
         .to_owned()

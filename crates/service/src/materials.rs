@@ -29,7 +29,7 @@ use certhall_store::LockKey;
 use certhall_upload::{sanitize_image, CleanImage, ImageRules};
 use serde_json::json;
 
-use crate::counter::OperatorInfo;
+use crate::counter::{text_at, OperatorInfo};
 use crate::orders::OrderActor;
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
@@ -290,7 +290,7 @@ impl Services {
             Authorization::Letter => None,
             Authorization::LegalRepSms => {
                 let enterprise = orders::step_data(&self.store, order_id, Step::Enterprise).await?;
-                let on_license = text(enterprise.as_ref(), "legal_representative");
+                let on_license = text_at(enterprise.as_ref(), &["legal_representative"]);
                 Some(LegalRepContact::parse(
                     &input.legal_rep_name,
                     &input.legal_rep_id_number,
@@ -346,7 +346,7 @@ impl Services {
                 AuditEvent::AuthorizationRequested,
                 json!({
                     "order": order_id, "request": r.id,
-                    "phone": Phone::parse(&r.phone).map(|p| p.masked()).unwrap_or_default(),
+                    "phone": r.phone_masked(),
                     "expires_at": r.expires_at.rfc3339(),
                 }),
             )
@@ -403,9 +403,9 @@ impl Services {
         let sms = Sms {
             to: Phone::parse(&c.phone)?,
             template: SmsTemplate::LegalRepAuthorization {
-                applicant: text(identity.as_ref(), "name"),
-                enterprise: text(enterprise.as_ref(), "name"),
-                application: text(application.as_ref(), "name"),
+                applicant: text_at(identity.as_ref(), &["name"]),
+                enterprise: text_at(enterprise.as_ref(), &["name"]),
+                application: text_at(application.as_ref(), &["name"]),
                 order: order.id,
                 hours: AUTHORIZATION_WINDOW.as_secs() / 3600,
             },
@@ -452,12 +452,4 @@ impl Services {
         }
         Ok(closed)
     }
-}
-
-/// The text at `key` of a step's data.
-pub(crate) fn text(data: Option<&serde_json::Value>, key: &str) -> String {
-    data.and_then(|d| d.get(key))
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
 }

@@ -189,6 +189,15 @@ pub struct AuthorizationRow {
     pub answered_at: Option<Timestamp>,
 }
 
+impl AuthorizationRow {
+    /// The legal representative's phone as shown (`139****9000`).
+    pub fn phone_masked(&self) -> String {
+        certhall_domain::Phone::parse(&self.phone)
+            .map(|p| p.masked())
+            .unwrap_or_default()
+    }
+}
+
 const AUTH_COLUMNS: &str =
     "id, order_id, name, id_number, phone, requested_at, expires_at, outcome, answered_at";
 

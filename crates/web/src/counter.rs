@@ -398,9 +398,7 @@ async fn detail_page(
             .collect(),
         authorization: d.authorization.as_ref().map(|a| AuthorizationView {
             name: a.name.clone(),
-            phone: certhall_domain::Phone::parse(&a.phone)
-                .map(|p| p.masked())
-                .unwrap_or_default(),
+            phone: a.phone_masked(),
             requested_at: a.requested_at.display_cst(),
             expires_at: a.expires_at.display_cst(),
             outcome: match a.outcome.as_str() {

@@ -175,7 +175,7 @@ pub async fn detail(
         })).collect::<Vec<_>>(),
         "authorization": d.authorization.as_ref().map(|a| json!({
             "name": a.name,
-            "phone_masked": certhall_domain::Phone::parse(&a.phone).map(|p| p.masked()).unwrap_or_default(),
+            "phone_masked": a.phone_masked(),
             "requested_at": a.requested_at.rfc3339(),
             "expires_at": a.expires_at.rfc3339(),
             "outcome": a.outcome,

@@ -128,7 +128,8 @@ struct StatusPage {
     order: OrderLine,
     counter: Option<CounterInfo>,
     reason: Option<String>,
-    /// While waiting for the legal representative: whom, until when.
+    /// While waiting for the legal representative: phone (masked), name,
+    /// until when.
     waiting_for: Option<(String, String, String)>,
     approved: bool,
 }
@@ -145,14 +146,11 @@ pub async fn show(
         return Ok(Redirect::to(&step_url(id, step)).into_response());
     }
     let waiting_for = match order.state {
-        OrderState::AwaitingAuthorization => {
-            state.services.latest_authorization(id).await?.map(|a| {
-                let phone = certhall_domain::Phone::parse(&a.phone)
-                    .map(|p| p.masked())
-                    .unwrap_or_default();
-                (a.name, phone, a.expires_at.display_cst())
-            })
-        }
+        OrderState::AwaitingAuthorization => state
+            .services
+            .latest_authorization(id)
+            .await?
+            .map(|a| (a.phone_masked(), a.name, a.expires_at.display_cst())),
         _ => None,
     };
     Ok(render(&StatusPage {
@@ -493,20 +491,24 @@ async fn step_page(
         Vec::new()
     };
     let license_info = materials.iter().find(|m| m.kind == MaterialKind::License);
+    // This order's own step-3 data, read once where it is used: step 3
+    // prefers it to the OCR reading, step 5 proposes its legal
+    // representative.
+    let own_enterprise = if matches!(step, Step::Enterprise | Step::Materials) {
+        certhall_store::orders::step_data(&state.services.store, order.id, Step::Enterprise)
+            .await
+            .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?
+    } else {
+        None
+    };
     let ent = match typed {
         Some(f) => f.ent.input(),
         None => {
             // Saved at this order's step 3; else what OCR read from this
             // order's license; else the account's last order.
-            let this_order = certhall_store::orders::step_data(
-                &state.services.store,
-                order.id,
-                Step::Enterprise,
-            )
-            .await
-            .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?;
             let read = license_info.and_then(|m| m.ocr.clone());
-            this_order
+            own_enterprise
+                .clone()
                 .or(read)
                 .or(saved.clone())
                 .filter(|_| step == Step::Enterprise)
@@ -553,15 +555,12 @@ async fn step_page(
             .to_owned()
     };
     let license_rep = if step == Step::Materials && saved_rep.is_none() {
-        certhall_store::orders::step_data(&state.services.store, order.id, Step::Enterprise)
-            .await
-            .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?
-            .and_then(|d| {
-                d.get("legal_representative")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            })
+        own_enterprise
+            .as_ref()
+            .and_then(|d| d.get("legal_representative"))
+            .and_then(|v| v.as_str())
             .unwrap_or_default()
+            .to_owned()
     } else {
         rep_field("name")
     };
