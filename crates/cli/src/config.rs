@@ -15,6 +15,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use certhall_domain::secret::ServerSecret;
 use certhall_notify::aliyun::AliyunConfig;
+use certhall_payment::alipay::AlipayConfig;
+use certhall_payment::wechat::WechatConfig;
 use serde::Deserialize;
 
 /// The TOML file, every key optional.
@@ -57,6 +59,27 @@ pub struct FileConfig {
     /// File holding the shared secret of the SMS provider's inbound push
     /// (`POST /hooks/sms/inbound`); without it the route is closed.
     pub sms_inbound_token_file: Option<PathBuf>,
+    /// Online payment (第七步); see [`PaymentConfig`].
+    pub payment: Option<PaymentConfig>,
+}
+
+/// The `[payment]` section: the providers and the timing. Without a
+/// provider, demo mode pays at the demo cashier and a production server
+/// offers no online payment.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentConfig {
+    /// Minutes a payment QR code is valid [default: 30].
+    pub attempt_minutes: Option<u64>,
+    /// Seconds before the job asks the provider about an unpaid attempt
+    /// [default: 120].
+    pub query_after_secs: Option<u64>,
+    /// Seconds between runs of the reconciliation job [default: 60].
+    pub job_interval_secs: Option<u64>,
+    /// WeChat Pay API v3 (Native).
+    pub wechat: Option<WechatConfig>,
+    /// Alipay OpenAPI (当面付 precreate).
+    pub alipay: Option<AlipayConfig>,
 }
 
 /// Which SMS provider to use.
@@ -95,6 +118,10 @@ pub struct ServeArgs {
     /// the applicant types the license's fields.
     #[arg(long, env = "CERTHALL_OCR_MODELS")]
     pub ocr_models_dir: Option<PathBuf>,
+    /// Seconds between runs of the payment reconciliation job
+    /// [default: 60, or [payment] job_interval_secs].
+    #[arg(long, env = "CERTHALL_PAYMENT_JOB_INTERVAL_SECS")]
+    pub payment_job_interval_secs: Option<u64>,
 }
 
 /// Settings every subcommand shares.
@@ -162,6 +189,10 @@ pub struct RuntimeConfig {
     pub ocr_models_dir: PathBuf,
     /// The inbound-SMS push secret, if configured.
     pub sms_inbound_token: Option<String>,
+    /// Payment providers and timing.
+    pub payment: PaymentConfig,
+    /// Seconds between runs of the payment job.
+    pub payment_job_interval: Duration,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -190,6 +221,8 @@ impl fmt::Debug for RuntimeConfig {
             )
             .field("ca_passphrase_file", &self.ca_passphrase_file)
             .field("ca_pkcs11_pin_file", &self.ca_pkcs11_pin_file)
+            .field("payment", &self.payment)
+            .field("payment_job_interval", &self.payment_job_interval)
             .finish()
     }
 }
@@ -240,7 +273,23 @@ impl RuntimeConfig {
             "json" => true,
             other => bail!("log format must be text or json, got {other:?}"),
         };
+        let payment = file.payment.unwrap_or_default();
+        let job_secs = serve
+            .payment_job_interval_secs
+            .or(payment.job_interval_secs)
+            .unwrap_or(60);
+        if !(1..=3600).contains(&job_secs) {
+            bail!("the payment job interval must be 1–3600 seconds, got {job_secs}");
+        }
+        if payment
+            .attempt_minutes
+            .is_some_and(|m| !(5..=120).contains(&m))
+        {
+            bail!("[payment] attempt_minutes must be 5–120");
+        }
         Ok(Self {
+            payment,
+            payment_job_interval: Duration::from_secs(job_secs),
             listen,
             secret_key_file: common
                 .secret_key_file

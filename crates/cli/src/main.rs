@@ -21,6 +21,7 @@ mod app_cmd;
 mod ca_cmd;
 mod config;
 mod demo_agent;
+mod key_model_cmd;
 mod operator_cmd;
 
 use config::{CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
@@ -63,6 +64,12 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: operator_cmd::OperatorCommand,
+    },
+    /// UKey models (介质), their stock and which applications offer them.
+    #[command(name = "key-model")]
+    KeyModel {
+        #[command(subcommand)]
+        command: key_model_cmd::KeyModelCommand,
     },
 }
 
@@ -171,6 +178,10 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
             let services = build_services(&config, store)?;
             operator_cmd::run(&services, command).await
         }
+        Command::KeyModel { command } => {
+            let services = build_services(&config, store)?;
+            key_model_cmd::run(&services, command).await
+        }
         Command::Serve { .. } => {
             let services = build_services(&config, store)?;
             if config.demo() {
@@ -187,6 +198,10 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
                     .ensure_demo_operator()
                     .await
                     .context("cannot create the demo counter operator")?;
+                services
+                    .ensure_demo_key_models()
+                    .await
+                    .context("cannot create the demo key models")?;
             } else {
                 services.ca_seed_profiles().await?;
             }
@@ -227,7 +242,9 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
         config.public_url.clone(),
     );
     ca.pkcs11_pin = config::ca_pkcs11_pin(config)?;
+    let payments = payment_gateways(config, &store, clock.clone())?;
     Ok(Services {
+        payments: Arc::new(payments),
         store,
         sms,
         clock,
@@ -245,6 +262,62 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
             std::thread::available_parallelism().map_or(1, usize::from),
         ))),
     })
+}
+
+/// The payment providers: those configured in `[payment]`; in demo mode
+/// without any, the WeChat Pay adapter talking to the demo simulator at
+/// `/dev/wechatpay` (whose cashier posts callbacks to the real route).
+fn payment_gateways(
+    config: &RuntimeConfig,
+    store: &Store,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<certhall_service::payments::PaymentGateways> {
+    use certhall_domain::payment::PaymentPolicy;
+    use certhall_payment::PaymentProvider;
+    let p = &config.payment;
+    let defaults = PaymentPolicy::default();
+    let policy = PaymentPolicy {
+        attempt_ttl: p
+            .attempt_minutes
+            .map_or(defaults.attempt_ttl, |m| Duration::from_secs(m * 60)),
+        query_after: p
+            .query_after_secs
+            .map_or(defaults.query_after, Duration::from_secs),
+        ..defaults
+    };
+    let mut providers: Vec<Arc<dyn PaymentProvider>> = Vec::new();
+    if let Some(w) = &p.wechat {
+        let settings = w.load().context("[payment.wechat]")?;
+        providers.push(Arc::new(
+            certhall_payment::wechat::WechatPay::new(settings, clock.clone())
+                .context("[payment.wechat]")?,
+        ));
+    }
+    if let Some(a) = &p.alipay {
+        providers.push(Arc::new(
+            a.clone().load(clock.clone()).context("[payment.alipay]")?,
+        ));
+    }
+    if providers.is_empty() && config.demo() {
+        let base = config.public_url.trim_end_matches('/');
+        let settings = certhall_payment::simulator::demo_settings(
+            &format!("{base}/dev/wechatpay"),
+            &format!("{base}{}", certhall_web::paths::NOTIFY_WECHAT),
+        )?;
+        let wechat = certhall_payment::wechat::WechatPay::new(settings, clock)?.into_demo();
+        let simulator = certhall_payment::simulator::WechatSimulator::demo(
+            &format!("{base}/dev/cashier"),
+            Arc::new(certhall_service::demo_pay::StoreLedger(store.clone())),
+        )?;
+        return Ok(certhall_service::payments::PaymentGateways::demo(
+            Arc::new(wechat),
+            Arc::new(simulator),
+            policy,
+        ));
+    }
+    Ok(certhall_service::payments::PaymentGateways::new(
+        providers, policy,
+    ))
 }
 
 /// Loads the business-license OCR models and reads one blank page so the
@@ -295,8 +368,14 @@ async fn load_license_reader(
 async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result<()> {
     services.license_reader = load_license_reader(&config.ocr_models_dir).await;
     let demo = services.demo_mode();
+    let services_demo_payments = services.demo_payments();
     let store = services.store.clone();
     let housekeeping = tokio::spawn(housekeeping(services.clone()));
+    let payment_job = tokio::spawn(payment_job(
+        services.clone(),
+        job_holder(),
+        config.payment_job_interval,
+    ));
     let agent_services = services.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -344,6 +423,11 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
                 demo_agent::DEMO_PHONE
             );
         }
+        if services_demo_payments {
+            println!(
+                "演示支付：第七步扫码页可打开演示收银台（{addr}/dev/cashier/…），点击“支付成功”即发送与微信支付相同格式的签名回调。"
+            );
+        }
         println!(
             "演示柜台端：http://{addr}/counter，用户名 {}，密码 {}，短信验证码发往 {}（见发件箱）。",
             certhall_service::counter::DEMO_OPERATOR,
@@ -359,6 +443,7 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
     .await
     .context("server failed")?;
     housekeeping.abort();
+    payment_job.abort();
     if let Some(agent) = demo_agent {
         agent.abort();
     }
@@ -409,6 +494,37 @@ async fn housekeeping(services: Services) {
             Ok(n) if n > 0 => tracing::info!(expired = n, "legal-rep authorizations expired"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "authorization expiry failed"),
+        }
+    }
+}
+
+/// This process's name in job leases: host, process id and a random tag
+/// (a restarted process is a new holder).
+fn job_holder() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned());
+    format!(
+        "{host}:{}:{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    )
+}
+
+/// The payment reconciliation (queries, closes, refunds) once per tick
+/// across every process sharing the database: each tick is taken by one
+/// process through a lease in the database.
+async fn payment_job(services: Services, holder: String, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match services.run_payment_job(&holder, interval).await {
+            Ok(Some(s)) if s != Default::default() => {
+                tracing::info!(?s, "payment reconciliation ran")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
         }
     }
 }

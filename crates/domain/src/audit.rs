@@ -99,6 +99,24 @@ pub enum AuditEvent {
     CounterLogout,
     /// An application (relying platform) was added or changed.
     ApplicationSaved,
+    /// A key model was added or changed.
+    KeyModelSaved,
+    /// Key stock was counted in or out.
+    KeyStockChanged,
+    /// An address of an account's address book was saved or deleted.
+    AddressSaved,
+    /// Step 6 (key model, address, invoice) was saved on an order.
+    CheckoutSaved,
+    /// A payment attempt was created (QR code issued).
+    PaymentCreated,
+    /// A payment callback arrived (verified and applied, a duplicate, or
+    /// refused: the outcome says which).
+    PaymentCallback,
+    /// A payment attempt was settled (paid, closed, failed) — by a
+    /// callback, a query or the applicant.
+    PaymentSettled,
+    /// A refund was requested or changed state.
+    RefundChanged,
 }
 
 impl AuditEvent {
@@ -130,6 +148,14 @@ impl AuditEvent {
             Self::CounterLoginFailed => "counter.login_failed",
             Self::CounterLogout => "counter.logout",
             Self::ApplicationSaved => "application.saved",
+            Self::KeyModelSaved => "key_model.saved",
+            Self::KeyStockChanged => "key_model.stock_changed",
+            Self::AddressSaved => "address.saved",
+            Self::CheckoutSaved => "order.checkout_saved",
+            Self::PaymentCreated => "payment.created",
+            Self::PaymentCallback => "payment.callback",
+            Self::PaymentSettled => "payment.settled",
+            Self::RefundChanged => "payment.refund_changed",
         }
     }
 }

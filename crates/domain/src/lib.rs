@@ -13,19 +13,27 @@
 //!   codes (GB 32100).
 //! - [`order`], [`wizard`], [`materials`]: the application (订单) state
 //!   machine, the wizard's steps and step 5's materials and authorization.
+//! - [`checkout`], [`payment`], [`money`]: step 6 (key model, address,
+//!   invoice, amount) and step 7 (payment attempts, refunds), in fen.
+//! - [`divisions`]: the bundled GB/T 2260 division table (province / city /
+//!   district) for delivery addresses.
 //! - [`refusal`]: why a request is refused, with a stable code and a Chinese message.
 
 pub mod account;
 pub mod application;
 pub mod audit;
 pub mod cert_login;
+pub mod checkout;
 pub mod clock;
+pub mod divisions;
 pub mod identity;
 pub mod materials;
 pub mod message;
+pub mod money;
 pub mod operator;
 pub mod order;
 pub mod otp;
+pub mod payment;
 pub mod phone;
 pub mod refusal;
 pub mod secret;

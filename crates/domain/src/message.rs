@@ -60,6 +60,8 @@ pub struct NewMessage {
     pub title: String,
     /// The text.
     pub body: String,
+    /// The order it is about, if any (the list links to it).
+    pub order_id: Option<i64>,
 }
 
 /// A delivered message.
@@ -79,6 +81,8 @@ pub struct Message {
     pub created_at: Timestamp,
     /// When the user marked it read.
     pub read_at: Option<Timestamp>,
+    /// The order it is about, if any.
+    pub order_id: Option<i64>,
 }
 
 impl NewMessage {
@@ -90,6 +94,7 @@ impl NewMessage {
             body: "您已成功注册并登录。在这里您可以在线办理数字证书新办、更新、变更和激活，\
                    查看订单进度，并接收审核结果与证书到期提醒。如需帮助，请拨打客服热线。"
                 .into(),
+            order_id: None,
         }
     }
 }

@@ -19,15 +19,19 @@
 //!   │       ▼                        │                ▼             │
 //!   │  AuthorizationRefused          │               Returned{step} ┘
 //!   │   (resubmit step 5)            ▼
-//!   │                   Approved (step 6: key model, address, invoice) ──► …
+//!   │                   Approved (step 6: key model, address, invoice)
+//!   │                     │ confirm ▲ revise (no payment under way)
+//!   │                     ▼       │
+//!   │                  AwaitingPayment (step 7) ── verified payment ──► Paid ──► …
 //!   │
-//!   └─► Cancelled  (from any state before Approved)
+//!   └─► Cancelled  (by the applicant from any state before production;
+//!                   a paid order is refunded in full)
 //! ```
 //!
-//! After `Approved` come the later issue's states, designed now so they
-//! slot in: `AwaitingPayment → InProduction → Shipped → Completed`
-//! (step 6 chooses the key model, address and invoice; payment; the
-//! counter writes the key; the courier delivers; activation completes).
+//! While the legal representative has not answered, the applicant may
+//! take step 5 back (`ReviseAuthorization`: correct the representative or
+//! switch to the letter); the uploads stay. After `Paid` come the next
+//! issue's states (`InProduction → Shipped → Delivered`).
 
 use std::fmt;
 use std::str::FromStr;
@@ -166,7 +170,11 @@ pub enum OrderState {
     },
     /// Approved: step 6 (key model, address, invoice) is next.
     Approved,
-    /// Given up by the applicant.
+    /// Step 6 confirmed with its amount: step 7, payment, is next.
+    AwaitingPayment,
+    /// Paid (a verified payment); the counter produces the key next.
+    Paid,
+    /// Given up (by the applicant, or by the counter for a paid order).
     Cancelled,
 }
 
@@ -181,6 +189,8 @@ impl OrderState {
             Self::InReview => ("in_review", 0),
             Self::Returned { step } => ("returned", i64::from(step.number())),
             Self::Approved => ("approved", 0),
+            Self::AwaitingPayment => ("awaiting_payment", 0),
+            Self::Paid => ("paid", 0),
             Self::Cancelled => ("cancelled", 0),
         }
     }
@@ -199,6 +209,8 @@ impl OrderState {
                 step: Step::from_number(step)?,
             },
             "approved" => Self::Approved,
+            "awaiting_payment" => Self::AwaitingPayment,
+            "paid" => Self::Paid,
             "cancelled" => Self::Cancelled,
             _ => return None,
         })
@@ -216,8 +228,90 @@ impl OrderState {
             Self::InReview => "柜台审核中".into(),
             Self::Returned { step } => format!("审核未通过，请修改第{}步", step.number()),
             Self::Approved => "审核通过，请选择介质与收货地址".into(),
+            Self::AwaitingPayment => "待支付".into(),
+            Self::Paid => "已支付，等待制证".into(),
             Self::Cancelled => "已取消".into(),
         }
+    }
+
+    /// The short title of the applicant's message when the order enters
+    /// this state from `from` (审核通过, 待支付, 支付成功 …).
+    pub fn message_title(self, from: OrderState) -> &'static str {
+        match (from, self) {
+            (Self::AwaitingAuthorization, Self::InReview) => "法定代表人已同意授权",
+            (_, Self::InReview) => "已提交柜台审核",
+            (_, Self::AwaitingAuthorization) => "已发送法定代表人授权短信",
+            (_, Self::AuthorizationRefused) => "法定代表人未授权",
+            (_, Self::Returned { .. }) => "审核未通过",
+            (_, Self::Approved) => "审核通过",
+            (_, Self::AwaitingPayment) => "待支付",
+            (_, Self::Paid) => "支付成功",
+            (_, Self::Cancelled) => "订单已取消",
+            (_, Self::CounterVisit) => "请到柜台办理",
+            (_, Self::Draft { .. }) => "订单退回填写",
+        }
+    }
+
+    /// Where the order is on the manual's eight steps (1–8), for the
+    /// progress bar: the wizard's open step, 5 while the materials are
+    /// checked, 6 for the key and address, 7 for payment, 8 after it.
+    pub fn stage(self) -> u8 {
+        match self {
+            Self::Draft { reached } => reached.number(),
+            Self::Returned { step } => step.number(),
+            Self::CounterVisit => 4,
+            Self::AwaitingAuthorization | Self::AuthorizationRefused | Self::InReview => 5,
+            Self::Approved => 6,
+            Self::AwaitingPayment => 7,
+            Self::Paid => 8,
+            Self::Cancelled => 0,
+        }
+    }
+
+    /// What happens next, in words, and how long it usually takes (the
+    /// order page's 下一步).
+    pub fn next_step_zh(self) -> (String, Option<&'static str>) {
+        match self {
+            Self::Draft { reached } => (
+                format!("请继续填写第{}步：{}", reached.number(), reached.label_zh()),
+                None,
+            ),
+            Self::CounterVisit => (
+                "请携带材料到服务网点柜台办理".into(),
+                Some("柜台办公时间：工作日 8:30–17:30"),
+            ),
+            Self::AwaitingAuthorization => (
+                "等待法定代表人回复授权短信“同意”，同意后进入柜台审核".into(),
+                Some("授权短信72小时内有效"),
+            ),
+            Self::AuthorizationRefused => ("请重新发送授权短信，或改为上传授权委托书".into(), None),
+            Self::InReview => (
+                "柜台审核您提交的材料，结果将通过消息和短信通知您".into(),
+                Some("通常 0.5–3 个工作日"),
+            ),
+            Self::Returned { step } => (
+                format!("请按审核意见修改第{}步后重新提交", step.number()),
+                None,
+            ),
+            Self::Approved => (
+                "请选择 UKey 介质、收货地址和发票信息（第六步）".into(),
+                None,
+            ),
+            Self::AwaitingPayment => (
+                "请选择支付方式，扫码完成支付（第七步）".into(),
+                Some("每个支付二维码 30 分钟内有效"),
+            ),
+            Self::Paid => (
+                "柜台制作 UKey 并以顺丰到付方式寄出（第八步），发货后通知您运单号".into(),
+                Some("通常 1–2 个工作日内寄出"),
+            ),
+            Self::Cancelled => ("订单已取消".into(), None),
+        }
+    }
+
+    /// May the applicant cancel the order now? (Paid orders are refunded.)
+    pub fn cancellable(self) -> bool {
+        transition(self, OrderEvent::Cancel).is_ok()
     }
 
     /// May the applicant change what was given at `step` (typed data or an
@@ -281,7 +375,17 @@ pub enum OrderEvent {
     Approve,
     /// The counter returned the order to a step.
     Reject(Step),
-    /// The applicant gave up.
+    /// The applicant takes step 5 back while the legal representative has
+    /// not answered (to correct the representative or use the letter).
+    ReviseAuthorization,
+    /// Step 6 confirmed: the amount is fixed, payment is next.
+    ConfirmCheckout,
+    /// The applicant changes step 6 again (no payment under way).
+    ReviseCheckout,
+    /// A verified payment for the order's amount.
+    PaymentSucceeded,
+    /// The applicant (or, for an approved or paid order, the counter) gave
+    /// up.
     Cancel,
 }
 
@@ -329,14 +433,24 @@ pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Re
         // counter still checks the license and the images before step 6.
         (S::AwaitingAuthorization, E::LegalRepAgreed) => Ok(S::InReview),
         (S::AwaitingAuthorization, E::LegalRepRefused) => Ok(S::AuthorizationRefused),
+        (S::AwaitingAuthorization, E::ReviseAuthorization) => Ok(S::Draft {
+            reached: Step::Materials,
+        }),
         (S::InReview, E::Approve) => Ok(S::Approved),
         (S::InReview, E::Reject(step)) => Ok(S::Returned { step }),
+        (S::Approved, E::ConfirmCheckout) => Ok(S::AwaitingPayment),
+        (S::AwaitingPayment, E::ReviseCheckout) => Ok(S::Approved),
+        (S::AwaitingPayment, E::PaymentSucceeded) => Ok(S::Paid),
         (
             S::Draft { .. }
             | S::CounterVisit
             | S::AwaitingAuthorization
             | S::AuthorizationRefused
-            | S::Returned { .. },
+            | S::InReview
+            | S::Returned { .. }
+            | S::Approved
+            | S::AwaitingPayment
+            | S::Paid,
             E::Cancel,
         ) => Ok(S::Cancelled),
         _ => Err(refused()),
@@ -430,8 +544,9 @@ mod tests {
         for e in [
             E::Approve,
             E::Reject(Step::Identity),
-            E::Cancel,
             E::LegalRepAgreed,
+            E::PaymentSucceeded,
+            E::ReviseCheckout,
         ] {
             let mut again = events.clone();
             again.push(e);
@@ -441,6 +556,57 @@ mod tests {
                 "{e:?}"
             );
         }
+    }
+
+    #[test]
+    fn checkout_payment_and_cancellation() {
+        let mut events = FIVE.to_vec();
+        events.push(E::SubmitMaterials(Letter));
+        events.push(E::Approve);
+        events.push(E::ConfirmCheckout);
+        assert_eq!(run(&events), Ok(S::AwaitingPayment));
+        // Step 6 may be revised while waiting for payment, then confirmed.
+        let mut revised = events.clone();
+        revised.push(E::ReviseCheckout);
+        assert_eq!(run(&revised), Ok(S::Approved));
+        events.push(E::PaymentSucceeded);
+        assert_eq!(run(&events), Ok(S::Paid));
+        // Paying twice, or revising after payment, is refused.
+        for e in [E::PaymentSucceeded, E::ReviseCheckout, E::ConfirmCheckout] {
+            let mut again = events.clone();
+            again.push(e);
+            assert_eq!(run(&again).unwrap_err().code(), "order_state_conflict");
+        }
+        // Every state before production may be cancelled; a cancelled
+        // order stays cancelled.
+        for s in [
+            S::InReview,
+            S::Approved,
+            S::AwaitingPayment,
+            S::Paid,
+            S::AwaitingAuthorization,
+        ] {
+            assert!(s.cancellable(), "{s:?}");
+        }
+        assert!(!S::Cancelled.cancellable());
+        assert_eq!(S::Paid.stage(), 8);
+        assert_eq!(S::AwaitingPayment.message_title(S::Approved), "待支付");
+    }
+
+    #[test]
+    fn the_authorization_can_be_taken_back() {
+        let mut events = FIVE.to_vec();
+        events.push(E::SubmitMaterials(LegalRepSms));
+        events.push(E::ReviseAuthorization);
+        assert_eq!(
+            run(&events),
+            Ok(S::Draft {
+                reached: Step::Materials
+            })
+        );
+        events.push(E::SubmitMaterials(Letter));
+        assert_eq!(run(&events), Ok(S::InReview));
+        assert!(transition(S::InReview, E::ReviseAuthorization).is_err());
     }
 
     #[test]
@@ -485,6 +651,8 @@ mod tests {
             S::AuthorizationRefused,
             S::InReview,
             S::Approved,
+            S::AwaitingPayment,
+            S::Paid,
             S::Cancelled,
         ];
         for step in Step::ALL {

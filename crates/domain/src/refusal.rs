@@ -234,6 +234,50 @@ pub enum Refusal {
     /// Another operator decided the order first; the text is its state.
     #[error("review already decided ({0})")]
     ReviewAlreadyDecided(String),
+    /// A key model entry is not valid.
+    #[error("invalid key model: {0}")]
+    InvalidKeyModel(String),
+    /// No key model with this code.
+    #[error("key model {0} not found")]
+    KeyModelNotFound(String),
+    /// A key model with this code exists.
+    #[error("key model {0} exists")]
+    KeyModelExists(String),
+    /// The chosen key model is not offered for the order's application (or
+    /// no longer offered at all).
+    #[error("key model {0} not offered")]
+    KeyModelNotOffered(String),
+    /// Every unit of the chosen key model is taken (its shown name).
+    #[error("key model {0} out of stock")]
+    KeyModelOutOfStock(String),
+    /// The address's division code is not a county-level division.
+    #[error("unknown division")]
+    UnknownDivision,
+    /// A 纳税人识别号 is malformed or fails its check character (why).
+    #[error("invalid tax id: {0}")]
+    InvalidTaxId(String),
+    /// No such address in the account's address book.
+    #[error("address not found")]
+    AddressNotFound,
+    /// The address book holds its maximum.
+    #[error("address book full")]
+    AddressBookFull,
+    /// Step 6 asked for before the counter approved (the state as shown).
+    #[error("checkout not open ({0})")]
+    CheckoutNotOpen(String),
+    /// The order is paid already.
+    #[error("order already paid")]
+    OrderAlreadyPaid,
+    /// The order is not waiting for payment (the state as shown).
+    #[error("payment not due ({0})")]
+    PaymentNotDue(String),
+    /// A payment is under way (its QR code valid until the time given) and
+    /// the request would change what it pays for.
+    #[error("payment in progress until {0}")]
+    PaymentInProgress(String),
+    /// The payment channel is not configured here (its shown name).
+    #[error("payment channel {0} unavailable")]
+    PaymentChannelUnavailable(String),
 }
 
 impl Refusal {
@@ -299,6 +343,20 @@ impl Refusal {
             Self::OperatorLocked { .. } => "operator_locked",
             Self::OwnOrderReview => "own_order_review",
             Self::ReviewAlreadyDecided(_) => "review_already_decided",
+            Self::InvalidKeyModel(_) => "invalid_key_model",
+            Self::KeyModelNotFound(_) => "key_model_not_found",
+            Self::KeyModelExists(_) => "key_model_exists",
+            Self::KeyModelNotOffered(_) => "key_model_not_offered",
+            Self::KeyModelOutOfStock(_) => "key_model_out_of_stock",
+            Self::UnknownDivision => "unknown_division",
+            Self::InvalidTaxId(_) => "invalid_tax_id",
+            Self::AddressNotFound => "address_not_found",
+            Self::AddressBookFull => "address_book_full",
+            Self::CheckoutNotOpen(_) => "checkout_not_open",
+            Self::OrderAlreadyPaid => "order_already_paid",
+            Self::PaymentNotDue(_) => "payment_not_due",
+            Self::PaymentInProgress(_) => "payment_in_progress",
+            Self::PaymentChannelUnavailable(_) => "payment_channel_unavailable",
         }
     }
 
@@ -319,6 +377,11 @@ impl Refusal {
             | Self::UploadRefused { .. }
             | Self::MaterialMissing(_)
             | Self::LegalRepMismatch(_)
+            | Self::InvalidKeyModel(_)
+            | Self::KeyModelNotOffered(_)
+            | Self::UnknownDivision
+            | Self::InvalidTaxId(_)
+            | Self::PaymentChannelUnavailable(_)
             | Self::UsccCheckDigit => RefusalKind::Invalid,
             Self::CodeNotRequested
             | Self::CodeWrong { .. }
@@ -348,6 +411,8 @@ impl Refusal {
             | Self::CertificateNotFound
             | Self::CaNotInitialized(_)
             | Self::ProfileNotFound(_)
+            | Self::KeyModelNotFound(_)
+            | Self::AddressNotFound
             | Self::ApplicationNotFound(_) => RefusalKind::NotFound,
             Self::CodeUsed
             | Self::OrderStepOutOfOrder(_)
@@ -358,6 +423,13 @@ impl Refusal {
             | Self::CertChallengeUsed
             | Self::AlreadyRevoked
             | Self::CaAlreadyInitialized(_)
+            | Self::KeyModelExists(_)
+            | Self::KeyModelOutOfStock(_)
+            | Self::AddressBookFull
+            | Self::CheckoutNotOpen(_)
+            | Self::OrderAlreadyPaid
+            | Self::PaymentNotDue(_)
+            | Self::PaymentInProgress(_)
             | Self::ProfileExists(_) => RefusalKind::Conflict,
             Self::ResendTooSoon { .. }
             | Self::PhoneSendLimit
@@ -476,6 +548,34 @@ impl Refusal {
             Self::UsccCheckDigit => {
                 "统一社会信用代码校验位不正确，请对照营业执照逐位核对，特别是最后一位。".into()
             }
+            Self::InvalidKeyModel(why) => format!("介质信息不正确：{why}。"),
+            Self::KeyModelNotFound(code) => format!("介质型号 {code} 不存在。"),
+            Self::KeyModelExists(code) => format!("介质型号 {code} 已存在。"),
+            Self::KeyModelNotOffered(_) => {
+                "所选 UKey 介质不适用于本订单的应用或已停止供应，请重新选择。".into()
+            }
+            Self::KeyModelOutOfStock(name) => {
+                format!("“{name}”暂时缺货，请选择其他介质，或稍后再试。您填写的信息已保留。")
+            }
+            Self::UnknownDivision => "请选择所在地区的省、市和区县。".into(),
+            Self::InvalidTaxId(why) => format!("{why}。"),
+            Self::AddressNotFound => "找不到该收货地址，可能已被删除。".into(),
+            Self::AddressBookFull => {
+                "地址簿最多保存20个地址，请先删除不再使用的地址。".into()
+            }
+            Self::CheckoutNotOpen(state) => format!(
+                "订单当前状态为“{state}”：柜台审核通过后才能选择介质与收货地址。"
+            ),
+            Self::OrderAlreadyPaid => "该订单已支付成功，无需重复支付。".into(),
+            Self::PaymentNotDue(state) => format!(
+                "订单当前状态为“{state}”，无需支付。请刷新页面查看最新进度。"
+            ),
+            Self::PaymentInProgress(until) => format!(
+                "本订单有一笔支付正在进行（二维码 {until} 前有效）。请先完成或取消这笔支付。"
+            ),
+            Self::PaymentChannelUnavailable(name) => {
+                format!("暂不支持{name}，请选择其他支付方式。")
+            }
         }
     }
 }
@@ -558,6 +658,20 @@ mod tests {
             Refusal::OperatorLocked { minutes: 3 },
             Refusal::OwnOrderReview,
             Refusal::ReviewAlreadyDecided("审核通过".into()),
+            Refusal::InvalidKeyModel("x".into()),
+            Refusal::KeyModelNotFound("x".into()),
+            Refusal::KeyModelExists("x".into()),
+            Refusal::KeyModelNotOffered("x".into()),
+            Refusal::KeyModelOutOfStock("标准 UKey".into()),
+            Refusal::UnknownDivision,
+            Refusal::InvalidTaxId("纳税人识别号校验位不正确".into()),
+            Refusal::AddressNotFound,
+            Refusal::AddressBookFull,
+            Refusal::CheckoutNotOpen("柜台审核中".into()),
+            Refusal::OrderAlreadyPaid,
+            Refusal::PaymentNotDue("已取消".into()),
+            Refusal::PaymentInProgress("2026-12-05 10:30".into()),
+            Refusal::PaymentChannelUnavailable("支付宝".into()),
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

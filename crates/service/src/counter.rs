@@ -74,10 +74,13 @@ pub struct QueueFilter {
 }
 
 /// The states the queue may be filtered by, with their labels.
-pub const QUEUE_STATES: [(&str, &str); 3] = [
+pub const QUEUE_STATES: [(&str, &str); 6] = [
     ("in_review", "待审核"),
     ("returned", "已退回"),
     ("approved", "已通过"),
+    ("awaiting_payment", "待支付"),
+    ("paid", "已支付待制证"),
+    ("cancelled", "已取消"),
 ];
 
 /// One line of the queue.
@@ -141,6 +144,12 @@ pub struct ReviewDetail {
     pub license_check: Vec<LicenseCheck>,
     /// The legal representative's newest authorization request.
     pub authorization: Option<certhall_store::materials::AuthorizationRow>,
+    /// Step 6 as confirmed (key model, address, invoice, amount).
+    pub checkout: Option<certhall_store::checkouts::CheckoutRow>,
+    /// Payment attempts, oldest first.
+    pub attempts: Vec<certhall_store::payments::AttemptRow>,
+    /// Refunds, oldest first.
+    pub refunds: Vec<certhall_store::payments::RefundRow>,
 }
 
 /// One license field: typed at step 3, and read by OCR.
@@ -667,6 +676,9 @@ impl Services {
             .unwrap_or_default();
         Ok(ReviewDetail {
             authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,
+            checkout: certhall_store::checkouts::get(&self.store, id).await?,
+            attempts: certhall_store::payments::attempts_of_order(&self.store, id).await?,
+            refunds: certhall_store::payments::refunds_of_order(&self.store, id).await?,
             materials,
             license_check,
             own: may_review(&who.phone, &account.phone).is_err(),
@@ -675,6 +687,42 @@ impl Services {
             steps,
             order,
         })
+    }
+
+    /// The counter's notice board, newest first.
+    pub async fn counter_notices(
+        &self,
+        limit: u32,
+    ) -> Result<Vec<certhall_store::notices::Notice>> {
+        Ok(certhall_store::notices::recent(&self.store, limit).await?)
+    }
+
+    /// Cancels an order at the counter, with a reason (a paid order is
+    /// refunded in full). Not the operator's own order.
+    pub async fn counter_cancel(
+        &self,
+        who: &OperatorInfo,
+        id: i64,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let order = orders::get(&self.store, id)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+        let account = accounts::get(&self.store, order.account_id)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+        may_review(&who.phone, &account.phone)?;
+        if !matches!(
+            order.state,
+            certhall_domain::order::OrderState::Approved
+                | certhall_domain::order::OrderState::AwaitingPayment
+                | certhall_domain::order::OrderState::Paid
+        ) {
+            return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+        }
+        self.cancel_order(OrderActor::Operator(who.id), id, Some(reason), meta)
+            .await
     }
 
     /// Approves or returns order `id`, if it is still at `version`.
@@ -832,7 +880,7 @@ pub(crate) fn text_at(data: Option<&serde_json::Value>, keys: &[&str]) -> String
 }
 
 /// A step's data as labelled fields, in the stored order.
-fn fields(step: Step, data: &serde_json::Value) -> Vec<FieldView> {
+pub(crate) fn fields(step: Step, data: &serde_json::Value) -> Vec<FieldView> {
     let Some(map) = data.as_object() else {
         return vec![FieldView {
             label: "内容".into(),

@@ -20,10 +20,13 @@ pub mod audit_log;
 pub mod auth;
 pub mod ca;
 pub mod cert_login;
+pub mod checkout;
 pub mod counter;
+pub mod demo_pay;
 pub mod inbox;
 pub mod materials;
 pub mod orders;
+pub mod payments;
 pub mod sms_inbound;
 pub mod wizard;
 
@@ -39,6 +42,9 @@ pub enum ServiceError {
     /// The SMS gateway failed.
     #[error(transparent)]
     Sms(#[from] certhall_notify::SmsError),
+    /// A payment provider failed or answered something unusable.
+    #[error(transparent)]
+    Payment(#[from] certhall_payment::PaymentError),
     /// The CA engine failed (a fault, not a refused request).
     #[error("ca: {0}")]
     Ca(certhall_ca::CaError),
@@ -82,6 +88,8 @@ pub struct Services {
     /// Step 3's business-license OCR; `None` when no models are installed
     /// (the applicant types the fields).
     pub license_reader: Option<Arc<dyn materials::LicenseReader>>,
+    /// Payment providers (第七步) and their timing.
+    pub payments: Arc<payments::PaymentGateways>,
     /// Bounds the CPU-heavy image work (decoding and re-encoding uploads,
     /// OCR) running at once in this process: more waits its turn instead
     /// of starving every other request of CPU.
@@ -92,6 +100,11 @@ impl Services {
     /// True while the demo SMS outbox is in use (demo mode).
     pub fn demo_mode(&self) -> bool {
         self.sms.is_demo()
+    }
+
+    /// True while payments go to the demo cashier.
+    pub fn demo_payments(&self) -> bool {
+        self.payments.simulator().is_some()
     }
 
     /// Appends an audit entry in its own transaction (for events that change

@@ -17,7 +17,7 @@ use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::materials::{
     check_submission, LegalRepContact, MaterialKind, AUTHORIZATION_WINDOW,
 };
-use certhall_domain::order::{Authorization, OrderEvent, Step};
+use certhall_domain::order::{Authorization, OrderEvent, OrderState, Step};
 use certhall_domain::wizard::EnterpriseInput;
 use certhall_domain::{AccountId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
@@ -451,5 +451,84 @@ impl Services {
             closed += 1;
         }
         Ok(closed)
+    }
+}
+
+impl Services {
+    /// 重新发送授权短信: the same legal representative gets the SMS again
+    /// (counted by the same limits); the earlier request is withdrawn and
+    /// the 72 hours start again.
+    pub async fn resend_authorization(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        meta: &RequestMeta,
+    ) -> Result<AuthorizationRow> {
+        let order = self.order_of(account, order_id).await?;
+        if order.state != OrderState::AwaitingAuthorization {
+            return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+        }
+        let last = materials::latest_of_order(&self.store, order_id)
+            .await?
+            .filter(|a| a.outcome == "pending")
+            .ok_or_else(|| Refusal::OrderStateConflict(order.state.label_zh()))?;
+        let contact = LegalRepContact {
+            name: last.name.clone(),
+            id_number: last.id_number.clone(),
+            phone: last.phone.clone(),
+        };
+        let request = self.send_authorization_request(&order, &contact).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        let current = self.owned_order(&mut tx, account, order_id).await?;
+        if current.state != OrderState::AwaitingAuthorization
+            || !materials::activate(&mut tx, request.id, order_id, now).await?
+        {
+            materials::mark_failed(&mut tx, request.id, now).await?;
+            tx.commit().await?;
+            return Err(Refusal::OrderStateConflict(current.state.label_zh()).into());
+        }
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Account(account),
+            meta,
+            AuditEvent::AuthorizationRequested,
+            json!({
+                "order": order_id, "request": request.id, "resent": true,
+                "phone": request.phone_masked(), "expires_at": request.expires_at.rfc3339(),
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(request)
+    }
+
+    /// Takes step 5 back while the legal representative has not answered
+    /// (to correct their data or switch to the letter): the request is
+    /// withdrawn — a later reply no longer counts — and the order is at
+    /// step 5 again with everything uploaded kept.
+    pub async fn revise_authorization(
+        &self,
+        account: AccountId,
+        order_id: i64,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        let order = self
+            .order_event_tx(
+                &mut tx,
+                OrderActor::Applicant(account),
+                order_id,
+                None,
+                OrderEvent::ReviseAuthorization,
+                None,
+                meta,
+            )
+            .await?;
+        materials::withdraw_pending(&mut tx, order_id, now).await?;
+        tx.commit().await?;
+        Ok(order)
     }
 }

@@ -30,7 +30,7 @@ pub enum OrderActor {
 }
 
 impl OrderActor {
-    fn audit_actor(self) -> Actor {
+    pub(crate) fn audit_actor(self) -> Actor {
         match self {
             Self::Applicant(a) => Actor::Account(a),
             Self::System => Actor::System,
@@ -38,13 +38,14 @@ impl OrderActor {
         }
     }
 
-    /// Decisions belong to the counter: an operator may only approve or
-    /// return, an applicant never may.
+    /// Decisions belong to the counter: an operator may approve, return
+    /// or cancel (with a reason), an applicant never decides; only
+    /// CertHall itself records a verified payment.
     fn may(self, event: OrderEvent) -> bool {
         let decision = matches!(event, OrderEvent::Approve | OrderEvent::Reject(_));
         match self {
-            Self::Operator(_) => decision,
-            Self::Applicant(_) => !decision,
+            Self::Operator(_) => decision || event == OrderEvent::Cancel,
+            Self::Applicant(_) => !decision && event != OrderEvent::PaymentSucceeded,
             Self::System => true,
         }
     }
@@ -108,6 +109,13 @@ impl Services {
         let order = self.owned_order(&mut tx, account, id).await?;
         let to = transition(order.state, OrderEvent::SaveStep(step))?;
         orders::save_step(&mut tx, id, step, data, now).await?;
+        // The list columns follow the application and enterprise names.
+        let name = data.get("name").and_then(|v| v.as_str());
+        match step {
+            Step::Application => orders::set_names(&mut tx, id, name, None).await?,
+            Step::Enterprise => orders::set_names(&mut tx, id, None, name).await?,
+            _ => {}
+        }
         if to != order.state {
             self.persist(&mut tx, &order, to, OrderActor::Applicant(account), None)
                 .await?;
@@ -244,21 +252,223 @@ impl Services {
                 (OrderState::AwaitingAuthorization, OrderState::InReview, _) => {
                     "法定代表人已同意授权，订单已进入柜台审核，审核结果将另行通知。".to_owned()
                 }
+                (_, OrderState::Approved, _) => {
+                    "审核通过。请打开订单，选择 UKey 介质、收货地址和发票信息（第六步），然后在线支付。"
+                        .to_owned()
+                }
+                (_, OrderState::AwaitingPayment, _) => {
+                    "介质与收货信息已确认，请在订单页面选择支付方式完成支付（第七步）。".to_owned()
+                }
+                (_, OrderState::Paid, _) => {
+                    "支付成功。柜台将为您制作 UKey，并以顺丰到付方式寄出，发货后将通知您运单号。"
+                        .to_owned()
+                }
                 (_, _, Some(r)) => format!("{}（原因：{r}）", to.label_zh()),
                 (_, _, None) => to.label_zh(),
+            };
+            let kind = match to {
+                OrderState::InReview
+                | OrderState::Approved
+                | OrderState::Returned { .. }
+                | OrderState::AuthorizationRefused => MessageKind::Review,
+                _ => MessageKind::System,
             };
             messages::insert(
                 tx,
                 order.account_id,
                 &NewMessage {
-                    kind: MessageKind::Review,
-                    title: format!("{} 订单 {} 进度更新", order.kind.label_zh(), order.id),
+                    kind,
+                    title: format!(
+                        "{}（{} 订单 {}）",
+                        to.message_title(order.state),
+                        order.kind.label_zh(),
+                        order.id
+                    ),
                     body,
+                    order_id: Some(order.id),
                 },
                 now,
             )
             .await?;
         }
         Ok(())
+    }
+}
+
+/// Everything the order page shows: what was submitted at each step, the
+/// checkout, payments and refunds, the history, and what comes next.
+#[derive(Debug, Clone)]
+pub struct OrderSummary {
+    /// The order.
+    pub order: OrderRow,
+    /// Steps 1–5 as typed (ID numbers masked).
+    pub steps: Vec<crate::counter::StepView>,
+    /// The images, without bytes.
+    pub materials: Vec<certhall_store::materials::MaterialInfo>,
+    /// The newest legal-rep authorization request.
+    pub authorization: Option<certhall_store::materials::AuthorizationRow>,
+    /// Step 6 as confirmed.
+    pub checkout: Option<certhall_store::checkouts::CheckoutRow>,
+    /// Payment attempts, oldest first.
+    pub attempts: Vec<certhall_store::payments::AttemptRow>,
+    /// Refunds, oldest first.
+    pub refunds: Vec<certhall_store::payments::RefundRow>,
+    /// The history, oldest first.
+    pub events: Vec<orders::OrderEventRow>,
+    /// What happens next.
+    pub next: String,
+    /// How long it usually takes.
+    pub expected: Option<&'static str>,
+    /// In review: the position in the counter's queue (1 = next).
+    pub queue_position: Option<usize>,
+}
+
+/// `110105********002X`: the first six and last four characters.
+pub fn mask_id_number(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() < 11 {
+        return id.to_owned();
+    }
+    let hidden = chars.len() - 10;
+    format!(
+        "{}{}{}",
+        chars[..6].iter().collect::<String>(),
+        "*".repeat(hidden),
+        chars[chars.len() - 4..].iter().collect::<String>()
+    )
+}
+
+impl Services {
+    /// The order page's summary of an applicant's order.
+    pub async fn order_summary(&self, account: AccountId, id: i64) -> Result<OrderSummary> {
+        let order = self.order_of(account, id).await?;
+        let mut steps = Vec::new();
+        for step in Step::ALL {
+            let fields = match orders::step_data(&self.store, id, step).await? {
+                Some(data) => crate::counter::fields(step, &data)
+                    .into_iter()
+                    .map(|mut f| {
+                        if f.label == "身份证号码" {
+                            f.value = mask_id_number(&f.value);
+                        } else if f.label.starts_with("法定代表人（") {
+                            f.value = f
+                                .value
+                                .split(" · ")
+                                .map(|part| {
+                                    if part.len() == 18 {
+                                        mask_id_number(part)
+                                    } else {
+                                        part.to_owned()
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                                .join(" · ");
+                        }
+                        f
+                    })
+                    .filter(|f| !matches!(f.label.as_str(), "证书模板" | "应用"))
+                    .collect(),
+                None => Vec::new(),
+            };
+            steps.push(crate::counter::StepView { step, fields });
+        }
+        let queue_position = if order.state == OrderState::InReview {
+            let queue = orders::in_state(&self.store, "in_review", 1000).await?;
+            queue.iter().position(|o| o.id == id).map(|p| p + 1)
+        } else {
+            None
+        };
+        let (next, expected) = order.state.next_step_zh();
+        Ok(OrderSummary {
+            steps,
+            materials: certhall_store::materials::of_order(&self.store, id).await?,
+            authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,
+            checkout: certhall_store::checkouts::get(&self.store, id).await?,
+            attempts: certhall_store::payments::attempts_of_order(&self.store, id).await?,
+            refunds: certhall_store::payments::refunds_of_order(&self.store, id).await?,
+            events: orders::events(&self.store, id).await?,
+            next,
+            expected,
+            queue_position,
+            order,
+        })
+    }
+
+    /// An account's orders for 我的订单, filtered and searched.
+    pub async fn orders_of(
+        &self,
+        account: AccountId,
+        filter: orders::OrderFilter,
+        search: Option<&str>,
+    ) -> Result<Vec<OrderRow>> {
+        Ok(orders::search_of_account(&self.store, account, filter, search, 200).await?)
+    }
+
+    /// Cancels an order (the applicant's own, or any as an operator with a
+    /// reason). A payment under way is closed first (queried, then
+    /// closed); a paid order is refunded in full; the stock it held is
+    /// released; a pending authorization request is withdrawn.
+    pub async fn cancel_order(
+        &self,
+        actor: OrderActor,
+        id: i64,
+        reason: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let order = match actor {
+            OrderActor::Applicant(a) => self.order_of(a, id).await?,
+            _ => orders::get(&self.store, id)
+                .await?
+                .ok_or(Refusal::NotFound)?,
+        };
+        if matches!(actor, OrderActor::Operator(_)) && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(Refusal::MissingField("取消原因").into());
+        }
+        transition(order.state, OrderEvent::Cancel)?;
+        for a in certhall_store::payments::attempts_of_order(&self.store, id).await? {
+            if a.state == certhall_domain::payment::AttemptState::Paying {
+                self.close_attempt(&a, "cancel").await?;
+            }
+        }
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        tx.lock(certhall_store::LockKey::OrderPayment(id)).await?;
+        if let Some(busy) = certhall_store::payments::paying_of_order_tx(&mut tx, id)
+            .await?
+            .into_iter()
+            .next()
+        {
+            return Err(Refusal::PaymentInProgress(busy.expires_at.display_cst()).into());
+        }
+        let before = orders::get_tx(&mut tx, id)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+        let after = self
+            .order_event_tx(&mut tx, actor, id, None, OrderEvent::Cancel, reason, meta)
+            .await?;
+        certhall_store::checkouts::set_reserved(&mut tx, id, false).await?;
+        certhall_store::materials::withdraw_pending(&mut tx, id, now).await?;
+        let mut refunding = false;
+        if before.state == OrderState::Paid {
+            let attempts = certhall_store::payments::attempts_of_order(&self.store, id).await?;
+            for a in attempts
+                .iter()
+                .filter(|a| a.state == certhall_domain::payment::AttemptState::Paid)
+            {
+                let reason = match actor {
+                    OrderActor::Operator(_) => "柜台取消订单，全额退款",
+                    _ => "申请人取消订单，全额退款",
+                };
+                refunding |= self
+                    .request_refund_tx(&mut tx, &before, a, reason, &actor.audit_actor())
+                    .await?
+                    .is_some();
+            }
+        }
+        tx.commit().await?;
+        if refunding {
+            self.submit_open_refunds_of(id).await;
+        }
+        Ok(after)
     }
 }

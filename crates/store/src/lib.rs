@@ -25,15 +25,22 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub mod accounts;
+pub mod addresses;
 pub mod applications;
 pub mod audit;
 pub mod ca;
 pub mod challenges;
+pub mod checkouts;
+pub mod demo_pay;
+pub mod jobs;
+pub mod key_models;
 pub mod login_codes;
 pub mod materials;
 pub mod messages;
+pub mod notices;
 pub mod operators;
 pub mod orders;
+pub mod payments;
 pub mod sessions;
 pub mod sms;
 pub mod testing;
@@ -220,6 +227,10 @@ pub enum LockKey<'a> {
     AuditChain,
     /// Sending and checking login codes for one phone.
     Phone(&'a str),
+    /// One key model's stock (reservations must not oversell it).
+    KeyModel(&'a str),
+    /// One order's payments (one attempt at a time, refunds).
+    OrderPayment(i64),
 }
 
 impl WriteTx {
@@ -232,6 +243,8 @@ impl WriteTx {
             let name = match key {
                 LockKey::AuditChain => "audit-chain".to_owned(),
                 LockKey::Phone(p) => format!("phone:{p}"),
+                LockKey::KeyModel(m) => format!("key-model:{m}"),
+                LockKey::OrderPayment(id) => format!("order-payment:{id}"),
             };
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(name)

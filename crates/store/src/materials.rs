@@ -384,3 +384,17 @@ pub async fn latest_of_order(store: &Store, order: i64) -> Result<Option<Authori
     .await?;
     row.as_ref().map(auth_from_row).transpose()
 }
+
+/// Withdraws the order's pending request (the applicant took step 5 back
+/// or cancelled): a later reply no longer counts.
+pub async fn withdraw_pending(tx: &mut WriteTx, order: i64, now: Timestamp) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE legal_rep_authorizations SET outcome = 'withdrawn', answered_at = $1 \
+         WHERE order_id = $2 AND outcome = 'pending'",
+    )
+    .bind(now.millis())
+    .bind(order)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}

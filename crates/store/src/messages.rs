@@ -18,6 +18,7 @@ fn message_from_row(row: &sqlx::any::AnyRow) -> Result<Message> {
         body: row.try_get("body")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         read_at: read_at.map(Timestamp::from_millis),
+        order_id: row.try_get("order_id")?,
     })
 }
 
@@ -29,14 +30,15 @@ pub async fn insert(
     now: Timestamp,
 ) -> Result<MessageId> {
     let id = sqlx::query_scalar(
-        "INSERT INTO messages (account_id, kind, title, body, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO messages (account_id, kind, title, body, created_at, order_id) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(account.0)
     .bind(m.kind.as_str())
     .bind(m.title.as_str())
     .bind(m.body.as_str())
     .bind(now.millis())
+    .bind(m.order_id)
     .fetch_one(tx.conn())
     .await?;
     Ok(MessageId(id))
@@ -50,7 +52,7 @@ pub async fn list(
     offset: u32,
 ) -> Result<Vec<Message>> {
     let rows = sqlx::query(
-        "SELECT id, account_id, kind, title, body, created_at, read_at FROM messages \
+        "SELECT id, account_id, kind, title, body, created_at, read_at, order_id FROM messages \
          WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
     )
     .bind(account.0)
@@ -74,7 +76,7 @@ pub async fn page_with_counts(
     offset: u32,
 ) -> Result<(Vec<Message>, Option<(u32, u32)>)> {
     let rows = sqlx::query(
-        "SELECT id, account_id, kind, title, body, created_at, read_at, \
+        "SELECT id, account_id, kind, title, body, created_at, read_at, order_id, \
                 (SELECT COUNT(*) FROM messages t WHERE t.account_id = $1) AS total, \
                 (SELECT COUNT(*) FROM messages u WHERE u.account_id = $1 AND u.read_at IS NULL) AS unread \
          FROM messages WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",

@@ -26,10 +26,16 @@ pub struct OrderRow {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// The application chosen at step 2 (for lists).
+    pub application_name: Option<String>,
+    /// The enterprise saved at step 3 (for lists).
+    pub enterprise_name: Option<String>,
+    /// What it costs, once step 6 is confirmed (fen).
+    pub amount_fen: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, account_id, kind, state, step, version, return_reason, created_at, updated_at";
+const COLUMNS: &str = "id, account_id, kind, state, step, version, return_reason, created_at, \
+                       updated_at, application_name, enterprise_name, amount_fen";
 
 fn order_from_row(r: &AnyRow) -> Result<OrderRow> {
     let kind: String = r.try_get("kind")?;
@@ -47,6 +53,9 @@ fn order_from_row(r: &AnyRow) -> Result<OrderRow> {
         return_reason: r.try_get("return_reason")?,
         created_at: Timestamp::from_millis(r.try_get("created_at")?),
         updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
+        application_name: r.try_get("application_name")?,
+        enterprise_name: r.try_get("enterprise_name")?,
+        amount_fen: r.try_get("amount_fen")?,
     })
 }
 
@@ -101,6 +110,161 @@ pub async fn of_account(store: &Store, account: AccountId, limit: u32) -> Result
     .fetch_all(store.pool())
     .await?;
     rows.iter().map(order_from_row).collect()
+}
+
+/// Which of an account's orders a list shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderFilter {
+    /// All of them.
+    #[default]
+    All,
+    /// Still being filled in or checked (draft, authorization, review,
+    /// returned, counter visit).
+    InProgress,
+    /// Approved: waiting for step 6 or payment.
+    ToPay,
+    /// Paid and later.
+    Paid,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl OrderFilter {
+    /// Every filter, in the order the page offers them.
+    pub const ALL: [OrderFilter; 5] = [
+        Self::All,
+        Self::InProgress,
+        Self::ToPay,
+        Self::Paid,
+        Self::Cancelled,
+    ];
+
+    /// The query value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "all",
+            Self::InProgress => "in_progress",
+            Self::ToPay => "to_pay",
+            Self::Paid => "paid",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Reads the query value (unknown: all).
+    pub fn parse(s: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .unwrap_or_default()
+    }
+
+    /// Shown name.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::All => "全部",
+            Self::InProgress => "办理中",
+            Self::ToPay => "待支付",
+            Self::Paid => "已支付",
+            Self::Cancelled => "已取消",
+        }
+    }
+
+    /// The stored state names it covers (empty: all).
+    fn states(self) -> &'static [&'static str] {
+        match self {
+            Self::All => &[],
+            Self::InProgress => &[
+                "draft",
+                "counter_visit",
+                "awaiting_authorization",
+                "authorization_refused",
+                "in_review",
+                "returned",
+            ],
+            Self::ToPay => &["approved", "awaiting_payment"],
+            Self::Paid => &["paid"],
+            Self::Cancelled => &["cancelled"],
+        }
+    }
+}
+
+/// An account's orders that pass `filter` and, when `search` is given,
+/// whose number, enterprise or application contains it; newest first.
+pub async fn search_of_account(
+    store: &Store,
+    account: AccountId,
+    filter: OrderFilter,
+    search: Option<&str>,
+    limit: u32,
+) -> Result<Vec<OrderRow>> {
+    let states = filter.states();
+    let mut sql = format!("SELECT {COLUMNS} FROM orders WHERE account_id = $1");
+    let mut n = 1;
+    for _ in states {
+        n += 1;
+        if n == 2 {
+            sql.push_str(&format!(" AND state IN (${n}"));
+        } else {
+            sql.push_str(&format!(", ${n}"));
+        }
+    }
+    if !states.is_empty() {
+        sql.push(')');
+    }
+    let pattern = search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("%{}%", s.replace(['%', '_', '\\'], "")));
+    if pattern.is_some() {
+        n += 1;
+        sql.push_str(&format!(
+            " AND (CAST(id AS TEXT) = ${n} OR COALESCE(enterprise_name, '') LIKE ${} \
+               OR COALESCE(application_name, '') LIKE ${})",
+            n + 1,
+            n + 1
+        ));
+        n += 1;
+    }
+    n += 1;
+    sql.push_str(&format!(" ORDER BY created_at DESC, id DESC LIMIT ${n}"));
+    let mut q = sqlx::query(&sql).bind(account.0);
+    for s in states {
+        q = q.bind(*s);
+    }
+    if let Some(p) = &pattern {
+        q = q.bind(p.trim_matches('%').to_owned()).bind(p.clone());
+    }
+    let rows = q.bind(i64::from(limit)).fetch_all(store.pool()).await?;
+    rows.iter().map(order_from_row).collect()
+}
+
+/// Keeps the list columns in step with the saved wizard data.
+pub async fn set_names(
+    tx: &mut WriteTx,
+    id: i64,
+    application_name: Option<&str>,
+    enterprise_name: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE orders SET application_name = COALESCE($1, application_name), \
+                enterprise_name = COALESCE($2, enterprise_name) WHERE id = $3",
+    )
+    .bind(application_name.map(str::to_owned))
+    .bind(enterprise_name.map(str::to_owned))
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Sets (or clears) the amount shown for the order.
+pub async fn set_amount(tx: &mut WriteTx, id: i64, amount_fen: Option<i64>) -> Result<()> {
+    sqlx::query("UPDATE orders SET amount_fen = $1 WHERE id = $2")
+        .bind(amount_fen)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// Orders in a state, oldest change first (the counter's queue).

@@ -126,3 +126,133 @@ pub fn valid_uscc() -> String {
     let c = certhall_domain::identity::uscc_check_char(first17).expect("check char");
     format!("{first17}{c}")
 }
+
+/// The fixtures' operators' password.
+pub const OPERATOR_PASSWORD: &str = "Fixture-counter-2026";
+
+/// The fixtures' operator, logged in through the real two-step login.
+pub async fn operator(app: &TestApp) -> certhall_service::counter::OperatorInfo {
+    operator_named(app, "13700000099").await
+}
+
+/// An operator whose phone is `phone` (username `op<phone>`), added on
+/// first use and logged in through the real two-step login. A distinct
+/// phone per caller keeps clear of the login-code cooldown.
+pub async fn operator_named(app: &TestApp, phone: &str) -> certhall_service::counter::OperatorInfo {
+    let s = &app.services;
+    let m = RequestMeta::default();
+    let username = format!("op{phone}");
+    match s
+        .add_operator(
+            &username,
+            phone,
+            "operator",
+            OPERATOR_PASSWORD,
+            certhall_domain::audit::Actor::Cli("fixtures".into()),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if e.refusal().is_some_and(|r| r.code() == "operator_exists") => {}
+        Err(e) => panic!("add operator: {e}"),
+    }
+    let sent = s
+        .counter_password(&username, OPERATOR_PASSWORD, &m)
+        .await
+        .expect("operator password");
+    let code = app.latest_code(phone).await.expect("operator code");
+    let token = s
+        .counter_code(&sent.pending, &code, &m)
+        .await
+        .expect("operator code step");
+    s.authenticate_operator(&token)
+        .await
+        .expect("operator session")
+}
+
+/// An order through steps 1–5 (authorization letter) and approved by the
+/// counter through the real review: it waits at step 6.
+pub async fn approved_order(app: &TestApp, phone: &str) -> (AccountId, OrderRow) {
+    let s = &app.services;
+    let m = RequestMeta::default();
+    let (me, order) = order_at_step_five(app, phone).await;
+    for (kind, w, h) in [
+        (
+            certhall_domain::materials::MaterialKind::CompanySeal,
+            480,
+            480,
+        ),
+        (
+            certhall_domain::materials::MaterialKind::LegalRepSeal,
+            400,
+            400,
+        ),
+        (
+            certhall_domain::materials::MaterialKind::LegalRepSignature,
+            720,
+            360,
+        ),
+        (
+            certhall_domain::materials::MaterialKind::AuthorizationLetter,
+            900,
+            1270,
+        ),
+    ] {
+        s.upload_material(me, order.id, kind, "m.png", png(w, h), &m)
+            .await
+            .expect("material");
+    }
+    let order = s
+        .submit_materials(
+            me,
+            order.id,
+            &certhall_service::materials::MaterialsSubmission {
+                authorization: "letter".into(),
+                legal_rep_name: String::new(),
+                legal_rep_id_number: String::new(),
+                legal_rep_phone: String::new(),
+            },
+            &m,
+        )
+        .await
+        .expect("step 5");
+    // The operator's phone: 137 and the applicant's last eight digits.
+    let op = operator_named(app, &format!("137{}", &phone[3..])).await;
+    let order = s
+        .review_decide(
+            &op,
+            order.id,
+            order.version,
+            &certhall_service::counter::ReviewDecision::Approve,
+            &m,
+        )
+        .await
+        .expect("approve");
+    (me, order)
+}
+
+/// The key models and stock of demo mode.
+pub async fn key_models(app: &TestApp) {
+    app.services
+        .ensure_demo_key_models()
+        .await
+        .expect("demo key models");
+}
+
+/// A valid step 6: the standard key, an address in 枣庄市市中区, no
+/// invoice.
+pub fn checkout_input() -> certhall_domain::checkout::CheckoutInput {
+    certhall_domain::checkout::CheckoutInput {
+        key_model: "ukey-standard".into(),
+        address: certhall_domain::checkout::AddressInput {
+            recipient: "李四".into(),
+            phone: "13800138000".into(),
+            division: "370402".into(),
+            street: "光明路88号3号楼501室".into(),
+        },
+        invoice: certhall_domain::checkout::InvoiceInput {
+            kind: "none".into(),
+            ..Default::default()
+        },
+    }
+}

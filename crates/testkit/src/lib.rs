@@ -41,6 +41,38 @@ pub struct TestApp {
     pub router: Router,
     /// The web settings the router was built with.
     pub web: WebConfig,
+    /// `http://127.0.0.1:PORT` that [`TestApp::serve`] listens on first:
+    /// the demo payment adapter and cashier are configured with it (the
+    /// callback URL must be known before the server starts).
+    pub base_url: String,
+    reserved: std::sync::Mutex<Option<std::net::TcpListener>>,
+}
+
+/// The demo payment gateway for an app served at `base` (the WeChat Pay
+/// adapter against the simulator, callbacks to the real route).
+pub fn demo_payments(
+    store: &certhall_store::Store,
+    clock: Arc<dyn certhall_domain::Clock>,
+    base: &str,
+) -> certhall_service::payments::PaymentGateways {
+    let settings = certhall_payment::simulator::demo_settings(
+        &format!("{base}/dev/wechatpay"),
+        &format!("{base}{}", certhall_web::paths::NOTIFY_WECHAT),
+    )
+    .expect("demo payment settings");
+    let wechat = certhall_payment::wechat::WechatPay::new(settings, clock)
+        .expect("demo WeChat Pay adapter")
+        .into_demo();
+    let simulator = certhall_payment::simulator::WechatSimulator::demo(
+        &format!("{base}/dev/cashier"),
+        Arc::new(certhall_service::demo_pay::StoreLedger(store.clone())),
+    )
+    .expect("demo simulator");
+    certhall_service::payments::PaymentGateways::demo(
+        Arc::new(wechat),
+        Arc::new(simulator),
+        certhall_domain::payment::PaymentPolicy::default(),
+    )
 }
 
 /// The OCR models' directory: `OCR_MODELS_DIR`, else the repository's
@@ -119,7 +151,10 @@ impl TestApp {
         ) -> Arc<dyn SmsGateway>,
     ) -> Self {
         let clock = Arc::new(ManualClock::new(TEST_START));
+        let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a port");
+        let base_url = format!("http://{}", reserved.local_addr().expect("addr"));
         let services = Services {
+            payments: Arc::new(demo_payments(&db.store, clock.clone(), &base_url)),
             store: db.store.clone(),
             sms: gateway(&db.store, clock.clone()),
             clock: clock.clone(),
@@ -144,6 +179,8 @@ impl TestApp {
             clock,
             router,
             web,
+            base_url,
+            reserved: std::sync::Mutex::new(Some(reserved)),
         }
     }
 
@@ -171,10 +208,19 @@ impl TestApp {
         sent.first().and_then(|e| extract_code(&e.body))
     }
 
-    /// Serves the app on 127.0.0.1 with a free port until the returned
-    /// server is dropped.
+    /// Serves the app on 127.0.0.1 until the returned server is dropped:
+    /// the first time on [`TestApp::base_url`] (where payment callbacks
+    /// go), later on a free port.
     pub async fn serve(&self) -> RunningServer {
-        self.serve_on(0).await
+        let reserved = self.reserved.lock().expect("lock").take();
+        match reserved {
+            Some(std_listener) => {
+                std_listener.set_nonblocking(true).expect("nonblocking");
+                let listener = tokio::net::TcpListener::from_std(std_listener).expect("listener");
+                self.serve_listener(listener)
+            }
+            None => self.serve_on(0).await,
+        }
     }
 
     /// The same on a given port (for a peer that must know the address in
@@ -183,6 +229,10 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
+        self.serve_listener(listener)
+    }
+
+    fn serve_listener(&self, listener: tokio::net::TcpListener) -> RunningServer {
         let addr = listener.local_addr().expect("addr");
         let app = self.router.clone();
         let task = tokio::spawn(async move {

@@ -509,12 +509,30 @@ async fn the_counter_returns_with_a_reason_then_approves() {
             .unwrap();
         let d = c.get(&path).await;
         assert!(d.body.contains("上次退回原因：公章不清晰"), "{be}");
+        // 审核通过 asks for confirmation first; nothing changes yet.
         let r = c
             .post_form(
                 &format!("{path}/approve"),
                 &[
                     ("_csrf", &d.csrf()),
                     ("version", &again.version.to_string()),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        assert!(r.body.contains("data-testid=\"confirm-approve\""), "{be}");
+        assert_eq!(
+            s.order_of(me, order.id).await.unwrap().state,
+            OrderState::InReview,
+            "{be}: approved without confirmation"
+        );
+        let r = c
+            .post_form(
+                &format!("{path}/approve"),
+                &[
+                    ("_csrf", &d.csrf()),
+                    ("version", &again.version.to_string()),
+                    ("confirmed", "1"),
                 ],
             )
             .await;

@@ -588,6 +588,13 @@ async fn letter_route(app: &TestApp, browser: &Browser) {
     browser
         .click_and_wait_for_navigation("[data-testid=approve]")
         .await;
+    assert!(
+        browser.is_visible("[data-testid=confirm-approve]").await,
+        "{be}: 审核通过 did not ask for confirmation"
+    );
+    browser
+        .click_and_wait_for_navigation("[data-testid=confirm-approve-yes]")
+        .await;
     browser.screenshot(&shot("11-counter-approved")).await;
 
     // The applicant's home: the review message, the order at step 6.
@@ -722,6 +729,219 @@ async fn new_certificate_by_legal_representative_sms() {
         };
         browser.set_label("sms");
         sms_route(&app, &browser).await;
+        browser.close().await;
+    }
+}
+
+/// Selects `code` in the address select `id` (as a person picking from the
+/// list: the change event runs the cascade), once the option is there.
+async fn pick(browser: &Browser, id: &str, code: &str) {
+    browser
+        .wait_until(
+            &format!("!!document.querySelector('#{id} option[value=\"{code}\"]')"),
+            &format!("{code} in #{id}"),
+        )
+        .await;
+    browser
+        .eval(&format!(
+            "(() => {{ const s = document.getElementById('{id}'); s.value = '{code}'; \
+             s.dispatchEvent(new Event('change')); return s.value; }})()"
+        ))
+        .await;
+}
+
+/// Steps 6 and 7 in the browser: an approved order (the counter's review
+/// done through the services) gets its key model, address and invoice —
+/// a wrong mobile explained with nothing lost — and is paid at the demo
+/// cashier, whose callback in the WeChat Pay v3 format goes through the
+/// real route; the order shows 已支付 and its timeline; the same callback
+/// again changes nothing.
+async fn pay_route(app: &TestApp, browser: &Browser) {
+    let be = app.backend();
+    let server = app.serve().await;
+    let phone = "13500135001";
+    fixtures::key_models(app).await;
+    let (_, order) = fixtures::approved_order(app, phone).await;
+    let id = order.id;
+    let shot = |name: &str| format!("{be}-pay-{name}.png");
+
+    // The review message leads to the order, the order to step 6.
+    log_in(&server, browser, phone).await;
+    browser.goto(&server.url("/messages")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=message-order-link]")
+        .await;
+    assert_eq!(browser.current_path().await, format!("/orders/{id}"));
+    assert!(browser
+        .text_of("[data-testid=next-step]")
+        .await
+        .contains("第六步"));
+    browser.screenshot(&shot("00-approved")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=go-checkout]")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第6步：选择介质与收货信息"
+    );
+    assert!(browser.exists("[data-testid=out-of-stock]").await, "{be}");
+    assert_eq!(browser.text_of("[data-testid=total]").await, "380.00");
+
+    // A wrong mobile: explained, nothing lost.
+    browser.fill("#recipient", "王五").await;
+    browser.fill("#phone", "1380013800").await;
+    pick(browser, "province", "370000").await;
+    pick(browser, "city", "370400").await;
+    pick(browser, "division", "370402").await;
+    browser.fill("#street", "光明路88号3号楼501室").await;
+    browser
+        .click("input[name=invoice_kind][value=ordinary]")
+        .await;
+    assert!(
+        browser.is_visible("#email").await,
+        "{be}: invoice fields hidden"
+    );
+    assert!(
+        !browser.is_visible("#bank").await,
+        "{be}: 专票 fields shown for 普票"
+    );
+    browser.fill("#email", "finance@example.com").await;
+    browser.screenshot(&shot("01-step6")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=confirm-checkout]")
+        .await;
+    assert!(browser
+        .text_of("[data-testid=error]")
+        .await
+        .contains("收货人手机号应为11位"));
+    assert_eq!(browser.value_of("#recipient").await, "王五", "{be}");
+    assert_eq!(browser.value_of("#street").await, "光明路88号3号楼501室");
+    assert_eq!(
+        browser.value_of("#division").await,
+        "370402",
+        "{be}: district lost"
+    );
+    assert_eq!(browser.value_of("#email").await, "finance@example.com");
+    assert_eq!(
+        browser.value_of("#buyer_name").await,
+        "枣庄市恒信建设工程有限公司",
+        "{be}: invoice buyer not prefilled from step 3"
+    );
+    browser.screenshot(&shot("02-step6-error")).await;
+    browser.fill("#phone", "13800138000").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=confirm-checkout]")
+        .await;
+
+    // Step 7: the amount, a QR code, the demo cashier.
+    assert_eq!(browser.current_path().await, format!("/orders/{id}/pay"));
+    assert_eq!(browser.text_of("[data-testid=total]").await, "380.00");
+    browser
+        .click_and_wait_for_navigation("[data-testid=pay-wechat]")
+        .await;
+    assert!(
+        browser.is_visible("[data-testid=qr] svg").await,
+        "{be}: no QR code"
+    );
+    browser.screenshot(&shot("03-qr")).await;
+    let cashier = browser
+        .attribute("[data-testid=open-cashier]", "href")
+        .await
+        .unwrap();
+    let pay_page = browser.current_url().await;
+    browser.goto(&cashier).await;
+    assert_eq!(
+        browser.text_of("[data-testid=cashier-amount]").await,
+        "¥380.00"
+    );
+    browser.screenshot(&shot("04-cashier")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=cashier-pay]")
+        .await;
+    assert!(
+        browser
+            .text_of("[data-testid=notice]")
+            .await
+            .contains("已验签并处理"),
+        "{be}"
+    );
+    browser.screenshot(&shot("05-cashier-paid")).await;
+
+    // Back on step 7 the page notices the payment by itself.
+    browser.goto(&pay_page).await;
+    browser
+        .wait_until(
+            "location.pathname.endsWith('/orders/') === false && location.search === '?paid=1'",
+            "the order page after payment",
+        )
+        .await;
+    browser.wait_for("[data-testid=order-state]").await;
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "已支付，等待制证"
+    );
+    let timeline = browser.texts_of("[data-testid=timeline-state]").await;
+    for step in [
+        "柜台审核中",
+        "审核通过，请选择介质与收货地址",
+        "待支付",
+        "已支付，等待制证",
+    ] {
+        assert!(
+            timeline.iter().any(|t| t == step),
+            "{be}: timeline {timeline:?}"
+        );
+    }
+    assert_eq!(browser.count("[data-testid=attempt-row]").await, 1);
+    browser.screenshot(&shot("06-paid")).await;
+
+    // The same callback again (WeChat Pay retries): nothing changes.
+    let before = app.services.order_of(order.account_id, id).await.unwrap();
+    let cb = certhall_store::payments::recent_callbacks(&app.db.store, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(cb.outcome, "applied");
+    let headers: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(&cb.headers).unwrap();
+    let mut req = reqwest::Client::new()
+        .post(server.url(certhall_web::paths::NOTIFY_WECHAT))
+        .body(cb.body.clone());
+    for (k, v) in &headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 200, "{be}");
+    let after = app.services.order_of(order.account_id, id).await.unwrap();
+    assert_eq!(
+        (after.state, after.version),
+        (before.state, before.version),
+        "{be}"
+    );
+    let cb = certhall_store::payments::recent_callbacks(&app.db.store, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(cb.outcome, "duplicate", "{be}");
+    browser.goto(&server.url(&format!("/orders/{id}"))).await;
+    assert_eq!(browser.count("[data-testid=attempt-row]").await, 1);
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "已支付，等待制证"
+    );
+    browser.goto(&server.url("/orders?state=paid")).await;
+    assert!(browser.content().await.contains("380.00 元"));
+    browser.screenshot(&shot("07-orders")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_certificate_steps_six_and_seven_paid_at_the_demo_cashier() {
+    for app in TestApp::each().await {
+        let Some(mut browser) = Browser::launch().await else {
+            return;
+        };
+        browser.set_label(&format!("{}-pay", app.backend()));
+        pay_route(&app, &browser).await;
         browser.close().await;
     }
 }

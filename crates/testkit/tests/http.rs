@@ -1300,11 +1300,27 @@ async fn new_certificate_wizard_steps_one_to_four() {
             "{be}: step 3 not prefilled"
         );
 
-        // Step 4 at the counter: the wizard ends with where to go.
+        // Step 4 at the counter asks first (it ends the online flow):
+        // nothing changes until confirmed.
         let r = c
             .post_form(
                 &format!("/orders/{order_id}/step/4"),
                 &[("_csrf", &csrf), ("handling", "counter")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}");
+        assert!(
+            r.body.contains("data-testid=\"confirm-counter\""),
+            "{be}: {}",
+            r.body
+        );
+        let r = c.get(&format!("/orders/{order_id}")).await;
+        assert_eq!(r.location(), format!("/orders/{order_id}/step/4"), "{be}");
+        // Confirmed: the wizard ends with where to go.
+        let r = c
+            .post_form(
+                &format!("/orders/{order_id}/step/4"),
+                &[("_csrf", &csrf), ("handling", "counter"), ("confirm", "1")],
             )
             .await;
         assert_eq!(r.location(), format!("/orders/{order_id}"));

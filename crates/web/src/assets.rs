@@ -16,6 +16,10 @@ const APP_JS: &str = include_str!("../static/app.js");
 const LOGO_SVG: &str = include_str!("../static/logo.svg");
 const AGENT_JS: &str = include_str!("../static/agent.js");
 const CERT_LOGIN_JS: &str = include_str!("../static/cert-login.js");
+const CHECKOUT_JS: &str = include_str!("../static/checkout.js");
+const PAY_JS: &str = include_str!("../static/pay.js");
+const KEY_STANDARD_SVG: &str = include_str!("../static/keys/ukey-standard.svg");
+const KEY_COMPACT_SVG: &str = include_str!("../static/keys/ukey-compact.svg");
 
 /// `/static/…`.
 pub fn router() -> Router<AppState> {
@@ -35,6 +39,34 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/cert-login.js",
             get(|| async { asset("text/javascript; charset=utf-8", CERT_LOGIN_JS) }),
+        )
+        .route(
+            "/static/checkout.js",
+            get(|| async { asset("text/javascript; charset=utf-8", CHECKOUT_JS) }),
+        )
+        .route(
+            "/static/pay.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PAY_JS) }),
+        )
+        .route(
+            "/static/keys/ukey-standard.svg",
+            get(|| async { asset("image/svg+xml", KEY_STANDARD_SVG) }),
+        )
+        .route(
+            "/static/keys/ukey-compact.svg",
+            get(|| async { asset("image/svg+xml", KEY_COMPACT_SVG) }),
+        )
+        .route(
+            crate::paths::DIVISIONS_JSON,
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/json"),
+                        (header::CACHE_CONTROL, "public, max-age=86400"),
+                    ],
+                    certhall_domain::divisions::tree_json(),
+                )
+            }),
         )
         .route(
             "/static/logo.svg",

@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/counter/orders/{id}/materials/{kind}", get(material))
         .route("/counter/orders/{id}/approve", post(approve))
         .route("/counter/orders/{id}/reject", post(reject))
+        .route("/counter/orders/{id}/cancel", post(cancel))
 }
 
 fn counter_cookie(state: &AppState, value: String) -> Cookie<'static> {
@@ -322,6 +323,7 @@ struct QueuePage {
     from: String,
     to: String,
     notice: Option<String>,
+    notices: Vec<certhall_store::notices::Notice>,
 }
 
 /// Query of the queue.
@@ -349,8 +351,10 @@ pub async fn queue(
         to: q.to.clone(),
     };
     let queue = state.services.review_queue(&filter).await?;
+    let notices = state.services.counter_notices(10).await?;
     let notice = q.done.map(|id| match q.result.as_deref() {
         Some("approved") => format!("订单 {id} 已审核通过，已通知申请人。"),
+        Some("cancelled") => format!("订单 {id} 已取消；已支付的款项将原路退回，已通知申请人。"),
         _ => format!("订单 {id} 已退回修改，已通知申请人退回原因。"),
     });
     let shown_state = q
@@ -366,6 +370,7 @@ pub async fn queue(
         from: q.from.unwrap_or_default(),
         to: q.to.unwrap_or_default(),
         notice,
+        notices,
     }))
 }
 
@@ -380,6 +385,24 @@ struct DetailPage {
     error: Option<String>,
     materials: Vec<crate::pages::orders::MaterialView>,
     authorization: Option<AuthorizationView>,
+    /// Ask before approving (审核通过 opens step 6 to the applicant).
+    confirm_approve: bool,
+    /// May the counter cancel it (approved, awaiting payment or paid)?
+    cancellable: bool,
+    checkout: Option<CounterCheckout>,
+    attempts: Vec<crate::pages::checkout::AttemptLine>,
+    refunds: Vec<crate::pages::checkout::RefundLine>,
+}
+
+/// Step 6 as the counter sees it (full phone, invoice details).
+#[derive(Debug)]
+pub struct CounterCheckout {
+    key_model: String,
+    total: String,
+    recipient: String,
+    phone: String,
+    address: String,
+    invoice: Vec<(&'static str, String)>,
 }
 
 async fn detail_page(
@@ -389,8 +412,62 @@ async fn detail_page(
     id: i64,
     error: Option<&Refusal>,
 ) -> Result<Response, PageError> {
+    detail_page_with(state, bid, who, id, error, false).await
+}
+
+async fn detail_page_with(
+    state: &AppState,
+    bid: &BrowserId,
+    who: &OperatorInfo,
+    id: i64,
+    error: Option<&Refusal>,
+    confirm_approve: bool,
+) -> Result<Response, PageError> {
     let d = state.services.review_detail(who, id).await?;
+    let view = certhall_service::payments::PaymentView {
+        order: d.order.clone(),
+        checkout: d.checkout.clone(),
+        attempts: d.attempts.clone(),
+        refunds: d.refunds.clone(),
+        channels: Vec::new(),
+        demo: false,
+    };
+    let (attempts, refunds) = crate::pages::checkout::payment_lines(&view);
     let page = DetailPage {
+        confirm_approve,
+        cancellable: matches!(
+            d.order.state,
+            OrderState::Approved | OrderState::AwaitingPayment | OrderState::Paid
+        ),
+        checkout: d.checkout.as_ref().map(|c| CounterCheckout {
+            key_model: format!(
+                "{}（{} 元）",
+                c.key_model_name,
+                certhall_domain::money::yuan_decimal(c.key_fen)
+            ),
+            total: certhall_domain::money::yuan_decimal(c.total_fen),
+            recipient: c.recipient.clone(),
+            phone: c.phone.clone(),
+            address: c.address_line(),
+            invoice: c.invoice.as_ref().map_or_else(
+                || vec![("发票", "不开发票".to_owned())],
+                |i| {
+                    let mut v = vec![
+                        ("发票类型", i.kind.label_zh().to_owned()),
+                        ("购买方名称", i.buyer_name.clone()),
+                        ("纳税人识别号", i.tax_id.clone()),
+                        ("接收邮箱", i.email.clone()),
+                    ];
+                    if let Some(sp) = &i.special {
+                        v.push(("地址、电话", format!("{} {}", sp.address, sp.phone)));
+                        v.push(("开户行及账号", format!("{} {}", sp.bank, sp.account)));
+                    }
+                    v
+                },
+            ),
+        }),
+        attempts,
+        refunds,
         materials: d
             .materials
             .iter()
@@ -459,10 +536,12 @@ pub async fn detail(
     detail_page(&state, &bid, &who, id, None).await
 }
 
-/// The approve form.
+/// The approve form (`confirmed=1` from the confirmation panel).
 #[derive(Debug, Deserialize)]
 pub struct ApproveForm {
     version: i64,
+    #[serde(default)]
+    confirmed: String,
 }
 
 async fn decided(
@@ -489,6 +568,18 @@ pub async fn approve(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<ApproveForm>,
 ) -> Result<Response, PageError> {
+    if form.confirmed != "1" {
+        // 审核通过 is asked once more; refusals come first.
+        let d = state.services.review_detail(&who, id).await?;
+        if d.own {
+            return detail_page(&state, &bid, &who, id, Some(&Refusal::OwnOrderReview)).await;
+        }
+        if d.order.state != OrderState::InReview || d.order.version != form.version {
+            let r = Refusal::ReviewAlreadyDecided(d.order.state.label_zh());
+            return detail_page(&state, &bid, &who, id, Some(&r)).await;
+        }
+        return detail_page_with(&state, &bid, &who, id, None, true).await;
+    }
     let result = state
         .services
         .review_decide(&who, id, form.version, &ReviewDecision::Approve, &meta)
@@ -540,4 +631,33 @@ pub async fn reject(
         )
         .await;
     decided(&state, &bid, &who, id, result, "returned").await
+}
+
+/// The counter's cancel form: a reason is required.
+#[derive(Debug, Deserialize)]
+pub struct CancelForm {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /counter/orders/{id}/cancel`: cancels an approved, unpaid or
+/// paid order with a reason (a paid one is refunded in full).
+pub async fn cancel(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Operator(who): Operator,
+    Path(id): Path<i64>,
+    ClientMeta(meta): ClientMeta,
+    CsrfForm(form): CsrfForm<CancelForm>,
+) -> Result<Response, PageError> {
+    let reason: String = form.reason.trim().chars().take(200).collect();
+    let result = state
+        .services
+        .counter_cancel(&who, id, &reason, &meta)
+        .await;
+    match result {
+        Ok(_) => Ok(Redirect::to(&format!("{COUNTER}?done={id}&result=cancelled")).into_response()),
+        Err(ServiceError::Refused(r)) => detail_page(&state, &bid, &who, id, Some(&r)).await,
+        Err(e) => Err(e.into()),
+    }
 }

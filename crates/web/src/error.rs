@@ -35,6 +35,11 @@ pub enum WebError {
         /// The SMS gateway failed (the message says so).
         sms: bool,
     },
+    /// A payment provider failed or could not be reached.
+    PaymentFault {
+        /// Id for the user to quote.
+        incident: String,
+    },
 }
 
 impl WebError {
@@ -56,6 +61,9 @@ impl WebError {
             } => {
                 format!("系统繁忙，请稍后重试。如问题持续，请联系客服并提供事件编号 {incident}。")
             }
+            Self::PaymentFault { incident } => format!(
+                "支付渠道暂时无法连接，订单和已填写的信息均已保留，请稍后重试或换一种支付方式。如问题持续，请联系客服并提供事件编号 {incident}。"
+            ),
         }
     }
 
@@ -65,6 +73,7 @@ impl WebError {
             Self::Refused(r) => r.code(),
             Self::Fault { sms: true, .. } => "sms_unavailable",
             Self::Fault { sms: false, .. } => "internal_error",
+            Self::PaymentFault { .. } => "payment_unavailable",
         }
     }
 
@@ -74,6 +83,7 @@ impl WebError {
             Self::Refused(r) => status_of(r),
             Self::Fault { sms: true, .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Fault { sms: false, .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::PaymentFault { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 }
@@ -86,6 +96,11 @@ impl From<ServiceError> for WebError {
     fn from(e: ServiceError) -> Self {
         let (what, sms) = match &e {
             ServiceError::Refused(r) => return Self::Refused(r.clone()),
+            ServiceError::Payment(_) => {
+                let incident = incident_id();
+                tracing::error!(%incident, error = %e, "payment provider failed");
+                return Self::PaymentFault { incident };
+            }
             ServiceError::Sms(_) => ("sms gateway failed", true),
             ServiceError::Store(_) => ("storage failed", false),
             ServiceError::Ca(_) => ("CA engine failed", false),

@@ -30,6 +30,34 @@ pub const CHANGE: &str = "/certificates/change";
 pub const ACTIVATE: &str = "/certificates/activate";
 /// CA publication page (证书体系公示).
 pub const CA: &str = "/ca";
+/// 收货地址簿.
+pub const ADDRESSES: &str = "/addresses";
+/// The divisions table for the address selects (JSON, cached).
+pub const DIVISIONS_JSON: &str = "/static/divisions.json";
+/// WeChat Pay's callback route (the `notify_url` WeChat Pay posts to).
+pub const NOTIFY_WECHAT: &str = "/api/v1/payment/notify/wechat";
+/// Alipay's callback route (the `notify_url` Alipay posts to).
+pub const NOTIFY_ALIPAY: &str = "/api/v1/payment/notify/alipay";
+/// Demo cashier (`/dev/cashier/{out_trade_no}`).
+pub const DEV_CASHIER: &str = "/dev/cashier";
+/// Demo: the simulated WeChat Pay API the demo adapter talks to.
+pub const DEV_WECHATPAY: &str = "/dev/wechatpay";
+
+/// An order's page.
+pub fn order(id: i64) -> String {
+    format!("/orders/{id}")
+}
+
+/// 第六步 of an order.
+pub fn checkout(id: i64) -> String {
+    format!("/orders/{id}/checkout")
+}
+
+/// 第七步 of an order.
+pub fn pay(id: i64) -> String {
+    format!("/orders/{id}/pay")
+}
+
 /// Demo SMS outbox.
 pub const DEV_OUTBOX: &str = "/dev/outbox";
 /// Demo SMS outbox, JSON.

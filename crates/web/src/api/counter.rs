@@ -180,6 +180,20 @@ pub async fn detail(
             "expires_at": a.expires_at.rfc3339(),
             "outcome": a.outcome,
         })),
+        "checkout": d.checkout.as_ref().map(|c| json!({
+            "key_model": c.key_model, "key_model_name": c.key_model_name,
+            "total_fen": c.total_fen, "recipient": c.recipient, "phone": c.phone,
+            "address": c.address_line(), "invoice": c.invoice,
+        })),
+        "payments": d.attempts.iter().map(|a| json!({
+            "out_trade_no": a.out_trade_no, "channel": a.channel.as_str(),
+            "amount_fen": a.amount_fen, "state": a.state.as_str(),
+            "transaction_id": a.transaction_id, "paid_at": a.paid_at.map(|t| t.rfc3339()),
+        })).collect::<Vec<_>>(),
+        "refunds": d.refunds.iter().map(|r| json!({
+            "out_refund_no": r.out_refund_no, "amount_fen": r.amount_fen,
+            "state": r.state.as_str(), "reason": r.reason,
+        })).collect::<Vec<_>>(),
         "history": d.events.iter().map(|e| json!({
             "from": e.from_state, "to": e.to_state, "actor": e.actor,
             "reason": e.reason, "at": e.at.rfc3339(),
@@ -245,4 +259,42 @@ pub async fn reject(
         .review_decide(&who, id, b.version, &decision, &meta)
         .await?;
     Ok(Json(order_json(&order)))
+}
+
+/// `POST /api/v1/counter/orders/{id}/cancel` body.
+#[derive(Debug, Deserialize)]
+pub struct CancelBody {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /api/v1/counter/orders/{id}/cancel`: cancels an approved, unpaid
+/// or paid order with a reason (a paid one is refunded in full).
+pub async fn cancel(
+    State(state): State<AppState>,
+    CounterCaller(who): CounterCaller,
+    ClientMeta(meta): ClientMeta,
+    Path(id): Path<i64>,
+    Body(b): Body<CancelBody>,
+) -> Result<Json<Value>, ApiError> {
+    let reason: String = b.reason.trim().chars().take(200).collect();
+    let order = state
+        .services
+        .counter_cancel(&who, id, &reason, &meta)
+        .await?;
+    Ok(Json(order_json(&order)))
+}
+
+/// `GET /api/v1/counter/notices`: the counter's notice board, newest first.
+pub async fn notices(
+    State(state): State<AppState>,
+    CounterCaller(_): CounterCaller,
+) -> Result<Json<Value>, ApiError> {
+    let items = state.services.counter_notices(50).await?;
+    Ok(Json(serde_json::json!({
+        "items": items.iter().map(|n| serde_json::json!({
+            "kind": n.kind, "title": n.title, "body": n.body,
+            "order_id": n.order_id, "created_at": n.created_at.rfc3339(),
+        })).collect::<Vec<_>>(),
+    })))
 }

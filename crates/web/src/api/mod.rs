@@ -14,7 +14,9 @@ pub mod auth;
 pub mod counter;
 pub mod messages;
 pub mod openapi;
+mod openapi_checkout;
 pub mod orders;
+pub mod payments;
 
 /// Every API route, relative to `/api/v1`. The OpenAPI document must list
 /// exactly these (checked by a test).
@@ -45,6 +47,25 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/counter/orders/{id}/materials/{kind}"),
     ("post", "/counter/orders/{id}/approve"),
     ("post", "/counter/orders/{id}/reject"),
+    ("post", "/counter/orders/{id}/cancel"),
+    ("get", "/counter/notices"),
+    ("get", "/orders/{id}/summary"),
+    ("get", "/orders/{id}/checkout"),
+    ("put", "/orders/{id}/checkout"),
+    ("post", "/orders/{id}/checkout/revise"),
+    ("get", "/orders/{id}/payments"),
+    ("post", "/orders/{id}/payments"),
+    ("post", "/orders/{id}/cancel"),
+    ("post", "/orders/{id}/authorization/resend"),
+    ("post", "/orders/{id}/authorization/revise"),
+    ("get", "/addresses"),
+    ("post", "/addresses"),
+    ("put", "/addresses/{id}"),
+    ("delete", "/addresses/{id}"),
+    ("post", "/addresses/{id}/default"),
+    ("get", "/divisions"),
+    ("post", "/payment/notify/wechat"),
+    ("post", "/payment/notify/alipay"),
     ("get", "/openapi.json"),
 ];
 
@@ -80,6 +101,42 @@ pub fn router() -> Router<AppState> {
         )
         .route("/counter/orders/{id}/approve", post(counter::approve))
         .route("/counter/orders/{id}/reject", post(counter::reject))
+        .route("/counter/orders/{id}/cancel", post(counter::cancel))
+        .route("/counter/notices", get(counter::notices))
+        .route("/orders/{id}/summary", get(payments::summary))
+        .route(
+            "/orders/{id}/checkout",
+            get(payments::checkout).put(payments::save_checkout),
+        )
+        .route(
+            "/orders/{id}/checkout/revise",
+            post(payments::revise_checkout),
+        )
+        .route(
+            "/orders/{id}/payments",
+            get(payments::payments).post(payments::pay),
+        )
+        .route("/orders/{id}/cancel", post(payments::cancel))
+        .route(
+            "/orders/{id}/authorization/resend",
+            post(payments::resend_authorization),
+        )
+        .route(
+            "/orders/{id}/authorization/revise",
+            post(payments::revise_authorization),
+        )
+        .route(
+            "/addresses",
+            get(payments::addresses).post(payments::add_address),
+        )
+        .route(
+            "/addresses/{id}",
+            axum::routing::put(payments::update_address).delete(payments::delete_address),
+        )
+        .route("/addresses/{id}/default", post(payments::default_address))
+        .route("/divisions", get(payments::divisions))
+        .route("/payment/notify/wechat", post(payments::notify_wechat))
+        .route("/payment/notify/alipay", post(payments::notify_alipay))
         .route("/openapi.json", get(openapi::serve))
 }
 

@@ -182,7 +182,11 @@ pub fn document() -> Value {
                 }
             } },
             "/orders": { "get": {
-                "operationId": "listOrders", "summary": "我的订单（最新在前）", "security": secured,
+                "operationId": "listOrders", "summary": "我的订单（最新在前），可按状态筛选、按订单号/企业/应用搜索", "security": secured,
+                "parameters": [
+                    { "name": "state", "in": "query", "schema": { "type": "string", "enum": ["all", "in_progress", "to_pay", "paid", "cancelled"] } },
+                    { "name": "q", "in": "query", "schema": { "type": "string" } }
+                ],
                 "responses": {
                     "200": ok_json("订单列表", json!({ "type": "object", "properties": {
                         "items": { "type": "array", "items": { "$ref": "#/components/schemas/Order" } } } })),
@@ -284,12 +288,17 @@ pub fn document() -> Value {
                     "kind": { "type": "string", "enum": ["new", "renewal", "change", "replacement"] },
                     "kind_label": { "type": "string" },
                     "state": { "type": "string", "enum": ["draft", "counter_visit", "awaiting_authorization",
-                        "authorization_refused", "in_review", "returned", "approved", "cancelled"] },
+                        "authorization_refused", "in_review", "returned", "approved", "awaiting_payment",
+                        "paid", "cancelled"] },
                     "step": { "type": ["integer", "null"], "description": "draft：已开放的最远步骤；returned：需修改的步骤" },
                     "state_label": { "type": "string" },
                     "editable": { "type": "boolean" },
                     "version": { "type": "integer" },
                     "return_reason": { "type": ["string", "null"] },
+                    "application_name": { "type": ["string", "null"] },
+                    "enterprise_name": { "type": ["string", "null"] },
+                    "amount_fen": { "type": ["integer", "null"], "description": "第六步确认后的应付金额（分）" },
+                    "cancellable": { "type": "boolean" },
                     "created_at": { "type": "string", "format": "date-time" },
                     "updated_at": { "type": "string", "format": "date-time" } } },
                 "MaterialKind": { "type": "string", "enum": ["license", "company_seal", "legal_rep_seal",
@@ -320,6 +329,14 @@ pub fn document() -> Value {
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in counter_paths(&unauth) {
             paths.insert(path.to_owned(), item);
+        }
+        for (path, item) in super::openapi_checkout::paths(&unauth, &csrf) {
+            paths.insert(path.to_owned(), item);
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for (name, schema) in super::openapi_checkout::schemas() {
+            schemas.insert(name.to_owned(), schema);
         }
     }
     doc

@@ -49,6 +49,10 @@ pub fn order_json(o: &OrderRow) -> Value {
         "editable": o.state.editable(),
         "version": o.version,
         "return_reason": o.return_reason,
+        "application_name": o.application_name,
+        "enterprise_name": o.enterprise_name,
+        "amount_fen": o.amount_fen,
+        "cancellable": o.state.cancellable(),
         "created_at": o.created_at.rfc3339(),
         "updated_at": o.updated_at.rfc3339(),
     })
@@ -65,14 +69,30 @@ pub async fn applications(
     ))
 }
 
+/// `GET /api/v1/orders` query: `state` (all, in_progress, to_pay, paid,
+/// cancelled) and `q` (number, enterprise or application).
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    q: String,
+}
+
 /// `GET /api/v1/orders`: the caller's orders, newest first.
 pub async fn list(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let orders = certhall_store::orders::of_account(&state.services.store, who.account_id, 100)
-        .await
-        .map_err(certhall_service::ServiceError::from)?;
+    let orders = state
+        .services
+        .orders_of(
+            who.account_id,
+            certhall_store::orders::OrderFilter::parse(&q.state),
+            Some(q.q.trim()),
+        )
+        .await?;
     Ok(Json(
         json!({ "items": orders.iter().map(order_json).collect::<Vec<_>>() }),
     ))

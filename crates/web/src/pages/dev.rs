@@ -2,7 +2,7 @@
 //! the outbox page and JSON, and the simulation of a reply from a phone.
 
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -26,6 +26,158 @@ pub fn router() -> Router<AppState> {
         .route(paths::DEV_SMS_INBOUND, post(inbound_json))
         .route("/dev/samples/license.jpg", get(sample_license))
         .route("/dev/samples/seal.png", get(sample_seal))
+        .route("/dev/cashier/{no}", get(cashier).post(cashier_pay))
+        .route("/dev/wechatpay/{*rest}", axum::routing::any(wechatpay))
+}
+
+#[derive(Template)]
+#[template(path = "cashier.html")]
+struct CashierPage {
+    chrome: Chrome,
+    out_trade_no: String,
+    description: String,
+    amount: String,
+    state: &'static str,
+    expires: String,
+    payable: bool,
+    order_url: Option<String>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+async fn cashier_page(
+    state: &AppState,
+    bid: &BrowserId,
+    user: Option<&certhall_service::auth::SessionInfo>,
+    no: &str,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<Response, PageError> {
+    let trade = state.services.demo_cashier_trade(no).await?;
+    let now = state.services.clock.now();
+    let order_url = no
+        .strip_prefix("CH")
+        .and_then(|rest| rest.get(..8))
+        .and_then(|n| n.parse::<i64>().ok())
+        .map(paths::order);
+    let page = CashierPage {
+        chrome: Chrome::new(state, bid, user, "cashier"),
+        out_trade_no: trade.out_trade_no.clone(),
+        description: trade.description.clone(),
+        amount: certhall_domain::money::yuan_decimal(trade.amount_fen),
+        state: if trade.state.as_str() == "NOTPAY" && now >= trade.expires_at {
+            "已过期"
+        } else {
+            trade.state.label_zh()
+        },
+        expires: trade.expires_at.display_cst(),
+        payable: trade.state.as_str() == "NOTPAY" && now < trade.expires_at,
+        order_url,
+        error,
+        notice,
+    };
+    Ok(render(&page))
+}
+
+/// `GET /dev/cashier/{out_trade_no}`: the demo cashier (what the QR code
+/// opens).
+async fn cashier(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    MaybeApplicant(user): MaybeApplicant,
+    Path(no): Path<String>,
+) -> Result<Response, PageError> {
+    cashier_page(&state, &bid, user.as_ref(), &no, None, None).await
+}
+
+/// The cashier's button.
+#[derive(Debug, Deserialize)]
+pub struct CashierForm {
+    #[serde(default)]
+    result: String,
+}
+
+/// `POST /dev/cashier/{out_trade_no}`: 支付成功 posts a signed WeChat v3
+/// callback to CertHall's real callback route; 支付失败 marks the trade
+/// failed (found by the next query, as with WeChat Pay).
+async fn cashier_pay(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    MaybeApplicant(user): MaybeApplicant,
+    Path(no): Path<String>,
+    CsrfForm(form): CsrfForm<CashierForm>,
+) -> Result<Response, PageError> {
+    let success = form.result == "success";
+    match state.services.demo_cashier_pay(&no, success).await {
+        Ok(certhall_service::demo_pay::CashierOutcome::Paid { callback_status }) => {
+            let notice = match callback_status {
+                Some(s) if (200..300).contains(&s) => {
+                    "支付成功，已向网上营业厅发送支付通知（已验签并处理）。".to_owned()
+                }
+                Some(s) => format!("支付成功，但支付通知被拒绝（HTTP {s}），系统稍后会主动查询。"),
+                None => "支付成功，但支付通知未送达，系统稍后会主动查询支付结果。".to_owned(),
+            };
+            cashier_page(&state, &bid, user.as_ref(), &no, None, Some(notice)).await
+        }
+        Ok(certhall_service::demo_pay::CashierOutcome::Failed) => {
+            cashier_page(
+                &state,
+                &bid,
+                user.as_ref(),
+                &no,
+                None,
+                Some("已模拟支付失败。请回到订单页面重新支付。".to_owned()),
+            )
+            .await
+        }
+        Err(e) => {
+            let e = crate::error::WebError::from(e);
+            cashier_page(&state, &bid, user.as_ref(), &no, Some(e.message_zh()), None).await
+        }
+    }
+}
+
+/// `/dev/wechatpay/…`: the simulated WeChat Pay API that demo mode's
+/// WeChat Pay adapter talks to (it checks the adapter's signatures and
+/// signs its answers).
+async fn wechatpay(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let path = uri
+        .path_and_query()
+        .map_or("", |p| p.as_str())
+        .strip_prefix(paths::DEV_WECHATPAY)
+        .unwrap_or("");
+    let answer = state
+        .services
+        .demo_wechat_api(
+            method.as_str(),
+            path,
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+            &body,
+        )
+        .await?;
+    let mut res = (
+        axum::http::StatusCode::from_u16(answer.status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR),
+        answer.body,
+    )
+        .into_response();
+    for (k, v) in answer.headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            axum::http::HeaderValue::from_str(&v),
+        ) {
+            res.headers_mut().insert(k, v);
+        }
+    }
+    Ok(res)
 }
 
 /// A business license rendered by the OCR crate's test renderer (a made-up

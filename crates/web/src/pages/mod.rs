@@ -12,7 +12,9 @@ use crate::error::ErrorPage;
 use crate::extract::BrowserId;
 use crate::{assets, paths, AppState};
 
+pub mod addresses;
 pub mod business;
+pub mod checkout;
 pub mod dev;
 pub mod home;
 pub mod login;
@@ -41,6 +43,32 @@ pub fn router() -> Router<AppState> {
             "/orders/{id}/step/{n}",
             get(orders::step_show).post(orders::step_submit),
         )
+        .route(
+            "/orders/{id}/checkout",
+            get(checkout::show).post(checkout::submit),
+        )
+        .route("/orders/{id}/checkout/revise", post(checkout::revise))
+        .route(
+            "/orders/{id}/pay",
+            get(checkout::pay_show).post(checkout::pay_submit),
+        )
+        .route("/orders/{id}/pay/status", get(checkout::pay_status))
+        .route(
+            "/orders/{id}/cancel",
+            get(checkout::cancel_show).post(checkout::cancel_submit),
+        )
+        .route(
+            "/orders/{id}/authorization/resend",
+            post(checkout::resend_authorization),
+        )
+        .route(
+            "/orders/{id}/authorization/revise",
+            post(checkout::revise_authorization),
+        )
+        .route(paths::ADDRESSES, get(addresses::list).post(addresses::add))
+        .route("/addresses/{id}", post(addresses::update))
+        .route("/addresses/{id}/default", post(addresses::make_default))
+        .route("/addresses/{id}/delete", post(addresses::delete))
         .route(paths::RENEW, get(business::renew))
         .route(paths::CHANGE, get(business::change))
         .route(paths::ACTIVATE, get(business::activate))

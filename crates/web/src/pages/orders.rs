@@ -10,7 +10,7 @@ use certhall_domain::wizard::{
     CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
 };
 use certhall_service::materials::MaterialsSubmission;
-use certhall_store::orders::OrderRow;
+use certhall_store::orders::{OrderFilter, OrderRow};
 use serde::Deserialize;
 
 use super::{render, render_with_status, Chrome};
@@ -25,18 +25,36 @@ pub struct OrderLine {
     pub(crate) kind: &'static str,
     pub(crate) state: String,
     pub(crate) updated: String,
-    pub(crate) editable: bool,
+    pub(crate) enterprise: String,
+    pub(crate) application: String,
+    pub(crate) amount: String,
+    pub(crate) cancellable: bool,
+    /// The next action's label and link (继续办理, 去支付 …).
+    pub(crate) action: (&'static str, String),
 }
 
 impl OrderLine {
     /// The line of `o`.
     pub fn of(o: &OrderRow) -> Self {
+        let action = match o.state {
+            s if s.editable() => ("继续办理", format!("/orders/{}", o.id)),
+            OrderState::Approved => ("选择介质", format!("/orders/{}/checkout", o.id)),
+            OrderState::AwaitingPayment => ("去支付", format!("/orders/{}/pay", o.id)),
+            _ => ("查看", format!("/orders/{}", o.id)),
+        };
         Self {
             id: o.id,
             kind: o.kind.label_zh(),
             state: o.state.label_zh(),
             updated: o.updated_at.display_cst(),
-            editable: o.state.editable(),
+            enterprise: o.enterprise_name.clone().unwrap_or_default(),
+            application: o.application_name.clone().unwrap_or_default(),
+            amount: o
+                .amount_fen
+                .map(|f| format!("{} 元", certhall_domain::money::yuan_decimal(f)))
+                .unwrap_or_default(),
+            cancellable: o.state.cancellable(),
+            action,
         }
     }
 }
@@ -46,20 +64,43 @@ impl OrderLine {
 struct OrdersPage {
     chrome: Chrome,
     orders: Vec<OrderLine>,
+    filters: Vec<(&'static str, &'static str, bool)>,
+    filter: &'static str,
+    q: String,
 }
 
-/// `GET /orders`: 我的订单.
+/// 我的订单's query string.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /orders`: 我的订单, filtered by state and searched by number,
+/// enterprise or application.
 pub async fn list(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
 ) -> Result<Response, PageError> {
-    let orders = certhall_store::orders::of_account(&state.services.store, who.account_id, 100)
-        .await
-        .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?;
+    let filter = OrderFilter::parse(&query.state);
+    let q: String = query.q.trim().chars().take(40).collect();
+    let orders = state
+        .services
+        .orders_of(who.account_id, filter, Some(&q))
+        .await?;
     Ok(render(&OrdersPage {
         chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
         orders: orders.iter().map(OrderLine::of).collect(),
+        filters: OrderFilter::ALL
+            .into_iter()
+            .map(|f| (f.as_str(), f.label_zh(), f == filter))
+            .collect(),
+        filter: filter.as_str(),
+        q,
     }))
 }
 
@@ -76,9 +117,10 @@ pub async fn apply_new(
     bid: BrowserId,
     Applicant(who): Applicant,
 ) -> Result<Response, PageError> {
-    let orders = certhall_store::orders::of_account(&state.services.store, who.account_id, 100)
-        .await
-        .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?;
+    let orders = state
+        .services
+        .orders_of(who.account_id, OrderFilter::All, None)
+        .await?;
     Ok(render(&ApplyNewPage {
         chrome: Chrome::new(&state, &bid, Some(&who), "home"),
         drafts: orders
@@ -121,46 +163,255 @@ fn current_step(state: OrderState) -> Option<Step> {
     }
 }
 
+/// A field of the summary.
+#[derive(Debug)]
+pub struct SummaryField {
+    label: String,
+    value: String,
+}
+
+/// A step of the summary.
+#[derive(Debug)]
+pub struct SummaryStep {
+    number: u8,
+    label: &'static str,
+    fields: Vec<SummaryField>,
+}
+
+/// A line of the history.
+#[derive(Debug)]
+pub struct TimelineLine {
+    at: String,
+    to: String,
+    reason: Option<String>,
+}
+
+/// One of the manual's eight steps in the progress bar.
+#[derive(Debug)]
+pub struct StageTab {
+    pub(crate) number: u8,
+    pub(crate) label: &'static str,
+    pub(crate) class: &'static str,
+}
+
+/// The eight steps (manual 2.3.1) with `current` highlighted.
+pub fn stages(current: u8) -> Vec<StageTab> {
+    const LABELS: [&str; 8] = [
+        "个人实名认证",
+        "选择应用",
+        "企业实名认证",
+        "办理方式",
+        "材料与授权",
+        "介质与收货",
+        "支付",
+        "制证与发货",
+    ];
+    (1u8..=8)
+        .zip(LABELS)
+        .map(|(n, label)| StageTab {
+            number: n,
+            label,
+            class: if n < current {
+                "done"
+            } else if n == current {
+                "current"
+            } else {
+                "locked"
+            },
+        })
+        .collect()
+}
+
 #[derive(Template)]
 #[template(path = "order_status.html")]
 struct StatusPage {
     chrome: Chrome,
     order: OrderLine,
+    stage_tabs: Vec<StageTab>,
     counter: Option<CounterInfo>,
     reason: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
     /// While waiting for the legal representative: phone (masked), name,
     /// until when.
     waiting_for: Option<(String, String, String)>,
+    next: String,
+    expected: Option<&'static str>,
+    queue_position: Option<usize>,
     approved: bool,
+    awaiting_payment: bool,
+    awaiting_authorization: bool,
+    cancellable: bool,
+    amount: Option<String>,
+    steps: Vec<SummaryStep>,
+    materials: Vec<MaterialView>,
+    checkout: Option<CheckoutSummary>,
+    attempts: Vec<super::checkout::AttemptLine>,
+    refunds: Vec<super::checkout::RefundLine>,
+    timeline: Vec<TimelineLine>,
 }
 
-/// `GET /orders/{id}`: where the order is — the step to fill, or its status.
+/// Step 6 as the summary shows it.
+#[derive(Debug)]
+pub struct CheckoutSummary {
+    key_model: String,
+    application_price: String,
+    key_price: String,
+    total: String,
+    recipient: String,
+    address: String,
+    invoice: String,
+}
+
+/// What the order page's query string may say.
+#[derive(Debug, Default, Deserialize)]
+pub struct StatusQuery {
+    #[serde(default)]
+    paid: Option<String>,
+    #[serde(default)]
+    resent: Option<String>,
+}
+
+/// `GET /orders/{id}`: the step to fill while the wizard is open; else the
+/// order's summary, history and next step.
 pub async fn show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
     Path(id): Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<StatusQuery>,
 ) -> Result<Response, PageError> {
     let order = state.services.order_of(who.account_id, id).await?;
     if let Some(step) = current_step(order.state) {
         return Ok(Redirect::to(&step_url(id, step)).into_response());
     }
-    let waiting_for = match order.state {
-        OrderState::AwaitingAuthorization => state
-            .services
-            .latest_authorization(id)
-            .await?
-            .map(|a| (a.phone_masked(), a.name, a.expires_at.display_cst())),
+    let notice = if q.paid.is_some() && order.state == OrderState::Paid {
+        Some("支付成功！柜台将为您制作 UKey 并以顺丰到付方式寄出。".to_owned())
+    } else if q.resent.is_some() {
+        Some("授权短信已重新发送，请提醒法定代表人回复“同意”。".to_owned())
+    } else {
+        None
+    };
+    status_page(&state, &bid, &who, id, notice, None).await
+}
+
+/// Renders the order page with an optional notice or error.
+pub async fn status_page(
+    state: &AppState,
+    bid: &BrowserId,
+    who: &certhall_service::auth::SessionInfo,
+    id: i64,
+    notice: Option<String>,
+    error: Option<WebError>,
+) -> Result<Response, PageError> {
+    let summary = state.services.order_summary(who.account_id, id).await?;
+    let order = &summary.order;
+    let waiting_for = match (order.state, &summary.authorization) {
+        (OrderState::AwaitingAuthorization, Some(a)) if a.outcome == "pending" => {
+            Some((a.phone_masked(), a.name.clone(), a.expires_at.display_cst()))
+        }
         _ => None,
     };
-    Ok(render(&StatusPage {
-        chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
-        counter: (order.state == OrderState::CounterVisit).then_some(DEFAULT_COUNTER),
-        waiting_for,
-        approved: order.state == OrderState::Approved,
-        reason: None,
-        order: OrderLine::of(&order),
-    }))
+    let view = certhall_service::payments::PaymentView {
+        order: order.clone(),
+        checkout: summary.checkout.clone(),
+        attempts: summary.attempts.clone(),
+        refunds: summary.refunds.clone(),
+        channels: Vec::new(),
+        demo: false,
+    };
+    let (attempts, refunds) = super::checkout::payment_lines(&view);
+    let status = error
+        .as_ref()
+        .map_or(axum::http::StatusCode::OK, WebError::status);
+    let stage = match order.state {
+        OrderState::Cancelled => 0,
+        s => s.stage(),
+    };
+    Ok(render_with_status(
+        status,
+        &StatusPage {
+            chrome: Chrome::new(state, bid, Some(who), "orders"),
+            stage_tabs: stages(stage),
+            counter: (order.state == OrderState::CounterVisit).then_some(DEFAULT_COUNTER),
+            reason: order.return_reason.clone().filter(|_| {
+                matches!(
+                    order.state,
+                    OrderState::Cancelled | OrderState::AuthorizationRefused
+                )
+            }),
+            notice,
+            error: error.map(|e| e.message_zh()),
+            waiting_for,
+            next: summary.next.clone(),
+            expected: summary.expected,
+            queue_position: summary.queue_position,
+            approved: order.state == OrderState::Approved,
+            awaiting_payment: order.state == OrderState::AwaitingPayment,
+            awaiting_authorization: order.state == OrderState::AwaitingAuthorization,
+            cancellable: order.state.cancellable(),
+            amount: order.amount_fen.map(certhall_domain::money::yuan_decimal),
+            steps: summary
+                .steps
+                .iter()
+                .filter(|s| !s.fields.is_empty())
+                .map(|s| SummaryStep {
+                    number: s.step.number(),
+                    label: s.step.label_zh(),
+                    fields: s
+                        .fields
+                        .iter()
+                        .map(|f| SummaryField {
+                            label: f.label.clone(),
+                            value: f.value.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            materials: summary
+                .materials
+                .iter()
+                .map(|m| MaterialView::of("/orders", id, m))
+                .collect(),
+            checkout: summary.checkout.as_ref().map(|c| CheckoutSummary {
+                key_model: c.key_model_name.clone(),
+                application_price: certhall_domain::money::yuan_decimal(c.application_fen),
+                key_price: certhall_domain::money::yuan_decimal(c.key_fen),
+                total: certhall_domain::money::yuan_decimal(c.total_fen),
+                recipient: format!(
+                    "{} {}",
+                    c.recipient,
+                    certhall_domain::Phone::parse(&c.phone)
+                        .map_or_else(|_| c.phone.clone(), |p| p.masked())
+                ),
+                address: c.address_line(),
+                invoice: c.invoice.as_ref().map_or_else(
+                    || "不开发票".to_owned(),
+                    |i| {
+                        format!(
+                            "{}：{}（{}），发送至 {}",
+                            i.kind.label_zh(),
+                            i.buyer_name,
+                            i.tax_id,
+                            i.email
+                        )
+                    },
+                ),
+            }),
+            attempts,
+            refunds,
+            timeline: summary
+                .events
+                .iter()
+                .map(|e| TimelineLine {
+                    at: e.at.display_cst(),
+                    to: e.to_label(),
+                    reason: e.reason.clone(),
+                })
+                .collect(),
+            order: OrderLine::of(order),
+        },
+    ))
 }
 
 /// A step in the progress bar.
@@ -205,6 +456,8 @@ struct StepPage {
     natures: &'static [&'static str],
     // Step 4.
     handling: String,
+    /// Ask before ending the online flow at a counter.
+    confirm_counter: bool,
     // Steps 3 and 5.
     notice: Option<String>,
     ocr_available: bool,
@@ -290,6 +543,9 @@ pub struct StepForm {
     ent: EntFields,
     #[serde(default)]
     handling: String,
+    /// `1` once 柜台办理 was confirmed.
+    #[serde(default)]
+    confirm: String,
     #[serde(default)]
     authorization: String,
     #[serde(default)]
@@ -591,6 +847,7 @@ async fn step_page(
         handling: typed
             .map(|f| f.handling.clone())
             .unwrap_or_else(|| field("handling")),
+        confirm_counter: typed.is_some_and(|f| f.handling == "counter" && f.confirm != "1"),
         notice: extras.notice,
         ocr_available: state.services.ocr_available(),
         license: license_info.map(|m| MaterialView::of("/orders", order.id, m)),
@@ -679,6 +936,20 @@ pub async fn step_submit(
                 .await
         }
         Step::Handling => match Handling::parse(&form.handling) {
+            // 柜台办理 ends the online flow: asked once more first.
+            Ok(Handling::Counter) if form.confirm != "1" => {
+                return render_step(
+                    &state,
+                    &bid,
+                    &who,
+                    id,
+                    step,
+                    Some(&form),
+                    None,
+                    Extras::default(),
+                )
+                .await;
+            }
             Ok(h) => s.wizard_handling(who.account_id, id, h, &meta).await,
             Err(r) => Err(r.into()),
         },
