@@ -544,6 +544,51 @@ mod tests {
     }
 
     #[test]
+    fn payment_section() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            r#"
+[payment]
+attempt_minutes = 15
+job_interval_secs = 30
+[payment.wechat]
+mch_id = "1900000109"
+app_id = "wxd930ea5d5a258f4f"
+merchant_serial_no = "5DEF0DE7"
+merchant_key_file = "/etc/k.pem"
+api_v3_key_file = "/etc/v3"
+platform_public_key_id = "PUB_KEY_ID_01"
+platform_public_key_file = "/etc/pub.pem"
+notify_url = "https://hall.example.cn/api/v1/payment/notify/wechat"
+[payment.alipay]
+app_id = "2021000000000001"
+seller_id = "2088000000000001"
+app_private_key_file = "/etc/a.pem"
+alipay_public_key_file = "/etc/b.pem"
+notify_url = "https://hall.example.cn/api/v1/payment/notify/alipay"
+"#,
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = RuntimeConfig::resolve(&common, &ServeArgs::default()).unwrap();
+        assert_eq!(c.payment_job_interval, Duration::from_secs(30));
+        assert_eq!(c.payment.attempt_minutes, Some(15));
+        assert_eq!(c.payment.wechat.as_ref().unwrap().mch_id, "1900000109");
+        assert!(c.payment.alipay.is_some());
+        // A typo is refused, not ignored.
+        std::fs::write(&path, "[payment.wechat]\nmchid = \"1\"\n").unwrap();
+        let err = RuntimeConfig::resolve(&common, &ServeArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        std::fs::write(&path, "[payment]\nattempt_minutes = 1\n").unwrap();
+        assert!(RuntimeConfig::resolve(&common, &ServeArgs::default()).is_err());
+    }
+
+    #[test]
     fn secret_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k/secret.key");

@@ -23,6 +23,7 @@ mod config;
 mod demo_agent;
 mod key_model_cmd;
 mod operator_cmd;
+mod payment_cmd;
 
 use config::{CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
 
@@ -64,6 +65,11 @@ enum Command {
     Operator {
         #[command(subcommand)]
         command: operator_cmd::OperatorCommand,
+    },
+    /// Payments: a CSV for reconciliation, a reconciliation run now.
+    Payment {
+        #[command(subcommand)]
+        command: payment_cmd::PaymentCommand,
     },
     /// UKey models (介质), their stock and which applications offer them.
     #[command(name = "key-model")]
@@ -177,6 +183,10 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
         Command::Operator { command } => {
             let services = build_services(&config, store)?;
             operator_cmd::run(&services, command).await
+        }
+        Command::Payment { command } => {
+            let services = build_services(&config, store)?;
+            payment_cmd::run(&services, command).await
         }
         Command::KeyModel { command } => {
             let services = build_services(&config, store)?;

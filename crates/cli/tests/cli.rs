@@ -466,3 +466,336 @@ fn the_application_catalogue_from_the_command_line() {
     let (ok, out) = run(&["app", "edit", "nope", "--price", "1"]);
     assert!(!ok && out.contains("不存在"), "{out}");
 }
+
+/// The payment reconciliation runs once per tick across two `certhall
+/// serve` processes on one PostgreSQL (a lease in the database): an
+/// expired payment left `paying` is queried and closed — once — at the
+/// demo WeChat Pay the processes talk to, and no tick runs twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_run_the_payment_job_once_per_tick() {
+    use certhall_domain::order::{OrderKind, OrderState};
+    use certhall_domain::payment::{AttemptState, Channel};
+    use certhall_domain::{Phone, Timestamp};
+    let Some(db) = TestDatabase::postgres().await.unwrap() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    #[allow(clippy::disallowed_methods)]
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let now = Timestamp::from_millis(now_ms);
+    // An order waiting for payment whose QR code expired a minute ago,
+    // unpaid at the provider (the demo simulator's ledger).
+    let mut tx = db.store.begin_write().await.unwrap();
+    let account =
+        certhall_store::accounts::create(&mut tx, &Phone::parse("13900139077").unwrap(), now)
+            .await
+            .unwrap();
+    let order = certhall_store::orders::create(
+        &mut tx,
+        account,
+        OrderKind::New,
+        OrderState::AwaitingPayment,
+        now,
+    )
+    .await
+    .unwrap();
+    let no = "CH00000001T001TWOPRC";
+    let created = now.minus(Duration::from_secs(31 * 60));
+    certhall_store::payments::insert_attempt(
+        &mut tx,
+        &certhall_store::payments::NewAttempt {
+            order_id: order.id,
+            seq: 1,
+            channel: Channel::Wechat,
+            out_trade_no: no,
+            amount_fen: 38_000,
+            description: "CertHall 证书新办",
+            code_url: "http://127.0.0.1/dev/cashier/x",
+            created_at: created,
+            expires_at: created.plus(Duration::from_secs(30 * 60)),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    certhall_store::demo_pay::insert_trade(
+        &db.store,
+        &certhall_store::demo_pay::DemoTrade {
+            out_trade_no: no.into(),
+            description: "CertHall 证书新办".into(),
+            amount_fen: 38_000,
+            state: "NOTPAY".into(),
+            transaction_id: None,
+            notify_url: "http://127.0.0.1/notify".into(),
+            created_at: created,
+            expires_at: created.plus(Duration::from_secs(30 * 60)),
+            paid_at: None,
+        },
+    )
+    .await
+    .unwrap();
+
+    let env = [
+        ("CERTHALL_DEMO_AGENT", "false"),
+        ("CERTHALL_PAYMENT_JOB_INTERVAL_SECS", "1"),
+    ];
+    let a = Server::start_with(
+        dir.path(),
+        Some(&db.url),
+        &format!("127.0.0.1:{}", free_port()),
+        &env,
+    );
+    let b = Server::start_with(
+        dir.path(),
+        Some(&db.url),
+        &format!("127.0.0.1:{}", free_port()),
+        &env,
+    );
+    let started = std::time::Instant::now();
+    // Let both run a few ticks.
+    let mut closed = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let att = certhall_store::payments::attempt_by_no(&db.store, no)
+            .await
+            .unwrap()
+            .unwrap();
+        if att.state == AttemptState::Closed {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the expired payment was not closed by the job");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Stop the process that has been running the ticks: the other takes
+    // over within a tick or two (its lease claims succeed now).
+    let runs = certhall_store::jobs::runs(&db.store, "payments")
+        .await
+        .unwrap();
+    let last_holder = runs.last().unwrap().holder.clone();
+    let pid_a = format!(":{}:", a.child.id());
+    let (stopped, survivor) = if last_holder.contains(&pid_a) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let stopped_pid = format!(":{}:", stopped.child.id());
+    stopped.stop();
+    let handed_over = runs.len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    survivor.stop();
+
+    let trade = certhall_store::demo_pay::trade(&db.store, no)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(trade.state, "CLOSED", "closed at the provider too");
+    let att = certhall_store::payments::attempt_by_no(&db.store, no)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(att.settled_by.as_deref(), Some("job"));
+    let runs = certhall_store::jobs::runs(&db.store, "payments")
+        .await
+        .unwrap();
+    let slots: std::collections::BTreeSet<i64> = runs.iter().map(|r| r.slot).collect();
+    assert_eq!(slots.len(), runs.len(), "a tick ran twice");
+    // Two processes ticking every second for `elapsed` seconds: about one
+    // run per second in all, not two.
+    assert!(
+        (runs.len() as f64) <= elapsed + 2.0,
+        "{} runs in {elapsed:.1} s",
+        runs.len()
+    );
+    assert!(
+        runs.len() >= 4,
+        "only {} runs in {elapsed:.1} s",
+        runs.len()
+    );
+    let closing: Vec<_> = runs
+        .iter()
+        .filter(|r| r.summary.as_deref().is_some_and(|s| s.contains("closed=1")))
+        .collect();
+    assert_eq!(
+        closing.len(),
+        1,
+        "the attempt was closed in one run: {runs:?}"
+    );
+    let after: Vec<_> = runs[handed_over..].iter().collect();
+    assert!(
+        after.len() >= 2 && after.iter().all(|r| !r.holder.contains(&stopped_pid)),
+        "the other process did not take over: {after:?}"
+    );
+    let holders: std::collections::BTreeSet<&str> =
+        runs.iter().map(|r| r.holder.as_str()).collect();
+    assert_eq!(holders.len(), 2, "{holders:?}");
+    println!(
+        "payment job: {} runs by {} processes in {elapsed:.1} s",
+        runs.len(),
+        holders.len()
+    );
+}
+
+/// `certhall key-model …`: models, stock per colour with a record of every
+/// move, which applications offer them; refusals in Chinese. And
+/// `certhall payment report` on an empty period.
+#[test]
+fn key_models_and_their_stock_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = run(&[
+        "key-model",
+        "add",
+        "--code",
+        "ukey-a",
+        "--name",
+        "标准 UKey",
+        "--price",
+        "80",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&[
+        "key-model",
+        "stock",
+        "ukey-a",
+        "--colour",
+        "red",
+        "--add",
+        "30",
+        "--reason",
+        "入库",
+    ]);
+    assert!(ok && out.contains("库存合计 30"), "{out}");
+    let (ok, out) = run(&[
+        "key-model",
+        "stock",
+        "ukey-a",
+        "--colour",
+        "蓝",
+        "--add",
+        "5",
+        "--reason",
+        "入库",
+    ]);
+    assert!(ok && out.contains("库存合计 35"), "{out}");
+    let (ok, out) = run(&[
+        "key-model",
+        "stock",
+        "ukey-a",
+        "--colour",
+        "blue",
+        "--add",
+        "-6",
+        "--reason",
+        "损坏",
+    ]);
+    assert!(!ok && out.contains("蓝Key库存不足"), "{out}");
+    let (ok, out) = run(&[
+        "key-model",
+        "stock",
+        "ukey-a",
+        "--colour",
+        "green",
+        "--add",
+        "1",
+        "--reason",
+        "x",
+    ]);
+    assert!(!ok && out.contains("red 或 blue"), "{out}");
+    let (ok, out) = run(&[
+        "key-model",
+        "edit",
+        "ukey-a",
+        "--price",
+        "88.80",
+        "--active",
+        "false",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&["key-model", "list"]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("ukey-a\t标准 UKey\t88.80 元\t红Key 30 / 蓝Key 5\t已占用 0\t可用 35\t停用"),
+        "{out}"
+    );
+    let (ok, out) = run(&[
+        "key-model",
+        "add",
+        "--code",
+        "ukey-a",
+        "--name",
+        "x",
+        "--price",
+        "1",
+    ]);
+    assert!(!ok && out.contains("已存在"), "{out}");
+    let (ok, out) = run(&[
+        "key-model",
+        "add",
+        "--code",
+        "UKEY",
+        "--name",
+        "x",
+        "--price",
+        "1",
+    ]);
+    assert!(!ok && out.contains("小写字母"), "{out}");
+    let (ok, out) = run(&[
+        "app",
+        "add",
+        "--code",
+        "zzggzy",
+        "--name",
+        "枣庄公共资源交易",
+        "--price",
+        "300",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = run(&[
+        "key-model",
+        "offer",
+        "--app",
+        "zzggzy",
+        "--models",
+        "ukey-a",
+    ]);
+    assert!(ok && out.contains("ukey-a"), "{out}");
+    let (ok, out) = run(&["key-model", "offer", "--app", "zzggzy", "--models", "nope"]);
+    assert!(!ok && out.contains("不存在"), "{out}");
+    let (ok, out) = run(&[
+        "payment",
+        "report",
+        "--from",
+        "2026-12-01",
+        "--to",
+        "2026-12-05",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().count(), 1, "only the header: {out}");
+    let (ok, out) = run(&["payment", "report", "--from", "12/01"]);
+    assert!(!ok && out.contains("YYYY-MM-DD"), "{out}");
+}

@@ -308,19 +308,35 @@ pub struct NewCallback<'a> {
     pub headers: &'a str,
     /// The raw body.
     pub body: &'a [u8],
+    /// The sender's IP address, when known.
+    pub ip: Option<&'a str>,
 }
 
 /// Stores a callback before anything is believed (outcome `received`);
 /// returns its id.
 pub async fn insert_callback(store: &Store, c: &NewCallback<'_>, now: Timestamp) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO payment_callbacks (channel, received_at, headers, body, outcome) \
-         VALUES ($1, $2, $3, $4, 'received') RETURNING id",
+        "INSERT INTO payment_callbacks (channel, received_at, headers, body, outcome, ip) \
+         VALUES ($1, $2, $3, $4, 'received', $5) RETURNING id",
     )
     .bind(c.channel.as_str())
     .bind(now.millis())
     .bind(c.headers)
     .bind(c.body.to_vec())
+    .bind(c.ip.map(str::to_owned))
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// How many callbacks from `ip` since `since` were refused (or are still
+/// `received`, i.e. being looked at).
+pub async fn refused_from_ip_since(store: &Store, ip: &str, since: Timestamp) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM payment_callbacks WHERE ip = $1 AND received_at >= $2 \
+         AND (outcome LIKE 'refused%' OR outcome = 'received')",
+    )
+    .bind(ip)
+    .bind(since.millis())
     .fetch_one(store.pool())
     .await?)
 }
@@ -582,4 +598,37 @@ pub async fn refund_queried(store: &Store, id: i64, now: Timestamp) -> Result<()
         .execute(store.pool())
         .await?;
     Ok(())
+}
+
+/// Attempts created in `[from, to)`, oldest first (the finance export).
+pub async fn attempts_between(
+    store: &Store,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<AttemptRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE created_at >= $1 AND created_at < $2 \
+         ORDER BY created_at, id"
+    ))
+    .bind(from.millis())
+    .bind(to.millis())
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(attempt_from_row).collect()
+}
+
+/// Refunds requested in `[from, to)`, oldest first.
+pub async fn refunds_between(
+    store: &Store,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<RefundRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {REFUND_COLUMNS} FROM refunds WHERE created_at >= $1 AND created_at < $2 ORDER BY id"
+    ))
+    .bind(from.millis())
+    .bind(to.millis())
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(refund_from_row).collect()
 }

@@ -390,8 +390,8 @@ struct DetailPage {
     /// May the counter cancel it (approved, awaiting payment or paid)?
     cancellable: bool,
     checkout: Option<CounterCheckout>,
-    attempts: Vec<crate::pages::checkout::AttemptLine>,
-    refunds: Vec<crate::pages::checkout::RefundLine>,
+    attempts: Vec<crate::pages::pay::AttemptLine>,
+    refunds: Vec<crate::pages::pay::RefundLine>,
 }
 
 /// Step 6 as the counter sees it (full phone, invoice details).
@@ -432,7 +432,7 @@ async fn detail_page_with(
         channels: Vec::new(),
         demo: false,
     };
-    let (attempts, refunds) = crate::pages::checkout::payment_lines(&view);
+    let (attempts, refunds) = crate::pages::pay::payment_lines(&view);
     let page = DetailPage {
         confirm_approve,
         cancellable: matches!(

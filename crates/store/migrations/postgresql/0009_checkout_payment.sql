@@ -105,9 +105,12 @@ CREATE TABLE payment_callbacks (
     outcome          TEXT    NOT NULL,
     out_trade_no     TEXT,
     notification_id  TEXT,
-    detail           TEXT
+    detail           TEXT,
+    ip               TEXT
 );
 CREATE INDEX payment_callbacks_by_trade ON payment_callbacks (out_trade_no);
+-- Refused callbacks per sender (the flood limit counts them).
+CREATE INDEX payment_callbacks_by_ip ON payment_callbacks (ip, received_at);
 
 -- Refunds, each with its own out_refund_no.
 CREATE TABLE refunds (

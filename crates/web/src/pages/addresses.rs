@@ -8,7 +8,7 @@ use certhall_domain::checkout::AddressInput;
 use serde::Deserialize;
 
 use super::checkout::DivisionSelects;
-use super::{render_with_status, Chrome};
+use super::{render_with_status, Chrome, Empty};
 use crate::error::{PageError, WebError};
 use crate::extract::{Applicant, BrowserId, ClientMeta, CsrfForm};
 use crate::{paths, AppState};
@@ -192,10 +192,6 @@ pub async fn update(
         }
     }
 }
-
-/// Only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
 
 /// `POST /addresses/{id}/default`.
 pub async fn make_default(

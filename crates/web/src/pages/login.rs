@@ -11,6 +11,7 @@ use certhall_store::sessions::SessionKind;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::Empty;
 use super::{render, render_with_status, Chrome};
 use crate::cert_login::{accepted_origins, key_refusal, SignedAnswer};
 use crate::error::{status_of, ApiError, PageError, WebError};
@@ -323,10 +324,6 @@ fn logged_in(
         .add(bid_cookie);
     (jar, Redirect::to(next)).into_response()
 }
-
-/// Logout form: only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
 
 /// `POST /logout`.
 pub async fn logout(

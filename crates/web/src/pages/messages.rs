@@ -7,7 +7,7 @@ use certhall_domain::message::MessageId;
 use certhall_service::inbox::{MessagePage, PAGE_SIZE};
 use serde::Deserialize;
 
-use super::login::Empty;
+use super::Empty;
 use super::{render, Chrome};
 use crate::error::PageError;
 use crate::extract::{Applicant, BrowserId, ClientMeta, CsrfForm};

@@ -7,6 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use certhall_service::auth::SessionInfo;
+use serde::Deserialize;
 
 use crate::error::ErrorPage;
 use crate::extract::BrowserId;
@@ -20,8 +21,14 @@ pub mod home;
 pub mod login;
 pub mod materials;
 pub mod messages;
+pub mod order_actions;
 pub mod orders;
+pub mod pay;
 pub mod pki;
+
+/// A form with only the CSRF token (a button that posts).
+#[derive(Debug, Deserialize)]
+pub struct Empty {}
 
 /// The page routes.
 pub fn router() -> Router<AppState> {
@@ -48,22 +55,19 @@ pub fn router() -> Router<AppState> {
             get(checkout::show).post(checkout::submit),
         )
         .route("/orders/{id}/checkout/revise", post(checkout::revise))
-        .route(
-            "/orders/{id}/pay",
-            get(checkout::pay_show).post(checkout::pay_submit),
-        )
-        .route("/orders/{id}/pay/status", get(checkout::pay_status))
+        .route("/orders/{id}/pay", get(pay::pay_show).post(pay::pay_submit))
+        .route("/orders/{id}/pay/status", get(pay::pay_status))
         .route(
             "/orders/{id}/cancel",
-            get(checkout::cancel_show).post(checkout::cancel_submit),
+            get(order_actions::cancel_show).post(order_actions::cancel_submit),
         )
         .route(
             "/orders/{id}/authorization/resend",
-            post(checkout::resend_authorization),
+            post(order_actions::resend_authorization),
         )
         .route(
             "/orders/{id}/authorization/revise",
-            post(checkout::revise_authorization),
+            post(order_actions::revise_authorization),
         )
         .route(paths::ADDRESSES, get(addresses::list).post(addresses::add))
         .route("/addresses/{id}", post(addresses::update))

@@ -13,7 +13,7 @@ use certhall_service::materials::MaterialsSubmission;
 use certhall_store::orders::{OrderFilter, OrderRow};
 use serde::Deserialize;
 
-use super::{render, render_with_status, Chrome};
+use super::{render, render_with_status, Chrome, Empty};
 use crate::error::{status_of, PageError, WebError};
 use crate::extract::{Applicant, BrowserId, ClientMeta, CsrfForm};
 use crate::AppState;
@@ -131,10 +131,6 @@ pub async fn apply_new(
     }))
 }
 
-/// Only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct Empty {}
-
 /// `POST /orders/new`: a new order at step 1.
 pub async fn start(
     State(state): State<AppState>,
@@ -246,8 +242,8 @@ struct StatusPage {
     steps: Vec<SummaryStep>,
     materials: Vec<MaterialView>,
     checkout: Option<CheckoutSummary>,
-    attempts: Vec<super::checkout::AttemptLine>,
-    refunds: Vec<super::checkout::RefundLine>,
+    attempts: Vec<super::pay::AttemptLine>,
+    refunds: Vec<super::pay::RefundLine>,
     timeline: Vec<TimelineLine>,
 }
 
@@ -320,7 +316,7 @@ pub async fn status_page(
         channels: Vec::new(),
         demo: false,
     };
-    let (attempts, refunds) = super::checkout::payment_lines(&view);
+    let (attempts, refunds) = super::pay::payment_lines(&view);
     let status = error
         .as_ref()
         .map_or(axum::http::StatusCode::OK, WebError::status);

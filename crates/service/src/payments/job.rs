@@ -1,0 +1,124 @@
+//! The reconciliation job: attempts still `paying` are asked about or
+//! closed, open refunds driven, once per tick across processes (a lease).
+
+use std::time::Duration;
+
+use certhall_store::{jobs, payments};
+
+use super::Applied;
+use crate::{Result, Services};
+
+/// What one run of the reconciliation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReconcileSummary {
+    /// Attempts asked about.
+    pub queried: u32,
+    /// Found paid.
+    pub paid: u32,
+    /// Closed (expired or closed by the provider).
+    pub closed: u32,
+    /// Found failed.
+    pub failed: u32,
+    /// Refunds submitted or asked about.
+    pub refunds_checked: u32,
+    /// Refunds now final.
+    pub refunds_final: u32,
+    /// Provider errors (retried next time).
+    pub errors: u32,
+}
+
+impl ReconcileSummary {
+    fn text(&self) -> String {
+        format!(
+            "queried={} paid={} closed={} failed={} refunds_checked={} refunds_final={} errors={}",
+            self.queried,
+            self.paid,
+            self.closed,
+            self.failed,
+            self.refunds_checked,
+            self.refunds_final,
+            self.errors
+        )
+    }
+}
+
+/// The name of the payment job's lease.
+pub const PAYMENT_JOB: &str = "payments";
+
+impl Services {
+    /// The reconciliation: attempts still `paying` after a while are asked
+    /// about (and closed once expired); open refunds are submitted or
+    /// asked about. Safe to run from several processes (each attempt is
+    /// claimed before it is asked about); [`Services::run_payment_job`]
+    /// runs it once per tick.
+    pub async fn reconcile_payments(&self) -> Result<ReconcileSummary> {
+        let policy = self.payments.policy;
+        let now = self.clock.now();
+        let mut s = ReconcileSummary::default();
+        for a in payments::paying_before(&self.store, now.minus(policy.query_after), 200).await? {
+            if !payments::claim_query(&self.store, a.id, now.minus(policy.query_every), now).await?
+            {
+                continue;
+            }
+            s.queried += 1;
+            let result = if now >= a.expires_at {
+                self.close_attempt(&a, "job").await
+            } else {
+                self.check_attempt(&a, "job").await
+            };
+            match result {
+                Ok(Applied::Paid | Applied::Refunding) => s.paid += 1,
+                Ok(Applied::Closed) => s.closed += 1,
+                Ok(Applied::Failed) => s.failed += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    s.errors += 1;
+                    tracing::warn!(error = %e, attempt = a.id, "payment reconciliation failed");
+                }
+            }
+        }
+        for r in payments::open_refunds(&self.store, 200).await? {
+            s.refunds_checked += 1;
+            match self.drive_refund(&r).await {
+                Ok(true) => s.refunds_final += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    s.errors += 1;
+                    tracing::warn!(error = %e, refund = r.id, "refund step failed");
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// Runs the reconciliation for the current tick of `interval` if no
+    /// other process has (a database lease); `holder` names this process.
+    /// `None` when another process had the tick.
+    pub async fn run_payment_job(
+        &self,
+        holder: &str,
+        interval: Duration,
+    ) -> Result<Option<ReconcileSummary>> {
+        let now = self.clock.now();
+        let slot = now.millis() / i64::try_from(interval.as_millis().max(1)).unwrap_or(i64::MAX);
+        let lease_until = now.plus(Duration::from_secs(300));
+        if !jobs::claim(&self.store, PAYMENT_JOB, slot, holder, lease_until, now).await? {
+            return Ok(None);
+        }
+        let result = self.reconcile_payments().await;
+        let summary = match &result {
+            Ok(s) => s.text(),
+            Err(e) => format!("error: {e}"),
+        };
+        jobs::finish(
+            &self.store,
+            PAYMENT_JOB,
+            slot,
+            holder,
+            &summary,
+            self.clock.now(),
+        )
+        .await?;
+        result.map(Some)
+    }
+}

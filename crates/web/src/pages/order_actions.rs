@@ -1,0 +1,119 @@
+//! Cancelling an order, and the applicant's actions while the legal
+//! representative has not answered the authorization SMS (send it again;
+//! go back to step 5 to correct the number or use the letter instead).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use certhall_domain::money::yuan_decimal;
+use certhall_domain::order::OrderState;
+use certhall_domain::Refusal;
+use certhall_service::orders::OrderActor;
+
+use super::{render, render_with_status, Chrome, Empty};
+use crate::error::{PageError, WebError};
+use crate::extract::{Applicant, BrowserId, ClientMeta, CsrfForm};
+use crate::{paths, AppState};
+
+#[derive(Template)]
+#[template(path = "order_cancel.html")]
+struct CancelPage {
+    chrome: Chrome,
+    order_id: i64,
+    kind: &'static str,
+    state: String,
+    refund: Option<String>,
+    error: Option<String>,
+}
+
+/// `GET /orders/{id}/cancel`: asks for confirmation, saying what happens
+/// to a payment.
+pub async fn cancel_show(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    Path(id): Path<i64>,
+) -> Result<Response, PageError> {
+    let order = state.services.order_of(who.account_id, id).await?;
+    if !order.state.cancellable() {
+        return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+    }
+    Ok(render(&CancelPage {
+        chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
+        order_id: id,
+        kind: order.kind.label_zh(),
+        state: order.state.label_zh(),
+        refund: (order.state == OrderState::Paid)
+            .then(|| yuan_decimal(order.amount_fen.unwrap_or(0))),
+        error: None,
+    }))
+}
+
+/// `POST /orders/{id}/cancel`.
+pub async fn cancel_submit(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    ClientMeta(meta): ClientMeta,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    match state
+        .services
+        .cancel_order(OrderActor::Applicant(who.account_id), id, None, &meta)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&paths::order(id)).into_response()),
+        Err(e) => {
+            let order = state.services.order_of(who.account_id, id).await?;
+            let e = WebError::from(e);
+            Ok(render_with_status(
+                e.status(),
+                &CancelPage {
+                    chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
+                    order_id: id,
+                    kind: order.kind.label_zh(),
+                    state: order.state.label_zh(),
+                    refund: None,
+                    error: Some(e.message_zh()),
+                },
+            ))
+        }
+    }
+}
+
+/// `POST /orders/{id}/authorization/resend`: the SMS to the legal
+/// representative again (counted by the same limits).
+pub async fn resend_authorization(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    ClientMeta(meta): ClientMeta,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    match state
+        .services
+        .resend_authorization(who.account_id, id, &meta)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("{}?resent=1", paths::order(id))).into_response()),
+        Err(e) => super::orders::status_page(&state, &bid, &who, id, None, Some(e.into())).await,
+    }
+}
+
+/// `POST /orders/{id}/authorization/revise`: back to step 5 (correct the
+/// legal representative, or use the letter); uploads stay.
+pub async fn revise_authorization(
+    State(state): State<AppState>,
+    Applicant(who): Applicant,
+    ClientMeta(meta): ClientMeta,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    state
+        .services
+        .revise_authorization(who.account_id, id, &meta)
+        .await?;
+    Ok(Redirect::to(&format!("/orders/{id}/step/5")).into_response())
+}
