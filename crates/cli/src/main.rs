@@ -317,6 +317,7 @@ fn payment_gateways(
         let wechat = certhall_payment::wechat::WechatPay::new(settings, clock)?.into_demo();
         let simulator = certhall_payment::simulator::WechatSimulator::demo(
             &format!("{base}/dev/cashier"),
+            &format!("{base}{}", certhall_web::paths::NOTIFY_WECHAT),
             Arc::new(certhall_service::demo_pay::StoreLedger(store.clone())),
         )?;
         return Ok(certhall_service::payments::PaymentGateways::demo(
@@ -499,6 +500,15 @@ async fn housekeeping(services: Services) {
                 .await
         {
             tracing::warn!(error = %e, "login challenge purge failed");
+        }
+        // Job runs are kept a month (the lease rows stay).
+        if let Err(e) = certhall_store::jobs::purge_runs(
+            &services.store,
+            now.minus(Duration::from_secs(30 * 24 * 3600)),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "job run purge failed");
         }
         match services.expire_authorizations().await {
             Ok(n) if n > 0 => tracing::info!(expired = n, "legal-rep authorizations expired"),

@@ -274,19 +274,26 @@ pub enum SuccessDecision {
         /// What the provider says was paid.
         got: i64,
     },
-    /// Money arrived for an attempt we had closed or for an order that no
-    /// longer waits for it (paid by another attempt, or cancelled): mark
-    /// the attempt paid and refund it in full.
+    /// Money arrived for an order that no longer waits for it (paid by
+    /// another attempt, cancelled, or revised to another amount): mark the
+    /// attempt paid and refund it in full.
     ApplyAndRefund,
 }
 
-/// Decides what a verified success means. `order_waiting` is true while
-/// the order waits for payment.
+/// Decides what a verified success means. `order_owes` is what the order
+/// waits to be paid, `None` when it waits for nothing (paid, cancelled,
+/// back at step 6).
+///
+/// A payment for exactly what the order still owes is applied even when it
+/// arrives for an attempt we had closed or marked failed (a QR code paid at
+/// the last moment, an Alipay code closed before it was scanned): the
+/// applicant paid what they owe and should not pay twice. Anything else
+/// that arrives is refunded.
 pub fn decide_success(
     attempt: AttemptState,
     attempt_fen: i64,
     paid_fen: i64,
-    order_waiting: bool,
+    order_owes: Option<i64>,
 ) -> SuccessDecision {
     if attempt == AttemptState::Paid {
         return SuccessDecision::Duplicate;
@@ -297,9 +304,10 @@ pub fn decide_success(
             got: paid_fen,
         };
     }
-    match attempt {
-        AttemptState::Paying if order_waiting => SuccessDecision::Apply,
-        _ => SuccessDecision::ApplyAndRefund,
+    if order_owes == Some(paid_fen) {
+        SuccessDecision::Apply
+    } else {
+        SuccessDecision::ApplyAndRefund
     }
 }
 
@@ -338,29 +346,39 @@ mod tests {
     #[test]
     fn success_decisions() {
         use AttemptState as S;
-        assert_eq!(
-            decide_success(S::Paying, 38_000, 38_000, true),
-            SuccessDecision::Apply
-        );
-        assert_eq!(
-            decide_success(S::Paid, 38_000, 38_000, false),
-            SuccessDecision::Duplicate
-        );
-        assert_eq!(
-            decide_success(S::Paying, 38_000, 1, true),
-            SuccessDecision::AmountMismatch {
-                expected: 38_000,
-                got: 1
-            }
-        );
-        assert_eq!(
-            decide_success(S::Paying, 38_000, 38_000, false),
-            SuccessDecision::ApplyAndRefund
-        );
-        assert_eq!(
-            decide_success(S::Closed, 38_000, 38_000, true),
-            SuccessDecision::ApplyAndRefund
-        );
+        use SuccessDecision as D;
+        let cases = [
+            // (attempt, attempt fen, paid fen, order owes) → decision
+            (S::Paying, 38_000, 38_000, Some(38_000), D::Apply),
+            (S::Paid, 38_000, 38_000, None, D::Duplicate),
+            (S::Paid, 38_000, 38_000, Some(38_000), D::Duplicate),
+            (
+                S::Paying,
+                38_000,
+                1,
+                Some(38_000),
+                D::AmountMismatch {
+                    expected: 38_000,
+                    got: 1,
+                },
+            ),
+            // Paid or cancelled meanwhile: refunded.
+            (S::Paying, 38_000, 38_000, None, D::ApplyAndRefund),
+            // Closed or failed here, paid there, for what is still owed:
+            // applied, not refunded.
+            (S::Closed, 38_000, 38_000, Some(38_000), D::Apply),
+            (S::Failed, 38_000, 38_000, Some(38_000), D::Apply),
+            // Step 6 revised to another amount since: refunded.
+            (S::Closed, 38_000, 38_000, Some(42_000), D::ApplyAndRefund),
+            (S::Closed, 38_000, 38_000, None, D::ApplyAndRefund),
+        ];
+        for (attempt, fen, paid, owes, want) in cases {
+            assert_eq!(
+                decide_success(attempt, fen, paid, owes),
+                want,
+                "{attempt:?} {fen} {paid} {owes:?}"
+            );
+        }
     }
 
     #[test]

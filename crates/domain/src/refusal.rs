@@ -271,10 +271,10 @@ pub enum Refusal {
     /// The order is not waiting for payment (the state as shown).
     #[error("payment not due ({0})")]
     PaymentNotDue(String),
-    /// A payment is under way (its QR code valid until the time given) and
-    /// the request would change what it pays for.
-    #[error("payment in progress until {0}")]
-    PaymentInProgress(String),
+    /// A payment's QR code is being made, or the previous payment is being
+    /// settled, this very moment: try again in a few seconds.
+    #[error("payment busy")]
+    PaymentBusy,
     /// The payment channel is not configured here (its shown name).
     #[error("payment channel {0} unavailable")]
     PaymentChannelUnavailable(String),
@@ -355,7 +355,7 @@ impl Refusal {
             Self::CheckoutNotOpen(_) => "checkout_not_open",
             Self::OrderAlreadyPaid => "order_already_paid",
             Self::PaymentNotDue(_) => "payment_not_due",
-            Self::PaymentInProgress(_) => "payment_in_progress",
+            Self::PaymentBusy => "payment_busy",
             Self::PaymentChannelUnavailable(_) => "payment_channel_unavailable",
         }
     }
@@ -429,7 +429,7 @@ impl Refusal {
             | Self::CheckoutNotOpen(_)
             | Self::OrderAlreadyPaid
             | Self::PaymentNotDue(_)
-            | Self::PaymentInProgress(_)
+            | Self::PaymentBusy
             | Self::ProfileExists(_) => RefusalKind::Conflict,
             Self::ResendTooSoon { .. }
             | Self::PhoneSendLimit
@@ -570,9 +570,9 @@ impl Refusal {
             Self::PaymentNotDue(state) => format!(
                 "订单当前状态为“{state}”，无需支付。请刷新页面查看最新进度。"
             ),
-            Self::PaymentInProgress(until) => format!(
-                "本订单有一笔支付正在进行（二维码 {until} 前有效）。请先完成或取消这笔支付。"
-            ),
+            Self::PaymentBusy => {
+                "支付二维码正在生成或上一笔支付正在处理，请稍候几秒后刷新页面再试。".into()
+            }
             Self::PaymentChannelUnavailable(name) => {
                 format!("暂不支持{name}，请选择其他支付方式。")
             }
@@ -670,7 +670,7 @@ mod tests {
             Refusal::CheckoutNotOpen("柜台审核中".into()),
             Refusal::OrderAlreadyPaid,
             Refusal::PaymentNotDue("已取消".into()),
-            Refusal::PaymentInProgress("2026-12-05 10:30".into()),
+            Refusal::PaymentBusy,
             Refusal::PaymentChannelUnavailable("支付宝".into()),
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();

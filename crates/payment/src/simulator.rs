@@ -281,6 +281,7 @@ pub struct WechatSimulator {
     platform_key_id: String,
     api_v3_key: [u8; 32],
     cashier_base: String,
+    notify_url: String,
     ledger: Arc<dyn SimulatorLedger>,
 }
 
@@ -353,9 +354,14 @@ fn digits(n: usize) -> String {
 
 impl WechatSimulator {
     /// The simulator with the committed demo keys; the QR codes it hands
-    /// out point at `cashier_base` (`http://host:port/dev/cashier`).
+    /// out point at `cashier_base` (`http://host:port/dev/cashier`), and
+    /// its callbacks go only to `notify_url` (CertHall's own callback
+    /// route): a payment asking for another `notify_url` is refused, so the
+    /// public demo keys cannot turn the cashier into a way to make the
+    /// server post somewhere else.
     pub fn demo(
         cashier_base: &str,
+        notify_url: &str,
         ledger: Arc<dyn SimulatorLedger>,
     ) -> Result<Self, PaymentError> {
         let merchant = keys::private_key(DEMO_MERCHANT_KEY)?;
@@ -368,6 +374,7 @@ impl WechatSimulator {
             platform_key_id: DEMO_PUBLIC_KEY_ID.into(),
             api_v3_key: *DEMO_API_V3_KEY,
             cashier_base: cashier_base.trim_end_matches('/').to_owned(),
+            notify_url: notify_url.to_owned(),
             ledger,
         })
     }
@@ -490,6 +497,14 @@ impl WechatSimulator {
         }
         if r.amount.total <= 0 {
             return Ok(self.error(400, "PARAM_ERROR", "订单金额必须大于0", now));
+        }
+        if r.notify_url != self.notify_url {
+            return Ok(self.error(
+                400,
+                "PARAM_ERROR",
+                "notify_url 不是本商户登记的回调地址",
+                now,
+            ));
         }
         let expires_at = r
             .time_expire

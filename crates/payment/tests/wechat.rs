@@ -377,6 +377,7 @@ async fn start_simulator(clock: Arc<ManualClock>) -> (String, Arc<WechatSimulato
     let sim = Arc::new(
         WechatSimulator::demo(
             &format!("{base}/dev/cashier"),
+            &format!("{base}/api/v1/payment/notify/wechat"),
             Arc::new(MemoryLedger::default()),
         )
         .unwrap(),
@@ -551,7 +552,7 @@ async fn bad_keys_are_found_out_both_ways() {
     let clock = Arc::new(ManualClock::new(now));
     let (base, _sim) = start_simulator(clock.clone()).await;
     let endpoint = format!("{base}/dev/wechatpay");
-    let notify = format!("{base}/notify");
+    let notify = format!("{base}/api/v1/payment/notify/wechat");
 
     // Signed with a key WeChat Pay does not know for this merchant.
     let mut wrong_merchant = simulator::demo_settings(&endpoint, &notify).unwrap();
@@ -569,6 +570,18 @@ async fn bad_keys_are_found_out_both_ways() {
     assert!(matches!(
         pay.create(&payment("CH00000013T002AAAAAA", now)).await,
         Err(PaymentError::BadAnswer(_))
+    ));
+
+    // A payment whose callback would go elsewhere is refused (the public
+    // demo keys must not make the server post to another host).
+    let elsewhere = WechatPay::new(
+        simulator::demo_settings(&endpoint, "http://10.0.0.1/internal").unwrap(),
+        clock.clone(),
+    )
+    .unwrap();
+    assert!(matches!(
+        elsewhere.create(&payment("CH00000013T004AAAAAA", now)).await,
+        Err(PaymentError::Provider { code, .. }) if code == "PARAM_ERROR"
     ));
 
     // Our clock six minutes off: the simulator refuses our request.

@@ -15,7 +15,6 @@ use certhall_domain::checkout::{
 };
 use certhall_domain::divisions::delivery_leaf;
 use certhall_domain::order::{OrderEvent, OrderState, Step};
-use certhall_domain::payment::AttemptState;
 use certhall_domain::{AccountId, Refusal};
 use certhall_store::addresses::{self, AddressRow};
 use certhall_store::checkouts::{self, CheckoutRow};
@@ -258,21 +257,18 @@ impl Services {
     ) -> Result<OrderRow> {
         let order = self.order_of(account, order_id).await?;
         certhall_domain::order::transition(order.state, OrderEvent::ReviseCheckout)?;
-        for a in payments::attempts_of_order(&self.store, order_id).await? {
-            if a.state == AttemptState::Paying
-                && self.close_attempt(&a, "applicant").await? == crate::payments::Applied::Paid
-            {
-                return Err(Refusal::OrderAlreadyPaid.into());
-            }
+        if self.settle_attempts_of(order_id, "applicant").await?
+            && self.order_of(account, order_id).await?.state == OrderState::Paid
+        {
+            return Err(Refusal::OrderAlreadyPaid.into());
         }
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::OrderPayment(order_id)).await?;
-        if let Some(busy) = payments::paying_of_order_tx(&mut tx, order_id)
+        if !payments::paying_of_order_tx(&mut tx, order_id)
             .await?
-            .into_iter()
-            .next()
+            .is_empty()
         {
-            return Err(Refusal::PaymentInProgress(busy.expires_at.display_cst()).into());
+            return Err(Refusal::PaymentBusy.into());
         }
         checkouts::set_reserved(&mut tx, order_id, false).await?;
         orders::set_amount(&mut tx, order_id, None).await?;
@@ -479,6 +475,16 @@ impl Services {
         tx.lock(LockKey::KeyModel(code)).await?;
         if key_models::get_tx(&mut tx, code).await?.is_none() {
             return Err(Refusal::KeyModelNotFound(code.to_owned()).into());
+        }
+        // Units promised to orders may not be counted out.
+        let before = key_models::stock_tx(&mut tx, code).await?;
+        if delta < 0 && before.total() + delta < before.reserved {
+            return Err(Refusal::InvalidKeyModel(format!(
+                "有 {} 个已被订单占用，最多只能出库 {} 个",
+                before.reserved,
+                before.available()
+            ))
+            .into());
         }
         let actor_text = actor.to_string();
         if !key_models::apply_move(

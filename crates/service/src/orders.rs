@@ -425,20 +425,17 @@ impl Services {
             return Err(Refusal::MissingField("取消原因").into());
         }
         transition(order.state, OrderEvent::Cancel)?;
-        for a in certhall_store::payments::attempts_of_order(&self.store, id).await? {
-            if a.state == certhall_domain::payment::AttemptState::Paying {
-                self.close_attempt(&a, "cancel").await?;
-            }
-        }
+        // A payment under way is settled first: queried (it may have been
+        // paid: then it is refunded below with the rest), then closed.
+        self.settle_attempts_of(id, "cancel").await?;
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         tx.lock(certhall_store::LockKey::OrderPayment(id)).await?;
-        if let Some(busy) = certhall_store::payments::paying_of_order_tx(&mut tx, id)
+        if !certhall_store::payments::paying_of_order_tx(&mut tx, id)
             .await?
-            .into_iter()
-            .next()
+            .is_empty()
         {
-            return Err(Refusal::PaymentInProgress(busy.expires_at.display_cst()).into());
+            return Err(Refusal::PaymentBusy.into());
         }
         let before = orders::get_tx(&mut tx, id)
             .await?
@@ -450,11 +447,7 @@ impl Services {
         certhall_store::materials::withdraw_pending(&mut tx, id, now).await?;
         let mut refunding = false;
         if before.state == OrderState::Paid {
-            let attempts = certhall_store::payments::attempts_of_order(&self.store, id).await?;
-            for a in attempts
-                .iter()
-                .filter(|a| a.state == certhall_domain::payment::AttemptState::Paid)
-            {
+            for a in &certhall_store::payments::paid_of_order_tx(&mut tx, id).await? {
                 let reason = match actor {
                     OrderActor::Operator(_) => "柜台取消订单，全额退款",
                     _ => "申请人取消订单，全额退款",

@@ -121,3 +121,12 @@ pub async fn runs(store: &Store, name: &str) -> Result<Vec<JobRun>> {
         })
         .collect()
 }
+
+/// Deletes runs older than `before` (the lease rows stay).
+pub async fn purge_runs(store: &Store, before: Timestamp) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM job_runs WHERE started_at < $1")
+        .bind(before.millis())
+        .execute(store.pool())
+        .await?;
+    Ok(done.rows_affected())
+}

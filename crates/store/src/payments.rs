@@ -128,14 +128,16 @@ pub async fn insert_attempt(tx: &mut WriteTx, a: &NewAttempt<'_>) -> Result<Atte
     attempt_from_row(&row)
 }
 
-/// Stores the QR code the provider gave an attempt.
-pub async fn set_code_url(tx: &mut WriteTx, id: i64, code_url: &str) -> Result<()> {
-    sqlx::query("UPDATE payment_attempts SET code_url = $1 WHERE id = $2")
-        .bind(code_url)
-        .bind(id)
-        .execute(tx.conn())
-        .await?;
-    Ok(())
+/// Stores the QR code the provider gave an attempt, if it is still
+/// `paying`; false if it was settled meanwhile.
+pub async fn set_code_url(tx: &mut WriteTx, id: i64, code_url: &str) -> Result<bool> {
+    let done =
+        sqlx::query("UPDATE payment_attempts SET code_url = $1 WHERE id = $2 AND state = 'paying'")
+            .bind(code_url)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// An attempt by id.
@@ -211,11 +213,52 @@ pub async fn paying_before(
 ) -> Result<Vec<AttemptRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE state = 'paying' AND created_at <= $1 \
-         ORDER BY created_at, id LIMIT $2"
+         ORDER BY COALESCE(last_queried_at, 0), created_at, id LIMIT $2"
     ))
     .bind(before.millis())
     .bind(i64::from(limit))
     .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(attempt_from_row).collect()
+}
+
+/// Closed or failed attempts whose QR code expired before `before` and
+/// that were never asked about since: money may still have reached them.
+pub async fn late_unchecked(
+    store: &Store,
+    before: Timestamp,
+    limit: u32,
+) -> Result<Vec<AttemptRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE state IN ('closed', 'failed') \
+         AND expires_at <= $1 AND late_checked_at IS NULL ORDER BY expires_at, id LIMIT $2"
+    ))
+    .bind(before.millis())
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(attempt_from_row).collect()
+}
+
+/// Claims the late check of an attempt; false if another process did.
+pub async fn claim_late_check(store: &Store, id: i64, now: Timestamp) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE payment_attempts SET late_checked_at = $1 WHERE id = $2 AND late_checked_at IS NULL",
+    )
+    .bind(now.millis())
+    .bind(id)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// An order's attempts that are paid, inside a write transaction.
+pub async fn paid_of_order_tx(tx: &mut WriteTx, order: i64) -> Result<Vec<AttemptRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE order_id = $1 AND state = 'paid' ORDER BY seq"
+    ))
+    .bind(order)
+    .fetch_all(tx.conn())
     .await?;
     rows.iter().map(attempt_from_row).collect()
 }
@@ -600,15 +643,19 @@ pub async fn refund_queried(store: &Store, id: i64, now: Timestamp) -> Result<()
     Ok(())
 }
 
-/// Attempts created in `[from, to)`, oldest first (the finance export).
+/// The finance export's attempts for `[from, to)`: those paid in it (by
+/// the provider's payment time, as its bill counts them), and those
+/// created in it that were never paid; oldest first.
 pub async fn attempts_between(
     store: &Store,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<AttemptRow>> {
     let rows = sqlx::query(&format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts WHERE created_at >= $1 AND created_at < $2 \
-         ORDER BY created_at, id"
+        "SELECT {ATTEMPT_COLUMNS} FROM payment_attempts \
+         WHERE (paid_at IS NOT NULL AND paid_at >= $1 AND paid_at < $2) \
+            OR (paid_at IS NULL AND created_at >= $1 AND created_at < $2) \
+         ORDER BY COALESCE(paid_at, created_at), id"
     ))
     .bind(from.millis())
     .bind(to.millis())
@@ -617,14 +664,18 @@ pub async fn attempts_between(
     rows.iter().map(attempt_from_row).collect()
 }
 
-/// Refunds requested in `[from, to)`, oldest first.
+/// The finance export's refunds for `[from, to)`: those that succeeded
+/// in it, and those requested in it that have not succeeded; oldest first.
 pub async fn refunds_between(
     store: &Store,
     from: Timestamp,
     to: Timestamp,
 ) -> Result<Vec<RefundRow>> {
     let rows = sqlx::query(&format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE created_at >= $1 AND created_at < $2 ORDER BY id"
+        "SELECT {REFUND_COLUMNS} FROM refunds \
+         WHERE (succeeded_at IS NOT NULL AND succeeded_at >= $1 AND succeeded_at < $2) \
+            OR (succeeded_at IS NULL AND created_at >= $1 AND created_at < $2) \
+         ORDER BY COALESCE(succeeded_at, created_at), id"
     ))
     .bind(from.millis())
     .bind(to.millis())

@@ -65,6 +65,7 @@ pub fn demo_payments(
         .into_demo();
     let simulator = certhall_payment::simulator::WechatSimulator::demo(
         &format!("{base}/dev/cashier"),
+        &format!("{base}{}", certhall_web::paths::NOTIFY_WECHAT),
         Arc::new(certhall_service::demo_pay::StoreLedger(store.clone())),
     )
     .expect("demo simulator");

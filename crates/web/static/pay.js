@@ -5,6 +5,10 @@
 (function () {
   "use strict";
   document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector("[data-creating]")) {
+      window.setTimeout(function () { window.location.reload(); }, 2000);
+      return;
+    }
     var qr = document.querySelector("[data-status-url]");
     if (!qr) return;
     var url = qr.getAttribute("data-status-url");

@@ -505,6 +505,9 @@ impl PaymentProvider for WechatPay {
             {
                 Err(PaymentError::AlreadyPaid)
             }
+            // Closed before (by us, or by WeChat Pay at expiry): what we
+            // wanted.
+            Err(PaymentError::Provider { code, .. }) if code == "ORDER_CLOSED" => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -21,6 +21,9 @@ use crate::{append_audit, RequestMeta, Result, Services};
 /// audited.
 pub const REFUSED_PER_MINUTE: i64 = 30;
 
+/// The largest callback body kept: real notifications are under 4 KiB.
+pub const MAX_CALLBACK_BYTES: usize = 16 * 1024;
+
 impl Services {
     /// A callback from `channel`: stored raw, verified, then applied. The
     /// answer is what the provider expects (accepted also for a duplicate;
@@ -36,6 +39,13 @@ impl Services {
             return Err(Refusal::NotFound.into());
         };
         let now = self.clock.now();
+        if body.len() > MAX_CALLBACK_BYTES {
+            tracing::warn!(
+                bytes = body.len(),
+                "payment callback too large: refused without storing"
+            );
+            return Ok(provider.answer(false));
+        }
         if let Some(ip) = meta.ip.as_deref() {
             let refused = payments::refused_from_ip_since(
                 &self.store,

@@ -1,5 +1,9 @@
-//! The reconciliation job: attempts still `paying` are asked about or
-//! closed, open refunds driven, once per tick across processes (a lease).
+//! The reconciliation job, once per tick across processes (a lease):
+//! attempts still `paying` are asked about, or closed once expired; closed
+//! and failed attempts are asked about once more after their QR code
+//! expired (money may have reached them with its callback lost — applied
+//! if the order still owes it, else refunded); open refunds are driven
+//! until final.
 
 use std::time::Duration;
 
@@ -19,6 +23,10 @@ pub struct ReconcileSummary {
     pub closed: u32,
     /// Found failed.
     pub failed: u32,
+    /// Closed or failed attempts asked about after expiry.
+    pub late_checked: u32,
+    /// …of which money had reached (applied or refunded).
+    pub late_paid: u32,
     /// Refunds submitted or asked about.
     pub refunds_checked: u32,
     /// Refunds now final.
@@ -30,11 +38,13 @@ pub struct ReconcileSummary {
 impl ReconcileSummary {
     fn text(&self) -> String {
         format!(
-            "queried={} paid={} closed={} failed={} refunds_checked={} refunds_final={} errors={}",
+            "queried={} paid={} closed={} failed={} late_checked={} late_paid={} refunds_checked={} refunds_final={} errors={}",
             self.queried,
             self.paid,
             self.closed,
             self.failed,
+            self.late_checked,
+            self.late_paid,
             self.refunds_checked,
             self.refunds_final,
             self.errors
@@ -44,6 +54,10 @@ impl ReconcileSummary {
 
 /// The name of the payment job's lease.
 pub const PAYMENT_JOB: &str = "payments";
+
+/// How long after a closed or failed attempt's QR code expired the job asks
+/// about it once more (a payment in progress at the expiry finishes).
+pub const LATE_CHECK_AFTER: Duration = Duration::from_secs(10 * 60);
 
 impl Services {
     /// The reconciliation: attempts still `paying` after a while are asked
@@ -74,6 +88,20 @@ impl Services {
                 Err(e) => {
                     s.errors += 1;
                     tracing::warn!(error = %e, attempt = a.id, "payment reconciliation failed");
+                }
+            }
+        }
+        for a in payments::late_unchecked(&self.store, now.minus(LATE_CHECK_AFTER), 200).await? {
+            if !payments::claim_late_check(&self.store, a.id, now).await? {
+                continue;
+            }
+            s.late_checked += 1;
+            match self.check_attempt(&a, "late_check").await {
+                Ok(Applied::Paid | Applied::Refunding) => s.late_paid += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    s.errors += 1;
+                    tracing::warn!(error = %e, attempt = a.id, "late payment check failed");
                 }
             }
         }

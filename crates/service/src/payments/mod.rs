@@ -74,8 +74,10 @@ impl PaymentGateways {
             providers: vec![wechat],
             simulator: Some(simulator),
             policy,
+            // Callbacks go to CertHall's own route only: no redirects.
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .ok(),
         }
@@ -167,7 +169,7 @@ impl Applied {
 
 /// How long an attempt without a QR code yet counts as being created
 /// (the provider call takes at most its 10-second timeout).
-const CREATING: Duration = Duration::from_secs(30);
+pub(crate) const CREATING: Duration = Duration::from_secs(30);
 
 fn system_meta() -> RequestMeta {
     RequestMeta::default()
@@ -267,7 +269,7 @@ impl Services {
                 if a.channel == channel {
                     return Ok(a);
                 }
-                return Err(Refusal::PaymentInProgress(a.expires_at.display_cst()).into());
+                return Err(Refusal::PaymentBusy.into());
             }
             if self.close_attempt(&a, "applicant").await? == Applied::Paid {
                 return Err(Refusal::OrderAlreadyPaid.into());
@@ -289,7 +291,7 @@ impl Services {
             if busy.channel == channel {
                 return Ok(busy);
             }
-            return Err(Refusal::PaymentInProgress(busy.expires_at.display_cst()).into());
+            return Err(Refusal::PaymentBusy.into());
         }
         let checkout = checkouts::get_tx(&mut tx, order_id)
             .await?
@@ -330,7 +332,16 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         match created {
             Ok(qr) => {
-                payments::set_code_url(&mut tx, attempt.id, &qr.code_url).await?;
+                if !payments::set_code_url(&mut tx, attempt.id, &qr.code_url).await? {
+                    // Settled while the provider made the code (revised,
+                    // cancelled): the code must not stay payable there.
+                    drop(tx);
+                    if let Err(e) = provider.close(&no).await {
+                        tracing::info!(error = %e, attempt = attempt.id, "superseded payment not closed at the provider");
+                    }
+                    let now_order = self.order_of(account, order_id).await?;
+                    return Err(Refusal::PaymentNotDue(now_order.state.label_zh()).into());
+                }
                 append_audit(
                     &mut tx,
                     self.clock.as_ref(),
@@ -350,8 +361,9 @@ impl Services {
                     .ok_or(Refusal::NotFound)?)
             }
             Err(e) => {
-                // The number is burnt; the provider may or may not have
-                // the trade, so it is closed there by the job if so.
+                // The number is burnt. The provider may or may not have the
+                // trade: it is closed there (best effort, below), and the
+                // job's late check asks about it once it has expired.
                 payments::settle_attempt(
                     &mut tx,
                     &Settlement {
@@ -378,6 +390,9 @@ impl Services {
                 )
                 .await?;
                 tx.commit().await?;
+                if let Err(close) = provider.close(&no).await {
+                    tracing::info!(error = %close, attempt = attempt.id, "failed payment not closed at the provider");
+                }
                 Err(provider_fault(e))
             }
         }
@@ -391,6 +406,28 @@ impl Services {
             .await
             .map_err(provider_fault)?;
         self.apply_trade(a, &state, by, &system_meta()).await
+    }
+
+    /// Settles the order's attempts under way before the order changes
+    /// (revise, cancel): each is queried, then closed. Refused while one is
+    /// having its QR code made this very moment. Returns true when one
+    /// turned out paid.
+    pub(crate) async fn settle_attempts_of(&self, order_id: i64, by: &str) -> Result<bool> {
+        let now = self.clock.now();
+        let mut paid = false;
+        for a in payments::attempts_of_order(&self.store, order_id).await? {
+            if a.state != AttemptState::Paying {
+                continue;
+            }
+            if a.code_url.is_none() && now.since(a.created_at) < CREATING {
+                return Err(Refusal::PaymentBusy.into());
+            }
+            paid |= matches!(
+                self.close_attempt(&a, by).await?,
+                Applied::Paid | Applied::Refunding
+            );
+        }
+        Ok(paid)
     }
 
     /// Settles an attempt under way: query first (it may be paid), then

@@ -6,7 +6,7 @@ use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::payment::{new_out_refund_no, RefundState};
 use certhall_domain::Refusal;
-use certhall_payment::{NewRefund, RefundStatus};
+use certhall_payment::{NewRefund, PaymentError, RefundStatus};
 use certhall_store::orders::{self, OrderRow};
 use certhall_store::payments::{self, AttemptRow, NewRefundRow, RefundRow};
 use certhall_store::{messages, notices, WriteTx};
@@ -107,7 +107,7 @@ impl Services {
         let provider = self.provider_of(attempt.channel)?.clone();
         payments::refund_queried(&self.store, r.id, self.clock.now()).await?;
         let status = match r.state {
-            RefundState::Requested => provider
+            RefundState::Requested => match provider
                 .refund(&NewRefund {
                     out_trade_no: &attempt.out_trade_no,
                     out_refund_no: &r.out_refund_no,
@@ -116,7 +116,17 @@ impl Services {
                     reason: &r.reason,
                 })
                 .await
-                .map_err(provider_fault)?,
+            {
+                Ok(status) => status,
+                // The provider refused it for good (not enough balance,
+                // refunded already, …): a person takes over, told by the
+                // counter's notice board, instead of a resubmission every
+                // tick forever.
+                Err(PaymentError::Provider { code, message }) if !transient(&code) => {
+                    RefundStatus::Abnormal(format!("{code}: {message}"))
+                }
+                Err(e) => return Err(provider_fault(e)),
+            },
             _ => provider
                 .query_refund(&attempt.out_trade_no, &r.out_refund_no)
                 .await
@@ -127,6 +137,8 @@ impl Services {
 
     /// Applies what the provider says about a refund; true when it is now
     /// final.
+    ///
+    /// (A refund refused for good becomes `Abnormal`, see `transient`.)
     pub(super) async fn apply_refund_status(
         &self,
         r: &RefundRow,
@@ -219,5 +231,40 @@ impl Services {
         }
         tx.commit().await?;
         Ok(to.is_final())
+    }
+}
+
+/// Provider error codes that mean "try again later" rather than "no":
+/// WeChat Pay's `SYSTEM_ERROR` / `FREQUENCY_LIMITED`, Alipay's
+/// `ACQ.SYSTEM_ERROR` and gateway code `20000` (service unavailable), and
+/// HTTP 5xx answers without a code.
+fn transient(code: &str) -> bool {
+    code.contains("SYSTEM_ERROR")
+        || code.contains("FREQUENCY_LIMITED")
+        || code == "20000"
+        || code.starts_with("HTTP_5")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transient_codes() {
+        for c in [
+            "SYSTEM_ERROR",
+            "FREQUENCY_LIMITED",
+            "ACQ.SYSTEM_ERROR",
+            "20000",
+            "HTTP_502",
+        ] {
+            assert!(super::transient(c), "{c}");
+        }
+        for c in [
+            "NOT_ENOUGH",
+            "INVALID_REQUEST",
+            "ACQ.TRADE_HAS_FINISHED",
+            "HTTP_400",
+        ] {
+            assert!(!super::transient(c), "{c}");
+        }
     }
 }

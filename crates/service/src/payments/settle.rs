@@ -1,9 +1,9 @@
 //! Applying what a provider says about an attempt (a callback's or a
-//! query's answer): only `paying` moves, by compare-and-swap; a success is
-//! decided by [`certhall_domain::payment::decide_success`] (apply,
-//! duplicate, wrong amount, or apply-and-refund) and written with the
-//! order's transition, the messages and the audit entries in one
-//! transaction.
+//! query's answer). Every branch runs under the order's payment lock and
+//! changes the attempt by compare-and-swap. A success is decided by
+//! [`certhall_domain::payment::decide_success`] — apply, duplicate, wrong
+//! amount, or apply-and-refund — and written with the order's transition,
+//! the messages and the audit entries in one transaction.
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
@@ -12,16 +12,17 @@ use certhall_domain::payment::{decide_success, AttemptState, SuccessDecision};
 use certhall_domain::Refusal;
 use certhall_payment::TradeState;
 use certhall_store::payments::{self, AttemptRow, Settlement};
-use certhall_store::{messages, notices, orders, LockKey};
+use certhall_store::{checkouts, messages, notices, orders, LockKey, WriteTx};
 use serde_json::json;
 
 use super::Applied;
 use crate::orders::OrderActor;
-use crate::{append_audit, RequestMeta, Result, Services};
+use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
 impl Services {
     /// Applies what the provider says about an attempt (a callback's or a
-    /// query's answer). Only `paying` moves (compare-and-swap).
+    /// query's answer). Only `paying` moves to closed or failed; a payment
+    /// is applied from any state but `paid`.
     pub(crate) async fn apply_trade(
         &self,
         a: &AttemptRow,
@@ -32,72 +33,136 @@ impl Services {
         match state {
             TradeState::Paid(paid) => self.apply_success(a, paid, by, meta).await,
             TradeState::Closed | TradeState::Failed(_) => {
-                let (to, failure) = match state {
-                    TradeState::Failed(why) => (AttemptState::Failed, Some(why.as_str())),
-                    _ => (AttemptState::Closed, None),
-                };
-                let now = self.clock.now();
-                let mut tx = self.store.begin_write().await?;
-                let moved = payments::settle_attempt(
-                    &mut tx,
-                    &Settlement {
-                        id: a.id,
-                        to,
-                        by,
-                        transaction_id: None,
-                        paid_at: None,
-                        failure,
-                    },
-                    now,
-                )
-                .await?;
-                if !moved {
-                    return Ok(Applied::Duplicate);
-                }
-                append_audit(
-                    &mut tx,
-                    self.clock.as_ref(),
-                    Actor::System,
-                    meta,
-                    AuditEvent::PaymentSettled,
-                    json!({
-                        "order": a.order_id, "attempt": a.id, "out_trade_no": a.out_trade_no,
-                        "to": to.as_str(), "by": by, "failure": failure,
-                    }),
-                )
-                .await?;
-                if to == AttemptState::Failed {
-                    if let Some(order) = orders::get_tx(&mut tx, a.order_id).await? {
-                        messages::insert(
-                            &mut tx,
-                            order.account_id,
-                            &NewMessage {
-                                kind: MessageKind::System,
-                                title: format!("支付未成功（订单 {}）", a.order_id),
-                                body: format!(
-                                    "订单 {} 的{}未成功：{}。请回到订单页面重新支付。",
-                                    a.order_id,
-                                    a.channel.label_zh(),
-                                    failure.unwrap_or("支付失败")
-                                ),
-                                order_id: Some(a.order_id),
-                            },
-                            now,
-                        )
-                        .await?;
+                let applied = self.settle_unpaid(a, state, by, meta).await?;
+                if applied == Applied::Failed {
+                    // A failed payment's number is closed at the provider
+                    // too, so its QR code cannot be paid later (best
+                    // effort: the job's late check covers the rest).
+                    if let Some(p) = self.payments.provider(a.channel) {
+                        if let Err(e) = p.close(&a.out_trade_no).await {
+                            tracing::info!(error = %e, attempt = a.id, "failed payment not closed at the provider");
+                        }
                     }
                 }
-                tx.commit().await?;
-                Ok(if to == AttemptState::Failed {
-                    Applied::Failed
-                } else {
-                    Applied::Closed
-                })
+                Ok(applied)
             }
             TradeState::NotPaid | TradeState::UserPaying | TradeState::NotFound => {
                 Ok(Applied::Unchanged)
             }
         }
+    }
+
+    async fn settle_unpaid(
+        &self,
+        a: &AttemptRow,
+        state: &TradeState,
+        by: &str,
+        meta: &RequestMeta,
+    ) -> Result<Applied> {
+        let (to, failure) = match state {
+            TradeState::Failed(why) => (AttemptState::Failed, Some(why.as_str())),
+            _ => (AttemptState::Closed, None),
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        // The same lock as a success: a callback being applied and a close
+        // never interleave.
+        tx.lock(LockKey::OrderPayment(a.order_id)).await?;
+        let moved = payments::settle_attempt(
+            &mut tx,
+            &Settlement {
+                id: a.id,
+                to,
+                by,
+                transaction_id: None,
+                paid_at: None,
+                failure,
+            },
+            now,
+        )
+        .await?;
+        if !moved {
+            return Ok(Applied::Duplicate);
+        }
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::System,
+            meta,
+            AuditEvent::PaymentSettled,
+            json!({
+                "order": a.order_id, "attempt": a.id, "out_trade_no": a.out_trade_no,
+                "to": to.as_str(), "by": by, "failure": failure,
+            }),
+        )
+        .await?;
+        if to == AttemptState::Failed {
+            if let Some(order) = orders::get_tx(&mut tx, a.order_id).await? {
+                messages::insert(
+                    &mut tx,
+                    order.account_id,
+                    &NewMessage {
+                        kind: MessageKind::System,
+                        title: format!("支付未成功（订单 {}）", a.order_id),
+                        body: format!(
+                            "订单 {} 的{}未成功：{}。请回到订单页面重新支付。",
+                            a.order_id,
+                            a.channel.label_zh(),
+                            failure.unwrap_or("支付失败")
+                        ),
+                        order_id: Some(a.order_id),
+                    },
+                    now,
+                )
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(if to == AttemptState::Failed {
+            Applied::Failed
+        } else {
+            Applied::Closed
+        })
+    }
+
+    /// Marks the attempt paid from whatever unpaid state it is in; false if
+    /// it is paid already.
+    async fn mark_paid(
+        &self,
+        tx: &mut WriteTx,
+        current: &AttemptRow,
+        paid: &certhall_payment::PaidTrade,
+        by: &str,
+    ) -> Result<bool> {
+        let now = self.clock.now();
+        Ok(match current.state {
+            AttemptState::Paying => {
+                payments::settle_attempt(
+                    tx,
+                    &Settlement {
+                        id: current.id,
+                        to: AttemptState::Paid,
+                        by,
+                        transaction_id: Some(&paid.transaction_id),
+                        paid_at: Some(paid.paid_at.unwrap_or(now)),
+                        failure: None,
+                    },
+                    now,
+                )
+                .await?
+            }
+            AttemptState::Closed | AttemptState::Failed => {
+                payments::settle_late_payment(
+                    tx,
+                    current.id,
+                    &paid.transaction_id,
+                    Some(paid.paid_at.unwrap_or(now)),
+                    now,
+                )
+                .await?
+            }
+            AttemptState::Paid => false,
+        })
     }
 
     async fn apply_success(
@@ -117,54 +182,50 @@ impl Services {
         let order = orders::get_tx(&mut tx, a.order_id)
             .await?
             .ok_or(Refusal::NotFound)?;
-        let decision = decide_success(
-            current.state,
-            current.amount_fen,
-            paid.amount_fen,
-            order.state == OrderState::AwaitingPayment,
-        );
+        let owes = match order.state {
+            OrderState::AwaitingPayment => checkouts::get_tx(&mut tx, a.order_id)
+                .await?
+                .map(|c| c.total_fen),
+            _ => None,
+        };
+        let decision = decide_success(current.state, current.amount_fen, paid.amount_fen, owes);
+        if let SuccessDecision::Duplicate = decision {
+            return Ok(Applied::Duplicate);
+        }
+        if let SuccessDecision::AmountMismatch { expected, got } = decision {
+            append_audit(
+                &mut tx,
+                self.clock.as_ref(),
+                Actor::System,
+                meta,
+                AuditEvent::PaymentSettled,
+                json!({
+                    "order": a.order_id, "attempt": a.id, "out_trade_no": a.out_trade_no,
+                    "refused": "amount_mismatch", "expected_fen": expected, "got_fen": got,
+                    "by": by,
+                }),
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::error!(
+                attempt = a.id,
+                expected,
+                got,
+                "payment amount does not match the attempt; nothing applied"
+            );
+            return Ok(Applied::AmountMismatch);
+        }
+        // Under the lock the row read above cannot have moved; should it
+        // ever, that is a fault to retry (the provider retries), never a
+        // silent "duplicate" that loses the payment.
+        if !self.mark_paid(&mut tx, &current, paid, by).await? {
+            return Err(ServiceError::Internal(format!(
+                "attempt {} moved under the payment lock",
+                current.id
+            )));
+        }
         let applied = match decision {
-            SuccessDecision::Duplicate => return Ok(Applied::Duplicate),
-            SuccessDecision::AmountMismatch { expected, got } => {
-                append_audit(
-                    &mut tx,
-                    self.clock.as_ref(),
-                    Actor::System,
-                    meta,
-                    AuditEvent::PaymentSettled,
-                    json!({
-                        "order": a.order_id, "attempt": a.id, "out_trade_no": a.out_trade_no,
-                        "refused": "amount_mismatch", "expected_fen": expected, "got_fen": got,
-                        "by": by,
-                    }),
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::error!(
-                    attempt = a.id,
-                    expected,
-                    got,
-                    "payment amount does not match the attempt; nothing applied"
-                );
-                return Ok(Applied::AmountMismatch);
-            }
             SuccessDecision::Apply => {
-                let moved = payments::settle_attempt(
-                    &mut tx,
-                    &Settlement {
-                        id: a.id,
-                        to: AttemptState::Paid,
-                        by,
-                        transaction_id: Some(&paid.transaction_id),
-                        paid_at: Some(paid.paid_at.unwrap_or(now)),
-                        failure: None,
-                    },
-                    now,
-                )
-                .await?;
-                if !moved {
-                    return Ok(Applied::Duplicate);
-                }
                 self.order_event_tx(
                     &mut tx,
                     OrderActor::System,
@@ -191,41 +252,11 @@ impl Services {
                 .await?;
                 Applied::Paid
             }
-            SuccessDecision::ApplyAndRefund => {
-                let moved = match current.state {
-                    AttemptState::Paying => {
-                        payments::settle_attempt(
-                            &mut tx,
-                            &Settlement {
-                                id: a.id,
-                                to: AttemptState::Paid,
-                                by,
-                                transaction_id: Some(&paid.transaction_id),
-                                paid_at: Some(paid.paid_at.unwrap_or(now)),
-                                failure: None,
-                            },
-                            now,
-                        )
-                        .await?
-                    }
-                    _ => {
-                        payments::settle_late_payment(
-                            &mut tx,
-                            a.id,
-                            &paid.transaction_id,
-                            paid.paid_at,
-                            now,
-                        )
-                        .await?
-                    }
-                };
-                if !moved {
-                    return Ok(Applied::Duplicate);
-                }
+            _ => {
                 let reason = match order.state {
                     OrderState::Cancelled => "订单已取消，款项原路退回",
-                    OrderState::AwaitingPayment => "支付单已关闭后到账，款项原路退回",
-                    _ => "重复支付，款项原路退回",
+                    OrderState::Paid => "重复支付，款项原路退回",
+                    _ => "订单金额已变更或不再待支付，款项原路退回",
                 };
                 self.request_refund_tx(&mut tx, &order, &current, reason, &Actor::System)
                     .await?;
@@ -240,8 +271,9 @@ impl Services {
             AuditEvent::PaymentSettled,
             json!({
                 "order": a.order_id, "attempt": a.id, "out_trade_no": a.out_trade_no,
-                "to": "paid", "by": by, "transaction_id": paid.transaction_id,
-                "amount_fen": paid.amount_fen, "refund": applied == Applied::Refunding,
+                "from": current.state.as_str(), "to": "paid", "by": by,
+                "transaction_id": paid.transaction_id, "amount_fen": paid.amount_fen,
+                "refund": applied == Applied::Refunding,
             }),
         )
         .await?;

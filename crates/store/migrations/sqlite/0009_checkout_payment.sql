@@ -91,6 +91,9 @@ CREATE TABLE payment_attempts (
     settled_at      BIGINT,
     settled_by      TEXT,
     failure         TEXT,
+    -- When the job last asked about a closed or failed attempt after its
+    -- QR code expired (money may still have arrived for it).
+    late_checked_at BIGINT,
     UNIQUE (order_id, seq)
 );
 CREATE INDEX payment_attempts_by_state ON payment_attempts (state, created_at);
@@ -130,6 +133,7 @@ CREATE TABLE refunds (
     detail              TEXT
 );
 CREATE INDEX refunds_by_order ON refunds (order_id, id);
+CREATE INDEX refunds_by_attempt ON refunds (attempt_id);
 CREATE INDEX refunds_by_state ON refunds (state);
 
 -- Background jobs: a lease per job (held by one process at a time) and a

@@ -6,7 +6,6 @@ use certhall_domain::audit::Actor;
 use certhall_domain::checkout::{CheckoutInput, KeyColour};
 use certhall_domain::order::OrderState;
 use certhall_domain::payment::Channel;
-use certhall_domain::Timestamp;
 use certhall_service::orders::OrderActor;
 use certhall_store::payments;
 use certhall_testkit::fixtures::{self, approved_order, checkout_input};
@@ -217,44 +216,62 @@ async fn the_last_key_goes_to_exactly_one_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counter_sees_step_six_and_may_cancel_a_paid_order() {
-    let app = TestApp::sqlite().await;
-    let _server = app.serve().await;
-    let s = &app.services;
-    let (me, order) = awaiting_payment(&app, "13600000221").await;
-    let p = s
-        .start_payment(me, order.id, Channel::Wechat, &m())
-        .await
-        .unwrap();
-    s.demo_cashier_pay(&p.out_trade_no, true).await.unwrap();
-    let op = fixtures::operator(&app).await;
-    let d = s.review_detail(&op, order.id).await.unwrap();
-    let c = d.checkout.unwrap();
-    assert_eq!((c.total_fen, c.phone.as_str()), (38_000, "13800138000"));
-    assert_eq!(d.attempts.len(), 1);
-    // The paid queue shows it.
-    let q = s
-        .review_queue(&certhall_service::counter::QueueFilter {
-            state: Some("paid".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    assert!(q.items.iter().any(|i| i.order.id == order.id));
-    // A reason is required; then it is cancelled and refunded.
-    let err = s
-        .counter_cancel(&op, order.id, " ", &m())
-        .await
-        .unwrap_err();
-    assert_eq!(refusal(err).code(), "missing_field");
-    let done = s
-        .counter_cancel(&op, order.id, "申请人电话要求取消", &m())
-        .await
-        .unwrap();
-    assert_eq!(done.state, OrderState::Cancelled);
-    assert_eq!(done.return_reason.as_deref(), Some("申请人电话要求取消"));
-    let refunds = payments::refunds_of_order(&app.db.store, order.id)
-        .await
-        .unwrap();
-    assert_eq!(refunds[0].reason, "柜台取消订单，全额退款");
-    let _ = Timestamp::from_millis(0);
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let _server = app.serve().await;
+        let s = &app.services;
+        let (me, order) = awaiting_payment(&app, "13600000221").await;
+        let p = s
+            .start_payment(me, order.id, Channel::Wechat, &m())
+            .await
+            .unwrap();
+        s.demo_cashier_pay(&p.out_trade_no, true).await.unwrap();
+        let op = fixtures::operator(&app).await;
+        let d = s.review_detail(&op, order.id).await.unwrap();
+        let c = d.checkout.unwrap();
+        assert_eq!(
+            (c.total_fen, c.phone.as_str()),
+            (38_000, "13800138000"),
+            "{be}"
+        );
+        assert_eq!(d.attempts.len(), 1);
+        // The paid queue shows it.
+        let q = s
+            .review_queue(&certhall_service::counter::QueueFilter {
+                state: Some("paid".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(q.items.iter().any(|i| i.order.id == order.id), "{be}");
+        // Its paid unit cannot be counted out from under it (100 on hand,
+        // 1 held: 99 may go).
+        s.adjust_stock("ukey-standard", KeyColour::Blue, -50, "盘点", Actor::System)
+            .await
+            .unwrap();
+        let err = s
+            .adjust_stock("ukey-standard", KeyColour::Red, -50, "盘点", Actor::System)
+            .await
+            .unwrap_err();
+        assert!(refusal(err).message_zh().contains("已被订单占用"), "{be}");
+        s.adjust_stock("ukey-standard", KeyColour::Red, -49, "盘点", Actor::System)
+            .await
+            .unwrap();
+        // A reason is required; then it is cancelled and refunded.
+        let err = s
+            .counter_cancel(&op, order.id, " ", &m())
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(err).code(), "missing_field");
+        let done = s
+            .counter_cancel(&op, order.id, "申请人电话要求取消", &m())
+            .await
+            .unwrap();
+        assert_eq!(done.state, OrderState::Cancelled, "{be}");
+        assert_eq!(done.return_reason.as_deref(), Some("申请人电话要求取消"));
+        let refunds = payments::refunds_of_order(&app.db.store, order.id)
+            .await
+            .unwrap();
+        assert_eq!(refunds[0].reason, "柜台取消订单，全额退款");
+    }
 }

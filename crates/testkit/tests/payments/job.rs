@@ -238,3 +238,168 @@ async fn one_attempt_at_a_time_and_failures_can_be_retried() {
         assert_eq!(refusal(err).code(), "payment_channel_unavailable", "{be}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn money_reaching_a_closed_attempt_without_a_callback_is_found_and_applied() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let _server = app.serve().await;
+        let s = &app.services;
+        let sim = s.payments.simulator().unwrap().clone();
+        let (me, order) = awaiting_payment(&app, "13600000241").await;
+        let p = s
+            .start_payment(me, order.id, Channel::Wechat, &m())
+            .await
+            .unwrap();
+        // Closed here (say, Alipay's "not scanned yet" close), while the
+        // provider still takes the money — and the callback is lost.
+        let mut tx = app.db.store.begin_write().await.unwrap();
+        payments::settle_attempt(
+            &mut tx,
+            &payments::Settlement {
+                id: p.id,
+                to: AttemptState::Closed,
+                by: "test",
+                transaction_id: None,
+                paid_at: None,
+                failure: None,
+            },
+            app.clock.now(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        assert!(sim
+            .pay(&p.out_trade_no, true, app.clock.now())
+            .await
+            .unwrap()
+            .is_some());
+        // Before the QR code expired (plus ten minutes): not asked yet.
+        let run = s.reconcile_payments().await.unwrap();
+        assert_eq!(run.late_checked, 0, "{be}");
+        app.clock.advance(Duration::from_secs(41 * 60));
+        let run = s.reconcile_payments().await.unwrap();
+        assert_eq!((run.late_checked, run.late_paid), (1, 1), "{be}: {run:?}");
+        // The order still owed exactly that: applied, not refunded.
+        assert_eq!(
+            s.order_of(me, order.id).await.unwrap().state,
+            OrderState::Paid,
+            "{be}"
+        );
+        assert!(payments::refunds_of_order(&app.db.store, order.id)
+            .await
+            .unwrap()
+            .is_empty());
+        let a = payments::attempt_by_no(&app.db.store, &p.out_trade_no)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a.state, a.settled_by.as_deref()),
+            (AttemptState::Paid, Some("late"))
+        );
+        // Asked once only.
+        let run = s.reconcile_payments().await.unwrap();
+        assert_eq!(run.late_checked, 0, "{be}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_whose_qr_code_is_being_made_is_never_closed_under_it() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let s = &app.services;
+        let (me, order) = awaiting_payment(&app, "13600000251").await;
+        // Another request is asking the provider right now (no code yet).
+        let mut tx = app.db.store.begin_write().await.unwrap();
+        payments::insert_attempt(
+            &mut tx,
+            &payments::NewAttempt {
+                order_id: order.id,
+                seq: 1,
+                channel: Channel::Wechat,
+                out_trade_no: "CH00000001T001MAKING",
+                amount_fen: 38_000,
+                description: "CertHall 证书新办",
+                code_url: "",
+                created_at: app.clock.now(),
+                expires_at: app.clock.now().plus(Duration::from_secs(1800)),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        for result in [
+            s.revise_checkout(me, order.id, &m()).await,
+            s.cancel_order(OrderActor::Applicant(me), order.id, None, &m())
+                .await,
+        ] {
+            assert_eq!(refusal(result.unwrap_err()).code(), "payment_busy", "{be}");
+        }
+        let a = payments::attempt_by_no(&app.db.store, "CH00000001T001MAKING")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.state, AttemptState::Paying, "{be}");
+        assert_eq!(
+            s.order_of(me, order.id).await.unwrap().state,
+            OrderState::AwaitingPayment
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_provider_refuses_goes_to_a_person() {
+    let app = TestApp::sqlite().await;
+    let _server = app.serve().await;
+    let s = &app.services;
+    let (me, order) = awaiting_payment(&app, "13600000261").await;
+    let p = s
+        .start_payment(me, order.id, Channel::Wechat, &m())
+        .await
+        .unwrap();
+    s.demo_cashier_pay(&p.out_trade_no, true).await.unwrap();
+    // The provider's trade no longer matches (refused for good, not a
+    // network error).
+    let mut tx = app.db.store.begin_write().await.unwrap();
+    certhall_store::raw_execute(
+        &mut tx,
+        &format!(
+            "UPDATE demo_wechat_trades SET amount_fen = 1 WHERE out_trade_no = '{}'",
+            p.out_trade_no
+        ),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    s.cancel_order(OrderActor::Applicant(me), order.id, None, &m())
+        .await
+        .unwrap();
+    let r = &payments::refunds_of_order(&app.db.store, order.id)
+        .await
+        .unwrap()[0];
+    assert_eq!(r.state, RefundState::Abnormal);
+    assert!(
+        r.detail.as_deref().unwrap().contains("INVALID_REQUEST"),
+        "{:?}",
+        r.detail
+    );
+    // Not resubmitted every tick; the counter and the applicant are told.
+    let run = s.reconcile_payments().await.unwrap();
+    assert_eq!(run.refunds_checked, 0);
+    assert!(s
+        .counter_notices(10)
+        .await
+        .unwrap()
+        .iter()
+        .any(|n| n.kind == "refund_problem" && n.order_id == Some(order.id)));
+    let inbox = s.messages(me, 1, 50).await.unwrap();
+    assert!(inbox
+        .items
+        .iter()
+        .any(|m| m.title.starts_with("退款需人工处理")));
+    assert!(audit_events(&app, "payment.refund_changed")
+        .await
+        .iter()
+        .any(|d| d["to"] == "abnormal"));
+}

@@ -133,7 +133,7 @@ pub fn paths(unauth: &Value, csrf: &Value) -> Vec<(&'static str, Value)> {
             "operationId": "reviseCheckout", "summary": "从支付返回第六步修改（进行中的支付先查询再关闭；如已支付则拒绝）", "security": secured,
             "parameters": [id_param()],
             "responses": { "200": ok_json("订单", order.clone()), "401": unauth, "403": csrf, "404": not_found,
-                "409": error_response("order_state_conflict、order_already_paid、payment_in_progress"),
+                "409": error_response("order_state_conflict、order_already_paid、payment_busy"),
                 "502": error_response("支付渠道暂时无法连接（payment_unavailable）") } } }),
         ),
         (
@@ -158,7 +158,7 @@ pub fn paths(unauth: &Value, csrf: &Value) -> Vec<(&'static str, Value)> {
                 "201": ok_json("支付尝试", json!({ "$ref": "#/components/schemas/PaymentAttempt" })),
                 "400": error_response("missing_field、payment_channel_unavailable"),
                 "401": unauth, "403": csrf, "404": not_found,
-                "409": error_response("order_already_paid、payment_not_due、payment_in_progress"),
+                "409": error_response("order_already_paid、payment_not_due、payment_busy"),
                 "502": error_response("支付渠道暂时无法连接（payment_unavailable）")
             } } }),
         ),
@@ -168,7 +168,7 @@ pub fn paths(unauth: &Value, csrf: &Value) -> Vec<(&'static str, Value)> {
             "operationId": "cancelOrder", "summary": "取消订单（进行中的支付先关闭；已支付的订单全额原路退款）", "security": secured,
             "parameters": [id_param()],
             "responses": { "200": ok_json("已取消的订单", order.clone()), "401": unauth, "403": csrf, "404": not_found,
-                "409": error_response("order_state_conflict、payment_in_progress"),
+                "409": error_response("order_state_conflict、payment_busy"),
                 "502": error_response("支付渠道暂时无法连接（payment_unavailable）") } } }),
         ),
         (
@@ -270,7 +270,7 @@ pub fn paths(unauth: &Value, csrf: &Value) -> Vec<(&'static str, Value)> {
             "responses": { "200": ok_json("已取消的订单", json!({ "$ref": "#/components/schemas/Order" })),
                 "400": error_response("missing_field"), "401": unauth,
                 "403": error_response("own_order_review"), "404": error_response("not_found"),
-                "409": error_response("order_state_conflict、payment_in_progress") } } }),
+                "409": error_response("order_state_conflict、payment_busy") } } }),
         ),
         (
             "/counter/notices",

@@ -67,6 +67,7 @@ struct PayPage {
     invoice: String,
     channels: Vec<(&'static str, &'static str)>,
     no_channels: bool,
+    creating: bool,
     active: Option<ActiveQr>,
     demo: bool,
     attempts: Vec<AttemptLine>,
@@ -149,6 +150,11 @@ pub(super) async fn pay_page(
         .active()
         .filter(|a| now < a.expires_at && a.code_url.is_some())
         .map(|a| a.channel);
+    // Another tab asked for a QR code a moment ago and the provider is
+    // still making it: the page waits and reloads (pay.js).
+    let creating = view
+        .active()
+        .is_some_and(|a| a.code_url.is_none() && now < a.expires_at);
     let (attempts, _) = payment_lines(&view);
     let c = view.checkout.as_ref();
     let notice = view
@@ -202,6 +208,7 @@ pub(super) async fn pay_page(
                 .map(|c| (c.as_str(), c.label_zh()))
                 .collect(),
             no_channels: view.channels.is_empty(),
+            creating,
             active,
             demo: view.demo,
             attempts,
@@ -286,6 +293,7 @@ pub async fn pay_status(
         "paid": view.order.state == OrderState::Paid,
         "attempt": active.map(|a| serde_json::json!({
             "state": a.state.as_str(), "expires_at": a.expires_at.rfc3339(),
+            "qr_ready": a.code_url.is_some(),
         })),
     }))
     .into_response())
