@@ -150,6 +150,17 @@ impl Services {
             .ok_or_else(|| Refusal::NotFound.into())
     }
 
+    /// The QR code's content for a trade (the cashier shows it, as the
+    /// step-7 page does, so it can be scanned with a phone).
+    pub async fn demo_cashier_code_url(&self, out_trade_no: &str) -> Result<Option<String>> {
+        self.simulator()?;
+        Ok(
+            certhall_store::payments::attempt_by_no(&self.store, out_trade_no)
+                .await?
+                .and_then(|a| a.code_url),
+        )
+    }
+
     /// 支付成功 (`success`) or 支付失败 at the demo cashier. On success the
     /// signed callback is posted to its notify URL (CertHall's callback
     /// route); a failed delivery is reported, and the payment job's query

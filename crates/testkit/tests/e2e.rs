@@ -854,6 +854,10 @@ async fn pay_route(app: &TestApp, browser: &Browser) {
         browser.text_of("[data-testid=cashier-amount]").await,
         "¥380.00"
     );
+    assert!(
+        browser.is_visible("[data-testid=cashier-qr] svg").await,
+        "{be}: the cashier shows no QR code"
+    );
     browser.screenshot(&shot("04-cashier")).await;
     browser
         .click_and_wait_for_navigation("[data-testid=cashier-pay]")

@@ -114,6 +114,7 @@ async fn pages_steps_six_and_seven_and_the_order_page() {
             .await;
         assert_eq!(cashier.status, StatusCode::OK);
         assert!(cashier.body.contains("¥380.00"));
+        assert!(cashier.body.contains("data-testid=\"cashier-qr\""), "{be}");
         let r = c
             .post_form(
                 &format!("/dev/cashier/{}", attempt.out_trade_no),

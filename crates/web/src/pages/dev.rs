@@ -40,6 +40,7 @@ struct CashierPage {
     state: &'static str,
     expires: String,
     payable: bool,
+    qr: Option<String>,
     order_url: Option<String>,
     error: Option<String>,
     notice: Option<String>,
@@ -54,6 +55,11 @@ async fn cashier_page(
     notice: Option<String>,
 ) -> Result<Response, PageError> {
     let trade = state.services.demo_cashier_trade(no).await?;
+    let qr = state
+        .services
+        .demo_cashier_code_url(no)
+        .await?
+        .map(|url| super::pay::qr_svg(&url));
     let now = state.services.clock.now();
     let order_url = no
         .strip_prefix("CH")
@@ -73,6 +79,7 @@ async fn cashier_page(
         expires: trade.expires_at.display_cst(),
         payable: trade.state.as_str() == "NOTPAY" && now < trade.expires_at,
         order_url,
+        qr,
         error,
         notice,
     };
