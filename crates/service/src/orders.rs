@@ -342,10 +342,12 @@ impl Services {
     /// The order page's summary of an applicant's order.
     pub async fn order_summary(&self, account: AccountId, id: i64) -> Result<OrderSummary> {
         let order = self.order_of(account, id).await?;
+        let saved = orders::steps_data(&self.store, id).await?;
         let mut steps = Vec::new();
         for step in Step::ALL {
-            let fields = match orders::step_data(&self.store, id, step).await? {
-                Some(data) => crate::counter::fields(step, &data)
+            let data = saved.iter().find(|(s, _)| *s == step).map(|(_, d)| d);
+            let fields = match data {
+                Some(data) => crate::counter::fields(step, data)
                     .into_iter()
                     .map(|mut f| {
                         if f.label == "身份证号码" {

@@ -381,6 +381,25 @@ pub async fn step_data(store: &Store, order: i64, step: Step) -> Result<Option<s
     .transpose()
 }
 
+/// Every saved step of an order, in step order, in one query (the order
+/// page shows them all).
+pub async fn steps_data(store: &Store, order: i64) -> Result<Vec<(Step, serde_json::Value)>> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT step, data FROM order_steps WHERE order_id = $1 ORDER BY step")
+            .bind(order)
+            .fetch_all(store.pool())
+            .await?;
+    rows.into_iter()
+        .map(|(n, text)| {
+            let step = Step::from_number(n)
+                .ok_or_else(|| StoreError::Corrupt(format!("order step number {n}")))?;
+            let data = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("order step data: {e}")))?;
+            Ok((step, data))
+        })
+        .collect()
+}
+
 /// One line of an order's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderEventRow {

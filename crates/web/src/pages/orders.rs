@@ -277,18 +277,20 @@ pub async fn show(
     Path(id): Path<i64>,
     axum::extract::Query(q): axum::extract::Query<StatusQuery>,
 ) -> Result<Response, PageError> {
-    let order = state.services.order_of(who.account_id, id).await?;
-    if let Some(step) = current_step(order.state) {
+    // One summary serves both the redirect and the page: every query
+    // costs a thread hand-off on SQLite (docs/benchmarks.md).
+    let summary = state.services.order_summary(who.account_id, id).await?;
+    if let Some(step) = current_step(summary.order.state) {
         return Ok(Redirect::to(&step_url(id, step)).into_response());
     }
-    let notice = if q.paid.is_some() && order.state == OrderState::Paid {
+    let notice = if q.paid.is_some() && summary.order.state == OrderState::Paid {
         Some("支付成功！柜台将为您制作 UKey 并以顺丰到付方式寄出。".to_owned())
     } else if q.resent.is_some() {
         Some("授权短信已重新发送，请提醒法定代表人回复“同意”。".to_owned())
     } else {
         None
     };
-    status_page(&state, &bid, &who, id, notice, None).await
+    render_status(&state, &bid, &who, summary, notice, None)
 }
 
 /// Renders the order page with an optional notice or error.
@@ -301,6 +303,19 @@ pub async fn status_page(
     error: Option<WebError>,
 ) -> Result<Response, PageError> {
     let summary = state.services.order_summary(who.account_id, id).await?;
+    render_status(state, bid, who, summary, notice, error)
+}
+
+/// Renders the order page from its summary.
+fn render_status(
+    state: &AppState,
+    bid: &BrowserId,
+    who: &certhall_service::auth::SessionInfo,
+    summary: certhall_service::orders::OrderSummary,
+    notice: Option<String>,
+    error: Option<WebError>,
+) -> Result<Response, PageError> {
+    let id = summary.order.id;
     let order = &summary.order;
     let waiting_for = match (order.state, &summary.authorization) {
         (OrderState::AwaitingAuthorization, Some(a)) if a.outcome == "pending" => {
