@@ -33,6 +33,10 @@
 #   --no-agent        skip the certificate-login part (scripts/bench-agent.sh:
 #                     key agent operations on SoftHSM2 and a software token,
 #                     certificate login through the API), run after the rest
+#   --no-payment      skip the payment part (scripts/bench-payment.sh: WeChat
+#                     Pay callbacks verified, applied and repeated on one core,
+#                     and the paid order's page under wrk; PostgreSQL too when
+#                     TEST_DATABASE_URL is set), run last
 #
 # What it does:
 #   1. cargo build --release -p certhall
@@ -77,6 +81,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
+# shellcheck source=scripts/lib/bench-common.sh
+. "$REPO/scripts/lib/bench-common.sh"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf '\033[1;31mbench: %s\033[0m\n' "$*" >&2; exit 1; }
@@ -94,6 +100,7 @@ KEEP=0
 WAIT_QUIET=0
 AGENT=1
 IMAGES=1
+PAYMENT=1
 while (($#)); do
   case "$1" in
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
@@ -109,6 +116,7 @@ while (($#)); do
     --wait-quiet) WAIT_QUIET=1; shift ;;
     --no-agent) AGENT=0; shift ;;
     --no-images) IMAGES=0; shift ;;
+    --no-payment) PAYMENT=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -137,14 +145,6 @@ done
 
 # --- Build -------------------------------------------------------------------
 BIN="$REPO/target/release/certhall"
-# What is measured: the commit and working tree the binary was built from
-# (others may commit or edit while this runs).
-git_state() {
-  local c d
-  c=$(git -C "$REPO" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-  d=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | wc -l)
-  if ((d > 0)); then echo "$c (+$d modified files)"; else echo "$c"; fi
-}
 if ((BUILD)); then
   BUILT_FROM="commit $(git_state)"
   say "cargo build --release -p certhall ($BUILT_FROM)"
@@ -191,11 +191,6 @@ done
 say "Server pid $SERVER_PID at $BASE"
 
 proc_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-# utime + stime of the server, in clock ticks.
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
-CLK_TCK=$(getconf CLK_TCK)
-# Busy and steal ticks of the whole machine ("cpu" line of /proc/stat).
-machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
 
 # --- Logins ------------------------------------------------------------------
 PAGE_PHONE=13800138000
@@ -305,55 +300,6 @@ API_BYTES=$(curl -sS -o /dev/null -w '%{size_download}' -H "$BEARER" "$BASE/api/
 say "Seeded: $EXP_TOTAL messages, $EXP_UNREAD unread; / is $HOME_BYTES B, /api/v1/messages is $API_BYTES B"
 
 # --- Measurement -------------------------------------------------------------
-to_ms() { # wrk duration (850.00us, 5.44ms, 1.02s, 2.00m) -> milliseconds
-  awk -v v="$1" 'BEGIN {
-    if (v ~ /us$/) { sub(/us$/, "", v); printf "%.2f", v / 1000 }
-    else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.2f", v }
-    else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.0f", v * 60000 }
-    else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.1f", v * 1000 }
-    else print v }'
-}
-# Deltas between two /metrics snapshots for ROUTE, from the server's own
-# counters: "requests requests_not_200 mean_ms p99_bucket".
-metrics_delta() { # before_file after_file route
-  python3 - "$@" <<'PY'
-import re, sys
-def parse(path, route):
-    reqs, not200, buckets, total, count = 0, 0, {}, 0.0, 0
-    lab = 'route="%s"' % route
-    for line in open(path, encoding="utf-8"):
-        if lab not in line:
-            continue
-        name, value = line.rsplit(" ", 1)
-        value = float(value)
-        if name.startswith("certhall_http_requests_total"):
-            reqs += value
-            if 'status="200"' not in name:
-                not200 += value
-        elif name.startswith("certhall_http_request_duration_seconds_bucket"):
-            buckets[re.search(r'le="([^"]*)"', name).group(1)] = value
-        elif name.startswith("certhall_http_request_duration_seconds_sum"):
-            total = value
-        elif name.startswith("certhall_http_request_duration_seconds_count"):
-            count = value
-    return reqs, not200, buckets, total, count
-b, a = parse(sys.argv[1], sys.argv[3]), parse(sys.argv[2], sys.argv[3])
-reqs, not200, n = a[0] - b[0], a[1] - b[1], a[4] - b[4]
-mean = (a[3] - b[3]) / n * 1000 if n else 0.0
-p99 = "-"
-for le in sorted(a[2], key=lambda x: float("inf") if x == "+Inf" else float(x)):
-    if n and a[2][le] - b[2].get(le, 0) >= 0.99 * n:
-        p99 = "+Inf" if le == "+Inf" else "%g" % (float(le) * 1000)
-        break
-print("%d %d %.3f %s" % (reqs, not200, mean, p99))
-PY
-}
-# user+sys seconds of this shell's waited-for children, from `times` output
-# saved in FILE (`times` must run in the main shell, not in $(...)).
-children_cpu() {
-  tail -1 "$1" | awk '{ split($1, a, /[ms]/); split($2, b, /[ms]/)
-    printf "%.2f", a[1] * 60 + a[2] + b[1] * 60 + b[2] }'
-}
 
 ROWS=()
 FAILURES=()
@@ -424,15 +370,6 @@ run() { # name route url header...
   WRK_CMDS+=("wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency ${shown[*]} $url")
 }
 
-# How busy the machine is without us: percent of all CPUs over 5 s.
-machine_busy() {
-  local a b
-  a=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  sleep 5
-  b=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
-  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ")
-    printf "%.0f", (y[1] - x[1]) / (y[2] - x[2]) * 100 }'
-}
 BUSY=$(machine_busy)
 if ((WAIT_QUIET)); then
   deadline=$((SECONDS + 900))
@@ -518,6 +455,13 @@ if ((AGENT)) && ! ((${#FAILURES[@]})); then
   else
     "$REPO/scripts/bench-agent.sh"
   fi
+fi
+
+if ((PAYMENT)) && ! ((${#FAILURES[@]})); then
+  payment=("$REPO/scripts/bench-payment.sh")
+  if ((WAIT_QUIET)); then payment+=(--wait-quiet); fi
+  if [ -n "$OUT" ]; then payment+=(--out "$OUT"); fi
+  "${payment[@]}"
 fi
 
 if ((${#FAILURES[@]})); then
