@@ -242,6 +242,16 @@ pub fn new_out_trade_no<R: Rng>(order: i64, attempt: u32, rng: &mut R) -> String
     )
 }
 
+/// The order number an `out_trade_no` of [`new_out_trade_no`] carries
+/// (modulo 10^8, as written there); `None` for any other text.
+pub fn order_of_out_trade_no(out_trade_no: &str) -> Option<i64> {
+    out_trade_no
+        .strip_prefix("CH")
+        .and_then(|rest| rest.get(..8))
+        .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+}
+
 /// A new `out_refund_no` (`RF…`, same alphabet).
 pub fn new_out_refund_no<R: Rng>(order: i64, refund: u32, rng: &mut R) -> String {
     format!(
@@ -414,6 +424,10 @@ mod tests {
             .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
         let r = new_out_refund_no(12, 2, &mut rng);
         assert!(r.starts_with("RF00000012R002") && r.len() == 20, "{r}");
+        assert_eq!(order_of_out_trade_no(&a), Some(12));
+        assert_eq!(order_of_out_trade_no(&r), None);
+        assert_eq!(order_of_out_trade_no("CH0000+012T001ABCDEF"), None);
+        assert_eq!(order_of_out_trade_no("CH12"), None);
     }
 
     #[test]

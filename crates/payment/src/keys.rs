@@ -15,6 +15,12 @@ use sha2::{Digest, Sha256};
 
 use crate::PaymentError;
 
+/// Reads a key, certificate or APIv3-key file named in the configuration.
+pub(crate) fn read_file(path: &std::path::Path) -> Result<String, PaymentError> {
+    std::fs::read_to_string(path)
+        .map_err(|e| PaymentError::Config(format!("cannot read {}: {e}", path.display())))
+}
+
 /// Reads an RSA private key: PEM (PKCS#8 or PKCS#1) or bare Base64 DER.
 pub fn private_key(text: &str) -> Result<RsaPrivateKey, PaymentError> {
     let t = text.trim();

@@ -35,6 +35,19 @@ pub mod keys;
 pub mod simulator;
 pub mod wechat;
 
+/// How long a request to a provider may take before it is given up (and
+/// the attempt left for the payment job to query).
+pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The HTTP client every adapter talks to its provider with.
+pub(crate) fn http_client() -> Result<reqwest::Client, PaymentError> {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .user_agent(concat!("CertHall/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| PaymentError::Config(format!("http client: {e}")))
+}
+
 /// A QR-code payment to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPayment<'a> {

@@ -539,8 +539,13 @@ impl WechatSimulator {
                 }
             }
         }
-        let code_url = format!("{}/{}", self.cashier_base, r.out_trade_no);
+        let code_url = self.code_url(&r.out_trade_no);
         Ok(self.respond(200, json!({ "code_url": code_url }).to_string(), now))
+    }
+
+    /// The QR code's content for a trade: its page at the demo cashier.
+    pub fn code_url(&self, out_trade_no: &str) -> String {
+        format!("{}/{out_trade_no}", self.cashier_base)
     }
 
     fn transaction_json(&self, t: &SimTrade) -> serde_json::Value {

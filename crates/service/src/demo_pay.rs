@@ -152,13 +152,8 @@ impl Services {
 
     /// The QR code's content for a trade (the cashier shows it, as the
     /// step-7 page does, so it can be scanned with a phone).
-    pub async fn demo_cashier_code_url(&self, out_trade_no: &str) -> Result<Option<String>> {
-        self.simulator()?;
-        Ok(
-            certhall_store::payments::attempt_by_no(&self.store, out_trade_no)
-                .await?
-                .and_then(|a| a.code_url),
-        )
+    pub fn demo_cashier_code_url(&self, out_trade_no: &str) -> Result<String> {
+        Ok(self.simulator()?.code_url(out_trade_no))
     }
 
     /// 支付成功 (`success`) or 支付失败 at the demo cashier. On success the

@@ -59,7 +59,6 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use certhall_domain::money::{parse_yuan_decimal, yuan_decimal};
@@ -84,8 +83,6 @@ use protocol::{read_notification, Common};
 
 /// Alipay's production gateway.
 pub const DEFAULT_GATEWAY: &str = "https://openapi.alipay.com/gateway.do";
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `[payment.alipay]` section: ids and where the keys are.
 #[derive(Clone, Deserialize)]
@@ -128,18 +125,13 @@ impl fmt::Debug for AlipayConfig {
     }
 }
 
-fn read(path: &std::path::Path) -> Result<String, PaymentError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| PaymentError::Config(format!("cannot read {}: {e}", path.display())))
-}
-
 impl AlipayConfig {
     /// Reads the key files and builds the adapter, reading the time from
     /// `clock`.
     pub fn load(self, clock: Arc<dyn Clock>) -> Result<Alipay, PaymentError> {
         let settings = AlipaySettings {
-            app_private_key: keys::private_key(&read(&self.app_private_key_file)?)?,
-            alipay_public_key: keys::public_key(&read(&self.alipay_public_key_file)?)?,
+            app_private_key: keys::private_key(&keys::read_file(&self.app_private_key_file)?)?,
+            alipay_public_key: keys::public_key(&keys::read_file(&self.alipay_public_key_file)?)?,
             app_id: self.app_id,
             seller_id: self.seller_id,
             notify_url: self.notify_url,
@@ -317,13 +309,9 @@ impl fmt::Debug for Alipay {
 
 impl Alipay {
     /// An adapter with already-loaded keys, reading the time from `clock`.
-    /// Every request gives up after 10 seconds.
+    /// Every request gives up after [`crate::HTTP_TIMEOUT`].
     pub fn new(settings: AlipaySettings, clock: Arc<dyn Clock>) -> Result<Self, PaymentError> {
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(concat!("CertHall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PaymentError::Config(format!("http client: {e}")))?;
+        let client = crate::http_client()?;
         Ok(Self {
             settings: Arc::new(settings.checked()?),
             clock,

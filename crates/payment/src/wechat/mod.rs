@@ -43,7 +43,6 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use certhall_domain::{Clock, Timestamp};
@@ -67,8 +66,6 @@ pub use protocol::{
 
 /// WeChat Pay's API host.
 pub const DEFAULT_ENDPOINT: &str = "https://api.mch.weixin.qq.com";
-
-const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `[payment.wechat]` section: where the merchant's keys are.
 #[derive(Clone, Deserialize)]
@@ -126,11 +123,6 @@ impl fmt::Debug for WechatConfig {
     }
 }
 
-fn read(path: &std::path::Path) -> Result<String, PaymentError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| PaymentError::Config(format!("cannot read {}: {e}", path.display())))
-}
-
 impl WechatConfig {
     /// Reads the key files into [`WechatSettings`].
     pub fn load(&self) -> Result<WechatSettings, PaymentError> {
@@ -144,7 +136,7 @@ impl WechatConfig {
                 }
                 platform_keys.push(PlatformKey {
                     id: id.clone(),
-                    key: keys::public_key(&read(file)?)?,
+                    key: keys::public_key(&keys::read_file(file)?)?,
                 });
             }
             (None, None) => {}
@@ -155,7 +147,7 @@ impl WechatConfig {
             }
         }
         for file in &self.platform_certificate_files {
-            let (serial, key) = keys::certificate(&read(file)?)?;
+            let (serial, key) = keys::certificate(&keys::read_file(file)?)?;
             platform_keys.push(PlatformKey { id: serial, key });
         }
         if platform_keys.is_empty() {
@@ -163,12 +155,12 @@ impl WechatConfig {
                 "configure the WeChat Pay public key (platform_public_key_id + _file) or platform certificates".into(),
             ));
         }
-        let api_v3_key = api_v3_key(read(&self.api_v3_key_file)?.trim())?;
+        let api_v3_key = api_v3_key(keys::read_file(&self.api_v3_key_file)?.trim())?;
         WechatSettings {
             mch_id: self.mch_id.clone(),
             app_id: self.app_id.clone(),
             merchant_serial_no: self.merchant_serial_no.clone(),
-            merchant_key: keys::private_key(&read(&self.merchant_key_file)?)?,
+            merchant_key: keys::private_key(&keys::read_file(&self.merchant_key_file)?)?,
             api_v3_key,
             platform_keys,
             notify_url: self.notify_url.clone(),
@@ -301,11 +293,7 @@ struct Answer {
 impl WechatPay {
     /// An adapter with `settings`, reading the time from `clock`.
     pub fn new(settings: WechatSettings, clock: Arc<dyn Clock>) -> Result<Self, PaymentError> {
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .user_agent(concat!("CertHall/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| PaymentError::Config(format!("http client: {e}")))?;
+        let client = crate::http_client()?;
         Ok(Self {
             settings: Arc::new(settings.checked()?),
             clock,

@@ -40,7 +40,7 @@ struct CashierPage {
     state: &'static str,
     expires: String,
     payable: bool,
-    qr: Option<String>,
+    qr: String,
     order_url: Option<String>,
     error: Option<String>,
     notice: Option<String>,
@@ -55,17 +55,9 @@ async fn cashier_page(
     notice: Option<String>,
 ) -> Result<Response, PageError> {
     let trade = state.services.demo_cashier_trade(no).await?;
-    let qr = state
-        .services
-        .demo_cashier_code_url(no)
-        .await?
-        .map(|url| super::pay::qr_svg(&url));
+    let qr = super::pay::qr_svg(&state.services.demo_cashier_code_url(no)?);
     let now = state.services.clock.now();
-    let order_url = no
-        .strip_prefix("CH")
-        .and_then(|rest| rest.get(..8))
-        .and_then(|n| n.parse::<i64>().ok())
-        .map(paths::order);
+    let order_url = certhall_domain::payment::order_of_out_trade_no(no).map(paths::order);
     let page = CashierPage {
         chrome: Chrome::new(state, bid, user, "cashier"),
         out_trade_no: trade.out_trade_no.clone(),
