@@ -99,6 +99,28 @@ pub struct CheckoutView {
     pub invoice_prefill: InvoiceInput,
 }
 
+impl CheckoutView {
+    /// What the order costs with `key_model` (the page's summary before
+    /// confirming); the application alone while no offered model is chosen.
+    pub fn amount_with(&self, key_model: &str) -> Amount {
+        Amount {
+            application_fen: self.application_fen,
+            key_fen: self
+                .models
+                .iter()
+                .find(|m| m.model.code == key_model)
+                .map_or(0, |m| m.model.price_fen),
+        }
+    }
+}
+
+/// What [`Services::change_address`] does to an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AddressChange {
+    MakeDefault,
+    Delete,
+}
+
 impl Services {
     /// Step 6's page. Open once the counter approved (and while waiting
     /// for payment, to show what was chosen).
@@ -355,21 +377,8 @@ impl Services {
         id: i64,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let mut tx = self.store.begin_write().await?;
-        if !addresses::set_default(&mut tx, account, id).await? {
-            return Err(Refusal::AddressNotFound.into());
-        }
-        append_audit(
-            &mut tx,
-            self.clock.as_ref(),
-            Actor::Account(account),
-            meta,
-            AuditEvent::AddressSaved,
-            json!({ "address": id, "default": true }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.change_address(account, id, AddressChange::MakeDefault, meta)
+            .await
     }
 
     /// Deletes an address (orders keep their own copy).
@@ -379,8 +388,32 @@ impl Services {
         id: i64,
         meta: &RequestMeta,
     ) -> Result<()> {
+        self.change_address(account, id, AddressChange::Delete, meta)
+            .await
+    }
+
+    /// Makes the account's address `id` the default, or deletes it;
+    /// refused when the account has no such address.
+    async fn change_address(
+        &self,
+        account: AccountId,
+        id: i64,
+        change: AddressChange,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         let mut tx = self.store.begin_write().await?;
-        if !addresses::delete(&mut tx, account, id).await? {
+        let (found, detail) = if change == AddressChange::Delete {
+            (
+                addresses::delete(&mut tx, account, id).await?,
+                json!({ "address": id, "deleted": true }),
+            )
+        } else {
+            (
+                addresses::set_default(&mut tx, account, id).await?,
+                json!({ "address": id, "default": true }),
+            )
+        };
+        if !found {
             return Err(Refusal::AddressNotFound.into());
         }
         append_audit(
@@ -389,7 +422,7 @@ impl Services {
             Actor::Account(account),
             meta,
             AuditEvent::AddressSaved,
-            json!({ "address": id, "deleted": true }),
+            detail,
         )
         .await?;
         tx.commit().await?;

@@ -295,6 +295,17 @@ impl Services {
     }
 }
 
+/// What cancelling an order would do (the confirmation page).
+#[derive(Debug, Clone)]
+pub struct CancelPreview {
+    /// The order.
+    pub order: OrderRow,
+    /// May it be cancelled in its state?
+    pub cancellable: bool,
+    /// What a paid order gets back, in fen.
+    pub refund_fen: Option<i64>,
+}
+
 /// Everything the order page shows: what was submitted at each step, the
 /// checkout, payments and refunds, the history, and what comes next.
 #[derive(Debug, Clone)]
@@ -404,6 +415,31 @@ impl Services {
         search: Option<&str>,
     ) -> Result<Vec<OrderRow>> {
         Ok(orders::search_of_account(&self.store, account, filter, search, 200).await?)
+    }
+
+    /// What cancelling the applicant's order would do, for the page that
+    /// asks for confirmation: whether it may be cancelled now, and the
+    /// refund a paid order gets (its paid attempts, in full, as
+    /// [`Services::cancel_order`] refunds them).
+    pub async fn cancel_preview(&self, account: AccountId, id: i64) -> Result<CancelPreview> {
+        let order = self.order_of(account, id).await?;
+        let refund_fen = if order.state == OrderState::Paid {
+            let attempts = certhall_store::payments::attempts_of_order(&self.store, id).await?;
+            Some(
+                attempts
+                    .iter()
+                    .filter(|a| a.state == certhall_domain::payment::AttemptState::Paid)
+                    .map(|a| a.amount_fen)
+                    .sum(),
+            )
+        } else {
+            None
+        };
+        Ok(CancelPreview {
+            cancellable: order.state.cancellable(),
+            refund_fen,
+            order,
+        })
     }
 
     /// Cancels an order (the applicant's own, or any as an operator with a

@@ -76,7 +76,7 @@ impl PaymentGateways {
             policy,
             // Callbacks go to CertHall's own route only: no redirects.
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
+                .timeout(certhall_payment::HTTP_TIMEOUT)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .ok(),
@@ -200,8 +200,9 @@ impl Services {
         order_id: i64,
         check: bool,
     ) -> Result<PaymentView> {
-        let order = self.order_of(account, order_id).await?;
+        let mut order = self.order_of(account, order_id).await?;
         if check && order.state == OrderState::AwaitingPayment {
+            let mut asked = false;
             for a in payments::attempts_of_order(&self.store, order_id).await? {
                 if a.state == AttemptState::Paying {
                     let now = self.clock.now();
@@ -213,6 +214,7 @@ impl Services {
                     )
                     .await?
                     {
+                        asked = true;
                         // A provider that cannot be reached now is asked
                         // again later; the page shows what is known.
                         if let Err(e) = self.check_attempt(&a, "applicant").await {
@@ -221,9 +223,12 @@ impl Services {
                     }
                 }
             }
+            // The answer may have moved the order on.
+            if asked {
+                order = self.order_of(account, order_id).await?;
+            }
         }
-        self.payment_view_of(self.order_of(account, order_id).await?)
-            .await
+        self.payment_view_of(order).await
     }
 
     async fn payment_view_of(&self, order: OrderRow) -> Result<PaymentView> {

@@ -69,21 +69,11 @@ pub async fn applications(
     ))
 }
 
-/// `GET /api/v1/orders` query: `state` (all, in_progress, to_pay, paid,
-/// cancelled) and `q` (number, enterprise or application).
-#[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
-    #[serde(default)]
-    state: String,
-    #[serde(default)]
-    q: String,
-}
-
 /// `GET /api/v1/orders`: the caller's orders, newest first.
 pub async fn list(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
-    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+    axum::extract::Query(q): axum::extract::Query<crate::pages::orders::ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let orders = state
         .services

@@ -253,11 +253,7 @@ async fn checkout_page(
         None => axum::http::StatusCode::OK,
     };
     let form = form.unwrap_or_else(|| CheckoutForm::initial(&view));
-    let key_fen = view
-        .models
-        .iter()
-        .find(|m| m.model.code == form.key_model)
-        .map_or(0, |m| m.model.price_fen);
+    let amount = view.amount_with(&form.key_model);
     let page = CheckoutPage {
         chrome: Chrome::new(state, bid, Some(who), "orders"),
         order_id,
@@ -295,7 +291,7 @@ async fn checkout_page(
             })
             .collect(),
         selects: DivisionSelects::of(&form.division),
-        total: yuan_decimal(view.application_fen + key_fen),
+        total: yuan_decimal(amount.total_fen()),
         form,
     };
     Ok(render_with_status(status, &page))

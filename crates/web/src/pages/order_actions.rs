@@ -6,9 +6,9 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use certhall_domain::money::yuan_decimal;
-use certhall_domain::order::OrderState;
 use certhall_domain::Refusal;
-use certhall_service::orders::OrderActor;
+use certhall_service::auth::SessionInfo;
+use certhall_service::orders::{CancelPreview, OrderActor};
 
 use super::{render, render_with_status, Chrome, Empty};
 use crate::error::{PageError, WebError};
@@ -34,19 +34,30 @@ pub async fn cancel_show(
     Applicant(who): Applicant,
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
-    let order = state.services.order_of(who.account_id, id).await?;
-    if !order.state.cancellable() {
-        return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+    let preview = state.services.cancel_preview(who.account_id, id).await?;
+    if !preview.cancellable {
+        return Err(Refusal::OrderStateConflict(preview.order.state.label_zh()).into());
     }
-    Ok(render(&CancelPage {
-        chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
-        order_id: id,
-        kind: order.kind.label_zh(),
-        state: order.state.label_zh(),
-        refund: (order.state == OrderState::Paid)
-            .then(|| yuan_decimal(order.amount_fen.unwrap_or(0))),
-        error: None,
-    }))
+    Ok(render(&CancelPage::of(&state, &bid, &who, &preview, None)))
+}
+
+impl CancelPage {
+    fn of(
+        state: &AppState,
+        bid: &BrowserId,
+        who: &SessionInfo,
+        preview: &CancelPreview,
+        error: Option<String>,
+    ) -> Self {
+        Self {
+            chrome: Chrome::new(state, bid, Some(who), "orders"),
+            order_id: preview.order.id,
+            kind: preview.order.kind.label_zh(),
+            state: preview.order.state.label_zh(),
+            refund: preview.refund_fen.map(yuan_decimal),
+            error,
+        }
+    }
 }
 
 /// `POST /orders/{id}/cancel`.
@@ -65,18 +76,11 @@ pub async fn cancel_submit(
     {
         Ok(_) => Ok(Redirect::to(&paths::order(id)).into_response()),
         Err(e) => {
-            let order = state.services.order_of(who.account_id, id).await?;
+            let preview = state.services.cancel_preview(who.account_id, id).await?;
             let e = WebError::from(e);
             Ok(render_with_status(
                 e.status(),
-                &CancelPage {
-                    chrome: Chrome::new(&state, &bid, Some(&who), "orders"),
-                    order_id: id,
-                    kind: order.kind.label_zh(),
-                    state: order.state.label_zh(),
-                    refund: None,
-                    error: Some(e.message_zh()),
-                },
+                &CancelPage::of(&state, &bid, &who, &preview, Some(e.message_zh())),
             ))
         }
     }

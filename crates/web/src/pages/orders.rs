@@ -69,13 +69,15 @@ struct OrdersPage {
     q: String,
 }
 
-/// 我的订单's query string.
+/// 我的订单's query string (and `GET /api/v1/orders`'s): `state` (all,
+/// in_progress, to_pay, paid, cancelled) and `q` (number, enterprise or
+/// application).
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
-    state: String,
+    pub(crate) state: String,
     #[serde(default)]
-    q: String,
+    pub(crate) q: String,
 }
 
 /// `GET /orders`: 我的订单, filtered by state and searched by number,
@@ -389,25 +391,9 @@ fn render_status(
                 application_price: certhall_domain::money::yuan_decimal(c.application_fen),
                 key_price: certhall_domain::money::yuan_decimal(c.key_fen),
                 total: certhall_domain::money::yuan_decimal(c.total_fen),
-                recipient: format!(
-                    "{} {}",
-                    c.recipient,
-                    certhall_domain::Phone::parse(&c.phone)
-                        .map_or_else(|_| c.phone.clone(), |p| p.masked())
-                ),
+                recipient: super::pay::recipient_line(c),
                 address: c.address_line(),
-                invoice: c.invoice.as_ref().map_or_else(
-                    || "不开发票".to_owned(),
-                    |i| {
-                        format!(
-                            "{}：{}（{}），发送至 {}",
-                            i.kind.label_zh(),
-                            i.buyer_name,
-                            i.tax_id,
-                            i.email
-                        )
-                    },
-                ),
+                invoice: super::pay::invoice_line(c),
             }),
             attempts,
             refunds,

@@ -12,6 +12,7 @@ use certhall_domain::payment::{AttemptState, Channel};
 use certhall_domain::Refusal;
 use certhall_service::auth::SessionInfo;
 use certhall_service::payments::PaymentView;
+use certhall_store::checkouts::CheckoutRow;
 use serde::Deserialize;
 
 use super::{render_with_status, Chrome};
@@ -185,21 +186,8 @@ pub(super) async fn pay_page(
             key_model: c.map(|c| c.key_model_name.clone()).unwrap_or_default(),
             key_price: yuan_decimal(c.map_or(0, |c| c.key_fen)),
             address: c.map(|c| c.address_line()).unwrap_or_default(),
-            recipient: c
-                .map(|c| format!("{} {}", c.recipient, mask_phone(&c.phone)))
-                .unwrap_or_default(),
-            invoice: c
-                .and_then(|c| c.invoice.as_ref())
-                .map(|i| {
-                    format!(
-                        "{}：{}（{}），发送至 {}",
-                        i.kind.label_zh(),
-                        i.buyer_name,
-                        i.tax_id,
-                        i.email
-                    )
-                })
-                .unwrap_or_else(|| "不开发票".into()),
+            recipient: c.map(recipient_line).unwrap_or_default(),
+            invoice: c.map_or_else(|| "不开发票".into(), invoice_line),
             // While a QR code is shown, only the other channels are offered.
             channels: view
                 .channels
@@ -216,8 +204,28 @@ pub(super) async fn pay_page(
     ))
 }
 
-fn mask_phone(p: &str) -> String {
-    certhall_domain::Phone::parse(p).map_or_else(|_| p.to_owned(), |p| p.masked())
+/// `李四 138****8000`: step 6's recipient, the mobile masked (here and on
+/// the order page).
+pub(super) fn recipient_line(c: &CheckoutRow) -> String {
+    let phone =
+        certhall_domain::Phone::parse(&c.phone).map_or_else(|_| c.phone.clone(), |p| p.masked());
+    format!("{} {phone}", c.recipient)
+}
+
+/// Step 6's invoice in one line, or 不开发票 (here and on the order page).
+pub(super) fn invoice_line(c: &CheckoutRow) -> String {
+    c.invoice.as_ref().map_or_else(
+        || "不开发票".to_owned(),
+        |i| {
+            format!(
+                "{}：{}（{}），发送至 {}",
+                i.kind.label_zh(),
+                i.buyer_name,
+                i.tax_id,
+                i.email
+            )
+        },
+    )
 }
 
 /// `?check=1`: ask the provider now (我已完成支付).
