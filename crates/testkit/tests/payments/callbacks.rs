@@ -310,6 +310,30 @@ fn alipay_notify(fields: &[(&str, &str)], key_file: &str) -> String {
     serde_urlencoded::to_string(&all).unwrap()
 }
 
+/// The Alipay attempt `start_payment` would record for `order` (Alipay's
+/// gateway is not reachable from the tests; its client is tested in the
+/// crate): 380 元, 30 minutes.
+async fn alipay_attempt(app: &TestApp, order: i64, no: &str, code_url: &str) {
+    let mut tx = app.db.store.begin_write().await.unwrap();
+    payments::insert_attempt(
+        &mut tx,
+        &payments::NewAttempt {
+            order_id: order,
+            seq: 1,
+            channel: Channel::Alipay,
+            out_trade_no: no,
+            amount_fen: 38_000,
+            description: "CertHall 证书新办",
+            code_url,
+            created_at: app.clock.now(),
+            expires_at: app.clock.now().plus(Duration::from_secs(1800)),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alipay_notifications_are_verified_before_anything_changes() {
     for app in TestApp::each().await {
@@ -317,27 +341,8 @@ async fn alipay_notifications_are_verified_before_anything_changes() {
         let be = app.backend();
         let s = &app.services;
         let (me, order) = awaiting_payment(&app, "13600000141").await;
-        // The attempt as start_payment records it (Alipay's gateway is not
-        // reachable from the tests; its client is tested in the crate).
-        let mut tx = app.db.store.begin_write().await.unwrap();
         let no = "CH00000001T001ALIPAY";
-        payments::insert_attempt(
-            &mut tx,
-            &payments::NewAttempt {
-                order_id: order.id,
-                seq: 1,
-                channel: Channel::Alipay,
-                out_trade_no: no,
-                amount_fen: 38_000,
-                description: "CertHall 证书新办",
-                code_url: "https://qr.alipay.com/bax00000",
-                created_at: app.clock.now(),
-                expires_at: app.clock.now().plus(Duration::from_secs(1800)),
-            },
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        alipay_attempt(&app, order.id, no, "https://qr.alipay.com/bax00000").await;
         let version = s.order_of(me, order.id).await.unwrap().version;
         let base = |status: &'static str, amount: &'static str, seller: &'static str| {
             vec![
@@ -415,25 +420,8 @@ async fn alipay_success_pays_the_order_once() {
     let app = with_alipay(TestApp::sqlite().await);
     let s = &app.services;
     let (me, order) = awaiting_payment(&app, "13600000142").await;
-    let mut tx = app.db.store.begin_write().await.unwrap();
     let no = "CH00000001T001ALIPAX";
-    payments::insert_attempt(
-        &mut tx,
-        &payments::NewAttempt {
-            order_id: order.id,
-            seq: 1,
-            channel: Channel::Alipay,
-            out_trade_no: no,
-            amount_fen: 38_000,
-            description: "CertHall 证书新办",
-            code_url: "https://qr.alipay.com/bax00001",
-            created_at: app.clock.now(),
-            expires_at: app.clock.now().plus(Duration::from_secs(1800)),
-        },
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    alipay_attempt(&app, order.id, no, "https://qr.alipay.com/bax00001").await;
     let body = alipay_notify(
         &[
             ("app_id", "2021000000000001"),
