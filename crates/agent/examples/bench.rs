@@ -135,6 +135,7 @@ async fn agent_part(n: usize) {
         pkcs11_module: conf.as_ref().map(|_| PathBuf::from(SOFTHSM)),
         pkcs11_optional: false,
         soft_token_dir: Some(dir.path().join("soft")),
+        keep_blank_soft_token: false,
         state_dir: dir.path().join("state"),
     };
     let (listener, agent) = certhall_agent::bind(&options).await.unwrap();

@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::csr;
-use crate::token::{KeyEntry, Pin, TokenBackend, TokenError, TokenInfo};
+use crate::token::{check_token_label, KeyEntry, Pin, TokenBackend, TokenError, TokenInfo};
 
 /// Largest request body accepted (a certificate chain fits many times).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -76,6 +76,7 @@ impl Agent {
         Router::new()
             .route("/v1/status", get(status))
             .route("/v1/tokens", get(tokens))
+            .route("/v1/tokens/{token}/init", post(init_token))
             .route("/v1/tokens/{token}/pin/verify", post(verify_pin))
             .route("/v1/tokens/{token}/pin/change", post(change_pin))
             .route("/v1/tokens/{token}/pin/unblock", post(unblock_pin))
@@ -315,6 +316,16 @@ impl ApiError {
                     "token_absent",
                     "未检测到这个 UKey，请确认已插好后刷新重试。".into(),
                 ),
+                TokenError::NotInitialized => (
+                    StatusCode::CONFLICT,
+                    "token_not_initialized",
+                    "这把 UKey 尚未初始化。".into(),
+                ),
+                TokenError::AlreadyInitialized => (
+                    StatusCode::CONFLICT,
+                    "token_initialized",
+                    "这把 UKey 已初始化，不能再次初始化；请换一把空白 UKey。".into(),
+                ),
                 TokenError::NoSuchKey => (
                     StatusCode::NOT_FOUND,
                     "no_such_key",
@@ -484,6 +495,7 @@ struct TokenView {
     manufacturer: String,
     model: String,
     serial: String,
+    initialized: bool,
     pin: PinView,
     certificates: Vec<CertificateView>,
     keys: Vec<KeyView>,
@@ -613,6 +625,7 @@ fn token_view(backend: &dyn TokenBackend, info: TokenInfo, keys: &[KeyEntry]) ->
         manufacturer: info.manufacturer,
         model: info.model,
         serial: info.serial,
+        initialized: info.initialized,
         pin: PinView {
             retries_left: info.pin_retries_left,
             locked: info.pin_locked,
@@ -654,6 +667,58 @@ async fn tokens(State(agent): State<Agent>) -> Result<Json<serde_json::Value>, A
     })
     .await?;
     Ok(Json(json!({ "tokens": views })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitBody {
+    label: Option<String>,
+    so_pin: Option<String>,
+    pin: Option<String>,
+}
+
+/// `POST /v1/tokens/{token}/init`: initialises a blank token (制证 at the
+/// counter) with the label and both PINs CertHall chose, and answers the
+/// token as it is now — under its new id when the module gave it a serial.
+async fn init_token(
+    State(agent): State<Agent>,
+    Path(token): Path<String>,
+    Body(body): Body<InitBody>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let label = body.label.unwrap_or_default().trim().to_owned();
+    check_token_label(&label)?;
+    // Both are new PINs: missing or empty breaks the rules like any other.
+    let so_pin = Pin::new(body.so_pin.unwrap_or_default());
+    let user_pin = Pin::new(body.pin.unwrap_or_default());
+    so_pin.check_new()?;
+    user_pin.check_new()?;
+    let (backend, serial) = agent.backend(&token)?;
+    let view = blocking(move || {
+        let info = backend.init_token(&serial, &label, &so_pin, &user_pin)?;
+        let keys = backend.keys(&info.serial)?;
+        Ok(token_view(backend.as_ref(), info, &keys))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "token": view }))))
+}
+
+/// The key `key_id` on a token, or `missing` — except that on a blank token
+/// (which has no keys) the answer is [`TokenError::NotInitialized`].
+fn key_entry(
+    backend: &dyn TokenBackend,
+    serial: &str,
+    key_id: &[u8],
+    missing: TokenError,
+) -> Result<KeyEntry, TokenError> {
+    match backend
+        .keys(serial)?
+        .into_iter()
+        .find(|k| k.key_id == key_id)
+    {
+        Some(entry) => Ok(entry),
+        None if !backend.token(serial)?.initialized => Err(TokenError::NotInitialized),
+        None => Err(missing),
+    }
 }
 
 /// Body with a PIN only.
@@ -815,11 +880,7 @@ async fn store_certificate(
         .map_err(|e| ApiError::InvalidRequest(format!("证书格式不正确：{e}")))?;
     let (backend, serial) = agent.backend(&token)?;
     blocking(move || {
-        let entry = backend
-            .keys(&serial)?
-            .into_iter()
-            .find(|k| k.key_id == key_id)
-            .ok_or(TokenError::NoSuchKey)?;
+        let entry = key_entry(backend.as_ref(), &serial, &key_id, TokenError::NoSuchKey)?;
         if entry.public_key != cert_spki {
             return Err(TokenError::BadRequest(
                 "这张证书不属于该密钥（公钥不一致），未写入。".into(),
@@ -897,11 +958,12 @@ async fn sign(
     let (backend, serial) = agent.backend(&token)?;
     let to_sign = message.clone();
     let (signature, entry) = blocking(move || {
-        let entry = backend
-            .keys(&serial)?
-            .into_iter()
-            .find(|k| k.key_id == key_id)
-            .ok_or(TokenError::NoSuchCertificate)?;
+        let entry = key_entry(
+            backend.as_ref(),
+            &serial,
+            &key_id,
+            TokenError::NoSuchCertificate,
+        )?;
         if entry.certificate.is_none() {
             return Err(TokenError::NoSuchCertificate);
         }

@@ -46,6 +46,11 @@ pub struct Options {
     pub pkcs11_optional: bool,
     /// A software-token directory, if any.
     pub soft_token_dir: Option<PathBuf>,
+    /// Keep one blank software token in `soft_token_dir`, created when the
+    /// tokens are listed and none is blank, so that the counter always has
+    /// a key to produce a certificate onto (CertHall's demo mode; see
+    /// [`soft::SoftTokens::keep_blank_token`]). `false` for real use.
+    pub keep_blank_soft_token: bool,
     /// Where the agent keeps its state (the PIN counts of PKCS#11 tokens).
     pub state_dir: PathBuf,
 }
@@ -65,7 +70,9 @@ pub fn backends(options: &Options) -> Result<Vec<Arc<dyn TokenBackend>>, TokenEr
         }
     }
     if let Some(dir) = &options.soft_token_dir {
-        backends.push(Arc::new(soft::SoftTokens::open(dir.clone())?));
+        backends.push(Arc::new(
+            soft::SoftTokens::open(dir.clone())?.keep_blank_token(options.keep_blank_soft_token),
+        ));
     }
     Ok(backends)
 }

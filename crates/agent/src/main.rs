@@ -36,6 +36,11 @@ struct Cli {
     /// Where the agent keeps its state.
     #[arg(long, env = "CERTHALL_AGENT_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Keep one blank software token in --soft-token-dir, for producing
+    /// certificates at the counter without a real UKey (demo mode): listing
+    /// the tokens creates one whenever none is blank.
+    #[arg(long)]
+    keep_blank_soft_token: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -52,6 +57,10 @@ enum Command {
         #[arg(long)]
         label: String,
     },
+    /// Creates a blank software token (no PINs, no keys) in
+    /// --soft-token-dir, for the counter to initialise through the API
+    /// (POST /v1/tokens/{token}/init), and prints its token id.
+    NewBlankSoftToken,
 }
 
 /// A PIN from the environment, else one line of standard input (prompted
@@ -92,19 +101,29 @@ async fn main() -> anyhow::Result<()> {
         .soft_token_dir
         .clone()
         .unwrap_or_else(|| home_dir(".local/share", "XDG_DATA_HOME").join("tokens"));
-    if let Some(Command::InitSoftToken { label }) = &cli.command {
-        let tokens =
-            SoftTokens::open(soft_token_dir.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let pin = secret("CERTHALL_AGENT_PIN", "用户 PIN 码")?;
-        let so_pin = secret("CERTHALL_AGENT_SO_PIN", "管理员 PIN 码（SO PIN）")?;
-        for p in [&pin, &so_pin] {
-            p.check_new().map_err(|e| anyhow::anyhow!("{e}"))?;
+    match &cli.command {
+        Some(Command::InitSoftToken { label }) => {
+            let tokens =
+                SoftTokens::open(soft_token_dir.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let pin = secret("CERTHALL_AGENT_PIN", "用户 PIN 码")?;
+            let so_pin = secret("CERTHALL_AGENT_SO_PIN", "管理员 PIN 码（SO PIN）")?;
+            for p in [&pin, &so_pin] {
+                p.check_new().map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            let info = tokens
+                .create_token(label, &pin, &so_pin)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("soft-{}", info.serial);
+            return Ok(());
         }
-        let info = tokens
-            .create_token(label, &pin, &so_pin)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("soft-{}", info.serial);
-        return Ok(());
+        Some(Command::NewBlankSoftToken) => {
+            let info = SoftTokens::open(soft_token_dir.clone())
+                .and_then(|tokens| tokens.create_blank_token())
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("soft-{}", info.serial);
+            return Ok(());
+        }
+        None => {}
     }
     let pkcs11_module = if cli.no_pkcs11 {
         None
@@ -120,6 +139,7 @@ async fn main() -> anyhow::Result<()> {
         pkcs11_optional: cli.pkcs11_module.is_none(),
         pkcs11_module,
         soft_token_dir: Some(soft_token_dir),
+        keep_blank_soft_token: cli.keep_blank_soft_token,
         state_dir: cli
             .state_dir
             .clone()
@@ -138,6 +158,7 @@ async fn main() -> anyhow::Result<()> {
         backends = ?agent.backend_kinds(),
         pkcs11 = ?options.pkcs11_module,
         soft = ?options.soft_token_dir,
+        keep_blank_soft_token = options.keep_blank_soft_token,
         origins = ?options.allow_origins,
         "agent ready"
     );

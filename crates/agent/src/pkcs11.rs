@@ -17,6 +17,21 @@
 //! a certificate but no public-key object (a common vendor layout) are
 //! listed with the certificate's public key.
 //!
+//! # Blank tokens
+//!
+//! A token present but not initialised (`CKF_TOKEN_INITIALIZED` clear: a
+//! new UKey, or the free slot SoftHSM2 always offers) is listed as blank.
+//! Its id is its `serialNumber` when the module reports one; SoftHSM2
+//! reports none before initialisation (the field is all spaces), so such a
+//! token is named by its slot, `slot<id>` (decimal slot id). That name holds
+//! only while the module keeps the slot: it is good for the initialisation
+//! that follows the listing, not to be stored. [`TokenBackend::init_token`]
+//! runs `C_InitToken` (SO PIN and label), then logs in as the SO and sets
+//! the user PIN with `C_InitPIN`. SoftHSM2 assigns the serial number at
+//! `C_InitToken` (16 hex digits), keeps the slot handle for this process,
+//! and offers a new free slot; the token therefore comes back under its
+//! new id.
+//!
 //! # PIN lock
 //!
 //! Hardware keys lock their PIN after a number of wrong tries; some modules
@@ -43,7 +58,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use spki::SubjectPublicKeyInfoOwned;
 
-use crate::token::{KeyEntry, Pin, Result, TokenBackend, TokenError, TokenInfo, MAX_PIN_TRIES};
+use crate::token::{
+    check_token_label, KeyEntry, Pin, Result, TokenBackend, TokenError, TokenInfo, MAX_PIN_TRIES,
+};
 
 /// Key algorithms generated through PKCS#11 (SM2 has no standard
 /// mechanism).
@@ -98,15 +115,58 @@ impl Pkcs11Tokens {
         self.guard.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The slot holding the token with this serial, and its information.
+    /// The slot holding the token with this serial (blank or not), and its
+    /// information.
     fn slot(&self, serial: &str) -> Result<(Slot, cryptoki::slot::TokenInfo)> {
         for slot in self.ctx.get_slots_with_token().map_err(module_error)? {
             let info = self.ctx.get_token_info(slot).map_err(module_error)?;
-            if info.token_initialized() && info.serial_number().trim() == serial {
+            if token_serial(slot, &info) == serial {
                 return Ok((slot, info));
             }
         }
         Err(TokenError::TokenAbsent)
+    }
+
+    /// The same, for an operation that needs an initialised token.
+    fn ready_slot(&self, serial: &str) -> Result<(Slot, cryptoki::slot::TokenInfo)> {
+        let (slot, info) = self.slot(serial)?;
+        if !info.token_initialized() {
+            return Err(TokenError::NotInitialized);
+        }
+        Ok((slot, info))
+    }
+
+    /// Refuses a blank token before anything else is checked (calls
+    /// serialized like every other).
+    fn require_initialized(&self, serial: &str) -> Result<()> {
+        let _serialized = self.guard();
+        self.ready_slot(serial).map(drop)
+    }
+
+    /// What the API shows of a token.
+    fn info(&self, guard: &PinGuard, slot: Slot, info: &cryptoki::slot::TokenInfo) -> TokenInfo {
+        let serial = token_serial(slot, info);
+        let (pin_retries_left, pin_locked) = if info.token_initialized() {
+            let failures = guard.failures(&self.guard_key(&serial), false);
+            let locked = info.user_pin_locked() || failures >= MAX_PIN_TRIES;
+            let mut left = MAX_PIN_TRIES.saturating_sub(failures);
+            if info.user_pin_final_try() {
+                left = left.min(1);
+            }
+            (Some(if locked { 0 } else { left }), locked)
+        } else {
+            // No PIN yet, so nothing to count.
+            (None, false)
+        };
+        TokenInfo {
+            label: info.label().trim().to_owned(),
+            manufacturer: info.manufacturer_id().trim().to_owned(),
+            model: info.model().trim().to_owned(),
+            serial,
+            initialized: info.token_initialized(),
+            pin_retries_left,
+            pin_locked,
+        }
     }
 
     /// The guard's key for a token: the module and the serial.
@@ -124,7 +184,7 @@ impl Pkcs11Tokens {
         user: UserType,
         pin: &Pin,
     ) -> Result<Session> {
-        let (slot, info) = self.slot(serial)?;
+        let (slot, info) = self.ready_slot(serial)?;
         let key = self.guard_key(serial);
         let so = matches!(user, UserType::So);
         let failures = guard.failures(&key, so);
@@ -238,33 +298,97 @@ impl TokenBackend for Pkcs11Tokens {
         let mut out = Vec::new();
         for slot in self.ctx.get_slots_with_token().map_err(module_error)? {
             let info = self.ctx.get_token_info(slot).map_err(module_error)?;
-            if !info.token_initialized() {
-                continue;
-            }
-            let serial = info.serial_number().trim().to_owned();
-            let failures = guard.failures(&self.guard_key(&serial), false);
-            let locked = info.user_pin_locked() || failures >= MAX_PIN_TRIES;
-            let mut left = MAX_PIN_TRIES.saturating_sub(failures);
-            if info.user_pin_final_try() {
-                left = left.min(1);
-            }
-            out.push(TokenInfo {
-                label: info.label().trim().to_owned(),
-                manufacturer: info.manufacturer_id().trim().to_owned(),
-                model: info.model().trim().to_owned(),
-                serial,
-                pin_retries_left: Some(if locked { 0 } else { left }),
-                pin_locked: locked,
-            });
+            out.push(self.info(&guard, slot, &info));
         }
         Ok(out)
     }
 
+    fn token(&self, serial: &str) -> Result<TokenInfo> {
+        let guard = self.guard();
+        let (slot, info) = self.slot(serial)?;
+        Ok(self.info(&guard, slot, &info))
+    }
+
     fn keys(&self, serial: &str) -> Result<Vec<KeyEntry>> {
         let _serialized = self.guard();
-        let (slot, _) = self.slot(serial)?;
+        let (slot, info) = self.slot(serial)?;
+        if !info.token_initialized() {
+            return Ok(Vec::new());
+        }
         let session = self.ctx.open_ro_session(slot).map_err(module_error)?;
         read_keys(&session)
+    }
+
+    fn init_token(
+        &self,
+        serial: &str,
+        label: &str,
+        so_pin: &Pin,
+        user_pin: &Pin,
+    ) -> Result<TokenInfo> {
+        check_token_label(label)?;
+        so_pin.check_new()?;
+        user_pin.check_new()?;
+        let mut guard = self.guard();
+        let (slot, info) = self.slot(serial)?;
+        if info.token_initialized() {
+            // C_InitToken would re-initialise it (with the right SO PIN),
+            // destroying every key on it.
+            return Err(TokenError::AlreadyInitialized);
+        }
+        // The module's own PIN lengths, checked before anything is written:
+        // a PIN refused after C_InitToken would leave a half-made token.
+        let (min, max) = (info.min_pin_length(), info.max_pin_length());
+        for pin in [so_pin, user_pin] {
+            let len = pin.expose().len();
+            if (min > 0 && len < min) || (max > 0 && len > max) {
+                return Err(TokenError::PinPolicy(format!(
+                    "该 UKey 的 PIN 码长度应为 {min}–{max} 位"
+                )));
+            }
+        }
+        self.ctx
+            .init_token(slot, &AuthPin::new(so_pin.expose().into()), label)
+            .map_err(|e| match e {
+                P11Error::Pkcs11(RvError::PinLenRange | RvError::PinInvalid, _) => {
+                    TokenError::PinPolicy("该 UKey 不接受这个管理员 PIN 码，请换一个".into())
+                }
+                // A module that keeps a factory SO PIN on blank keys.
+                P11Error::Pkcs11(RvError::PinIncorrect, _) => {
+                    TokenError::WrongSoPin { retries_left: None }
+                }
+                P11Error::Pkcs11(RvError::PinLocked, _) => TokenError::SoPinLocked,
+                other => module_error(other),
+            })?;
+        // The serial as the module now reports it (SoftHSM2 assigns one
+        // here); the slot stays the same.
+        let info = self.ctx.get_token_info(slot).map_err(module_error)?;
+        let serial = token_serial(slot, &info);
+        // Counts left by an earlier life of this serial (a key wiped with
+        // the vendor's tool) do not apply to the new PINs.
+        let key = self.guard_key(&serial);
+        guard.reset(&key, true);
+        guard.reset(&key, false);
+        let session = self.login(&mut guard, &serial, UserType::So, so_pin)?;
+        let result = session
+            .init_pin(&AuthPin::new(user_pin.expose().into()))
+            .map_err(|e| match e {
+                P11Error::Pkcs11(RvError::PinLenRange | RvError::PinInvalid, _) => {
+                    TokenError::PinPolicy(
+                        "UKey 已初始化，但不接受这个用户 PIN 码；请用管理员 PIN 码重设用户 PIN 码"
+                            .into(),
+                    )
+                }
+                other => TokenError::Module(format!(
+                    "the token is initialised, but setting its user PIN failed \
+                     (set it with pin/unblock and the SO PIN): PKCS#11: {other}"
+                )),
+            });
+        let _ = session.logout();
+        drop(session);
+        result?;
+        let info = self.ctx.get_token_info(slot).map_err(module_error)?;
+        Ok(self.info(&guard, slot, &info))
     }
 
     fn verify_pin(&self, serial: &str, pin: &Pin) -> Result<()> {
@@ -314,6 +438,7 @@ impl TokenBackend for Pkcs11Tokens {
         algorithm: KeyAlgorithm,
         label: &str,
     ) -> Result<KeyEntry> {
+        self.require_initialized(serial)?;
         if !ALGORITHMS.contains(&algorithm) {
             return Err(TokenError::Unsupported(format!(
                 "该 UKey（PKCS#11）不支持生成 {algorithm} 密钥，可选 EC P-256 或 RSA 2048"
@@ -352,6 +477,7 @@ impl TokenBackend for Pkcs11Tokens {
     }
 
     fn sign(&self, serial: &str, pin: &Pin, key_id: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+        self.require_initialized(serial)?;
         // Before any PIN try: a key this module cannot sign with.
         let algorithm = self
             .keys(serial)?
@@ -653,6 +779,18 @@ fn label_of(session: &Session, handle: ObjectHandle) -> Option<String> {
             Attribute::Label(v) => Some(String::from_utf8_lossy(&v).into_owned()),
             _ => None,
         })
+}
+
+/// A token's id within the module: its serial number, trimmed, or for a
+/// blank token that reports none, its slot (`slot<id>`; see the module
+/// doc).
+fn token_serial(slot: Slot, info: &cryptoki::slot::TokenInfo) -> String {
+    let serial = info.serial_number().trim();
+    if serial.is_empty() && !info.token_initialized() {
+        format!("slot{}", slot.id())
+    } else {
+        serial.to_owned()
+    }
 }
 
 fn module_error(e: P11Error) -> TokenError {

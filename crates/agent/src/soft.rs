@@ -21,6 +21,19 @@
 //! algorithm, certificate, chain) are stored in the clear: listing them
 //! needs no PIN, as on a hardware key.
 //!
+//! # Blank tokens
+//!
+//! A blank token is a file with a serial and a placeholder label
+//! ([`BLANK_LABEL`]) but no PINs, no master key and no keys (`user_pin` and
+//! `so_pin` are `null`): the software twin of a new UKey, for producing a
+//! certificate at the counter (制证) in demo mode.
+//! [`TokenBackend::init_token`] gives it its label and PINs — the same
+//! master-key scheme as [`SoftTokens::create_token`], through the same
+//! code — and its serial stays. Every other operation on it answers
+//! [`TokenError::NotInitialized`]. With [`SoftTokens::keep_blank_token`]
+//! on, listing the tokens first makes sure one blank token exists, so a
+//! demo operator always has a key to produce onto.
+//!
 //! # PIN lock
 //!
 //! The file counts wrong user and SO PINs. A check first refuses when the
@@ -46,7 +59,7 @@
 //!   "user_pin": { "kdf": { "name": "scrypt", "log_n": 15, "r": 8, "p": 1 },
 //!                 "salt": "<base64, 16 bytes>", "nonce": "<base64, 12 bytes>",
 //!                 "wrapped_key": "<base64, 32-byte master key + 16-byte tag>" },
-//!   "so_pin": { …the same… },
+//!   "so_pin": { …the same… },           // both null on a blank token
 //!   "user_failures": 0,
 //!   "so_failures": 0,
 //!   "keys": [ { "id": "<hex, 16 bytes>", "label": "签名密钥",
@@ -81,7 +94,9 @@ use rand::RngCore;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::token::{KeyEntry, Pin, Result, TokenBackend, TokenError, TokenInfo, MAX_PIN_TRIES};
+use crate::token::{
+    check_token_label, KeyEntry, Pin, Result, TokenBackend, TokenError, TokenInfo, MAX_PIN_TRIES,
+};
 
 /// The `format` field of every token file.
 const FORMAT: &str = "certhall-soft-token";
@@ -103,6 +118,8 @@ const MAX_FILE_LEN: u64 = 8 * 1024 * 1024;
 const MANUFACTURER: &str = "CertHall";
 /// Model shown for software tokens.
 const MODEL: &str = "软证书 (Soft Token)";
+/// Label of a blank token until it is initialised.
+pub const BLANK_LABEL: &str = "空白UKey";
 
 const SALT_LEN: usize = 16;
 const NONCE_LEN: usize = 12;
@@ -118,6 +135,8 @@ pub struct SoftTokens {
     dir: PathBuf,
     /// The KDF used for new PIN wraps (reading uses each wrap's own).
     kdf: Kdf,
+    /// Listing makes sure one blank token exists (demo mode).
+    keep_blank: bool,
     /// Serializes every operation: read, PIN count, write.
     lock: Mutex<()>,
 }
@@ -140,6 +159,7 @@ impl SoftTokens {
         Ok(Self {
             dir,
             kdf: Kdf::DEFAULT,
+            keep_blank: false,
             lock: Mutex::new(()),
         })
     }
@@ -149,6 +169,15 @@ impl SoftTokens {
     #[doc(hidden)]
     pub fn with_test_kdf(mut self) -> Self {
         self.kdf = Kdf::TEST;
+        self
+    }
+
+    /// Keeps one blank token in the directory: when on, every listing
+    /// ([`TokenBackend::tokens`]) first creates one if none is blank
+    /// (CertHall's demo mode, where the counter produces certificates onto
+    /// software tokens). Off by default.
+    pub fn keep_blank_token(mut self, on: bool) -> Self {
+        self.keep_blank = on;
         self
     }
 
@@ -165,29 +194,74 @@ impl SoftTokens {
         user_pin.check_new()?;
         so_pin.check_new()?;
         let _guard = self.guard();
-        let serial = loop {
+        let mut file = TokenFile::blank(self.new_serial()?);
+        self.initialise(&mut file, label, user_pin, so_pin)?;
+        self.save(&file)?;
+        Ok(file.info())
+    }
+
+    /// Creates a blank token (no PINs, no keys, label [`BLANK_LABEL`]) with
+    /// a random serial, to be initialised with
+    /// [`TokenBackend::init_token`].
+    pub fn create_blank_token(&self) -> Result<TokenInfo> {
+        let _guard = self.guard();
+        self.create_blank_locked()
+    }
+
+    /// A blank token: the first one listed, or a new one if there is none.
+    pub fn ensure_blank_token(&self) -> Result<TokenInfo> {
+        let _guard = self.guard();
+        if let Some(blank) = self.list_locked()?.into_iter().find(|t| !t.initialized) {
+            return Ok(blank);
+        }
+        self.create_blank_locked()
+    }
+
+    /// [`Self::create_blank_token`], the lock held.
+    fn create_blank_locked(&self) -> Result<TokenInfo> {
+        let file = TokenFile::blank(self.new_serial()?);
+        self.save(&file)?;
+        tracing::info!(serial = %file.serial, "created a blank soft token");
+        Ok(file.info())
+    }
+
+    /// A random serial (16 hex digits) no token file has.
+    fn new_serial(&self) -> Result<String> {
+        loop {
             let mut raw = [0u8; 8];
             OsRng.fill_bytes(&mut raw);
             let serial = hex::encode(raw);
             if !self.path(&serial)?.exists() {
-                break serial;
+                return Ok(serial);
             }
-        };
+        }
+    }
+
+    /// Gives a token its label and PINs: a new random master key wrapped
+    /// under each PIN, fresh counts. The one place a token gets its master
+    /// key and PINs, whether created initialised or initialised later.
+    fn initialise(
+        &self,
+        file: &mut TokenFile,
+        label: &str,
+        user_pin: &Pin,
+        so_pin: &Pin,
+    ) -> Result<()> {
         let mut master: MasterKey = Zeroizing::new([0u8; MASTER_LEN]);
         OsRng.fill_bytes(master.as_mut());
-        let file = TokenFile {
-            format: FORMAT.into(),
-            version: VERSION,
-            user_pin: wrap_master(&master, &serial, Role::User, user_pin, self.kdf)?,
-            so_pin: wrap_master(&master, &serial, Role::So, so_pin, self.kdf)?,
-            serial,
-            label: label.into(),
-            user_failures: 0,
-            so_failures: 0,
-            keys: Vec::new(),
-        };
-        self.save(&file)?;
-        Ok(file.info())
+        let serial = file.serial.clone();
+        file.user_pin = Some(wrap_master(
+            &master,
+            &serial,
+            Role::User,
+            user_pin,
+            self.kdf,
+        )?);
+        file.so_pin = Some(wrap_master(&master, &serial, Role::So, so_pin, self.kdf)?);
+        file.label = label.into();
+        file.user_failures = 0;
+        file.so_failures = 0;
+        Ok(())
     }
 
     fn guard(&self) -> MutexGuard<'_, ()> {
@@ -250,36 +324,8 @@ impl SoftTokens {
         })
     }
 
-    /// Checks a PIN, keeping the hardware-like count (see the module doc),
-    /// and returns the master key.
-    fn login(&self, file: &mut TokenFile, role: Role, pin: &Pin) -> Result<MasterKey> {
-        let failures = *role.failures(file);
-        if failures >= MAX_PIN_TRIES {
-            return Err(role.locked());
-        }
-        // Counted before the check, so an interrupted check still counts.
-        let failures = failures + 1;
-        *role.failures(file) = failures;
-        self.save(file)?;
-        match unwrap_master(role.wrap(file), &file.serial, role, pin)? {
-            Some(master) => {
-                *role.failures(file) = 0;
-                self.save(file)?;
-                Ok(master)
-            }
-            None if failures >= MAX_PIN_TRIES => Err(role.locked()),
-            None => Err(role.wrong(MAX_PIN_TRIES - failures)),
-        }
-    }
-}
-
-impl TokenBackend for SoftTokens {
-    fn kind(&self) -> &'static str {
-        "soft"
-    }
-
-    fn tokens(&self) -> Result<Vec<TokenInfo>> {
-        let _guard = self.guard();
+    /// The tokens in the directory, the lock held.
+    fn list_locked(&self) -> Result<Vec<TokenInfo>> {
         let entries = fs::read_dir(&self.dir).map_err(|e| {
             TokenError::Module(format!(
                 "cannot list soft token directory {}: {e}",
@@ -315,6 +361,70 @@ impl TokenBackend for SoftTokens {
         Ok(out)
     }
 
+    /// Checks a PIN, keeping the hardware-like count (see the module doc),
+    /// and returns the master key.
+    fn login(&self, file: &mut TokenFile, role: Role, pin: &Pin) -> Result<MasterKey> {
+        let failures = *role.failures(file);
+        if failures >= MAX_PIN_TRIES {
+            return Err(role.locked());
+        }
+        // Counted before the check, so an interrupted check still counts.
+        let failures = failures + 1;
+        *role.failures(file) = failures;
+        self.save(file)?;
+        let wrap = role.wrap(file).ok_or(TokenError::NotInitialized)?;
+        match unwrap_master(wrap, &file.serial, role, pin)? {
+            Some(master) => {
+                *role.failures(file) = 0;
+                self.save(file)?;
+                Ok(master)
+            }
+            None if failures >= MAX_PIN_TRIES => Err(role.locked()),
+            None => Err(role.wrong(MAX_PIN_TRIES - failures)),
+        }
+    }
+}
+
+impl TokenBackend for SoftTokens {
+    fn kind(&self) -> &'static str {
+        "soft"
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenInfo>> {
+        let _guard = self.guard();
+        let mut out = self.list_locked()?;
+        if self.keep_blank && out.iter().all(|t| t.initialized) {
+            out.push(self.create_blank_locked()?);
+            out.sort_by(|a, b| a.serial.cmp(&b.serial));
+        }
+        Ok(out)
+    }
+
+    fn token(&self, serial: &str) -> Result<TokenInfo> {
+        let _guard = self.guard();
+        Ok(self.load(serial)?.info())
+    }
+
+    fn init_token(
+        &self,
+        serial: &str,
+        label: &str,
+        so_pin: &Pin,
+        user_pin: &Pin,
+    ) -> Result<TokenInfo> {
+        check_token_label(label)?;
+        so_pin.check_new()?;
+        user_pin.check_new()?;
+        let _guard = self.guard();
+        let mut file = self.load(serial)?;
+        if file.initialized() {
+            return Err(TokenError::AlreadyInitialized);
+        }
+        self.initialise(&mut file, label, user_pin, so_pin)?;
+        self.save(&file)?;
+        Ok(file.info())
+    }
+
     fn keys(&self, serial: &str) -> Result<Vec<KeyEntry>> {
         let _guard = self.guard();
         let file = self.load(serial)?;
@@ -324,24 +434,39 @@ impl TokenBackend for SoftTokens {
     fn verify_pin(&self, serial: &str, pin: &Pin) -> Result<()> {
         let _guard = self.guard();
         let mut file = self.load(serial)?;
+        file.ready()?;
         self.login(&mut file, Role::User, pin).map(drop)
     }
 
     fn change_pin(&self, serial: &str, old: &Pin, new: &Pin) -> Result<()> {
         let _guard = self.guard();
         let mut file = self.load(serial)?;
+        file.ready()?;
         new.check_new()?;
         let master = self.login(&mut file, Role::User, old)?;
-        file.user_pin = wrap_master(&master, &file.serial, Role::User, new, self.kdf)?;
+        file.user_pin = Some(wrap_master(
+            &master,
+            &file.serial,
+            Role::User,
+            new,
+            self.kdf,
+        )?);
         self.save(&file)
     }
 
     fn unblock_pin(&self, serial: &str, so_pin: &Pin, new_pin: &Pin) -> Result<()> {
         let _guard = self.guard();
         let mut file = self.load(serial)?;
+        file.ready()?;
         new_pin.check_new()?;
         let master = self.login(&mut file, Role::So, so_pin)?;
-        file.user_pin = wrap_master(&master, &file.serial, Role::User, new_pin, self.kdf)?;
+        file.user_pin = Some(wrap_master(
+            &master,
+            &file.serial,
+            Role::User,
+            new_pin,
+            self.kdf,
+        )?);
         file.user_failures = 0;
         self.save(&file)
     }
@@ -355,6 +480,7 @@ impl TokenBackend for SoftTokens {
     ) -> Result<KeyEntry> {
         let _guard = self.guard();
         let mut file = self.load(serial)?;
+        file.ready()?;
         alg_name(algorithm)?;
         check_label(label, "密钥标签")?;
         if file.keys.len() >= MAX_KEYS {
@@ -395,6 +521,7 @@ impl TokenBackend for SoftTokens {
     fn sign(&self, serial: &str, pin: &Pin, key_id: &[u8], message: &[u8]) -> Result<Vec<u8>> {
         let _guard = self.guard();
         let mut file = self.load(serial)?;
+        file.ready()?;
         file.key(key_id)?;
         let master = self.login(&mut file, Role::User, pin)?;
         let key = open_key(&master, &file.serial, file.key(key_id)?)?;
@@ -411,6 +538,7 @@ impl TokenBackend for SoftTokens {
     ) -> Result<()> {
         let _guard = self.guard();
         let mut file = self.load(serial)?;
+        file.ready()?;
         file.key(key_id)?;
         if chain.len() > MAX_CHAIN {
             return Err(TokenError::BadRequest(format!(
@@ -434,6 +562,7 @@ impl TokenBackend for SoftTokens {
     fn delete_key(&self, serial: &str, pin: &Pin, key_id: &[u8]) -> Result<()> {
         let _guard = self.guard();
         let mut file = self.load(serial)?;
+        file.ready()?;
         file.key(key_id)?;
         self.login(&mut file, Role::User, pin)?;
         file.keys.retain(|k| k.id.0 != key_id);
@@ -456,10 +585,11 @@ impl Role {
         }
     }
 
-    fn wrap(self, file: &TokenFile) -> &WrappedKey {
+    /// The master key wrapped under this PIN (`None` on a blank token).
+    fn wrap(self, file: &TokenFile) -> Option<&WrappedKey> {
         match self {
-            Self::User => &file.user_pin,
-            Self::So => &file.so_pin,
+            Self::User => file.user_pin.as_ref(),
+            Self::So => file.so_pin.as_ref(),
         }
     }
 
@@ -576,8 +706,9 @@ struct TokenFile {
     version: u32,
     serial: String,
     label: String,
-    user_pin: WrappedKey,
-    so_pin: WrappedKey,
+    /// `None` (with `so_pin`) on a blank token.
+    user_pin: Option<WrappedKey>,
+    so_pin: Option<WrappedKey>,
     user_failures: u32,
     so_failures: u32,
     keys: Vec<StoredKey>,
@@ -626,7 +757,16 @@ impl TokenFile {
         if self.label.chars().count() > MAX_LABEL {
             return Err("label too long".into());
         }
+        if self.user_pin.is_some() != self.so_pin.is_some() {
+            return Err("one PIN wrap without the other".into());
+        }
+        if !self.initialized()
+            && (!self.keys.is_empty() || self.user_failures != 0 || self.so_failures != 0)
+        {
+            return Err("a blank token with keys or PIN counts".into());
+        }
         for (role, wrap) in [("user", &self.user_pin), ("SO", &self.so_pin)] {
+            let Some(wrap) = wrap else { continue };
             wrap.kdf.params()?;
             if !(SALT_LEN..=64).contains(&wrap.salt.0.len())
                 || wrap.nonce.0.len() != NONCE_LEN
@@ -654,13 +794,44 @@ impl TokenFile {
         Ok(())
     }
 
+    /// A blank token (no PINs, no keys) with this serial.
+    fn blank(serial: String) -> Self {
+        Self {
+            format: FORMAT.into(),
+            version: VERSION,
+            serial,
+            label: BLANK_LABEL.into(),
+            user_pin: None,
+            so_pin: None,
+            user_failures: 0,
+            so_failures: 0,
+            keys: Vec::new(),
+        }
+    }
+
+    /// The token has its PINs (the file check makes it both or neither).
+    fn initialized(&self) -> bool {
+        self.user_pin.is_some() && self.so_pin.is_some()
+    }
+
+    /// Refuses a blank token.
+    fn ready(&self) -> Result<()> {
+        if self.initialized() {
+            Ok(())
+        } else {
+            Err(TokenError::NotInitialized)
+        }
+    }
+
     fn info(&self) -> TokenInfo {
+        let initialized = self.initialized();
         TokenInfo {
             serial: self.serial.clone(),
+            initialized,
             label: self.label.clone(),
             manufacturer: MANUFACTURER.into(),
             model: MODEL.into(),
-            pin_retries_left: Some(MAX_PIN_TRIES.saturating_sub(self.user_failures)),
+            pin_retries_left: initialized.then(|| MAX_PIN_TRIES.saturating_sub(self.user_failures)),
             pin_locked: self.user_failures >= MAX_PIN_TRIES,
         }
     }
@@ -972,6 +1143,7 @@ mod tests {
             list,
             vec![TokenInfo {
                 serial: serial.clone(),
+                initialized: true,
                 label: "测试软证书".into(),
                 manufacturer: "CertHall".into(),
                 model: "软证书 (Soft Token)".into(),
@@ -996,7 +1168,7 @@ mod tests {
         }
         // The recorded KDF is the one used; no temporary files are left.
         let file = tokens.load(&serial).unwrap();
-        assert_eq!(file.user_pin.kdf, Kdf::TEST);
+        assert_eq!(file.user_pin.as_ref().unwrap().kdf, Kdf::TEST);
         assert_eq!(fs::read_dir(tokens.dir()).unwrap().count(), 1);
     }
 
@@ -1346,6 +1518,143 @@ mod tests {
             Err(TokenError::NoSuchKey)
         );
         assert_signs(&tokens, &serial, &user(), &keys[0]);
+    }
+
+    #[test]
+    fn blank_token_takes_only_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = SoftTokens::open(dir.path()).unwrap().with_test_kdf();
+        let blank = tokens.create_blank_token().unwrap();
+        assert!(is_serial(&blank.serial));
+        assert_eq!(
+            blank,
+            TokenInfo {
+                serial: blank.serial.clone(),
+                initialized: false,
+                label: BLANK_LABEL.into(),
+                manufacturer: "CertHall".into(),
+                model: "软证书 (Soft Token)".into(),
+                pin_retries_left: None,
+                pin_locked: false,
+            }
+        );
+        assert_eq!(tokens.tokens().unwrap(), vec![blank.clone()]);
+        assert_eq!(tokens.token(&blank.serial).unwrap(), blank);
+        let serial = blank.serial;
+        assert!(tokens.keys(&serial).unwrap().is_empty());
+        let no = Err(TokenError::NotInitialized);
+        assert_eq!(tokens.verify_pin(&serial, &user()), no);
+        assert_eq!(tokens.change_pin(&serial, &user(), &user()), no);
+        assert_eq!(tokens.unblock_pin(&serial, &Pin::new(SO), &user()), no);
+        assert_eq!(
+            tokens.generate_key(&serial, &user(), KeyAlgorithm::Sm2, "k"),
+            Err(TokenError::NotInitialized)
+        );
+        assert_eq!(
+            tokens.sign(&serial, &user(), &[1; 16], b"m"),
+            Err(TokenError::NotInitialized)
+        );
+        assert_eq!(
+            tokens.store_certificate(&serial, &user(), &[1; 16], b"c", &[]),
+            no
+        );
+        assert_eq!(tokens.delete_key(&serial, &user(), &[1; 16]), no);
+
+        // Refusals leave it blank.
+        for (label, so, pin) in [
+            ("x", "12", USER),
+            ("x", SO, ""),
+            ("", SO, USER),
+            ("\u{7}", SO, USER),
+            (&"长".repeat(11), SO, USER),
+        ] {
+            assert!(matches!(
+                tokens.init_token(&serial, label, &Pin::new(so), &Pin::new(pin)),
+                Err(TokenError::PinPolicy(_) | TokenError::BadRequest(_))
+            ));
+        }
+        assert!(!tokens.token(&serial).unwrap().initialized);
+
+        // 32 bytes of label is the most.
+        let label = format!("{}ab", "长".repeat(10));
+        let info = tokens
+            .init_token(&serial, &label, &Pin::new(SO), &user())
+            .unwrap();
+        assert_eq!(info.serial, serial);
+        assert!(info.initialized);
+        assert_eq!(info.label, label);
+        assert_eq!(info.pin_retries_left, Some(MAX_PIN_TRIES));
+        assert_eq!(
+            tokens.init_token(&serial, "again", &Pin::new(SO), &user()),
+            Err(TokenError::AlreadyInitialized)
+        );
+        // The same scheme as a token created initialised: the user PIN
+        // signs, the SO PIN unwraps the same master key.
+        let key = tokens
+            .generate_key(&serial, &user(), KeyAlgorithm::Sm2, "k")
+            .unwrap();
+        assert_signs(&tokens, &serial, &user(), &key);
+        let new = Pin::new("24681357");
+        tokens.unblock_pin(&serial, &Pin::new(SO), &new).unwrap();
+        assert_signs(&tokens, &serial, &new, &key);
+        let file = tokens.load(&serial).unwrap();
+        assert_eq!(file.user_pin.as_ref().unwrap().kdf, Kdf::TEST);
+        let text = fs::read_to_string(tokens.path(&serial).unwrap()).unwrap();
+        assert!(!text.contains(USER) && !text.contains(SO));
+    }
+
+    #[test]
+    fn keep_blank_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = SoftTokens::open(dir.path()).unwrap().with_test_kdf();
+        assert!(plain.tokens().unwrap().is_empty());
+        let tokens = SoftTokens::open(dir.path())
+            .unwrap()
+            .with_test_kdf()
+            .keep_blank_token(true);
+        let first = tokens.tokens().unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(!first[0].initialized);
+        assert_eq!(first[0].label, BLANK_LABEL);
+        // Listing again does not make another.
+        assert_eq!(tokens.tokens().unwrap(), first);
+        assert_eq!(tokens.ensure_blank_token().unwrap(), first[0]);
+        tokens
+            .init_token(&first[0].serial, "制证", &Pin::new(SO), &user())
+            .unwrap();
+        let second = tokens.tokens().unwrap();
+        assert_eq!(second.len(), 2);
+        let blank: Vec<_> = second.iter().filter(|t| !t.initialized).collect();
+        assert_eq!(blank.len(), 1);
+        assert_ne!(blank[0].serial, first[0].serial);
+        // Without the option, ensure_blank_token still makes one on demand.
+        let other = tempfile::tempdir().unwrap();
+        let plain = SoftTokens::open(other.path()).unwrap();
+        let made = plain.ensure_blank_token().unwrap();
+        assert_eq!(plain.ensure_blank_token().unwrap(), made);
+    }
+
+    #[test]
+    fn half_blank_files_are_refused() {
+        let (_dir, tokens, serial) = setup();
+        let path = tokens.path(&serial).unwrap();
+        let original: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let mut json = original.clone();
+        json["so_pin"] = serde_json::Value::Null;
+        fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        assert!(matches!(tokens.keys(&serial), Err(TokenError::Module(_))));
+        // A blank token cannot hold keys.
+        fs::write(&path, serde_json::to_vec(&original).unwrap()).unwrap();
+        tokens
+            .generate_key(&serial, &user(), KeyAlgorithm::EcP256, "k")
+            .unwrap();
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        json["so_pin"] = serde_json::Value::Null;
+        json["user_pin"] = serde_json::Value::Null;
+        fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        assert!(matches!(tokens.keys(&serial), Err(TokenError::Module(_))));
     }
 
     #[test]

@@ -13,7 +13,12 @@
 //!   backend logs in, acts and logs out: no PIN and no login state is kept
 //!   between calls;
 //! - a wrong PIN counts towards the lock ([`MAX_PIN_TRIES`]); a correct one
-//!   resets the count.
+//!   resets the count;
+//! - a blank token (not initialised: no PINs, no keys) is listed, with
+//!   [`TokenInfo::initialized`] false and no keys; [`TokenBackend::init_token`]
+//!   is the only operation it takes, every other one answers
+//!   [`TokenError::NotInitialized`]. Initialisation is the counter's job
+//!   (制证): CertHall chooses the label and both PINs.
 
 use std::fmt;
 
@@ -27,6 +32,28 @@ pub const MAX_PIN_TRIES: u32 = 10;
 /// Shortest and longest PIN the agent accepts (the usual range of UKey
 /// PINs; PKCS#11 modules may be stricter and say so).
 pub const PIN_LEN: std::ops::RangeInclusive<usize> = 6..=32;
+
+/// Longest token label, in bytes of UTF-8: the size of PKCS#11's
+/// `CK_TOKEN_INFO.label` (a CJK character takes 3 bytes).
+pub const TOKEN_LABEL_MAX_BYTES: usize = 32;
+
+/// Checks the label given to a blank token at initialisation: 1–32 bytes of
+/// UTF-8 ([`TOKEN_LABEL_MAX_BYTES`]), no control characters. Every backend
+/// applies the same rule, so a page gets the same answer whatever the key.
+pub fn check_token_label(label: &str) -> Result<(), TokenError> {
+    if label.trim().is_empty() {
+        return Err(TokenError::BadRequest("UKey 标签不能为空。".into()));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(TokenError::BadRequest("UKey 标签不能含控制字符。".into()));
+    }
+    if label.len() > TOKEN_LABEL_MAX_BYTES {
+        return Err(TokenError::BadRequest(format!(
+            "标签过长（最多 {TOKEN_LABEL_MAX_BYTES} 字节）"
+        )));
+    }
+    Ok(())
+}
 
 /// A PIN: masked in `Debug`, wiped from memory when dropped.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,15 +105,21 @@ impl Drop for Pin {
 /// What the agent knows about one token (no PIN needed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
-    /// The token's serial number, unique within its backend.
+    /// The token's serial number, unique within its backend. A blank
+    /// PKCS#11 token that reports no serial number is named by its slot
+    /// instead (`slot<id>`; see [`crate::pkcs11`]).
     pub serial: String,
+    /// The token has been initialised (label and PINs set); a blank token
+    /// takes only [`TokenBackend::init_token`].
+    pub initialized: bool,
     /// The token's label (what the user named it).
     pub label: String,
     /// Who made it.
     pub manufacturer: String,
     /// Its model.
     pub model: String,
-    /// User PIN tries left before the lock, when known.
+    /// User PIN tries left before the lock, when known (`None` for a
+    /// blank token, which has no PIN yet).
     pub pin_retries_left: Option<u32>,
     /// The user PIN is locked (only the SO PIN can unblock it).
     pub pin_locked: bool,
@@ -138,6 +171,13 @@ pub enum TokenError {
     /// No token with that serial is present (unplugged?).
     #[error("no such token")]
     TokenAbsent,
+    /// The token is blank: it must be initialised first.
+    #[error("the token is not initialised")]
+    NotInitialized,
+    /// The token is initialised already: initialising it again would wipe
+    /// it, so the agent refuses.
+    #[error("the token is already initialised")]
+    AlreadyInitialized,
     /// No key with that id on the token.
     #[error("no such key")]
     NoSuchKey,
@@ -168,12 +208,35 @@ pub trait TokenBackend: Send + Sync + fmt::Debug {
     /// (`pkcs11`, `soft`, later `skf`).
     fn kind(&self) -> &'static str;
 
-    /// The tokens present now.
+    /// The tokens present now, blank ones included.
     fn tokens(&self) -> Result<Vec<TokenInfo>>;
 
+    /// One token present now, blank or not.
+    fn token(&self, serial: &str) -> Result<TokenInfo> {
+        self.tokens()?
+            .into_iter()
+            .find(|t| t.serial == serial)
+            .ok_or(TokenError::TokenAbsent)
+    }
+
     /// The key pairs on a token and their certificates (public objects: no
-    /// PIN needed, as with a hardware key).
+    /// PIN needed, as with a hardware key). A blank token has none.
     fn keys(&self, serial: &str) -> Result<Vec<KeyEntry>>;
+
+    /// Initialises a blank token (制证 at the counter): sets its label
+    /// ([`check_token_label`]), its SO PIN and its user PIN (both must meet
+    /// [`Pin::check_new`]), and returns the token as it is now — its serial
+    /// may have changed (a PKCS#11 module may assign one at initialisation),
+    /// and the new serial is the one to use from then on. An initialised
+    /// token is refused with [`TokenError::AlreadyInitialized`] and left
+    /// untouched.
+    fn init_token(
+        &self,
+        serial: &str,
+        label: &str,
+        so_pin: &Pin,
+        user_pin: &Pin,
+    ) -> Result<TokenInfo>;
 
     /// Checks the user PIN (counting a wrong one).
     fn verify_pin(&self, serial: &str, pin: &Pin) -> Result<()>;

@@ -410,6 +410,318 @@ async fn software_token() {
     token_suite(Backend::Soft).await;
 }
 
+/// Every token the agent lists.
+async fn all_tokens(agent: &AgentUnderTest) -> Vec<Value> {
+    let body: Value = Client::new()
+        .get(format!("{}/v1/tokens", agent.url))
+        .header("Origin", ORIGIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["tokens"].as_array().unwrap().clone()
+}
+
+/// POSTs to `rest` under token `id` (not the agent's own token).
+async fn post_to(agent: &AgentUnderTest, id: &str, rest: &str, body: Value) -> (StatusCode, Value) {
+    let r = Client::new()
+        .post(format!("{}/v1/tokens/{id}{rest}", agent.url))
+        .header("Origin", ORIGIN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap())
+}
+
+/// The SO PIN CertHall gives a blank token (not the suite's default, so
+/// that only the initialisation can have set it).
+const NEW_SO_PIN: &str = "Zq7-4410xY";
+
+/// Production at the counter (制证): a blank token is listed, refuses every
+/// operation, is initialised through the API with a label and both PINs,
+/// and then takes a key, its certificate and a signature with the new user
+/// PIN; the SO PIN set at initialisation counts and unblocks.
+async fn init_suite(backend: Backend) {
+    let mut agent = AgentUnderTest::start(backend, "已有UKey", &[ORIGIN]).await;
+    let blank_id = match backend {
+        Backend::Soft => agent.new_blank_soft_token(),
+        // SoftHSM2 always offers one free slot, with no serial number.
+        Backend::SoftHsm => all_tokens(&agent)
+            .await
+            .iter()
+            .find(|t| t["initialized"] == false)
+            .unwrap_or_else(|| panic!("no blank SoftHSM2 token listed"))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    };
+    if backend == Backend::SoftHsm {
+        assert!(blank_id.starts_with("pkcs11-slot"), "{blank_id}");
+    }
+    let listed = all_tokens(&agent).await;
+    let existing = listed
+        .iter()
+        .find(|t| t["id"] == agent.token_id.as_str())
+        .unwrap();
+    assert_eq!(existing["initialized"], true);
+    let blank = listed
+        .iter()
+        .find(|t| t["id"] == blank_id.as_str())
+        .unwrap();
+    assert_eq!(blank["initialized"], false, "{blank}");
+    assert_eq!(blank["keys"], json!([]));
+    assert_eq!(blank["certificates"], json!([]));
+    assert_eq!(
+        blank["pin"],
+        json!({ "locked": false, "retries_left": null })
+    );
+
+    // Nothing but init on a blank token.
+    let key = "00112233445566778899aabbccddeeff";
+    for (rest, body) in [
+        ("/pin/verify", json!({ "pin": PIN })),
+        ("/pin/change", json!({ "pin": PIN, "new_pin": "654321" })),
+        (
+            "/pin/unblock",
+            json!({ "so_pin": SO_PIN, "new_pin": "654321" }),
+        ),
+        ("/keys", json!({ "pin": PIN, "algorithm": "p256" })),
+        (&format!("/keys/{key}/delete"), json!({ "pin": PIN })),
+        (
+            &format!("/keys/{key}/sign"),
+            json!({ "pin": PIN, "challenge": CHALLENGE }),
+        ),
+    ] {
+        let (status, answer) = post_to(&agent, &blank_id, rest, body).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::CONFLICT, Some("token_not_initialized")),
+            "{rest}: {answer}"
+        );
+        assert_eq!(answer["message"], "这把 UKey 尚未初始化。");
+    }
+
+    // Refused requests leave the token blank.
+    let too_long = "长".repeat(11); // 33 bytes
+    for (body, code) in [
+        (
+            json!({ "label": "制证", "so_pin": NEW_SO_PIN, "pin": "12" }),
+            "pin_policy",
+        ),
+        (
+            json!({ "label": "制证", "so_pin": "短", "pin": PIN }),
+            "pin_policy",
+        ),
+        (json!({ "label": "制证", "pin": PIN }), "pin_policy"),
+        (
+            json!({ "label": too_long, "so_pin": NEW_SO_PIN, "pin": PIN }),
+            "invalid_request",
+        ),
+        (
+            json!({ "label": "  ", "so_pin": NEW_SO_PIN, "pin": PIN }),
+            "invalid_request",
+        ),
+        (
+            json!({ "label": "制证", "so_pin": NEW_SO_PIN, "pin": PIN, "algorithm": "p256" }),
+            "invalid_request",
+        ),
+    ] {
+        let (status, answer) = post_to(&agent, &blank_id, "/init", body.clone()).await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(code)),
+            "{body}: {answer}"
+        );
+        if body["label"] == too_long.as_str() {
+            assert_eq!(answer["message"], "标签过长（最多 32 字节）");
+        }
+    }
+    let still = all_tokens(&agent).await;
+    let blank = still.iter().find(|t| t["id"] == blank_id.as_str()).unwrap();
+    assert_eq!(blank["initialized"], false, "{blank}");
+
+    // An initialised token is never initialised again.
+    let (status, answer) = post_to(
+        &agent,
+        &agent.token_id,
+        "/init",
+        json!({ "label": "覆盖", "so_pin": SO_PIN, "pin": PIN }),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::CONFLICT, Some("token_initialized")),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["message"],
+        "这把 UKey 已初始化，不能再次初始化；请换一把空白 UKey。"
+    );
+    assert_eq!(tokens(&agent).await["label"], "已有UKey");
+
+    // Initialise: 10 CJK characters and 2 letters are exactly 32 bytes.
+    let label = format!("{}ab", "制".repeat(10));
+    let (status, answer) = post_to(
+        &agent,
+        &blank_id,
+        "/init",
+        json!({ "label": label, "so_pin": NEW_SO_PIN, "pin": PIN }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let token = &answer["token"];
+    assert_eq!(token["initialized"], true, "{token}");
+    assert_eq!(token["label"], label.as_str());
+    assert_eq!(token["pin"], json!({ "locked": false, "retries_left": 10 }));
+    assert_eq!(token["keys"], json!([]));
+    let id = token["id"].as_str().unwrap().to_owned();
+    match backend {
+        // The serial stays.
+        Backend::Soft => assert_eq!(id, blank_id),
+        // SoftHSM2 gives the token its serial at C_InitToken.
+        Backend::SoftHsm => {
+            assert_ne!(id, blank_id);
+            assert_eq!(token["serial"].as_str().unwrap().len(), 16, "{token}");
+            // The old name is gone (it named the slot while it was blank).
+            let (status, answer) = post_to(
+                &agent,
+                &blank_id,
+                "/init",
+                json!({ "label": "再来", "so_pin": NEW_SO_PIN, "pin": PIN }),
+            )
+            .await;
+            assert_eq!(
+                (status, answer["code"].as_str()),
+                (StatusCode::NOT_FOUND, Some("token_absent")),
+                "{answer}"
+            );
+            // …and a new free slot is offered.
+            let after = all_tokens(&agent).await;
+            assert!(after.iter().any(|t| t["initialized"] == false), "{after:?}");
+        }
+    }
+    let (status, answer) = post_to(
+        &agent,
+        &id,
+        "/init",
+        json!({ "label": "再来", "so_pin": NEW_SO_PIN, "pin": PIN }),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::CONFLICT, Some("token_initialized")),
+        "{answer}"
+    );
+
+    // Produce onto it: key, request, certificate, signature.
+    agent.token_id = id;
+    let p256 = key_with_certificate(&agent, "p256", "produced").await;
+    let (status, body) = sign(&agent, &p256, PIN).await;
+    assert_eq!(status, 200, "{body}");
+    assert_signature(&body);
+    if backend == Backend::Soft {
+        let (status, body) = post(
+            &agent,
+            "/keys",
+            json!({ "pin": PIN, "algorithm": "sm2", "label": "sm2-key" }),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        let verified = certhall_ca::csr::verify(body["csr"].as_str().unwrap().as_bytes()).unwrap();
+        assert_eq!(verified.key, certhall_ca::KeyAlgorithm::Sm2);
+    }
+
+    // The SO PIN is the one given at initialisation: a wrong one counts,
+    // the right one unblocks; the user PIN still works.
+    let (status, body) = post(
+        &agent,
+        "/pin/unblock",
+        json!({ "so_pin": SO_PIN, "new_pin": "111111" }),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("wrong_so_pin")),
+        "{body}"
+    );
+    assert_eq!(body["retries_left"], 9);
+    let (status, body) = post(
+        &agent,
+        "/pin/unblock",
+        json!({ "so_pin": SO_PIN, "new_pin": "111111" }),
+    )
+    .await;
+    assert_eq!(body["retries_left"], 8, "{body}");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = post(&agent, "/pin/verify", json!({ "pin": PIN })).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(
+        &agent,
+        "/pin/unblock",
+        json!({ "so_pin": NEW_SO_PIN, "new_pin": "111111" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sign(&agent, &p256, "111111").await;
+    assert_eq!(status, 200, "{body}");
+    assert_signature(&body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn softhsm2_blank_token_is_initialised_through_the_api() {
+    if support::softhsm_available() {
+        init_suite(Backend::SoftHsm).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blank_software_token_is_initialised_through_the_api() {
+    init_suite(Backend::Soft).await;
+}
+
+/// `--keep-blank-soft-token` (demo mode): there is always one blank
+/// software token to produce onto.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blank_software_token_is_kept() {
+    let agent = AgentUnderTest::start_with(
+        Backend::Soft,
+        "演示UKey",
+        &[ORIGIN],
+        "127.0.0.1:0",
+        &["--keep-blank-soft-token"],
+    )
+    .await;
+    let blanks = |list: Vec<Value>| -> Vec<Value> {
+        list.into_iter()
+            .filter(|t| t["initialized"] == false)
+            .collect()
+    };
+    let first = blanks(all_tokens(&agent).await);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["label"], "空白UKey");
+    assert_eq!(first[0]["backend"], "soft");
+    assert_eq!(blanks(all_tokens(&agent).await), first);
+    let id = first[0]["id"].as_str().unwrap();
+    let (status, answer) = post_to(
+        &agent,
+        id,
+        "/init",
+        json!({ "label": "张三的UKey", "so_pin": NEW_SO_PIN, "pin": PIN }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert_eq!(answer["token"]["id"], id);
+    let all = all_tokens(&agent).await;
+    assert_eq!(all.len(), 3, "{all:?}");
+    let second = blanks(all);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0]["id"], id);
+}
+
 /// Origin, Host and size checks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_allowed_pages_reach_the_agent() {

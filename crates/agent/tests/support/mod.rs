@@ -69,6 +69,17 @@ impl AgentUnderTest {
 
     /// The same, listening on `listen`.
     pub async fn start_on(backend: Backend, label: &str, origins: &[&str], listen: &str) -> Self {
+        Self::start_with(backend, label, origins, listen, &[]).await
+    }
+
+    /// The same, with more agent flags.
+    pub async fn start_with(
+        backend: Backend,
+        label: &str,
+        origins: &[&str],
+        listen: &str,
+        extra: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let soft_dir = dir.path().join("soft");
         let conf = dir.path().join("softhsm2.conf");
@@ -84,6 +95,7 @@ impl AgentUnderTest {
             args.push("--allow-origin".into());
             args.push((*o).into());
         }
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         match backend {
             Backend::SoftHsm => {
                 let tokens = dir.path().join("tokens");
@@ -184,6 +196,20 @@ impl AgentUnderTest {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// Creates a blank software token in the agent's software-token
+    /// directory with `certhall-agent new-blank-soft-token`; its token id.
+    pub fn new_blank_soft_token(&self) -> String {
+        let out = Command::new(agent_exe())
+            .args(["new-blank-soft-token", "--soft-token-dir"])
+            .arg(self.dir.path().join("soft"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "new-blank-soft-token: {out:?}");
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        assert!(id.starts_with("soft-") && id.len() == 21, "{id:?}");
+        id
     }
 
     pub fn path(&self, rest: &str) -> String {
