@@ -13,13 +13,15 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # chromium: the real browser of the end-to-end tests;
 # fonts-wqy-zenhei: so Chinese renders in screenshots;
 # softhsm2: the PKCS#11 token the CA-key-in-a-token tests use;
-# openssl: the independent checker of every certificate, CRL and OCSP answer.
+# openssl: the independent checker of every certificate, CRL and OCSP answer;
+# opensc (pkcs11-tool): an independent look at the keys a produced token holds.
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 dpkg -s fonts-wqy-zenhei >/dev/null 2>&1 || need+=(fonts-wqy-zenhei)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 if ((${#need[@]})); then
   if [ "$(id -u)" = 0 ]; then
     say "Installing ${need[*]}"

@@ -4,6 +4,7 @@
 use std::process::ExitCode;
 
 use certhall_domain::application::{format_price, parse_price, Application};
+use certhall_domain::production::KeyKind;
 use certhall_service::Services;
 use clap::Subcommand;
 
@@ -23,6 +24,9 @@ pub enum AppCommand {
         /// Certificate profile (see `certhall ca profile list`).
         #[arg(long, default_value = "enterprise")]
         profile: String,
+        /// Key pair of its certificates: sm2 (国密), p256 or rsa2048.
+        #[arg(long, default_value = "sm2", value_parser = parse_key_kind)]
+        key: KeyKind,
         /// Certificate validity in days.
         #[arg(long, default_value_t = 365)]
         validity_days: u32,
@@ -43,6 +47,9 @@ pub enum AppCommand {
         /// New profile.
         #[arg(long)]
         profile: Option<String>,
+        /// New key pair kind: sm2, p256 or rsa2048.
+        #[arg(long, value_parser = parse_key_kind)]
+        key: Option<KeyKind>,
         /// New validity in days.
         #[arg(long)]
         validity_days: Option<u32>,
@@ -65,10 +72,11 @@ pub async fn run(services: &Services, command: AppCommand) -> anyhow::Result<Exi
         AppCommand::List => {
             for a in services.applications(false).await? {
                 println!(
-                    "{}\t{}\t{}\t{} 天\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{} 天\t{}\t{}",
                     a.code,
                     a.name,
                     a.profile,
+                    a.key_kind,
                     a.validity_days,
                     format_price(a.price_fen),
                     if a.active { "启用" } else { "停用" }
@@ -79,6 +87,7 @@ pub async fn run(services: &Services, command: AppCommand) -> anyhow::Result<Exi
             code,
             name,
             profile,
+            key,
             validity_days,
             price,
             description,
@@ -87,6 +96,7 @@ pub async fn run(services: &Services, command: AppCommand) -> anyhow::Result<Exi
                 code,
                 name,
                 profile,
+                key_kind: key,
                 validity_days,
                 price_fen: parse_price(&price).map_err(|r| anyhow::anyhow!(r.message_zh()))?,
                 description,
@@ -99,6 +109,7 @@ pub async fn run(services: &Services, command: AppCommand) -> anyhow::Result<Exi
             code,
             name,
             profile,
+            key,
             validity_days,
             price,
             description,
@@ -113,6 +124,9 @@ pub async fn run(services: &Services, command: AppCommand) -> anyhow::Result<Exi
             }
             if let Some(v) = profile {
                 app.profile = v;
+            }
+            if let Some(v) = key {
+                app.key_kind = v;
             }
             if let Some(v) = validity_days {
                 app.validity_days = v;
@@ -150,4 +164,8 @@ fn refusal_text(e: certhall_service::ServiceError) -> String {
         Some(r) => r.message_zh(),
         None => e.to_string(),
     }
+}
+
+fn parse_key_kind(s: &str) -> Result<KeyKind, String> {
+    KeyKind::parse(s).ok_or_else(|| format!("{s:?}: expected sm2, p256 or rsa2048"))
 }

@@ -61,6 +61,9 @@ pub struct FileConfig {
     pub sms_inbound_token_file: Option<PathBuf>,
     /// Online payment (第七步); see [`PaymentConfig`].
     pub payment: Option<PaymentConfig>,
+    /// The courier shipping produced keys (第八步); absent: the demo
+    /// courier in demo mode, no shipping otherwise.
+    pub courier: Option<certhall_courier::CourierConfig>,
 }
 
 /// The `[payment]` section: the providers and the timing. Without a
@@ -191,6 +194,8 @@ pub struct RuntimeConfig {
     pub sms_inbound_token: Option<String>,
     /// Payment providers and timing.
     pub payment: PaymentConfig,
+    /// `[courier]`, if given.
+    pub courier: Option<certhall_courier::CourierConfig>,
     /// Seconds between runs of the payment job.
     pub payment_job_interval: Duration,
 }
@@ -222,6 +227,7 @@ impl fmt::Debug for RuntimeConfig {
             .field("ca_passphrase_file", &self.ca_passphrase_file)
             .field("ca_pkcs11_pin_file", &self.ca_pkcs11_pin_file)
             .field("payment", &self.payment)
+            .field("courier", &self.courier)
             .field("payment_job_interval", &self.payment_job_interval)
             .finish()
     }
@@ -289,6 +295,7 @@ impl RuntimeConfig {
         }
         Ok(Self {
             payment,
+            courier: file.courier,
             payment_job_interval: Duration::from_secs(job_secs),
             listen,
             secret_key_file: common

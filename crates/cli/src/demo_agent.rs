@@ -87,6 +87,7 @@ async fn try_start(
         pkcs11_module: None,
         pkcs11_optional: true,
         soft_token_dir: Some(dir.join("tokens")),
+        keep_blank_soft_token: true,
         state_dir: dir.join("state"),
     };
     // Bind first: with the port taken (another 证书助手 running), nothing

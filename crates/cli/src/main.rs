@@ -253,8 +253,10 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
     );
     ca.pkcs11_pin = config::ca_pkcs11_pin(config)?;
     let payments = payment_gateways(config, &store, clock.clone())?;
+    let shipping = shipping(config, clock.clone())?;
     Ok(Services {
         payments: Arc::new(payments),
+        shipping: Arc::new(shipping),
         store,
         sms,
         clock,
@@ -272,6 +274,35 @@ fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Servic
             std::thread::available_parallelism().map_or(1, usize::from),
         ))),
     })
+}
+
+/// The courier: `[courier]` when given; otherwise, in demo mode, the demo
+/// courier (its pushes signed with a key made at start); otherwise none:
+/// shipping then fails with a clear message and pushes are refused.
+fn shipping(
+    config: &RuntimeConfig,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<certhall_service::shipping::Shipping> {
+    let push_url = format!(
+        "{}{}",
+        config.public_url.trim_end_matches('/'),
+        certhall_web::paths::COURIER_PUSH
+    );
+    let Some(c) = &config.courier else {
+        let mut shipping = certhall_service::shipping::Shipping::demo(push_url);
+        if !config.demo() {
+            shipping.courier = Arc::new(certhall_service::shipping::Unconfigured);
+        }
+        return Ok(shipping);
+    };
+    let courier = c
+        .build(clock)
+        .map_err(|e| anyhow::anyhow!("[courier]: {e}"))?;
+    let mut shipping = certhall_service::shipping::Shipping::demo(push_url);
+    shipping.courier = courier;
+    shipping.sender = c.sender.clone();
+    shipping.id_check = c.id_check;
+    Ok(shipping)
 }
 
 /// The payment providers: those configured in `[payment]`; in demo mode
@@ -387,6 +418,12 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
         job_holder(),
         config.payment_job_interval,
     ));
+    let step_eight = tokio::spawn(step_eight_jobs(
+        services.clone(),
+        job_holder(),
+        config.payment_job_interval,
+    ));
+    let services_demo_courier = services.demo_courier();
     let agent_services = services.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -439,8 +476,13 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
                 "演示支付：第七步扫码页可打开演示收银台（{addr}/dev/cashier/…），点击“支付成功”即发送与微信支付相同格式的签名回调。"
             );
         }
+        if services_demo_courier {
+            println!(
+                "演示快递：柜台“制证发货”下单后，在 http://{addr}/dev/courier 推进顺丰路由（揽收、运输、派送、签收）。"
+            );
+        }
         println!(
-            "演示柜台端：http://{addr}/counter，用户名 {}，密码 {}，短信验证码发往 {}（见发件箱）。",
+            "演示柜台端：http://{addr}/counter，用户名 {}，密码 {}，短信验证码发往 {}（见发件箱）；制证发货在 /counter/production。",
             certhall_service::counter::DEMO_OPERATOR,
             certhall_service::counter::DEMO_OPERATOR_PASSWORD,
             certhall_service::counter::DEMO_OPERATOR_PHONE
@@ -455,6 +497,7 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
     .context("server failed")?;
     housekeeping.abort();
     payment_job.abort();
+    step_eight.abort();
     if let Some(agent) = demo_agent {
         agent.abort();
     }
@@ -529,6 +572,28 @@ fn job_holder() -> String {
         std::process::id(),
         rand::random::<u32>()
     )
+}
+
+/// Step 8's jobs, each once per tick across processes (a database lease):
+/// production (abandon attempts left open, revoke certificates that ended
+/// on no key) and shipping (poll the courier for routes, give up courier
+/// requests that never got an answer).
+async fn step_eight_jobs(services: Services, holder: String, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match services.run_production_job(&holder, interval).await {
+            Ok(Some(s)) if s != Default::default() => tracing::info!(?s, "production sweep ran"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "production sweep failed"),
+        }
+        match services.run_shipping_job(&holder, interval).await {
+            Ok(Some(s)) if s != Default::default() => tracing::info!(?s, "shipping poll ran"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "shipping poll failed"),
+        }
+    }
 }
 
 /// The payment reconciliation (queries, closes, refunds) once per tick

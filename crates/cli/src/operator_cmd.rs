@@ -29,9 +29,20 @@ pub enum OperatorCommand {
         /// operator (柜台审核员) or admin (管理员).
         #[arg(long, default_value = "operator")]
         role: String,
+        /// Also grant the 制证 permission (producing keys at the counter).
+        #[arg(long)]
+        producer: bool,
     },
     /// List the operators.
     List,
+    /// Grant (or with --revoke withdraw) the 制证 permission.
+    Producer {
+        /// The operator's login name.
+        username: String,
+        /// Withdraw instead of grant.
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 /// Runs one `certhall operator` command.
@@ -45,11 +56,12 @@ pub async fn run(services: &Services, command: OperatorCommand) -> anyhow::Resul
                     _ => "正常".to_owned(),
                 };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}{}\t{}\t{}",
                     o.id,
                     o.username,
                     o.phone.masked(),
                     o.role.label_zh(),
+                    if o.producer { "，制证" } else { "" },
                     state,
                     o.created_at.display_cst()
                 );
@@ -59,6 +71,7 @@ pub async fn run(services: &Services, command: OperatorCommand) -> anyhow::Resul
             username,
             phone,
             role,
+            producer,
         } => {
             let password = password()?;
             let op = services
@@ -74,11 +87,35 @@ pub async fn run(services: &Services, command: OperatorCommand) -> anyhow::Resul
                     Some(r) => anyhow::anyhow!(r.message_zh()),
                     None => anyhow::anyhow!(e),
                 })?;
+            if producer {
+                services
+                    .set_producer(&op.username, true, crate::ca_cmd::cli_actor())
+                    .await?;
+            }
             println!(
-                "已添加柜台人员 {}（{}，手机 {}）",
+                "已添加柜台人员 {}（{}{}，手机 {}）",
                 op.username,
                 op.role.label_zh(),
+                if producer { "，制证" } else { "" },
                 op.phone.masked()
+            );
+        }
+        OperatorCommand::Producer { username, revoke } => {
+            let op = services
+                .set_producer(&username, !revoke, crate::ca_cmd::cli_actor())
+                .await
+                .map_err(|e| match e.refusal() {
+                    Some(r) => anyhow::anyhow!(r.message_zh()),
+                    None => anyhow::anyhow!(e),
+                })?;
+            println!(
+                "{} {} 的制证权限",
+                if op.producer {
+                    "已开通"
+                } else {
+                    "已撤销"
+                },
+                op.username
             );
         }
     }

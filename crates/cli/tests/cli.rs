@@ -334,8 +334,17 @@ async fn demo_mode_offers_a_certificate_login() {
             .json()
             .await
             .unwrap();
-        let token = &tokens["tokens"][0];
-        assert_eq!(token["label"], "演示UKey", "{tokens}");
+        let list = tokens["tokens"].as_array().unwrap();
+        let token = list
+            .iter()
+            .find(|t| t["label"] == "演示UKey")
+            .unwrap_or_else(|| panic!("no 演示UKey: {tokens}"));
+        // …and a blank key for the demo producer (制证), kept available.
+        assert_eq!(
+            list.iter().filter(|t| t["initialized"] == false).count(),
+            1,
+            "round {round}: {tokens}"
+        );
         let certs = token["certificates"].as_array().unwrap();
         assert_eq!(certs.len(), 1, "round {round}: {tokens}");
         assert_eq!(certs[0]["key_algorithm"], "sm2");
@@ -454,7 +463,7 @@ fn the_application_catalogue_from_the_command_line() {
     let (ok, out) = run(&["app", "list"]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("zzggzy\t枣庄公共资源交易\tenterprise\t730 天\t280.50 元\t启用"),
+        out.contains("zzggzy\t枣庄公共资源交易\tenterprise\tsm2\t730 天\t280.50 元\t启用"),
         "{out}"
     );
     let (ok, out) = run(&[

@@ -1,6 +1,7 @@
 //! 应用: the relying platforms a certificate is applied for (step 2 of the
 //! wizard, 选择应用), each with its certificate profile, validity and price.
 
+use crate::production::KeyKind;
 use crate::Refusal;
 
 /// One application of the catalogue.
@@ -12,6 +13,9 @@ pub struct Application {
     pub name: String,
     /// The CA profile certificates for it are issued under.
     pub profile: String,
+    /// The key pair its certificates use (SM2 for 国密 platforms); the
+    /// CA hierarchy follows from it.
+    pub key_kind: KeyKind,
     /// Certificate validity in days.
     pub validity_days: u32,
     /// Price in fen (分) per certificate.
@@ -98,6 +102,14 @@ pub fn demo_catalogue() -> Vec<Application> {
         code: code.to_owned(),
         name: name.to_owned(),
         profile: "enterprise".to_owned(),
+        // 国密 where the platform takes it; the others as their platforms
+        // document (and so that a SoftHSM2 token, which has no SM2, can
+        // carry them in tests).
+        key_kind: match code {
+            "zzggzy" => KeyKind::Sm2,
+            "sdggzy" => KeyKind::Rsa2048,
+            _ => KeyKind::P256,
+        },
         validity_days: 365,
         price_fen,
         description: description.to_owned(),

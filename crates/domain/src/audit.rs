@@ -117,6 +117,18 @@ pub enum AuditEvent {
     PaymentSettled,
     /// A refund was requested or changed state.
     RefundChanged,
+    /// An operator's permissions changed (the 制证 permission).
+    OperatorPermissionChanged,
+    /// A production attempt started, moved or ended (制证).
+    ProductionAttempt,
+    /// A produced key was recorded (token serial, certificate, stock out).
+    KeyProduced,
+    /// A shipment was requested, accepted, refused or cancelled.
+    ShipmentChanged,
+    /// A courier route push arrived (applied, duplicate or refused).
+    CourierPush,
+    /// A certificate (or its chain) was downloaded by its owner.
+    CertificateDownloaded,
 }
 
 impl AuditEvent {
@@ -156,6 +168,12 @@ impl AuditEvent {
             Self::PaymentCallback => "payment.callback",
             Self::PaymentSettled => "payment.settled",
             Self::RefundChanged => "payment.refund_changed",
+            Self::OperatorPermissionChanged => "operator.permission_changed",
+            Self::ProductionAttempt => "production.attempt",
+            Self::KeyProduced => "production.key_produced",
+            Self::ShipmentChanged => "shipping.shipment_changed",
+            Self::CourierPush => "shipping.push",
+            Self::CertificateDownloaded => "certificate.downloaded",
         }
     }
 }

@@ -35,6 +35,7 @@ pub mod order;
 pub mod otp;
 pub mod payment;
 pub mod phone;
+pub mod production;
 pub mod refusal;
 pub mod secret;
 pub mod session;

@@ -22,16 +22,21 @@
 //!   │                   Approved (step 6: key model, address, invoice)
 //!   │                     │ confirm ▲ revise (no payment under way)
 //!   │                     ▼       │
-//!   │                  AwaitingPayment (step 7) ── verified payment ──► Paid ──► …
-//!   │
+//!   │                  AwaitingPayment (step 7) ── verified payment ──► Paid
+//!   │                                                                    │ production starts
+//!   │                                                                    ▼
+//!   │   Delivered ◄── signed for ── Shipped ◄── shipped ── Produced ◄── InProduction
+//!   │   (已签收)        (opCode 80)   (已发货)   (SF order)  (已制证)     (制证中; failed
+//!   │                                                                  attempts stay here)
 //!   └─► Cancelled  (by the applicant from any state before production;
 //!                   a paid order is refunded in full)
 //! ```
 //!
 //! While the legal representative has not answered, the applicant may
 //! take step 5 back (`ReviseAuthorization`: correct the representative or
-//! switch to the letter); the uploads stay. After `Paid` come the next
-//! issue's states (`InProduction → Shipped → Delivered`).
+//! switch to the letter); the uploads stay. Step 8 (`InProduction →
+//! Produced → Shipped → Delivered`) belongs to the counter and the courier:
+//! an applicant cannot move it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -174,6 +179,15 @@ pub enum OrderState {
     AwaitingPayment,
     /// Paid (a verified payment); the counter produces the key next.
     Paid,
+    /// A producer started writing the key (制证中); a failed attempt leaves
+    /// the order here for the next one.
+    InProduction,
+    /// The certificate is on the key and read back (已制证); shipping next.
+    Produced,
+    /// Handed to the courier with a waybill (已发货).
+    Shipped,
+    /// The applicant signed for the key (已签收).
+    Delivered,
     /// Given up (by the applicant, or by the counter for a paid order).
     Cancelled,
 }
@@ -191,6 +205,10 @@ impl OrderState {
             Self::Approved => ("approved", 0),
             Self::AwaitingPayment => ("awaiting_payment", 0),
             Self::Paid => ("paid", 0),
+            Self::InProduction => ("in_production", 0),
+            Self::Produced => ("produced", 0),
+            Self::Shipped => ("shipped", 0),
+            Self::Delivered => ("delivered", 0),
             Self::Cancelled => ("cancelled", 0),
         }
     }
@@ -211,6 +229,10 @@ impl OrderState {
             "approved" => Self::Approved,
             "awaiting_payment" => Self::AwaitingPayment,
             "paid" => Self::Paid,
+            "in_production" => Self::InProduction,
+            "produced" => Self::Produced,
+            "shipped" => Self::Shipped,
+            "delivered" => Self::Delivered,
             "cancelled" => Self::Cancelled,
             _ => return None,
         })
@@ -230,6 +252,10 @@ impl OrderState {
             Self::Approved => "审核通过，请选择介质与收货地址".into(),
             Self::AwaitingPayment => "待支付".into(),
             Self::Paid => "已支付，等待制证".into(),
+            Self::InProduction => "制证中".into(),
+            Self::Produced => "已制证，等待发货".into(),
+            Self::Shipped => "已发货".into(),
+            Self::Delivered => "已签收".into(),
             Self::Cancelled => "已取消".into(),
         }
     }
@@ -246,6 +272,10 @@ impl OrderState {
             (_, Self::Approved) => "审核通过",
             (_, Self::AwaitingPayment) => "待支付",
             (_, Self::Paid) => "支付成功",
+            (_, Self::InProduction) => "开始制证",
+            (_, Self::Produced) => "已制证",
+            (_, Self::Shipped) => "已发货",
+            (_, Self::Delivered) => "已签收",
             (_, Self::Cancelled) => "订单已取消",
             (_, Self::CounterVisit) => "请到柜台办理",
             (_, Self::Draft { .. }) => "订单退回填写",
@@ -263,7 +293,7 @@ impl OrderState {
             Self::AwaitingAuthorization | Self::AuthorizationRefused | Self::InReview => 5,
             Self::Approved => 6,
             Self::AwaitingPayment => 7,
-            Self::Paid => 8,
+            Self::Paid | Self::InProduction | Self::Produced | Self::Shipped | Self::Delivered => 8,
             Self::Cancelled => 0,
         }
     }
@@ -305,8 +335,32 @@ impl OrderState {
                 "柜台制作 UKey 并以顺丰到付方式寄出（第八步），发货后通知您运单号".into(),
                 Some("通常 1–2 个工作日内寄出"),
             ),
+            Self::InProduction => (
+                "柜台正在为您制作 UKey，完成后 PIN 码将以短信发送给您".into(),
+                Some("通常 1–2 个工作日内寄出"),
+            ),
+            Self::Produced => (
+                "UKey 已制作完成，等待顺丰揽收（到付）".into(),
+                Some("通常 1 个工作日内寄出"),
+            ),
+            Self::Shipped => (
+                "UKey 已通过顺丰到付寄出，请留意查收；签收时请支付运费".into(),
+                Some("通常 1–3 天送达"),
+            ),
+            Self::Delivered => (
+                "请按照《CA数字证书自助激活流程》激活证书后使用".into(),
+                None,
+            ),
             Self::Cancelled => ("订单已取消".into(), None),
         }
+    }
+
+    /// Paid for: payment is settled (step 8 or after).
+    pub fn is_paid(self) -> bool {
+        matches!(
+            self,
+            Self::Paid | Self::InProduction | Self::Produced | Self::Shipped | Self::Delivered
+        )
     }
 
     /// May the applicant cancel the order now? (Paid orders are refunded.)
@@ -387,6 +441,17 @@ pub enum OrderEvent {
     /// The applicant (or, for an approved or paid order, the counter) gave
     /// up.
     Cancel,
+    /// A producer started the first production attempt (step 8).
+    StartProduction,
+    /// The certificate was written to the key and read back.
+    Produced,
+    /// The courier accepted the shipment (a waybill number).
+    Ship,
+    /// The courier cancelled the shipment before pick-up (back to
+    /// `Produced`, to ship again).
+    CancelShipment,
+    /// The courier reports the key signed for.
+    SignedFor,
 }
 
 /// The state after `event`, or why the event is not allowed now.
@@ -441,6 +506,12 @@ pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Re
         (S::Approved, E::ConfirmCheckout) => Ok(S::AwaitingPayment),
         (S::AwaitingPayment, E::ReviseCheckout) => Ok(S::Approved),
         (S::AwaitingPayment, E::PaymentSucceeded) => Ok(S::Paid),
+        (S::Paid, E::StartProduction) => Ok(S::InProduction),
+        (S::InProduction, E::Produced) => Ok(S::Produced),
+        (S::Produced, E::Ship) => Ok(S::Shipped),
+        (S::Shipped, E::CancelShipment) => Ok(S::Produced),
+        // A signed-for push may overtake the pick-up: it still counts.
+        (S::Shipped, E::SignedFor) => Ok(S::Delivered),
         (
             S::Draft { .. }
             | S::CounterVisit
@@ -676,5 +747,30 @@ mod tests {
             assert_eq!(OrderState::from_display(&s.to_string()), Some(s));
         }
         assert_eq!(OrderState::from_db("nope", 0), None);
+    }
+
+    #[test]
+    fn step_eight_runs_in_order_and_cannot_be_cancelled() {
+        let mut s = S::Paid;
+        for (e, want) in [
+            (E::StartProduction, S::InProduction),
+            (E::Produced, S::Produced),
+            (E::Ship, S::Shipped),
+            (E::CancelShipment, S::Produced),
+            (E::Ship, S::Shipped),
+            (E::SignedFor, S::Delivered),
+        ] {
+            s = transition(s, e).unwrap();
+            assert_eq!(s, want);
+            assert_eq!(S::from_db(s.to_db().0, s.to_db().1), Some(s));
+            assert_eq!(s.stage(), 8);
+        }
+        for s in [S::InProduction, S::Produced, S::Shipped, S::Delivered] {
+            assert!(!s.cancellable(), "{s}");
+        }
+        assert!(transition(S::Paid, E::Produced).is_err());
+        assert!(transition(S::Produced, E::SignedFor).is_err());
+        assert!(transition(S::Delivered, E::Ship).is_err());
+        assert!(transition(S::InProduction, E::StartProduction).is_err());
     }
 }

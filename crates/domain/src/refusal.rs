@@ -278,6 +278,33 @@ pub enum Refusal {
     /// The payment channel is not configured here (its shown name).
     #[error("payment channel {0} unavailable")]
     PaymentChannelUnavailable(String),
+    /// The operator lacks the `producer` permission (制证).
+    #[error("not a producer")]
+    NotProducer,
+    /// Another production attempt of the order is open (who started it).
+    #[error("production busy ({0})")]
+    ProductionBusy(String),
+    /// The production attempt is over (its state as shown).
+    #[error("production attempt closed ({0})")]
+    ProductionAttemptClosed(&'static str),
+    /// The token holds another order's key (that order).
+    #[error("token in use by order {0}")]
+    TokenInUse(i64),
+    /// The token is initialised but not by this order's production.
+    #[error("token not blank")]
+    TokenNotBlank,
+    /// The certificate read back from the key is not the one issued.
+    #[error("read-back mismatch")]
+    ReadBackMismatch,
+    /// The key's algorithm is not the one the application uses (wanted).
+    #[error("wrong key algorithm (want {0})")]
+    WrongKeyAlgorithm(&'static str),
+    /// The courier refused or failed (its message).
+    #[error("courier failed: {0}")]
+    CourierFailed(String),
+    /// A route push failed verification.
+    #[error("courier push refused")]
+    CourierPushRefused,
 }
 
 impl Refusal {
@@ -355,6 +382,15 @@ impl Refusal {
             Self::CheckoutNotOpen(_) => "checkout_not_open",
             Self::OrderAlreadyPaid => "order_already_paid",
             Self::PaymentNotDue(_) => "payment_not_due",
+            Self::NotProducer => "not_producer",
+            Self::ProductionBusy(_) => "production_busy",
+            Self::ProductionAttemptClosed(_) => "production_attempt_closed",
+            Self::TokenInUse(_) => "token_in_use",
+            Self::TokenNotBlank => "token_not_blank",
+            Self::ReadBackMismatch => "read_back_mismatch",
+            Self::WrongKeyAlgorithm(_) => "wrong_key_algorithm",
+            Self::CourierFailed(_) => "courier_failed",
+            Self::CourierPushRefused => "courier_push_refused",
             Self::PaymentBusy => "payment_busy",
             Self::PaymentChannelUnavailable(_) => "payment_channel_unavailable",
         }
@@ -430,7 +466,16 @@ impl Refusal {
             | Self::OrderAlreadyPaid
             | Self::PaymentNotDue(_)
             | Self::PaymentBusy
+            | Self::ProductionBusy(_)
+            | Self::ProductionAttemptClosed(_)
+            | Self::TokenInUse(_)
+            | Self::TokenNotBlank
+            | Self::CourierFailed(_)
             | Self::ProfileExists(_) => RefusalKind::Conflict,
+            Self::NotProducer => RefusalKind::Forbidden,
+            Self::ReadBackMismatch | Self::WrongKeyAlgorithm(_) | Self::CourierPushRefused => {
+                RefusalKind::Invalid
+            }
             Self::ResendTooSoon { .. }
             | Self::PhoneSendLimit
             | Self::IpSendLimit
@@ -576,6 +621,30 @@ impl Refusal {
             Self::PaymentChannelUnavailable(name) => {
                 format!("暂不支持{name}，请选择其他支付方式。")
             }
+            Self::NotProducer => "您没有制证权限，请联系管理员开通。".into(),
+            Self::ProductionBusy(who) => {
+                format!("该订单正在由 {who} 制证，请勿重复操作；如对方已中断，15 分钟后可重新制证。")
+            }
+            Self::ProductionAttemptClosed(state) => {
+                format!("本次制证已结束（{state}），请重新开始制证。")
+            }
+            Self::TokenInUse(order) => {
+                format!("这把 UKey 已用于订单 {order}，请换一把空白 UKey。")
+            }
+            Self::TokenNotBlank => {
+                "这把 UKey 已初始化，且不是本订单制证时初始化的，请换一把空白 UKey。".into()
+            }
+            Self::ReadBackMismatch => {
+                "从 UKey 读回的证书与签发的证书不一致，本次制证已作废（证书已注销），请重新制证。"
+                    .into()
+            }
+            Self::WrongKeyAlgorithm(want) => {
+                format!("UKey 生成的密钥类型与该应用要求的 {want} 不一致，未签发证书。")
+            }
+            Self::CourierFailed(msg) => {
+                format!("顺丰下单失败：{msg}。订单仍为“已制证”，请稍后重试。")
+            }
+            Self::CourierPushRefused => "路由推送校验失败。".into(),
         }
     }
 }
@@ -672,6 +741,15 @@ mod tests {
             Refusal::PaymentNotDue("已取消".into()),
             Refusal::PaymentBusy,
             Refusal::PaymentChannelUnavailable("支付宝".into()),
+            Refusal::NotProducer,
+            Refusal::ProductionBusy("张三".into()),
+            Refusal::ProductionAttemptClosed("制证失败"),
+            Refusal::TokenInUse(7),
+            Refusal::TokenNotBlank,
+            Refusal::ReadBackMismatch,
+            Refusal::WrongKeyAlgorithm("SM2（国密）"),
+            Refusal::CourierFailed("x".into()),
+            Refusal::CourierPushRefused,
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

@@ -52,6 +52,13 @@ pub enum SmsTemplate {
         /// Hours the answer counts.
         hours: u64,
     },
+    /// The user PIN of a newly produced UKey (制证完成).
+    KeyPin {
+        /// Order number.
+        order: i64,
+        /// The six-digit PIN.
+        pin: String,
+    },
 }
 
 impl SmsTemplate {
@@ -61,6 +68,7 @@ impl SmsTemplate {
             Self::LoginCode { .. } => "login_code",
             Self::ReviewResult { .. } => "review_result",
             Self::LegalRepAuthorization { .. } => "legal_rep_authorization",
+            Self::KeyPin { .. } => "key_pin",
         }
     }
 
@@ -86,6 +94,9 @@ impl SmsTemplate {
                 ("order", order.to_string()),
                 ("hours", hours.to_string()),
             ],
+            Self::KeyPin { order, pin } => {
+                vec![("order", order.to_string()), ("pin", pin.clone())]
+            }
         }
     }
 
@@ -107,6 +118,9 @@ impl SmsTemplate {
                 hours,
             } => format!(
                 "【CertHall】{applicant}正在为{enterprise}申请“{application}”数字证书（订单{order}），需要您作为法定代表人授权。同意请回复“同意”，不同意请回复“拒绝”，{hours}小时内有效。如有多个订单，请在回复中注明订单号，如“同意 {order}”。"
+            ),
+            Self::KeyPin { order, pin } => format!(
+                "【CertHall】您的证书订单{order}的 UKey 已制作完成，初始 PIN 码为{pin}。请妥善保管，切勿告诉他人；收到 UKey 后请尽快修改 PIN 码。"
             ),
         }
     }

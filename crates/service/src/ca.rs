@@ -791,10 +791,11 @@ impl Services {
         Ok(db::certificates(&self.store, issuer, limit).await?)
     }
 
-    /// Makes sure demo mode has its hierarchies (SM2 and P-256) and profiles.
+    /// Makes sure demo mode has its hierarchies (SM2, P-256, RSA) and profiles.
     pub async fn ca_ensure_demo(&self) -> Result<()> {
         self.ca_seed_profiles().await?;
-        for family in [Family::Sm2, Family::P256] {
+        // Every family: the demo catalogue has an application of each.
+        for family in Family::ALL {
             if db::active_authority(&self.store, family.as_str(), role::ROOT)
                 .await?
                 .is_none()

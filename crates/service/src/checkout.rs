@@ -280,7 +280,7 @@ impl Services {
         let order = self.order_of(account, order_id).await?;
         certhall_domain::order::transition(order.state, OrderEvent::ReviseCheckout)?;
         if self.settle_attempts_of(order_id, "applicant").await?
-            && self.order_of(account, order_id).await?.state == OrderState::Paid
+            && self.order_of(account, order_id).await?.state.is_paid()
         {
             return Err(Refusal::OrderAlreadyPaid.into());
         }
@@ -601,7 +601,8 @@ impl Services {
 /// May step 6's page be shown?
 fn checkout_open(state: OrderState) -> Result<()> {
     match state {
-        OrderState::Approved | OrderState::AwaitingPayment | OrderState::Paid => Ok(()),
+        OrderState::Approved | OrderState::AwaitingPayment => Ok(()),
+        s if s.is_paid() => Ok(()),
         OrderState::Cancelled => Err(Refusal::OrderStateConflict(state.label_zh()).into()),
         other => Err(Refusal::CheckoutNotOpen(other.label_zh()).into()),
     }
@@ -611,7 +612,7 @@ fn checkout_open(state: OrderState) -> Result<()> {
 fn confirmable(state: OrderState) -> Result<()> {
     match state {
         OrderState::Approved => Ok(()),
-        OrderState::Paid => Err(Refusal::OrderAlreadyPaid.into()),
+        s if s.is_paid() => Err(Refusal::OrderAlreadyPaid.into()),
         OrderState::AwaitingPayment | OrderState::Cancelled => {
             Err(Refusal::OrderStateConflict(state.label_zh()).into())
         }

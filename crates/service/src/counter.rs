@@ -45,6 +45,8 @@ pub struct OperatorInfo {
     pub phone: Phone,
     /// Role.
     pub role: OperatorRole,
+    /// Holds the 制证 permission.
+    pub producer: bool,
     /// The session's storage key.
     pub session_key: String,
 }
@@ -210,11 +212,16 @@ impl Services {
     /// [`DEMO_OPERATOR_PASSWORD`], codes to [`DEMO_OPERATOR_PHONE`]'s
     /// outbox), added once.
     pub async fn ensure_demo_operator(&self) -> Result<()> {
-        if operators::list(&self.store)
+        if let Some(o) = operators::list(&self.store)
             .await?
-            .iter()
-            .any(|o| o.username == DEMO_OPERATOR)
+            .into_iter()
+            .find(|o| o.username == DEMO_OPERATOR)
         {
+            // Demo data folders from before the 制证 permission existed.
+            if !o.producer {
+                self.set_producer(DEMO_OPERATOR, true, Actor::System)
+                    .await?;
+            }
             return Ok(());
         }
         self.add_operator(
@@ -225,7 +232,40 @@ impl Services {
             Actor::System,
         )
         .await?;
+        self.set_producer(DEMO_OPERATOR, true, Actor::System)
+            .await?;
         Ok(())
+    }
+
+    /// Grants or withdraws the 制证 permission (`certhall operator
+    /// producer`).
+    pub async fn set_producer(
+        &self,
+        username: &str,
+        producer: bool,
+        actor: Actor,
+    ) -> Result<OperatorRow> {
+        let op = operators::list(&self.store)
+            .await?
+            .into_iter()
+            .find(|o| o.username == username)
+            .ok_or(Refusal::NotFound)?;
+        let mut tx = self.store.begin_write().await?;
+        operators::set_producer(&mut tx, op.id, producer).await?;
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            actor,
+            &RequestMeta::default(),
+            AuditEvent::OperatorPermissionChanged,
+            json!({ "operator": op.id, "username": op.username, "producer": producer }),
+        )
+        .await?;
+        let row = operators::get_tx(&mut tx, op.id)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     /// Adds an operator (`certhall operator add`).
@@ -568,6 +608,7 @@ impl Services {
                     username: view.operator.username,
                     phone: view.operator.phone,
                     role: view.operator.role,
+                    producer: view.operator.producer,
                     session_key: key,
                 })
             }

@@ -20,6 +20,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod ca;
 pub mod cert_login;
+pub mod certificates;
 pub mod checkout;
 pub mod counter;
 pub mod demo_pay;
@@ -27,6 +28,8 @@ pub mod inbox;
 pub mod materials;
 pub mod orders;
 pub mod payments;
+pub mod production;
+pub mod shipping;
 pub mod sms_inbound;
 pub mod wizard;
 
@@ -42,6 +45,9 @@ pub enum ServiceError {
     /// The SMS gateway failed.
     #[error(transparent)]
     Sms(#[from] certhall_notify::SmsError),
+    /// The courier failed in a way that is not the producer's to fix.
+    #[error(transparent)]
+    Courier(#[from] certhall_courier::CourierError),
     /// A payment provider failed or answered something unusable.
     #[error(transparent)]
     Payment(#[from] certhall_payment::PaymentError),
@@ -90,6 +96,8 @@ pub struct Services {
     pub license_reader: Option<Arc<dyn materials::LicenseReader>>,
     /// Payment providers (第七步) and their timing.
     pub payments: Arc<payments::PaymentGateways>,
+    /// The courier and the dispatch office (第八步).
+    pub shipping: Arc<shipping::Shipping>,
     /// Bounds the CPU-heavy image work (decoding and re-encoding uploads,
     /// OCR) running at once in this process: more waits its turn instead
     /// of starving every other request of CPU.
@@ -130,6 +138,37 @@ impl Services {
             serde_json::json!({ "path": path }),
         ))
         .await
+    }
+}
+
+impl Services {
+    /// Runs `job` for the current tick of `interval` unless another process
+    /// has run it (a database lease, see `certhall_store::jobs`); `holder`
+    /// names this process. `None` when another process had the tick. The
+    /// run's `summary` is recorded with it. `job` is a future not yet
+    /// polled: nothing of it runs without the lease.
+    pub(crate) async fn run_leased<T>(
+        &self,
+        name: &str,
+        holder: &str,
+        interval: std::time::Duration,
+        job: impl std::future::Future<Output = Result<T>>,
+        summary: impl Fn(&T) -> String,
+    ) -> Result<Option<T>> {
+        let now = self.clock.now();
+        let slot = now.millis() / i64::try_from(interval.as_millis().max(1)).unwrap_or(i64::MAX);
+        let lease_until = now.plus(std::time::Duration::from_secs(300));
+        if !certhall_store::jobs::claim(&self.store, name, slot, holder, lease_until, now).await? {
+            return Ok(None);
+        }
+        let result = job.await;
+        let text = match &result {
+            Ok(t) => summary(t),
+            Err(e) => format!("error: {e}"),
+        };
+        certhall_store::jobs::finish(&self.store, name, slot, holder, &text, self.clock.now())
+            .await?;
+        result.map(Some)
     }
 }
 

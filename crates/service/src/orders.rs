@@ -39,13 +39,22 @@ impl OrderActor {
     }
 
     /// Decisions belong to the counter: an operator may approve, return
-    /// or cancel (with a reason), an applicant never decides; only
-    /// CertHall itself records a verified payment.
+    /// or cancel (with a reason) and runs step 8, an applicant never
+    /// decides; only CertHall itself records a verified payment or what
+    /// the courier reports.
     fn may(self, event: OrderEvent) -> bool {
-        let decision = matches!(event, OrderEvent::Approve | OrderEvent::Reject(_));
+        use OrderEvent as E;
+        let decision = matches!(event, E::Approve | E::Reject(_));
+        let step_eight = matches!(
+            event,
+            E::StartProduction | E::Produced | E::Ship | E::CancelShipment
+        );
+        let courier = event == E::SignedFor;
         match self {
-            Self::Operator(_) => decision || event == OrderEvent::Cancel,
-            Self::Applicant(_) => !decision && event != OrderEvent::PaymentSucceeded,
+            Self::Operator(_) => decision || step_eight || event == E::Cancel,
+            Self::Applicant(_) => {
+                !decision && !step_eight && !courier && event != E::PaymentSucceeded
+            }
             Self::System => true,
         }
     }
@@ -244,9 +253,11 @@ impl Services {
                 .unwrap_or_default();
             return Err(Refusal::OrderStateConflict(current).into());
         }
-        // Wizard progress is not news; decisions and hand-offs are.
-        if !matches!(to, OrderState::Draft { .. })
-            || !matches!(order.state, OrderState::Draft { .. })
+        // Wizard progress is not news, nor is a producer starting work;
+        // decisions and hand-offs are.
+        if (!matches!(to, OrderState::Draft { .. })
+            || !matches!(order.state, OrderState::Draft { .. }))
+            && to != OrderState::InProduction
         {
             let body = match (order.state, to, reason) {
                 (OrderState::AwaitingAuthorization, OrderState::InReview, _) => {
@@ -262,6 +273,16 @@ impl Services {
                 (_, OrderState::Paid, _) => {
                     "支付成功。柜台将为您制作 UKey，并以顺丰到付方式寄出，发货后将通知您运单号。"
                         .to_owned()
+                }
+                (_, OrderState::Produced, _) => {
+                    "您的 UKey 已制作完成，PIN 码已通过短信发送到您的手机，请妥善保管。UKey 将以顺丰到付方式寄出。"
+                        .to_owned()
+                }
+                (_, OrderState::Shipped, Some(detail)) => format!(
+                    "UKey 已通过顺丰速运寄出（到付），{detail}。签收时请核对包裹并支付运费。"
+                ),
+                (_, OrderState::Delivered, _) => {
+                    "UKey 已签收。请按照《CA数字证书自助激活流程》激活证书后使用。".to_owned()
                 }
                 (_, _, Some(r)) => format!("{}（原因：{r}）", to.label_zh()),
                 (_, _, None) => to.label_zh(),
@@ -332,6 +353,10 @@ pub struct OrderSummary {
     pub expected: Option<&'static str>,
     /// In review: the position in the counter's queue (1 = next).
     pub queue_position: Option<usize>,
+    /// Step 8: the key made for the order.
+    pub ukey: Option<certhall_store::production::UkeyRow>,
+    /// Step 8: shipments with their routes.
+    pub shipments: Vec<crate::shipping::ShipmentView>,
 }
 
 /// `110105********002X`: the first six and last four characters.
@@ -392,7 +417,17 @@ impl Services {
             None
         };
         let (next, expected) = order.state.next_step_zh();
+        let (ukey, shipments) = if order.state.stage() == 8 {
+            (
+                certhall_store::production::ukey_of_order(&self.store, id).await?,
+                self.shipment_views(id).await?,
+            )
+        } else {
+            (None, Vec::new())
+        };
         Ok(OrderSummary {
+            ukey,
+            shipments,
             steps,
             materials: certhall_store::materials::of_order(&self.store, id).await?,
             authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,

@@ -91,6 +91,7 @@ impl Services {
         }
         let data = json!({
             "code": app.code, "name": app.name, "profile": app.profile,
+            "key_kind": app.key_kind.as_str(),
             "validity_days": app.validity_days, "price_fen": app.price_fen,
         });
         self.save_order_step(account, order_id, Step::Application, &data, meta)

@@ -1,18 +1,23 @@
 //! The 应用 catalogue.
 
 use certhall_domain::application::Application;
+use certhall_domain::production::KeyKind;
 use certhall_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::{Result, Store, WriteTx};
 
-const COLUMNS: &str = "code, name, profile, validity_days, price_fen, description, active";
+const COLUMNS: &str =
+    "code, name, profile, key_kind, validity_days, price_fen, description, active";
 
 fn from_row(r: &AnyRow) -> Result<Application> {
     let validity: i64 = r.try_get("validity_days")?;
     let active: i64 = r.try_get("active")?;
+    let key_kind: String = r.try_get("key_kind")?;
     Ok(Application {
+        key_kind: KeyKind::parse(&key_kind)
+            .ok_or_else(|| crate::StoreError::Corrupt(format!("key kind {key_kind:?}")))?,
         code: r.try_get("code")?,
         name: r.try_get("name")?,
         profile: r.try_get("profile")?,
@@ -27,8 +32,8 @@ fn from_row(r: &AnyRow) -> Result<Application> {
 pub async fn insert(tx: &mut WriteTx, a: &Application, now: Timestamp) -> Result<bool> {
     let done = sqlx::query(
         "INSERT INTO applications (code, name, profile, validity_days, price_fen, description, active, \
-                                   created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (code) DO NOTHING",
+                                   created_at, updated_at, key_kind) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) ON CONFLICT (code) DO NOTHING",
     )
     .bind(a.code.as_str())
     .bind(a.name.as_str())
@@ -38,6 +43,7 @@ pub async fn insert(tx: &mut WriteTx, a: &Application, now: Timestamp) -> Result
     .bind(a.description.as_str())
     .bind(i64::from(a.active))
     .bind(now.millis())
+    .bind(a.key_kind.as_str())
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
@@ -47,7 +53,7 @@ pub async fn insert(tx: &mut WriteTx, a: &Application, now: Timestamp) -> Result
 pub async fn update(tx: &mut WriteTx, a: &Application, now: Timestamp) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE applications SET name = $1, profile = $2, validity_days = $3, price_fen = $4, \
-                description = $5, active = $6, updated_at = $7 WHERE code = $8",
+                description = $5, active = $6, updated_at = $7, key_kind = $9 WHERE code = $8",
     )
     .bind(a.name.as_str())
     .bind(a.profile.as_str())
@@ -57,6 +63,7 @@ pub async fn update(tx: &mut WriteTx, a: &Application, now: Timestamp) -> Result
     .bind(i64::from(a.active))
     .bind(now.millis())
     .bind(a.code.as_str())
+    .bind(a.key_kind.as_str())
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)

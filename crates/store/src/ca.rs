@@ -371,6 +371,20 @@ pub async fn certificates(
     rows.iter().map(certificate_from_row).collect()
 }
 
+/// An account's certificates, newest first.
+pub async fn certificates_of_account(
+    store: &Store,
+    account: certhall_domain::AccountId,
+) -> Result<Vec<CertificateRow>> {
+    let rows = sqlx::query(&format!(
+        "{CERT_SELECT} WHERE c.account_id = $1 ORDER BY c.issued_at DESC, c.serial"
+    ))
+    .bind(account.0)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(certificate_from_row).collect()
+}
+
 /// Records a revocation; false when the certificate was already revoked.
 pub async fn insert_revocation(tx: &mut WriteTx, serial: &str, r: &RevocationRow) -> Result<bool> {
     let done = sqlx::query(

@@ -41,7 +41,9 @@ pub mod notices;
 pub mod operators;
 pub mod orders;
 pub mod payments;
+pub mod production;
 pub mod sessions;
+pub mod shipments;
 pub mod sms;
 pub mod testing;
 

@@ -32,10 +32,12 @@ pub struct OperatorRow {
     pub locked_until: Option<Timestamp>,
     /// When added.
     pub created_at: Timestamp,
+    /// Holds the 制证 permission.
+    pub producer: bool,
 }
 
 const COLUMNS: &str =
-    "id, username, phone, role, password_hash, failed_logins, locked_until, created_at";
+    "id, username, phone, role, password_hash, failed_logins, locked_until, created_at, producer";
 
 fn operator_from_row(r: &AnyRow) -> Result<OperatorRow> {
     let phone: String = r.try_get("phone")?;
@@ -52,7 +54,18 @@ fn operator_from_row(r: &AnyRow) -> Result<OperatorRow> {
         failed_logins: u32_from(r.try_get("failed_logins")?),
         locked_until: locked.map(Timestamp::from_millis),
         created_at: Timestamp::from_millis(r.try_get("created_at")?),
+        producer: r.try_get::<i64, _>("producer")? != 0,
     })
+}
+
+/// Grants or withdraws the 制证 permission; false if no such operator.
+pub async fn set_producer(tx: &mut WriteTx, id: i64, producer: bool) -> Result<bool> {
+    let done = sqlx::query("UPDATE operators SET producer = $1 WHERE id = $2")
+        .bind(i64::from(producer))
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Adds an operator; returns its id. A taken username is a unique
@@ -220,7 +233,7 @@ pub struct OperatorSessionView {
 }
 
 const SESSION_SELECT: &str = "SELECT o.id, o.username, o.phone, o.role, o.password_hash, \
-        o.failed_logins, o.locked_until, o.created_at, \
+        o.failed_logins, o.locked_until, o.created_at, o.producer, \
         s.stage, s.created_at AS s_created_at, s.last_seen_at \
      FROM operator_sessions s JOIN operators o ON o.id = s.operator_id WHERE s.id = $1";
 

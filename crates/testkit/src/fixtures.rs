@@ -87,6 +87,16 @@ pub const APPLICANT_ID: &str = "11010519491231002X";
 /// steps 1–4 with the real wizard (license image uploaded, online
 /// handling): it waits at step 5.
 pub async fn order_at_step_five(app: &TestApp, phone: &str) -> (AccountId, OrderRow) {
+    order_at_step_five_for(app, phone, "zzggzy").await
+}
+
+/// The same for the application `app_code` (`zzggzy` SM2, `sdzfcg` P-256,
+/// `sdggzy` RSA-2048 in the demo catalogue).
+pub async fn order_at_step_five_for(
+    app: &TestApp,
+    phone: &str,
+    app_code: &str,
+) -> (AccountId, OrderRow) {
     let s = &app.services;
     let m = RequestMeta::default();
     let phone = Phone::parse(phone).expect("phone");
@@ -97,7 +107,7 @@ pub async fn order_at_step_five(app: &TestApp, phone: &str) -> (AccountId, Order
     s.wizard_identity(me, &phone, order.id, "李四", APPLICANT_ID, &m)
         .await
         .expect("step 1");
-    s.wizard_application(me, order.id, "zzggzy", &m)
+    s.wizard_application(me, order.id, app_code, &m)
         .await
         .expect("step 2");
     s.upload_material(
@@ -173,9 +183,18 @@ pub async fn operator_named(app: &TestApp, phone: &str) -> certhall_service::cou
 /// An order through steps 1–5 (authorization letter) and approved by the
 /// counter through the real review: it waits at step 6.
 pub async fn approved_order(app: &TestApp, phone: &str) -> (AccountId, OrderRow) {
+    approved_order_for(app, phone, "zzggzy").await
+}
+
+/// The same for the application `app_code`.
+pub async fn approved_order_for(
+    app: &TestApp,
+    phone: &str,
+    app_code: &str,
+) -> (AccountId, OrderRow) {
     let s = &app.services;
     let m = RequestMeta::default();
-    let (me, order) = order_at_step_five(app, phone).await;
+    let (me, order) = order_at_step_five_for(app, phone, app_code).await;
     for (kind, w, h) in [
         (
             certhall_domain::materials::MaterialKind::CompanySeal,
@@ -254,5 +273,50 @@ pub fn checkout_input() -> certhall_domain::checkout::CheckoutInput {
             kind: "none".into(),
             ..Default::default()
         },
+    }
+}
+
+/// An approved order of `app_code` with step 6 confirmed and paid at the
+/// demo cashier (a signed WeChat v3 callback through the real route: the
+/// app must be served). It waits for production.
+pub async fn paid_order(app: &TestApp, phone: &str, app_code: &str) -> (AccountId, OrderRow) {
+    let s = &app.services;
+    let m = RequestMeta::default();
+    key_models(app).await;
+    s.ca_ensure_demo().await.expect("demo CA");
+    let (me, order) = approved_order_for(app, phone, app_code).await;
+    s.save_checkout(me, order.id, &checkout_input(), true, &m)
+        .await
+        .expect("step 6");
+    let attempt = s
+        .start_payment(me, order.id, certhall_domain::payment::Channel::Wechat, &m)
+        .await
+        .expect("payment");
+    s.demo_cashier_pay(&attempt.out_trade_no, true)
+        .await
+        .expect("demo cashier");
+    let order = s.order_of(me, order.id).await.expect("order");
+    assert_eq!(
+        order.state,
+        certhall_domain::order::OrderState::Paid,
+        "the callback did not arrive: is the app served?"
+    );
+    (me, order)
+}
+
+/// A producer (the 制证 permission) whose phone is `phone`, logged in.
+pub async fn producer(app: &TestApp, phone: &str) -> certhall_service::counter::OperatorInfo {
+    let op = operator_named(app, phone).await;
+    app.services
+        .set_producer(
+            &op.username,
+            true,
+            certhall_domain::audit::Actor::Cli("fixtures".into()),
+        )
+        .await
+        .expect("producer permission");
+    certhall_service::counter::OperatorInfo {
+        producer: true,
+        ..op
     }
 }

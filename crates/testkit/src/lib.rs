@@ -156,6 +156,10 @@ impl TestApp {
         let base_url = format!("http://{}", reserved.local_addr().expect("addr"));
         let services = Services {
             payments: Arc::new(demo_payments(&db.store, clock.clone(), &base_url)),
+            shipping: Arc::new(certhall_service::shipping::Shipping::demo(format!(
+                "{base_url}{}",
+                certhall_web::paths::COURIER_PUSH
+            ))),
             store: db.store.clone(),
             sms: gateway(&db.store, clock.clone()),
             clock: clock.clone(),

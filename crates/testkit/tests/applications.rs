@@ -24,6 +24,7 @@ async fn the_catalogue() {
             code: "test-app".into(),
             name: "测试平台".into(),
             profile: "enterprise".into(),
+            key_kind: certhall_domain::production::KeyKind::P256,
             validity_days: 730,
             price_fen: 50_000,
             description: "测试".into(),

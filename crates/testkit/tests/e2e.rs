@@ -103,7 +103,7 @@ async fn login_and_messages(app: &TestApp, browser: &Browser) {
 
     // Home: greeting, workbench, the welcome message unread.
     assert_eq!(browser.text_of("main h1").await, "您好，138****8000");
-    assert_eq!(browser.count("[data-testid=tile]").await, 6);
+    assert_eq!(browser.count("[data-testid=tile]").await, 7);
     assert!(browser.is_visible("[data-testid=demo-banner]").await);
     assert_eq!(
         browser

@@ -18,6 +18,7 @@ const AGENT_JS: &str = include_str!("../static/agent.js");
 const CERT_LOGIN_JS: &str = include_str!("../static/cert-login.js");
 const CHECKOUT_JS: &str = include_str!("../static/checkout.js");
 const PAY_JS: &str = include_str!("../static/pay.js");
+const PRODUCTION_JS: &str = include_str!("../static/production.js");
 const KEY_STANDARD_SVG: &str = include_str!("../static/keys/ukey-standard.svg");
 const KEY_COMPACT_SVG: &str = include_str!("../static/keys/ukey-compact.svg");
 
@@ -43,6 +44,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/checkout.js",
             get(|| async { asset("text/javascript; charset=utf-8", CHECKOUT_JS) }),
+        )
+        .route(
+            "/static/production.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PRODUCTION_JS) }),
         )
         .route(
             "/static/pay.js",

@@ -126,7 +126,7 @@ pub struct CounterChrome {
 }
 
 impl CounterChrome {
-    fn new(state: &AppState, bid: &BrowserId, who: Option<&OperatorInfo>) -> Self {
+    pub(crate) fn new(state: &AppState, bid: &BrowserId, who: Option<&OperatorInfo>) -> Self {
         Self {
             demo: state.services.demo_mode(),
             csrf: bid.csrf(state),

@@ -104,6 +104,7 @@ impl From<ServiceError> for WebError {
             ServiceError::Sms(_) => ("sms gateway failed", true),
             ServiceError::Store(_) => ("storage failed", false),
             ServiceError::Ca(_) => ("CA engine failed", false),
+            ServiceError::Courier(_) => ("courier failed", false),
             ServiceError::Internal(_) => ("internal failure", false),
         };
         let incident = incident_id();

@@ -87,3 +87,33 @@ fn text(v: &Value, key: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// `POST /hooks/courier/push`: the courier's route push (SF 路由推送), as
+/// received. The service verifies it before believing anything in it;
+/// the courier gets its ack for a verified push (also a duplicate) and its
+/// nack otherwise, and retries by its own rules.
+pub async fn courier_push(
+    State(state): State<AppState>,
+    ClientMeta(meta): ClientMeta,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let result = state
+        .services
+        .courier_push(content_type, &body, &meta)
+        .await;
+    let (status, ok) = match &result {
+        Ok(_) => (StatusCode::OK, true),
+        Err(certhall_service::ServiceError::Refused(_)) => (StatusCode::BAD_REQUEST, false),
+        Err(e) => {
+            tracing::error!(error = %e, "courier push could not be recorded");
+            (StatusCode::SERVICE_UNAVAILABLE, false)
+        }
+    };
+    let (ct, text) = state.services.courier_push_answer(ok);
+    (status, [(header::CONTENT_TYPE, ct)], text).into_response()
+}

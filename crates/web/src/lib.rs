@@ -26,6 +26,7 @@ pub mod ops;
 pub mod pages;
 pub mod paths;
 pub mod pki;
+pub mod production;
 
 /// Settings of the web layer.
 #[derive(Debug, Clone)]
@@ -108,13 +109,18 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::router())
         .merge(pages::materials::router())
         .merge(counter::router())
-        .nest("/api/v1", api::router())
+        .merge(production::router())
+        .nest("/api/v1", api::router().merge(production::api_router()))
         .merge(ops::router())
         .merge(pki::router())
         .merge(assets::router())
         .route(
             "/hooks/sms/inbound",
             axum::routing::post(hooks::sms_inbound),
+        )
+        .route(
+            paths::COURIER_PUSH,
+            axum::routing::post(hooks::courier_push),
         );
     if state.services.demo_mode() {
         small = small.merge(pages::dev::router());

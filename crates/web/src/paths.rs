@@ -22,6 +22,8 @@ pub const MESSAGES_READ_ALL: &str = "/messages/read-all";
 pub const ORDERS: &str = "/orders";
 /// New certificate (证书新办).
 pub const APPLY_NEW: &str = "/apply/new";
+/// 我的证书.
+pub const CERTIFICATES: &str = "/certificates";
 /// Renewal (证书更新).
 pub const RENEW: &str = "/certificates/renew";
 /// Change (证书变更).
@@ -36,8 +38,12 @@ pub const ADDRESSES: &str = "/addresses";
 pub const DIVISIONS_JSON: &str = "/static/divisions.json";
 /// WeChat Pay's callback route (the `notify_url` WeChat Pay posts to).
 pub const NOTIFY_WECHAT: &str = "/api/v1/payment/notify/wechat";
+/// The courier's route pushes (SF 路由推送).
+pub const COURIER_PUSH: &str = "/hooks/courier/push";
 /// Alipay's callback route (the `notify_url` Alipay posts to).
 pub const NOTIFY_ALIPAY: &str = "/api/v1/payment/notify/alipay";
+/// Demo courier (`/dev/courier`): advances parcels' routes.
+pub const DEV_COURIER: &str = "/dev/courier";
 /// Demo cashier (`/dev/cashier/{out_trade_no}`).
 pub const DEV_CASHIER: &str = "/dev/cashier";
 /// Demo: the simulated WeChat Pay API the demo adapter talks to.

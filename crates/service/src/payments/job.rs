@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use certhall_store::{jobs, payments};
+use certhall_store::payments;
 
 use super::Applied;
 use crate::{Result, Services};
@@ -127,26 +127,13 @@ impl Services {
         holder: &str,
         interval: Duration,
     ) -> Result<Option<ReconcileSummary>> {
-        let now = self.clock.now();
-        let slot = now.millis() / i64::try_from(interval.as_millis().max(1)).unwrap_or(i64::MAX);
-        let lease_until = now.plus(Duration::from_secs(300));
-        if !jobs::claim(&self.store, PAYMENT_JOB, slot, holder, lease_until, now).await? {
-            return Ok(None);
-        }
-        let result = self.reconcile_payments().await;
-        let summary = match &result {
-            Ok(s) => s.text(),
-            Err(e) => format!("error: {e}"),
-        };
-        jobs::finish(
-            &self.store,
+        self.run_leased(
             PAYMENT_JOB,
-            slot,
             holder,
-            &summary,
-            self.clock.now(),
+            interval,
+            self.reconcile_payments(),
+            ReconcileSummary::text,
         )
-        .await?;
-        result.map(Some)
+        .await
     }
 }

@@ -15,6 +15,7 @@ pub mod counter;
 pub mod messages;
 pub mod openapi;
 mod openapi_checkout;
+mod openapi_production;
 pub mod orders;
 pub mod payments;
 
@@ -67,6 +68,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/payment/notify/wechat"),
     ("post", "/payment/notify/alipay"),
     ("get", "/openapi.json"),
+    ("get", "/certificates"),
+    ("get", "/certificates/{serial}"),
+    ("get", "/certificates/{serial}/download/{format}"),
+    ("get", "/counter/production"),
+    ("get", "/counter/production/{id}"),
+    ("post", "/counter/production/{id}/attempts"),
+    ("post", "/counter/production/attempts/{a}/token"),
+    ("post", "/counter/production/attempts/{a}/csr"),
+    ("post", "/counter/production/attempts/{a}/written"),
+    ("post", "/counter/production/attempts/{a}/failed"),
+    ("post", "/counter/production/{id}/ship"),
 ];
 
 /// The `/api/v1` router.
@@ -103,6 +115,15 @@ pub fn router() -> Router<AppState> {
         .route("/counter/orders/{id}/reject", post(counter::reject))
         .route("/counter/orders/{id}/cancel", post(counter::cancel))
         .route("/counter/notices", get(counter::notices))
+        .route("/certificates", get(crate::pages::certificates::api_list))
+        .route(
+            "/certificates/{serial}",
+            get(crate::pages::certificates::api_show),
+        )
+        .route(
+            "/certificates/{serial}/download/{format}",
+            get(crate::pages::certificates::api_download),
+        )
         .route("/orders/{id}/summary", get(payments::summary))
         .route(
             "/orders/{id}/checkout",

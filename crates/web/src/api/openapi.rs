@@ -333,9 +333,15 @@ pub fn document() -> Value {
         for (path, item) in super::openapi_checkout::paths(&unauth, &csrf) {
             paths.insert(path.to_owned(), item);
         }
+        for (path, item) in super::openapi_production::paths(&unauth) {
+            paths.insert(path.to_owned(), item);
+        }
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
-        for (name, schema) in super::openapi_checkout::schemas() {
+        for (name, schema) in super::openapi_checkout::schemas()
+            .into_iter()
+            .chain(super::openapi_production::schemas())
+        {
             schemas.insert(name.to_owned(), schema);
         }
     }

@@ -307,7 +307,7 @@ pub async fn show(
     let order = state.services.order_of(who.account_id, id).await?;
     match order.state {
         OrderState::AwaitingPayment => return Ok(Redirect::to(&paths::pay(id)).into_response()),
-        OrderState::Paid => return Ok(Redirect::to(&paths::order(id)).into_response()),
+        s if s.is_paid() => return Ok(Redirect::to(&paths::order(id)).into_response()),
         _ => {}
     }
     checkout_page(&state, &bid, &who, id, None, None).await

@@ -28,6 +28,79 @@ pub fn router() -> Router<AppState> {
         .route("/dev/samples/seal.png", get(sample_seal))
         .route("/dev/cashier/{no}", get(cashier).post(cashier_pay))
         .route("/dev/wechatpay/{*rest}", axum::routing::any(wechatpay))
+        .route(paths::DEV_COURIER, get(courier))
+        .route("/dev/courier/{id}/advance", post(courier_advance))
+}
+
+#[derive(Template)]
+#[template(path = "dev_courier.html")]
+struct CourierPage {
+    chrome: Chrome,
+    shipments: Vec<crate::production::ShipmentLine>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn courier_page(
+    state: &AppState,
+    bid: &BrowserId,
+    user: Option<&certhall_service::auth::SessionInfo>,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<Response, PageError> {
+    let shipments = state.services.demo_courier_shipments().await?;
+    Ok(render(&CourierPage {
+        chrome: Chrome::new(state, bid, user, "dev"),
+        shipments: crate::production::shipment_lines(shipments),
+        notice,
+        error,
+    }))
+}
+
+/// `GET /dev/courier`: the demo courier's parcels.
+async fn courier(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    MaybeApplicant(user): MaybeApplicant,
+) -> Result<Response, PageError> {
+    courier_page(&state, &bid, user.as_ref(), None, None).await
+}
+
+/// `POST /dev/courier/{id}/advance`: the parcel's next route node, pushed
+/// to CertHall's real push route in SF's signed format.
+async fn courier_advance(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    MaybeApplicant(user): MaybeApplicant,
+    Path(id): Path<i64>,
+    CsrfForm(_): CsrfForm<crate::production::EmptyForm>,
+) -> Result<Response, PageError> {
+    match state.services.demo_courier_advance(id).await {
+        Ok(s) if (200..300).contains(&s) => {
+            courier_page(
+                &state,
+                &bid,
+                user.as_ref(),
+                Some("已推送路由（已验签并处理）。".into()),
+                None,
+            )
+            .await
+        }
+        Ok(s) => {
+            courier_page(
+                &state,
+                &bid,
+                user.as_ref(),
+                None,
+                Some(format!("路由推送被拒绝（HTTP {s}）。")),
+            )
+            .await
+        }
+        Err(certhall_service::ServiceError::Refused(r)) => {
+            courier_page(&state, &bid, user.as_ref(), None, Some(r.message_zh())).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Template)]

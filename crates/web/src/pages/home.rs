@@ -29,7 +29,7 @@ pub struct Tile {
 }
 
 /// The workbench, in the manual's order.
-pub const WORKBENCH: [Tile; 6] = [
+pub const WORKBENCH: [Tile; 7] = [
     Tile {
         label: "证书新办",
         hint: "在线申请新的数字证书",
@@ -57,6 +57,13 @@ pub const WORKBENCH: [Tile; 6] = [
         href: paths::ACTIVATE,
         icon: "activate",
         live: false,
+    },
+    Tile {
+        label: "我的证书",
+        hint: "查看、下载已办理的证书",
+        href: paths::CERTIFICATES,
+        icon: "certificates",
+        live: true,
     },
     Tile {
         label: "我的订单",

@@ -15,6 +15,7 @@ use crate::{assets, paths, AppState};
 
 pub mod addresses;
 pub mod business;
+pub mod certificates;
 pub mod checkout;
 pub mod dev;
 pub mod home;
@@ -77,6 +78,12 @@ pub fn router() -> Router<AppState> {
         .route(paths::CHANGE, get(business::change))
         .route(paths::ACTIVATE, get(business::activate))
         .route(paths::ORDERS, get(orders::list))
+        .route(paths::CERTIFICATES, get(certificates::list))
+        .route("/certificates/{serial}", get(certificates::show))
+        .route(
+            "/certificates/{serial}/download/{format}",
+            get(certificates::download),
+        )
         .route(paths::CA, get(pki::show))
 }
 

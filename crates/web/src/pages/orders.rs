@@ -247,6 +247,10 @@ struct StatusPage {
     attempts: Vec<super::pay::AttemptLine>,
     refunds: Vec<super::pay::RefundLine>,
     timeline: Vec<TimelineLine>,
+    /// Step 8: (介质序列号, 介质, 证书序列号) once the key is made.
+    ukey: Option<(String, String, String)>,
+    shipments: Vec<crate::production::ShipmentLine>,
+    delivered: bool,
 }
 
 /// Step 6 as the summary shows it.
@@ -397,6 +401,27 @@ fn render_status(
             }),
             attempts,
             refunds,
+            ukey: summary.ukey.as_ref().map(|k| {
+                (
+                    k.token_serial.clone(),
+                    format!(
+                        "{}（{}）",
+                        k.key_model_name,
+                        certhall_domain::checkout::KeyColour::parse(&k.colour)
+                            .map_or("", |c| c.label_zh())
+                    ),
+                    k.certificate_serial.clone(),
+                )
+            }),
+            shipments: crate::production::shipment_lines(
+                summary
+                    .shipments
+                    .iter()
+                    .filter(|s| matches!(s.shipment.state.as_str(), "shipped" | "delivered"))
+                    .cloned()
+                    .collect(),
+            ),
+            delivered: order.state == OrderState::Delivered,
             timeline: summary
                 .events
                 .iter()

@@ -126,7 +126,7 @@ pub(super) async fn pay_page(
         .services
         .payment_view(who.account_id, order_id, check)
         .await?;
-    if view.order.state == OrderState::Paid {
+    if view.order.state.is_paid() {
         return Ok(Redirect::to(&format!("{}?paid=1", paths::order(order_id))).into_response());
     }
     if view.order.state != OrderState::AwaitingPayment {
@@ -298,7 +298,7 @@ pub async fn pay_status(
     Ok(Json(serde_json::json!({
         "order_state": view.order.state.to_db().0,
         "order_state_label": view.order.state.label_zh(),
-        "paid": view.order.state == OrderState::Paid,
+        "paid": view.order.state.is_paid(),
         "attempt": active.map(|a| serde_json::json!({
             "state": a.state.as_str(), "expires_at": a.expires_at.rfc3339(),
             "qr_ready": a.code_url.is_some(),

@@ -1,0 +1,190 @@
+//! 我的证书: an applicant's certificates, their keys and downloads.
+
+use std::time::Duration;
+
+use certhall_domain::audit::{Actor, AuditEvent};
+use certhall_domain::{AccountId, Refusal, Timestamp};
+use certhall_store::ca::{self as cadb, CertificateRow};
+use certhall_store::production::{self as pdb, UkeyRow};
+use serde_json::json;
+
+use crate::ca::normalize_serial;
+use crate::{RequestMeta, Result, ServiceError, Services};
+
+/// Certificates this close to their end are 即将到期.
+pub const EXPIRING_SOON: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// A certificate's status as the applicant reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateStatus {
+    /// 有效.
+    Valid,
+    /// 即将到期 (within [`EXPIRING_SOON`]).
+    ExpiringSoon,
+    /// 已过期.
+    Expired,
+    /// 已注销.
+    Revoked,
+}
+
+impl CertificateStatus {
+    /// Of a certificate at `now`.
+    pub fn of(c: &CertificateRow, now: Timestamp) -> Self {
+        if c.revocation.is_some() {
+            Self::Revoked
+        } else if c.not_after <= now {
+            Self::Expired
+        } else if c.not_after <= now.plus(EXPIRING_SOON) {
+            Self::ExpiringSoon
+        } else {
+            Self::Valid
+        }
+    }
+
+    /// Shown name.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Valid => "有效",
+            Self::ExpiringSoon => "即将到期",
+            Self::Expired => "已过期",
+            Self::Revoked => "已注销",
+        }
+    }
+
+    /// A stable key (CSS class, API).
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Valid => "valid",
+            Self::ExpiringSoon => "expiring",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// One certificate on 我的证书.
+#[derive(Debug, Clone)]
+pub struct MyCertificate {
+    /// The certificate.
+    pub certificate: CertificateRow,
+    /// Its status now.
+    pub status: CertificateStatus,
+    /// The key it lives on, when CertHall produced one.
+    pub ukey: Option<UkeyRow>,
+    /// The application it was issued for (from its order).
+    pub application: Option<String>,
+}
+
+/// The formats a certificate downloads in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadFormat {
+    /// The certificate, PEM.
+    Pem,
+    /// The certificate, DER.
+    Der,
+    /// The chain (issuing CA, root), PEM.
+    ChainPem,
+}
+
+impl DownloadFormat {
+    /// From the URL's name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pem" => Some(Self::Pem),
+            "der" => Some(Self::Der),
+            "chain" => Some(Self::ChainPem),
+            _ => None,
+        }
+    }
+}
+
+impl Services {
+    /// 我的证书: the account's certificates, newest first. Certificates
+    /// issued for a production attempt that failed (revoked, on no key)
+    /// never reached the applicant and are not listed.
+    pub async fn my_certificates(&self, account: AccountId) -> Result<Vec<MyCertificate>> {
+        let now = self.clock.now();
+        let ukeys = pdb::ukeys_of_account(&self.store, account).await?;
+        let mut out = Vec::new();
+        for c in cadb::certificates_of_account(&self.store, account).await? {
+            let ukey = ukeys
+                .iter()
+                .find(|k| k.certificate_serial == c.serial)
+                .cloned();
+            if ukey.is_none() && c.order_id.is_some() && c.revocation.is_some() {
+                continue;
+            }
+            let application = match c.order_id {
+                Some(id) => certhall_store::orders::get(&self.store, id)
+                    .await?
+                    .and_then(|o| o.application_name),
+                None => None,
+            };
+            out.push(MyCertificate {
+                status: CertificateStatus::of(&c, now),
+                certificate: c,
+                ukey,
+                application,
+            });
+        }
+        Ok(out)
+    }
+
+    /// One of the account's certificates (another account's is 404).
+    pub async fn my_certificate(&self, account: AccountId, serial: &str) -> Result<MyCertificate> {
+        self.my_certificates(account)
+            .await?
+            .into_iter()
+            .find(|c| c.certificate.serial == normalize_serial(serial))
+            .ok_or_else(|| Refusal::CertificateNotFound.into())
+    }
+
+    /// A certificate's download: (file name, content type, bytes).
+    pub async fn download_certificate(
+        &self,
+        account: AccountId,
+        serial: &str,
+        format: DownloadFormat,
+        meta: &RequestMeta,
+    ) -> Result<(String, &'static str, Vec<u8>)> {
+        let mine = self.my_certificate(account, serial).await?;
+        let c = &mine.certificate;
+        let pem = |der: &[u8]| certhall_ca::issue::to_pem(der).map_err(ServiceError::Ca);
+        let out = match format {
+            DownloadFormat::Pem => (
+                format!("{}.pem", c.serial),
+                "application/x-pem-file",
+                pem(&c.der)?.into_bytes(),
+            ),
+            DownloadFormat::Der => (
+                format!("{}.cer", c.serial),
+                "application/pkix-cert",
+                c.der.clone(),
+            ),
+            DownloadFormat::ChainPem => {
+                let issuer = cadb::authority(&self.store, c.issuer_id)
+                    .await?
+                    .ok_or(Refusal::CertificateNotFound)?;
+                let mut text = pem(&issuer.der)?;
+                if let Some(root) = issuer.issuer_id {
+                    if let Some(root) = cadb::authority(&self.store, root).await? {
+                        text.push_str(&pem(&root.der)?);
+                    }
+                }
+                (
+                    format!("{}-chain.pem", c.serial),
+                    "application/x-pem-file",
+                    text.into_bytes(),
+                )
+            }
+        };
+        self.audit_alone(certhall_domain::audit::NewAuditEntry::new(
+            Actor::Account(account),
+            meta.ip.clone(),
+            AuditEvent::CertificateDownloaded,
+            json!({ "serial": c.serial, "format": format!("{format:?}") }),
+        ))
+        .await?;
+        Ok(out)
+    }
+}

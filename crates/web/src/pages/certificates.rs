@@ -1,0 +1,185 @@
+//! 我的证书: the applicant's certificates, each with its key and order,
+//! and their downloads (PEM, DER, chain). Also as JSON under `/api/v1`.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use certhall_domain::checkout::KeyColour;
+use certhall_domain::Refusal;
+use certhall_service::certificates::{DownloadFormat, MyCertificate};
+use serde_json::{json, Value};
+
+use super::{render, Chrome};
+use crate::error::{ApiError, PageError};
+use crate::extract::{ApiCaller, Applicant, BrowserId, ClientMeta};
+use crate::AppState;
+
+/// One certificate as the pages show it.
+#[derive(Debug)]
+pub struct CertLine {
+    c: MyCertificate,
+    subject_cn: String,
+    key: String,
+}
+
+fn line(c: MyCertificate) -> CertLine {
+    let subject_cn = c
+        .certificate
+        .subject
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("CN="))
+        .unwrap_or(&c.certificate.subject)
+        .replace("\\,", ",");
+    let key = c.ukey.as_ref().map_or_else(String::new, |k| {
+        format!(
+            "{}（{}）· 序列号 {}",
+            k.key_model_name,
+            KeyColour::parse(&k.colour).map_or("", |c| c.label_zh()),
+            k.token_serial
+        )
+    });
+    CertLine { c, subject_cn, key }
+}
+
+#[derive(Template)]
+#[template(path = "certificates.html")]
+struct ListPage {
+    chrome: Chrome,
+    certs: Vec<CertLine>,
+}
+
+/// `GET /certificates`.
+pub async fn list(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+) -> Result<Response, PageError> {
+    let certs = state
+        .services
+        .my_certificates(who.account_id)
+        .await?
+        .into_iter()
+        .map(line)
+        .collect();
+    Ok(render(&ListPage {
+        chrome: Chrome::new(&state, &bid, Some(&who), "certificates"),
+        certs,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "certificate.html")]
+struct DetailPage {
+    chrome: Chrome,
+    l: CertLine,
+}
+
+/// `GET /certificates/{serial}`.
+pub async fn show(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    Path(serial): Path<String>,
+) -> Result<Response, PageError> {
+    let c = state
+        .services
+        .my_certificate(who.account_id, &serial)
+        .await?;
+    Ok(render(&DetailPage {
+        chrome: Chrome::new(&state, &bid, Some(&who), "certificates"),
+        l: line(c),
+    }))
+}
+
+async fn download_response(
+    state: &AppState,
+    account: certhall_domain::AccountId,
+    serial: &str,
+    format: &str,
+    meta: &certhall_service::RequestMeta,
+) -> Result<Response, certhall_service::ServiceError> {
+    let format = DownloadFormat::parse(format).ok_or(Refusal::NotFound)?;
+    let (name, content_type, bytes) = state
+        .services
+        .download_certificate(account, serial, format, meta)
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /certificates/{serial}/download/{format}` (`pem`, `der`, `chain`).
+pub async fn download(
+    State(state): State<AppState>,
+    Applicant(who): Applicant,
+    ClientMeta(meta): ClientMeta,
+    Path((serial, format)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    Ok(download_response(&state, who.account_id, &serial, &format, &meta).await?)
+}
+
+fn cert_json(c: &MyCertificate) -> Value {
+    json!({
+        "serial": c.certificate.serial,
+        "subject": c.certificate.subject,
+        "key_algorithm": c.certificate.key_algorithm,
+        "not_before": c.certificate.not_before.rfc3339(),
+        "not_after": c.certificate.not_after.rfc3339(),
+        "status": c.status.key(),
+        "status_label": c.status.label_zh(),
+        "order": c.certificate.order_id,
+        "application": c.application,
+        "sha256": c.certificate.sha256,
+        "ukey": c.ukey.as_ref().map(|k| json!({
+            "token_serial": k.token_serial, "model": k.key_model_name, "colour": k.colour,
+        })),
+        "revocation": c.certificate.revocation.as_ref().map(|r| json!({
+            "reason": r.reason, "revoked_at": r.revoked_at.rfc3339(),
+        })),
+    })
+}
+
+/// `GET /api/v1/certificates`.
+pub async fn api_list(
+    State(state): State<AppState>,
+    ApiCaller(who): ApiCaller,
+) -> Result<Json<Value>, ApiError> {
+    let certs = state.services.my_certificates(who.account_id).await?;
+    Ok(Json(
+        json!({ "certificates": certs.iter().map(cert_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `GET /api/v1/certificates/{serial}`.
+pub async fn api_show(
+    State(state): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(serial): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let c = state
+        .services
+        .my_certificate(who.account_id, &serial)
+        .await?;
+    Ok(Json(cert_json(&c)))
+}
+
+/// `GET /api/v1/certificates/{serial}/download/{format}`.
+pub async fn api_download(
+    State(state): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    ClientMeta(meta): ClientMeta,
+    Path((serial, format)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(download_response(&state, who.account_id, &serial, &format, &meta).await?)
+}
