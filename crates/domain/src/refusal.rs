@@ -305,6 +305,16 @@ pub enum Refusal {
     /// A route push failed verification.
     #[error("courier push refused")]
     CourierPushRefused,
+    /// The courier could not say whether it took the order (a time-out):
+    /// shipping again asks with the same courier order number.
+    #[error("courier outcome unknown: {0}")]
+    CourierUnsure(String),
+    /// The shipment cannot be cancelled (why).
+    #[error("shipment not cancellable: {0}")]
+    ShipmentNotCancellable(String),
+    /// No unit of the key model is on hand (the producer's view; its name).
+    #[error("stock empty ({0})")]
+    StockEmpty(String),
 }
 
 impl Refusal {
@@ -391,6 +401,9 @@ impl Refusal {
             Self::WrongKeyAlgorithm(_) => "wrong_key_algorithm",
             Self::CourierFailed(_) => "courier_failed",
             Self::CourierPushRefused => "courier_push_refused",
+            Self::CourierUnsure(_) => "courier_unsure",
+            Self::ShipmentNotCancellable(_) => "shipment_not_cancellable",
+            Self::StockEmpty(_) => "stock_empty",
             Self::PaymentBusy => "payment_busy",
             Self::PaymentChannelUnavailable(_) => "payment_channel_unavailable",
         }
@@ -471,6 +484,9 @@ impl Refusal {
             | Self::TokenInUse(_)
             | Self::TokenNotBlank
             | Self::CourierFailed(_)
+            | Self::CourierUnsure(_)
+            | Self::ShipmentNotCancellable(_)
+            | Self::StockEmpty(_)
             | Self::ProfileExists(_) => RefusalKind::Conflict,
             Self::NotProducer => RefusalKind::Forbidden,
             Self::ReadBackMismatch | Self::WrongKeyAlgorithm(_) | Self::CourierPushRefused => {
@@ -645,6 +661,13 @@ impl Refusal {
                 format!("顺丰下单失败：{msg}。订单仍为“已制证”，请稍后重试。")
             }
             Self::CourierPushRefused => "路由推送校验失败。".into(),
+            Self::CourierUnsure(msg) => format!(
+                "{msg}，尚不确定顺丰是否已接单。请稍后再点“顺丰下单发货”：系统会用同一订单号向顺丰查询并确认，不会重复下单。"
+            ),
+            Self::ShipmentNotCancellable(why) => format!("不能取消顺丰订单：{why}。"),
+            Self::StockEmpty(name) => format!(
+                "介质“{name}”已无库存，请先入库（certhall key-model stock）后点击“重新确认”。"
+            ),
         }
     }
 }
@@ -750,6 +773,9 @@ mod tests {
             Refusal::WrongKeyAlgorithm("SM2（国密）"),
             Refusal::CourierFailed("x".into()),
             Refusal::CourierPushRefused,
+            Refusal::CourierUnsure("无法连接顺丰".into()),
+            Refusal::ShipmentNotCancellable("快件已揽收".into()),
+            Refusal::StockEmpty("标准 UKey".into()),
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

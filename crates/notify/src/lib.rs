@@ -22,7 +22,8 @@ pub mod aliyun;
 pub mod demo;
 
 /// The messages CertHall sends by SMS, one variant per registered template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` masks the secrets (login codes, PINs).
+#[derive(Clone, PartialEq, Eq)]
 pub enum SmsTemplate {
     /// A login code (短信验证码).
     LoginCode {
@@ -59,6 +60,24 @@ pub enum SmsTemplate {
         /// The six-digit PIN.
         pin: String,
     },
+}
+
+impl fmt::Debug for SmsTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LoginCode { minutes, .. } => f
+                .debug_struct("LoginCode")
+                .field("code", &"***")
+                .field("minutes", minutes)
+                .finish(),
+            Self::KeyPin { order, .. } => f
+                .debug_struct("KeyPin")
+                .field("order", order)
+                .field("pin", &"***")
+                .finish(),
+            other => f.write_str(other.key()),
+        }
+    }
 }
 
 impl SmsTemplate {

@@ -75,6 +75,16 @@ pub struct MyCertificate {
     pub application: Option<String>,
 }
 
+impl MyCertificate {
+    /// The revocation reason in Chinese, if revoked.
+    pub fn revocation_reason_zh(&self) -> Option<&'static str> {
+        self.certificate.revocation.as_ref().map(|r| {
+            certhall_ca::crl::Reason::from_code(r.reason_code)
+                .map_or("未说明原因", certhall_ca::crl::Reason::label_zh)
+        })
+    }
+}
+
 /// The formats a certificate downloads in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DownloadFormat {
@@ -99,9 +109,10 @@ impl DownloadFormat {
 }
 
 impl Services {
-    /// 我的证书: the account's certificates, newest first. Certificates
-    /// issued for a production attempt that failed (revoked, on no key)
-    /// never reached the applicant and are not listed.
+    /// 我的证书: the account's certificates, newest first. A certificate
+    /// issued for an order is listed once it is on the order's key: one
+    /// being written, or of an attempt that failed, never reached the
+    /// applicant.
     pub async fn my_certificates(&self, account: AccountId) -> Result<Vec<MyCertificate>> {
         let now = self.clock.now();
         let ukeys = pdb::ukeys_of_account(&self.store, account).await?;
@@ -111,7 +122,7 @@ impl Services {
                 .iter()
                 .find(|k| k.certificate_serial == c.serial)
                 .cloned();
-            if ukey.is_none() && c.order_id.is_some() && c.revocation.is_some() {
+            if ukey.is_none() && c.order_id.is_some() {
                 continue;
             }
             let application = match c.order_id {

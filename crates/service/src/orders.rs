@@ -274,7 +274,7 @@ impl Services {
                     "支付成功。柜台将为您制作 UKey，并以顺丰到付方式寄出，发货后将通知您运单号。"
                         .to_owned()
                 }
-                (_, OrderState::Produced, _) => {
+                (OrderState::InProduction, OrderState::Produced, _) => {
                     "您的 UKey 已制作完成，PIN 码已通过短信发送到您的手机，请妥善保管。UKey 将以顺丰到付方式寄出。"
                         .to_owned()
                 }

@@ -32,7 +32,7 @@ use certhall_domain::order::{OrderEvent, OrderState, Step};
 use certhall_domain::production::{
     self, attempt_transition, AttemptEvent, AttemptState, FailedStage, KeyKind, ATTEMPT_STALE,
 };
-use certhall_domain::Refusal;
+use certhall_domain::{Refusal, Timestamp};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::ca::CertificateRow;
 use certhall_store::checkouts::{self, CheckoutRow};
@@ -116,8 +116,9 @@ pub struct TokenPresented {
     pub initialized: bool,
 }
 
-/// An attempt opened: what the page tells the agent.
-#[derive(Debug, Clone)]
+/// An attempt opened: what the page tells the agent. `Debug` masks the
+/// PINs.
+#[derive(Clone)]
 pub struct StartedAttempt {
     /// The attempt.
     pub attempt: AttemptRow,
@@ -127,6 +128,15 @@ pub struct StartedAttempt {
     pub so_pin: Option<String>,
     /// The token must be initialised first.
     pub needs_init: bool,
+}
+
+impl std::fmt::Debug for StartedAttempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedAttempt")
+            .field("attempt", &self.attempt.id)
+            .field("needs_init", &self.needs_init)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A certificate issued for the key in the token.
@@ -290,6 +300,14 @@ impl Services {
                 None => return Err(Refusal::TokenNotBlank.into()),
             }
         } else {
+            // A blank token may still be claimed: another order's attempt
+            // initialised it, and it was wiped since. Refused before the
+            // agent writes anything to it.
+            if let Some(owner) = db::token_owner(&mut tx, serial).await? {
+                if owner != order_id {
+                    return Err(Refusal::TokenInUse(owner).into());
+                }
+            }
             (
                 self.secret
                     .seal(USER_PIN_SEAL, production::user_pin(&mut OsRng).as_bytes()),
@@ -301,6 +319,41 @@ impl Services {
             // The earlier attempt completed and wiped the PIN: that token
             // carries a finished key.
             return Err(Refusal::TokenInUse(order_id).into());
+        }
+        // The producer's own open attempt (its page lost the answer, or was
+        // closed) ends here: starting again is their way of giving it up.
+        let open = db::of_order_tx(&mut tx, order_id)
+            .await?
+            .into_iter()
+            .find(|a| a.state.is_open());
+        if let Some(open) = open {
+            if open.operator_id != who.id {
+                return Err(Refusal::ProductionBusy(open.operator_name).into());
+            }
+            drop(tx);
+            let stage = if open.state == AttemptState::Issued {
+                FailedStage::Write
+            } else {
+                FailedStage::Init
+            };
+            match self
+                .end_attempt(
+                    &open,
+                    AttemptEvent::Fail,
+                    Actor::Operator(who.id),
+                    Ending {
+                        stage,
+                        message: "制证人重新开始制证",
+                        unchanged_since: None,
+                    },
+                    meta,
+                )
+                .await
+            {
+                Ok(_) | Err(ServiceError::Refused(Refusal::ProductionAttemptClosed(_))) => {}
+                Err(e) => return Err(e),
+            }
+            return Box::pin(self.production_start(who, order_id, token, meta)).await;
         }
         let now = self.clock.now();
         let Some(id) = db::insert(
@@ -320,6 +373,7 @@ impl Services {
         )
         .await?
         else {
+            // Another producer's attempt won the race for the index.
             let busy = db::of_order_tx(&mut tx, order_id)
                 .await?
                 .into_iter()
@@ -369,6 +423,16 @@ impl Services {
         })
     }
 
+    /// The refusal for an attempt that is no longer where the caller
+    /// thought, naming where it is.
+    async fn closed(&self, attempt_id: i64) -> ServiceError {
+        match db::get(&self.store, attempt_id).await {
+            Ok(Some(a)) => Refusal::ProductionAttemptClosed(a.state.label_zh()).into(),
+            Ok(None) => Refusal::NotFound.into(),
+            Err(e) => e.into(),
+        }
+    }
+
     fn open_pin(&self, label: &str, sealed: &str) -> Result<String> {
         self.secret
             .open(label, sealed)
@@ -400,7 +464,7 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<AttemptRow> {
         let attempt = self.own_attempt(who, attempt_id).await?;
-        if attempt.state != AttemptState::Started {
+        if attempt.state != AttemptState::Started || attempt.token_initialized {
             return Err(Refusal::ProductionAttemptClosed(attempt.state.label_zh()).into());
         }
         let serial = serial.trim();
@@ -427,7 +491,8 @@ impl Services {
         )
         .await?;
         if !moved {
-            return Err(Refusal::ProductionAttemptClosed(AttemptState::Failed.label_zh()).into());
+            drop(tx);
+            return Err(self.closed(attempt_id).await);
         }
         append_audit(
             &mut tx,
@@ -510,7 +575,7 @@ impl Services {
             // it): the certificate must not outlive it.
             self.revoke_production_certificate(&cert.serial, "制证已结束，证书作废")
                 .await?;
-            return Err(Refusal::ProductionAttemptClosed(AttemptState::Failed.label_zh()).into());
+            return Err(self.closed(attempt_id).await);
         }
         append_audit(
             &mut tx,
@@ -554,8 +619,11 @@ impl Services {
                 &attempt,
                 AttemptEvent::Fail,
                 Actor::Operator(who.id),
-                FailedStage::ReadBack,
-                "从 UKey 读回的证书与签发的证书不一致",
+                Ending {
+                    stage: FailedStage::ReadBack,
+                    message: "从 UKey 读回的证书与签发的证书不一致",
+                    unchanged_since: None,
+                },
                 meta,
             )
             .await?;
@@ -581,15 +649,33 @@ impl Services {
         )
         .is_empty()
         {
-            return Err(Refusal::KeyModelOutOfStock(checkout.key_model_name.clone()).into());
+            return Err(Refusal::StockEmpty(checkout.key_model_name.clone()).into());
         }
         let account = accounts::get(&self.store, order.account_id)
             .await?
             .ok_or(Refusal::NotFound)?;
         let pin = self.open_pin(USER_PIN_SEAL, &attempt.pin_sealed)?;
+        // Touch the attempt first: the job leaves an attempt alone that
+        // changed within the stale window, so it cannot be abandoned while
+        // the SMS is on its way.
+        let mut tx = self.store.begin_write().await?;
+        let touched = db::update(
+            &mut tx,
+            attempt_id,
+            AttemptState::Issued,
+            AttemptState::Issued,
+            &AttemptChange::default(),
+            self.clock.now(),
+        )
+        .await?;
+        tx.commit().await?;
+        if !touched {
+            return Err(self.closed(attempt_id).await);
+        }
         // The SMS goes before the commit: if the commit fails the producer
-        // confirms again and the same PIN is sent again; the other way
-        // round a failed SMS would lose the PIN with the key made.
+        // confirms again (the page offers 重新确认) and the same PIN is sent
+        // again; the other way round a failed SMS would lose the PIN with
+        // the key made.
         self.sms
             .send(&Sms {
                 to: account.phone.clone(),
@@ -607,7 +693,7 @@ impl Services {
         let stock = key_models::stock_tx(&mut tx, &checkout.key_model).await?;
         let colour = *in_stock(&stock.on_hand)
             .choose(&mut OsRng)
-            .ok_or_else(|| Refusal::KeyModelOutOfStock(checkout.key_model_name.clone()))?;
+            .ok_or_else(|| Refusal::StockEmpty(checkout.key_model_name.clone()))?;
         let actor_text = actor.to_string();
         if !key_models::apply_move(
             &mut tx,
@@ -622,7 +708,7 @@ impl Services {
         )
         .await?
         {
-            return Err(Refusal::KeyModelOutOfStock(checkout.key_model_name.clone()).into());
+            return Err(Refusal::StockEmpty(checkout.key_model_name.clone()).into());
         }
         checkouts::set_reserved(&mut tx, order.id, false).await?;
         if !db::update(
@@ -639,8 +725,12 @@ impl Services {
         )
         .await?
         {
-            return Err(Refusal::ProductionAttemptClosed(AttemptState::Failed.label_zh()).into());
+            drop(tx);
+            return Err(self.closed(attempt_id).await);
         }
+        // No PIN of this order is kept any more (the SO PIN lives on in
+        // `ukeys`).
+        db::wipe_pins_of_order(&mut tx, order.id).await?;
         let token_serial = attempt.token_serial.clone().unwrap_or_default();
         if !db::insert_ukey(
             &mut tx,
@@ -710,6 +800,11 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<AttemptRow> {
         let attempt = self.own_attempt(who, attempt_id).await?;
+        if !attempt.state.is_open() {
+            // Reported twice, or the attempt ended otherwise (completed, or
+            // abandoned by the job): the caller reads where it is.
+            return Ok(attempt);
+        }
         let message: String = message
             .chars()
             .filter(|c| !c.is_control())
@@ -719,8 +814,11 @@ impl Services {
             &attempt,
             AttemptEvent::Fail,
             Actor::Operator(who.id),
-            stage,
-            &message,
+            Ending {
+                stage,
+                message: &message,
+                unchanged_since: None,
+            },
             meta,
         )
         .await
@@ -731,10 +829,14 @@ impl Services {
         attempt: &AttemptRow,
         event: AttemptEvent,
         actor: Actor,
-        stage: FailedStage,
-        message: &str,
+        ending: Ending<'_>,
         meta: &RequestMeta,
     ) -> Result<AttemptRow> {
+        let Ending {
+            stage,
+            message,
+            unchanged_since,
+        } = ending;
         let to = attempt_transition(attempt.state, event)?;
         let failure = format!("{}：{message}", stage.label_zh());
         let mut tx = self.store.begin_write().await?;
@@ -747,13 +849,15 @@ impl Services {
                 failed_stage: Some(stage.as_str()),
                 failure: Some(&failure),
                 finished: true,
+                unchanged_since,
                 ..AttemptChange::default()
             },
             self.clock.now(),
         )
         .await?
         {
-            return Err(Refusal::ProductionAttemptClosed(attempt.state.label_zh()).into());
+            drop(tx);
+            return Err(self.closed(attempt.id).await);
         }
         append_audit(
             &mut tx,
@@ -807,12 +911,15 @@ impl Services {
                     &attempt,
                     AttemptEvent::Abandon,
                     Actor::System,
-                    if attempt.state == AttemptState::Issued {
-                        FailedStage::Write
-                    } else {
-                        FailedStage::Keygen
+                    Ending {
+                        stage: if attempt.state == AttemptState::Issued {
+                            FailedStage::Write
+                        } else {
+                            FailedStage::Keygen
+                        },
+                        message: "制证页面超过 15 分钟未完成，已作废",
+                        unchanged_since: Some(before),
                     },
-                    "制证页面超过 15 分钟未完成，已作废",
                     &RequestMeta::default(),
                 )
                 .await
@@ -847,6 +954,14 @@ impl Services {
         )
         .await
     }
+}
+
+/// How an attempt ends: where, why, and (for the job) only if untouched
+/// since when.
+struct Ending<'a> {
+    stage: FailedStage,
+    message: &'a str,
+    unchanged_since: Option<Timestamp>,
 }
 
 /// What one production sweep did.

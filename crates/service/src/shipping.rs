@@ -37,6 +37,9 @@ const REQUEST_STUCK: Duration = Duration::from_secs(10 * 60);
 /// at most 256 KiB anyway).
 const MAX_PUSH_BODY: usize = 256 * 1024;
 
+/// Characters kept of a refused push.
+const REFUSED_PUSH_KEPT: usize = 2048;
+
 /// The courier and where parcels leave from.
 #[derive(Debug, Clone)]
 pub struct Shipping {
@@ -175,8 +178,8 @@ pub struct ShippingSweep {
     pub polled: u32,
     /// What the polls brought.
     pub applied: RoutesApplied,
-    /// Stuck requests given up.
-    pub given_up: u32,
+    /// Requests with an unknown outcome asked again.
+    pub asked_again: u32,
 }
 
 /// The Chinese text for a courier failure, for the producer.
@@ -206,9 +209,10 @@ impl Services {
         Ok(out)
     }
 
-    /// 发货: orders the courier for a produced order. A courier failure
+    /// 发货: orders the courier for a produced order. A courier refusal
     /// leaves the order 已制证 (the shipment row says why) and is the
-    /// producer's to retry.
+    /// producer's to retry with a new number; an unknown outcome is asked
+    /// again with the same number.
     pub async fn ship_order(
         &self,
         who: &OperatorInfo,
@@ -224,49 +228,64 @@ impl Services {
         if order.state != OrderState::Produced {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
+        let now = self.clock.now();
+        let actor = Actor::Operator(who.id);
+
+        let mut tx = self.store.begin_write().await?;
+        // A request whose outcome is unknown (the courier timed out) is
+        // asked again with the same courier order number: SF answers a
+        // repeated orderId with the first waybill, so nothing ships twice.
+        let shipment = match db::live_of_order(&mut tx, order_id).await? {
+            Some(live) if live.state == "requesting" => live,
+            Some(_) => return Err(Refusal::OrderStateConflict(order.state.label_zh()).into()),
+            None => {
+                let n = db::count_of_order(&mut tx, order_id).await? + 1;
+                // Ours, unique across resets of a demo database as well: the
+                // order, its shipment count and the time.
+                let courier_order_id = format!("CH{order_id}-{n}-{}", now.millis());
+                let Some(id) = db::insert_requesting(
+                    &mut tx,
+                    order_id,
+                    self.shipping.courier.name(),
+                    &courier_order_id,
+                    &actor.to_string(),
+                    now,
+                )
+                .await?
+                else {
+                    return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+                };
+                append_audit(
+                    &mut tx,
+                    self.clock.as_ref(),
+                    actor.clone(),
+                    meta,
+                    AuditEvent::ShipmentChanged,
+                    json!({ "order": order_id, "shipment": id, "courier_order": courier_order_id, "event": "requested" }),
+                )
+                .await?;
+                db::get_tx(&mut tx, id).await?.ok_or(Refusal::NotFound)?
+            }
+        };
+        tx.commit().await?;
+        self.request_shipment(&shipment, OrderActor::Operator(who.id), meta)
+            .await
+    }
+
+    /// What the courier is asked for a shipment of its order.
+    async fn shipment_request(&self, shipment: &ShipmentRow) -> Result<ShipmentRequest> {
+        let order_id = shipment.order_id;
         let checkout = checkouts::get(&self.store, order_id)
             .await?
-            .ok_or(Refusal::CheckoutNotOpen(order.state.label_zh()))?;
+            .ok_or(Refusal::NotFound)?;
         let facts = self.order_facts(order_id).await?;
         let (province, city, county) =
             divisions::delivery_leaf(&checkout.division_code.to_string())
                 .map(|p| p.names())
                 .unwrap_or_default();
-        let shipping = &self.shipping;
-        let now = self.clock.now();
-        let actor = Actor::Operator(who.id);
-
-        let mut tx = self.store.begin_write().await?;
-        let n = db::count_of_order(&mut tx, order_id).await? + 1;
-        // Ours, unique across resets of a demo database as well: the order,
-        // its shipment count and the time.
-        let courier_order_id = format!("CH{order_id}-{n}-{}", now.millis());
-        let Some(shipment_id) = db::insert_requesting(
-            &mut tx,
-            order_id,
-            shipping.courier.name(),
-            &courier_order_id,
-            &actor.to_string(),
-            now,
-        )
-        .await?
-        else {
-            return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
-        };
-        append_audit(
-            &mut tx,
-            self.clock.as_ref(),
-            actor.clone(),
-            meta,
-            AuditEvent::ShipmentChanged,
-            json!({ "order": order_id, "shipment": shipment_id, "courier_order": courier_order_id, "event": "requested" }),
-        )
-        .await?;
-        tx.commit().await?;
-
-        let request = ShipmentRequest {
-            order_id: courier_order_id.clone(),
-            sender: shipping.sender.clone(),
+        Ok(ShipmentRequest {
+            order_id: shipment.courier_order_id.clone(),
+            sender: self.shipping.sender.clone(),
             recipient: Party {
                 name: checkout.recipient.clone(),
                 company: Some(facts.enterprise.clone()).filter(|c| !c.is_empty()),
@@ -278,32 +297,65 @@ impl Services {
             },
             cargo: format!("USB Key 数字证书介质（{}）", checkout.key_model_name),
             declared_count: 1,
-            id_check: shipping.id_check,
+            id_check: self.shipping.id_check,
             remark: Some(format!("证书订单 {order_id}，到付")),
-        };
-        let answer = shipping.courier.create_order(&request).await;
+        })
+    }
+
+    /// Calls the courier for a `requesting` shipment and records the
+    /// answer: the waybill and 已发货 together; a definite refusal as
+    /// `failed` (the order stays 已制证); an unknown outcome (time-out,
+    /// unreadable answer) leaves the shipment `requesting`, to be asked
+    /// again with the same number.
+    async fn request_shipment(
+        &self,
+        shipment: &ShipmentRow,
+        actor: OrderActor,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let order_id = shipment.order_id;
+        let request = self.shipment_request(shipment).await?;
+        let answer = self.shipping.courier.create_order(&request).await;
         let now = self.clock.now();
+        let audit_actor = actor.audit_actor();
         let mut tx = self.store.begin_write().await?;
         match answer {
+            Err(e) if e.is_transient() || matches!(e, CourierError::Malformed(_)) => {
+                let text = courier_error_zh(&e);
+                db::touch(&mut tx, shipment.id, now).await?;
+                append_audit(
+                    &mut tx,
+                    self.clock.as_ref(),
+                    audit_actor,
+                    meta,
+                    AuditEvent::ShipmentChanged,
+                    json!({ "order": order_id, "shipment": shipment.id, "event": "unsure", "code": e.code(), "error": e.to_string() }),
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::warn!(order = order_id, error = %e, "courier outcome unknown; asking again later with the same number");
+                Err(Refusal::CourierUnsure(text).into())
+            }
             Err(e) => {
                 let text = courier_error_zh(&e);
+                let error = format!("{}: {text}", e.code());
                 db::set_state(
                     &mut tx,
-                    shipment_id,
+                    shipment.id,
                     "requesting",
                     "failed",
                     None,
-                    Some(&format!("{}: {text}", e.code())),
+                    Some(&error),
                     now,
                 )
                 .await?;
                 append_audit(
                     &mut tx,
                     self.clock.as_ref(),
-                    actor,
+                    audit_actor,
                     meta,
                     AuditEvent::ShipmentChanged,
-                    json!({ "order": order_id, "shipment": shipment_id, "event": "failed", "code": e.code(), "error": e.to_string() }),
+                    json!({ "order": order_id, "shipment": shipment.id, "event": "failed", "code": e.code(), "error": e.to_string() }),
                 )
                 .await?;
                 tx.commit().await?;
@@ -313,7 +365,7 @@ impl Services {
             Ok(waybill) => {
                 if !db::set_state(
                     &mut tx,
-                    shipment_id,
+                    shipment.id,
                     "requesting",
                     "shipped",
                     Some(&waybill.waybill_no),
@@ -322,21 +374,21 @@ impl Services {
                 )
                 .await?
                 {
-                    return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
+                    return Err(Refusal::OrderStateConflict(OrderState::Shipped.label_zh()).into());
                 }
                 append_audit(
                     &mut tx,
                     self.clock.as_ref(),
-                    actor,
+                    audit_actor,
                     meta,
                     AuditEvent::ShipmentChanged,
-                    json!({ "order": order_id, "shipment": shipment_id, "event": "shipped", "waybill": waybill.waybill_no, "answer": waybill.raw }),
+                    json!({ "order": order_id, "shipment": shipment.id, "event": "shipped", "waybill": waybill.waybill_no, "answer": waybill.raw }),
                 )
                 .await?;
                 let order = self
                     .order_event_tx(
                         &mut tx,
-                        OrderActor::Operator(who.id),
+                        actor,
                         order_id,
                         None,
                         OrderEvent::Ship,
@@ -376,7 +428,7 @@ impl Services {
             .courier
             .cancel_order(&view.shipment.courier_order_id)
             .await
-            .map_err(|e| Refusal::CourierFailed(courier_error_zh(&e)))?;
+            .map_err(|e| Refusal::ShipmentNotCancellable(courier_error_zh(&e)))?;
         let mut tx = self.store.begin_write().await?;
         if !db::set_state(
             &mut tx,
@@ -427,6 +479,9 @@ impl Services {
         let now = self.clock.now();
         let text: String =
             String::from_utf8_lossy(&body[..body.len().min(MAX_PUSH_BODY)]).into_owned();
+        // Anyone can post here: of a refused push only the beginning is
+        // kept, so refusals cannot fill the database.
+        let refused_text: String = text.chars().take(REFUSED_PUSH_KEPT).collect();
         let verified = self
             .shipping
             .courier
@@ -438,7 +493,7 @@ impl Services {
                 db::insert_push(
                     &mut tx,
                     meta.ip.as_deref(),
-                    &text,
+                    &refused_text,
                     &format!("refused: {}", refused.code()),
                     now,
                 )
@@ -557,36 +612,25 @@ impl Services {
     }
 
     /// Polls the courier for shipments on their way (the fallback when a
-    /// push is lost) and gives up courier requests that never got an
-    /// answer.
+    /// push is lost) and asks again about courier requests whose outcome
+    /// is unknown.
     pub async fn poll_shipments(&self) -> Result<ShippingSweep> {
         let mut sweep = ShippingSweep::default();
         let now = self.clock.now();
         for stuck in db::stuck_requesting(&self.store, now.minus(REQUEST_STUCK)).await? {
-            let mut tx = self.store.begin_write().await?;
-            if db::set_state(
-                &mut tx,
-                stuck.id,
-                "requesting",
-                "failed",
-                None,
-                Some("no answer from the courier"),
-                now,
-            )
-            .await?
+            // Asked again with the same number: SF answers with the waybill
+            // if it took the order, and nothing ships twice.
+            match self
+                .request_shipment(&stuck, OrderActor::System, &RequestMeta::default())
+                .await
             {
-                append_audit(
-                    &mut tx,
-                    self.clock.as_ref(),
-                    Actor::System,
-                    &RequestMeta::default(),
-                    AuditEvent::ShipmentChanged,
-                    json!({ "order": stuck.order_id, "shipment": stuck.id, "event": "given_up" }),
-                )
-                .await?;
-                sweep.given_up += 1;
+                Ok(_) => sweep.asked_again += 1,
+                Err(ServiceError::Refused(r)) => {
+                    tracing::info!(shipment = stuck.id, refusal = %r, "courier asked again");
+                    sweep.asked_again += 1;
+                }
+                Err(e) => return Err(e),
             }
-            tx.commit().await?;
         }
         let in_transit = db::in_transit(&self.store, 50).await?;
         let waybills: Vec<String> = in_transit
@@ -612,6 +656,12 @@ impl Services {
                 }
             }
         }
+        // Looked at: the next tick starts with the others.
+        let mut tx = self.store.begin_write().await?;
+        for s in &in_transit {
+            db::touch(&mut tx, s.id, now).await?;
+        }
+        tx.commit().await?;
         Ok(sweep)
     }
 
@@ -624,8 +674,8 @@ impl Services {
     ) -> Result<Option<ShippingSweep>> {
         self.run_leased(SHIPPING_JOB, holder, interval, self.poll_shipments(), |s| {
             format!(
-                "polled {} recorded {} delivered {} given_up {}",
-                s.polled, s.applied.recorded, s.applied.delivered, s.given_up
+                "polled {} recorded {} delivered {} asked_again {}",
+                s.polled, s.applied.recorded, s.applied.delivered, s.asked_again
             )
         })
         .await

@@ -204,6 +204,9 @@ pub struct AttemptChange<'a> {
     pub wipe_pin: bool,
     /// The attempt ends now.
     pub finished: bool,
+    /// Move it only if it has not changed since (the job abandoning a
+    /// stale attempt must not abandon one its producer just touched).
+    pub unchanged_since: Option<Timestamp>,
 }
 
 /// Moves an attempt from `from` to `to` with `change` (compare-and-swap):
@@ -226,7 +229,7 @@ pub async fn update(
              failure = COALESCE($8, failure), \
              pin_sealed = CASE WHEN $9 = 1 THEN '' ELSE pin_sealed END, \
              finished_at = CASE WHEN $10 = 1 THEN $2 ELSE finished_at END \
-         WHERE id = $11 AND state = $12",
+         WHERE id = $11 AND state = $12 AND ($13 < 0 OR updated_at < $13)",
     )
     .bind(to.as_str())
     .bind(now.millis())
@@ -240,9 +243,22 @@ pub async fn update(
     .bind(i64::from(change.finished))
     .bind(id)
     .bind(from.as_str())
+    .bind(change.unchanged_since.map_or(-1, Timestamp::millis))
     .execute(tx.conn())
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Wipes the sealed PINs kept on every attempt of an order (its key is
+/// made: the SO PIN lives on in `ukeys`, the user PIN nowhere).
+pub async fn wipe_pins_of_order(tx: &mut WriteTx, order: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE production_attempts SET pin_sealed = '', so_pin_sealed = '' WHERE order_id = $1",
+    )
+    .bind(order)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }
 
 /// Certificates issued for production that are on no key and belong to
@@ -329,17 +345,6 @@ pub async fn insert_ukey(tx: &mut WriteTx, k: &UkeyRow) -> Result<bool> {
     Ok(done.rows_affected() == 1)
 }
 
-/// The key of a token serial.
-pub async fn ukey(store: &Store, token_serial: &str) -> Result<Option<UkeyRow>> {
-    let row = sqlx::query(&format!(
-        "SELECT {UKEY_COLUMNS} FROM ukeys WHERE token_serial = $1"
-    ))
-    .bind(token_serial)
-    .fetch_optional(store.pool())
-    .await?;
-    row.as_ref().map(ukey_from_row).transpose()
-}
-
 /// The key made for an order.
 pub async fn ukey_of_order(store: &Store, order: i64) -> Result<Option<UkeyRow>> {
     let row = sqlx::query(&format!(
@@ -362,8 +367,9 @@ pub async fn ukeys_of_account(store: &Store, account: AccountId) -> Result<Vec<U
     rows.iter().map(ukey_from_row).collect()
 }
 
-/// The order whose production initialised this token, if any (a key
-/// handed out, or an earlier attempt that initialised it).
+/// The order this token belongs to, if any: the order whose key it is,
+/// or an order still in production whose attempt initialised it (an
+/// order made on another token no longer claims it).
 pub async fn token_owner(tx: &mut WriteTx, token_serial: &str) -> Result<Option<i64>> {
     let handed_out: Option<i64> =
         sqlx::query_scalar("SELECT order_id FROM ukeys WHERE token_serial = $1")
@@ -374,8 +380,10 @@ pub async fn token_owner(tx: &mut WriteTx, token_serial: &str) -> Result<Option<
         return Ok(handed_out);
     }
     Ok(sqlx::query_scalar(
-        "SELECT order_id FROM production_attempts \
-         WHERE token_serial = $1 AND token_initialized = 1 ORDER BY id DESC LIMIT 1",
+        "SELECT pa.order_id FROM production_attempts pa \
+         WHERE pa.token_serial = $1 AND pa.token_initialized = 1 \
+           AND NOT EXISTS (SELECT 1 FROM ukeys u WHERE u.order_id = pa.order_id) \
+         ORDER BY pa.id DESC LIMIT 1",
     )
     .bind(token_serial)
     .fetch_optional(tx.conn())

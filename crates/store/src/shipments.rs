@@ -117,11 +117,31 @@ pub async fn set_state(
     Ok(done.rows_affected() == 1)
 }
 
+/// Marks a shipment as looked at now (polling goes round every one in
+/// transit, least recently looked at first).
+pub async fn touch(tx: &mut WriteTx, id: i64, now: Timestamp) -> Result<()> {
+    sqlx::query("UPDATE shipments SET updated_at = $1 WHERE id = $2")
+        .bind(now.millis())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// One shipment.
 pub async fn get(store: &Store, id: i64) -> Result<Option<ShipmentRow>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM shipments WHERE id = $1"))
         .bind(id)
         .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// The same, inside a write transaction.
+pub async fn get_tx(tx: &mut WriteTx, id: i64) -> Result<Option<ShipmentRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM shipments WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(tx.conn())
         .await?;
     row.as_ref().map(from_row).transpose()
 }
@@ -148,7 +168,19 @@ pub async fn of_order(store: &Store, order: i64) -> Result<Vec<ShipmentRow>> {
     rows.iter().map(from_row).collect()
 }
 
-/// Shipments on their way (to poll), least recently changed first.
+/// The order's live shipment (requesting, shipped or delivered), if any.
+pub async fn live_of_order(tx: &mut WriteTx, order: i64) -> Result<Option<ShipmentRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM shipments WHERE order_id = $1 \
+         AND state IN ('requesting', 'shipped', 'delivered')"
+    ))
+    .bind(order)
+    .fetch_optional(tx.conn())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Shipments on their way (to poll), least recently looked at first.
 pub async fn in_transit(store: &Store, limit: u32) -> Result<Vec<ShipmentRow>> {
     let rows = sqlx::query(&format!(
         "SELECT {COLUMNS} FROM shipments WHERE state = 'shipped' ORDER BY updated_at LIMIT $1"

@@ -659,14 +659,47 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
             "{be}: failed attempts are not listed"
         );
 
+        // The producer's page lost the answer to 开始制证: starting again
+        // ends their own open attempt and opens a new one.
+        let lost = s
+            .production_start(
+                &who,
+                order.id,
+                &TokenPresented {
+                    serial: desk.blank().serial,
+                    initialized: false,
+                },
+                &m(),
+            )
+            .await
+            .unwrap();
         // Finally a good key on a fresh token.
         let run4 = start_and_keygen(&app, &desk, &who, order.id, &desk.blank()).await;
+        let replaced = certhall_store::production::of_order(&app.db.store, order.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.id == lost.attempt.id)
+            .unwrap();
+        assert_eq!(replaced.state, AttemptState::Failed, "{be}");
+        assert!(replaced.failure.unwrap().contains("重新开始"));
         finish(&app, &desk, &who, &run4).await.unwrap();
         assert_eq!(
             s.order_of(me, order.id).await.unwrap().state,
             OrderState::Produced,
             "{be}"
         );
+        // No PIN of the order is kept on any attempt any more.
+        for a in certhall_store::production::of_order(&app.db.store, order.id)
+            .await
+            .unwrap()
+        {
+            assert!(
+                a.pin_sealed.is_empty() && a.so_pin_sealed.is_empty(),
+                "{be}: attempt {}",
+                a.id
+            );
+        }
         // The token of another order is refused for this one.
         let (_, order_b) = paid_order(&app, "13600000805", "sdzfcg").await;
         let used = desk
@@ -873,24 +906,42 @@ async fn a_courier_that_fails_leaves_the_order_produced_and_the_retry_gets_a_new
         app.services.shipping = Arc::new(failing);
         let s = &app.services;
 
+        // SF cannot be reached: whether it took the order is unknown, so
+        // the shipment stays `requesting` and is asked again with the same
+        // number (SF answers a repeated orderId with the first waybill).
         let e = s.ship_order(&who, order, &m()).await.unwrap_err();
-        assert_eq!(refusal(e).code(), "courier_failed", "{be}");
+        assert_eq!(refusal(e).code(), "courier_unsure", "{be}");
         assert_eq!(
             s.order_of(me, order).await.unwrap().state,
             OrderState::Produced
         );
         let views = s.shipment_views(order).await.unwrap();
         assert_eq!(views.len(), 1);
+        assert_eq!(views[0].shipment.state, "requesting");
+        let first_number = views[0].shipment.courier_order_id.clone();
+        let audit = audit_events(&app, "shipping.shipment_changed").await;
+        assert_eq!(audit[0]["event"], "unsure", "{be}");
+        assert_eq!(audit[0]["code"], "courier_unreachable", "{be}");
+        assert_eq!(audit[1]["event"], "requested", "{be}");
+
+        // A courier that refuses outright (no [courier] configured): the
+        // shipment fails, the order stays 已制证.
+        let mut refusing = (*demo).clone();
+        refusing.courier = Arc::new(certhall_service::shipping::Unconfigured);
+        app.services.shipping = Arc::new(refusing);
+        let s = &app.services;
+        let e = s.ship_order(&who, order, &m()).await.unwrap_err();
+        assert_eq!(refusal(e).code(), "courier_failed", "{be}");
+        let views = s.shipment_views(order).await.unwrap();
+        assert_eq!(views.len(), 1, "{be}: the same request, asked again");
+        assert_eq!(views[0].shipment.courier_order_id, first_number);
         assert_eq!(views[0].shipment.state, "failed");
         assert!(views[0]
             .shipment
             .error
             .as_deref()
             .unwrap()
-            .starts_with("courier_unreachable"));
-        let audit = audit_events(&app, "shipping.shipment_changed").await;
-        assert_eq!(audit[0]["event"], "failed", "{be}");
-        assert_eq!(audit[1]["event"], "requested", "{be}");
+            .starts_with("courier_config"));
 
         // The courier is back: a new courier order number, shipped.
         app.services.shipping = demo;
@@ -898,14 +949,19 @@ async fn a_courier_that_fails_leaves_the_order_produced_and_the_retry_gets_a_new
         s.ship_order(&who, order, &m()).await.unwrap();
         let views = s.shipment_views(order).await.unwrap();
         assert_eq!(views.len(), 2);
-        assert_ne!(
-            views[0].shipment.courier_order_id,
-            views[1].shipment.courier_order_id
-        );
+        assert_ne!(views[1].shipment.courier_order_id, first_number);
         assert_eq!(views[1].shipment.state, "shipped");
         // Not picked up yet: the producer may cancel and ship again.
         let back = s.cancel_shipment(&who, order, &m()).await.unwrap();
         assert_eq!(back.state, OrderState::Produced, "{be}");
+        // The applicant was told once that the key is made, not again.
+        let made = certhall_store::messages::list(&app.db.store, me, 50, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.body.contains("已制作完成"))
+            .count();
+        assert_eq!(made, 1, "{be}");
     }
 }
 

@@ -9,7 +9,7 @@
 //! is the service's.
 
 use askama::Template;
-use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::Method;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -166,13 +166,6 @@ fn queue_row(item: ProductionItem) -> QueueRow {
 struct QueuePage {
     chrome: CounterChrome,
     rows: Vec<QueueRow>,
-    notice: Option<String>,
-}
-
-/// `?done=` after shipping.
-#[derive(Debug, Deserialize, Default)]
-pub struct DeskQuery {
-    shipped: Option<i64>,
 }
 
 /// `GET /counter/production`.
@@ -180,7 +173,6 @@ pub async fn queue_page(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Query(q): Query<DeskQuery>,
 ) -> Result<Response, PageError> {
     let rows = state
         .services
@@ -192,9 +184,6 @@ pub async fn queue_page(
     Ok(render(&QueuePage {
         chrome: CounterChrome::new(&state, &bid, Some(&who)),
         rows,
-        notice: q
-            .shipped
-            .map(|id| format!("订单 {id} 已交顺丰寄出，已通知申请人运单号。")),
     }))
 }
 
@@ -542,7 +531,7 @@ pub async fn api_detail(
     })))
 }
 
-/// A shipment as JSON (also the applicant's order API).
+/// A shipment as JSON.
 pub fn shipment_json(v: &ShipmentView) -> Value {
     json!({
         "courier": v.shipment.courier,

@@ -163,33 +163,76 @@
             e.code = 'read_back_missing';
             throw e;
           }
-          return post('/counter/production/attempts/' + s.attempt + '/written', { certificate: c.certificate });
+          s.readBack = c.certificate;
+          return confirm();
         });
       }))
-      .then(function () {
-        s.pin = null;
-        statusBox.textContent = '制证完成，PIN 码已通过短信发送给申请人。';
-        window.location.reload();
-      }, function (e) {
-        mark(s.stage, 'failed');
-        var message = (e && e.message) || '制证失败。';
-        showError('“' + (progress.querySelector('[data-stage="' + s.stage + '"]') || {}).textContent + '”失败：' + message +
-          ' 本次制证已作废（已签发的证书会被注销），请检查 UKey 和证书助手后重新制证。');
-        var cleanup = Promise.resolve();
-        if (s.keyId && s.pin) {
-          cleanup = agent.deleteKey(s.tokenId, s.keyId, s.pin).catch(function () { return null; });
-        }
-        var report = s.attempt && s.stage !== 'start'
-          ? post('/counter/production/attempts/' + s.attempt + '/failed',
-              { stage: s.stage === 'start' ? 'init' : s.stage, message: message }).catch(function () { return null; })
-          : Promise.resolve();
-        s.pin = null;
-        return Promise.all([cleanup, report]).then(function () {
-          busy = false;
-          refreshBtn.disabled = false;
-          return refresh();
+      .then(done, failed);
+
+    // Stage 6's answer: only a mismatch (or an attempt already over) ends
+    // the production; anything else (no stock, the network, CertHall busy)
+    // keeps it open for 重新确认 with the same certificate — the key on the
+    // token is fine.
+    function confirm() {
+      return post('/counter/production/attempts/' + s.attempt + '/written', { certificate: s.readBack });
+    }
+
+    function done() {
+      s.pin = null;
+      statusBox.textContent = '制证完成，PIN 码已通过短信发送给申请人。';
+      window.location.reload();
+    }
+
+    function retryable(e) {
+      return s.stage === 'read_back' && s.readBack &&
+        ['read_back_mismatch', 'production_attempt_closed', 'not_found'].indexOf(e.code) < 0;
+    }
+
+    function failed(e) {
+      mark(s.stage, 'failed');
+      var label = (progress.querySelector('[data-stage="' + s.stage + '"]') || {}).textContent;
+      var message = (e && e.message) || '制证失败。';
+      if (retryable(e)) {
+        showError('“' + label + '”未完成：' + message);
+        var again = document.createElement('button');
+        again.type = 'button';
+        again.className = 'btn btn-primary btn-small';
+        again.textContent = '重新确认';
+        again.setAttribute('data-testid', 'confirm-again');
+        again.addEventListener('click', function () {
+          errorBox.hidden = true;
+          mark('read_back', 'running');
+          confirm().then(done, failed);
         });
+        errorBox.appendChild(document.createTextNode(' '));
+        errorBox.appendChild(again);
+        return null;
+      }
+      showError('“' + label + '”失败：' + message +
+        ' 本次制证已作废（已签发的证书会被注销），请检查 UKey 和证书助手后重新制证。');
+      // Tell CertHall first; only an attempt it really ended may lose its
+      // key pair from the token. A completed one (the answer to 确认 was
+      // lost) keeps its key: the page reloads to show it.
+      var report = s.attempt
+        ? post('/counter/production/attempts/' + s.attempt + '/failed', { stage: s.stage, message: message })
+        : Promise.resolve(null);
+      return report.then(function (answer) {
+        var state = answer && answer.attempt && answer.attempt.state;
+        if (state === 'completed') {
+          window.location.reload();
+          return null;
+        }
+        if ((state === 'failed' || state === 'abandoned') && s.keyId && s.pin) {
+          return agent.deleteKey(s.tokenId, s.keyId, s.pin).catch(function () { return null; });
+        }
+        return null;
+      }, function () { return null; }).then(function () {
+        s.pin = null;
+        busy = false;
+        refreshBtn.disabled = false;
+        return refresh();
       });
+    }
   }
 
   refreshBtn.addEventListener('click', function () { errorBox.hidden = true; refresh(); });

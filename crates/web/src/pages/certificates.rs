@@ -25,13 +25,7 @@ pub struct CertLine {
 }
 
 fn line(c: MyCertificate) -> CertLine {
-    let subject_cn = c
-        .certificate
-        .subject
-        .split(',')
-        .find_map(|p| p.trim().strip_prefix("CN="))
-        .unwrap_or(&c.certificate.subject)
-        .replace("\\,", ",");
+    let subject_cn = common_name(&c.certificate.subject);
     let key = c.ukey.as_ref().map_or_else(String::new, |k| {
         format!(
             "{}（{}）· 序列号 {}",
@@ -41,6 +35,26 @@ fn line(c: MyCertificate) -> CertLine {
         )
     });
     CertLine { c, subject_cn, key }
+}
+
+/// The CN of a subject as CertHall writes it (`KEY=value` pairs joined by
+/// `,`, a `,` inside a value escaped as `\,`); the whole text without one.
+fn common_name(subject: &str) -> String {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = subject.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => cur.extend(chars.next()),
+            ',' => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(ch),
+        }
+    }
+    parts.push(cur);
+    parts
+        .iter()
+        .find_map(|p| p.trim().strip_prefix("CN=").map(str::to_owned))
+        .unwrap_or_else(|| subject.to_owned())
 }
 
 #[derive(Template)]
@@ -182,4 +196,15 @@ pub async fn api_download(
     Path((serial, format)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(download_response(&state, who.account_id, &serial, &format, &meta).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::common_name;
+
+    #[test]
+    fn common_names_keep_escaped_commas() {
+        assert_eq!(common_name("C=CN,O=甲\\,乙,CN=甲\\,乙"), "甲,乙");
+        assert_eq!(common_name("C=CN,O=x"), "C=CN,O=x");
+    }
 }
