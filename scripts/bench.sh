@@ -36,7 +36,11 @@
 #   --no-payment      skip the payment part (scripts/bench-payment.sh: WeChat
 #                     Pay callbacks verified, applied and repeated on one core,
 #                     and the paid order's page under wrk; PostgreSQL too when
-#                     TEST_DATABASE_URL is set), run last
+#                     TEST_DATABASE_URL is set)
+#   --no-production   skip the production part (scripts/bench-production.sh:
+#                     制证 per key family on SoftHSM2 and a software token,
+#                     stage by stage; PostgreSQL too when TEST_DATABASE_URL
+#                     is set), run last
 #
 # What it does:
 #   1. cargo build --release -p certhall
@@ -101,6 +105,7 @@ WAIT_QUIET=0
 AGENT=1
 IMAGES=1
 PAYMENT=1
+PRODUCTION=1
 while (($#)); do
   case "$1" in
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
@@ -117,6 +122,7 @@ while (($#)); do
     --no-agent) AGENT=0; shift ;;
     --no-images) IMAGES=0; shift ;;
     --no-payment) PAYMENT=0; shift ;;
+    --no-production) PRODUCTION=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -462,6 +468,13 @@ if ((PAYMENT)) && ! ((${#FAILURES[@]})); then
   if ((WAIT_QUIET)); then payment+=(--wait-quiet); fi
   if [ -n "$OUT" ]; then payment+=(--out "$OUT"); fi
   "${payment[@]}"
+fi
+
+if ((PRODUCTION)) && ! ((${#FAILURES[@]})); then
+  production=("$REPO/scripts/bench-production.sh")
+  if ((WAIT_QUIET)); then production+=(--wait-quiet); fi
+  if [ -n "$OUT" ]; then production+=(--out "$OUT"); fi
+  "${production[@]}"
 fi
 
 if ((${#FAILURES[@]})); then
