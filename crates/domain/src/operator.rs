@@ -165,7 +165,7 @@ pub fn hash_counter_code(secret: &ServerSecret, phone: &Phone, code: &LoginCode)
 }
 
 /// How many failures lock an operator, and for how long.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
     /// Consecutive failures (password or SMS code) that lock.
     pub max_failures: u32,
@@ -220,6 +220,190 @@ impl LockoutPolicy {
             }
         }
     }
+}
+
+/// What became of one counter password try (a row of the password-try
+/// history, [`PasswordTries`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryOutcome {
+    /// Counted, the password check still running (or never finished):
+    /// counts as a failure.
+    Pending,
+    /// The password (or username) was wrong.
+    Wrong,
+    /// The password was right (the SMS code still to come). Counts in the
+    /// run like a failure until the login completes: a run of tries is
+    /// ended only by [`Self::LoggedIn`], so no number of concurrent tries
+    /// gets more than the lock's number of verdicts.
+    Right,
+    /// A login completed (password and SMS code): ends a run of failures.
+    LoggedIn,
+    /// Refused before any check (locked or too many tries from the IP).
+    Refused,
+}
+
+impl TryOutcome {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Wrong => "wrong",
+            Self::Right => "right",
+            Self::LoggedIn => "logged_in",
+            Self::Refused => "refused",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "wrong" => Self::Wrong,
+            "right" => Self::Right,
+            "logged_in" => Self::LoggedIn,
+            "refused" => Self::Refused,
+            _ => return None,
+        })
+    }
+
+    /// Counts towards the lock (a password try not followed by a login).
+    pub fn counts(self) -> bool {
+        matches!(self, Self::Pending | Self::Wrong | Self::Right)
+    }
+}
+
+/// One counter password try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordTry {
+    /// The client's address, when known.
+    pub ip: Option<String>,
+    /// When it was counted.
+    pub at: Timestamp,
+    /// Its outcome.
+    pub outcome: TryOutcome,
+}
+
+/// The password tries a new one is judged by: those for the username
+/// (from every address, oldest first, over [`CounterLoginLimits::history`])
+/// and how many came from the client's address in the address window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordTries {
+    /// Tries for this username, oldest first.
+    pub for_user: Vec<PasswordTry>,
+    /// Failed tries (and tries still being checked) from this address for
+    /// any username since the start of the address window. Right
+    /// passwords do not count: an office behind one address logs in.
+    pub from_ip: u32,
+    /// The oldest try counted in `from_ip`.
+    pub oldest_from_ip: Option<Timestamp>,
+    /// The outcome of the latest try from this address, any username.
+    pub last_from_ip: Option<TryOutcome>,
+}
+
+/// The limits on counter password tries. The password is counted before
+/// it is checked, so concurrent tries cannot all reach the (slow) check.
+///
+/// - **(username, address)**: [`LockoutPolicy`] on the tries from one
+///   address: 5 password tries without a completed login lock that username *from that
+///   address* for 30 minutes. Someone guessing a username from elsewhere
+///   does not lock the operator out of their own desk.
+/// - **username, from everywhere**: a slower lock, 20 consecutive
+///   failures from any addresses lock the username everywhere for 30
+///   minutes.
+/// - **address**: at most 30 failed tries (any username) per 15 minutes
+///   from one address.
+///
+/// A completed login ends a run of failures. Pure: the history and the time
+/// are passed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CounterLoginLimits {
+    /// Per (username, address).
+    pub per_address: LockoutPolicy,
+    /// Per username, from every address.
+    pub per_user: LockoutPolicy,
+    /// Tries per address in [`Self::address_window`].
+    pub address_max: u32,
+    /// The address window.
+    pub address_window: Duration,
+    /// How far back the history is read (longer than either lock).
+    pub history: Duration,
+}
+
+impl Default for CounterLoginLimits {
+    fn default() -> Self {
+        Self {
+            per_address: LockoutPolicy::default(),
+            per_user: LockoutPolicy {
+                max_failures: 20,
+                lock_for: Duration::from_secs(30 * 60),
+            },
+            address_max: 30,
+            address_window: Duration::from_secs(15 * 60),
+            history: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+impl CounterLoginLimits {
+    /// May a new try from `ip` be counted and checked now?
+    pub fn check(
+        &self,
+        tries: &PasswordTries,
+        ip: Option<&str>,
+        now: Timestamp,
+    ) -> Result<(), Refusal> {
+        if tries.from_ip >= self.address_max {
+            let until = tries
+                .oldest_from_ip
+                .unwrap_or(now)
+                .plus(self.address_window);
+            return Err(Refusal::CounterTooManyTries {
+                minutes: minutes_left(until, now),
+            });
+        }
+        let everywhere = tries.for_user.iter();
+        let from_here = tries.for_user.iter().filter(|t| t.ip.as_deref() == ip);
+        let locks = [
+            replay(&self.per_user, everywhere),
+            replay(&self.per_address, from_here),
+        ];
+        match locks.into_iter().flatten().filter(|u| *u > now).max() {
+            Some(until) => Err(Refusal::OperatorLocked {
+                minutes: minutes_left(until, now),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Plays `policy` over the tries (oldest first): the lock they leave.
+fn replay<'a>(
+    policy: &LockoutPolicy,
+    tries: impl Iterator<Item = &'a PasswordTry>,
+) -> Option<Timestamp> {
+    let mut failed = 0;
+    let mut locked_until = None;
+    for t in tries {
+        match t.outcome {
+            TryOutcome::LoggedIn => failed = 0,
+            o if o.counts() => {
+                if locked_until.is_some_and(|u| u > t.at) {
+                    continue;
+                }
+                let after = policy.after_failure(failed, t.at);
+                failed = after.failed_logins;
+                if after.locked_until.is_some() {
+                    locked_until = after.locked_until;
+                }
+            }
+            _ => {}
+        }
+    }
+    locked_until
+}
+
+fn minutes_left(until: Timestamp, now: Timestamp) -> u64 {
+    until.since(now).as_secs().div_ceil(60).max(1)
 }
 
 /// An operator may not review an order of the account that has the
@@ -286,6 +470,113 @@ mod tests {
     use super::*;
 
     const T0: Timestamp = Timestamp::from_millis(1_795_568_400_000);
+
+    fn try_at(ip: &str, secs: u64, outcome: TryOutcome) -> PasswordTry {
+        PasswordTry {
+            ip: Some(ip.to_owned()),
+            at: T0.plus(Duration::from_secs(secs)),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn five_failures_from_one_address_lock_that_address_only() {
+        let limits = CounterLoginLimits::default();
+        let mut tries = PasswordTries::default();
+        for i in 0..4 {
+            tries
+                .for_user
+                .push(try_at("10.0.0.1", i, TryOutcome::Wrong));
+        }
+        let now = T0.plus(Duration::from_secs(10));
+        assert_eq!(limits.check(&tries, Some("10.0.0.1"), now), Ok(()));
+        // A try still being checked counts as a failure.
+        tries
+            .for_user
+            .push(try_at("10.0.0.1", 5, TryOutcome::Pending));
+        assert_eq!(
+            limits.check(&tries, Some("10.0.0.1"), now),
+            Err(Refusal::OperatorLocked { minutes: 30 })
+        );
+        // Refused tries do not extend the lock.
+        tries
+            .for_user
+            .push(try_at("10.0.0.1", 60, TryOutcome::Refused));
+        // The operator's own desk is not locked by them.
+        assert_eq!(limits.check(&tries, Some("10.0.0.2"), now), Ok(()));
+        let later = T0.plus(Duration::from_secs(5 + 30 * 60));
+        assert_eq!(limits.check(&tries, Some("10.0.0.1"), later), Ok(()));
+        // After the lock the count starts again.
+        tries
+            .for_user
+            .push(try_at("10.0.0.1", 5 + 30 * 60, TryOutcome::Wrong));
+        assert_eq!(limits.check(&tries, Some("10.0.0.1"), later), Ok(()));
+    }
+
+    #[test]
+    fn a_completed_login_ends_a_run_of_failures_a_right_password_does_not() {
+        let limits = CounterLoginLimits::default();
+        let now = T0.plus(Duration::from_secs(20));
+        let run = |outcomes: &[TryOutcome]| {
+            let mut tries = PasswordTries::default();
+            for (i, o) in outcomes.iter().enumerate() {
+                tries.for_user.push(try_at("10.0.0.1", i as u64, *o));
+            }
+            limits.check(&tries, Some("10.0.0.1"), now)
+        };
+        use TryOutcome::{LoggedIn, Right, Wrong};
+        // A right password whose SMS code never came does not reset, and
+        // counts in the run: five password verdicts at most, whatever the
+        // race between them.
+        assert!(run(&[Wrong, Wrong, Right, Wrong, Wrong]).is_err());
+        assert_eq!(run(&[Wrong, Wrong, Right, Wrong]), Ok(()));
+        // A completed login does.
+        assert_eq!(
+            run(&[Wrong, Wrong, Wrong, Right, LoggedIn, Wrong, Wrong, Wrong, Wrong]),
+            Ok(())
+        );
+        assert!(run(&[Wrong, Wrong, Wrong, LoggedIn, Wrong, Wrong, Wrong, Wrong, Wrong]).is_err());
+    }
+
+    #[test]
+    fn failures_from_many_addresses_lock_the_username_everywhere() {
+        let limits = CounterLoginLimits::default();
+        let mut tries = PasswordTries::default();
+        for i in 0..19 {
+            let ip = format!("10.1.{}.1", i % 5);
+            tries.for_user.push(try_at(&ip, i, TryOutcome::Wrong));
+        }
+        let now = T0.plus(Duration::from_secs(60));
+        assert_eq!(limits.check(&tries, Some("10.9.9.9"), now), Ok(()));
+        tries
+            .for_user
+            .push(try_at("10.1.7.1", 30, TryOutcome::Wrong));
+        assert_eq!(
+            limits.check(&tries, Some("10.9.9.9"), now),
+            Err(Refusal::OperatorLocked { minutes: 30 })
+        );
+    }
+
+    #[test]
+    fn one_address_may_not_try_without_end() {
+        let limits = CounterLoginLimits::default();
+        let tries = PasswordTries {
+            for_user: Vec::new(),
+            from_ip: 30,
+            oldest_from_ip: Some(T0),
+            last_from_ip: Some(TryOutcome::Wrong),
+        };
+        let now = T0.plus(Duration::from_secs(5 * 60));
+        assert_eq!(
+            limits.check(&tries, Some("10.0.0.1"), now),
+            Err(Refusal::CounterTooManyTries { minutes: 10 })
+        );
+        let fewer = PasswordTries {
+            from_ip: 29,
+            ..tries
+        };
+        assert_eq!(limits.check(&fewer, Some("10.0.0.1"), now), Ok(()));
+    }
 
     #[test]
     fn usernames() {

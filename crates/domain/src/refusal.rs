@@ -216,6 +216,9 @@ pub enum Refusal {
     /// An operator with this username exists.
     #[error("operator {0} exists")]
     OperatorExists(String),
+    /// Another operator has this phone (the login code goes to it).
+    #[error("operator phone taken by {0}")]
+    OperatorPhoneTaken(String),
     /// Counter login: unknown username or wrong password (not told apart).
     #[error("counter login: bad credentials")]
     CounterBadCredentials,
@@ -226,6 +229,12 @@ pub enum Refusal {
     #[error("operator locked ({minutes} min left)")]
     OperatorLocked {
         /// Minutes until the lock ends (rounded up).
+        minutes: u64,
+    },
+    /// Counter login: too many password tries from one address.
+    #[error("counter login: too many tries from this address ({minutes} min left)")]
+    CounterTooManyTries {
+        /// Minutes until tries are counted again (rounded up).
         minutes: u64,
     },
     /// An operator may not review an order of their own account.
@@ -378,6 +387,8 @@ impl Refusal {
             Self::CounterBadCredentials => "counter_bad_credentials",
             Self::CounterLoginRestart => "counter_login_restart",
             Self::OperatorLocked { .. } => "operator_locked",
+            Self::CounterTooManyTries { .. } => "counter_too_many_tries",
+            Self::OperatorPhoneTaken(_) => "operator_phone_taken",
             Self::OwnOrderReview => "own_order_review",
             Self::ReviewAlreadyDecided(_) => "review_already_decided",
             Self::InvalidKeyModel(_) => "invalid_key_model",
@@ -468,6 +479,7 @@ impl Refusal {
             | Self::OrderStateConflict(_)
             | Self::ApplicationExists(_)
             | Self::OperatorExists(_)
+            | Self::OperatorPhoneTaken(_)
             | Self::ReviewAlreadyDecided(_)
             | Self::CertChallengeUsed
             | Self::AlreadyRevoked
@@ -496,7 +508,8 @@ impl Refusal {
             | Self::PhoneSendLimit
             | Self::IpSendLimit
             | Self::AuthorizationSmsLimit
-            | Self::CertChallengeLimit => RefusalKind::RateLimited,
+            | Self::CertChallengeLimit
+            | Self::CounterTooManyTries { .. } => RefusalKind::RateLimited,
         }
     }
 
@@ -576,12 +589,18 @@ impl Refusal {
             Self::ApplicationExists(code) => format!("应用 {code} 已存在。"),
             Self::InvalidOperator(why) => format!("柜台人员信息不正确：{why}。"),
             Self::OperatorExists(name) => format!("用户名 {name} 已存在。"),
+            Self::OperatorPhoneTaken(name) => format!(
+                "该手机号已是柜台人员 {name} 的登录手机号。每位柜台人员须使用本人的手机号接收登录验证码。"
+            ),
             Self::CounterBadCredentials => {
                 "用户名或密码不正确。连续错误5次将锁定30分钟。".into()
             }
             Self::CounterLoginRestart => "登录已超时，请重新输入用户名和密码。".into(),
             Self::OperatorLocked { minutes } => format!(
                 "该柜台账户因连续登录失败已被锁定，请{minutes}分钟后再试，或联系管理员。"
+            ),
+            Self::CounterTooManyTries { minutes } => format!(
+                "此网络的柜台登录尝试过于频繁，请{minutes}分钟后再试。"
             ),
             Self::OwnOrderReview => {
                 "不能审核本人账户提交的订单（申请账户手机号与您的手机号相同），请交由其他柜台人员处理。"
@@ -748,6 +767,8 @@ mod tests {
             Refusal::CounterBadCredentials,
             Refusal::CounterLoginRestart,
             Refusal::OperatorLocked { minutes: 3 },
+            Refusal::CounterTooManyTries { minutes: 9 },
+            Refusal::OperatorPhoneTaken("wang".into()),
             Refusal::OwnOrderReview,
             Refusal::ReviewAlreadyDecided("审核通过".into()),
             Refusal::InvalidKeyModel("x".into()),

@@ -17,7 +17,7 @@
 use certhall_domain::audit::{Actor, AuditEvent, NewAuditEntry};
 use certhall_domain::operator::{
     check_new_password, cst_day_start, hash_counter_code, hash_password, may_review, verify_nobody,
-    verify_password, LockoutPolicy, OperatorRole, Username, DAY,
+    verify_password, CounterLoginLimits, LockoutPolicy, OperatorRole, TryOutcome, Username, DAY,
 };
 use certhall_domain::order::{OrderEvent, Step};
 use certhall_domain::otp::{CodeDecision, LoginCode, RATE_WINDOW};
@@ -31,6 +31,17 @@ use rand::rngs::OsRng;
 use serde_json::json;
 
 use crate::orders::OrderActor;
+
+/// A counter password try, counted or refused before the check.
+enum PasswordTryCounted {
+    /// Counted (`id`); the operator, if the username exists.
+    Counted {
+        id: i64,
+        operator: Option<OperatorRow>,
+    },
+    /// Refused before the check.
+    Refused(Refusal),
+}
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
 /// A logged-in operator, as every counter request sees them.
@@ -284,10 +295,25 @@ impl Services {
         let hash = hash_password(&mut OsRng, password)?;
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
+        if let Some(other) = operators::by_phone(&mut tx, &phone).await? {
+            return Err(if other.username == username.as_str() {
+                Refusal::OperatorExists(other.username)
+            } else {
+                Refusal::OperatorPhoneTaken(other.username)
+            }
+            .into());
+        }
         let id = match operators::create(&mut tx, &username, &phone, role, &hash, now).await {
             Ok(id) => id,
             Err(e) if e.is_unique_violation() => {
-                return Err(Refusal::OperatorExists(username.as_str().to_owned()).into())
+                // The username, or the phone taken at the same moment.
+                return Err(match operators::by_phone(&mut tx, &phone).await {
+                    Ok(Some(other)) if other.username != username.as_str() => {
+                        Refusal::OperatorPhoneTaken(other.username)
+                    }
+                    _ => Refusal::OperatorExists(username.as_str().to_owned()),
+                }
+                .into());
             }
             Err(e) => return Err(e.into()),
         };
@@ -325,35 +351,47 @@ impl Services {
         password: &str,
         meta: &RequestMeta,
     ) -> Result<PasswordAccepted> {
-        let lockout = LockoutPolicy::default();
         let typed: String = username_input.trim().chars().take(64).collect();
-        let found = match Username::parse(&typed) {
-            Ok(u) => operators::find(&self.store, u.as_str()).await?,
-            Err(_) => None,
-        };
-        let Some(op) = found else {
-            // Same work as a real check, so timing does not tell.
-            verify_nobody(password);
-            self.counter_failure_alone(Actor::Anonymous, &typed, "unknown_user", meta)
-                .await?;
-            return Err(Refusal::CounterBadCredentials.into());
+        let username = Username::parse(&typed).ok();
+        // Tries are counted under the name as it will be looked up.
+        let try_name = username
+            .as_ref()
+            .map_or_else(|| typed.to_lowercase(), |u| u.as_str().to_owned());
+        let (try_id, op) = match self
+            .count_password_try(username.as_ref(), &try_name, meta)
+            .await?
+        {
+            PasswordTryCounted::Refused(r) => return Err(r.into()),
+            PasswordTryCounted::Counted { id, operator } => match operator {
+                // Slow (argon2): outside any transaction, after the count.
+                Some(op) if verify_password(&op.password_hash, password) => (id, op),
+                Some(op) => {
+                    return self
+                        .password_failure(
+                            id,
+                            &try_name,
+                            Actor::Operator(op.id),
+                            "wrong_password",
+                            meta,
+                        )
+                        .await;
+                }
+                None => {
+                    // Same work as a real check, so timing does not tell.
+                    verify_nobody(password);
+                    return self
+                        .password_failure(id, &try_name, Actor::Anonymous, "unknown_user", meta)
+                        .await;
+                }
+            },
         };
         let now = self.clock.now();
-        if let Err(r) = lockout.check(op.locked_until, now) {
-            verify_nobody(password);
-            self.counter_failure_alone(Actor::Operator(op.id), &op.username, r.code(), meta)
-                .await?;
-            return Err(r.into());
-        }
-        // Slow (argon2): outside the write transaction.
-        if !verify_password(&op.password_hash, password) {
-            return self.count_failure(op.id, "wrong_password", meta).await;
-        }
 
         let code = LoginCode::generate(&mut OsRng);
         let pending = SessionToken::generate(&mut OsRng);
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::Phone(op.phone.as_str())).await?;
+        operators::set_try_outcome(&mut tx, try_id, TryOutcome::Right).await?;
         let history = login_codes::send_history(
             &mut tx,
             &op.phone,
@@ -507,6 +545,16 @@ impl Services {
                     return Err(Refusal::CodeUsed.into());
                 }
                 operators::record_success(&mut tx, op.id).await?;
+                // Ends the run of password failures from this address.
+                operators::count_password_try(
+                    &mut tx,
+                    &op.username,
+                    meta.ip.as_deref(),
+                    TryOutcome::LoggedIn,
+                    now,
+                    now.minus(CounterLoginLimits::default().history),
+                )
+                .await?;
                 operators::delete_session(&mut tx, &key).await?;
                 let token = SessionToken::generate(&mut OsRng);
                 let new_key = token.storage_key();
@@ -835,34 +883,120 @@ impl Services {
         Ok(order)
     }
 
-    async fn count_failure<T>(&self, id: i64, reason: &str, meta: &RequestMeta) -> Result<T> {
-        let lockout = LockoutPolicy::default();
+    /// Counts a password try before the password is checked, under the
+    /// username's (then the address's) lock, so that concurrent tries
+    /// cannot all reach the check: refused when a limit is reached.
+    async fn count_password_try(
+        &self,
+        username: Option<&Username>,
+        try_name: &str,
+        meta: &RequestMeta,
+    ) -> Result<PasswordTryCounted> {
+        let limits = CounterLoginLimits::default();
         let now = self.clock.now();
+        let ip = meta.ip.as_deref();
+        let prune_before = now.minus(limits.history);
         let mut tx = self.store.begin_write().await?;
-        let seen = operators::get_tx(&mut tx, id)
-            .await?
-            .ok_or(Refusal::CounterBadCredentials)?;
-        // Concurrent failures must each count (PostgreSQL: serialize on
-        // the phone, as the code checks do; then read again).
-        tx.lock(LockKey::Phone(seen.phone.as_str())).await?;
-        let op = operators::get_tx(&mut tx, id)
-            .await?
-            .ok_or(Refusal::CounterBadCredentials)?;
-        let after = lockout.after_failure(op.failed_logins, now);
-        operators::record_failure(&mut tx, id, after.failed_logins, after.locked_until).await?;
-        let refusal = match after.locked_until {
-            Some(until) => lockout
-                .check(Some(until), now)
-                .err()
-                .unwrap_or(Refusal::CounterBadCredentials),
-            None => Refusal::CounterBadCredentials,
+        tx.lock(LockKey::CounterLogin(try_name)).await?;
+        if let Some(ip) = ip {
+            tx.lock(LockKey::CounterAddress(ip)).await?;
+        }
+        let operator = match username {
+            Some(u) => operators::by_username(&mut tx, u.as_str()).await?,
+            None => None,
         };
-        let why = if after.locked_until.is_some() {
-            "locked"
-        } else {
-            reason
+        let tries = operators::password_tries(
+            &mut tx,
+            try_name,
+            ip,
+            prune_before,
+            now.minus(limits.address_window),
+        )
+        .await?;
+        // The SMS-code step locks the operator everywhere (it needs the
+        // right password first).
+        let refused = limits.check(&tries, ip, now).and_then(|()| {
+            operator.as_ref().map_or(Ok(()), |op| {
+                LockoutPolicy::default().check(op.locked_until, now)
+            })
+        });
+        let Err(refusal) = refused else {
+            let id = operators::count_password_try(
+                &mut tx,
+                try_name,
+                ip,
+                TryOutcome::Pending,
+                now,
+                prune_before,
+            )
+            .await?;
+            tx.commit().await?;
+            return Ok(PasswordTryCounted::Counted { id, operator });
         };
-        self.audit_failure(&mut tx, Actor::Operator(id), &op.username, why, meta)
+        operators::count_password_try(
+            &mut tx,
+            try_name,
+            ip,
+            TryOutcome::Refused,
+            now,
+            prune_before,
+        )
+        .await?;
+        // One audit entry per run of refusals, so a scan cannot flood the
+        // chain: the first refused try from this address for this name,
+        // and the first one refused for the address limit.
+        let first = match refusal {
+            Refusal::CounterTooManyTries { .. } => tries.last_from_ip != Some(TryOutcome::Refused),
+            _ => tries
+                .for_user
+                .iter()
+                .rev()
+                .find(|t| t.ip.as_deref() == ip)
+                .is_none_or(|t| t.outcome != TryOutcome::Refused),
+        };
+        if first {
+            let actor = operator
+                .as_ref()
+                .map_or(Actor::Anonymous, |op| Actor::Operator(op.id));
+            self.audit_failure(&mut tx, actor, try_name, refusal.code(), meta)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(PasswordTryCounted::Refused(refusal))
+    }
+
+    /// Records a wrong password (or unknown username) for the counted try
+    /// `id`; refuses with the lock when this failure reached it.
+    async fn password_failure<T>(
+        &self,
+        id: i64,
+        try_name: &str,
+        actor: Actor,
+        reason: &str,
+        meta: &RequestMeta,
+    ) -> Result<T> {
+        let limits = CounterLoginLimits::default();
+        let now = self.clock.now();
+        let ip = meta.ip.as_deref();
+        let mut tx = self.store.begin_write().await?;
+        tx.lock(LockKey::CounterLogin(try_name)).await?;
+        operators::set_try_outcome(&mut tx, id, TryOutcome::Wrong).await?;
+        // Whether this failure locked the name: the user's tries with a
+        // verdict (this one included), not those still being checked.
+        let mut tries =
+            operators::password_tries(&mut tx, try_name, None, now.minus(limits.history), now)
+                .await?;
+        tries.from_ip = 0;
+        tries.for_user.retain(|t| t.outcome != TryOutcome::Pending);
+        let refusal = match limits.check(&tries, ip, now) {
+            Err(locked @ Refusal::OperatorLocked { .. }) => locked,
+            _ => Refusal::CounterBadCredentials,
+        };
+        let why = match refusal {
+            Refusal::OperatorLocked { .. } => "locked",
+            _ => reason,
+        };
+        self.audit_failure(&mut tx, actor, try_name, why, meta)
             .await?;
         tx.commit().await?;
         Err(refusal.into())

@@ -233,6 +233,10 @@ pub enum LockKey<'a> {
     KeyModel(&'a str),
     /// One order's payments (one attempt at a time, refunds).
     OrderPayment(i64),
+    /// Counter password tries for one username (taken before the address).
+    CounterLogin(&'a str),
+    /// Counter password tries from one address.
+    CounterAddress(&'a str),
 }
 
 impl WriteTx {
@@ -247,6 +251,8 @@ impl WriteTx {
                 LockKey::Phone(p) => format!("phone:{p}"),
                 LockKey::KeyModel(m) => format!("key-model:{m}"),
                 LockKey::OrderPayment(id) => format!("order-payment:{id}"),
+                LockKey::CounterLogin(u) => format!("counter-login:{u}"),
+                LockKey::CounterAddress(ip) => format!("counter-address:{ip}"),
             };
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(name)

@@ -6,7 +6,7 @@
 //! code outstanding) and is replaced by an `active` row with a new token
 //! when the code is right.
 
-use certhall_domain::operator::{OperatorRole, Username};
+use certhall_domain::operator::{OperatorRole, PasswordTries, PasswordTry, TryOutcome, Username};
 use certhall_domain::{Phone, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -156,6 +156,109 @@ pub async fn record_failure(
 pub async fn record_success(tx: &mut WriteTx, id: i64) -> Result<()> {
     sqlx::query("UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = $1")
         .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// One operator by phone, inside a write transaction.
+pub async fn by_phone(tx: &mut WriteTx, phone: &Phone) -> Result<Option<OperatorRow>> {
+    let row = sqlx::query(&format!("SELECT {COLUMNS} FROM operators WHERE phone = $1"))
+        .bind(phone.as_str())
+        .fetch_optional(tx.conn())
+        .await?;
+    row.as_ref().map(operator_from_row).transpose()
+}
+
+/// The password tries a new try for `username` from `ip` is judged by:
+/// the username's since `user_since` (oldest first) and the failures
+/// from `ip` since `ip_since`. Call under [`crate::LockKey::CounterLogin`].
+pub async fn password_tries(
+    tx: &mut WriteTx,
+    username: &str,
+    ip: Option<&str>,
+    user_since: Timestamp,
+    ip_since: Timestamp,
+) -> Result<PasswordTries> {
+    let rows = sqlx::query(
+        "SELECT ip, at, outcome FROM counter_login_tries \
+         WHERE username = $1 AND at >= $2 ORDER BY at, id",
+    )
+    .bind(username)
+    .bind(user_since.millis())
+    .fetch_all(tx.conn())
+    .await?;
+    let mut for_user = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let outcome: String = r.try_get("outcome")?;
+        for_user.push(PasswordTry {
+            ip: r.try_get("ip")?,
+            at: Timestamp::from_millis(r.try_get("at")?),
+            outcome: TryOutcome::parse(&outcome)
+                .ok_or_else(|| StoreError::Corrupt(format!("password try outcome {outcome:?}")))?,
+        });
+    }
+    let (mut from_ip, mut oldest, mut last_from_ip) = (0, None, None);
+    if let Some(ip) = ip {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(at) AS oldest FROM counter_login_tries \
+             WHERE ip = $1 AND at >= $2 AND outcome IN ('pending', 'wrong')",
+        )
+        .bind(ip)
+        .bind(ip_since.millis())
+        .fetch_one(tx.conn())
+        .await?;
+        from_ip = r.try_get::<i64, _>("n")?;
+        oldest = r.try_get::<Option<i64>, _>("oldest")?;
+        let last: Option<String> = sqlx::query_scalar(
+            "SELECT outcome FROM counter_login_tries WHERE ip = $1 \
+             ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(ip)
+        .fetch_optional(tx.conn())
+        .await?;
+        last_from_ip = last.as_deref().and_then(TryOutcome::parse);
+    }
+    Ok(PasswordTries {
+        for_user,
+        from_ip: u32_from(from_ip),
+        oldest_from_ip: oldest.map(Timestamp::from_millis),
+        last_from_ip,
+    })
+}
+
+/// Counts a password try; returns its id (for [`set_try_outcome`]).
+/// Tries from before `prune_before` are deleted on the way.
+pub async fn count_password_try(
+    tx: &mut WriteTx,
+    username: &str,
+    ip: Option<&str>,
+    outcome: TryOutcome,
+    now: Timestamp,
+    prune_before: Timestamp,
+) -> Result<i64> {
+    sqlx::query("DELETE FROM counter_login_tries WHERE at < $1")
+        .bind(prune_before.millis())
+        .execute(tx.conn())
+        .await?;
+    let id = sqlx::query_scalar(
+        "INSERT INTO counter_login_tries (username, ip, at, outcome) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(username)
+    .bind(ip.map(str::to_owned))
+    .bind(now.millis())
+    .bind(outcome.as_str())
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(id)
+}
+
+/// Writes the verdict of a counted try.
+pub async fn set_try_outcome(tx: &mut WriteTx, id: i64, outcome: TryOutcome) -> Result<()> {
+    sqlx::query("UPDATE counter_login_tries SET outcome = $2 WHERE id = $1")
+        .bind(id)
+        .bind(outcome.as_str())
         .execute(tx.conn())
         .await?;
     Ok(())

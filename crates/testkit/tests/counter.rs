@@ -383,6 +383,184 @@ async fn repeated_failures_lock_the_operator() {
     }
 }
 
+/// Eleven wrong passwords and the right one at the same moment: the
+/// password is counted before it is checked, so at most five tries (the
+/// lock) reach a verdict and the right one is accepted only if it was
+/// among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_password_tries_cannot_outrun_the_lock() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let app = std::sync::Arc::new(app);
+        add_operator(&app, "zhou", OP_PHONE).await;
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(12));
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let app = app.clone();
+            let barrier = barrier.clone();
+            tasks.push(tokio::spawn(async move {
+                let password = if i == 11 { PASSWORD } else { "wrong2026pass" };
+                barrier.wait().await;
+                app.services
+                    .counter_password("zhou", password, &meta("10.9.7.1"))
+                    .await
+            }));
+        }
+        let mut verdicts = 0;
+        let mut accepted = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(_) => {
+                    verdicts += 1;
+                    accepted += 1;
+                }
+                Err(e) => match refusal(e) {
+                    Refusal::CounterBadCredentials => verdicts += 1,
+                    Refusal::OperatorLocked { .. } => {}
+                    other => panic!("{be}: {other:?}"),
+                },
+            }
+        }
+        // The try that reaches the lock is checked and answers "locked":
+        // count the checks themselves in the audit chain.
+        let checked =
+            certhall_store::audit::recent(&app.services.store, Some("counter.login_failed"), 100)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|e| {
+                    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+                    let r = data["reason"].as_str().unwrap_or_default();
+                    r == "wrong_password" || r == "locked"
+                })
+                .count();
+        assert!(verdicts <= 5, "{be}: {verdicts} verdicts");
+        assert!(
+            checked + accepted <= 5,
+            "{be}: {checked} checked, {accepted} accepted"
+        );
+        assert!(accepted <= 1, "{be}");
+        // Afterwards the name is locked from that address, whatever the
+        // order of the race was, unless the right password came early.
+        if accepted == 0 {
+            let err = app
+                .services
+                .counter_password("zhou", PASSWORD, &meta("10.9.7.1"))
+                .await
+                .unwrap_err();
+            assert_eq!(refusal(err).code(), "operator_locked", "{be}");
+        }
+        app.services.verify_audit_chain().await.unwrap().unwrap();
+    }
+}
+
+/// Guessing an operator's username from one address locks it there, not
+/// at the operator's own desk; many addresses lock it everywhere (more
+/// slowly); one address may not try without end across usernames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_limits_per_address_per_user_and_per_ip() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let s = &app.services;
+        add_operator(&app, "sun", OP_PHONE).await;
+        for _ in 0..5 {
+            let _ = s
+                .counter_password("sun", "wrong2026pass", &meta("203.0.113.9"))
+                .await
+                .unwrap_err();
+        }
+        let err = s
+            .counter_password("sun", PASSWORD, &meta("203.0.113.9"))
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(err).code(), "operator_locked", "{be}");
+        // The operator's own desk still logs in.
+        let who = operator(&app, "sun", OP_PHONE, "10.9.8.1").await;
+        assert_eq!(who.username, "sun", "{be}");
+
+        // Twenty failures from five addresses lock the name everywhere.
+        add_operator(&app, "wu", OP2_PHONE).await;
+        for i in 0..20 {
+            let ip = format!("198.51.100.{}", i % 5);
+            let _ = s
+                .counter_password("wu", "wrong2026pass", &meta(&ip))
+                .await
+                .unwrap_err();
+        }
+        let err = s
+            .counter_password("wu", PASSWORD, &meta("10.9.8.2"))
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(err).code(), "operator_locked", "{be}");
+        app.clock.advance(Duration::from_secs(30 * 60));
+        assert_eq!(
+            operator(&app, "wu", OP2_PHONE, "10.9.8.2").await.username,
+            "wu",
+            "{be}"
+        );
+
+        // One address scanning usernames: 30 failures per 15 minutes, then
+        // refused without a check; the refusals are audited once. Logins
+        // from the same address (an office) do not count.
+        for _ in 0..2 {
+            app.clock.advance(Duration::from_secs(120));
+            operator(&app, "sun", OP_PHONE, "192.0.2.7").await;
+        }
+        let before = certhall_store::audit::recent(&s.store, Some("counter.login_failed"), 500)
+            .await
+            .unwrap()
+            .len();
+        for i in 0..30 {
+            let err = s
+                .counter_password(&format!("user{i}"), "wrong2026pass", &meta("192.0.2.7"))
+                .await
+                .unwrap_err();
+            assert_eq!(refusal(err), Refusal::CounterBadCredentials, "{be}: {i}");
+        }
+        for _ in 0..5 {
+            let err = s
+                .counter_password("sun", PASSWORD, &meta("192.0.2.7"))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                refusal(err),
+                Refusal::CounterTooManyTries { minutes: 15 },
+                "{be}"
+            );
+        }
+        let after = certhall_store::audit::recent(&s.store, Some("counter.login_failed"), 500)
+            .await
+            .unwrap();
+        assert_eq!(
+            after.len() - before,
+            31,
+            "{be}: 30 failures and one refusal"
+        );
+        assert!(Refusal::CounterTooManyTries { minutes: 15 }
+            .message_zh()
+            .contains("15分钟"));
+        s.verify_audit_chain().await.unwrap().unwrap();
+    }
+}
+
+/// Each operator has a phone of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_cannot_share_a_phone() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        add_operator(&app, "zheng", OP_PHONE).await;
+        let err = app
+            .services
+            .add_operator("feng", OP_PHONE, "operator", PASSWORD, Actor::System)
+            .await
+            .unwrap_err();
+        let r = refusal(err);
+        assert_eq!(r, Refusal::OperatorPhoneTaken("zheng".into()), "{be}");
+        assert!(r.message_zh().contains("zheng"), "{be}");
+        assert_eq!(app.services.operators().await.unwrap().len(), 1, "{be}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counter_returns_with_a_reason_then_approves() {
     for app in TestApp::each().await {

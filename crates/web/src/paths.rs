@@ -73,19 +73,29 @@ pub const DEV_OUTBOX_REPLY: &str = "/dev/outbox/reply";
 /// Demo: simulate a reply from a phone (JSON webhook).
 pub const DEV_SMS_INBOUND: &str = "/dev/sms/inbound";
 
-/// Accepts a post-login redirect target only if it is a local path.
+/// Accepts a post-login redirect target only if it is a clean local
+/// path: it starts with one `/`, is not the login page, is at most 512
+/// characters, and holds only the visible ASCII characters a URL path and
+/// query use (no control characters, spaces, backslashes or quotes, which
+/// a `Location` header could not carry or a browser could misread).
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.contains('\\')
-                && !n.starts_with(LOGIN) =>
+                && !n.starts_with(LOGIN)
+                && n.len() <= 512
+                && n.bytes().all(is_clean_path_byte) =>
         {
             n
         }
         _ => HOME,
     }
+}
+
+/// RFC 3986 unreserved, sub-delims, `:@/?%` and `#`.
+fn is_clean_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%#".contains(&b)
 }
 
 #[cfg(test)]
@@ -100,5 +110,18 @@ mod tests {
         assert_eq!(safe_next(Some("/\\evil.example")), "/");
         assert_eq!(safe_next(Some("/login")), "/");
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/orders/3?step=2")), "/orders/3?step=2");
+        for bad in [
+            "/x\r\nSet-Cookie: a=b",
+            "/x\n",
+            "/x\u{0}",
+            "/x\t/",
+            "/ x",
+            "/订单",
+            "/x\"onload=",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(600)))), "/");
     }
 }
