@@ -129,6 +129,11 @@ pub enum AuditEvent {
     CourierPush,
     /// A certificate (or its chain) was downloaded by its owner.
     CertificateDownloaded,
+    /// A request was refused access to something not its caller's
+    /// (another applicant's order, an applicant token on the counter API,
+    /// a stale decision, a foreign `Origin`); recorded at most
+    /// [`RefusalThrottle::max_per_window`] times per caller and window.
+    AccessRefused,
 }
 
 impl AuditEvent {
@@ -174,6 +179,7 @@ impl AuditEvent {
             Self::ShipmentChanged => "shipping.shipment_changed",
             Self::CourierPush => "shipping.push",
             Self::CertificateDownloaded => "certificate.downloaded",
+            Self::AccessRefused => "access.refused",
         }
     }
 }
@@ -372,6 +378,79 @@ pub fn verify_chain<'a>(rows: impl IntoIterator<Item = &'a AuditEntry>) -> Resul
     Ok(v.count())
 }
 
+/// How often refusals of one caller are written to the audit chain: the
+/// first [`Self::max_per_window`] of each window, so that a scan is
+/// visible but cannot flood the chain; the next recorded entry says how
+/// many were left out before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefusalThrottle {
+    /// Entries per caller and window.
+    pub max_per_window: u32,
+    /// The window.
+    pub window: std::time::Duration,
+}
+
+impl Default for RefusalThrottle {
+    fn default() -> Self {
+        Self {
+            max_per_window: 10,
+            window: std::time::Duration::from_secs(10 * 60),
+        }
+    }
+}
+
+/// The throttle's count for one caller (stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleWindow {
+    /// When the window began.
+    pub start: Timestamp,
+    /// Refusals in the window (recorded or not).
+    pub count: u32,
+    /// Refusals left out of the chain and not yet reported.
+    pub unreported: u32,
+}
+
+/// What the throttle decided for one refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleDecision {
+    /// The window to store.
+    pub window: ThrottleWindow,
+    /// `Some(n)`: write the entry, saying `n` earlier refusals were left
+    /// out; `None`: leave it out.
+    pub record: Option<u32>,
+}
+
+impl RefusalThrottle {
+    /// Counts one more refusal at `now` against the stored window.
+    pub fn count(&self, stored: Option<ThrottleWindow>, now: Timestamp) -> ThrottleDecision {
+        let current = stored.filter(|w| now.since(w.start) < self.window);
+        let unreported = stored.map_or(0, |w| w.unreported);
+        let (start, count) = match current {
+            Some(w) => (w.start, w.count.saturating_add(1)),
+            None => (now, 1),
+        };
+        if count <= self.max_per_window {
+            ThrottleDecision {
+                window: ThrottleWindow {
+                    start,
+                    count,
+                    unreported: 0,
+                },
+                record: Some(unreported),
+            }
+        } else {
+            ThrottleDecision {
+                window: ThrottleWindow {
+                    start,
+                    count,
+                    unreported: unreported.saturating_add(1),
+                },
+                record: None,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +526,33 @@ mod tests {
             "{}",
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn refusals_are_recorded_up_to_the_limit_then_summed_up() {
+        let t = RefusalThrottle::default();
+        let t0 = Timestamp::from_millis(1_800_000_000_000);
+        let mut w = None;
+        let mut recorded = 0;
+        for _ in 0..25 {
+            let d = t.count(w, t0);
+            if d.record.is_some() {
+                assert_eq!(d.record, Some(0));
+                recorded += 1;
+            }
+            w = Some(d.window);
+        }
+        assert_eq!(recorded, 10);
+        assert_eq!(w.unwrap().unreported, 15);
+        // Within the window: still left out.
+        let later = t0.plus(std::time::Duration::from_secs(9 * 60));
+        let d = t.count(w, later);
+        assert_eq!(d.record, None);
+        // A new window: recorded, with the count of those left out.
+        let next = t0.plus(std::time::Duration::from_secs(10 * 60));
+        let d = t.count(Some(d.window), next);
+        assert_eq!(d.record, Some(16));
+        assert_eq!(d.window.count, 1);
+        assert_eq!(d.window.unreported, 0);
     }
 }

@@ -76,6 +76,10 @@ pub enum Refusal {
     /// The form's CSRF token is missing or wrong.
     #[error("csrf token mismatch")]
     CsrfMismatch,
+    /// A state-changing request came from a page of another site (its
+    /// `Origin` is not CertHall's).
+    #[error("foreign origin")]
+    ForeignOrigin,
     /// The message does not exist or is not the caller's.
     #[error("message not found")]
     MessageNotFound,
@@ -344,6 +348,7 @@ impl Refusal {
             Self::SessionExpired => "session_expired",
             Self::BadToken => "bad_token",
             Self::CsrfMismatch => "csrf_mismatch",
+            Self::ForeignOrigin => "foreign_origin",
             Self::MessageNotFound => "message_not_found",
             Self::MissingField(_) => "missing_field",
             Self::InvalidField(_) => "invalid_field",
@@ -463,9 +468,10 @@ impl Refusal {
             | Self::KeyPinLocked
             | Self::CounterBadCredentials
             | Self::CounterLoginRestart => RefusalKind::Unauthenticated,
-            Self::CsrfMismatch | Self::OperatorLocked { .. } | Self::OwnOrderReview => {
-                RefusalKind::Forbidden
-            }
+            Self::CsrfMismatch
+            | Self::ForeignOrigin
+            | Self::OperatorLocked { .. }
+            | Self::OwnOrderReview => RefusalKind::Forbidden,
             Self::MessageNotFound
             | Self::NotFound
             | Self::CertificateNotFound
@@ -534,6 +540,9 @@ impl Refusal {
             Self::SessionExpired => "登录已超时，请重新登录。".into(),
             Self::BadToken => "访问令牌无效或已失效，请重新登录。".into(),
             Self::CsrfMismatch => "页面已过期或来源不明，请刷新页面后重试。".into(),
+            Self::ForeignOrigin => {
+                "该请求来自其他网站，已被拒绝。请直接在本营业厅页面上操作。".into()
+            }
             Self::MessageNotFound => "找不到这条消息。".into(),
             Self::MissingField(name) => format!("请填写{name}。"),
             Self::InvalidField(why) => format!("{why}。"),
@@ -768,6 +777,7 @@ mod tests {
             Refusal::CounterLoginRestart,
             Refusal::OperatorLocked { minutes: 3 },
             Refusal::CounterTooManyTries { minutes: 9 },
+            Refusal::ForeignOrigin,
             Refusal::OperatorPhoneTaken("wang".into()),
             Refusal::OwnOrderReview,
             Refusal::ReviewAlreadyDecided("审核通过".into()),

@@ -19,7 +19,7 @@ use certhall_domain::operator::{
     check_new_password, cst_day_start, hash_counter_code, hash_password, may_review, verify_nobody,
     verify_password, CounterLoginLimits, LockoutPolicy, OperatorRole, TryOutcome, Username, DAY,
 };
-use certhall_domain::order::{OrderEvent, Step};
+use certhall_domain::order::{OrderEvent, OrderState, Step};
 use certhall_domain::otp::{CodeDecision, LoginCode, RATE_WINDOW};
 use certhall_domain::session::{SessionStatus, SessionToken};
 use certhall_domain::{Phone, Refusal};
@@ -42,7 +42,7 @@ enum PasswordTryCounted {
     /// Refused before the check.
     Refused(Refusal),
 }
-use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
+use crate::{append_audit, AccessRefusal, RequestMeta, Result, ServiceError, Services};
 
 /// A logged-in operator, as every counter request sees them.
 #[derive(Debug, Clone)]
@@ -630,6 +630,37 @@ impl Services {
     }
 
     /// The operator whose session `token` is, if it is active and alive.
+    /// [`Self::authenticate_operator`] for the counter API: an applicant's
+    /// token presented there is refused like any unknown token, and the
+    /// attempt audited (throttled) with the applicant and the `path`.
+    pub async fn authenticate_counter_caller(
+        &self,
+        token: &SessionToken,
+        path: &str,
+        meta: &RequestMeta,
+    ) -> Result<OperatorInfo> {
+        let refused = match self.authenticate_operator(token).await {
+            Ok(who) => return Ok(who),
+            Err(ServiceError::Refused(Refusal::SessionExpired)) => {
+                return Err(Refusal::SessionExpired.into())
+            }
+            Err(ServiceError::Refused(_)) => Refusal::BadToken,
+            Err(e) => return Err(e),
+        };
+        if let Ok(applicant) = self.authenticate(token).await {
+            self.audit_access_refused(
+                AccessRefusal {
+                    actor: Actor::Account(applicant.account_id),
+                    reason: "applicant_token_on_counter",
+                    target: json!({ "path": path }),
+                },
+                meta,
+            )
+            .await?;
+        }
+        Err(refused.into())
+    }
+
     pub async fn authenticate_operator(&self, token: &SessionToken) -> Result<OperatorInfo> {
         let key = token.storage_key();
         let Some(view) = operators::session(&self.store, &key).await? else {
@@ -804,14 +835,52 @@ impl Services {
         may_review(&who.phone, &account.phone)?;
         if !matches!(
             order.state,
-            certhall_domain::order::OrderState::Approved
-                | certhall_domain::order::OrderState::AwaitingPayment
-                | certhall_domain::order::OrderState::Paid
+            OrderState::Approved | OrderState::AwaitingPayment | OrderState::Paid
         ) {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
         self.cancel_order(OrderActor::Operator(who.id), id, Some(reason), meta)
             .await
+    }
+
+    /// Whether 审核通过 may be asked for on the page the operator saw
+    /// (order `id` at `version`): refused for an order of the operator's
+    /// own phone, and for a decision on a stale page (audited).
+    pub async fn review_confirmable(
+        &self,
+        who: &OperatorInfo,
+        id: i64,
+        version: i64,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let d = self.review_detail(who, id).await?;
+        if d.own {
+            return Err(Refusal::OwnOrderReview.into());
+        }
+        if d.order.state != OrderState::InReview || d.order.version != version {
+            self.stale_decision(who, id, version, meta).await?;
+            return Err(Refusal::ReviewAlreadyDecided(d.order.state.label_zh()).into());
+        }
+        Ok(())
+    }
+
+    /// Audits a decision taken on a stale page (throttled).
+    async fn stale_decision(
+        &self,
+        who: &OperatorInfo,
+        id: i64,
+        version: i64,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        self.audit_access_refused(
+            AccessRefusal {
+                actor: Actor::Operator(who.id),
+                reason: "stale_decision",
+                target: json!({ "order": id, "version": version }),
+            },
+            meta,
+        )
+        .await
     }
 
     /// Approves or returns order `id`, if it is still at `version`.
@@ -860,7 +929,8 @@ impl Services {
             .await
         {
             Err(ServiceError::Refused(Refusal::OrderStateConflict(state))) => {
-                return Err(Refusal::ReviewAlreadyDecided(state).into())
+                self.stale_decision(who, id, version, meta).await?;
+                return Err(Refusal::ReviewAlreadyDecided(state).into());
             }
             other => other?,
         };

@@ -141,7 +141,75 @@ impl Services {
     }
 }
 
+/// What an access refusal was about, for [`Services::audit_access_refused`].
+#[derive(Debug, Clone)]
+pub struct AccessRefusal {
+    /// Who was refused.
+    pub actor: Actor,
+    /// Why, a stable code (`foreign_order`, `applicant_token_on_counter`,
+    /// `stale_decision`, `foreign_origin`, …).
+    pub reason: &'static str,
+    /// What they reached for (`{"order": 12}`, `{"path": "…"}`).
+    pub target: serde_json::Value,
+}
+
 impl Services {
+    /// Records an access refusal in the audit chain, throttled per caller
+    /// (`RefusalThrottle`): a scan is visible in the chain without
+    /// flooding it, and the entry after a gap says how many were left out.
+    pub async fn audit_access_refused(
+        &self,
+        refusal: AccessRefusal,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let caller = match &refusal.actor {
+            Actor::Anonymous => format!("ip:{}", meta.ip.as_deref().unwrap_or("unknown")),
+            other => other.to_string(),
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        // The chain's lock serializes the throttle's read-modify-write.
+        tx.lock(certhall_store::LockKey::AuditChain).await?;
+        let stored = audit::throttle_window(&mut tx, &caller).await?;
+        let decision = certhall_domain::audit::RefusalThrottle::default().count(stored, now);
+        audit::set_throttle_window(&mut tx, &caller, &decision.window).await?;
+        if let Some(left_out) = decision.record {
+            let mut data = serde_json::json!({
+                "reason": refusal.reason,
+                "target": refusal.target,
+            });
+            if left_out > 0 {
+                data["left_out_before"] = left_out.into();
+            }
+            audit::append(
+                &mut tx,
+                now,
+                &NewAuditEntry::new(
+                    refusal.actor,
+                    meta.ip.clone(),
+                    AuditEvent::AccessRefused,
+                    data,
+                ),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`Self::audit_access_refused`] for a refusal found inside a write
+    /// transaction that will roll back: recorded once that transaction has
+    /// ended (in the background; a failure to record is logged).
+    pub(crate) fn audit_access_refused_later(&self, refusal: AccessRefusal, meta: &RequestMeta) {
+        let services = self.clone();
+        let meta = meta.clone();
+        tokio::spawn(async move {
+            if let Err(e) = services.audit_access_refused(refusal, &meta).await {
+                tracing::warn!(error = %e, "could not record an access refusal");
+            }
+        });
+    }
+
     /// Runs `job` for the current tick of `interval` unless another process
     /// has run it (a database lease, see `certhall_store::jobs`); `holder`
     /// names this process. `None` when another process had the tick. The

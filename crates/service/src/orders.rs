@@ -16,7 +16,7 @@ use certhall_store::orders::{self, OrderRow, Transition};
 use certhall_store::{messages, WriteTx};
 use serde_json::json;
 
-use crate::{append_audit, RequestMeta, Result, Services};
+use crate::{append_audit, AccessRefusal, RequestMeta, Result, Services};
 
 /// Who asks for a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +96,33 @@ impl Services {
     /// An order of `account` (another account's order does not exist for
     /// it).
     pub async fn order_of(&self, account: AccountId, id: i64) -> Result<OrderRow> {
-        match orders::get(&self.store, id).await? {
+        let order = orders::get(&self.store, id).await?;
+        self.own_order_only(account, id, order)
+    }
+
+    /// `order` if it is `account`'s; another account's order is refused
+    /// as not found, and the attempt audited (throttled; after any
+    /// transaction of the caller's has ended).
+    fn own_order_only(
+        &self,
+        account: AccountId,
+        id: i64,
+        order: Option<OrderRow>,
+    ) -> Result<OrderRow> {
+        match order {
             Some(o) if o.account_id == account => Ok(o),
-            _ => Err(Refusal::NotFound.into()),
+            Some(_) => {
+                self.audit_access_refused_later(
+                    AccessRefusal {
+                        actor: Actor::Account(account),
+                        reason: "foreign_order",
+                        target: json!({ "order": id }),
+                    },
+                    &RequestMeta::default(),
+                );
+                Err(Refusal::NotFound.into())
+            }
+            None => Err(Refusal::NotFound.into()),
         }
     }
 
@@ -215,10 +239,8 @@ impl Services {
         account: AccountId,
         id: i64,
     ) -> Result<OrderRow> {
-        match orders::get_tx(tx, id).await? {
-            Some(o) if o.account_id == account => Ok(o),
-            _ => Err(Refusal::NotFound.into()),
-        }
+        let order = orders::get_tx(tx, id).await?;
+        self.own_order_only(account, id, order)
     }
 
     /// Compare-and-swap the state and tell the applicant.

@@ -1,7 +1,7 @@
 //! The audit log's rows. The chain is computed by `certhall_domain::audit`;
 //! this module only stores and reads it, serializing appends.
 
-use certhall_domain::audit::{AuditEntry, NewAuditEntry};
+use certhall_domain::audit::{AuditEntry, NewAuditEntry, ThrottleWindow};
 use certhall_domain::Timestamp;
 use sqlx::Row;
 
@@ -76,4 +76,44 @@ pub async fn recent(store: &Store, event: Option<&str>, limit: u32) -> Result<Ve
     .fetch_all(store.pool())
     .await?;
     rows.iter().map(entry_from_row).collect()
+}
+
+/// The refusal throttle's window for `caller` (call under
+/// [`LockKey::AuditChain`], which serializes it with the chain).
+pub async fn throttle_window(tx: &mut WriteTx, caller: &str) -> Result<Option<ThrottleWindow>> {
+    let row = sqlx::query(
+        "SELECT window_start, refusals, unreported FROM audit_throttle WHERE caller = $1",
+    )
+    .bind(caller)
+    .fetch_optional(tx.conn())
+    .await?;
+    row.map(|r| {
+        Ok(ThrottleWindow {
+            start: Timestamp::from_millis(r.try_get("window_start")?),
+            count: u32::try_from(r.try_get::<i64, _>("refusals")?).unwrap_or(u32::MAX),
+            unreported: u32::try_from(r.try_get::<i64, _>("unreported")?).unwrap_or(u32::MAX),
+        })
+    })
+    .transpose()
+}
+
+/// Stores the refusal throttle's window for `caller`.
+pub async fn set_throttle_window(
+    tx: &mut WriteTx,
+    caller: &str,
+    window: &ThrottleWindow,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_throttle (caller, window_start, refusals, unreported) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (caller) DO UPDATE SET \
+         window_start = excluded.window_start, refusals = excluded.refusals, \
+         unreported = excluded.unreported",
+    )
+    .bind(caller)
+    .bind(window.start.millis())
+    .bind(i64::from(window.count))
+    .bind(i64::from(window.unreported))
+    .execute(tx.conn())
+    .await?;
+    Ok(())
 }

@@ -804,6 +804,32 @@ async fn two_operators_at_once_one_wins() {
             .await;
         assert_eq!(r.status, StatusCode::CONFLICT, "{be}");
         assert!(r.body.contains("已被其他柜台人员处理"), "{be}: {}", r.body);
+        // 审核通过 asked for on the stale page is refused the same way.
+        let r = c
+            .post_form(
+                &format!("{path}/approve"),
+                &[
+                    ("_csrf", &d.csrf()),
+                    ("version", &order2.version.to_string()),
+                ],
+            )
+            .await;
+        assert!(r.body.contains("已被其他柜台人员处理"), "{be}: {}", r.body);
+
+        // Each stale decision is in the audit chain, with who and what.
+        let stale: Vec<(String, serde_json::Value)> =
+            certhall_store::audit::recent(&s.store, Some("access.refused"), 100)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| (e.actor.clone(), serde_json::from_str(&e.data).unwrap()))
+                .filter(|(_, d): &(String, serde_json::Value)| d["reason"] == "stale_decision")
+                .collect();
+        assert_eq!(stale.len(), 3, "{be}: {stale:?}");
+        assert_eq!(stale[0].0, format!("operator:{}", b.id), "{be}");
+        assert_eq!(stale[0].1["target"]["order"], order2.id, "{be}");
+        assert!(stale[2].1["target"]["order"] == order.id, "{be}");
+        s.verify_audit_chain().await.unwrap().unwrap();
     }
 }
 

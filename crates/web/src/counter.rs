@@ -570,15 +570,15 @@ pub async fn approve(
 ) -> Result<Response, PageError> {
     if form.confirmed != "1" {
         // 审核通过 is asked once more; refusals come first.
-        let d = state.services.review_detail(&who, id).await?;
-        if d.own {
-            return detail_page(&state, &bid, &who, id, Some(&Refusal::OwnOrderReview)).await;
-        }
-        if d.order.state != OrderState::InReview || d.order.version != form.version {
-            let r = Refusal::ReviewAlreadyDecided(d.order.state.label_zh());
-            return detail_page(&state, &bid, &who, id, Some(&r)).await;
-        }
-        return detail_page_with(&state, &bid, &who, id, None, true).await;
+        return match state
+            .services
+            .review_confirmable(&who, id, form.version, &meta)
+            .await
+        {
+            Ok(()) => detail_page_with(&state, &bid, &who, id, None, true).await,
+            Err(ServiceError::Refused(r)) => detail_page(&state, &bid, &who, id, Some(&r)).await,
+            Err(e) => Err(e.into()),
+        };
     }
     let result = state
         .services

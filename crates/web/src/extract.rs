@@ -54,7 +54,17 @@ where
     }
 }
 
-fn request_meta(parts: &Parts, state: &AppState) -> RequestMeta {
+/// The request's path as the client sent it (inside a nested router
+/// `parts.uri` has lost the prefix).
+pub(crate) fn full_path(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_owned(), |u| u.path().to_owned())
+}
+
+/// The audit facts of a request (client IP per [`crate::WebConfig::trust_forwarded_for`], user agent).
+pub(crate) fn request_meta(parts: &Parts, state: &AppState) -> RequestMeta {
     let forwarded = state
         .config
         .trust_forwarded_for
@@ -287,7 +297,11 @@ where
                 let meta = request_meta(parts, &state);
                 let _ = state
                     .services
-                    .record_csrf_rejection(Actor::Account(info.account_id), parts.uri.path(), &meta)
+                    .record_csrf_rejection(
+                        Actor::Account(info.account_id),
+                        &full_path(parts),
+                        &meta,
+                    )
                     .await;
                 return Err(Refusal::CsrfMismatch.into());
             }
@@ -351,7 +365,7 @@ async fn check_csrf(state: &AppState, parts: &Parts, token: &str) -> Result<(), 
     };
     state
         .services
-        .record_csrf_rejection(actor, parts.uri.path(), &meta)
+        .record_csrf_rejection(actor, &full_path(parts), &meta)
         .await?;
     Err(Refusal::CsrfMismatch.into())
 }

@@ -23,6 +23,7 @@ pub mod extract;
 pub mod hooks;
 pub mod metrics;
 pub mod ops;
+pub mod origin;
 pub mod pages;
 pub mod paths;
 pub mod pki;
@@ -105,6 +106,7 @@ impl std::ops::Deref for AppState {
 /// The whole application (STYLE.md: `fn app(state) -> Router`).
 pub fn app(state: AppState) -> Router {
     let csp = content_security_policy(&state.config.agent_url);
+
     let mut small = Router::new()
         .merge(pages::router())
         .merge(pages::materials::router())
@@ -135,6 +137,11 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .merge(uploads)
         .fallback(pages::not_found)
+        // Inside the browser-id layer, which renders its error pages.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            origin::check_origin,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             extract::browser_id_layer,
@@ -182,6 +189,10 @@ pub fn app(state: AppState) -> Router {
                 csp,
             ),
         )
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            origin::strict_transport,
+        ))
         .with_state(state)
 }
 

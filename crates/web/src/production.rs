@@ -116,8 +116,8 @@ where
                     .services
                     .record_csrf_rejection(
                         certhall_domain::audit::Actor::Operator(who.id),
-                        parts.uri.path(),
-                        &certhall_service::RequestMeta::default(),
+                        &crate::extract::full_path(parts),
+                        &crate::extract::request_meta(parts, &state),
                     )
                     .await;
                 return Err(Refusal::CsrfMismatch.into());

@@ -13,14 +13,13 @@ use certhall_domain::order::Step;
 use certhall_domain::session::SessionToken;
 use certhall_domain::Refusal;
 use certhall_service::counter::{OperatorInfo, QueueFilter, ReviewDecision};
-use certhall_service::ServiceError;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::json::Body;
 use super::orders::order_json;
 use crate::error::ApiError;
-use crate::extract::{bearer_token, ClientMeta};
+use crate::extract::{bearer_token, full_path, request_meta, ClientMeta};
 use crate::AppState;
 
 /// A counter operator, by bearer token.
@@ -37,14 +36,12 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = AppState::from_ref(state);
         let token = bearer_token(&parts.headers).ok_or(Refusal::NotLoggedIn)?;
-        match state.services.authenticate_operator(&token).await {
-            Ok(who) => Ok(Self(who)),
-            Err(ServiceError::Refused(Refusal::SessionExpired)) => {
-                Err(Refusal::SessionExpired.into())
-            }
-            Err(ServiceError::Refused(_)) => Err(Refusal::BadToken.into()),
-            Err(e) => Err(e.into()),
-        }
+        let meta = request_meta(parts, &state);
+        let who = state
+            .services
+            .authenticate_counter_caller(&token, &full_path(parts), &meta)
+            .await?;
+        Ok(Self(who))
     }
 }
 

@@ -1,0 +1,259 @@
+//! The outside review's findings (issue 14), through the whole router on
+//! SQLite and PostgreSQL: the `Origin` check and HSTS, and access
+//! refusals in the audit chain (throttled).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use certhall_store::audit;
+use certhall_store::testing::TestDatabase;
+use certhall_testkit::client::Client;
+use certhall_testkit::TestApp;
+use certhall_web::WebConfig;
+use serde_json::{json, Value};
+
+/// The `access.refused` entries, newest first, as (actor, data).
+async fn access_refusals(app: &TestApp) -> Vec<(String, Value)> {
+    audit::recent(&app.db.store, Some("access.refused"), 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| (e.actor.clone(), serde_json::from_str(&e.data).unwrap()))
+        .collect()
+}
+
+/// Waits (up to 10 s) until `n` entries with `reason` are in the chain:
+/// a refusal found inside a transaction is recorded after it ends.
+async fn wait_for_refusals(app: &TestApp, reason: &str, n: usize) -> Vec<(String, Value)> {
+    for _ in 0..200 {
+        let found: Vec<_> = access_refusals(app)
+            .await
+            .into_iter()
+            .filter(|(_, d)| d["reason"] == reason)
+            .collect();
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {n} {reason} refusals in the audit chain");
+}
+
+async fn databases() -> Vec<TestDatabase> {
+    let mut all = vec![TestDatabase::sqlite().await.unwrap()];
+    all.extend(TestDatabase::postgres().await.unwrap());
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_origins_are_refused_and_https_is_pinned() {
+    for db in databases().await {
+        let app = TestApp::with_web(
+            db,
+            WebConfig {
+                secure_cookies: true,
+                ..WebConfig::for_tests()
+            },
+        );
+        let be = app.backend();
+        let mut c = Client::new(&app, "10.61.0.1");
+
+        // HSTS on every answer when served over HTTPS.
+        let r = c.get("/login").await;
+        assert_eq!(
+            r.headers.get("strict-transport-security").unwrap(),
+            "max-age=31536000",
+            "{be}"
+        );
+        let csrf = r.csrf();
+
+        // A form posted from another site's page: refused before anything
+        // happens, with a page that says why, and audited.
+        let evil = [("origin", "https://evil.example".to_owned())];
+        let body =
+            serde_urlencoded::to_string([("_csrf", csrf.as_str()), ("phone", "13600000061")])
+                .unwrap();
+        let r = c
+            .send(
+                Method::POST,
+                "/login/code",
+                Some("application/x-www-form-urlencoded"),
+                body.clone(),
+                &evil,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{be}");
+        assert!(r.body.contains("来自其他网站"), "{be}: {}", r.body);
+        assert!(app.latest_code("13600000061").await.is_none(), "{be}");
+        let refusals = wait_for_refusals(&app, "foreign_origin", 1).await;
+        assert_eq!(
+            refusals[0].1["target"]["origin"], "https://evil.example",
+            "{be}"
+        );
+        assert_eq!(refusals[0].1["target"]["path"], "/login/code", "{be}");
+
+        // The API answers JSON; "null" is refused too.
+        for origin in [
+            "https://evil.example",
+            "null",
+            "http://127.0.0.1:8080.evil.example",
+        ] {
+            let r = c
+                .send(
+                    Method::POST,
+                    "/api/v1/auth/sms/send",
+                    Some("application/json"),
+                    json!({ "phone": "13600000062" }).to_string(),
+                    &[("origin", origin.to_owned())],
+                )
+                .await;
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (StatusCode::FORBIDDEN, "foreign_origin"),
+                "{be}: {origin}"
+            );
+        }
+        assert!(app.latest_code("13600000062").await.is_none(), "{be}");
+
+        // CertHall's own origin (the public URL), the origin the request
+        // was addressed to, and no Origin at all pass.
+        let r = c
+            .send(
+                Method::POST,
+                "/login/code",
+                Some("application/x-www-form-urlencoded"),
+                body,
+                &[("origin", "http://127.0.0.1:8080".to_owned())],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{be}: {}", r.body);
+        assert!(app.latest_code("13600000061").await.is_some(), "{be}");
+        let r = c
+            .send(
+                Method::POST,
+                "/api/v1/auth/sms/send",
+                Some("application/json"),
+                json!({ "phone": "13600000063" }).to_string(),
+                &[
+                    ("host", "hall.example.cn".to_owned()),
+                    ("origin", "https://hall.example.cn".to_owned()),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let r = c
+            .post_json("/api/v1/auth/sms/send", json!({ "phone": "13600000064" }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+
+        // Providers' server-to-server routes are not judged by Origin
+        // (their own signature or token check answers).
+        let r = c
+            .send(
+                Method::POST,
+                "/hooks/courier/push",
+                Some("application/x-www-form-urlencoded"),
+                "content=x".into(),
+                &evil,
+            )
+            .await;
+        assert_ne!(r.code(), "foreign_origin", "{be}: {}", r.body);
+
+        app.services.verify_audit_chain().await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn no_hsts_over_plain_http() {
+    let app = TestApp::sqlite().await;
+    let mut c = Client::new(&app, "10.61.0.2");
+    let r = c.get("/login").await;
+    assert!(r.headers.get("strict-transport-security").is_none());
+}
+
+/// Another applicant's order: not found, and the probe audited with the
+/// account and the order — ten per window, then a count of the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probing_other_orders_is_audited_without_flooding_the_chain() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let (_, order) = certhall_testkit::fixtures::order_at_step_five(&app, "13600000071").await;
+        let mut prober = Client::new(&app, "10.62.0.1");
+        let me = prober.api_login("13600000072").await;
+        let my_id = me["account"]["id"].as_i64();
+        for _ in 0..25 {
+            let r = prober.get(&format!("/api/v1/orders/{}", order.id)).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
+            // A write is refused the same way (inside its transaction).
+            let r = prober
+                .send(
+                    Method::PUT,
+                    &format!("/api/v1/orders/{}/steps/4", order.id),
+                    Some("application/json"),
+                    json!({ "handling": "online" }).to_string(),
+                    &[],
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}: {}", r.body);
+        }
+        // A nonexistent order is just not found: nothing to audit.
+        let r = prober.get("/api/v1/orders/987654").await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
+
+        let found = wait_for_refusals(&app, "foreign_order", 10).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(access_refusals(&app).await.len(), 10, "{be}: throttled");
+        for (actor, data) in &found {
+            assert!(actor.starts_with("account:"), "{be}: {actor}");
+            if let Some(id) = my_id {
+                assert_eq!(actor, &format!("account:{id}"), "{be}");
+            }
+            assert_eq!(data["target"]["order"], order.id, "{be}");
+        }
+
+        // The next window records again and says how many were left out.
+        app.clock.advance(Duration::from_secs(10 * 60));
+        let r = prober.get(&format!("/api/v1/orders/{}", order.id)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
+        let found = wait_for_refusals(&app, "foreign_order", 11).await;
+        assert_eq!(found[0].1["left_out_before"], 40, "{be}: {:?}", found[0]);
+        app.services.verify_audit_chain().await.unwrap().unwrap();
+    }
+}
+
+/// An applicant's token on the counter API is refused like any bad token,
+/// and audited with the applicant and the path.
+#[tokio::test]
+async fn applicant_token_on_the_counter_api_is_audited() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let mut c = Client::new(&app, "10.63.0.1");
+        c.api_login("13600000081").await;
+        let r = c.get("/api/v1/counter/orders").await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (StatusCode::UNAUTHORIZED, "bad_token"),
+            "{be}: {}",
+            r.body
+        );
+        let found = wait_for_refusals(&app, "applicant_token_on_counter", 1).await;
+        assert!(found[0].0.starts_with("account:"), "{be}");
+        assert_eq!(
+            found[0].1["target"]["path"], "/api/v1/counter/orders",
+            "{be}"
+        );
+        // A token that is nobody's is not an access refusal.
+        c.bearer = Some("x".repeat(43));
+        let r = c.get("/api/v1/counter/orders").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{be}");
+        assert_eq!(
+            wait_for_refusals(&app, "applicant_token_on_counter", 1)
+                .await
+                .len(),
+            1,
+            "{be}"
+        );
+    }
+}
