@@ -183,7 +183,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "Starting certhall on a free port (data: $DATA)"
-RUST_LOG=warn CERTHALL_DEMO_AGENT=false "$BIN" serve --listen 127.0.0.1:0 --data-dir "$DATA" \
+RUST_LOG=warn CERTHALL_DEMO_AGENT=false "$BIN" serve --demo --listen 127.0.0.1:0 --data-dir "$DATA" \
   >"$WORK/server.out" 2>"$WORK/server.err" &
 SERVER_PID=$!
 BASE=""

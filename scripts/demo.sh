@@ -22,4 +22,4 @@ fi
 scripts/fetch-ocr-models.sh \
   || echo "demo: OCR models not fetched; CertHall runs without license OCR." >&2
 
-exec cargo run --release -- serve "$@"
+exec cargo run --release -- serve --demo "$@"

@@ -39,7 +39,12 @@ pub struct FileConfig {
     pub secret_key_file: Option<PathBuf>,
     /// `text` or `json`.
     pub log_format: Option<String>,
-    /// SMS provider; absent means the demo outbox (demo mode).
+    /// Demo mode (demo CA, demo SMS outbox, demo cashier and courier, a
+    /// demo operator with a published password). Never inferred: a
+    /// production server with a typo in its config must not start as a
+    /// demo.
+    pub demo: Option<bool>,
+    /// SMS provider; required by `serve` outside demo mode.
     pub sms: Option<SmsConfig>,
     /// Public base URL (CRL, OCSP and CA certificate links in certificates).
     pub public_url: Option<String>,
@@ -130,6 +135,10 @@ pub struct ServeArgs {
 /// Settings every subcommand shares.
 #[derive(Debug, Default, Clone, clap::Args)]
 pub struct CommonArgs {
+    /// Demo mode: demo CA, SMS outbox, cashier and courier, demo
+    /// applications and operator. Only for trying CertHall out.
+    #[arg(long, global = true, env = "CERTHALL_DEMO")]
+    pub demo: bool,
     /// TOML configuration file.
     #[arg(long, global = true, env = "CERTHALL_CONFIG")]
     pub config: Option<PathBuf>,
@@ -174,8 +183,11 @@ pub struct RuntimeConfig {
     pub secret_key_file: PathBuf,
     /// JSON logs.
     pub json_logs: bool,
-    /// The SMS provider.
-    pub sms: SmsConfig,
+    /// Demo mode, asked for by `--demo` or `demo = true`.
+    pub demo: bool,
+    /// The SMS provider: the demo outbox in demo mode, `None` when no
+    /// provider is configured (then `serve` refuses to start).
+    pub sms: Option<SmsConfig>,
     /// Public base URL, no trailing slash.
     pub public_url: String,
     /// CA key passphrase file, if configured.
@@ -214,6 +226,7 @@ impl fmt::Debug for RuntimeConfig {
             .field("session_idle", &self.session_idle)
             .field("secret_key_file", &self.secret_key_file)
             .field("json_logs", &self.json_logs)
+            .field("demo", &self.demo)
             .field("sms", &self.sms)
             .field("public_url", &self.public_url)
             .field("agent_url", &self.agent_url)
@@ -293,7 +306,19 @@ impl RuntimeConfig {
         {
             bail!("[payment] attempt_minutes must be 5–120");
         }
+        let demo = common.demo || file.demo.unwrap_or(false);
+        let sms = match (demo, file.sms) {
+            (true, None | Some(SmsConfig::Demo)) => Some(SmsConfig::Demo),
+            (true, Some(_)) => bail!(
+                "demo mode sends SMS to the demo outbox only: remove the [sms] provider or run without --demo / demo = true"
+            ),
+            (false, Some(SmsConfig::Demo)) => bail!(
+                "[sms] provider = \"demo\" is the demo outbox: only in demo mode (--demo or demo = true)"
+            ),
+            (false, other) => other,
+        };
         Ok(Self {
+            demo,
             payment,
             courier: file.courier,
             payment_job_interval: Duration::from_secs(job_secs),
@@ -315,7 +340,7 @@ impl RuntimeConfig {
                 .unwrap_or(false),
             session_idle: Duration::from_secs(idle_minutes * 60),
             json_logs,
-            sms: file.sms.unwrap_or(SmsConfig::Demo),
+            sms,
             public_url: common
                 .public_url
                 .clone()
@@ -377,19 +402,56 @@ impl RuntimeConfig {
         })
     }
 
-    /// True while no real SMS provider is configured.
+    /// Demo mode, as asked for.
     pub fn demo(&self) -> bool {
-        matches!(self.sms, SmsConfig::Demo)
+        self.demo
+    }
+
+    /// What `serve` needs beyond the other commands: an SMS provider
+    /// outside demo mode.
+    pub fn check_serve(&self) -> anyhow::Result<()> {
+        if self.sms.is_none() {
+            bail!(
+                "no SMS provider configured: add an [sms] section (provider = \"aliyun\", see README) \
+                 to the file given by --config, or try CertHall out with `certhall serve --demo`"
+            );
+        }
+        Ok(())
     }
 
     /// True when the database is the embedded SQLite file.
     pub fn uses_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
     }
+
+    /// The SQLite file, when the database is one.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.database_url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split('?').next().unwrap_or(rest);
+        (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+    }
 }
 
-/// Reads the server secret, creating it (random, mode 0600) on first start.
-pub fn load_or_create_secret(path: &Path) -> anyhow::Result<ServerSecret> {
+/// Whether a command may create files and change the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// `serve`, `migrate` and the commands that change something.
+    ReadWrite,
+    /// Commands that only look (`audit verify`, `… list`, `ca show`):
+    /// they create no file and write nothing to the database.
+    ReadOnly,
+}
+
+/// Reads the server secret, creating it (random, mode 0600) on first
+/// start. A read-only command never creates it: without one it works with
+/// a throw-away secret (nothing it does is kept).
+pub fn load_or_create_secret(path: &Path, access: Access) -> anyhow::Result<ServerSecret> {
+    if access == Access::ReadOnly && !path.exists() {
+        let mut bytes = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+        return Ok(ServerSecret::new(hex::encode(bytes).into_bytes()));
+    }
     if path.exists() {
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read secret key {}", path.display()))?;
@@ -413,7 +475,7 @@ pub fn load_or_create_secret(path: &Path) -> anyhow::Result<ServerSecret> {
 /// The CA key passphrase: `CERTHALL_CA_PASSPHRASE`, else the configured
 /// file; in demo mode a random one is kept in `<data-dir>/ca/passphrase`
 /// (demo only: a real deployment supplies it from its secret store).
-pub fn ca_passphrase(config: &RuntimeConfig) -> anyhow::Result<Option<Vec<u8>>> {
+pub fn ca_passphrase(config: &RuntimeConfig, access: Access) -> anyhow::Result<Option<Vec<u8>>> {
     if let Ok(p) = std::env::var("CERTHALL_CA_PASSPHRASE") {
         if !p.is_empty() {
             return Ok(Some(p.into_bytes()));
@@ -437,6 +499,9 @@ pub fn ca_passphrase(config: &RuntimeConfig) -> anyhow::Result<Option<Vec<u8>>> 
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
             return Ok(Some(text.trim().as_bytes().to_vec()));
+        }
+        if access == Access::ReadOnly {
+            return Ok(None);
         }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -504,7 +569,39 @@ mod tests {
             c.database_url
         );
         assert_eq!(c.session_idle, Duration::from_secs(1800));
-        assert!(matches!(c.sms, SmsConfig::Demo));
+        // Demo mode is never inferred: no [sms] is no provider, and serve
+        // refuses to start.
+        assert!(!c.demo());
+        assert!(c.sms.is_none());
+        assert!(format!("{:#}", c.check_serve().unwrap_err()).contains("--demo"));
+        let demo = CommonArgs {
+            demo: true,
+            ..Default::default()
+        };
+        let c = RuntimeConfig::resolve(&demo, &ServeArgs::default()).unwrap();
+        assert!(c.demo() && matches!(c.sms, Some(SmsConfig::Demo)));
+        c.check_serve().unwrap();
+    }
+
+    #[test]
+    fn demo_only_when_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let common = CommonArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        std::fs::write(&path, "demo = true\n").unwrap();
+        assert!(RuntimeConfig::resolve(&common, &ServeArgs::default())
+            .unwrap()
+            .demo());
+        // The demo outbox is not a provider a production server may use.
+        std::fs::write(&path, "[sms]\nprovider = \"demo\"\n").unwrap();
+        let err = RuntimeConfig::resolve(&common, &ServeArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("demo mode"), "{err:#}");
+        // A misspelt section is refused, never taken for demo mode.
+        std::fs::write(&path, "[smss]\nprovider = \"aliyun\"\n").unwrap();
+        assert!(RuntimeConfig::resolve(&common, &ServeArgs::default()).is_err());
     }
 
     #[test]
@@ -599,9 +696,12 @@ notify_url = "https://hall.example.cn/api/v1/payment/notify/alipay"
     fn secret_is_created_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k/secret.key");
-        load_or_create_secret(&path).unwrap();
+        load_or_create_secret(&path, Access::ReadOnly).unwrap();
+        assert!(!path.exists(), "a read-only command creates nothing");
+        load_or_create_secret(&path, Access::ReadWrite).unwrap();
         let first = std::fs::read(&path).unwrap();
-        load_or_create_secret(&path).unwrap();
+        load_or_create_secret(&path, Access::ReadWrite).unwrap();
+        load_or_create_secret(&path, Access::ReadOnly).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), first);
         assert_eq!(first.len(), 64);
     }

@@ -25,7 +25,7 @@ mod key_model_cmd;
 mod operator_cmd;
 mod payment_cmd;
 
-use config::{CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
+use config::{Access, CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
 
 /// CertHall, the online service hall of a certificate authority.
 #[derive(Debug, Parser)]
@@ -77,6 +77,43 @@ enum Command {
         #[command(subcommand)]
         command: key_model_cmd::KeyModelCommand,
     },
+}
+
+impl Command {
+    /// Whether the command may create files and write to the database.
+    fn access(&self) -> Access {
+        use ca_cmd::{CaCommand, ProfileCommand};
+        let read_only = match self {
+            Self::Audit {
+                command: AuditCommand::Verify,
+            } => true,
+            Self::Ca { command } => matches!(
+                command,
+                CaCommand::Chain { .. }
+                    | CaCommand::Show { .. }
+                    | CaCommand::List { .. }
+                    | CaCommand::Profile {
+                        command: ProfileCommand::List
+                    }
+            ),
+            Self::App { command } => matches!(command, app_cmd::AppCommand::List),
+            Self::Operator { command } => {
+                matches!(command, operator_cmd::OperatorCommand::List)
+            }
+            Self::Payment { command } => {
+                matches!(command, payment_cmd::PaymentCommand::Report { .. })
+            }
+            Self::KeyModel { command } => {
+                matches!(command, key_model_cmd::KeyModelCommand::List)
+            }
+            Self::Serve { .. } | Self::Migrate => false,
+        };
+        if read_only {
+            Access::ReadOnly
+        } else {
+            Access::ReadWrite
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,7 +187,12 @@ fn init_logging(json: bool) {
 
 async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
     tracing::debug!(?config, "configuration");
-    let store = open_store(&config).await?;
+    if matches!(cli.command, Command::Serve { .. }) {
+        // Before anything is created.
+        config.check_serve()?;
+    }
+    let access = cli.command.access();
+    let store = open_store(&config, access).await?;
     match cli.command {
         Command::Migrate => {
             println!("migrations applied ({})", store.backend().name());
@@ -159,7 +201,7 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => {
-            let services = build_services(&config, store)?;
+            let services = build_services(&config, store, access)?;
             match services.verify_audit_chain().await? {
                 Ok(rows) => {
                     println!("audit chain intact: {rows} rows verified");
@@ -172,28 +214,30 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Ca { command } => {
-            let services = build_services(&config, store)?;
+            let services = build_services(&config, store, access)?;
             ca_cmd::run(&services, command).await
         }
         Command::App { command } => {
-            let services = build_services(&config, store)?;
-            services.ca_seed_profiles().await?;
+            let services = build_services(&config, store, access)?;
+            if access == Access::ReadWrite {
+                services.ca_seed_profiles().await?;
+            }
             app_cmd::run(&services, command).await
         }
         Command::Operator { command } => {
-            let services = build_services(&config, store)?;
+            let services = build_services(&config, store, access)?;
             operator_cmd::run(&services, command).await
         }
         Command::Payment { command } => {
-            let services = build_services(&config, store)?;
+            let services = build_services(&config, store, access)?;
             payment_cmd::run(&services, command).await
         }
         Command::KeyModel { command } => {
-            let services = build_services(&config, store)?;
+            let services = build_services(&config, store, access)?;
             key_model_cmd::run(&services, command).await
         }
         Command::Serve { .. } => {
-            let services = build_services(&config, store)?;
+            let services = build_services(&config, store, access)?;
             if config.demo() {
                 // Demo mode: SM2 and P-256 hierarchies on first start.
                 services
@@ -221,7 +265,27 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn open_store(config: &RuntimeConfig) -> anyhow::Result<Store> {
+async fn open_store(config: &RuntimeConfig, access: Access) -> anyhow::Result<Store> {
+    if access == Access::ReadOnly {
+        // Nothing created, nothing migrated: a command that only looks
+        // must not change the data folder it looks at.
+        if let Some(path) = config.sqlite_path() {
+            if !path.exists() {
+                anyhow::bail!(
+                    "no CertHall database at {}: nothing to read (check --data-dir or DATABASE_URL)",
+                    path.display()
+                );
+            }
+        }
+        return Store::connect_read_only(&config.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open database {} for reading",
+                    certhall_store::redact_url(&config.database_url)
+                )
+            });
+    }
     if config.uses_sqlite() {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
@@ -239,16 +303,21 @@ async fn open_store(config: &RuntimeConfig) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn build_services(config: &RuntimeConfig, store: Store) -> anyhow::Result<Services> {
+fn build_services(
+    config: &RuntimeConfig,
+    store: Store,
+    access: Access,
+) -> anyhow::Result<Services> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sms: Arc<dyn SmsGateway> = match &config.sms {
-        SmsConfig::Demo => Arc::new(DemoOutbox::new(store.clone(), clock.clone())),
-        SmsConfig::Aliyun(c) => Arc::new(AliyunSms::new(c.clone(), clock.clone())),
+        Some(SmsConfig::Demo) => Arc::new(DemoOutbox::new(store.clone(), clock.clone())),
+        Some(SmsConfig::Aliyun(c)) => Arc::new(AliyunSms::new(c.clone(), clock.clone())),
+        None => Arc::new(certhall_notify::Unconfigured),
     };
-    let secret = config::load_or_create_secret(&config.secret_key_file)?;
+    let secret = config::load_or_create_secret(&config.secret_key_file, access)?;
     let mut ca = certhall_service::ca::CaSettings::new(
         config.data_dir.join("ca"),
-        config::ca_passphrase(config)?,
+        config::ca_passphrase(config, access)?,
         config.public_url.clone(),
     );
     ca.pkcs11_pin = config::ca_pkcs11_pin(config)?;

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_certhall");
+const CA_PASSPHRASE: &str = "certhall cli test passphrase";
 
 fn certhall(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
@@ -19,6 +20,9 @@ fn certhall(dir: &Path, args: &[&str]) -> Output {
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "warn")
         .env("CERTHALL_PUBLIC_URL", "http://127.0.0.1:9")
+        // A production-like folder: the CA passphrase from the environment.
+        .env("CERTHALL_CA_PASSPHRASE", CA_PASSPHRASE)
+        .env_remove("CERTHALL_DEMO")
         .current_dir(dir)
         .output()
         .unwrap()
@@ -71,8 +75,9 @@ struct Server(Child, String);
 impl Server {
     fn start(dir: &Path) -> Self {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
+            .env("CERTHALL_CA_PASSPHRASE", CA_PASSPHRASE)
             .env_remove("DATABASE_URL")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -36,7 +36,7 @@ impl Server {
         env: &[(&str, &str)],
     ) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.args(["serve", "--listen", listen, "--data-dir"])
+        cmd.args(["serve", "--demo", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .envs(env.iter().copied())
             .env_remove("DATABASE_URL")
@@ -417,6 +417,129 @@ async fn demo_mode_offers_a_certificate_login() {
 }
 
 /// `certhall app add|edit|list`: the catalogue from the command line, with
+/// Demo mode is asked for, never inferred, and commands that only look
+/// create nothing (issue 14): `serve` without an SMS provider refuses to
+/// start, and `audit verify` on a production data folder leaves it as it
+/// was.
+#[test]
+fn no_demo_by_accident_and_read_only_commands_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let certhall = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .env_remove("CERTHALL_DEMO")
+            .env_remove("CERTHALL_CA_PASSPHRASE")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let files = || -> Vec<String> {
+        let mut all = Vec::new();
+        let mut stack = vec![data.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p.clone());
+                }
+                let name = p.strip_prefix(&data).unwrap().display().to_string();
+                // SQLite's own companions of a WAL database, which any
+                // reader opens: not files CertHall creates.
+                if !name.ends_with("-wal") && !name.ends_with("-shm") {
+                    all.push(name);
+                }
+            }
+        }
+        all.sort();
+        all
+    };
+
+    // No [sms] and no --demo: serve refuses, before creating anything.
+    let (code, text) = certhall(&["serve", "--listen", "127.0.0.1:0"], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("no SMS provider configured") && text.contains("--demo"),
+        "{text}"
+    );
+    assert!(!data.exists(), "serve created {:?}", files());
+    // A misspelt section is refused, not taken for demo mode.
+    let conf = dir.path().join("certhall.toml");
+    std::fs::write(&conf, "[smss]\nprovider = \"aliyun\"\n").unwrap();
+    let (code, text) = certhall(&["serve", "--config", conf.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("unknown field"), "{text}");
+
+    // Read-only commands on a folder with no database: a clear error,
+    // and still nothing created.
+    let (code, text) = certhall(&["audit", "verify"], &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no CertHall database"), "{text}");
+    assert!(!data.exists(), "audit verify created {:?}", files());
+
+    // A production folder (migrated, CA passphrase from the environment).
+    let (code, text) = certhall(&["migrate"], &[]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = certhall(
+        &[
+            "app",
+            "add",
+            "--code",
+            "zzggzy",
+            "--name",
+            "枣庄公共资源交易",
+            "--price",
+            "300",
+        ],
+        &[("CERTHALL_CA_PASSPHRASE", "production passphrase 2026")],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let before = files();
+    let db = std::fs::read(data.join("certhall.db")).unwrap();
+    for args in [
+        &["audit", "verify"][..],
+        &["app", "list"],
+        &["operator", "list"],
+        &["key-model", "list"],
+        &["ca", "list"],
+        &["ca", "profile", "list"],
+        &[
+            "payment",
+            "report",
+            "--from",
+            "2026-01-01",
+            "--to",
+            "2026-12-31",
+        ],
+    ] {
+        let (code, text) = certhall(args, &[]);
+        assert_eq!(code, Some(0), "{args:?}: {text}");
+        assert_eq!(files(), before, "{args:?} created files");
+    }
+    assert!(!data.join("ca/passphrase").exists());
+    assert!(!data.join("secret.key").exists() || before.contains(&"secret.key".to_owned()));
+    assert_eq!(
+        std::fs::read(data.join("certhall.db")).unwrap(),
+        db,
+        "the database is unchanged"
+    );
+}
+
 /// Chinese refusals.
 #[test]
 fn the_application_catalogue_from_the_command_line() {

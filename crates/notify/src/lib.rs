@@ -187,3 +187,17 @@ pub trait SmsGateway: Send + Sync + fmt::Debug {
         false
     }
 }
+
+/// No SMS provider configured: the command-line tools that never send an
+/// SMS run with this; a send fails with a clear error.
+#[derive(Debug, Clone, Copy)]
+pub struct Unconfigured;
+
+#[async_trait]
+impl SmsGateway for Unconfigured {
+    async fn send(&self, _sms: &Sms) -> Result<(), SmsError> {
+        Err(SmsError::Transport(
+            "no SMS provider configured ([sms])".into(),
+        ))
+    }
+}

@@ -141,6 +141,53 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
+    /// Connects to `url` for reading only: a SQLite file is opened
+    /// read-only and must exist (nothing is created), PostgreSQL sessions
+    /// are read-only; migrations are not run. For the commands that only
+    /// look (`certhall audit verify`): a write is an error, not a change.
+    pub async fn connect_read_only(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Corrupt(format!(
+                "unsupported database URL scheme in {}",
+                redact_url(url)
+            )));
+        };
+        let url = match backend {
+            Backend::Sqlite => {
+                let (path, query) = url.split_once('?').unwrap_or((url, ""));
+                let mut params: Vec<&str> = query
+                    .split('&')
+                    .filter(|p| !p.is_empty() && !p.starts_with("mode="))
+                    .collect();
+                params.push("mode=ro");
+                format!("{path}?{}", params.join("&"))
+            }
+            Backend::Postgres => url.to_owned(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(match backend {
+                        Backend::Sqlite => "PRAGMA query_only = ON; PRAGMA busy_timeout = 10000;",
+                        Backend::Postgres => "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                    })
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, backend })
+    }
+
     /// Opens (creating if needed) the SQLite file at `path`.
     pub async fn open_sqlite_file(path: &Path) -> Result<Self> {
         Self::connect(&sqlite_url(path)).await

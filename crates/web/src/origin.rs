@@ -97,6 +97,19 @@ pub fn origin_acceptable(origin: &str, host: Option<&str>, accepted: &[String]) 
         .is_some_and(|own| own == normalized)
 }
 
+/// Adds `Strict-Transport-Security` when CertHall is served over HTTPS
+/// ([`crate::WebConfig::secure_cookies`]): browsers must not come back
+/// over plain HTTP for a year. Not `includeSubDomains`: CertHall does not
+/// know the other hosts of its domain.
+pub async fn strict_transport(State(state): State<AppState>, mut res: Response) -> Response {
+    if state.config.secure_cookies {
+        res.headers_mut()
+            .entry(header::STRICT_TRANSPORT_SECURITY)
+            .or_insert(axum::http::HeaderValue::from_static("max-age=31536000"));
+    }
+    res
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,17 +137,4 @@ mod tests {
             assert!(!origin_acceptable(bad.0, bad.1, &accepted), "{bad:?}");
         }
     }
-}
-
-/// Adds `Strict-Transport-Security` when CertHall is served over HTTPS
-/// ([`crate::WebConfig::secure_cookies`]): browsers must not come back
-/// over plain HTTP for a year. Not `includeSubDomains`: CertHall does not
-/// know the other hosts of its domain.
-pub async fn strict_transport(State(state): State<AppState>, mut res: Response) -> Response {
-    if state.config.secure_cookies {
-        res.headers_mut()
-            .entry(header::STRICT_TRANSPORT_SECURITY)
-            .or_insert(axum::http::HeaderValue::from_static("max-age=31536000"));
-    }
-    res
 }
