@@ -55,8 +55,11 @@ pub fn verify(input: &[u8]) -> Result<VerifiedCsr> {
 fn to_der(input: &[u8]) -> Result<Vec<u8>> {
     let trimmed = input.trim_ascii_start();
     if trimmed.starts_with(b"-----BEGIN") {
-        let text = std::str::from_utf8(trimmed)
-            .map_err(|_| CaError::MalformedCsr("PEM is not text".into()))?;
+        // White space around the PEM (a blank line after it, as `jq -r`
+        // prints the agent's CSR) and CRLF line ends are not the request.
+        let text = std::str::from_utf8(trimmed.trim_ascii_end())
+            .map_err(|_| CaError::MalformedCsr("PEM is not text".into()))?
+            .replace("\r\n", "\n");
         let (label, der) = der::pem::decode_vec(text.as_bytes())
             .map_err(|e| CaError::MalformedCsr(format!("bad PEM: {e}")))?;
         if label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST" {

@@ -445,10 +445,24 @@ pub fn reject_reason(chosen: &str, typed: &str) -> Result<String, Refusal> {
     } else {
         return Err(Refusal::MissingField("退回原因"));
     };
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(Refusal::InvalidOperator("退回原因不能超过200字".into()));
+    counter_reason(&reason, "退回原因")
+}
+
+/// A reason the counter gives (a return, a cancellation), as stored:
+/// trimmed, required, and refused — never cut — when longer than
+/// [`MAX_REASON_CHARS`], so the applicant reads what the operator wrote.
+pub fn counter_reason(text: &str, what: &'static str) -> Result<String, Refusal> {
+    let reason = text.trim();
+    if reason.is_empty() {
+        return Err(Refusal::MissingField(what));
     }
-    Ok(reason)
+    let n = reason.chars().count();
+    if n > MAX_REASON_CHARS {
+        return Err(Refusal::InvalidField(format!(
+            "{what}不能超过{MAX_REASON_CHARS}字（现为{n}字），请精简后再提交"
+        )));
+    }
+    Ok(reason.to_owned())
 }
 
 /// The start of a day (`YYYY-MM-DD`) in China Standard Time, for the
@@ -646,6 +660,23 @@ mod tests {
     fn reasons() {
         assert_eq!(reject_reason("公章不清晰", "").unwrap(), "公章不清晰");
         assert_eq!(reject_reason("其他", " 缺少页 ").unwrap(), "缺少页");
+        let long = "字".repeat(201);
+        let err = reject_reason("其他", &long).unwrap_err();
+        assert!(
+            err.message_zh().contains("不能超过200字（现为201字）"),
+            "{err:?}"
+        );
+        assert_eq!(
+            counter_reason(&"字".repeat(200), "取消原因")
+                .unwrap()
+                .chars()
+                .count(),
+            200
+        );
+        assert_eq!(
+            counter_reason("  ", "取消原因"),
+            Err(Refusal::MissingField("取消原因"))
+        );
         assert_eq!(
             reject_reason("公章不清晰", "请重拍").unwrap(),
             "公章不清晰：请重拍"

@@ -16,8 +16,9 @@
 
 use certhall_domain::audit::{Actor, AuditEvent, NewAuditEntry};
 use certhall_domain::operator::{
-    check_new_password, cst_day_start, hash_counter_code, hash_password, may_review, verify_nobody,
-    verify_password, CounterLoginLimits, LockoutPolicy, OperatorRole, TryOutcome, Username, DAY,
+    check_new_password, counter_reason, cst_day_start, hash_counter_code, hash_password,
+    may_review, verify_nobody, verify_password, CounterLoginLimits, LockoutPolicy, OperatorRole,
+    TryOutcome, Username, DAY,
 };
 use certhall_domain::order::{OrderEvent, OrderState, Step};
 use certhall_domain::otp::{CodeDecision, LoginCode, RATE_WINDOW};
@@ -826,6 +827,7 @@ impl Services {
         reason: &str,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
+        let reason = counter_reason(reason, "取消原因")?;
         let order = orders::get(&self.store, id)
             .await?
             .ok_or(Refusal::NotFound)?;
@@ -839,7 +841,7 @@ impl Services {
         ) {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
-        self.cancel_order(OrderActor::Operator(who.id), id, Some(reason), meta)
+        self.cancel_order(OrderActor::Operator(who.id), id, Some(&reason), meta)
             .await
     }
 
@@ -910,13 +912,12 @@ impl Services {
         }
         let (event, reason) = match decision {
             ReviewDecision::Approve => (OrderEvent::Approve, None),
-            ReviewDecision::Reject { step, reason } => {
-                if reason.trim().is_empty() {
-                    return Err(Refusal::MissingField("退回原因").into());
-                }
-                (OrderEvent::Reject(*step), Some(reason.as_str()))
-            }
+            ReviewDecision::Reject { step, reason } => (
+                OrderEvent::Reject(*step),
+                Some(counter_reason(reason, "退回原因")?),
+            ),
         };
+        let reason = reason.as_deref();
         let order = match self
             .order_event(
                 OrderActor::Operator(who.id),

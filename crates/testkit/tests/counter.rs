@@ -1024,3 +1024,70 @@ async fn the_counter_through_the_json_api() {
         );
     }
 }
+
+/// A return or cancel reason over 200 characters is refused with a clear
+/// message, never silently cut; the order is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_reasons_are_refused_not_cut() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let s = &app.services;
+        add_operator(&app, "qian", OP_PHONE).await;
+        let who = operator(&app, "qian", OP_PHONE, "10.9.12.1").await;
+        let (me, order) = order_in_review(&app, APPLICANT).await;
+        let long = "公章模糊".repeat(51);
+        let err = s
+            .review_decide(
+                &who,
+                order.id,
+                order.version,
+                &ReviewDecision::Reject {
+                    step: Step::Materials,
+                    reason: long.clone(),
+                },
+                &meta("10.9.12.1"),
+            )
+            .await
+            .unwrap_err();
+        let r = refusal(err);
+        assert_eq!(r.code(), "invalid_field", "{be}");
+        assert!(
+            r.message_zh().contains("不能超过200字（现为204字）"),
+            "{be}"
+        );
+        let same = s.order_of(me, order.id).await.unwrap();
+        assert_eq!(
+            (same.state, same.version),
+            (order.state, order.version),
+            "{be}"
+        );
+        // Exactly 200 is kept whole.
+        let exact = "字".repeat(200);
+        s.review_decide(
+            &who,
+            order.id,
+            order.version,
+            &ReviewDecision::Reject {
+                step: Step::Materials,
+                reason: exact.clone(),
+            },
+            &meta("10.9.12.1"),
+        )
+        .await
+        .unwrap();
+        let events = certhall_store::orders::events(&s.store, order.id)
+            .await
+            .unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.reason.as_deref() == Some(exact.as_str())),
+            "{be}"
+        );
+        let err = s
+            .counter_cancel(&who, order.id, &long, &meta("10.9.12.1"))
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(err).code(), "invalid_field", "{be}");
+    }
+}

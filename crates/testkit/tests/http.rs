@@ -1082,6 +1082,12 @@ async fn ca_records_on_both_backends() {
         app.clock.advance(Duration::from_secs(60));
         let (second, _) = post(req.clone()).await;
         assert_eq!(first, second, "{b}: served from the pre-signed cache");
+        // An oversized body (past the site-wide 256 KiB limit too) gets an
+        // OCSP answer, malformedRequest, not a bare 413.
+        for size in [9 * 1024, 300 * 1024] {
+            let (answer, _) = post(vec![0x30; size]).await;
+            assert_eq!(answer, [0x30, 0x03, 0x0a, 0x01, 0x01], "{b}: {size} bytes");
+        }
 
         // Two operators revoking at once: exactly one revocation.
         let (r1, r2) = tokio::join!(

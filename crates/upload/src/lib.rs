@@ -216,7 +216,7 @@ pub enum UploadRefusal {
         /// The minimum short side.
         min_short_side: u32,
     },
-    /// A side, the pixel count or the decoded size is over its limit.
+    /// A side or the pixel count is over its limit.
     #[error("image {width}x{height} over the dimension limits")]
     DimensionsTooLarge {
         /// Width in pixels, as the file declares it.
@@ -227,6 +227,22 @@ pub enum UploadRefusal {
         max_side: u32,
         /// The limit on the pixel count.
         max_pixels: u64,
+    },
+    /// The sides and pixel count are within the limits, but the pixels
+    /// would take more memory than one decode may (a 16-bit-per-channel
+    /// image, typically): said as such, not as a size the image is not.
+    #[error(
+        "image {width}x{height} needs {decoded_bytes} bytes decoded, over {max_decoded_bytes}"
+    )]
+    TooDeep {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// The bytes its pixels would take.
+        decoded_bytes: u64,
+        /// The limit.
+        max_decoded_bytes: u64,
     },
     /// The file starts like an image but does not decode: truncated,
     /// corrupt, or an encoding the decoder does not support.
@@ -243,6 +259,7 @@ impl UploadRefusal {
             Self::TooLarge { .. } => "upload_too_large",
             Self::TooSmall { .. } => "upload_too_small",
             Self::DimensionsTooLarge { .. } => "upload_dimensions_too_large",
+            Self::TooDeep { .. } => "upload_too_deep",
             Self::Damaged(_) => "upload_damaged",
         }
     }
@@ -276,6 +293,17 @@ impl UploadRefusal {
                 "图片尺寸过大（{width} × {height} 像素），请缩小后重新上传：每边不超过 {max_side} 像素，总像素不超过 {} 万。",
                 max_pixels / 10_000
             ),
+            Self::TooDeep {
+                width,
+                height,
+                decoded_bytes,
+                ..
+            } => {
+                let per_pixel = decoded_bytes / (u64::from(*width) * u64::from(*height)).max(1);
+                format!(
+                    "图片色彩精度过高（{width} × {height} 像素，每像素 {per_pixel} 字节，如 16 位色深），读取需占用过多内存。请用图片软件另存为普通的 8 位 PNG 或 JPEG 后重新上传，像素尺寸无需改变。"
+                )
+            }
             Self::Damaged(_) => {
                 "图片文件已损坏、不完整或使用了不支持的编码，无法读取。请重新拍摄或另存为 PNG、JPEG 后上传。"
                     .into()
@@ -350,6 +378,15 @@ fn jpeg_reaches_end(bytes: &[u8]) -> bool {
     }
 }
 
+fn too_deep(width: u32, height: u32, decoded_bytes: u64, rules: &ImageRules) -> UploadRefusal {
+    UploadRefusal::TooDeep {
+        width,
+        height,
+        decoded_bytes,
+        max_decoded_bytes: rules.max_decoded_bytes,
+    }
+}
+
 fn too_large(width: u32, height: u32, rules: &ImageRules) -> UploadRefusal {
     UploadRefusal::DimensionsTooLarge {
         width,
@@ -375,9 +412,11 @@ fn check_dimensions(
     if width > rules.max_side
         || height > rules.max_side
         || u64::from(width) * u64::from(height) > rules.max_pixels
-        || decoded_bytes.is_some_and(|b| b > rules.max_decoded_bytes)
     {
         return Err(too_large(width, height, rules));
+    }
+    if let Some(b) = decoded_bytes.filter(|b| *b > rules.max_decoded_bytes) {
+        return Err(too_deep(width, height, b, rules));
     }
     if width.min(height) < rules.min_short_side {
         return Err(UploadRefusal::TooSmall {
@@ -431,13 +470,16 @@ pub fn sanitize_image(bytes: &[u8], rules: &ImageRules) -> Result<CleanImage, Up
     reader.limits(limits);
     let mut decoder = reader.into_decoder().map_err(damaged)?;
     let (width, height) = decoder.dimensions();
-    check_dimensions(width, height, Some(decoder.total_bytes()), rules)?;
+    let decoded_bytes = decoder.total_bytes();
+    check_dimensions(width, height, Some(decoded_bytes), rules)?;
 
     // A malformed EXIF block only costs the orientation: the metadata is
     // dropped anyway.
     let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let mut pixels = DynamicImage::from_decoder(decoder).map_err(|e| match e {
-        ImageError::Limits(_) => too_large(width, height, rules),
+        // Within the sides and the pixel count (checked above): the
+        // decoder's own buffers went over the memory limit.
+        ImageError::Limits(_) => too_deep(width, height, decoded_bytes, rules),
         e => damaged(e),
     })?;
     pixels.apply_orientation(orientation);

@@ -317,7 +317,7 @@ fn absurd_dimensions_are_refused_before_allocating() {
     };
     assert!(matches!(
         sanitize_image(&png(pattern(300, 300)), &tight),
-        Err(UploadRefusal::DimensionsTooLarge { .. })
+        Err(UploadRefusal::TooDeep { .. })
     ));
 }
 
@@ -413,6 +413,12 @@ fn refusal_codes_are_unique_and_messages_chinese() {
             max_side: 10_000,
             max_pixels: 40_000_000,
         },
+        UploadRefusal::TooDeep {
+            width: 6000,
+            height: 6000,
+            decoded_bytes: 288_000_000,
+            max_decoded_bytes: 268_435_456,
+        },
         UploadRefusal::Damaged("DETAIL-FOR-THE-LOG".into()),
     ];
     let mut codes: Vec<_> = all.iter().map(UploadRefusal::code).collect();
@@ -438,4 +444,39 @@ fn debug_does_not_dump_the_bytes() {
     let clean = sanitize_image(&png(pattern(300, 300)), &rules()).unwrap();
     let debug = format!("{clean:?}");
     assert!(debug.contains("len") && debug.len() < 300, "{debug}");
+}
+
+/// 36 megapixels is within the limits (40): accepted in 8 bits; in 16
+/// bits per channel with alpha it needs 288 MB decoded, and the refusal
+/// says so (not that the image is too large, which it is not).
+#[test]
+fn a_36_megapixel_png_is_judged_by_what_is_wrong() {
+    let plain = png(RgbImage::from_pixel(6000, 6000, Rgb([250, 250, 250])));
+    let clean = sanitize_image(&plain, &rules()).unwrap();
+    assert_eq!((clean.width, clean.height), (6000, 6000));
+    let deep = encode(
+        DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(
+            6000,
+            6000,
+            Rgba([60000u16, 60000, 60000, 65535]),
+        )),
+        image::ImageFormat::Png,
+    );
+    assert!(deep.len() < 5 * MB);
+    let refusal = sanitize_image(&deep, &rules()).unwrap_err();
+    assert_eq!(
+        refusal,
+        UploadRefusal::TooDeep {
+            width: 6000,
+            height: 6000,
+            decoded_bytes: 6000 * 6000 * 8,
+            max_decoded_bytes: 256 * 1024 * 1024,
+        }
+    );
+    let msg = refusal.message_zh();
+    assert!(
+        msg.contains("8 位") && msg.contains("每像素 8 字节"),
+        "{msg}"
+    );
+    assert!(!msg.contains("尺寸过大"), "{msg}");
 }

@@ -650,10 +650,9 @@ pub async fn cancel(
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<CancelForm>,
 ) -> Result<Response, PageError> {
-    let reason: String = form.reason.trim().chars().take(200).collect();
     let result = state
         .services
-        .counter_cancel(&who, id, &reason, &meta)
+        .counter_cancel(&who, id, &form.reason, &meta)
         .await;
     match result {
         Ok(_) => Ok(Redirect::to(&format!("{COUNTER}?done={id}&result=cancelled")).into_response()),

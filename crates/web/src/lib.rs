@@ -114,7 +114,6 @@ pub fn app(state: AppState) -> Router {
         .merge(production::router())
         .nest("/api/v1", api::router().merge(production::api_router()))
         .merge(ops::router())
-        .merge(pki::router())
         .merge(assets::router())
         .route(
             "/hooks/sms/inbound",
@@ -136,6 +135,9 @@ pub fn app(state: AppState) -> Router {
     small
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .merge(uploads)
+        // OCSP reads its body with its own, smaller limit and answers an
+        // oversized one in OCSP (malformedRequest), not with a bare 413.
+        .merge(pki::router())
         .fallback(pages::not_found)
         // Inside the browser-id layer, which renders its error pages.
         .layer(axum::middleware::from_fn_with_state(

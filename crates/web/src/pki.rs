@@ -3,7 +3,6 @@
 //! (`/ocsp`, RFC 6960 with the RFC 5019 profile: POST, and GET with the
 //! base64 request in the path; HTTP caching headers per RFC 5019 §6.2).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -105,14 +104,24 @@ async fn crl_file(
 }
 
 /// `POST /ocsp` with `application/ocsp-request`.
-async fn ocsp_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+/// An OCSP client gets an OCSP answer, whatever is wrong: a body over
+/// [`MAX_OCSP_REQUEST`] is read no further and answered `malformedRequest`
+/// (this route is outside the site-wide body limit and its bare 413).
+async fn ocsp_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let ct_ok = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/ocsp-request"));
-    if !ct_ok || body.len() > MAX_OCSP_REQUEST {
+    if !ct_ok {
         return ocsp_response(&state, malformed());
     }
+    let Ok(body) = axum::body::to_bytes(body, MAX_OCSP_REQUEST).await else {
+        return ocsp_response(&state, malformed());
+    };
     let answer = state.services.ca_ocsp(&body).await;
     ocsp_response(&state, answer)
 }

@@ -243,6 +243,18 @@ fn refuses_bad_requests() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let good = openssl_csr(d, Family::P256);
+    // What tools wrap around a PEM is accepted: a blank line after it
+    // (`jq -r .csr` of the agent's answer, docs/agent.md), CRLF line ends,
+    // leading white space.
+    let text = String::from_utf8(good.clone()).unwrap();
+    for wrapped in [
+        format!("{text}\n"),
+        format!("{}\n\n\n", text.trim_end()),
+        text.replace('\n', "\r\n"),
+        format!("  \n{text}"),
+    ] {
+        csr::verify(wrapped.as_bytes()).unwrap_or_else(|e| panic!("{wrapped:?}: {e}"));
+    }
     // Broken signature: flip a byte near the end (inside the signature).
     let der = der::pem::decode_vec(&good).unwrap().1;
     let mut broken = der.clone();

@@ -249,7 +249,7 @@ pub async fn reject(
         .ok_or_else(|| Refusal::InvalidField("退回到的步骤应为 1–5".into()))?;
     let decision = ReviewDecision::Reject {
         step,
-        reason: b.reason.trim().chars().take(200).collect(),
+        reason: b.reason,
     };
     let order = state
         .services
@@ -274,10 +274,9 @@ pub async fn cancel(
     Path(id): Path<i64>,
     Body(b): Body<CancelBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let reason: String = b.reason.trim().chars().take(200).collect();
     let order = state
         .services
-        .counter_cancel(&who, id, &reason, &meta)
+        .counter_cancel(&who, id, &b.reason, &meta)
         .await?;
     Ok(Json(order_json(&order)))
 }

@@ -254,7 +254,7 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "image/png": {}, "image/jpeg": {} } },
                 "responses": {
                     "200": ok_json("保存的图片", json!({ "$ref": "#/components/schemas/Material" })),
-                    "400": error_response("upload_not_image, upload_too_large, upload_too_small, upload_dimensions_too_large, upload_damaged, upload_empty"),
+                    "400": error_response("upload_not_image, upload_too_large, upload_too_small, upload_dimensions_too_large, upload_too_deep, upload_damaged, upload_empty"),
                     "401": unauth, "403": csrf,
                     "404": error_response("订单不存在或不属于当前账户（not_found）"),
                     "409": error_response("该步骤未开放或订单已不能修改")
