@@ -128,6 +128,25 @@ pub fn csrf_valid(secret: &ServerSecret, browser_id: &str, presented: &str) -> b
     !browser_id.is_empty() && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
+/// How a session's token is carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A browser cookie.
+    Browser,
+    /// A bearer token for API clients.
+    Api,
+}
+
+impl SessionKind {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::Api => "api",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

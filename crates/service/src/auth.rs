@@ -3,10 +3,11 @@
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::NewMessage;
 use certhall_domain::otp::{hash_code, CodeDecision, LoginCode, RATE_WINDOW};
+use certhall_domain::session::SessionKind;
 use certhall_domain::session::{SessionStatus, SessionToken};
 use certhall_domain::{AccountId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
-use certhall_store::sessions::{NewSession, SessionKind};
+use certhall_store::sessions::NewSession;
 use certhall_store::{accounts, login_codes, messages, sessions, LockKey, WriteTx};
 use rand::rngs::OsRng;
 use serde_json::json;
@@ -315,7 +316,7 @@ impl Services {
                 "method": method.name(),
                 "certificate": method.certificate(),
                 "session": &key[..16],
-                "kind": match kind { SessionKind::Browser => "browser", SessionKind::Api => "api" },
+                "kind": kind.as_str(),
             }),
         )
         .await?;

@@ -26,9 +26,9 @@ use certhall_domain::cert_login::{
     SignedMessage, CHALLENGES_PER_IP_PER_HOUR,
 };
 use certhall_domain::otp::RATE_WINDOW;
+use certhall_domain::session::SessionKind;
 use certhall_domain::{Refusal, Timestamp};
 use certhall_store::challenges::{self, NewChallenge};
-use certhall_store::sessions::SessionKind;
 use certhall_store::{ca as db, WriteTx};
 use der::Decode;
 use rand::rngs::OsRng;

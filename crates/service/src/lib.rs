@@ -31,6 +31,7 @@ pub mod payments;
 pub mod production;
 pub mod shipping;
 pub mod sms_inbound;
+pub mod views;
 pub mod wizard;
 
 /// A failure of a service call.

@@ -9,23 +9,7 @@ use sqlx::Row;
 
 use crate::{u32_from, Result, Store, StoreError, WriteTx};
 
-/// How the session's token is carried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
-    /// A browser cookie.
-    Browser,
-    /// A bearer token for API clients.
-    Api,
-}
-
-impl SessionKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Browser => "browser",
-            Self::Api => "api",
-        }
-    }
-}
+pub use certhall_domain::session::SessionKind;
 
 /// A new session to store.
 #[derive(Debug, Clone)]

@@ -323,7 +323,7 @@ struct QueuePage {
     from: String,
     to: String,
     notice: Option<String>,
-    notices: Vec<certhall_store::notices::Notice>,
+    notices: Vec<certhall_service::views::Notice>,
 }
 
 /// Query of the queue.
@@ -549,7 +549,7 @@ async fn decided(
     bid: &BrowserId,
     who: &OperatorInfo,
     id: i64,
-    result: Result<certhall_store::orders::OrderRow, ServiceError>,
+    result: Result<certhall_service::views::OrderRow, ServiceError>,
     what: &str,
 ) -> Result<Response, PageError> {
     match result {

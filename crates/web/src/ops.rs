@@ -23,8 +23,8 @@ async fn healthz() -> impl IntoResponse {
 
 /// The process can serve: the database answers.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let backend = state.services.store.backend().name();
-    match state.services.store.ping().await {
+    let backend = state.services.database_name();
+    match state.services.database_ping().await {
         Ok(()) => (
             StatusCode::OK,
             Json(serde_json::json!({ "status": "ready", "database": backend })),

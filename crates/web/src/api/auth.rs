@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use certhall_store::sessions::SessionKind;
+use certhall_domain::session::SessionKind;
 use serde::Deserialize;
 use serde_json::json;
 

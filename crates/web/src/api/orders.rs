@@ -14,8 +14,7 @@ use certhall_domain::order::{OrderKind, Step};
 use certhall_domain::wizard::{EnterpriseInput, Handling};
 use certhall_domain::Refusal;
 use certhall_service::materials::MaterialsSubmission;
-use certhall_store::materials::MaterialInfo;
-use certhall_store::orders::OrderRow;
+use certhall_service::views::{MaterialInfo, OrderRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -79,7 +78,7 @@ pub async fn list(
         .services
         .orders_of(
             who.account_id,
-            certhall_store::orders::OrderFilter::parse(&q.state),
+            certhall_service::views::OrderFilter::parse(&q.state),
             Some(q.q.trim()),
         )
         .await?;

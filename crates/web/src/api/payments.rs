@@ -15,8 +15,7 @@ use certhall_domain::payment::Channel;
 use certhall_domain::Refusal;
 use certhall_service::orders::OrderActor;
 use certhall_service::payments::PaymentView;
-use certhall_store::checkouts::CheckoutRow;
-use certhall_store::payments::{AttemptRow, RefundRow};
+use certhall_service::views::{AttemptRow, CheckoutRow, RefundRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

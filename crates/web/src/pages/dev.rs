@@ -6,7 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use certhall_store::sms::{inbound_recent, outbox_recent, InboundEntry, OutboxEntry};
+use certhall_service::views::{InboundEntry, OutboxEntry};
 use serde::Deserialize;
 
 use super::{render, Chrome};
@@ -294,15 +294,10 @@ async fn outbox_page(
     error: Option<String>,
     from: String,
 ) -> Result<Response, PageError> {
-    let store = &state.services.store;
     Ok(render(&OutboxPage {
         chrome: Chrome::new(state, bid, user, "outbox"),
-        outbox: outbox_recent(store, None, SHOWN)
-            .await
-            .map_err(certhall_service::ServiceError::from)?,
-        inbound: inbound_recent(store, SHOWN)
-            .await
-            .map_err(certhall_service::ServiceError::from)?,
+        outbox: state.services.demo_outbox(SHOWN).await?,
+        inbound: state.services.demo_inbound(SHOWN).await?,
         error,
         from,
     }))
@@ -319,9 +314,7 @@ async fn outbox(
 
 /// `GET /dev/outbox.json`: `[{"to","body","sent_at"}]`, newest first.
 async fn outbox_json(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let items = outbox_recent(&state.services.store, None, SHOWN)
-        .await
-        .map_err(certhall_service::ServiceError::from)?;
+    let items = state.services.demo_outbox(SHOWN).await?;
     let json: Vec<_> = items
         .iter()
         .map(|e| serde_json::json!({ "to": e.to, "body": e.body, "sent_at": e.sent_at.rfc3339() }))

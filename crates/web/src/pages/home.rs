@@ -100,9 +100,7 @@ pub async fn show(
     Applicant(who): Applicant,
 ) -> Result<Response, PageError> {
     let page = state.services.messages(who.account_id, 1, LATEST).await?;
-    let orders = certhall_store::orders::of_account(&state.services.store, who.account_id, 20)
-        .await
-        .map_err(|e| crate::error::WebError::from(certhall_service::ServiceError::from(e)))?;
+    let orders = state.services.recent_orders(who.account_id, 20).await?;
     let active = orders
         .iter()
         .filter(|o| o.state != certhall_domain::order::OrderState::Cancelled)

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use axum_extra::extract::cookie::CookieJar;
 use certhall_domain::cert_login::browser_binding;
-use certhall_store::sessions::SessionKind;
+use certhall_domain::session::SessionKind;
 use serde::Deserialize;
 use serde_json::json;
 

@@ -14,7 +14,7 @@ use axum::Router;
 use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::Step;
 use certhall_domain::Refusal;
-use certhall_store::materials::MaterialInfo;
+use certhall_service::views::MaterialInfo;
 
 use super::orders::{render_step, Extras, StepForm};
 use crate::error::{PageError, WebError};
@@ -64,14 +64,9 @@ pub async fn letter(
     Path(id): Path<i64>,
 ) -> Result<Response, PageError> {
     let order = state.services.order_of(who.account_id, id).await?;
-    let store = &state.services.store;
     let mut data = Vec::new();
     for step in [Step::Identity, Step::Application, Step::Enterprise] {
-        data.push(
-            certhall_store::orders::step_data(store, order.id, step)
-                .await
-                .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?,
-        );
+        data.push(state.services.order_step(&order, step).await?);
     }
     let [identity, application, enterprise] =
         <[_; 3]>::try_from(data).map_err(|_| WebError::Refused(Refusal::NotFound))?;

@@ -10,7 +10,7 @@ use certhall_domain::wizard::{
     CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
 };
 use certhall_service::materials::MaterialsSubmission;
-use certhall_store::orders::{OrderFilter, OrderRow};
+use certhall_service::views::{OrderFilter, OrderRow};
 use serde::Deserialize;
 
 use super::{render, render_with_status, Chrome, Empty};
@@ -514,7 +514,7 @@ pub struct MaterialView {
 impl MaterialView {
     /// The view of `m` on order `order` under `base` (`/orders` or
     /// `/counter/orders`).
-    pub fn of(base: &str, order: i64, m: &certhall_store::materials::MaterialInfo) -> Self {
+    pub fn of(base: &str, order: i64, m: &certhall_service::views::MaterialInfo) -> Self {
         let sha_short: String = m.sha256.chars().take(12).collect();
         Self {
             kind: m.kind.as_str(),
@@ -773,9 +773,7 @@ async fn step_page(
     // prefers it to the OCR reading, step 5 proposes its legal
     // representative.
     let own_enterprise = if matches!(step, Step::Enterprise | Step::Materials) {
-        certhall_store::orders::step_data(&state.services.store, order.id, Step::Enterprise)
-            .await
-            .map_err(|e| WebError::from(certhall_service::ServiceError::from(e)))?
+        state.services.order_step(order, Step::Enterprise).await?
     } else {
         None
     };

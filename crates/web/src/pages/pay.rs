@@ -12,7 +12,7 @@ use certhall_domain::payment::{AttemptState, Channel};
 use certhall_domain::Refusal;
 use certhall_service::auth::SessionInfo;
 use certhall_service::payments::PaymentView;
-use certhall_store::checkouts::CheckoutRow;
+use certhall_service::views::CheckoutRow;
 use serde::Deserialize;
 
 use super::{render_with_status, Chrome};
