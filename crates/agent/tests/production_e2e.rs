@@ -258,7 +258,9 @@ async fn produce_ship_deliver(app: &TestApp, browser: &mut Browser) {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true but pkcs11-tool (opensc) is missing"
         );
-        println!("SKIPPED: the never-extractable check (pkcs11-tool not installed)");
+        certhall_store::testing::report_skip(
+            "the never-extractable check (pkcs11-tool not installed)",
+        );
     }
 
     // 发货 (顺丰到付, the demo courier), then the route to 已签收.

@@ -687,8 +687,8 @@ fn ca_keys_in_a_softhsm2_token() {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true but softhsm2 is missing: apt-get install -y softhsm2"
         );
-        eprintln!(
-            "SKIPPED: PKCS#11 CLI test (softhsm2 not installed; scripts/test.sh installs it)"
+        certhall_store::testing::report_skip(
+            "PKCS#11 CLI test (softhsm2 not installed; scripts/test.sh installs it)",
         );
         return;
     }

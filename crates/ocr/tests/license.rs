@@ -20,10 +20,10 @@ fn load() -> Option<Ocr> {
     match Ocr::load(models_dir()) {
         Ok(ocr) => Some(ocr),
         Err(OcrError::ModelsMissing(p)) if std::env::var("CI").as_deref() != Ok("true") => {
-            println!(
-                "SKIPPED: OCR models not found ({}); run scripts/fetch-ocr-models.sh",
+            certhall_store::testing::report_skip(&format!(
+                "OCR models not found ({}); run scripts/fetch-ocr-models.sh",
                 p.display()
-            );
+            ));
             None
         }
         Err(e) => panic!("{e}"),

@@ -93,7 +93,9 @@ fn openssl_sign(key: &str, content: &str) -> Option<String> {
             if std::env::var("CI").as_deref() == Ok("true") {
                 panic!("openssl is required under CI=true");
             }
-            println!("SKIPPED: openssl not found; the signature is not checked against it");
+            certhall_store::testing::report_skip(
+                "openssl not found; the signature is not checked against it",
+            );
             return None;
         }
         Err(e) => panic!("openssl: {e}"),

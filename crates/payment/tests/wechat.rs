@@ -105,7 +105,7 @@ fn openssl_available() -> bool {
             Ok("true"),
             "openssl is required under CI"
         );
-        println!("SKIPPED: openssl not installed");
+        certhall_store::testing::report_skip("openssl not installed");
     }
     ok
 }

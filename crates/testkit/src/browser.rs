@@ -209,7 +209,7 @@ impl Browser {
                  (or set CHROMIUM=/path/to/chromium)"
             ),
             Err(_) => {
-                eprintln!("SKIPPED: browser tests (chromium not found; run scripts/test.sh to install it)");
+                certhall_store::testing::report_skip("browser tests (chromium not found; run scripts/test.sh to install it)");
                 None
             }
         }

@@ -95,10 +95,10 @@ pub fn ocr() -> Option<Arc<dyn certhall_domain::wizard::LicenseReader>> {
         Err(certhall_ocr::OcrError::ModelsMissing(p))
             if std::env::var("CI").as_deref() != Ok("true") =>
         {
-            println!(
-                "SKIPPED: OCR models not found ({}); run scripts/fetch-ocr-models.sh",
+            certhall_store::testing::report_skip(&format!(
+                "OCR models not found ({}); run scripts/fetch-ocr-models.sh",
                 p.display()
-            );
+            ));
             None
         }
         Err(e) => panic!("OCR models: {e}"),

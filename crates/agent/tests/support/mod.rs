@@ -35,7 +35,9 @@ pub fn softhsm_available() -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "CI=true but softhsm2 is not installed: apt-get install -y softhsm2"
         );
-        println!("SKIPPED: softhsm2 not installed (scripts/test.sh installs it)");
+        certhall_store::testing::report_skip(
+            "softhsm2 not installed (scripts/test.sh installs it)",
+        );
     }
     ok
 }

@@ -197,3 +197,58 @@ pub fn write_chain(dir: &Path) {
     )
     .unwrap();
 }
+
+/// Checks an SM2 signature with OpenSSL, independently of CertHall's own
+/// verifier: `openssl pkeyutl -verify` over the raw `signed` bytes (a
+/// TBS structure) with SM3 and the GM/T 0009 default signer ID. Where
+/// OpenSSL's higher-level commands (`crl`, `ocsp`) cannot be given the ID,
+/// this is how an SM2 CRL or OCSP signature gets an outside check. Also
+/// checks that the same signature fails over altered bytes.
+pub fn openssl_sm2_verify(
+    dir: &Path,
+    signer: &SubjectPublicKeyInfoOwned,
+    signed: &[u8],
+    signature: &[u8],
+) {
+    use der::Encode;
+    write_pem(
+        dir,
+        "sm2-signer.pub.pem",
+        "PUBLIC KEY",
+        &signer.to_der().unwrap(),
+    );
+    std::fs::write(dir.join("sm2-signed.der"), signed).unwrap();
+    std::fs::write(dir.join("sm2-signature.der"), signature).unwrap();
+    let mut altered = signed.to_vec();
+    let last = altered.len() - 1;
+    altered[last] ^= 0x01;
+    std::fs::write(dir.join("sm2-altered.der"), altered).unwrap();
+    let verify = |data: &str| {
+        openssl(
+            dir,
+            &[
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                "sm2-signer.pub.pem",
+                "-rawin",
+                "-digest",
+                "sm3",
+                "-pkeyopt",
+                "distid:1234567812345678",
+                "-in",
+                data,
+                "-sigfile",
+                "sm2-signature.der",
+            ],
+        )
+    };
+    let (ok, text) = verify("sm2-signed.der");
+    assert!(
+        ok && text.contains("Signature Verified Successfully"),
+        "{text}"
+    );
+    let (ok, text) = verify("sm2-altered.der");
+    assert!(!ok, "altered bytes must not verify: {text}");
+}

@@ -62,8 +62,8 @@ impl SoftHsm {
                     module.display()
                 );
             }
-            println!(
-                "SKIPPED: PKCS#11 tests (softhsm2 not installed; scripts/test.sh installs it)"
+            certhall_store::testing::report_skip(
+                "PKCS#11 tests (softhsm2 not installed; scripts/test.sh installs it)",
             );
             return None;
         }
