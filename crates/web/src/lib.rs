@@ -112,7 +112,10 @@ pub fn app(state: AppState) -> Router {
         .merge(pages::materials::router())
         .merge(counter::router())
         .merge(production::router())
-        .nest("/api/v1", api::router().merge(production::api_router()))
+        .nest(
+            "/api/v1",
+            api::routes().merge(production::api_routes()).into_router(),
+        )
         .merge(ops::router())
         .merge(assets::router())
         .route(
@@ -131,7 +134,7 @@ pub fn app(state: AppState) -> Router {
     // oversized body with a message instead of a bare 413.
     let uploads = Router::new()
         .merge(pages::materials::upload_router())
-        .nest("/api/v1", api::upload_router());
+        .nest("/api/v1", api::upload_routes().into_router());
     small
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .merge(uploads)

@@ -49,13 +49,13 @@ pub fn router() -> Router<AppState> {
             "/counter/production/{id}/ship/cancel",
             post(cancel_shipment),
         )
-        .merge(json_routes())
+        .merge(json_routes().into_router())
 }
 
 /// The stage calls, the same under `/counter` (the page's script) and
 /// `/api/v1` (staff tools).
-fn json_routes() -> Router<AppState> {
-    Router::new()
+fn json_routes() -> crate::api::Routes {
+    crate::api::Routes::new()
         .route("/counter/production/{id}/attempts", post(start))
         .route("/counter/production/attempts/{a}/token", post(token))
         .route("/counter/production/attempts/{a}/csr", post(csr))
@@ -64,8 +64,8 @@ fn json_routes() -> Router<AppState> {
 }
 
 /// The same under `/api/v1`, plus the desk and shipping as JSON.
-pub fn api_router() -> Router<AppState> {
-    Router::new()
+pub fn api_routes() -> crate::api::Routes {
+    crate::api::Routes::new()
         .route("/counter/production", get(api_queue))
         .route("/counter/production/{id}", get(api_detail))
         .route("/counter/production/{id}/ship", post(api_ship))

@@ -1,7 +1,8 @@
 //! The OpenAPI 3.1 document of `/api/v1`, served at `/api/v1/openapi.json`.
 //!
 //! Written by hand next to the routes; a test checks that it lists exactly
-//! the routes of [`super::ROUTES`] and that every path documents its errors.
+//! the routes the router answers (asked of the real router, see
+//! [`super::paths`]) and that every path documents its errors.
 
 use axum::response::IntoResponse;
 use axum::Json;
@@ -488,26 +489,13 @@ pub async fn serve() -> impl IntoResponse {
 mod tests {
     use super::*;
 
+    /// The document's structure; that it lists exactly the routes the
+    /// router answers is checked against the real router in
+    /// `certhall-testkit`'s `openapi` test.
     #[test]
-    fn lists_exactly_the_routes() {
+    fn every_operation_has_a_summary_and_a_success() {
         let doc = document();
         let paths = doc["paths"].as_object().unwrap();
-        let mut documented: Vec<(String, String)> = paths
-            .iter()
-            .flat_map(|(p, ops)| {
-                ops.as_object()
-                    .unwrap()
-                    .keys()
-                    .map(move |m| (m.clone(), p.clone()))
-            })
-            .collect();
-        documented.sort();
-        let mut routed: Vec<(String, String)> = super::super::ROUTES
-            .iter()
-            .map(|(m, p)| (m.to_string(), p.to_string()))
-            .collect();
-        routed.sort();
-        assert_eq!(documented, routed);
         for (_, ops) in paths {
             for (_, op) in ops.as_object().unwrap() {
                 assert!(op["summary"].is_string());
