@@ -42,12 +42,18 @@ fn main() {
         Some("rsa") => Family::Rsa,
         other => panic!("usage: crl_bench sm2|p256|rsa N [out.der] (got {other:?})"),
     };
-    let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
+    let n: usize = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     let out = args.get(3);
 
     // A root-signed issuing CA, as the engine tests build it.
     let key = SoftwareKey::generate(family.issuing_key()).unwrap();
-    let subject = Subject::parse(&format!("C=CN,O=CertHall 测试CA,CN=CertHall {family} Issuing CA")).unwrap();
+    let subject = Subject::parse(&format!(
+        "C=CN,O=CertHall 测试CA,CN=CertHall {family} Issuing CA"
+    ))
+    .unwrap();
     let (issuing, _) = issue::issue(
         Issuer {
             certificate: None,
