@@ -7,7 +7,12 @@
 //! own process (`crl_bench FAMILY N`), so the peak RSS it reports
 //! (VmHWM) is that family's alone. Output: one JSON line.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::panic
+)]
 
 use std::time::{Duration, Instant};
 

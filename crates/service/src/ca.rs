@@ -55,6 +55,10 @@ pub struct CaSettings {
     pub ocsp_signer_validity: Duration,
     /// The OCSP signer is replaced when less than this remains.
     pub ocsp_signer_rotate_before: Duration,
+    /// How often a process asks the database whether a revocation or a
+    /// signer rotation (in any process) has made its in-memory OCSP
+    /// answers stale: another process's revocation shows within this.
+    pub ocsp_poll: Duration,
 }
 
 impl std::fmt::Debug for CaSettings {
@@ -82,6 +86,7 @@ impl CaSettings {
             ocsp_refresh_before: Duration::from_secs(8 * 3600),
             ocsp_signer_validity: 30 * DAY,
             ocsp_signer_rotate_before: 7 * DAY,
+            ocsp_poll: Duration::from_millis(250),
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct CaRuntime {
     /// Settings.
     pub settings: CaSettings,
     keys: Mutex<HashMap<i64, Arc<dyn CaSigner>>>,
+    /// The OCSP responder's memory (see `crate::ocsp`).
+    pub(crate) ocsp: crate::ocsp::OcspMemory,
 }
 
 impl CaRuntime {
@@ -100,6 +107,7 @@ impl CaRuntime {
         Self {
             settings,
             keys: Mutex::new(HashMap::new()),
+            ocsp: crate::ocsp::OcspMemory::default(),
         }
     }
 }
@@ -187,18 +195,18 @@ fn refused(e: CaError) -> ServiceError {
     }
 }
 
-fn family_of(row: &AuthorityRow) -> Result<Family> {
+pub(crate) fn family_of(row: &AuthorityRow) -> Result<Family> {
     row.family
         .parse()
         .map_err(|e: String| ServiceError::Ca(CaError::Key(e)))
 }
 
-fn parse_cert(der: &[u8]) -> Result<Certificate> {
+pub(crate) fn parse_cert(der: &[u8]) -> Result<Certificate> {
     Certificate::from_der(der).map_err(|e| ServiceError::Ca(e.into()))
 }
 
 impl Services {
-    fn ca(&self) -> &CaRuntime {
+    pub(crate) fn ca(&self) -> &CaRuntime {
         &self.ca
     }
 
@@ -462,6 +470,7 @@ impl Services {
         if let Ok(mut m) = self.ca().keys.lock() {
             m.insert(row.id, signer_cert.key);
         }
+        self.ca().ocsp.forget();
         Ok(row)
     }
 
@@ -673,6 +682,7 @@ impl Services {
         .await?;
         self.sign_crl_in(&mut tx, &issuer, now).await?;
         tx.commit().await?;
+        self.ca().ocsp.forget();
         self.ca_certificate(&serial).await
     }
 
@@ -810,122 +820,8 @@ impl Services {
     }
 }
 
-impl Services {
-    /// Answers an OCSP request (RFC 6960, RFC 5019 profile). Requests
-    /// without a nonce for one certificate are served from the shared cache
-    /// of pre-signed responses, re-signed when close to nextUpdate (and
-    /// dropped on revocation); requests with a nonce are signed fresh and
-    /// echo it. Never fails: faults become `internalError` responses.
-    pub async fn ca_ocsp(&self, request: &[u8]) -> OcspAnswer {
-        match self.ca_ocsp_inner(request).await {
-            Ok(a) => a,
-            Err(ServiceError::Refused(_))
-            | Err(ServiceError::Ca(CaError::MalformedOcspRequest(_))) => OcspAnswer {
-                der: certhall_ca::ocsp::error_response(
-                    x509_ocsp::OcspResponseStatus::MalformedRequest,
-                ),
-                cache: None,
-            },
-            Err(e) => {
-                tracing::error!(error = %e, "ocsp responder failed");
-                OcspAnswer {
-                    der: certhall_ca::ocsp::error_response(
-                        x509_ocsp::OcspResponseStatus::InternalError,
-                    ),
-                    cache: None,
-                }
-            }
-        }
-    }
-
-    async fn ca_ocsp_inner(&self, request: &[u8]) -> Result<OcspAnswer> {
-        use certhall_ca::ocsp::{self, Status};
-        let parsed = ocsp::parse_request(request).map_err(ServiceError::Ca)?;
-        let authorities = db::authorities(&self.store).await?;
-        let mut issuer: Option<(AuthorityRow, Certificate)> = None;
-        for a in authorities.iter().filter(|a| a.role == role::ISSUING) {
-            let cert = parse_cert(&a.der)?;
-            if parsed.items.iter().all(|id| ocsp::issued_by(id, &cert)) {
-                issuer = Some((a.clone(), cert));
-                break;
-            }
-        }
-        let Some((issuer, _issuer_cert)) = issuer else {
-            // RFC 5019 §2.2.3: not a CA this responder answers for.
-            return Ok(OcspAnswer {
-                der: ocsp::error_response(x509_ocsp::OcspResponseStatus::Unauthorized),
-                cache: None,
-            });
-        };
-        let family = family_of(&issuer)?;
-        // A new responder key lives where the issuing CA's key lives.
-        let backend = backend_of(&issuer);
-        let responder = self.ca_ocsp_signer(family, &backend).await?;
-        let now = self.clock.now();
-        let single = parsed.nonce.is_none() && parsed.items.len() == 1;
-        if single {
-            let serial = hex::encode(ocsp::serial_of(&parsed.items[0]));
-            if let Some(c) = db::cached_ocsp(&self.store, issuer.id, &serial).await? {
-                if c.next_update.since(now) > self.ca().settings.ocsp_refresh_before
-                    && c.this_update <= now
-                {
-                    return Ok(OcspAnswer {
-                        der: c.der,
-                        cache: Some((c.this_update, c.next_update)),
-                    });
-                }
-            }
-        }
-        let mut items = Vec::with_capacity(parsed.items.len());
-        for id in &parsed.items {
-            let serial = hex::encode(ocsp::serial_of(id));
-            let status = match db::certificate(&self.store, &serial).await? {
-                Some(c) if c.issuer_id == issuer.id => match &c.revocation {
-                    Some(r) => Status::Revoked {
-                        at: r.revoked_at,
-                        reason: Reason::from_code(r.reason_code),
-                    },
-                    None => Status::Good,
-                },
-                _ => Status::Unknown,
-            };
-            items.push((id.clone(), status));
-        }
-        let responder_cert = parse_cert(&responder.der)?;
-        let signer = self.ca_signer(&responder)?;
-        let next_update = now.plus(self.ca().settings.ocsp_validity);
-        let der_bytes = ocsp::build_response(
-            &responder_cert,
-            signer.as_ref(),
-            &items,
-            now,
-            now,
-            next_update,
-            parsed.nonce.as_ref(),
-        )
-        .map_err(ServiceError::Ca)?;
-        if single {
-            let serial = hex::encode(ocsp::serial_of(&parsed.items[0]));
-            let row = db::OcspRow {
-                this_update: now,
-                next_update,
-                der: der_bytes.clone(),
-            };
-            db::put_ocsp(&self.store, issuer.id, &serial, &row).await?;
-            return Ok(OcspAnswer {
-                der: der_bytes,
-                cache: Some((now, next_update)),
-            });
-        }
-        Ok(OcspAnswer {
-            der: der_bytes,
-            cache: None,
-        })
-    }
-}
-
 /// Where new keys of a hierarchy go: next to the given CA's key.
-fn backend_of(row: &AuthorityRow) -> KeyBackend {
+pub(crate) fn backend_of(row: &AuthorityRow) -> KeyBackend {
     match serde_json::from_str::<KeyRef>(&row.key_ref) {
         Ok(KeyRef::Pkcs11 {
             module,

@@ -26,6 +26,7 @@ pub mod counter;
 pub mod demo_pay;
 pub mod inbox;
 pub mod materials;
+mod ocsp;
 pub mod orders;
 pub mod payments;
 pub mod production;

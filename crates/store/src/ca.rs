@@ -537,5 +537,19 @@ pub async fn drop_ocsp(tx: &mut WriteTx, issuer_id: i64, serial: Option<&str>) -
         .bind(serial.map(str::to_owned))
         .execute(tx.conn())
         .await?;
+    // Every process's in-memory answers are stale too (see ocsp_generation).
+    sqlx::query("UPDATE ocsp_generation SET seq = seq + 1 WHERE id = 1")
+        .execute(tx.conn())
+        .await?;
     Ok(())
+}
+
+/// The OCSP generation: changes whenever [`drop_ocsp`] runs, in any
+/// process. One row by primary key: cheap enough to poll.
+pub async fn ocsp_generation(store: &Store) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT seq FROM ocsp_generation WHERE id = 1")
+            .fetch_one(store.pool())
+            .await?,
+    )
 }

@@ -310,3 +310,149 @@ async fn openapi_lists_exactly_the_routes_the_router_answers() {
     assert_eq!(documented, routed);
     assert!(routed.len() > 50, "{}", routed.len());
 }
+
+/// Runs `openssl args` in `dir`; panics with its output when it fails.
+fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+/// OCSP answers are kept in each process's memory; a revocation shows at
+/// once in the process that made it and, in another process on the same
+/// database, within `ocsp_poll` (it reads the database's OCSP generation
+/// no more often than that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ocsp_memory_follows_revocations_in_every_process() {
+    use certhall_ca::crl::Reason;
+    use certhall_ca::Family;
+    use certhall_domain::audit::Actor;
+    use certhall_service::ca::{role, CaRuntime, IssueInput, KeyBackend};
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let a = &app.services;
+        // A second process on the same database: its own CA runtime.
+        let b = certhall_service::Services {
+            ca: std::sync::Arc::new(CaRuntime::new(a.ca.settings.clone())),
+            ..a.clone()
+        };
+        a.ca_init(Family::P256, &KeyBackend::File, Actor::System)
+            .await
+            .unwrap();
+        a.ca_seed_profiles().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-out",
+                "k.pem",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req", "-new", "-key", "k.pem", "-out", "r.csr", "-subj", "/CN=x",
+            ],
+        );
+        let csr = std::fs::read(d.join("r.csr")).unwrap();
+        let cert = a
+            .ca_issue(
+                &IssueInput {
+                    family: Family::P256,
+                    profile: "enterprise",
+                    csr: &csr,
+                    subject: "C=CN,O=某公司,USCC=91350100M000100Y43,CN=某公司",
+                    account: None,
+                    order_id: None,
+                    predecessor: None,
+                },
+                Actor::System,
+            )
+            .await
+            .unwrap();
+        std::fs::write(
+            d.join("ee.pem"),
+            certhall_ca::issue::to_pem(&cert.der).unwrap(),
+        )
+        .unwrap();
+        let issuing = a.ca_active(Family::P256, role::ISSUING).await.unwrap();
+        std::fs::write(
+            d.join("issuing.pem"),
+            certhall_ca::issue::to_pem(&issuing.der).unwrap(),
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "ocsp",
+                "-issuer",
+                "issuing.pem",
+                "-cert",
+                "ee.pem",
+                "-no_nonce",
+                "-reqout",
+                "req.der",
+            ],
+        );
+        let req = std::fs::read(d.join("req.der")).unwrap();
+        let status = |der: Vec<u8>| {
+            std::fs::write(d.join("resp.der"), der).unwrap();
+            openssl(
+                d,
+                &[
+                    "ocsp",
+                    "-respin",
+                    "resp.der",
+                    "-issuer",
+                    "issuing.pem",
+                    "-cert",
+                    "ee.pem",
+                    "-noverify",
+                    // The test clock is not today's.
+                    "-validity_period",
+                    "100000000",
+                ],
+            )
+        };
+
+        let first_b = b.ca_ocsp(&req).await.der;
+        let t = status(first_b.clone());
+        assert!(t.contains("ee.pem: good"), "{be}: {t}");
+        assert!(
+            status(a.ca_ocsp(&req).await.der).contains("ee.pem: good"),
+            "{be}"
+        );
+        a.ca_revoke(&cert.serial, Reason::KeyCompromise, Actor::System, None)
+            .await
+            .unwrap();
+        // The process that revoked: at once.
+        assert!(
+            status(a.ca_ocsp(&req).await.der).contains("ee.pem: revoked"),
+            "{be}"
+        );
+        // The other: its memory until the poll is due...
+        assert_eq!(b.ca_ocsp(&req).await.der, first_b, "{be}");
+        // ...then the database's answer.
+        app.clock.advance(Duration::from_millis(300));
+        let text = status(b.ca_ocsp(&req).await.der);
+        assert!(
+            text.contains("ee.pem: revoked") && text.contains("keyCompromise"),
+            "{be}: {text}"
+        );
+    }
+}
