@@ -100,20 +100,27 @@ pub struct Store {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgresql");
 
+impl Backend {
+    /// The backend a database URL names.
+    fn of_url(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "unsupported database URL scheme in {}",
+                redact_url(url)
+            )))
+        }
+    }
+}
+
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`).
     pub async fn connect(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            return Err(StoreError::Corrupt(format!(
-                "unsupported database URL scheme in {}",
-                redact_url(url)
-            )));
-        };
+        let backend = Backend::of_url(url)?;
         let options = AnyConnectOptions::from_str(url)?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -147,16 +154,7 @@ impl Store {
     /// look (`certhall audit verify`): a write is an error, not a change.
     pub async fn connect_read_only(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Backend::Postgres
-        } else if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            return Err(StoreError::Corrupt(format!(
-                "unsupported database URL scheme in {}",
-                redact_url(url)
-            )));
-        };
+        let backend = Backend::of_url(url)?;
         let url = match backend {
             Backend::Sqlite => {
                 let (path, query) = url.split_once('?').unwrap_or((url, ""));
