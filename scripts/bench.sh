@@ -40,7 +40,11 @@
 #   --no-production   skip the production part (scripts/bench-production.sh:
 #                     制证 per key family on SoftHSM2 and a software token,
 #                     stage by stage; PostgreSQL too when TEST_DATABASE_URL
-#                     is set), run last
+#                     is set)
+#   --no-ocsp         skip the OCSP part (scripts/bench-ocsp.sh: CertHall's
+#                     /ocsp beside nginx and openssl ocsp under wrk)
+#   --no-crl          skip the CRL part (scripts/bench-crl.sh: a CRL with
+#                     1,000,000 revoked entries per family), run last
 #
 # What it does:
 #   1. cargo build --release -p certhall
@@ -106,6 +110,8 @@ AGENT=1
 IMAGES=1
 PAYMENT=1
 PRODUCTION=1
+OCSP=1
+CRL=1
 while (($#)); do
   case "$1" in
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
@@ -123,6 +129,8 @@ while (($#)); do
     --no-images) IMAGES=0; shift ;;
     --no-payment) PAYMENT=0; shift ;;
     --no-production) PRODUCTION=0; shift ;;
+    --no-ocsp) OCSP=0; shift ;;
+    --no-crl) CRL=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -475,6 +483,18 @@ if ((PRODUCTION)) && ! ((${#FAILURES[@]})); then
   if ((WAIT_QUIET)); then production+=(--wait-quiet); fi
   if [ -n "$OUT" ]; then production+=(--out "$OUT"); fi
   "${production[@]}"
+fi
+
+if ((OCSP)) && ! ((${#FAILURES[@]})); then
+  ocsp=("$REPO/scripts/bench-ocsp.sh" --no-build)
+  if [ -n "$OUT" ]; then ocsp+=(--out "$OUT"); fi
+  "${ocsp[@]}"
+fi
+
+if ((CRL)) && ! ((${#FAILURES[@]})); then
+  crl=("$REPO/scripts/bench-crl.sh")
+  if [ -n "$OUT" ]; then crl+=(--out "$OUT"); fi
+  "${crl[@]}"
 fi
 
 if ((${#FAILURES[@]})); then
