@@ -41,10 +41,11 @@ pub trait CaSigner: Send + Sync + fmt::Debug {
 
 /// A key held in memory, loaded from an encrypted file or just generated.
 pub enum SoftwareKey {
-    /// SM2.
-    Sm2(sm2::SecretKey),
-    /// ECDSA P-256.
-    P256(p256::SecretKey),
+    /// SM2, with its signing key (public key and the GM/T 0009 `Z` prefix
+    /// computed once, not per signature).
+    Sm2(sm2::SecretKey, Box<sm2::dsa::SigningKey>),
+    /// ECDSA P-256, with its signing key (public key computed once).
+    P256(p256::SecretKey, Box<p256::ecdsa::SigningKey>),
     /// RSA.
     Rsa(Box<rsa::RsaPrivateKey>),
 }
@@ -59,8 +60,8 @@ impl SoftwareKey {
     /// A fresh random key.
     pub fn generate(alg: KeyAlgorithm) -> Result<Self> {
         Ok(match alg {
-            KeyAlgorithm::Sm2 => Self::Sm2(sm2::SecretKey::random(&mut OsRng)),
-            KeyAlgorithm::EcP256 => Self::P256(p256::SecretKey::random(&mut OsRng)),
+            KeyAlgorithm::Sm2 => Self::sm2(sm2::SecretKey::random(&mut OsRng))?,
+            KeyAlgorithm::EcP256 => Self::p256(p256::SecretKey::random(&mut OsRng)),
             KeyAlgorithm::Rsa(bits) => Self::Rsa(Box::new(
                 rsa::RsaPrivateKey::new(&mut OsRng, bits as usize)
                     .map_err(|e| CaError::Key(e.to_string()))?,
@@ -68,11 +69,22 @@ impl SoftwareKey {
         })
     }
 
+    fn sm2(k: sm2::SecretKey) -> Result<Self> {
+        let signer =
+            sm2::dsa::SigningKey::new(SM2_DIST_ID, &k).map_err(|e| CaError::Key(e.to_string()))?;
+        Ok(Self::Sm2(k, Box::new(signer)))
+    }
+
+    fn p256(k: p256::SecretKey) -> Self {
+        let signer = p256::ecdsa::SigningKey::from(&k);
+        Self::P256(k, Box::new(signer))
+    }
+
     /// The key's algorithm.
     pub fn algorithm(&self) -> KeyAlgorithm {
         match self {
-            Self::Sm2(_) => KeyAlgorithm::Sm2,
-            Self::P256(_) => KeyAlgorithm::EcP256,
+            Self::Sm2(..) => KeyAlgorithm::Sm2,
+            Self::P256(..) => KeyAlgorithm::EcP256,
             Self::Rsa(k) => {
                 KeyAlgorithm::Rsa(rsa::traits::PublicKeyParts::size(k.as_ref()) as u32 * 8)
             }
@@ -84,8 +96,8 @@ impl SoftwareKey {
     /// the agent's software tokens): never write it out as it is.
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
         let doc = match self {
-            Self::Sm2(k) => k.to_pkcs8_der(),
-            Self::P256(k) => k.to_pkcs8_der(),
+            Self::Sm2(k, _) => k.to_pkcs8_der(),
+            Self::P256(k, _) => k.to_pkcs8_der(),
             Self::Rsa(k) => k.to_pkcs8_der(),
         }
         .map_err(|e| CaError::Key(e.to_string()))?;
@@ -143,10 +155,10 @@ impl SoftwareKey {
             .parameters
             .and_then(|p| p.decode_as::<der::asn1::ObjectIdentifier>().ok());
         match (alg, curve) {
-            (a, Some(c)) if a == oid::EC_PUBLIC_KEY && c == oid::SM2P256V1 => Ok(Self::Sm2(
+            (a, Some(c)) if a == oid::EC_PUBLIC_KEY && c == oid::SM2P256V1 => Self::sm2(
                 sm2::SecretKey::from_pkcs8_der(der).map_err(|e| CaError::Key(e.to_string()))?,
-            )),
-            (a, Some(c)) if a == oid::EC_PUBLIC_KEY && c == oid::SECP256R1 => Ok(Self::P256(
+            ),
+            (a, Some(c)) if a == oid::EC_PUBLIC_KEY && c == oid::SECP256R1 => Ok(Self::p256(
                 p256::SecretKey::from_pkcs8_der(der).map_err(|e| CaError::Key(e.to_string()))?,
             )),
             (a, _) if a == oid::RSA_ENCRYPTION => Ok(Self::Rsa(Box::new(
@@ -162,16 +174,19 @@ impl SoftwareKey {
 impl CaSigner for SoftwareKey {
     fn family(&self) -> Family {
         match self {
-            Self::Sm2(_) => Family::Sm2,
-            Self::P256(_) => Family::P256,
+            Self::Sm2(..) => Family::Sm2,
+            Self::P256(..) => Family::P256,
             Self::Rsa(_) => Family::Rsa,
         }
     }
 
     fn public_key_info(&self) -> Result<SubjectPublicKeyInfoOwned> {
         let doc = match self {
-            Self::Sm2(k) => k.public_key().to_public_key_der(),
-            Self::P256(k) => k.public_key().to_public_key_der(),
+            // From the signing keys' public halves, computed once.
+            Self::Sm2(_, s) => sm2::PublicKey::from_affine(*s.verifying_key().as_affine())
+                .map_err(|e| CaError::Key(e.to_string()))?
+                .to_public_key_der(),
+            Self::P256(_, s) => s.verifying_key().to_public_key_der(),
             Self::Rsa(k) => k.to_public_key().to_public_key_der(),
         }
         .map_err(|e| CaError::Key(e.to_string()))?;
@@ -180,16 +195,13 @@ impl CaSigner for SoftwareKey {
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
         match self {
-            Self::Sm2(k) => {
-                let signer = sm2::dsa::SigningKey::new(SM2_DIST_ID, k)
-                    .map_err(|e| CaError::Key(e.to_string()))?;
+            Self::Sm2(_, signer) => {
                 let sig: sm2::dsa::Signature = signer
                     .try_sign(message)
                     .map_err(|e| CaError::Key(e.to_string()))?;
                 raw_ec_signature_to_der(&sig.to_bytes())
             }
-            Self::P256(k) => {
-                let signer = p256::ecdsa::SigningKey::from(k);
+            Self::P256(_, signer) => {
                 let sig: p256::ecdsa::DerSignature = signer
                     .try_sign(message)
                     .map_err(|e| CaError::Key(e.to_string()))?;
