@@ -44,7 +44,10 @@
 #   --no-ocsp         skip the OCSP part (scripts/bench-ocsp.sh: CertHall's
 #                     /ocsp beside nginx and openssl ocsp under wrk)
 #   --no-crl          skip the CRL part (scripts/bench-crl.sh: a CRL with
-#                     1,000,000 revoked entries per family), run last
+#                     1,000,000 revoked entries per family)
+#   --no-issue        skip the issuance part (scripts/bench-issue.sh: CSR to
+#                     stored certificate per family, engine and service),
+#                     run last
 #
 # What it does:
 #   1. cargo build --release -p certhall
@@ -112,6 +115,7 @@ PAYMENT=1
 PRODUCTION=1
 OCSP=1
 CRL=1
+ISSUE=1
 while (($#)); do
   case "$1" in
     --out) OUT=${2:?--out needs a file}; shift 2 ;;
@@ -131,6 +135,7 @@ while (($#)); do
     --no-production) PRODUCTION=0; shift ;;
     --no-ocsp) OCSP=0; shift ;;
     --no-crl) CRL=0; shift ;;
+    --no-issue) ISSUE=0; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
@@ -495,6 +500,12 @@ if ((CRL)) && ! ((${#FAILURES[@]})); then
   crl=("$REPO/scripts/bench-crl.sh")
   if [ -n "$OUT" ]; then crl+=(--out "$OUT"); fi
   "${crl[@]}"
+fi
+
+if ((ISSUE)) && ! ((${#FAILURES[@]})); then
+  issue=("$REPO/scripts/bench-issue.sh")
+  if [ -n "$OUT" ]; then issue+=(--out "$OUT"); fi
+  "${issue[@]}"
 fi
 
 if ((${#FAILURES[@]})); then
