@@ -70,12 +70,7 @@ impl Services {
 
     /// One order as the counter sees it.
     pub async fn review_detail(&self, who: &OperatorInfo, id: i64) -> Result<ReviewDetail> {
-        let order = orders::get(&self.store, id)
-            .await?
-            .ok_or(Refusal::NotFound)?;
-        let account = accounts::get(&self.store, order.account_id)
-            .await?
-            .ok_or(Refusal::NotFound)?;
+        let (order, account) = self.order_with_account(id).await?;
         let mut steps = Vec::new();
         for step in Step::ALL {
             let data = orders::step_data(&self.store, id, step).await?;
@@ -134,12 +129,7 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let reason = counter_reason(reason, "取消原因")?;
-        let order = orders::get(&self.store, id)
-            .await?
-            .ok_or(Refusal::NotFound)?;
-        let account = accounts::get(&self.store, order.account_id)
-            .await?
-            .ok_or(Refusal::NotFound)?;
+        let (order, account) = self.order_with_account(id).await?;
         may_review(&who.phone, &account.phone)?;
         if !matches!(
             order.state,
@@ -161,15 +151,28 @@ impl Services {
         version: i64,
         meta: &RequestMeta,
     ) -> Result<()> {
-        let d = self.review_detail(who, id).await?;
-        if d.own {
-            return Err(Refusal::OwnOrderReview.into());
-        }
-        if d.order.state != OrderState::InReview || d.order.version != version {
+        let (order, account) = self.order_with_account(id).await?;
+        may_review(&who.phone, &account.phone)?;
+        if order.state != OrderState::InReview || order.version != version {
             self.stale_decision(who, id, version, meta).await?;
-            return Err(Refusal::ReviewAlreadyDecided(d.order.state.label_zh()).into());
+            return Err(Refusal::ReviewAlreadyDecided(order.state.label_zh()).into());
         }
         Ok(())
+    }
+
+    /// Order `id` and the account it belongs to (the counter's view: any
+    /// order).
+    async fn order_with_account(
+        &self,
+        id: i64,
+    ) -> Result<(OrderRow, certhall_domain::account::Account)> {
+        let order = orders::get(&self.store, id)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+        let account = accounts::get(&self.store, order.account_id)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+        Ok((order, account))
     }
 
     /// Audits a decision taken on a stale page (throttled).
@@ -200,12 +203,7 @@ impl Services {
         decision: &ReviewDecision,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
-        let order = orders::get(&self.store, id)
-            .await?
-            .ok_or(Refusal::NotFound)?;
-        let account = accounts::get(&self.store, order.account_id)
-            .await?
-            .ok_or(Refusal::NotFound)?;
+        let (_, account) = self.order_with_account(id).await?;
         if let Err(r) = may_review(&who.phone, &account.phone) {
             self.audit_alone(NewAuditEntry::new(
                 Actor::Operator(who.id),
