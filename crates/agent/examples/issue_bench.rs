@@ -41,6 +41,19 @@ fn csr(alg: KeyAlgorithm) -> Vec<u8> {
     .unwrap()
 }
 
+/// What every measured issuance asks for.
+fn input(family: Family, csr: &[u8]) -> IssueInput<'_> {
+    IssueInput {
+        family,
+        profile: "enterprise",
+        csr,
+        subject: SUBJECT,
+        account: None,
+        order_id: None,
+        predecessor: None,
+    }
+}
+
 fn per_second(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
@@ -119,20 +132,7 @@ async fn service(app: Arc<TestApp>, family: Family, n: usize, tasks: usize) {
     let csrs: Arc<Vec<Vec<u8>>> = Arc::new((0..8).map(|_| csr(alg)).collect());
     // Warm up: keys loaded, statements prepared.
     for c in csrs.iter().take(2) {
-        s.ca_issue(
-            &IssueInput {
-                family,
-                profile: "enterprise",
-                csr: c,
-                subject: SUBJECT,
-                account: None,
-                order_id: None,
-                predecessor: None,
-            },
-            Actor::System,
-        )
-        .await
-        .unwrap();
+        s.ca_issue(&input(family, c), Actor::System).await.unwrap();
     }
     let started = Instant::now();
     let mut handles = Vec::new();
@@ -144,18 +144,7 @@ async fn service(app: Arc<TestApp>, family: Family, n: usize, tasks: usize) {
             for i in (t..n).step_by(tasks) {
                 let t0 = Instant::now();
                 app.services
-                    .ca_issue(
-                        &IssueInput {
-                            family,
-                            profile: "enterprise",
-                            csr: &csrs[i % csrs.len()],
-                            subject: SUBJECT,
-                            account: None,
-                            order_id: None,
-                            predecessor: None,
-                        },
-                        Actor::System,
-                    )
+                    .ca_issue(&input(family, &csrs[i % csrs.len()]), Actor::System)
                     .await
                     .unwrap();
                 times.push(t0.elapsed());

@@ -320,3 +320,44 @@ pub async fn producer(app: &TestApp, phone: &str) -> certhall_service::counter::
         ..op
     }
 }
+
+/// Runs `openssl args` in `dir` (the independent checker of the CA tests);
+/// panics with its output when it fails. Returns stdout then stderr.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+/// A P-256 key (`k.pem`) and a request for it (`r.csr`, subject `/CN=x`,
+/// which the CA ignores) made by OpenSSL in `dir`; the request's bytes.
+pub fn openssl_p256_csr(dir: &std::path::Path) -> Vec<u8> {
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-out",
+            "k.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-new", "-key", "k.pem", "-out", "r.csr", "-subj", "/CN=x",
+        ],
+    );
+    std::fs::read(dir.join("r.csr")).expect("r.csr")
+}

@@ -10,6 +10,7 @@ use axum::http::{Method, StatusCode};
 use certhall_store::audit;
 use certhall_store::testing::TestDatabase;
 use certhall_testkit::client::Client;
+use certhall_testkit::fixtures::{openssl, openssl_p256_csr};
 use certhall_testkit::TestApp;
 use certhall_web::WebConfig;
 use serde_json::{json, Value};
@@ -311,22 +312,6 @@ async fn openapi_lists_exactly_the_routes_the_router_answers() {
     assert!(routed.len() > 50, "{}", routed.len());
 }
 
-/// Runs `openssl args` in `dir`; panics with its output when it fails.
-fn openssl(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "openssl {args:?}: {text}");
-    text
-}
-
 /// OCSP answers are kept in each process's memory; a revocation shows at
 /// once in the process that made it and, in another process on the same
 /// database, within `ocsp_poll` (it reads the database's OCSP generation
@@ -351,25 +336,7 @@ async fn ocsp_memory_follows_revocations_in_every_process() {
         a.ca_seed_profiles().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        openssl(
-            d,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-out",
-                "k.pem",
-            ],
-        );
-        openssl(
-            d,
-            &[
-                "req", "-new", "-key", "k.pem", "-out", "r.csr", "-subj", "/CN=x",
-            ],
-        );
-        let csr = std::fs::read(d.join("r.csr")).unwrap();
+        let csr = openssl_p256_csr(d);
         let cert = a
             .ca_issue(
                 &IssueInput {

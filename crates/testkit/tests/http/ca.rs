@@ -4,6 +4,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use certhall_store::audit;
 use certhall_testkit::client::Client;
+use certhall_testkit::fixtures::{openssl, openssl_p256_csr};
 use certhall_testkit::TestApp;
 use std::time::Duration;
 use tower::ServiceExt;
@@ -66,31 +67,7 @@ async fn ca_records_on_both_backends() {
         // A CSR from OpenSSL, a certificate from the CA.
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let sh = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        sh(&[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-out",
-            "k.pem",
-        ]);
-        sh(&[
-            "req", "-new", "-key", "k.pem", "-out", "r.csr", "-subj", "/CN=x",
-        ]);
-        let csr = std::fs::read(d.join("r.csr")).unwrap();
+        let csr = openssl_p256_csr(d);
         let input = IssueInput {
             family: Family::P256,
             profile: "enterprise",
@@ -141,16 +118,19 @@ async fn ca_records_on_both_backends() {
             .unwrap(),
         )
         .unwrap();
-        sh(&[
-            "ocsp",
-            "-issuer",
-            "issuing.pem",
-            "-cert",
-            "ee.pem",
-            "-no_nonce",
-            "-reqout",
-            "req.der",
-        ]);
+        openssl(
+            d,
+            &[
+                "ocsp",
+                "-issuer",
+                "issuing.pem",
+                "-cert",
+                "ee.pem",
+                "-no_nonce",
+                "-reqout",
+                "req.der",
+            ],
+        );
         let req = std::fs::read(d.join("req.der")).unwrap();
         let post = |body: Vec<u8>| {
             let router = app.router.clone();
