@@ -6,7 +6,7 @@
 //! requests without a nonce. The database stays the truth: pre-signed
 //! answers are also kept in `ocsp_responses` (shared by every process and
 //! kept across restarts), and every change that makes an answer stale (a
-//! revocation, a responder rotation, in any process) bumps the
+//! revocation, a responder rotation, a new CA, in any process) bumps the
 //! `ocsp_generation` row. A process reads that row at most every
 //! `CaSettings::ocsp_poll` and forgets everything when it moved; the
 //! process that made the change forgets at once. So a cached answer costs
@@ -113,18 +113,13 @@ impl Services {
         self.ocsp_check_generation(now).await?;
         let memory = &self.ca().ocsp;
 
-        let mut issuer = None;
-        for reload in [false, true] {
-            let issuers = self.ocsp_issuers(reload).await?;
-            issuer = issuers
-                .iter()
-                .find(|i| parsed.items.iter().all(|id| ocsp::issued_by(id, &i.cert)))
-                .map(|i| i.row.clone());
-            // A CA created since (by another process): read them again once.
-            if issuer.is_some() {
-                break;
-            }
-        }
+        // A CA created since (in any process) bumps the generation.
+        let issuer = self
+            .ocsp_issuers()
+            .await?
+            .iter()
+            .find(|i| parsed.items.iter().all(|id| ocsp::issued_by(id, &i.cert)))
+            .map(|i| i.row.clone());
         let Some(issuer) = issuer else {
             // RFC 5019 §2.2.3: not a CA this responder answers for.
             return Ok(OcspAnswer {
@@ -221,11 +216,9 @@ impl Services {
         Ok(())
     }
 
-    async fn ocsp_issuers(&self, reload: bool) -> Result<Arc<Vec<Issuer>>> {
-        if !reload {
-            if let Some(Some(i)) = self.ca().ocsp.with(|s| s.issuers.clone()) {
-                return Ok(i);
-            }
+    async fn ocsp_issuers(&self) -> Result<Arc<Vec<Issuer>>> {
+        if let Some(Some(i)) = self.ca().ocsp.with(|s| s.issuers.clone()) {
+            return Ok(i);
         }
         let mut issuers = Vec::new();
         for row in db::authorities(&self.store).await? {

@@ -83,6 +83,8 @@ pub async fn insert_authority(tx: &mut WriteTx, a: &AuthorityRow) -> Result<i64>
     .bind(a.created_at.millis())
     .fetch_one(tx.conn())
     .await?;
+    // The OCSP responders of every process must learn of the new CA.
+    bump_ocsp_generation(tx).await?;
     Ok(id)
 }
 
@@ -537,7 +539,13 @@ pub async fn drop_ocsp(tx: &mut WriteTx, issuer_id: i64, serial: Option<&str>) -
         .bind(serial.map(str::to_owned))
         .execute(tx.conn())
         .await?;
-    // Every process's in-memory answers are stale too (see ocsp_generation).
+    // Every process's in-memory answers are stale too.
+    bump_ocsp_generation(tx).await
+}
+
+/// Bumps the OCSP generation (table `ocsp_generation`): every process
+/// forgets its in-memory OCSP state at its next poll.
+async fn bump_ocsp_generation(tx: &mut WriteTx) -> Result<()> {
     sqlx::query("UPDATE ocsp_generation SET seq = seq + 1 WHERE id = 1")
         .execute(tx.conn())
         .await?;

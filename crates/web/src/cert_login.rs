@@ -69,19 +69,19 @@ impl Presented {
     }
 }
 
-/// Origins a login signature may name: CertHall's public URL and the
-/// configured extra origins — never anything taken from the request, whose
-/// `Host` and `Origin` a relaying attacker chooses.
-pub fn accepted_origins(state: &AppState) -> Vec<String> {
-    origin_of(&state.services.ca.settings.public_url)
+/// Origins a login signature may name (and a state-changing request may
+/// come from): CertHall's public URL and the configured extra origins —
+/// never anything taken from the request, whose `Host` and `Origin` a
+/// relaying attacker chooses. Computed once, in [`AppState::new`].
+pub fn accepted_origins(state: &AppState) -> &[String] {
+    &state.accepted_origins
+}
+
+/// [`accepted_origins`] from the settings.
+pub(crate) fn origins_of(public_url: &str, extra: &[String]) -> Vec<String> {
+    origin_of(public_url)
         .into_iter()
-        .chain(
-            state
-                .config
-                .extra_origins
-                .iter()
-                .filter_map(|o| origin_of(o)),
-        )
+        .chain(extra.iter().filter_map(|o| origin_of(o)))
         .collect()
 }
 

@@ -83,15 +83,20 @@ pub struct Inner {
     pub config: WebConfig,
     /// Prometheus metrics.
     pub metrics: metrics::Metrics,
+    /// CertHall's own origins ([`cert_login::accepted_origins`]).
+    accepted_origins: Vec<String>,
 }
 
 impl AppState {
     /// Builds the state.
     pub fn new(services: Services, config: WebConfig) -> Self {
+        let accepted_origins =
+            cert_login::origins_of(&services.ca.settings.public_url, &config.extra_origins);
         Self(Arc::new(Inner {
             services,
             config,
             metrics: metrics::Metrics::new(),
+            accepted_origins,
         }))
     }
 }

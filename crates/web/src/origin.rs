@@ -52,7 +52,7 @@ pub async fn check_origin(State(state): State<AppState>, req: Request, next: Nex
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok());
-    if origin_acceptable(&origin, host, &cert_login::accepted_origins(&state)) {
+    if origin_acceptable(&origin, host, cert_login::accepted_origins(&state)) {
         return next.run(req).await;
     }
     let (parts, _) = req.into_parts();

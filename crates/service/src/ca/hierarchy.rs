@@ -83,6 +83,7 @@ impl Services {
             m.insert(root_row.id, root.key);
             m.insert(issuing_row.id, issuing.key);
         }
+        self.ca().ocsp.forget();
         self.ca_ocsp_signer(family, backend).await?;
         self.ca_crl(&root_row, true).await?;
         self.ca_crl(&issuing_row, true).await?;

@@ -120,7 +120,7 @@ pub async fn cert_login(
             presented.input(
                 &req.challenge,
                 certhall_domain::cert_login::API_BINDING,
-                &origins,
+                origins,
             ),
             SessionKind::Api,
             None,

@@ -241,7 +241,7 @@ pub async fn cert_submit(
     match state
         .services
         .login_with_certificate(
-            presented.input(&form.answer.challenge, &binding, &origins),
+            presented.input(&form.answer.challenge, &binding, origins),
             SessionKind::Browser,
             old.as_ref(),
             &meta,
