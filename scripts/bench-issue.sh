@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Issuance throughput (issue 14): CSR in -> certificate durably stored, per
-# family — the engine alone, the service one at a time and 8 at once — on
+# family — the engine alone, the service one at a time, 8 and 64 at once — on
 # SQLite and (with TEST_DATABASE_URL) PostgreSQL, beside `openssl speed`
 # for the same signature algorithms. crates/agent/examples/issue_bench.rs,
 # release build.
 #
-#   scripts/bench-issue.sh [--n 300] [--out FILE]
+#   scripts/bench-issue.sh [--n 2000] [--out FILE]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=300
+N=2000
 OUT=""
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -10,33 +10,57 @@ use crate::{LockKey, Result, Store, WriteTx};
 /// Appends an entry inside the caller's transaction, so the event and the
 /// change it records commit together or not at all.
 pub async fn append(tx: &mut WriteTx, now: Timestamp, new: &NewAuditEntry) -> Result<AuditEntry> {
+    let mut entries = append_many(tx, now, &[new]).await?;
+    Ok(entries.remove(0))
+}
+
+/// Appends several entries, chained in order, with multi-row INSERTs (the
+/// group commit of issuances). Same lock and chain as [`append`].
+pub async fn append_many(
+    tx: &mut WriteTx,
+    now: Timestamp,
+    news: &[&NewAuditEntry],
+) -> Result<Vec<AuditEntry>> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
     tx.lock(LockKey::AuditChain).await?;
     let head = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
         .fetch_optional(tx.conn())
         .await?;
-    let head = match head {
+    let mut head = match head {
         Some(row) => Some((
             row.try_get::<String, _>("hash")?,
             row.try_get::<i64, _>("seq")?,
         )),
         None => None,
     };
-    let entry = AuditEntry::seal(head.as_ref().map(|(h, s)| (h.as_str(), *s)), now, new);
-    sqlx::query(
-        "INSERT INTO audit_log (seq, at, actor, ip, event, data, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(entry.seq)
-    .bind(entry.at.millis())
-    .bind(entry.actor.as_str())
-    .bind(entry.ip.clone())
-    .bind(entry.event.as_str())
-    .bind(entry.data.as_str())
-    .bind(entry.prev_hash.as_str())
-    .bind(entry.hash.as_str())
-    .execute(tx.conn())
-    .await?;
-    Ok(entry)
+    let mut entries = Vec::with_capacity(news.len());
+    for new in news {
+        let entry = AuditEntry::seal(head.as_ref().map(|(h, s)| (h.as_str(), *s)), now, new);
+        head = Some((entry.hash.clone(), entry.seq));
+        entries.push(entry);
+    }
+    for chunk in entries.chunks(crate::ca::INSERT_CHUNK) {
+        let sql = format!(
+            "INSERT INTO audit_log (seq, at, actor, ip, event, data, prev_hash, hash) VALUES {}",
+            crate::ca::values_list(chunk.len(), 8)
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.seq)
+                .bind(e.at.millis())
+                .bind(e.actor.as_str())
+                .bind(e.ip.clone())
+                .bind(e.event.as_str())
+                .bind(e.data.as_str())
+                .bind(e.prev_hash.as_str())
+                .bind(e.hash.as_str());
+        }
+        q.execute(tx.conn()).await?;
+    }
+    Ok(entries)
 }
 
 fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEntry> {

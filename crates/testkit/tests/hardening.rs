@@ -423,3 +423,89 @@ async fn ocsp_memory_follows_revocations_in_every_process() {
         );
     }
 }
+
+/// Group commit of issuances: many issuances at once from two processes
+/// all commit, each with its audit entry in one valid chain; one with a
+/// missing predecessor is refused alone; a process whose view of the
+/// profile went stale (another process changed it) issues from the
+/// profile as it is now, never from its memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issuance_group_commit_keeps_every_certificate_and_the_chain() {
+    use certhall_ca::profile::Profile;
+    use certhall_ca::Family;
+    use certhall_domain::audit::Actor;
+    use certhall_service::ca::{CaRuntime, IssueInput, KeyBackend};
+    use certhall_service::ServiceError;
+    use std::sync::Arc;
+    const SUBJECT: &str = "C=CN,O=某公司,USCC=91350100M000100Y43,CN=某公司";
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let a = app.services.clone();
+        let b = certhall_service::Services {
+            ca: Arc::new(CaRuntime::new(a.ca.settings.clone())),
+            ..a.clone()
+        };
+        a.ca_init(Family::P256, &KeyBackend::File, Actor::System)
+            .await
+            .unwrap();
+        a.ca_seed_profiles().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let csr = Arc::new(openssl_p256_csr(dir.path()));
+        let issue = |s: certhall_service::Services, predecessor: Option<&'static str>| {
+            let csr = csr.clone();
+            tokio::spawn(async move {
+                s.ca_issue(
+                    &IssueInput {
+                        family: Family::P256,
+                        profile: "enterprise",
+                        csr: &csr,
+                        subject: SUBJECT,
+                        account: None,
+                        order_id: None,
+                        predecessor,
+                    },
+                    Actor::System,
+                )
+                .await
+            })
+        };
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            tasks.push(issue(if i % 2 == 0 { a.clone() } else { b.clone() }, None));
+        }
+        let orphan = issue(a.clone(), Some("0BADC0FFEE"));
+        let mut serials = std::collections::BTreeSet::new();
+        for t in tasks {
+            serials.insert(t.await.unwrap().unwrap().serial);
+        }
+        assert_eq!(serials.len(), 60, "{be}");
+        match orphan.await.unwrap() {
+            Err(ServiceError::Refused(r)) => {
+                assert_eq!(r, certhall_domain::Refusal::CertificateNotFound, "{be}")
+            }
+            other => panic!("{be}: {other:?}"),
+        }
+        let stored = a.ca_certificates(Some(Family::P256), 1000).await.unwrap();
+        assert_eq!(stored.len(), 60, "{be}");
+        assert!(stored.iter().all(|c| serials.contains(&c.serial)), "{be}");
+        let entries = certhall_store::audit::recent(&a.store, Some("ca.certificate_issued"), 1000)
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), 60, "{be}");
+        assert!(a.verify_audit_chain().await.unwrap().is_ok(), "{be}");
+
+        // `a` remembers the profile (365 days); `b` shortens it to 30.
+        let before = issue(a.clone(), None).await.unwrap().unwrap();
+        let mut short = Profile::enterprise();
+        short.validity_days = 30;
+        b.ca_save_profile(&short, true, Actor::System)
+            .await
+            .unwrap();
+        let after = issue(a.clone(), None).await.unwrap().unwrap();
+        let days = |c: &certhall_store::ca::CertificateRow| {
+            (c.not_after.millis() - c.not_before.millis()) / 86_400_000
+        };
+        assert!(days(&before) > 300, "{be}: {}", days(&before));
+        assert_eq!(days(&after), 30, "{be}");
+    }
+}

@@ -84,6 +84,7 @@ impl Services {
             m.insert(issuing_row.id, issuing.key);
         }
         self.ca().ocsp.forget();
+        self.ca().forget_issuing();
         self.ca_ocsp_signer(family, backend).await?;
         self.ca_crl(&root_row, true).await?;
         self.ca_crl(&issuing_row, true).await?;

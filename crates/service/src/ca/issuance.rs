@@ -1,6 +1,7 @@
 //! Issuing certificates from CSRs (the subject from verified data, never
 //! from the CSR) and revoking them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use certhall_ca::crl::Reason;
@@ -9,97 +10,154 @@ use certhall_ca::issue::{
     self, fingerprint_sha256, random_serial, serial_hex, Issuer, Kind, Request,
 };
 use certhall_ca::name::Subject;
-use certhall_domain::audit::{Actor, AuditEvent};
+use certhall_ca::profile::Profile;
+use certhall_ca::CaError;
+use certhall_domain::audit::{Actor, AuditEvent, NewAuditEntry};
 use certhall_domain::Refusal;
 use certhall_store::ca::{self as db, CertificateRow, RevocationRow};
 use serde_json::json;
 
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
+use super::group_commit::{BuiltFrom, Job, Verdict};
 use super::*;
 
 impl Services {
-    /// Issues a certificate from a CSR; the certificate row and its audit
-    /// entry commit together.
+    /// Issues a certificate from a CSR. The certificate row and its audit
+    /// entry commit together (with whatever else was issued at the same
+    /// moment: see `group_commit`); the certificate is returned only once
+    /// that commit is done.
     pub async fn ca_issue(&self, input: &IssueInput<'_>, actor: Actor) -> Result<CertificateRow> {
-        let profile = self.ca_profile(input.profile).await?;
         let verified = csr::verify(input.csr).map_err(refused)?;
-        profile.check_key(verified.key).map_err(refused)?;
         let subject = Subject::parse(input.subject).map_err(refused)?;
-        profile.check_subject(&subject).map_err(refused)?;
-        let issuing = self.ca_active(input.family, role::ISSUING).await?;
-        let issuing_cert = parse_cert(&issuing.der)?;
-        let signer = self.ca_signer(&issuing)?;
-        let now = self.clock.now();
-        // Five minutes of backdating absorbs relying parties' clock skew.
-        let not_before = now.minus(Duration::from_secs(300));
-        let mut not_after = now.plus(DAY * profile.validity_days);
-        if not_after > issuing.not_after {
-            not_after = issuing.not_after;
-        }
-        let serial = random_serial();
-        let urls = self.ca_urls(input.family, role::ISSUING);
-        let (_, der_bytes) = issue::issue(
-            Issuer {
-                certificate: Some(&issuing_cert),
-                signer: signer.as_ref(),
-            },
-            Request {
-                serial: &serial,
-                subject: subject.to_name().map_err(ServiceError::Ca)?,
-                public_key: verified.public_key,
+        // A view that went stale between building and committing (another
+        // process rotated the CA or changed the profile) is rebuilt; three
+        // changes within one issuance mean something is wrong.
+        for _ in 0..3 {
+            let profile_entry = self.issuing_profile(input.profile).await?;
+            let (profile, profile_body) = &*profile_entry;
+            profile.check_key(verified.key).map_err(refused)?;
+            profile.check_subject(&subject).map_err(refused)?;
+            let view = self.issuing_view(input.family).await?;
+            let now = self.clock.now();
+            // Five minutes of backdating absorbs relying parties' clock skew.
+            let not_before = now.minus(Duration::from_secs(300));
+            let not_after = now
+                .plus(DAY * profile.validity_days)
+                .min(view.authority.not_after);
+            let serial = random_serial();
+            let (_, der_bytes) = issue::issue(
+                Issuer {
+                    certificate: Some(&view.certificate),
+                    signer: view.signer.as_ref(),
+                },
+                Request {
+                    serial: &serial,
+                    subject: subject.to_name().map_err(ServiceError::Ca)?,
+                    public_key: verified.public_key.clone(),
+                    not_before,
+                    not_after,
+                    kind: Kind::EndEntity {
+                        profile,
+                        urls: &view.urls,
+                    },
+                },
+            )
+            .map_err(ServiceError::Ca)?;
+            let row = CertificateRow {
+                serial: serial_hex(&serial),
+                issuer_id: view.authority.id,
+                profile: profile.name.clone(),
+                subject: subject.to_string(),
+                key_algorithm: verified.key.to_string(),
                 not_before,
                 not_after,
-                kind: Kind::EndEntity {
-                    profile: &profile,
-                    urls: &urls,
+                sha256: fingerprint_sha256(&der_bytes),
+                der: der_bytes,
+                account_id: input.account,
+                order_id: input.order_id,
+                predecessor_serial: input.predecessor.map(str::to_owned),
+                issued_at: now,
+                revocation: None,
+            };
+            let audit = NewAuditEntry::new(
+                actor.clone(),
+                None,
+                AuditEvent::CertificateIssued,
+                json!({
+                    "serial": row.serial,
+                    "family": input.family.as_str(),
+                    "profile": row.profile,
+                    "subject": row.subject,
+                    "key": row.key_algorithm,
+                    "account": row.account_id.map(|a| a.0),
+                    "predecessor": row.predecessor_serial,
+                    "sha256": row.sha256,
+                }),
+            );
+            let job = Job {
+                built_from: BuiltFrom {
+                    family: input.family.as_str().to_owned(),
+                    authority_id: view.authority.id,
+                    profile: profile.name.clone(),
+                    profile_body: profile_body.clone(),
                 },
-            },
-        )
-        .map_err(ServiceError::Ca)?;
-        let row = CertificateRow {
-            serial: serial_hex(&serial),
-            issuer_id: issuing.id,
-            profile: profile.name.clone(),
-            subject: subject.to_string(),
-            key_algorithm: verified.key.to_string(),
-            not_before,
-            not_after,
-            sha256: fingerprint_sha256(&der_bytes),
-            der: der_bytes,
-            account_id: input.account,
-            order_id: input.order_id,
-            predecessor_serial: input.predecessor.map(str::to_owned),
-            issued_at: now,
-            revocation: None,
-        };
-        let mut tx = self.store.begin_write().await?;
-        if let Some(p) = input.predecessor {
-            if db::certificate_tx(&mut tx, p).await?.is_none() {
-                return Err(Refusal::CertificateNotFound.into());
+                row: row.clone(),
+                audit,
+            };
+            match self
+                .ca()
+                .issue_queue
+                .submit(&self.store, &self.clock, job)
+                .await?
+            {
+                Verdict::Stored => return Ok(row),
+                Verdict::Stale => self.ca().forget_issuing(),
             }
         }
-        db::insert_certificate(&mut tx, &row).await?;
-        append_audit(
-            &mut tx,
-            self.clock.as_ref(),
-            actor,
-            &RequestMeta::default(),
-            AuditEvent::CertificateIssued,
-            json!({
-                "serial": row.serial,
-                "family": input.family.as_str(),
-                "profile": row.profile,
-                "subject": row.subject,
-                "key": row.key_algorithm,
-                "account": row.account_id.map(|a| a.0),
-                "predecessor": row.predecessor_serial,
-                "sha256": row.sha256,
-            }),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(row)
+        Err(ServiceError::Internal(
+            "the issuing CA or the profile changed three times during one issuance".into(),
+        ))
+    }
+
+    /// The active issuing CA of a family, parsed, with its key: read once,
+    /// then kept until a commit finds it stale.
+    async fn issuing_view(&self, family: Family) -> Result<Arc<IssuingView>> {
+        if let Some(v) = self.issuing_views().authorities.get(&family) {
+            return Ok(v.clone());
+        }
+        let authority = self.ca_active(family, role::ISSUING).await?;
+        let view = Arc::new(IssuingView {
+            certificate: parse_cert(&authority.der)?,
+            signer: self.ca_signer(&authority)?,
+            urls: self.ca_urls(family, role::ISSUING),
+            authority,
+        });
+        self.issuing_views()
+            .authorities
+            .insert(family, view.clone());
+        Ok(view)
+    }
+
+    /// A profile and its stored body, kept like [`Self::issuing_view`].
+    async fn issuing_profile(&self, name: &str) -> Result<Arc<(Profile, String)>> {
+        if let Some(p) = self.issuing_views().profiles.get(name) {
+            return Ok(p.clone());
+        }
+        let row = db::profile(&self.store, name)
+            .await?
+            .ok_or_else(|| Refusal::ProfileNotFound(name.to_owned()))?;
+        let profile: Profile = serde_json::from_str(&row.body)
+            .map_err(|e| ServiceError::Ca(CaError::InvalidProfile(e.to_string())))?;
+        let entry = Arc::new((profile, row.body));
+        self.issuing_views()
+            .profiles
+            .insert(name.to_owned(), entry.clone());
+        Ok(entry)
+    }
+
+    fn issuing_views(&self) -> std::sync::MutexGuard<'_, IssuingViews> {
+        self.ca().issuing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One certificate by serial (hex, any case, colons allowed).

@@ -13,6 +13,7 @@
 //! the OCSP responder is `crate::ocsp`.
 
 mod crls;
+mod group_commit;
 mod hierarchy;
 mod issuance;
 mod keys;
@@ -107,6 +108,28 @@ pub struct CaRuntime {
     keys: Mutex<HashMap<i64, Arc<dyn CaSigner>>>,
     /// The OCSP responder's memory (see `crate::ocsp`).
     pub(crate) ocsp: crate::ocsp::OcspMemory,
+    /// What issuance reads per family and per profile, kept between
+    /// issuances; every batch is checked against the database when it
+    /// commits (see `group_commit`), so a stale view never issues.
+    issuing: Mutex<IssuingViews>,
+    /// The group-commit writer's queue.
+    issue_queue: group_commit::IssueQueue,
+}
+
+/// Issuing CAs (by family) and profiles (by name) as last read.
+#[derive(Debug, Default)]
+struct IssuingViews {
+    authorities: HashMap<Family, Arc<IssuingView>>,
+    profiles: HashMap<String, Arc<(Profile, String)>>,
+}
+
+/// An active issuing CA, parsed, with its signer and URLs.
+#[derive(Debug)]
+struct IssuingView {
+    authority: AuthorityRow,
+    certificate: Certificate,
+    signer: Arc<dyn CaSigner>,
+    urls: CaUrls,
 }
 
 impl CaRuntime {
@@ -116,7 +139,16 @@ impl CaRuntime {
             settings,
             keys: Mutex::new(HashMap::new()),
             ocsp: crate::ocsp::OcspMemory::default(),
+            issuing: Mutex::new(IssuingViews::default()),
+            issue_queue: group_commit::IssueQueue::default(),
         }
+    }
+
+    /// Drops the issuing views (a CA or a profile changed here; changes
+    /// made by other processes are caught when a batch commits).
+    pub(crate) fn forget_issuing(&self) {
+        let mut views = self.issuing.lock().unwrap_or_else(|p| p.into_inner());
+        *views = IssuingViews::default();
     }
 }
 
@@ -283,6 +315,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.ca().forget_issuing();
         Ok(())
     }
 

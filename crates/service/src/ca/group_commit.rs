@@ -1,0 +1,195 @@
+//! Group commit of issuances. Callers verify the CSR, build and sign the
+//! certificate on their own task (the CPU work, in parallel), then hand
+//! the certificate row and its audit entry to one writer task per
+//! process, which stores everything that queued up meanwhile in one
+//! transaction: one multi-row INSERT of certificates, the audit entries
+//! chained in order, one commit. Every caller is answered only after the
+//! commit that holds its certificate, so an issuance that returned is as
+//! durable as before; the transaction per certificate (and the audit
+//! chain's lock per certificate) is what capped issuance at about 1,500/s.
+//!
+//! A batch is checked against the database before it is written: each
+//! certificate must have been signed by the issuing CA that is still
+//! active and built from the profile as it is now stored. A certificate
+//! built from a stale view (another process rotated the CA or edited the
+//! profile) is answered [`Verdict::Stale`]; the caller rebuilds it from a
+//! fresh view. So the in-memory [`IssuingView`] cache never issues from an
+//! outdated CA or profile.
+//!
+//! Several processes each run their own writer; they serialize on the
+//! audit chain's lock, as single transactions did.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use certhall_domain::audit::NewAuditEntry;
+use certhall_domain::clock::Clock;
+use certhall_domain::Refusal;
+use certhall_store::ca::{self as db, CertificateRow};
+use certhall_store::{audit, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Result, ServiceError};
+
+/// At most this many issuances per transaction.
+const MAX_BATCH: usize = 512;
+
+/// One issuance waiting for its commit.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub row: CertificateRow,
+    pub audit: NewAuditEntry,
+    /// The view it was built from, checked in the transaction.
+    pub built_from: BuiltFrom,
+}
+
+/// What a certificate was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct BuiltFrom {
+    pub family: String,
+    pub authority_id: i64,
+    pub profile: String,
+    pub profile_body: String,
+}
+
+/// How a job ended.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Committed.
+    Stored,
+    /// Built from a CA or profile that changed since: rebuild.
+    Stale,
+}
+
+type Reply = oneshot::Sender<Result<Verdict>>;
+
+/// The per-process queue in front of the writer task.
+#[derive(Debug, Default)]
+pub(crate) struct IssueQueue {
+    sender: Mutex<Option<mpsc::UnboundedSender<(Job, Reply)>>>,
+}
+
+impl IssueQueue {
+    /// Queues `job` and waits for the commit that stores it (or refuses it).
+    /// Starts the writer on first use, and again if its runtime went away.
+    pub async fn submit(&self, store: &Store, clock: &Arc<dyn Clock>, job: Job) -> Result<Verdict> {
+        let (reply, answer) = oneshot::channel();
+        let mut item = (job, reply);
+        for _ in 0..2 {
+            let sender = self.sender(store, clock, false);
+            match sender.send(item) {
+                Ok(()) => {
+                    return answer
+                        .await
+                        .map_err(|_| internal("the issuance writer stopped before committing"))?;
+                }
+                // The writer's runtime ended (tests build one per test):
+                // start another here.
+                Err(mpsc::error::SendError(back)) => {
+                    item = back;
+                    self.sender(store, clock, true);
+                }
+            }
+        }
+        Err(internal("the issuance writer cannot be started"))
+    }
+
+    fn sender(
+        &self,
+        store: &Store,
+        clock: &Arc<dyn Clock>,
+        restart: bool,
+    ) -> mpsc::UnboundedSender<(Job, Reply)> {
+        let mut guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = guard.as_ref().filter(|s| !restart && !s.is_closed()) {
+            return s.clone();
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(store.clone(), clock.clone(), rx));
+        *guard = Some(tx.clone());
+        tx
+    }
+}
+
+fn internal(what: &str) -> ServiceError {
+    ServiceError::Internal(what.to_owned())
+}
+
+/// The writer: takes what queued up, commits it as one batch, answers.
+async fn run(store: Store, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceiver<(Job, Reply)>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first.0];
+        let mut replies = vec![first.1];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((job, reply)) => {
+                    jobs.push(job);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        match commit(&store, clock.as_ref(), &jobs).await {
+            Ok(verdicts) => {
+                for (reply, v) in replies.into_iter().zip(verdicts) {
+                    let _ = reply.send(Ok(v));
+                }
+            }
+            Err(e) if jobs.len() == 1 => {
+                let _ = replies.into_iter().next().map(|r| r.send(Err(e)));
+            }
+            // One bad job (a duplicate serial, say) must not fail the
+            // others: write them one by one, each with its own answer.
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "issuance batch failed; committing one by one");
+                for (job, reply) in jobs.into_iter().zip(replies) {
+                    let one = commit(&store, clock.as_ref(), std::slice::from_ref(&job)).await;
+                    let _ = reply.send(one.map(|mut v| v.remove(0)));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction: check what each job was built from and its
+/// predecessor, insert the fresh ones with their audit entries, commit.
+async fn commit(store: &Store, clock: &dyn Clock, jobs: &[Job]) -> Result<Vec<Verdict>> {
+    let mut tx = store.begin_write().await?;
+    let mut current: HashMap<&BuiltFrom, bool> = HashMap::new();
+    for job in jobs {
+        let b = &job.built_from;
+        if current.contains_key(b) {
+            continue;
+        }
+        let authority = db::active_authority_tx(&mut tx, &b.family, super::role::ISSUING).await?;
+        let body = db::profile_body_tx(&mut tx, &b.profile).await?;
+        let fresh = authority.map(|a| a.id) == Some(b.authority_id)
+            && body.as_deref() == Some(b.profile_body.as_str());
+        current.insert(b, fresh);
+    }
+    for job in jobs {
+        if let Some(p) = &job.row.predecessor_serial {
+            if db::certificate_tx(&mut tx, p).await?.is_none() {
+                // Refused before anything is written; the batch falls
+                // back to one by one and only this job gets the refusal.
+                return Err(Refusal::CertificateNotFound.into());
+            }
+        }
+    }
+    let fresh: Vec<&Job> = jobs.iter().filter(|j| current[&j.built_from]).collect();
+    let rows: Vec<&CertificateRow> = fresh.iter().map(|j| &j.row).collect();
+    let entries: Vec<&NewAuditEntry> = fresh.iter().map(|j| &j.audit).collect();
+    db::insert_certificates(&mut tx, &rows).await?;
+    audit::append_many(&mut tx, clock.now(), &entries).await?;
+    tx.commit().await?;
+    Ok(jobs
+        .iter()
+        .map(|j| {
+            if current[&j.built_from] {
+                Verdict::Stored
+            } else {
+                Verdict::Stale
+            }
+        })
+        .collect())
+}
