@@ -41,6 +41,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Refusal;
 
 /// What the order is for.
@@ -141,7 +143,9 @@ impl Step {
 }
 
 /// How the legal representative authorizes the application (step 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored in step 5's data by [`Authorization::as_str`]'s names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Authorization {
     /// 法人授权: an SMS to the legal representative, answered 同意 / 拒绝.
     LegalRepSms,

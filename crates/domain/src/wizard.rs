@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::identity::{ResidentId, Uscc};
 use crate::{Refusal, Timestamp};
 
-/// Step 1, 个人实名认证: the applicant (经办人).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Step 1, 个人实名认证: the applicant (经办人). Also the step's stored
+/// data ([`crate::steps`]): a missing field reads as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PersonalIdentity {
     /// Name as on the ID card.
     pub name: String,
@@ -125,8 +127,10 @@ pub const ENTERPRISE_NATURES: [&str; 8] = [
 ];
 
 /// Step 3, 企业实名认证: the enterprise, as on its business license plus
-/// what the license does not say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// what the license does not say. Also the step's stored data
+/// ([`crate::steps`]): a missing field reads as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EnterpriseIdentity {
     /// 名称.
     pub name: String,
