@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::ResidentId;
-use crate::order::{Authorization, Step};
+use crate::order::{Authorization, OrderEvent, Step};
 use crate::wizard::check_person_name;
 use crate::{Phone, Refusal, Timestamp};
 
@@ -277,18 +277,6 @@ impl AuthorizationOutcome {
     pub fn is_pending(self) -> bool {
         self == Self::Pending
     }
-
-    /// The outcome a reply's effect closes a pending request with; `None`
-    /// when the reply is only recorded.
-    pub fn of_reply(effect: ReplyEffect) -> Option<Self> {
-        match effect {
-            ReplyEffect::Authorize => Some(Self::Agreed),
-            ReplyEffect::Refuse => Some(Self::Refused),
-            ReplyEffect::IgnoredUnclear
-            | ReplyEffect::IgnoredExpired
-            | ReplyEffect::IgnoredAmbiguous => None,
-        }
-    }
 }
 
 impl fmt::Display for AuthorizationOutcome {
@@ -404,6 +392,16 @@ pub enum ReplyEffect {
 }
 
 impl ReplyEffect {
+    /// What a decisive reply does: the outcome its request is closed with
+    /// and the order's event. `None` when the reply is only recorded.
+    pub fn decision(self) -> Option<(AuthorizationOutcome, OrderEvent)> {
+        match self {
+            Self::Authorize => Some((AuthorizationOutcome::Agreed, OrderEvent::LegalRepAgreed)),
+            Self::Refuse => Some((AuthorizationOutcome::Refused, OrderEvent::LegalRepRefused)),
+            Self::IgnoredUnclear | Self::IgnoredExpired | Self::IgnoredAmbiguous => None,
+        }
+    }
+
     /// The outcome recorded with the inbound SMS.
     pub fn outcome_zh(self) -> &'static str {
         match self {
@@ -478,7 +476,15 @@ mod tests {
         // The names in the rows of existing databases (0008_materials.sql).
         assert_eq!(
             names,
-            ["sending", "pending", "agreed", "refused", "expired", "withdrawn", "failed"]
+            [
+                "sending",
+                "pending",
+                "agreed",
+                "refused",
+                "expired",
+                "withdrawn",
+                "failed"
+            ]
         );
         for o in AuthorizationOutcome::ALL {
             assert_eq!(AuthorizationOutcome::parse(o.as_str()), Some(o));
@@ -498,13 +504,22 @@ mod tests {
     fn only_a_clear_timely_reply_closes_a_request() {
         use AuthorizationOutcome as O;
         for (effect, want) in [
-            (ReplyEffect::Authorize, Some(O::Agreed)),
-            (ReplyEffect::Refuse, Some(O::Refused)),
+            (
+                ReplyEffect::Authorize,
+                Some((O::Agreed, OrderEvent::LegalRepAgreed)),
+            ),
+            (
+                ReplyEffect::Refuse,
+                Some((O::Refused, OrderEvent::LegalRepRefused)),
+            ),
             (ReplyEffect::IgnoredUnclear, None),
             (ReplyEffect::IgnoredExpired, None),
             (ReplyEffect::IgnoredAmbiguous, None),
         ] {
-            assert_eq!(AuthorizationOutcome::of_reply(effect), want, "{effect:?}");
+            assert_eq!(effect.decision(), want, "{effect:?}");
+            if let Some((outcome, _)) = want {
+                assert!(!outcome.is_pending(), "a decided request is closed");
+            }
         }
     }
 

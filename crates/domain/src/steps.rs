@@ -16,7 +16,8 @@
 //! | 4 | [`HandlingChoice`] | `handling` (`online` / `counter`) |
 //! | 5 | [`MaterialsStep`] | `authorization` (`legal_rep_sms` / `letter`), `legal_rep` (or `null`) |
 //!
-//! Every field but step 4's and step 5's route defaults when absent: rows
+//! Every field but step 4's and step 5's route defaults when absent (step
+//! 2's price to `None`, never to 0): rows
 //! written before a field existed (step 2's `key_kind` came with step 8)
 //! still decode, and so do the partial documents the test kit saves.
 
@@ -52,8 +53,11 @@ pub struct ApplicationChoice {
     pub key_kind: Option<KeyKind>,
     /// Certificate validity in days.
     pub validity_days: u32,
-    /// Price in fen (分).
-    pub price_fen: i64,
+    /// Price in fen (分). Absent only in hand-made documents: a missing
+    /// price must not read as free, so it stays `None` and checkout
+    /// refuses the order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_fen: Option<i64>,
 }
 
 impl ApplicationChoice {
@@ -173,7 +177,7 @@ impl StepData {
     /// enterprise).
     pub fn list_name(&self) -> Option<&str> {
         match self {
-            Self::Application(a) => Some(a.display_name()),
+            Self::Application(a) => Some(a.name.as_str()),
             Self::Enterprise(e) => Some(e.name.as_str()),
             _ => None,
         }
@@ -266,13 +270,13 @@ mod tests {
     #[test]
     fn step_two_round_trips_byte_for_byte() {
         let stored = step2_now().to_string();
-        let data = StepData::decode(Step::Application, serde_json::from_str(&stored).unwrap())
-            .unwrap();
+        let data =
+            StepData::decode(Step::Application, serde_json::from_str(&stored).unwrap()).unwrap();
         let StepData::Application(a) = &data else {
             panic!("{data:?}")
         };
         assert_eq!(a.key_kind, Some(KeyKind::Sm2));
-        assert_eq!(a.price_fen, 30_000);
+        assert_eq!(a.price_fen, Some(30_000));
         assert_eq!(a.validity_days, 365);
         assert_eq!(data.to_json().to_string(), stored);
     }
@@ -290,7 +294,11 @@ mod tests {
         };
         assert_eq!(a.key_kind, None);
         assert_eq!(a.name, "枣庄公共资源交易");
-        assert_eq!(data.to_json(), old, "no key_kind is made up on the way back");
+        assert_eq!(
+            data.to_json(),
+            old,
+            "no key_kind is made up on the way back"
+        );
     }
 
     #[test]
@@ -301,7 +309,7 @@ mod tests {
         };
         assert_eq!(a.code, "zzggzy");
         assert_eq!(a.display_name(), "zzggzy", "no name: the code is shown");
-        assert_eq!(a.price_fen, 0);
+        assert_eq!(a.price_fen, None, "a missing price is not a price of 0");
         assert!(a.is_named("zzggzy") && !a.is_named("other") && !a.is_named(""));
 
         let named = json!({ "application_name": "公共资源", "key_kind": "ed448" });
@@ -309,13 +317,19 @@ mod tests {
             panic!()
         };
         assert_eq!(a.display_name(), "公共资源");
-        assert_eq!(a.key_kind, None, "an unknown kind reads as none, not an error");
+        assert_eq!(
+            a.key_kind, None,
+            "an unknown kind reads as none, not an error"
+        );
     }
 
     #[test]
     fn partial_identity_and_enterprise_rows_decode_with_empty_fields() {
         let steps = OrderSteps::decode([
-            (Step::Identity, json!({ "name": "张三", "id_number": "11010519491231002X" })),
+            (
+                Step::Identity,
+                json!({ "name": "张三", "id_number": "11010519491231002X" }),
+            ),
             (
                 Step::Enterprise,
                 json!({ "name": "枣庄测试建设有限公司", "uscc": "91370400MA3C8XXX1X" }),

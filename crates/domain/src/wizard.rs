@@ -177,6 +177,23 @@ pub struct EnterpriseInput {
     pub nature: String,
 }
 
+impl From<EnterpriseIdentity> for EnterpriseInput {
+    /// A saved step 3 as the form's values (to prefill it again).
+    fn from(e: EnterpriseIdentity) -> Self {
+        Self {
+            name: e.name,
+            uscc: e.uscc,
+            kind: e.kind,
+            legal_representative: e.legal_representative,
+            address: e.address,
+            registered_capital: e.registered_capital,
+            established: e.established,
+            registered_place: e.registered_place,
+            nature: e.nature,
+        }
+    }
+}
+
 fn required(value: &str, field: &'static str, max: usize) -> Result<String, Refusal> {
     let v = value.trim();
     if v.is_empty() {
@@ -261,6 +278,22 @@ pub enum Handling {
 }
 
 impl Handling {
+    /// Stored (and form) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Counter => "counter",
+        }
+    }
+
+    /// Shown name.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Online => "在线办理",
+            Self::Counter => "柜台办理",
+        }
+    }
+
     /// Reads the form value.
     pub fn parse(value: &str) -> Result<Self, Refusal> {
         match value.trim() {
@@ -457,5 +490,9 @@ mod tests {
         assert_eq!(Handling::parse("online"), Ok(Handling::Online));
         assert_eq!(Handling::parse("counter"), Ok(Handling::Counter));
         assert!(Handling::parse("").is_err());
+        for h in [Handling::Online, Handling::Counter] {
+            assert_eq!(Handling::parse(h.as_str()), Ok(h));
+            assert_eq!(serde_json::to_value(h).unwrap(), h.as_str(), "stored name");
+        }
     }
 }

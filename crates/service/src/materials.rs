@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::materials::{
-    check_submission, LegalRepContact, MaterialKind, AUTHORIZATION_WINDOW,
+    check_submission, AuthorizationOutcome, LegalRepContact, MaterialKind, AUTHORIZATION_WINDOW,
 };
-use certhall_domain::order::{Authorization, OrderEvent, OrderState, Step};
+use certhall_domain::order::{Authorization, OrderEvent, OrderState};
+use certhall_domain::steps::{MaterialsStep, StepData};
 use certhall_domain::wizard::EnterpriseInput;
 use certhall_domain::{AccountId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
@@ -29,7 +30,7 @@ use certhall_store::LockKey;
 use certhall_upload::{sanitize_image, CleanImage, ImageRules};
 use serde_json::json;
 
-use crate::counter::{text_at, OperatorInfo};
+use crate::counter::OperatorInfo;
 use crate::orders::OrderActor;
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
@@ -202,13 +203,12 @@ impl Services {
                     "license read"
                 );
                 let mut tx = self.store.begin_write().await?;
-                let value = serde_json::to_value(&fields).unwrap_or_default();
                 materials::set_ocr(
                     &mut tx,
                     order_id,
                     MaterialKind::License,
                     &material.sha256,
-                    &value,
+                    &fields,
                 )
                 .await?;
                 tx.commit().await?;
@@ -289,18 +289,21 @@ impl Services {
         let contact = match route {
             Authorization::Letter => None,
             Authorization::LegalRepSms => {
-                let enterprise = orders::step_data(&self.store, order_id, Step::Enterprise).await?;
-                let on_license = text_at(enterprise.as_ref(), &["legal_representative"]);
+                let enterprise = self.steps_of(order_id).await?.enterprise;
+                let on_license = enterprise.map(|e| e.legal_representative);
                 Some(LegalRepContact::parse(
                     &input.legal_rep_name,
                     &input.legal_rep_id_number,
                     &input.legal_rep_phone,
-                    &on_license,
+                    on_license.as_deref().unwrap_or_default(),
                     now,
                 )?)
             }
         };
-        let data = json!({ "authorization": route.as_str(), "legal_rep": contact });
+        let data = StepData::Materials(MaterialsStep {
+            authorization: route,
+            legal_rep: contact.clone(),
+        });
         // The SMS route: the request is recorded (and counted) before the
         // SMS goes out, so neither a failed send nor concurrent submissions
         // escape the limits.
@@ -326,7 +329,7 @@ impl Services {
         account: AccountId,
         order_id: i64,
         route: Authorization,
-        data: &serde_json::Value,
+        data: &StepData,
         request: Option<&AuthorizationRow>,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -335,7 +338,7 @@ impl Services {
         let order = self.owned_order(&mut tx, account, order_id).await?;
         // The images may have changed since the check above.
         check_submission(route, &materials::kinds_tx(&mut tx, order_id).await?)?;
-        orders::save_step(&mut tx, order_id, Step::Materials, data, now).await?;
+        orders::save_step(&mut tx, order_id, data.step(), &data.to_json(), now).await?;
         if let Some(r) = request {
             materials::activate(&mut tx, r.id, order_id, now).await?;
             append_audit(
@@ -397,15 +400,13 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        let identity = orders::step_data(&self.store, order.id, Step::Identity).await?;
-        let enterprise = orders::step_data(&self.store, order.id, Step::Enterprise).await?;
-        let application = orders::step_data(&self.store, order.id, Step::Application).await?;
+        let steps = self.steps_of(order.id).await?;
         let sms = Sms {
             to: Phone::parse(&c.phone)?,
             template: SmsTemplate::LegalRepAuthorization {
-                applicant: text_at(identity.as_ref(), &["name"]),
-                enterprise: text_at(enterprise.as_ref(), &["name"]),
-                application: text_at(application.as_ref(), &["name"]),
+                applicant: steps.applicant_name().to_owned(),
+                enterprise: steps.enterprise_name().to_owned(),
+                application: steps.application.map(|a| a.name).unwrap_or_default(),
                 order: order.id,
                 hours: AUTHORIZATION_WINDOW.as_secs() / 3600,
             },
@@ -427,7 +428,7 @@ impl Services {
         let mut closed = 0;
         for a in materials::pending_expired(&self.store, now, 200).await? {
             let mut tx = self.store.begin_write().await?;
-            if !materials::close(&mut tx, a.id, "expired", now).await? {
+            if !materials::close(&mut tx, a.id, AuthorizationOutcome::Expired, now).await? {
                 continue; // answered or expired by someone else meanwhile
             }
             match self
@@ -470,7 +471,7 @@ impl Services {
         }
         let last = materials::latest_of_order(&self.store, order_id)
             .await?
-            .filter(|a| a.outcome == "pending")
+            .filter(|a| a.outcome.is_pending())
             .ok_or_else(|| Refusal::OrderStateConflict(order.state.label_zh()))?;
         let contact = LegalRepContact {
             name: last.name.clone(),

@@ -11,6 +11,7 @@
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::order::{transition, OrderEvent, OrderKind, OrderState, Step};
+use certhall_domain::steps::StepData;
 use certhall_domain::{AccountId, Refusal};
 use certhall_store::orders::{self, OrderRow, Transition};
 use certhall_store::{messages, WriteTx};
@@ -133,17 +134,17 @@ impl Services {
         &self,
         account: AccountId,
         id: i64,
-        step: Step,
-        data: &serde_json::Value,
+        data: &StepData,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
+        let step = data.step();
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         let order = self.owned_order(&mut tx, account, id).await?;
         let to = transition(order.state, OrderEvent::SaveStep(step))?;
-        orders::save_step(&mut tx, id, step, data, now).await?;
+        orders::save_step(&mut tx, id, step, &data.to_json(), now).await?;
         // The list columns follow the application and enterprise names.
-        let name = data.get("name").and_then(|v| v.as_str());
+        let name = data.list_name();
         match step {
             Step::Application => orders::set_names(&mut tx, id, name, None).await?,
             Step::Enterprise => orders::set_names(&mut tx, id, None, name).await?,
@@ -400,38 +401,17 @@ impl Services {
     /// The order page's summary of an applicant's order.
     pub async fn order_summary(&self, account: AccountId, id: i64) -> Result<OrderSummary> {
         let order = self.order_of(account, id).await?;
-        let saved = orders::steps_data(&self.store, id).await?;
-        let mut steps = Vec::new();
-        for step in Step::ALL {
-            let data = saved.iter().find(|(s, _)| *s == step).map(|(_, d)| d);
-            let fields = match data {
-                Some(data) => crate::counter::fields(step, data)
-                    .into_iter()
-                    .map(|mut f| {
-                        if f.label == "身份证号码" {
-                            f.value = mask_id_number(&f.value);
-                        } else if f.label.starts_with("法定代表人（") {
-                            f.value = f
-                                .value
-                                .split(" · ")
-                                .map(|part| {
-                                    if part.len() == 18 {
-                                        mask_id_number(part)
-                                    } else {
-                                        part.to_owned()
-                                    }
-                                })
-                                .collect::<Vec<_>>()
-                                .join(" · ");
-                        }
-                        f
-                    })
-                    .filter(|f| !matches!(f.label.as_str(), "证书模板" | "应用"))
-                    .collect(),
-                None => Vec::new(),
-            };
-            steps.push(crate::counter::StepView { step, fields });
-        }
+        let saved = self.steps_of(id).await?;
+        let steps = Step::ALL
+            .into_iter()
+            .map(|step| crate::counter::StepView {
+                step,
+                fields: saved
+                    .get(step)
+                    .map(|d| crate::counter::fields(&d, crate::counter::Reader::Applicant))
+                    .unwrap_or_default(),
+            })
+            .collect();
         let queue_position = if order.state == OrderState::InReview {
             let queue = orders::in_state(&self.store, "in_review", 1000).await?;
             queue.iter().position(|o| o.id == id).map(|p| p + 1)

@@ -28,7 +28,7 @@ use certhall_ca::{Family, KeyAlgorithm};
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::checkout::KeyColour;
 use certhall_domain::operator::may_review;
-use certhall_domain::order::{OrderEvent, OrderState, Step};
+use certhall_domain::order::{OrderEvent, OrderState};
 use certhall_domain::production::{
     self, attempt_transition, AttemptEvent, AttemptState, FailedStage, KeyKind, ATTEMPT_STALE,
 };
@@ -48,7 +48,7 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 
 use crate::ca::IssueInput;
-use crate::counter::{text_at, OperatorInfo};
+use crate::counter::OperatorInfo;
 use crate::orders::OrderActor;
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
@@ -171,25 +171,24 @@ fn key_matches(kind: KeyKind, alg: KeyAlgorithm) -> bool {
 impl Services {
     /// What the order's verified data says about its certificate.
     pub async fn order_facts(&self, order_id: i64) -> Result<OrderFacts> {
-        let steps = orders::steps_data(&self.store, order_id).await?;
-        let at = |s: Step| steps.iter().find(|(k, _)| *k == s).map(|(_, v)| v);
-        let app = at(Step::Application);
-        let code = text_at(app, &["code"]);
-        let key_kind = match KeyKind::parse(&text_at(app, &["key_kind"])) {
+        let steps = self.steps_of(order_id).await?;
+        let app = steps.application.clone().unwrap_or_default();
+        let key_kind = match app.key_kind {
             Some(k) => k,
             // Orders from before applications named their key kind.
             None => self
-                .application(&code)
+                .application(&app.code)
                 .await
                 .map(|a| a.key_kind)
                 .unwrap_or(KeyKind::Sm2),
         };
+        let enterprise = steps.enterprise.unwrap_or_default();
         Ok(OrderFacts {
-            enterprise: text_at(at(Step::Enterprise), &["name"]),
-            uscc: text_at(at(Step::Enterprise), &["uscc"]),
-            applicant: text_at(at(Step::Identity), &["name"]),
-            application: text_at(app, &["name"]),
-            profile: text_at(app, &["profile"]),
+            enterprise: enterprise.name,
+            uscc: enterprise.uscc,
+            applicant: steps.identity.map(|i| i.name).unwrap_or_default(),
+            application: app.name,
+            profile: app.profile,
             key_kind,
         })
     }

@@ -6,9 +6,9 @@
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::materials::{
-    reply_effect, split_order_number, LegalRepReply, PendingAuthorization, ReplyEffect,
+    reply_effect, split_order_number, AuthorizationOutcome, LegalRepReply, PendingAuthorization,
+    ReplyEffect,
 };
-use certhall_domain::order::OrderEvent;
 use certhall_domain::Phone;
 use certhall_store::materials;
 use certhall_store::sms::{inbound_insert, InboundEntry};
@@ -70,15 +70,11 @@ impl Services {
                     reply,
                     now,
                 );
-                let step = match effect {
-                    ReplyEffect::Authorize => Some(("agreed", OrderEvent::LegalRepAgreed, None)),
-                    ReplyEffect::Refuse => Some((
-                        "refused",
-                        OrderEvent::LegalRepRefused,
-                        Some("法定代表人回复拒绝"),
-                    )),
-                    _ => None,
-                };
+                let step = effect.decision().map(|(closed_as, event)| {
+                    let reason = (closed_as == AuthorizationOutcome::Refused)
+                        .then_some("法定代表人回复拒绝");
+                    (closed_as, event, reason)
+                });
                 let mut decided = None;
                 let mut text = format!("订单{}：{}", request.order_id, effect.outcome_zh());
                 let closed = match step {

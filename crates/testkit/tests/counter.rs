@@ -115,9 +115,8 @@ async fn order_in_review(app: &TestApp, phone: &str) -> (AccountId, OrderRow) {
         ),
         (Step::Handling, json!({"handling": "online"})),
     ] {
-        s.save_order_step(me, order.id, step, &data, &m)
-            .await
-            .unwrap();
+        let data = certhall_domain::steps::StepData::decode(step, data).unwrap();
+        s.save_order_step(me, order.id, &data, &m).await.unwrap();
     }
     let order = s.order_of(me, order.id).await.unwrap();
     let order = s

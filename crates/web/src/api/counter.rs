@@ -175,7 +175,7 @@ pub async fn detail(
             "phone_masked": a.phone_masked(),
             "requested_at": a.requested_at.rfc3339(),
             "expires_at": a.expires_at.rfc3339(),
-            "outcome": a.outcome,
+            "outcome": a.outcome.as_str(),
         })),
         "checkout": d.checkout.as_ref().map(|c| json!({
             "key_model": c.key_model, "key_model_name": c.key_model_name,

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::{OrderKind, OrderState, Step};
+use certhall_domain::steps::{OrderSteps, StepData};
 use certhall_domain::wizard::{
     CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
 };
@@ -324,7 +325,7 @@ fn render_status(
     let id = summary.order.id;
     let order = &summary.order;
     let waiting_for = match (order.state, &summary.authorization) {
-        (OrderState::AwaitingAuthorization, Some(a)) if a.outcome == "pending" => {
+        (OrderState::AwaitingAuthorization, Some(a)) if a.outcome.is_pending() => {
             Some((a.phone_masked(), a.name.clone(), a.expires_at.display_cst()))
         }
         _ => None,
@@ -731,18 +732,14 @@ async fn step_page(
     error: Option<String>,
     extras: Extras,
 ) -> Result<StepPage, PageError> {
-    let saved = state
+    let mut saved = OrderSteps::default();
+    if let Some(data) = state
         .services
         .wizard_data(who.account_id, order, step)
-        .await?;
-    let field = |key: &str| -> String {
-        saved
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
+        .await?
+    {
+        saved.put(data);
+    }
     let apps = if step == Step::Application {
         state
             .services
@@ -773,7 +770,10 @@ async fn step_page(
     // prefers it to the OCR reading, step 5 proposes its legal
     // representative.
     let own_enterprise = if matches!(step, Step::Enterprise | Step::Materials) {
-        state.services.order_step(order, Step::Enterprise).await?
+        match state.services.order_step(order, Step::Enterprise).await? {
+            Some(StepData::Enterprise(e)) => Some(e),
+            _ => None,
+        }
     } else {
         None
     };
@@ -785,10 +785,10 @@ async fn step_page(
             let read = license_info.and_then(|m| m.ocr.clone());
             own_enterprise
                 .clone()
+                .map(EnterpriseInput::from)
                 .or(read)
-                .or(saved.clone())
+                .or(saved.enterprise.clone().map(EnterpriseInput::from))
                 .filter(|_| step == Step::Enterprise)
-                .and_then(|d| serde_json::from_value(d).ok())
                 .unwrap_or_default()
         }
     };
@@ -818,28 +818,18 @@ async fn step_page(
     // Step 5's legal representative: as typed, as saved, else the
     // license's legal representative's name.
     let saved_rep = saved
+        .materials
         .as_ref()
-        .filter(|_| step == Step::Materials)
-        .and_then(|d| d.get("legal_rep"))
-        .cloned();
-    let rep_field = |key: &str| -> String {
-        saved_rep
-            .as_ref()
-            .and_then(|r| r.get(key))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
+        .and_then(|m| m.legal_rep.clone())
+        .filter(|_| step == Step::Materials);
+    let license_rep = match &saved_rep {
+        Some(rep) => rep.name.clone(),
+        None if step == Step::Materials => own_enterprise
+            .map(|e| e.legal_representative)
+            .unwrap_or_default(),
+        None => String::new(),
     };
-    let license_rep = if step == Step::Materials && saved_rep.is_none() {
-        own_enterprise
-            .as_ref()
-            .and_then(|d| d.get("legal_representative"))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    } else {
-        rep_field("name")
-    };
+    let identity = saved.identity.unwrap_or_default();
     Ok(StepPage {
         chrome: Chrome::new(state, bid, Some(who), "orders"),
         order_id: order.id,
@@ -851,22 +841,22 @@ async fn step_page(
             OrderState::Returned { .. } => order.return_reason.clone(),
             _ => None,
         },
-        name: typed
-            .map(|f| f.name.clone())
-            .unwrap_or_else(|| field("name")),
+        name: typed.map(|f| f.name.clone()).unwrap_or(identity.name),
         id_number: typed
             .map(|f| f.id_number.clone())
-            .unwrap_or_else(|| field("id_number")),
+            .unwrap_or(identity.id_number),
         phone: who.phone.as_str().to_owned(),
         apps,
         application: typed
             .map(|f| f.application.clone())
-            .unwrap_or_else(|| field("code")),
+            .or_else(|| saved.application.map(|a| a.code))
+            .unwrap_or_default(),
         ent,
         natures: &ENTERPRISE_NATURES,
         handling: typed
             .map(|f| f.handling.clone())
-            .unwrap_or_else(|| field("handling")),
+            .or_else(|| saved.handling.map(|h| h.handling.as_str().to_owned()))
+            .unwrap_or_default(),
         confirm_counter: typed.is_some_and(|f| f.handling == "counter" && f.confirm != "1"),
         notice: extras.notice,
         ocr_available: state.services.ocr_available(),
@@ -874,7 +864,13 @@ async fn step_page(
         slots,
         authorization: typed
             .map(|f| f.authorization.clone())
-            .unwrap_or_else(|| field("authorization")),
+            .or_else(|| {
+                saved
+                    .materials
+                    .as_ref()
+                    .map(|m| m.authorization.as_str().to_owned())
+            })
+            .unwrap_or_default(),
         authorization_refused: match order.state {
             OrderState::AuthorizationRefused => order.return_reason.clone(),
             _ => None,
@@ -884,10 +880,12 @@ async fn step_page(
             .unwrap_or(license_rep),
         legal_rep_id_number: typed
             .map(|f| f.legal_rep_id_number.clone())
-            .unwrap_or_else(|| rep_field("id_number")),
+            .or_else(|| saved_rep.as_ref().map(|r| r.id_number.clone()))
+            .unwrap_or_default(),
         legal_rep_phone: typed
             .map(|f| f.legal_rep_phone.clone())
-            .unwrap_or_else(|| rep_field("phone")),
+            .or_else(|| saved_rep.as_ref().map(|r| r.phone.clone()))
+            .unwrap_or_default(),
     })
 }
 
