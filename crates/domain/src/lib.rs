@@ -45,5 +45,7 @@ pub mod wizard;
 
 pub use account::AccountId;
 pub use clock::{Clock, Timestamp};
+pub use operator::OperatorId;
+pub use order::OrderId;
 pub use phone::Phone;
 pub use refusal::{Refusal, RefusalKind};

@@ -45,6 +45,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::Refusal;
 
+/// The id of an order (订单号): shown to applicants, quoted in SMS replies
+/// (`同意 12`) and in URLs. The store keeps it as a 64-bit integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(pub i64);
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// What the order is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderKind {

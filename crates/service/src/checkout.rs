@@ -15,7 +15,7 @@ use certhall_domain::checkout::{
 };
 use certhall_domain::divisions::delivery_leaf;
 use certhall_domain::order::{OrderEvent, OrderState};
-use certhall_domain::{AccountId, Refusal};
+use certhall_domain::{AccountId, OrderId, Refusal};
 use certhall_store::addresses::{self, AddressRow};
 use certhall_store::checkouts::{self, CheckoutRow};
 use certhall_store::key_models::{self, StockMove};
@@ -123,7 +123,11 @@ enum AddressChange {
 impl Services {
     /// Step 6's page. Open once the counter approved (and while waiting
     /// for payment, to show what was chosen).
-    pub async fn checkout_view(&self, account: AccountId, order_id: i64) -> Result<CheckoutView> {
+    pub async fn checkout_view(
+        &self,
+        account: AccountId,
+        order_id: OrderId,
+    ) -> Result<CheckoutView> {
         let order = self.order_of(account, order_id).await?;
         checkout_open(order.state)?;
         let steps = self.steps_of(order_id).await?;
@@ -139,7 +143,7 @@ impl Services {
             application_fen: app.price_fen.unwrap_or(0),
             models,
             addresses: self.addresses(account).await?,
-            saved: checkouts::get(&self.store, order_id).await?,
+            saved: checkouts::get(&self.store, order_id.0).await?,
             invoice_prefill: InvoiceInput {
                 kind: "none".into(),
                 buyer_name: enterprise.name,
@@ -159,7 +163,7 @@ impl Services {
     pub async fn save_checkout(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         input: &CheckoutInput,
         remember: bool,
         meta: &RequestMeta,
@@ -199,7 +203,7 @@ impl Services {
         checkouts::upsert(
             &mut tx,
             &CheckoutRow {
-                order_id,
+                order_id: order_id.0,
                 key_model: model.code.clone(),
                 key_model_name: model.name.clone(),
                 application_fen,
@@ -267,7 +271,7 @@ impl Services {
     pub async fn revise_checkout(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let order = self.order_of(account, order_id).await?;
@@ -278,14 +282,14 @@ impl Services {
             return Err(Refusal::OrderAlreadyPaid.into());
         }
         let mut tx = self.store.begin_write().await?;
-        tx.lock(LockKey::OrderPayment(order_id)).await?;
-        if !payments::paying_of_order_tx(&mut tx, order_id)
+        tx.lock(LockKey::OrderPayment(order_id.0)).await?;
+        if !payments::paying_of_order_tx(&mut tx, order_id.0)
             .await?
             .is_empty()
         {
             return Err(Refusal::PaymentBusy.into());
         }
-        checkouts::set_reserved(&mut tx, order_id, false).await?;
+        checkouts::set_reserved(&mut tx, order_id.0, false).await?;
         orders::set_amount(&mut tx, order_id, None).await?;
         let order = self
             .order_event_tx(

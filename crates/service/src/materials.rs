@@ -20,7 +20,7 @@ use certhall_domain::materials::{
 use certhall_domain::order::{Authorization, OrderEvent, OrderState};
 use certhall_domain::steps::{MaterialsStep, StepData};
 use certhall_domain::wizard::EnterpriseInput;
-use certhall_domain::{AccountId, Phone, Refusal};
+use certhall_domain::{AccountId, OrderId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::materials::{
     self, AuthorizationRow, MaterialInfo, NewAuthorization, NewMaterial,
@@ -74,7 +74,7 @@ impl Services {
     pub async fn upload_material(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         kind: MaterialKind,
         file_name: &str,
         bytes: Vec<u8>,
@@ -89,7 +89,7 @@ impl Services {
         .await
         .map_err(|e| ServiceError::Internal(format!("image check: {e}")))?
         .map_err(|r| {
-            tracing::info!(order = order_id, kind = %kind, refused = r.code(), "upload refused");
+            tracing::info!(order = order_id.0, kind = %kind, refused = r.code(), "upload refused");
             Refusal::UploadRefused {
                 material: kind.label_zh(),
                 code: r.code(),
@@ -109,7 +109,7 @@ impl Services {
         }
         materials::put(
             &mut tx,
-            order_id,
+            order_id.0,
             &NewMaterial {
                 kind,
                 format: clean.format().as_str(),
@@ -135,7 +135,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        let info = materials::of_order(&self.store, order_id)
+        let info = materials::of_order(&self.store, order_id.0)
             .await?
             .into_iter()
             .find(|m| m.kind == kind)
@@ -168,7 +168,7 @@ impl Services {
     pub async fn read_license(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         file_name: &str,
         bytes: Vec<u8>,
         meta: &RequestMeta,
@@ -198,14 +198,14 @@ impl Services {
         let fields = match read {
             Ok(fields) => {
                 tracing::info!(
-                    order = order_id,
+                    order = order_id.0,
                     ms = started.elapsed().as_millis() as u64,
                     "license read"
                 );
                 let mut tx = self.store.begin_write().await?;
                 materials::set_ocr(
                     &mut tx,
-                    order_id,
+                    order_id.0,
                     MaterialKind::License,
                     &material.sha256,
                     &fields,
@@ -215,7 +215,7 @@ impl Services {
                 Some(fields)
             }
             Err(e) => {
-                tracing::warn!(order = order_id, error = %e, "license OCR failed");
+                tracing::warn!(order = order_id.0, error = %e, "license OCR failed");
                 None
             }
         };
@@ -230,21 +230,21 @@ impl Services {
     pub async fn materials_of(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
     ) -> Result<Vec<MaterialInfo>> {
         self.order_of(account, order_id).await?;
-        Ok(materials::of_order(&self.store, order_id).await?)
+        Ok(materials::of_order(&self.store, order_id.0).await?)
     }
 
     /// One image of the applicant's order, with its bytes.
     pub async fn material_image(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         kind: MaterialKind,
     ) -> Result<(MaterialInfo, Vec<u8>)> {
         self.order_of(account, order_id).await?;
-        Ok(materials::image(&self.store, order_id, kind)
+        Ok(materials::image(&self.store, order_id.0, kind)
             .await?
             .ok_or(Refusal::NotFound)?)
     }
@@ -253,17 +253,20 @@ impl Services {
     pub async fn counter_material_image(
         &self,
         _who: &OperatorInfo,
-        order_id: i64,
+        order_id: OrderId,
         kind: MaterialKind,
     ) -> Result<(MaterialInfo, Vec<u8>)> {
-        Ok(materials::image(&self.store, order_id, kind)
+        Ok(materials::image(&self.store, order_id.0, kind)
             .await?
             .ok_or(Refusal::NotFound)?)
     }
 
     /// The order's newest legal-rep authorization request.
-    pub async fn latest_authorization(&self, order_id: i64) -> Result<Option<AuthorizationRow>> {
-        Ok(materials::latest_of_order(&self.store, order_id).await?)
+    pub async fn latest_authorization(
+        &self,
+        order_id: OrderId,
+    ) -> Result<Option<AuthorizationRow>> {
+        Ok(materials::latest_of_order(&self.store, order_id.0).await?)
     }
 
     /// 第五步: submits the materials with an authorization route. Refused,
@@ -272,14 +275,14 @@ impl Services {
     pub async fn submit_materials(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         input: &MaterialsSubmission,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let order = self.order_of(account, order_id).await?;
         let route = Authorization::parse(&input.authorization)?;
         certhall_domain::order::transition(order.state, OrderEvent::SubmitMaterials(route))?;
-        let present: Vec<MaterialKind> = materials::of_order(&self.store, order_id)
+        let present: Vec<MaterialKind> = materials::of_order(&self.store, order_id.0)
             .await?
             .into_iter()
             .map(|m| m.kind)
@@ -327,7 +330,7 @@ impl Services {
     async fn finish_submission(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         route: Authorization,
         data: &StepData,
         request: Option<&AuthorizationRow>,
@@ -337,10 +340,10 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         let order = self.owned_order(&mut tx, account, order_id).await?;
         // The images may have changed since the check above.
-        check_submission(route, &materials::kinds_tx(&mut tx, order_id).await?)?;
+        check_submission(route, &materials::kinds_tx(&mut tx, order_id.0).await?)?;
         orders::save_step(&mut tx, order_id, data.step(), &data.to_json(), now).await?;
         if let Some(r) = request {
-            materials::activate(&mut tx, r.id, order_id, now).await?;
+            materials::activate(&mut tx, r.id, order_id.0, now).await?;
             append_audit(
                 &mut tx,
                 self.clock.as_ref(),
@@ -381,7 +384,8 @@ impl Services {
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::Phone(&c.phone)).await?;
-        let recent = materials::requests_since(&mut tx, order.id, &c.phone, now.minus(DAY)).await?;
+        let recent =
+            materials::requests_since(&mut tx, order.id.0, &c.phone, now.minus(DAY)).await?;
         if recent.for_order >= AUTH_SMS_PER_ORDER_PER_DAY
             || recent.for_phone >= AUTH_SMS_PER_PHONE_PER_DAY
         {
@@ -390,7 +394,7 @@ impl Services {
         let request = materials::record_sending(
             &mut tx,
             &NewAuthorization {
-                order_id: order.id,
+                order_id: order.id.0,
                 name: &c.name,
                 id_number: &c.id_number,
                 phone: &c.phone,
@@ -407,7 +411,7 @@ impl Services {
                 applicant: steps.applicant_name().to_owned(),
                 enterprise: steps.enterprise_name().to_owned(),
                 application: steps.application.map(|a| a.name).unwrap_or_default(),
-                order: order.id,
+                order: order.id.0,
                 hours: AUTHORIZATION_WINDOW.as_secs() / 3600,
             },
         };
@@ -435,7 +439,7 @@ impl Services {
                 .order_event_tx(
                     &mut tx,
                     OrderActor::System,
-                    a.order_id,
+                    OrderId(a.order_id),
                     None,
                     OrderEvent::LegalRepRefused,
                     Some("法定代表人72小时内未回复授权短信"),
@@ -462,14 +466,14 @@ impl Services {
     pub async fn resend_authorization(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<AuthorizationRow> {
         let order = self.order_of(account, order_id).await?;
         if order.state != OrderState::AwaitingAuthorization {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
-        let last = materials::latest_of_order(&self.store, order_id)
+        let last = materials::latest_of_order(&self.store, order_id.0)
             .await?
             .filter(|a| a.outcome.is_pending())
             .ok_or_else(|| Refusal::OrderStateConflict(order.state.label_zh()))?;
@@ -483,7 +487,7 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         let current = self.owned_order(&mut tx, account, order_id).await?;
         if current.state != OrderState::AwaitingAuthorization
-            || !materials::activate(&mut tx, request.id, order_id, now).await?
+            || !materials::activate(&mut tx, request.id, order_id.0, now).await?
         {
             materials::mark_failed(&mut tx, request.id, now).await?;
             tx.commit().await?;
@@ -512,7 +516,7 @@ impl Services {
     pub async fn revise_authorization(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let now = self.clock.now();
@@ -528,7 +532,7 @@ impl Services {
                 meta,
             )
             .await?;
-        materials::withdraw_pending(&mut tx, order_id, now).await?;
+        materials::withdraw_pending(&mut tx, order_id.0, now).await?;
         tx.commit().await?;
         Ok(order)
     }

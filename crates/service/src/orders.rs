@@ -12,7 +12,7 @@ use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::order::{transition, OrderEvent, OrderKind, OrderState, Step};
 use certhall_domain::steps::StepData;
-use certhall_domain::{AccountId, Refusal};
+use certhall_domain::{AccountId, OperatorId, OrderId, Refusal};
 use certhall_store::orders::{self, OrderRow, Transition};
 use certhall_store::{messages, WriteTx};
 use serde_json::json;
@@ -27,7 +27,7 @@ pub enum OrderActor {
     /// CertHall itself (an inbound SMS reply, a timeout).
     System,
     /// A counter operator (柜台人员), by operator id: reviews only.
-    Operator(i64),
+    Operator(OperatorId),
 }
 
 impl OrderActor {
@@ -96,7 +96,7 @@ impl Services {
 
     /// An order of `account` (another account's order does not exist for
     /// it).
-    pub async fn order_of(&self, account: AccountId, id: i64) -> Result<OrderRow> {
+    pub async fn order_of(&self, account: AccountId, id: OrderId) -> Result<OrderRow> {
         let order = orders::get(&self.store, id).await?;
         self.own_order_only(account, id, order)
     }
@@ -107,7 +107,7 @@ impl Services {
     fn own_order_only(
         &self,
         account: AccountId,
-        id: i64,
+        id: OrderId,
         order: Option<OrderRow>,
     ) -> Result<OrderRow> {
         match order {
@@ -133,7 +133,7 @@ impl Services {
     pub async fn save_order_step(
         &self,
         account: AccountId,
-        id: i64,
+        id: OrderId,
         data: &StepData,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -174,7 +174,7 @@ impl Services {
     pub async fn order_event(
         &self,
         actor: OrderActor,
-        id: i64,
+        id: OrderId,
         version: i64,
         event: OrderEvent,
         reason: Option<&str>,
@@ -196,7 +196,7 @@ impl Services {
         &self,
         tx: &mut WriteTx,
         actor: OrderActor,
-        id: i64,
+        id: OrderId,
         version: Option<i64>,
         event: OrderEvent,
         reason: Option<&str>,
@@ -238,7 +238,7 @@ impl Services {
         &self,
         tx: &mut WriteTx,
         account: AccountId,
-        id: i64,
+        id: OrderId,
     ) -> Result<OrderRow> {
         let order = orders::get_tx(tx, id).await?;
         self.own_order_only(account, id, order)
@@ -399,7 +399,7 @@ pub fn mask_id_number(id: &str) -> String {
 
 impl Services {
     /// The order page's summary of an applicant's order.
-    pub async fn order_summary(&self, account: AccountId, id: i64) -> Result<OrderSummary> {
+    pub async fn order_summary(&self, account: AccountId, id: OrderId) -> Result<OrderSummary> {
         let order = self.order_of(account, id).await?;
         let saved = self.steps_of(id).await?;
         let steps = Step::ALL
@@ -421,7 +421,7 @@ impl Services {
         let (next, expected) = order.state.next_step_zh();
         let (ukey, shipments) = if order.state.stage() == 8 {
             (
-                certhall_store::production::ukey_of_order(&self.store, id).await?,
+                certhall_store::production::ukey_of_order(&self.store, id.0).await?,
                 self.shipment_views(id).await?,
             )
         } else {
@@ -431,11 +431,11 @@ impl Services {
             ukey,
             shipments,
             steps,
-            materials: certhall_store::materials::of_order(&self.store, id).await?,
-            authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,
-            checkout: certhall_store::checkouts::get(&self.store, id).await?,
-            attempts: certhall_store::payments::attempts_of_order(&self.store, id).await?,
-            refunds: certhall_store::payments::refunds_of_order(&self.store, id).await?,
+            materials: certhall_store::materials::of_order(&self.store, id.0).await?,
+            authorization: certhall_store::materials::latest_of_order(&self.store, id.0).await?,
+            checkout: certhall_store::checkouts::get(&self.store, id.0).await?,
+            attempts: certhall_store::payments::attempts_of_order(&self.store, id.0).await?,
+            refunds: certhall_store::payments::refunds_of_order(&self.store, id.0).await?,
             events: orders::events(&self.store, id).await?,
             next,
             expected,
@@ -458,10 +458,10 @@ impl Services {
     /// asks for confirmation: whether it may be cancelled now, and the
     /// refund a paid order gets (its paid attempts, in full, as
     /// [`Services::cancel_order`] refunds them).
-    pub async fn cancel_preview(&self, account: AccountId, id: i64) -> Result<CancelPreview> {
+    pub async fn cancel_preview(&self, account: AccountId, id: OrderId) -> Result<CancelPreview> {
         let order = self.order_of(account, id).await?;
         let refund_fen = if order.state == OrderState::Paid {
-            let attempts = certhall_store::payments::attempts_of_order(&self.store, id).await?;
+            let attempts = certhall_store::payments::attempts_of_order(&self.store, id.0).await?;
             Some(
                 attempts
                     .iter()
@@ -486,7 +486,7 @@ impl Services {
     pub async fn cancel_order(
         &self,
         actor: OrderActor,
-        id: i64,
+        id: OrderId,
         reason: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -505,8 +505,8 @@ impl Services {
         self.settle_attempts_of(id, "cancel").await?;
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
-        tx.lock(certhall_store::LockKey::OrderPayment(id)).await?;
-        if !certhall_store::payments::paying_of_order_tx(&mut tx, id)
+        tx.lock(certhall_store::LockKey::OrderPayment(id.0)).await?;
+        if !certhall_store::payments::paying_of_order_tx(&mut tx, id.0)
             .await?
             .is_empty()
         {
@@ -518,11 +518,11 @@ impl Services {
         let after = self
             .order_event_tx(&mut tx, actor, id, None, OrderEvent::Cancel, reason, meta)
             .await?;
-        certhall_store::checkouts::set_reserved(&mut tx, id, false).await?;
-        certhall_store::materials::withdraw_pending(&mut tx, id, now).await?;
+        certhall_store::checkouts::set_reserved(&mut tx, id.0, false).await?;
+        certhall_store::materials::withdraw_pending(&mut tx, id.0, now).await?;
         let mut refunding = false;
         if before.state == OrderState::Paid {
-            for a in &certhall_store::payments::paid_of_order_tx(&mut tx, id).await? {
+            for a in &certhall_store::payments::paid_of_order_tx(&mut tx, id.0).await? {
                 let reason = match actor {
                     OrderActor::Operator(_) => "柜台取消订单，全额退款",
                     _ => "申请人取消订单，全额退款",

@@ -9,7 +9,7 @@ use certhall_domain::materials::{
     reply_effect, split_order_number, AuthorizationOutcome, LegalRepReply, PendingAuthorization,
     ReplyEffect,
 };
-use certhall_domain::Phone;
+use certhall_domain::{OrderId, Phone};
 use certhall_store::materials;
 use certhall_store::sms::{inbound_insert, InboundEntry};
 use certhall_store::LockKey;
@@ -24,7 +24,7 @@ pub struct InboundOutcome {
     /// A short description, stored with the message.
     pub outcome: String,
     /// The order the reply decided, if it decided one.
-    pub order: Option<i64>,
+    pub order: Option<OrderId>,
 }
 
 /// Recorded when no authorization waits for the phone.
@@ -88,7 +88,7 @@ impl Services {
                         .order_event_tx(
                             &mut tx,
                             OrderActor::System,
-                            request.order_id,
+                            OrderId(request.order_id),
                             None,
                             event,
                             reason,
@@ -135,7 +135,7 @@ impl Services {
         tracing::info!(from = %from.masked(), order = ?decided, %outcome, "inbound SMS");
         Ok(InboundOutcome {
             outcome,
-            order: decided,
+            order: decided.map(OrderId),
         })
     }
 }

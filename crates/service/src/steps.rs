@@ -5,7 +5,7 @@
 
 use certhall_domain::order::Step;
 use certhall_domain::steps::{OrderSteps, StepData, StepDataError};
-use certhall_domain::AccountId;
+use certhall_domain::{AccountId, OrderId};
 use certhall_store::orders::{self, OrderRow};
 
 use crate::{Result, ServiceError, Services};
@@ -18,7 +18,7 @@ impl From<StepDataError> for ServiceError {
 
 impl Services {
     /// Every step the order has saved.
-    pub(crate) async fn steps_of(&self, order_id: i64) -> Result<OrderSteps> {
+    pub(crate) async fn steps_of(&self, order_id: OrderId) -> Result<OrderSteps> {
         let saved = orders::steps_data(&self.store, order_id).await?;
         OrderSteps::decode(saved).map_err(|e| decode_failed(order_id, e))
     }
@@ -30,7 +30,7 @@ impl Services {
     }
 
     /// One step of any order.
-    pub(crate) async fn step_of(&self, order_id: i64, step: Step) -> Result<Option<StepData>> {
+    pub(crate) async fn step_of(&self, order_id: OrderId, step: Step) -> Result<Option<StepData>> {
         orders::step_data(&self.store, order_id, step)
             .await?
             .map(|v| StepData::decode(step, v).map_err(|e| decode_failed(order_id, e)))
@@ -60,7 +60,7 @@ impl Services {
     }
 }
 
-fn decode_failed(order_id: i64, e: StepDataError) -> ServiceError {
-    tracing::error!(order = order_id, step = e.step, error = %e.reason, "stored step data does not decode");
+fn decode_failed(order_id: OrderId, e: StepDataError) -> ServiceError {
+    tracing::error!(order = order_id.0, step = e.step, error = %e.reason, "stored step data does not decode");
     e.into()
 }

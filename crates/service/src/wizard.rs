@@ -6,7 +6,7 @@
 use certhall_domain::order::{OrderEvent, Step};
 use certhall_domain::steps::{ApplicationChoice, HandlingChoice, StepData};
 use certhall_domain::wizard::{EnterpriseInput, Handling, PersonalIdentity};
-use certhall_domain::{AccountId, Phone, Refusal};
+use certhall_domain::{AccountId, OrderId, Phone, Refusal};
 use certhall_store::orders::OrderRow;
 
 use crate::orders::OrderActor;
@@ -34,7 +34,7 @@ impl IdentityVerifier for FormatOnly {
 impl Services {
     /// Refuses early (before the input is even checked) when `step` is not
     /// open on the order: a step out of order is named as such.
-    async fn step_open(&self, account: AccountId, order_id: i64, step: Step) -> Result<()> {
+    async fn step_open(&self, account: AccountId, order_id: OrderId, step: Step) -> Result<()> {
         let order = self.order_of(account, order_id).await?;
         certhall_domain::order::transition(order.state, OrderEvent::SaveStep(step))?;
         Ok(())
@@ -46,7 +46,7 @@ impl Services {
         &self,
         account: AccountId,
         phone: &Phone,
-        order_id: i64,
+        order_id: OrderId,
         name: &str,
         id_number: &str,
         meta: &RequestMeta,
@@ -62,7 +62,7 @@ impl Services {
     pub async fn wizard_application(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         code: &str,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -89,7 +89,7 @@ impl Services {
     pub async fn wizard_enterprise(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         input: &EnterpriseInput,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -103,7 +103,7 @@ impl Services {
     pub async fn wizard_handling(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         handling: Handling,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {

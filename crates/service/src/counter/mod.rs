@@ -29,7 +29,7 @@ use certhall_domain::operator::{check_new_password, hash_password, OperatorRole,
 use certhall_domain::order::Step;
 use certhall_domain::session::SessionToken;
 use certhall_domain::wizard::EnterpriseInput;
-use certhall_domain::{Phone, Refusal};
+use certhall_domain::{OperatorId, Phone, Refusal};
 use certhall_store::operators::{self, OperatorRow};
 use certhall_store::orders::{OrderEventRow, OrderRow};
 use rand::rngs::OsRng;
@@ -41,7 +41,7 @@ use crate::{append_audit, RequestMeta, Result, Services};
 #[derive(Debug, Clone)]
 pub struct OperatorInfo {
     /// Operator id.
-    pub id: i64,
+    pub id: OperatorId,
     /// Login name.
     pub username: String,
     /// Their phone (orders of the account with this phone are not theirs

@@ -6,7 +6,7 @@ use certhall_domain::operator::{counter_reason, cst_day_start, may_review, DAY};
 use certhall_domain::order::{OrderEvent, OrderState, Step};
 use certhall_domain::steps::StepData;
 use certhall_domain::wizard::EnterpriseInput;
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::accounts;
 use certhall_store::orders::{self, OrderRow};
@@ -66,7 +66,7 @@ impl Services {
     }
 
     /// One order as the counter sees it.
-    pub async fn review_detail(&self, who: &OperatorInfo, id: i64) -> Result<ReviewDetail> {
+    pub async fn review_detail(&self, who: &OperatorInfo, id: OrderId) -> Result<ReviewDetail> {
         let (order, account) = self.order_with_account(id).await?;
         let saved = self.steps_of(id).await?;
         let steps = Step::ALL
@@ -79,7 +79,7 @@ impl Services {
                     .unwrap_or_default(),
             })
             .collect();
-        let materials = certhall_store::materials::of_order(&self.store, id).await?;
+        let materials = certhall_store::materials::of_order(&self.store, id.0).await?;
         let typed = EnterpriseInput::from(saved.enterprise.unwrap_or_default());
         let license_check = materials
             .iter()
@@ -97,10 +97,10 @@ impl Services {
             })
             .unwrap_or_default();
         Ok(ReviewDetail {
-            authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,
-            checkout: certhall_store::checkouts::get(&self.store, id).await?,
-            attempts: certhall_store::payments::attempts_of_order(&self.store, id).await?,
-            refunds: certhall_store::payments::refunds_of_order(&self.store, id).await?,
+            authorization: certhall_store::materials::latest_of_order(&self.store, id.0).await?,
+            checkout: certhall_store::checkouts::get(&self.store, id.0).await?,
+            attempts: certhall_store::payments::attempts_of_order(&self.store, id.0).await?,
+            refunds: certhall_store::payments::refunds_of_order(&self.store, id.0).await?,
             materials,
             license_check,
             own: may_review(&who.phone, &account.phone).is_err(),
@@ -124,7 +124,7 @@ impl Services {
     pub async fn counter_cancel(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         reason: &str,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -147,7 +147,7 @@ impl Services {
     pub async fn review_confirmable(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         version: i64,
         meta: &RequestMeta,
     ) -> Result<()> {
@@ -164,7 +164,7 @@ impl Services {
     /// order).
     async fn order_with_account(
         &self,
-        id: i64,
+        id: OrderId,
     ) -> Result<(OrderRow, certhall_domain::account::Account)> {
         let order = orders::get(&self.store, id)
             .await?
@@ -179,7 +179,7 @@ impl Services {
     async fn stale_decision(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         version: i64,
         meta: &RequestMeta,
     ) -> Result<()> {
@@ -198,7 +198,7 @@ impl Services {
     pub async fn review_decide(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         version: i64,
         decision: &ReviewDecision,
         meta: &RequestMeta,
@@ -248,12 +248,12 @@ impl Services {
         let sms = Sms {
             to: account.phone.clone(),
             template: SmsTemplate::ReviewResult {
-                order: id,
+                order: id.0,
                 outcome: outcome.to_owned(),
             },
         };
         if let Err(e) = self.sms.send(&sms).await {
-            tracing::warn!(order = id, error = %e, "review result SMS not sent");
+            tracing::warn!(order = id.0, error = %e, "review result SMS not sent");
         }
         Ok(order)
     }

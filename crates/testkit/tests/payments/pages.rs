@@ -105,7 +105,7 @@ async fn pages_steps_six_and_seven_and_the_order_page() {
         assert_eq!(status.json()["attempt"]["state"], "paying");
 
         // Paid at the cashier: the status says so, the order page shows it.
-        let attempt = payments::attempts_of_order(&app.db.store, id)
+        let attempt = payments::attempts_of_order(&app.db.store, id.0)
             .await
             .unwrap()
             .remove(0);

@@ -14,7 +14,7 @@ use axum::Router;
 use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::Step;
 use certhall_domain::steps::OrderSteps;
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::views::MaterialInfo;
 
 use super::orders::{render_step, Extras, StepForm};
@@ -47,7 +47,7 @@ pub fn router() -> Router<AppState> {
 #[template(path = "authorization_letter.html")]
 struct LetterPage {
     chrome: super::Chrome,
-    order_id: i64,
+    order_id: OrderId,
     enterprise: String,
     uscc: String,
     legal_rep: String,
@@ -62,7 +62,7 @@ pub async fn letter(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Response, PageError> {
     let order = state.services.order_of(who.account_id, id).await?;
     let mut saved = OrderSteps::default();
@@ -96,7 +96,7 @@ struct StepReply<'a> {
     state: &'a AppState,
     bid: &'a BrowserId,
     who: &'a certhall_service::auth::SessionInfo,
-    id: i64,
+    id: OrderId,
     step: Step,
 }
 
@@ -160,7 +160,7 @@ pub async fn enterprise_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfMultipart(form): CsrfMultipart,
 ) -> Result<Response, PageError> {
     let s = &state.services;
@@ -236,7 +236,7 @@ pub async fn materials_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfMultipart(form): CsrfMultipart,
 ) -> Result<Response, PageError> {
     let s = &state.services;
@@ -313,7 +313,7 @@ pub async fn materials_submit(
 pub async fn image(
     State(state): State<AppState>,
     Applicant(who): Applicant,
-    Path((id, kind)): Path<(i64, String)>,
+    Path((id, kind)): Path<(OrderId, String)>,
 ) -> Result<Response, PageError> {
     let kind: MaterialKind = kind
         .parse()

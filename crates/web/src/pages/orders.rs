@@ -10,6 +10,7 @@ use certhall_domain::steps::{OrderSteps, StepData};
 use certhall_domain::wizard::{
     CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
 };
+use certhall_domain::OrderId;
 use certhall_service::materials::MaterialsSubmission;
 use certhall_service::views::{OrderFilter, OrderRow};
 use serde::Deserialize;
@@ -22,7 +23,7 @@ use crate::AppState;
 /// One order in a list.
 #[derive(Debug)]
 pub struct OrderLine {
-    pub(crate) id: i64,
+    pub(crate) id: OrderId,
     pub(crate) kind: &'static str,
     pub(crate) state: String,
     pub(crate) updated: String,
@@ -148,7 +149,7 @@ pub async fn start(
     Ok(Redirect::to(&step_url(order.id, Step::Identity)).into_response())
 }
 
-fn step_url(id: i64, step: Step) -> String {
+fn step_url(id: OrderId, step: Step) -> String {
     format!("/orders/{id}/step/{}", step.number())
 }
 
@@ -281,7 +282,7 @@ pub async fn show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     axum::extract::Query(q): axum::extract::Query<StatusQuery>,
 ) -> Result<Response, PageError> {
     // One summary serves both the redirect and the page: every query
@@ -305,7 +306,7 @@ pub async fn status_page(
     state: &AppState,
     bid: &BrowserId,
     who: &certhall_service::auth::SessionInfo,
-    id: i64,
+    id: OrderId,
     notice: Option<String>,
     error: Option<WebError>,
 ) -> Result<Response, PageError> {
@@ -461,7 +462,7 @@ pub struct AppOption {
 #[template(path = "order_step.html")]
 struct StepPage {
     chrome: Chrome,
-    order_id: i64,
+    order_id: OrderId,
     step: u8,
     step_label: &'static str,
     tabs: Vec<StepTab>,
@@ -515,7 +516,7 @@ pub struct MaterialView {
 impl MaterialView {
     /// The view of `m` on order `order` under `base` (`/orders` or
     /// `/counter/orders`).
-    pub fn of(base: &str, order: i64, m: &certhall_service::views::MaterialInfo) -> Self {
+    pub fn of(base: &str, order: OrderId, m: &certhall_service::views::MaterialInfo) -> Self {
         let sha_short: String = m.sha256.chars().take(12).collect();
         Self {
             kind: m.kind.as_str(),
@@ -672,7 +673,7 @@ fn parse_step(n: u8) -> Result<Step, PageError> {
         .ok_or_else(|| WebError::Refused(certhall_domain::Refusal::NotFound).into())
 }
 
-fn tabs(id: i64, state: OrderState, current: Step) -> Vec<StepTab> {
+fn tabs(id: OrderId, state: OrderState, current: Step) -> Vec<StepTab> {
     let reached = match state {
         OrderState::Draft { reached } => reached,
         _ => Step::Materials,
@@ -703,7 +704,7 @@ pub async fn render_step(
     state: &AppState,
     bid: &BrowserId,
     who: &certhall_service::auth::SessionInfo,
-    order_id: i64,
+    order_id: OrderId,
     step: Step,
     typed: Option<&StepForm>,
     error: Option<WebError>,
@@ -894,7 +895,7 @@ pub async fn step_show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path((id, n)): Path<(i64, u8)>,
+    Path((id, n)): Path<(OrderId, u8)>,
 ) -> Result<Response, PageError> {
     let step = parse_step(n)?;
     let order = state.services.order_of(who.account_id, id).await?;
@@ -928,7 +929,7 @@ pub async fn step_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path((id, n)): Path<(i64, u8)>,
+    Path((id, n)): Path<(OrderId, u8)>,
     CsrfForm(form): CsrfForm<StepForm>,
 ) -> Result<Response, PageError> {
     let step = parse_step(n)?;
