@@ -32,6 +32,7 @@
 //! unit per key. Any failure stops the run with an error (exit 1): no
 //! numbers are printed for a run that did not produce every key.
 
+use certhall_domain::OrderId;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -356,7 +357,7 @@ async fn produce(
     let started = s
         .production_start(
             who,
-            order.id,
+            OrderId(order.id),
             &TokenPresented {
                 serial: blank.serial.clone(),
                 initialized: false,
@@ -445,7 +446,7 @@ async fn produce(
         order.id,
         produced.state
     );
-    let stored = s.order_of(order.account, order.id).await?;
+    let stored = s.order_of(order.account, OrderId(order.id)).await?;
     ensure!(
         stored.state == OrderState::Produced,
         "order {} is {:?} in the database",
@@ -656,7 +657,7 @@ async fn run_backend(app: TestApp, plan: &Plan, desks: &mut Desks) -> Result<Bac
             let phone = format!("136{next_phone:08}");
             let (account, order) = fixtures::paid_order(&app, &phone, family.application()).await;
             queue.push(Order {
-                id: order.id,
+                id: order.id.0,
                 account,
                 phone,
                 family,

@@ -642,7 +642,7 @@ async fn two_processes_run_the_payment_job_once_per_tick() {
     certhall_store::payments::insert_attempt(
         &mut tx,
         &certhall_store::payments::NewAttempt {
-            order_id: order.id,
+            order_id: order.id.0,
             seq: 1,
             channel: Channel::Wechat,
             out_trade_no: no,

@@ -14,7 +14,7 @@ use std::fmt;
 
 use sha2::{Digest, Sha256};
 
-use crate::{AccountId, Timestamp};
+use crate::{AccountId, OperatorId, Timestamp};
 
 /// The hash the first row links to.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -31,7 +31,7 @@ pub enum Actor {
     /// An operator at the command line (`certhall ca …`), with the OS user.
     Cli(String),
     /// A counter operator (柜台人员), by operator id.
-    Operator(i64),
+    Operator(OperatorId),
 }
 
 impl fmt::Display for Actor {

@@ -11,8 +11,9 @@
 //! - [`audit`]: the tamper-evident, hash-chained audit log.
 //! - [`identity`]: resident ID numbers (GB 11643) and unified social credit
 //!   codes (GB 32100).
-//! - [`order`], [`wizard`], [`materials`]: the application (订单) state
-//!   machine, the wizard's steps and step 5's materials and authorization.
+//! - [`order`], [`wizard`], [`steps`], [`materials`]: the application
+//!   (订单) state machine, the wizard's steps (as typed and as stored) and
+//!   step 5's materials and authorization.
 //! - [`checkout`], [`payment`], [`money`]: step 6 (key model, address,
 //!   invoice, amount) and step 7 (payment attempts, refunds), in fen.
 //! - [`divisions`]: the bundled GB/T 2260 division table (province / city /
@@ -39,9 +40,12 @@ pub mod production;
 pub mod refusal;
 pub mod secret;
 pub mod session;
+pub mod steps;
 pub mod wizard;
 
 pub use account::AccountId;
 pub use clock::{Clock, Timestamp};
+pub use operator::OperatorId;
+pub use order::OrderId;
 pub use phone::Phone;
 pub use refusal::{Refusal, RefusalKind};

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::identity::ResidentId;
-use crate::order::{Authorization, Step};
+use crate::order::{Authorization, OrderEvent, Step};
 use crate::wizard::check_person_name;
 use crate::{Phone, Refusal, Timestamp};
 
@@ -201,6 +201,90 @@ impl LegalRepContact {
     }
 }
 
+/// Where a legal-rep authorization request (法人短信授权) stands: the
+/// stored `outcome` of a request row. Each request is its own record
+/// (STYLE "records, not flags"); only a `Pending` one may decide its order.
+///
+/// ```text
+/// Sending ─┬─ SMS sent, order moved ─→ Pending ─┬─ 同意 in time ─→ Agreed
+///          └─ send or submit failed ─→ Failed   ├─ 拒绝 in time ─→ Refused
+///                                               ├─ 72 hours over ─→ Expired
+///                                               └─ resent / step 5 taken back ─→ Withdrawn
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthorizationOutcome {
+    /// Recorded before the SMS goes out, so every attempt counts towards
+    /// the limits.
+    Sending,
+    /// Sent; waiting for the legal representative's answer.
+    Pending,
+    /// 同意 within the window: the order is authorized.
+    Agreed,
+    /// 拒绝 within the window: the order is not authorized.
+    Refused,
+    /// No answer within [`AUTHORIZATION_WINDOW`].
+    Expired,
+    /// Replaced by a resent request, or step 5 was taken back.
+    Withdrawn,
+    /// The SMS could not be sent or the submission did not commit.
+    Failed,
+}
+
+impl AuthorizationOutcome {
+    /// Every outcome.
+    pub const ALL: [Self; 7] = [
+        Self::Sending,
+        Self::Pending,
+        Self::Agreed,
+        Self::Refused,
+        Self::Expired,
+        Self::Withdrawn,
+        Self::Failed,
+    ];
+
+    /// Stored name (also the JSON API's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sending => "sending",
+            Self::Pending => "pending",
+            Self::Agreed => "agreed",
+            Self::Refused => "refused",
+            Self::Expired => "expired",
+            Self::Withdrawn => "withdrawn",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+
+    /// Shown to the counter.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Sending => "发送中",
+            Self::Pending => "等待回复",
+            Self::Agreed => "已同意",
+            Self::Refused => "已拒绝",
+            Self::Expired => "超时未回复",
+            Self::Withdrawn => "已撤回（重新发送）",
+            Self::Failed => "发送失败",
+        }
+    }
+
+    /// True while the legal representative's answer still counts.
+    pub fn is_pending(self) -> bool {
+        self == Self::Pending
+    }
+}
+
+impl fmt::Display for AuthorizationOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Splits an order number off a reply (`同意 12`, `12同意`): legal
 /// representatives of several pending orders name the one they answer.
 pub fn split_order_number(body: &str) -> (String, Option<i64>) {
@@ -308,6 +392,16 @@ pub enum ReplyEffect {
 }
 
 impl ReplyEffect {
+    /// What a decisive reply does: the outcome its request is closed with
+    /// and the order's event. `None` when the reply is only recorded.
+    pub fn decision(self) -> Option<(AuthorizationOutcome, OrderEvent)> {
+        match self {
+            Self::Authorize => Some((AuthorizationOutcome::Agreed, OrderEvent::LegalRepAgreed)),
+            Self::Refuse => Some((AuthorizationOutcome::Refused, OrderEvent::LegalRepRefused)),
+            Self::IgnoredUnclear | Self::IgnoredExpired | Self::IgnoredAmbiguous => None,
+        }
+    }
+
     /// The outcome recorded with the inbound SMS.
     pub fn outcome_zh(self) -> &'static str {
         match self {
@@ -371,6 +465,73 @@ mod tests {
         let mut all = three.to_vec();
         all.push(MaterialKind::AuthorizationLetter);
         assert_eq!(check_submission(Authorization::Letter, &all), Ok(()));
+    }
+
+    #[test]
+    fn outcomes_keep_their_stored_names() {
+        let names: Vec<&str> = AuthorizationOutcome::ALL
+            .iter()
+            .map(|o| o.as_str())
+            .collect();
+        // The names in the rows of existing databases (0008_materials.sql).
+        assert_eq!(
+            names,
+            [
+                "sending",
+                "pending",
+                "agreed",
+                "refused",
+                "expired",
+                "withdrawn",
+                "failed"
+            ]
+        );
+        for o in AuthorizationOutcome::ALL {
+            assert_eq!(AuthorizationOutcome::parse(o.as_str()), Some(o));
+            assert_eq!(o.to_string(), o.as_str());
+            assert!(!o.label_zh().is_empty());
+        }
+        assert_eq!(AuthorizationOutcome::parse("Pending"), None);
+        assert_eq!(AuthorizationOutcome::parse(""), None);
+        let pending: Vec<_> = AuthorizationOutcome::ALL
+            .into_iter()
+            .filter(|o| o.is_pending())
+            .collect();
+        assert_eq!(pending, [AuthorizationOutcome::Pending]);
+    }
+
+    #[test]
+    fn only_a_clear_timely_reply_closes_a_request() {
+        use AuthorizationOutcome as O;
+        for (effect, want) in [
+            (
+                ReplyEffect::Authorize,
+                Some((O::Agreed, OrderEvent::LegalRepAgreed)),
+            ),
+            (
+                ReplyEffect::Refuse,
+                Some((O::Refused, OrderEvent::LegalRepRefused)),
+            ),
+            (ReplyEffect::IgnoredUnclear, None),
+            (ReplyEffect::IgnoredExpired, None),
+            (ReplyEffect::IgnoredAmbiguous, None),
+        ] {
+            assert_eq!(effect.decision(), want, "{effect:?}");
+            if let Some((outcome, _)) = want {
+                assert!(!outcome.is_pending(), "a decided request is closed");
+            }
+        }
+    }
+
+    #[test]
+    fn routes_are_stored_by_their_form_names() {
+        for route in [Authorization::LegalRepSms, Authorization::Letter] {
+            assert_eq!(
+                serde_json::to_value(route).unwrap(),
+                serde_json::json!(route.as_str())
+            );
+            assert_eq!(Authorization::parse(route.as_str()), Ok(route));
+        }
     }
 
     #[test]

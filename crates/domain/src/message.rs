@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::{AccountId, Timestamp};
+use crate::{AccountId, OrderId, Timestamp};
 
 /// The three kinds of message the manual names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,7 +61,7 @@ pub struct NewMessage {
     /// The text.
     pub body: String,
     /// The order it is about, if any (the list links to it).
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
 }
 
 /// A delivered message.
@@ -82,7 +82,7 @@ pub struct Message {
     /// When the user marked it read.
     pub read_at: Option<Timestamp>,
     /// The order it is about, if any.
-    pub order_id: Option<i64>,
+    pub order_id: Option<OrderId>,
 }
 
 impl NewMessage {

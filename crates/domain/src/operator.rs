@@ -16,10 +16,23 @@ use std::time::Duration;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
 
 use crate::otp::LoginCode;
 use crate::secret::ServerSecret;
 use crate::{Phone, Refusal, Timestamp};
+
+/// The id of a counter operator (柜台人员). The store keeps it as a 64-bit
+/// integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OperatorId(pub i64);
+
+impl fmt::Display for OperatorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// What an operator may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

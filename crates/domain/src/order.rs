@@ -41,7 +41,21 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 use crate::Refusal;
+
+/// The id of an order (订单号): shown to applicants, quoted in SMS replies
+/// (`同意 12`) and in URLs. The store keeps it as a 64-bit integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct OrderId(pub i64);
+
+impl fmt::Display for OrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// What the order is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -141,7 +155,9 @@ impl Step {
 }
 
 /// How the legal representative authorizes the application (step 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Stored in step 5's data by [`Authorization::as_str`]'s names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Authorization {
     /// 法人授权: an SMS to the legal representative, answered 同意 / 拒绝.
     LegalRepSms,

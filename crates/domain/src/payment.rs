@@ -34,7 +34,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::Serialize;
 
-use crate::{Refusal, Timestamp};
+use crate::{OrderId, Refusal, Timestamp};
 
 /// A payment channel (支付方式).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -233,10 +233,10 @@ impl Default for PaymentPolicy {
 /// letters and digits — 20 characters of `[0-9A-Z]`, valid for WeChat Pay
 /// (6–32 characters) and Alipay (up to 64), unique per attempt (the store
 /// enforces it) and not guessable from the order number alone.
-pub fn new_out_trade_no<R: Rng>(order: i64, attempt: u32, rng: &mut R) -> String {
+pub fn new_out_trade_no<R: Rng>(order: OrderId, attempt: u32, rng: &mut R) -> String {
     format!(
         "CH{:08}T{:03}{}",
-        order.rem_euclid(100_000_000),
+        order.0.rem_euclid(100_000_000),
         attempt % 1000,
         random_suffix(rng, 6)
     )
@@ -244,19 +244,20 @@ pub fn new_out_trade_no<R: Rng>(order: i64, attempt: u32, rng: &mut R) -> String
 
 /// The order number an `out_trade_no` of [`new_out_trade_no`] carries
 /// (modulo 10^8, as written there); `None` for any other text.
-pub fn order_of_out_trade_no(out_trade_no: &str) -> Option<i64> {
+pub fn order_of_out_trade_no(out_trade_no: &str) -> Option<OrderId> {
     out_trade_no
         .strip_prefix("CH")
         .and_then(|rest| rest.get(..8))
         .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|n| n.parse().ok())
+        .map(OrderId)
 }
 
 /// A new `out_refund_no` (`RF…`, same alphabet).
-pub fn new_out_refund_no<R: Rng>(order: i64, refund: u32, rng: &mut R) -> String {
+pub fn new_out_refund_no<R: Rng>(order: OrderId, refund: u32, rng: &mut R) -> String {
     format!(
         "RF{:08}R{:03}{}",
-        order.rem_euclid(100_000_000),
+        order.0.rem_euclid(100_000_000),
         refund % 1000,
         random_suffix(rng, 6)
     )
@@ -414,17 +415,17 @@ mod tests {
     #[test]
     fn trade_numbers() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let a = new_out_trade_no(12, 1, &mut rng);
-        let b = new_out_trade_no(12, 1, &mut rng);
+        let a = new_out_trade_no(OrderId(12), 1, &mut rng);
+        let b = new_out_trade_no(OrderId(12), 1, &mut rng);
         assert_ne!(a, b);
         assert_eq!(a.len(), 20);
         assert!(a.starts_with("CH00000012T001"), "{a}");
         assert!(a
             .bytes()
             .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
-        let r = new_out_refund_no(12, 2, &mut rng);
+        let r = new_out_refund_no(OrderId(12), 2, &mut rng);
         assert!(r.starts_with("RF00000012R002") && r.len() == 20, "{r}");
-        assert_eq!(order_of_out_trade_no(&a), Some(12));
+        assert_eq!(order_of_out_trade_no(&a), Some(OrderId(12)));
         assert_eq!(order_of_out_trade_no(&r), None);
         assert_eq!(order_of_out_trade_no("CH0000+012T001ABCDEF"), None);
         assert_eq!(order_of_out_trade_no("CH12"), None);

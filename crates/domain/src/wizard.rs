@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::identity::{ResidentId, Uscc};
 use crate::{Refusal, Timestamp};
 
-/// Step 1, 个人实名认证: the applicant (经办人).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Step 1, 个人实名认证: the applicant (经办人). Also the step's stored
+/// data ([`crate::steps`]): a missing field reads as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PersonalIdentity {
     /// Name as on the ID card.
     pub name: String,
@@ -125,8 +127,10 @@ pub const ENTERPRISE_NATURES: [&str; 8] = [
 ];
 
 /// Step 3, 企业实名认证: the enterprise, as on its business license plus
-/// what the license does not say.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// what the license does not say. Also the step's stored data
+/// ([`crate::steps`]): a missing field reads as empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct EnterpriseIdentity {
     /// 名称.
     pub name: String,
@@ -171,6 +175,23 @@ pub struct EnterpriseInput {
     pub registered_place: String,
     /// 企业性质.
     pub nature: String,
+}
+
+impl From<EnterpriseIdentity> for EnterpriseInput {
+    /// A saved step 3 as the form's values (to prefill it again).
+    fn from(e: EnterpriseIdentity) -> Self {
+        Self {
+            name: e.name,
+            uscc: e.uscc,
+            kind: e.kind,
+            legal_representative: e.legal_representative,
+            address: e.address,
+            registered_capital: e.registered_capital,
+            established: e.established,
+            registered_place: e.registered_place,
+            nature: e.nature,
+        }
+    }
 }
 
 fn required(value: &str, field: &'static str, max: usize) -> Result<String, Refusal> {
@@ -257,6 +278,22 @@ pub enum Handling {
 }
 
 impl Handling {
+    /// Stored (and form) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Counter => "counter",
+        }
+    }
+
+    /// Shown name.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Online => "在线办理",
+            Self::Counter => "柜台办理",
+        }
+    }
+
     /// Reads the form value.
     pub fn parse(value: &str) -> Result<Self, Refusal> {
         match value.trim() {
@@ -453,5 +490,9 @@ mod tests {
         assert_eq!(Handling::parse("online"), Ok(Handling::Online));
         assert_eq!(Handling::parse("counter"), Ok(Handling::Counter));
         assert!(Handling::parse("").is_err());
+        for h in [Handling::Online, Handling::Counter] {
+            assert_eq!(Handling::parse(h.as_str()), Ok(h));
+            assert_eq!(serde_json::to_value(h).unwrap(), h.as_str(), "stored name");
+        }
     }
 }

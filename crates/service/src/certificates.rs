@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use certhall_domain::audit::{Actor, AuditEvent};
-use certhall_domain::{AccountId, Refusal, Timestamp};
+use certhall_domain::{AccountId, OrderId, Refusal, Timestamp};
 use certhall_store::ca::{self as cadb, CertificateRow};
 use certhall_store::production::{self as pdb, UkeyRow};
 use serde_json::json;
@@ -126,7 +126,7 @@ impl Services {
                 continue;
             }
             let application = match c.order_id {
-                Some(id) => certhall_store::orders::get(&self.store, id)
+                Some(id) => certhall_store::orders::get(&self.store, OrderId(id))
                     .await?
                     .and_then(|o| o.application_name),
                 None => None,

@@ -14,8 +14,8 @@ use certhall_domain::checkout::{
     demo_key_models, Amount, CheckoutInput, InvoiceInput, KeyColour, KeyModel, Stock,
 };
 use certhall_domain::divisions::delivery_leaf;
-use certhall_domain::order::{OrderEvent, OrderState, Step};
-use certhall_domain::{AccountId, Refusal};
+use certhall_domain::order::{OrderEvent, OrderState};
+use certhall_domain::{AccountId, OrderId, Refusal};
 use certhall_store::addresses::{self, AddressRow};
 use certhall_store::checkouts::{self, CheckoutRow};
 use certhall_store::key_models::{self, StockMove};
@@ -23,7 +23,6 @@ use certhall_store::orders::{self, OrderRow};
 use certhall_store::{payments, LockKey};
 use serde_json::json;
 
-use crate::counter::text_at;
 use crate::orders::OrderActor;
 use crate::{append_audit, RequestMeta, Result, Services};
 
@@ -124,31 +123,31 @@ enum AddressChange {
 impl Services {
     /// Step 6's page. Open once the counter approved (and while waiting
     /// for payment, to show what was chosen).
-    pub async fn checkout_view(&self, account: AccountId, order_id: i64) -> Result<CheckoutView> {
+    pub async fn checkout_view(
+        &self,
+        account: AccountId,
+        order_id: OrderId,
+    ) -> Result<CheckoutView> {
         let order = self.order_of(account, order_id).await?;
         checkout_open(order.state)?;
-        let app = orders::step_data(&self.store, order_id, Step::Application).await?;
-        let app_code = text_at(app.as_ref(), &["code"]);
+        let steps = self.steps_of(order_id).await?;
+        let app = steps.application.unwrap_or_default();
         let mut models = Vec::new();
-        for model in key_models::offered(&self.store, &app_code).await? {
+        for model in key_models::offered(&self.store, &app.code).await? {
             let stock = key_models::stock(&self.store, &model.code).await?;
             models.push(KeyModelOption { model, stock });
         }
-        let enterprise = orders::step_data(&self.store, order_id, Step::Enterprise).await?;
+        let enterprise = steps.enterprise.unwrap_or_default();
         Ok(CheckoutView {
-            application_name: text_at(app.as_ref(), &["name"]),
-            application_fen: app
-                .as_ref()
-                .and_then(|a| a.get("price_fen"))
-                .and_then(serde_json::Value::as_i64)
-                .unwrap_or(0),
+            application_name: app.name,
+            application_fen: app.price_fen.unwrap_or(0),
             models,
             addresses: self.addresses(account).await?,
-            saved: checkouts::get(&self.store, order_id).await?,
+            saved: checkouts::get(&self.store, order_id.0).await?,
             invoice_prefill: InvoiceInput {
                 kind: "none".into(),
-                buyer_name: text_at(enterprise.as_ref(), &["name"]),
-                tax_id: text_at(enterprise.as_ref(), &["uscc"]),
+                buyer_name: enterprise.name,
+                tax_id: enterprise.uscc,
                 ..InvoiceInput::default()
             },
             order,
@@ -164,7 +163,7 @@ impl Services {
     pub async fn save_checkout(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         input: &CheckoutInput,
         remember: bool,
         meta: &RequestMeta,
@@ -172,14 +171,12 @@ impl Services {
         let order = self.order_of(account, order_id).await?;
         confirmable(order.state)?;
         let checkout = input.validate()?;
-        let app = orders::step_data(&self.store, order_id, Step::Application).await?;
-        let app_code = text_at(app.as_ref(), &["code"]);
-        let application_fen = app
-            .as_ref()
-            .and_then(|a| a.get("price_fen"))
-            .and_then(serde_json::Value::as_i64)
-            .ok_or(Refusal::OrderStepOutOfOrder(2))?;
-        let offered = key_models::offered(&self.store, &app_code).await?;
+        let app = self.steps_of(order_id).await?.application;
+        let (Some(app), Some(application_fen)) = (&app, app.as_ref().and_then(|a| a.price_fen))
+        else {
+            return Err(Refusal::OrderStepOutOfOrder(2).into());
+        };
+        let offered = key_models::offered(&self.store, &app.code).await?;
         if !offered.iter().any(|m| m.code == checkout.key_model) {
             return Err(Refusal::KeyModelNotOffered(checkout.key_model.clone()).into());
         }
@@ -206,7 +203,7 @@ impl Services {
         checkouts::upsert(
             &mut tx,
             &CheckoutRow {
-                order_id,
+                order_id: order_id.0,
                 key_model: model.code.clone(),
                 key_model_name: model.name.clone(),
                 application_fen,
@@ -274,7 +271,7 @@ impl Services {
     pub async fn revise_checkout(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let order = self.order_of(account, order_id).await?;
@@ -285,14 +282,14 @@ impl Services {
             return Err(Refusal::OrderAlreadyPaid.into());
         }
         let mut tx = self.store.begin_write().await?;
-        tx.lock(LockKey::OrderPayment(order_id)).await?;
-        if !payments::paying_of_order_tx(&mut tx, order_id)
+        tx.lock(LockKey::OrderPayment(order_id.0)).await?;
+        if !payments::paying_of_order_tx(&mut tx, order_id.0)
             .await?
             .is_empty()
         {
             return Err(Refusal::PaymentBusy.into());
         }
-        checkouts::set_reserved(&mut tx, order_id, false).await?;
+        checkouts::set_reserved(&mut tx, order_id.0, false).await?;
         orders::set_amount(&mut tx, order_id, None).await?;
         let order = self
             .order_event_tx(

@@ -32,6 +32,7 @@ pub mod payments;
 pub mod production;
 pub mod shipping;
 pub mod sms_inbound;
+mod steps;
 pub mod views;
 pub mod wizard;
 

@@ -15,11 +15,12 @@ use std::time::Duration;
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::materials::{
-    check_submission, LegalRepContact, MaterialKind, AUTHORIZATION_WINDOW,
+    check_submission, AuthorizationOutcome, LegalRepContact, MaterialKind, AUTHORIZATION_WINDOW,
 };
-use certhall_domain::order::{Authorization, OrderEvent, OrderState, Step};
+use certhall_domain::order::{Authorization, OrderEvent, OrderState};
+use certhall_domain::steps::{MaterialsStep, StepData};
 use certhall_domain::wizard::EnterpriseInput;
-use certhall_domain::{AccountId, Phone, Refusal};
+use certhall_domain::{AccountId, OrderId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::materials::{
     self, AuthorizationRow, MaterialInfo, NewAuthorization, NewMaterial,
@@ -29,7 +30,7 @@ use certhall_store::LockKey;
 use certhall_upload::{sanitize_image, CleanImage, ImageRules};
 use serde_json::json;
 
-use crate::counter::{text_at, OperatorInfo};
+use crate::counter::OperatorInfo;
 use crate::orders::OrderActor;
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
@@ -73,7 +74,7 @@ impl Services {
     pub async fn upload_material(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         kind: MaterialKind,
         file_name: &str,
         bytes: Vec<u8>,
@@ -88,7 +89,7 @@ impl Services {
         .await
         .map_err(|e| ServiceError::Internal(format!("image check: {e}")))?
         .map_err(|r| {
-            tracing::info!(order = order_id, kind = %kind, refused = r.code(), "upload refused");
+            tracing::info!(order = order_id.0, kind = %kind, refused = r.code(), "upload refused");
             Refusal::UploadRefused {
                 material: kind.label_zh(),
                 code: r.code(),
@@ -108,7 +109,7 @@ impl Services {
         }
         materials::put(
             &mut tx,
-            order_id,
+            order_id.0,
             &NewMaterial {
                 kind,
                 format: clean.format().as_str(),
@@ -134,7 +135,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        let info = materials::of_order(&self.store, order_id)
+        let info = materials::of_order(&self.store, order_id.0)
             .await?
             .into_iter()
             .find(|m| m.kind == kind)
@@ -167,7 +168,7 @@ impl Services {
     pub async fn read_license(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         file_name: &str,
         bytes: Vec<u8>,
         meta: &RequestMeta,
@@ -197,25 +198,24 @@ impl Services {
         let fields = match read {
             Ok(fields) => {
                 tracing::info!(
-                    order = order_id,
+                    order = order_id.0,
                     ms = started.elapsed().as_millis() as u64,
                     "license read"
                 );
                 let mut tx = self.store.begin_write().await?;
-                let value = serde_json::to_value(&fields).unwrap_or_default();
                 materials::set_ocr(
                     &mut tx,
-                    order_id,
+                    order_id.0,
                     MaterialKind::License,
                     &material.sha256,
-                    &value,
+                    &fields,
                 )
                 .await?;
                 tx.commit().await?;
                 Some(fields)
             }
             Err(e) => {
-                tracing::warn!(order = order_id, error = %e, "license OCR failed");
+                tracing::warn!(order = order_id.0, error = %e, "license OCR failed");
                 None
             }
         };
@@ -230,21 +230,21 @@ impl Services {
     pub async fn materials_of(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
     ) -> Result<Vec<MaterialInfo>> {
         self.order_of(account, order_id).await?;
-        Ok(materials::of_order(&self.store, order_id).await?)
+        Ok(materials::of_order(&self.store, order_id.0).await?)
     }
 
     /// One image of the applicant's order, with its bytes.
     pub async fn material_image(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         kind: MaterialKind,
     ) -> Result<(MaterialInfo, Vec<u8>)> {
         self.order_of(account, order_id).await?;
-        Ok(materials::image(&self.store, order_id, kind)
+        Ok(materials::image(&self.store, order_id.0, kind)
             .await?
             .ok_or(Refusal::NotFound)?)
     }
@@ -253,17 +253,20 @@ impl Services {
     pub async fn counter_material_image(
         &self,
         _who: &OperatorInfo,
-        order_id: i64,
+        order_id: OrderId,
         kind: MaterialKind,
     ) -> Result<(MaterialInfo, Vec<u8>)> {
-        Ok(materials::image(&self.store, order_id, kind)
+        Ok(materials::image(&self.store, order_id.0, kind)
             .await?
             .ok_or(Refusal::NotFound)?)
     }
 
     /// The order's newest legal-rep authorization request.
-    pub async fn latest_authorization(&self, order_id: i64) -> Result<Option<AuthorizationRow>> {
-        Ok(materials::latest_of_order(&self.store, order_id).await?)
+    pub async fn latest_authorization(
+        &self,
+        order_id: OrderId,
+    ) -> Result<Option<AuthorizationRow>> {
+        Ok(materials::latest_of_order(&self.store, order_id.0).await?)
     }
 
     /// 第五步: submits the materials with an authorization route. Refused,
@@ -272,14 +275,14 @@ impl Services {
     pub async fn submit_materials(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         input: &MaterialsSubmission,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let order = self.order_of(account, order_id).await?;
         let route = Authorization::parse(&input.authorization)?;
         certhall_domain::order::transition(order.state, OrderEvent::SubmitMaterials(route))?;
-        let present: Vec<MaterialKind> = materials::of_order(&self.store, order_id)
+        let present: Vec<MaterialKind> = materials::of_order(&self.store, order_id.0)
             .await?
             .into_iter()
             .map(|m| m.kind)
@@ -289,18 +292,21 @@ impl Services {
         let contact = match route {
             Authorization::Letter => None,
             Authorization::LegalRepSms => {
-                let enterprise = orders::step_data(&self.store, order_id, Step::Enterprise).await?;
-                let on_license = text_at(enterprise.as_ref(), &["legal_representative"]);
+                let enterprise = self.steps_of(order_id).await?.enterprise;
+                let on_license = enterprise.map(|e| e.legal_representative);
                 Some(LegalRepContact::parse(
                     &input.legal_rep_name,
                     &input.legal_rep_id_number,
                     &input.legal_rep_phone,
-                    &on_license,
+                    on_license.as_deref().unwrap_or_default(),
                     now,
                 )?)
             }
         };
-        let data = json!({ "authorization": route.as_str(), "legal_rep": contact });
+        let data = StepData::Materials(MaterialsStep {
+            authorization: route,
+            legal_rep: contact.clone(),
+        });
         // The SMS route: the request is recorded (and counted) before the
         // SMS goes out, so neither a failed send nor concurrent submissions
         // escape the limits.
@@ -324,9 +330,9 @@ impl Services {
     async fn finish_submission(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         route: Authorization,
-        data: &serde_json::Value,
+        data: &StepData,
         request: Option<&AuthorizationRow>,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -334,10 +340,10 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         let order = self.owned_order(&mut tx, account, order_id).await?;
         // The images may have changed since the check above.
-        check_submission(route, &materials::kinds_tx(&mut tx, order_id).await?)?;
-        orders::save_step(&mut tx, order_id, Step::Materials, data, now).await?;
+        check_submission(route, &materials::kinds_tx(&mut tx, order_id.0).await?)?;
+        orders::save_step(&mut tx, order_id, data.step(), &data.to_json(), now).await?;
         if let Some(r) = request {
-            materials::activate(&mut tx, r.id, order_id, now).await?;
+            materials::activate(&mut tx, r.id, order_id.0, now).await?;
             append_audit(
                 &mut tx,
                 self.clock.as_ref(),
@@ -378,7 +384,8 @@ impl Services {
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::Phone(&c.phone)).await?;
-        let recent = materials::requests_since(&mut tx, order.id, &c.phone, now.minus(DAY)).await?;
+        let recent =
+            materials::requests_since(&mut tx, order.id.0, &c.phone, now.minus(DAY)).await?;
         if recent.for_order >= AUTH_SMS_PER_ORDER_PER_DAY
             || recent.for_phone >= AUTH_SMS_PER_PHONE_PER_DAY
         {
@@ -387,7 +394,7 @@ impl Services {
         let request = materials::record_sending(
             &mut tx,
             &NewAuthorization {
-                order_id: order.id,
+                order_id: order.id.0,
                 name: &c.name,
                 id_number: &c.id_number,
                 phone: &c.phone,
@@ -397,16 +404,14 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        let identity = orders::step_data(&self.store, order.id, Step::Identity).await?;
-        let enterprise = orders::step_data(&self.store, order.id, Step::Enterprise).await?;
-        let application = orders::step_data(&self.store, order.id, Step::Application).await?;
+        let steps = self.steps_of(order.id).await?;
         let sms = Sms {
             to: Phone::parse(&c.phone)?,
             template: SmsTemplate::LegalRepAuthorization {
-                applicant: text_at(identity.as_ref(), &["name"]),
-                enterprise: text_at(enterprise.as_ref(), &["name"]),
-                application: text_at(application.as_ref(), &["name"]),
-                order: order.id,
+                applicant: steps.applicant_name().to_owned(),
+                enterprise: steps.enterprise_name().to_owned(),
+                application: steps.application.map(|a| a.name).unwrap_or_default(),
+                order: order.id.0,
                 hours: AUTHORIZATION_WINDOW.as_secs() / 3600,
             },
         };
@@ -427,14 +432,14 @@ impl Services {
         let mut closed = 0;
         for a in materials::pending_expired(&self.store, now, 200).await? {
             let mut tx = self.store.begin_write().await?;
-            if !materials::close(&mut tx, a.id, "expired", now).await? {
+            if !materials::close(&mut tx, a.id, AuthorizationOutcome::Expired, now).await? {
                 continue; // answered or expired by someone else meanwhile
             }
             match self
                 .order_event_tx(
                     &mut tx,
                     OrderActor::System,
-                    a.order_id,
+                    OrderId(a.order_id),
                     None,
                     OrderEvent::LegalRepRefused,
                     Some("法定代表人72小时内未回复授权短信"),
@@ -461,16 +466,16 @@ impl Services {
     pub async fn resend_authorization(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<AuthorizationRow> {
         let order = self.order_of(account, order_id).await?;
         if order.state != OrderState::AwaitingAuthorization {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
-        let last = materials::latest_of_order(&self.store, order_id)
+        let last = materials::latest_of_order(&self.store, order_id.0)
             .await?
-            .filter(|a| a.outcome == "pending")
+            .filter(|a| a.outcome.is_pending())
             .ok_or_else(|| Refusal::OrderStateConflict(order.state.label_zh()))?;
         let contact = LegalRepContact {
             name: last.name.clone(),
@@ -482,7 +487,7 @@ impl Services {
         let mut tx = self.store.begin_write().await?;
         let current = self.owned_order(&mut tx, account, order_id).await?;
         if current.state != OrderState::AwaitingAuthorization
-            || !materials::activate(&mut tx, request.id, order_id, now).await?
+            || !materials::activate(&mut tx, request.id, order_id.0, now).await?
         {
             materials::mark_failed(&mut tx, request.id, now).await?;
             tx.commit().await?;
@@ -511,7 +516,7 @@ impl Services {
     pub async fn revise_authorization(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let now = self.clock.now();
@@ -527,7 +532,7 @@ impl Services {
                 meta,
             )
             .await?;
-        materials::withdraw_pending(&mut tx, order_id, now).await?;
+        materials::withdraw_pending(&mut tx, order_id.0, now).await?;
         tx.commit().await?;
         Ok(order)
     }

@@ -11,7 +11,8 @@
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::order::{transition, OrderEvent, OrderKind, OrderState, Step};
-use certhall_domain::{AccountId, Refusal};
+use certhall_domain::steps::StepData;
+use certhall_domain::{AccountId, OperatorId, OrderId, Refusal};
 use certhall_store::orders::{self, OrderRow, Transition};
 use certhall_store::{messages, WriteTx};
 use serde_json::json;
@@ -26,7 +27,7 @@ pub enum OrderActor {
     /// CertHall itself (an inbound SMS reply, a timeout).
     System,
     /// A counter operator (柜台人员), by operator id: reviews only.
-    Operator(i64),
+    Operator(OperatorId),
 }
 
 impl OrderActor {
@@ -95,7 +96,7 @@ impl Services {
 
     /// An order of `account` (another account's order does not exist for
     /// it).
-    pub async fn order_of(&self, account: AccountId, id: i64) -> Result<OrderRow> {
+    pub async fn order_of(&self, account: AccountId, id: OrderId) -> Result<OrderRow> {
         let order = orders::get(&self.store, id).await?;
         self.own_order_only(account, id, order)
     }
@@ -106,7 +107,7 @@ impl Services {
     fn own_order_only(
         &self,
         account: AccountId,
-        id: i64,
+        id: OrderId,
         order: Option<OrderRow>,
     ) -> Result<OrderRow> {
         match order {
@@ -132,18 +133,18 @@ impl Services {
     pub async fn save_order_step(
         &self,
         account: AccountId,
-        id: i64,
-        step: Step,
-        data: &serde_json::Value,
+        id: OrderId,
+        data: &StepData,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
+        let step = data.step();
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         let order = self.owned_order(&mut tx, account, id).await?;
         let to = transition(order.state, OrderEvent::SaveStep(step))?;
-        orders::save_step(&mut tx, id, step, data, now).await?;
+        orders::save_step(&mut tx, id, step, &data.to_json(), now).await?;
         // The list columns follow the application and enterprise names.
-        let name = data.get("name").and_then(|v| v.as_str());
+        let name = data.list_name();
         match step {
             Step::Application => orders::set_names(&mut tx, id, name, None).await?,
             Step::Enterprise => orders::set_names(&mut tx, id, None, name).await?,
@@ -173,7 +174,7 @@ impl Services {
     pub async fn order_event(
         &self,
         actor: OrderActor,
-        id: i64,
+        id: OrderId,
         version: i64,
         event: OrderEvent,
         reason: Option<&str>,
@@ -195,7 +196,7 @@ impl Services {
         &self,
         tx: &mut WriteTx,
         actor: OrderActor,
-        id: i64,
+        id: OrderId,
         version: Option<i64>,
         event: OrderEvent,
         reason: Option<&str>,
@@ -237,7 +238,7 @@ impl Services {
         &self,
         tx: &mut WriteTx,
         account: AccountId,
-        id: i64,
+        id: OrderId,
     ) -> Result<OrderRow> {
         let order = orders::get_tx(tx, id).await?;
         self.own_order_only(account, id, order)
@@ -398,40 +399,19 @@ pub fn mask_id_number(id: &str) -> String {
 
 impl Services {
     /// The order page's summary of an applicant's order.
-    pub async fn order_summary(&self, account: AccountId, id: i64) -> Result<OrderSummary> {
+    pub async fn order_summary(&self, account: AccountId, id: OrderId) -> Result<OrderSummary> {
         let order = self.order_of(account, id).await?;
-        let saved = orders::steps_data(&self.store, id).await?;
-        let mut steps = Vec::new();
-        for step in Step::ALL {
-            let data = saved.iter().find(|(s, _)| *s == step).map(|(_, d)| d);
-            let fields = match data {
-                Some(data) => crate::counter::fields(step, data)
-                    .into_iter()
-                    .map(|mut f| {
-                        if f.label == "身份证号码" {
-                            f.value = mask_id_number(&f.value);
-                        } else if f.label.starts_with("法定代表人（") {
-                            f.value = f
-                                .value
-                                .split(" · ")
-                                .map(|part| {
-                                    if part.len() == 18 {
-                                        mask_id_number(part)
-                                    } else {
-                                        part.to_owned()
-                                    }
-                                })
-                                .collect::<Vec<_>>()
-                                .join(" · ");
-                        }
-                        f
-                    })
-                    .filter(|f| !matches!(f.label.as_str(), "证书模板" | "应用"))
-                    .collect(),
-                None => Vec::new(),
-            };
-            steps.push(crate::counter::StepView { step, fields });
-        }
+        let saved = self.steps_of(id).await?;
+        let steps = Step::ALL
+            .into_iter()
+            .map(|step| crate::counter::StepView {
+                step,
+                fields: saved
+                    .get(step)
+                    .map(|d| crate::counter::fields(&d, crate::counter::Reader::Applicant))
+                    .unwrap_or_default(),
+            })
+            .collect();
         let queue_position = if order.state == OrderState::InReview {
             let queue = orders::in_state(&self.store, "in_review", 1000).await?;
             queue.iter().position(|o| o.id == id).map(|p| p + 1)
@@ -441,7 +421,7 @@ impl Services {
         let (next, expected) = order.state.next_step_zh();
         let (ukey, shipments) = if order.state.stage() == 8 {
             (
-                certhall_store::production::ukey_of_order(&self.store, id).await?,
+                certhall_store::production::ukey_of_order(&self.store, id.0).await?,
                 self.shipment_views(id).await?,
             )
         } else {
@@ -451,11 +431,11 @@ impl Services {
             ukey,
             shipments,
             steps,
-            materials: certhall_store::materials::of_order(&self.store, id).await?,
-            authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,
-            checkout: certhall_store::checkouts::get(&self.store, id).await?,
-            attempts: certhall_store::payments::attempts_of_order(&self.store, id).await?,
-            refunds: certhall_store::payments::refunds_of_order(&self.store, id).await?,
+            materials: certhall_store::materials::of_order(&self.store, id.0).await?,
+            authorization: certhall_store::materials::latest_of_order(&self.store, id.0).await?,
+            checkout: certhall_store::checkouts::get(&self.store, id.0).await?,
+            attempts: certhall_store::payments::attempts_of_order(&self.store, id.0).await?,
+            refunds: certhall_store::payments::refunds_of_order(&self.store, id.0).await?,
             events: orders::events(&self.store, id).await?,
             next,
             expected,
@@ -478,10 +458,10 @@ impl Services {
     /// asks for confirmation: whether it may be cancelled now, and the
     /// refund a paid order gets (its paid attempts, in full, as
     /// [`Services::cancel_order`] refunds them).
-    pub async fn cancel_preview(&self, account: AccountId, id: i64) -> Result<CancelPreview> {
+    pub async fn cancel_preview(&self, account: AccountId, id: OrderId) -> Result<CancelPreview> {
         let order = self.order_of(account, id).await?;
         let refund_fen = if order.state == OrderState::Paid {
-            let attempts = certhall_store::payments::attempts_of_order(&self.store, id).await?;
+            let attempts = certhall_store::payments::attempts_of_order(&self.store, id.0).await?;
             Some(
                 attempts
                     .iter()
@@ -506,7 +486,7 @@ impl Services {
     pub async fn cancel_order(
         &self,
         actor: OrderActor,
-        id: i64,
+        id: OrderId,
         reason: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -525,8 +505,8 @@ impl Services {
         self.settle_attempts_of(id, "cancel").await?;
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
-        tx.lock(certhall_store::LockKey::OrderPayment(id)).await?;
-        if !certhall_store::payments::paying_of_order_tx(&mut tx, id)
+        tx.lock(certhall_store::LockKey::OrderPayment(id.0)).await?;
+        if !certhall_store::payments::paying_of_order_tx(&mut tx, id.0)
             .await?
             .is_empty()
         {
@@ -538,11 +518,11 @@ impl Services {
         let after = self
             .order_event_tx(&mut tx, actor, id, None, OrderEvent::Cancel, reason, meta)
             .await?;
-        certhall_store::checkouts::set_reserved(&mut tx, id, false).await?;
-        certhall_store::materials::withdraw_pending(&mut tx, id, now).await?;
+        certhall_store::checkouts::set_reserved(&mut tx, id.0, false).await?;
+        certhall_store::materials::withdraw_pending(&mut tx, id.0, now).await?;
         let mut refunding = false;
         if before.state == OrderState::Paid {
-            for a in &certhall_store::payments::paid_of_order_tx(&mut tx, id).await? {
+            for a in &certhall_store::payments::paid_of_order_tx(&mut tx, id.0).await? {
                 let reason = match actor {
                     OrderActor::Operator(_) => "柜台取消订单，全额退款",
                     _ => "申请人取消订单，全额退款",

@@ -28,11 +28,11 @@ use certhall_ca::{Family, KeyAlgorithm};
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::checkout::KeyColour;
 use certhall_domain::operator::may_review;
-use certhall_domain::order::{OrderEvent, OrderState, Step};
+use certhall_domain::order::{OrderEvent, OrderState};
 use certhall_domain::production::{
     self, attempt_transition, AttemptEvent, AttemptState, FailedStage, KeyKind, ATTEMPT_STALE,
 };
-use certhall_domain::{Refusal, Timestamp};
+use certhall_domain::{OrderId, Refusal, Timestamp};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::ca::CertificateRow;
 use certhall_store::checkouts::{self, CheckoutRow};
@@ -48,7 +48,7 @@ use rand::seq::SliceRandom;
 use serde_json::json;
 
 use crate::ca::IssueInput;
-use crate::counter::{text_at, OperatorInfo};
+use crate::counter::OperatorInfo;
 use crate::orders::OrderActor;
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
@@ -170,34 +170,33 @@ fn key_matches(kind: KeyKind, alg: KeyAlgorithm) -> bool {
 
 impl Services {
     /// What the order's verified data says about its certificate.
-    pub async fn order_facts(&self, order_id: i64) -> Result<OrderFacts> {
-        let steps = orders::steps_data(&self.store, order_id).await?;
-        let at = |s: Step| steps.iter().find(|(k, _)| *k == s).map(|(_, v)| v);
-        let app = at(Step::Application);
-        let code = text_at(app, &["code"]);
-        let key_kind = match KeyKind::parse(&text_at(app, &["key_kind"])) {
+    pub async fn order_facts(&self, order_id: OrderId) -> Result<OrderFacts> {
+        let steps = self.steps_of(order_id).await?;
+        let app = steps.application.clone().unwrap_or_default();
+        let key_kind = match app.key_kind {
             Some(k) => k,
             // Orders from before applications named their key kind.
             None => self
-                .application(&code)
+                .application(&app.code)
                 .await
                 .map(|a| a.key_kind)
                 .unwrap_or(KeyKind::Sm2),
         };
+        let enterprise = steps.enterprise.unwrap_or_default();
         Ok(OrderFacts {
-            enterprise: text_at(at(Step::Enterprise), &["name"]),
-            uscc: text_at(at(Step::Enterprise), &["uscc"]),
-            applicant: text_at(at(Step::Identity), &["name"]),
-            application: text_at(app, &["name"]),
-            profile: text_at(app, &["profile"]),
+            enterprise: enterprise.name,
+            uscc: enterprise.uscc,
+            applicant: steps.identity.map(|i| i.name).unwrap_or_default(),
+            application: app.name,
+            profile: app.profile,
             key_kind,
         })
     }
 
     async fn production_item(&self, order: OrderRow) -> Result<ProductionItem> {
         let facts = self.order_facts(order.id).await?;
-        let checkout = checkouts::get(&self.store, order.id).await?;
-        let open_attempt = db::of_order(&self.store, order.id)
+        let checkout = checkouts::get(&self.store, order.id.0).await?;
+        let open_attempt = db::of_order(&self.store, order.id.0)
             .await?
             .into_iter()
             .find(|a| a.state.is_open());
@@ -230,14 +229,14 @@ impl Services {
     pub async fn production_detail(
         &self,
         who: &OperatorInfo,
-        order_id: i64,
+        order_id: OrderId,
     ) -> Result<ProductionDetail> {
         require_producer(who)?;
         let order = orders::get(&self.store, order_id)
             .await?
             .ok_or(Refusal::NotFound)?;
         let item = self.production_item(order).await?;
-        let ukey = db::ukey_of_order(&self.store, order_id).await?;
+        let ukey = db::ukey_of_order(&self.store, order_id.0).await?;
         let certificate = match &ukey {
             Some(k) => certhall_store::ca::certificate(&self.store, &k.certificate_serial).await?,
             None => None,
@@ -247,7 +246,7 @@ impl Services {
             None => Vec::new(),
         };
         Ok(ProductionDetail {
-            attempts: db::of_order(&self.store, order_id).await?,
+            attempts: db::of_order(&self.store, order_id.0).await?,
             shipments: self.shipment_views(order_id).await?,
             item,
             ukey,
@@ -260,7 +259,7 @@ impl Services {
     pub async fn production_start(
         &self,
         who: &OperatorInfo,
-        order_id: i64,
+        order_id: OrderId,
         token: &TokenPresented,
         meta: &RequestMeta,
     ) -> Result<StartedAttempt> {
@@ -276,7 +275,7 @@ impl Services {
             .ok_or(Refusal::NotFound)?;
         may_review(&who.phone, &account.phone)?;
         let facts = self.order_facts(order_id).await?;
-        let label = production::token_label(order_id, &facts.enterprise);
+        let label = production::token_label(order_id.0, &facts.enterprise);
         let serial = token.serial.trim();
         if serial.is_empty() || serial.len() > 64 {
             return Err(Refusal::MissingField("UKey 序列号").into());
@@ -287,8 +286,8 @@ impl Services {
         // production initialised it (a retry): its PINs are known.
         let (pin_sealed, so_pin_sealed) = if token.initialized {
             match db::token_owner(&mut tx, serial).await? {
-                Some(owner) if owner == order_id => {
-                    let earlier = db::of_order_tx(&mut tx, order_id)
+                Some(owner) if owner == order_id.0 => {
+                    let earlier = db::of_order_tx(&mut tx, order_id.0)
                         .await?
                         .into_iter()
                         .rev()
@@ -304,7 +303,7 @@ impl Services {
             // initialised it, and it was wiped since. Refused before the
             // agent writes anything to it.
             if let Some(owner) = db::token_owner(&mut tx, serial).await? {
-                if owner != order_id {
+                if owner != order_id.0 {
                     return Err(Refusal::TokenInUse(owner).into());
                 }
             }
@@ -318,11 +317,11 @@ impl Services {
         if pin_sealed.is_empty() {
             // The earlier attempt completed and wiped the PIN: that token
             // carries a finished key.
-            return Err(Refusal::TokenInUse(order_id).into());
+            return Err(Refusal::TokenInUse(order_id.0).into());
         }
         // The producer's own open attempt (its page lost the answer, or was
         // closed) ends here: starting again is their way of giving it up.
-        let open = db::of_order_tx(&mut tx, order_id)
+        let open = db::of_order_tx(&mut tx, order_id.0)
             .await?
             .into_iter()
             .find(|a| a.state.is_open());
@@ -359,7 +358,7 @@ impl Services {
         let Some(id) = db::insert(
             &mut tx,
             &NewAttempt {
-                order_id,
+                order_id: order_id.0,
                 operator_id: who.id,
                 operator_name: &who.username,
                 key_kind: facts.key_kind,
@@ -374,7 +373,7 @@ impl Services {
         .await?
         else {
             // Another producer's attempt won the race for the index.
-            let busy = db::of_order_tx(&mut tx, order_id)
+            let busy = db::of_order_tx(&mut tx, order_id.0)
                 .await?
                 .into_iter()
                 .find(|a| a.state.is_open())
@@ -534,7 +533,7 @@ impl Services {
         if !key_matches(attempt.key_kind, verified.key) {
             return Err(Refusal::WrongKeyAlgorithm(attempt.key_kind.label_zh()).into());
         }
-        let order = orders::get(&self.store, attempt.order_id)
+        let order = orders::get(&self.store, OrderId(attempt.order_id))
             .await?
             .ok_or(Refusal::NotFound)?;
         let facts = self.order_facts(order.id).await?;
@@ -549,7 +548,7 @@ impl Services {
                     csr,
                     subject: &subject,
                     account: Some(order.account_id),
-                    order_id: Some(order.id),
+                    order_id: Some(order.id.0),
                     predecessor: None,
                 },
                 Actor::Operator(who.id),
@@ -629,10 +628,10 @@ impl Services {
             .await?;
             return Err(Refusal::ReadBackMismatch.into());
         }
-        let order = orders::get(&self.store, attempt.order_id)
+        let order = orders::get(&self.store, OrderId(attempt.order_id))
             .await?
             .ok_or(Refusal::NotFound)?;
-        let checkout = checkouts::get(&self.store, order.id)
+        let checkout = checkouts::get(&self.store, order.id.0)
             .await?
             .ok_or(Refusal::CheckoutNotOpen(order.state.label_zh()))?;
         let in_stock = |on_hand: &[(KeyColour, i64)]| -> Vec<KeyColour> {
@@ -680,7 +679,7 @@ impl Services {
             .send(&Sms {
                 to: account.phone.clone(),
                 template: SmsTemplate::KeyPin {
-                    order: order.id,
+                    order: order.id.0,
                     pin,
                 },
             })
@@ -710,7 +709,7 @@ impl Services {
         {
             return Err(Refusal::StockEmpty(checkout.key_model_name.clone()).into());
         }
-        checkouts::set_reserved(&mut tx, order.id, false).await?;
+        checkouts::set_reserved(&mut tx, order.id.0, false).await?;
         if !db::update(
             &mut tx,
             attempt_id,
@@ -730,13 +729,13 @@ impl Services {
         }
         // No PIN of this order is kept any more (the SO PIN lives on in
         // `ukeys`).
-        db::wipe_pins_of_order(&mut tx, order.id).await?;
+        db::wipe_pins_of_order(&mut tx, order.id.0).await?;
         let token_serial = attempt.token_serial.clone().unwrap_or_default();
         if !db::insert_ukey(
             &mut tx,
             &UkeyRow {
                 token_serial: token_serial.clone(),
-                order_id: order.id,
+                order_id: order.id.0,
                 account_id: order.account_id,
                 key_model: checkout.key_model.clone(),
                 key_model_name: checkout.key_model_name.clone(),
@@ -749,7 +748,7 @@ impl Services {
         )
         .await?
         {
-            return Err(Refusal::TokenInUse(order.id).into());
+            return Err(Refusal::TokenInUse(order.id.0).into());
         }
         append_audit(
             &mut tx,

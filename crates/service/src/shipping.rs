@@ -16,7 +16,7 @@ use certhall_courier::{Courier, CourierError, Party, RouteEvent, RouteStage, Shi
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::divisions;
 use certhall_domain::order::{OrderEvent, OrderState};
-use certhall_domain::{Refusal, Timestamp};
+use certhall_domain::{OrderId, Refusal, Timestamp};
 use certhall_store::orders::OrderRow;
 use certhall_store::shipments::{self as db, RouteRow, ShipmentRow};
 use certhall_store::{checkouts, orders};
@@ -200,9 +200,9 @@ pub fn courier_error_zh(e: &CourierError) -> String {
 
 impl Services {
     /// An order's shipments with their routes.
-    pub async fn shipment_views(&self, order_id: i64) -> Result<Vec<ShipmentView>> {
+    pub async fn shipment_views(&self, order_id: OrderId) -> Result<Vec<ShipmentView>> {
         let mut out = Vec::new();
-        for shipment in db::of_order(&self.store, order_id).await? {
+        for shipment in db::of_order(&self.store, order_id.0).await? {
             let routes = db::routes(&self.store, shipment.id).await?;
             out.push(ShipmentView { shipment, routes });
         }
@@ -216,7 +216,7 @@ impl Services {
     pub async fn ship_order(
         &self,
         who: &OperatorInfo,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         if !who.producer {
@@ -235,17 +235,17 @@ impl Services {
         // A request whose outcome is unknown (the courier timed out) is
         // asked again with the same courier order number: SF answers a
         // repeated orderId with the first waybill, so nothing ships twice.
-        let shipment = match db::live_of_order(&mut tx, order_id).await? {
+        let shipment = match db::live_of_order(&mut tx, order_id.0).await? {
             Some(live) if live.state == "requesting" => live,
             Some(_) => return Err(Refusal::OrderStateConflict(order.state.label_zh()).into()),
             None => {
-                let n = db::count_of_order(&mut tx, order_id).await? + 1;
+                let n = db::count_of_order(&mut tx, order_id.0).await? + 1;
                 // Ours, unique across resets of a demo database as well: the
                 // order, its shipment count and the time.
                 let courier_order_id = format!("CH{order_id}-{n}-{}", now.millis());
                 let Some(id) = db::insert_requesting(
                     &mut tx,
-                    order_id,
+                    order_id.0,
                     self.shipping.courier.name(),
                     &courier_order_id,
                     &actor.to_string(),
@@ -278,7 +278,7 @@ impl Services {
         let checkout = checkouts::get(&self.store, order_id)
             .await?
             .ok_or(Refusal::NotFound)?;
-        let facts = self.order_facts(order_id).await?;
+        let facts = self.order_facts(OrderId(order_id)).await?;
         let (province, city, county) =
             divisions::delivery_leaf(&checkout.division_code.to_string())
                 .map(|p| p.names())
@@ -389,7 +389,7 @@ impl Services {
                     .order_event_tx(
                         &mut tx,
                         actor,
-                        order_id,
+                        OrderId(order_id),
                         None,
                         OrderEvent::Ship,
                         Some(&format!("顺丰运单号 {}", waybill.waybill_no)),
@@ -407,7 +407,7 @@ impl Services {
     pub async fn cancel_shipment(
         &self,
         who: &OperatorInfo,
-        order_id: i64,
+        order_id: OrderId,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         if !who.producer {
@@ -591,12 +591,12 @@ impl Services {
                     json!({ "order": shipment.order_id, "shipment": shipment.id, "event": "delivered", "waybill": e.waybill_no, "op_code": e.op_code }),
                 )
                 .await?;
-                let order = orders::get_tx(&mut tx, shipment.order_id).await?;
+                let order = orders::get_tx(&mut tx, OrderId(shipment.order_id)).await?;
                 if order.is_some_and(|o| o.state == OrderState::Shipped) {
                     self.order_event_tx(
                         &mut tx,
                         OrderActor::System,
-                        shipment.order_id,
+                        OrderId(shipment.order_id),
                         None,
                         OrderEvent::SignedFor,
                         None,

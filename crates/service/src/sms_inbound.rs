@@ -6,10 +6,10 @@
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::materials::{
-    reply_effect, split_order_number, LegalRepReply, PendingAuthorization, ReplyEffect,
+    reply_effect, split_order_number, AuthorizationOutcome, LegalRepReply, PendingAuthorization,
+    ReplyEffect,
 };
-use certhall_domain::order::OrderEvent;
-use certhall_domain::Phone;
+use certhall_domain::{OrderId, Phone};
 use certhall_store::materials;
 use certhall_store::sms::{inbound_insert, InboundEntry};
 use certhall_store::LockKey;
@@ -24,7 +24,7 @@ pub struct InboundOutcome {
     /// A short description, stored with the message.
     pub outcome: String,
     /// The order the reply decided, if it decided one.
-    pub order: Option<i64>,
+    pub order: Option<OrderId>,
 }
 
 /// Recorded when no authorization waits for the phone.
@@ -70,15 +70,11 @@ impl Services {
                     reply,
                     now,
                 );
-                let step = match effect {
-                    ReplyEffect::Authorize => Some(("agreed", OrderEvent::LegalRepAgreed, None)),
-                    ReplyEffect::Refuse => Some((
-                        "refused",
-                        OrderEvent::LegalRepRefused,
-                        Some("法定代表人回复拒绝"),
-                    )),
-                    _ => None,
-                };
+                let step = effect.decision().map(|(closed_as, event)| {
+                    let reason = (closed_as == AuthorizationOutcome::Refused)
+                        .then_some("法定代表人回复拒绝");
+                    (closed_as, event, reason)
+                });
                 let mut decided = None;
                 let mut text = format!("订单{}：{}", request.order_id, effect.outcome_zh());
                 let closed = match step {
@@ -92,7 +88,7 @@ impl Services {
                         .order_event_tx(
                             &mut tx,
                             OrderActor::System,
-                            request.order_id,
+                            OrderId(request.order_id),
                             None,
                             event,
                             reason,
@@ -139,7 +135,7 @@ impl Services {
         tracing::info!(from = %from.masked(), order = ?decided, %outcome, "inbound SMS");
         Ok(InboundOutcome {
             outcome,
-            order: decided,
+            order: decided.map(OrderId),
         })
     }
 }

@@ -3,7 +3,6 @@
 //! store (the compiler keeps that boundary: `certhall-web` does not list
 //! `certhall-store`).
 
-use certhall_domain::order::Step;
 use certhall_domain::AccountId;
 use certhall_store::{orders, sms};
 
@@ -30,16 +29,6 @@ impl Services {
     /// The account's latest orders, newest first.
     pub async fn recent_orders(&self, account: AccountId, limit: u32) -> Result<Vec<OrderRow>> {
         Ok(orders::of_account(&self.store, account, limit).await?)
-    }
-
-    /// What was saved at `step` of `order` (already the caller's: from
-    /// [`Services::order_of`]).
-    pub async fn order_step(
-        &self,
-        order: &OrderRow,
-        step: Step,
-    ) -> Result<Option<serde_json::Value>> {
-        Ok(orders::step_data(&self.store, order.id, step).await?)
     }
 
     /// The demo outbox, newest first (demo mode's `/dev/outbox`).

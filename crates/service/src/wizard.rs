@@ -4,10 +4,10 @@
 //! A refusal saves nothing and leaves the order as it was.
 
 use certhall_domain::order::{OrderEvent, Step};
+use certhall_domain::steps::{ApplicationChoice, HandlingChoice, StepData};
 use certhall_domain::wizard::{EnterpriseInput, Handling, PersonalIdentity};
-use certhall_domain::{AccountId, Phone, Refusal};
-use certhall_store::orders::{self, OrderRow};
-use serde_json::json;
+use certhall_domain::{AccountId, OrderId, Phone, Refusal};
+use certhall_store::orders::OrderRow;
 
 use crate::orders::OrderActor;
 use crate::{RequestMeta, Result, Services};
@@ -34,24 +34,10 @@ impl IdentityVerifier for FormatOnly {
 impl Services {
     /// Refuses early (before the input is even checked) when `step` is not
     /// open on the order: a step out of order is named as such.
-    async fn step_open(&self, account: AccountId, order_id: i64, step: Step) -> Result<()> {
+    async fn step_open(&self, account: AccountId, order_id: OrderId, step: Step) -> Result<()> {
         let order = self.order_of(account, order_id).await?;
         certhall_domain::order::transition(order.state, OrderEvent::SaveStep(step))?;
         Ok(())
-    }
-
-    /// The data saved at `step` of the order, else what the account typed
-    /// at that step last time (prefill).
-    pub async fn wizard_data(
-        &self,
-        account: AccountId,
-        order: &OrderRow,
-        step: Step,
-    ) -> Result<Option<serde_json::Value>> {
-        if let Some(data) = orders::step_data(&self.store, order.id, step).await? {
-            return Ok(Some(data));
-        }
-        Ok(orders::latest_step_data_of_account(&self.store, account, step).await?)
     }
 
     /// 第一步: the applicant's name and resident ID; the phone is the
@@ -60,7 +46,7 @@ impl Services {
         &self,
         account: AccountId,
         phone: &Phone,
-        order_id: i64,
+        order_id: OrderId,
         name: &str,
         id_number: &str,
         meta: &RequestMeta,
@@ -68,8 +54,7 @@ impl Services {
         self.step_open(account, order_id, Step::Identity).await?;
         let identity = PersonalIdentity::parse(name, id_number, phone.as_str(), self.clock.now())?;
         self.identity_verifier.verify(&identity)?;
-        let data = serde_json::to_value(&identity).unwrap_or_default();
-        self.save_order_step(account, order_id, Step::Identity, &data, meta)
+        self.save_order_step(account, order_id, &StepData::Identity(identity), meta)
             .await
     }
 
@@ -77,7 +62,7 @@ impl Services {
     pub async fn wizard_application(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         code: &str,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -89,27 +74,28 @@ impl Services {
         if !app.active {
             return Err(Refusal::ApplicationNotFound(app.code).into());
         }
-        let data = json!({
-            "code": app.code, "name": app.name, "profile": app.profile,
-            "key_kind": app.key_kind.as_str(),
-            "validity_days": app.validity_days, "price_fen": app.price_fen,
+        let data = StepData::Application(ApplicationChoice {
+            code: app.code,
+            name: app.name,
+            profile: app.profile,
+            key_kind: Some(app.key_kind),
+            validity_days: app.validity_days,
+            price_fen: Some(app.price_fen),
         });
-        self.save_order_step(account, order_id, Step::Application, &data, meta)
-            .await
+        self.save_order_step(account, order_id, &data, meta).await
     }
 
     /// 第三步: the enterprise, as read from the license and corrected.
     pub async fn wizard_enterprise(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         input: &EnterpriseInput,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         self.step_open(account, order_id, Step::Enterprise).await?;
         let enterprise = input.validate(self.clock.now())?;
-        let data = serde_json::to_value(&enterprise).unwrap_or_default();
-        self.save_order_step(account, order_id, Step::Enterprise, &data, meta)
+        self.save_order_step(account, order_id, &StepData::Enterprise(enterprise), meta)
             .await
     }
 
@@ -117,7 +103,7 @@ impl Services {
     pub async fn wizard_handling(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         handling: Handling,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -125,8 +111,7 @@ impl Services {
             .save_order_step(
                 account,
                 order_id,
-                Step::Handling,
-                &json!({ "handling": handling }),
+                &StepData::Handling(HandlingChoice { handling }),
                 meta,
             )
             .await?;

@@ -1,7 +1,8 @@
 //! An order's images (营业执照, 公章, 法人章, 法人手写签名, 授权委托书) and
 //! the legal representative's SMS authorization requests.
 
-use certhall_domain::materials::MaterialKind;
+use certhall_domain::materials::{AuthorizationOutcome, MaterialKind};
+use certhall_domain::wizard::EnterpriseInput;
 use certhall_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -25,8 +26,8 @@ pub struct MaterialInfo {
     pub size: u64,
     /// The file name the browser sent (shown only, never used as a path).
     pub original_name: String,
-    /// Fields read by OCR (licenses), JSON.
-    pub ocr: Option<serde_json::Value>,
+    /// Fields read by OCR (licenses; stored as JSON).
+    pub ocr: Option<EnterpriseInput>,
     /// When.
     pub uploaded_at: Timestamp,
 }
@@ -111,12 +112,14 @@ pub async fn set_ocr(
     order: i64,
     kind: MaterialKind,
     sha256: &str,
-    fields: &serde_json::Value,
+    fields: &EnterpriseInput,
 ) -> Result<bool> {
+    let fields = serde_json::to_string(fields)
+        .map_err(|e| StoreError::Corrupt(format!("material ocr: {e}")))?;
     let done = sqlx::query(
         "UPDATE order_materials SET ocr = $1 WHERE order_id = $2 AND kind = $3 AND sha256 = $4",
     )
-    .bind(fields.to_string())
+    .bind(fields)
     .bind(order)
     .bind(kind.as_str())
     .bind(sha256)
@@ -182,9 +185,8 @@ pub struct AuthorizationRow {
     pub requested_at: Timestamp,
     /// When answers stop counting.
     pub expires_at: Timestamp,
-    /// `sending`, `pending`, `agreed`, `refused`, `expired`, `withdrawn` or
-    /// `failed`.
-    pub outcome: String,
+    /// Where the request stands.
+    pub outcome: AuthorizationOutcome,
     /// When it was answered.
     pub answered_at: Option<Timestamp>,
 }
@@ -203,6 +205,7 @@ const AUTH_COLUMNS: &str =
 
 fn auth_from_row(r: &AnyRow) -> Result<AuthorizationRow> {
     let answered: Option<i64> = r.try_get("answered_at")?;
+    let outcome: String = r.try_get("outcome")?;
     Ok(AuthorizationRow {
         id: r.try_get("id")?,
         order_id: r.try_get("order_id")?,
@@ -211,7 +214,8 @@ fn auth_from_row(r: &AnyRow) -> Result<AuthorizationRow> {
         phone: r.try_get("phone")?,
         requested_at: Timestamp::from_millis(r.try_get("requested_at")?),
         expires_at: Timestamp::from_millis(r.try_get("expires_at")?),
-        outcome: r.try_get("outcome")?,
+        outcome: AuthorizationOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("authorization outcome {outcome:?}")))?,
         answered_at: answered.map(Timestamp::from_millis),
     })
 }
@@ -360,12 +364,17 @@ pub async fn pending_expired(
 
 /// Closes a pending request with `outcome`; false if it was no longer
 /// pending (answered or expired concurrently).
-pub async fn close(tx: &mut WriteTx, id: i64, outcome: &str, now: Timestamp) -> Result<bool> {
+pub async fn close(
+    tx: &mut WriteTx,
+    id: i64,
+    outcome: AuthorizationOutcome,
+    now: Timestamp,
+) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE legal_rep_authorizations SET outcome = $1, answered_at = $2 \
          WHERE id = $3 AND outcome = 'pending'",
     )
-    .bind(outcome)
+    .bind(outcome.as_str())
     .bind(now.millis())
     .bind(id)
     .execute(tx.conn())

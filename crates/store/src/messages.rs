@@ -1,7 +1,7 @@
 //! In-app messages.
 
 use certhall_domain::message::{Message, MessageId, MessageKind, NewMessage};
-use certhall_domain::{AccountId, Timestamp};
+use certhall_domain::{AccountId, OrderId, Timestamp};
 use sqlx::Row;
 
 use crate::{u32_from, Result, Store, StoreError, WriteTx};
@@ -18,7 +18,7 @@ fn message_from_row(row: &sqlx::any::AnyRow) -> Result<Message> {
         body: row.try_get("body")?,
         created_at: Timestamp::from_millis(row.try_get("created_at")?),
         read_at: read_at.map(Timestamp::from_millis),
-        order_id: row.try_get("order_id")?,
+        order_id: row.try_get::<Option<i64>, _>("order_id")?.map(OrderId),
     })
 }
 
@@ -38,7 +38,7 @@ pub async fn insert(
     .bind(m.title.as_str())
     .bind(m.body.as_str())
     .bind(now.millis())
-    .bind(m.order_id)
+    .bind(m.order_id.map(|o| o.0))
     .fetch_one(tx.conn())
     .await?;
     Ok(MessageId(id))

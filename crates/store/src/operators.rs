@@ -7,7 +7,7 @@
 //! when the code is right.
 
 use certhall_domain::operator::{OperatorRole, PasswordTries, PasswordTry, TryOutcome, Username};
-use certhall_domain::{Phone, Timestamp};
+use certhall_domain::{OperatorId, Phone, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -17,7 +17,7 @@ use crate::{u32_from, Result, Store, StoreError, WriteTx};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorRow {
     /// Its id (`operator:<id>` in the audit log).
-    pub id: i64,
+    pub id: OperatorId,
     /// Login name.
     pub username: String,
     /// Where login codes go.
@@ -44,7 +44,7 @@ fn operator_from_row(r: &AnyRow) -> Result<OperatorRow> {
     let role: String = r.try_get("role")?;
     let locked: Option<i64> = r.try_get("locked_until")?;
     Ok(OperatorRow {
-        id: r.try_get("id")?,
+        id: OperatorId(r.try_get("id")?),
         username: r.try_get("username")?,
         phone: Phone::parse(&phone).map_err(|_| StoreError::Corrupt("operator phone".into()))?,
         role: role
@@ -59,10 +59,10 @@ fn operator_from_row(r: &AnyRow) -> Result<OperatorRow> {
 }
 
 /// Grants or withdraws the 制证 permission; false if no such operator.
-pub async fn set_producer(tx: &mut WriteTx, id: i64, producer: bool) -> Result<bool> {
+pub async fn set_producer(tx: &mut WriteTx, id: OperatorId, producer: bool) -> Result<bool> {
     let done = sqlx::query("UPDATE operators SET producer = $1 WHERE id = $2")
         .bind(i64::from(producer))
-        .bind(id)
+        .bind(id.0)
         .execute(tx.conn())
         .await?;
     Ok(done.rows_affected() == 1)
@@ -77,7 +77,7 @@ pub async fn create(
     role: OperatorRole,
     password_hash: &str,
     now: Timestamp,
-) -> Result<i64> {
+) -> Result<OperatorId> {
     let id = sqlx::query_scalar(
         "INSERT INTO operators (username, phone, role, password_hash, failed_logins, created_at) \
          VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
@@ -89,7 +89,7 @@ pub async fn create(
     .bind(now.millis())
     .fetch_one(tx.conn())
     .await?;
-    Ok(id)
+    Ok(OperatorId(id))
 }
 
 /// All operators, by username.
@@ -125,9 +125,9 @@ pub async fn by_username(tx: &mut WriteTx, username: &str) -> Result<Option<Oper
 }
 
 /// One operator by id, inside a write transaction.
-pub async fn get_tx(tx: &mut WriteTx, id: i64) -> Result<Option<OperatorRow>> {
+pub async fn get_tx(tx: &mut WriteTx, id: OperatorId) -> Result<Option<OperatorRow>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM operators WHERE id = $1"))
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(tx.conn())
         .await?;
     row.as_ref().map(operator_from_row).transpose()
@@ -136,7 +136,7 @@ pub async fn get_tx(tx: &mut WriteTx, id: i64) -> Result<Option<OperatorRow>> {
 /// Stores the failure count and lock after a failed step.
 pub async fn record_failure(
     tx: &mut WriteTx,
-    id: i64,
+    id: OperatorId,
     failed_logins: u32,
     locked_until: Option<Timestamp>,
 ) -> Result<()> {
@@ -144,7 +144,7 @@ pub async fn record_failure(
         "UPDATE operators SET failed_logins = $2, \
                 locked_until = COALESCE($3, locked_until) WHERE id = $1",
     )
-    .bind(id)
+    .bind(id.0)
     .bind(i64::from(failed_logins))
     .bind(locked_until.map(Timestamp::millis))
     .execute(tx.conn())
@@ -153,9 +153,9 @@ pub async fn record_failure(
 }
 
 /// Clears the failure count and any lock (after a successful login).
-pub async fn record_success(tx: &mut WriteTx, id: i64) -> Result<()> {
+pub async fn record_success(tx: &mut WriteTx, id: OperatorId) -> Result<()> {
     sqlx::query("UPDATE operators SET failed_logins = 0, locked_until = NULL WHERE id = $1")
-        .bind(id)
+        .bind(id.0)
         .execute(tx.conn())
         .await?;
     Ok(())
@@ -288,7 +288,7 @@ pub struct NewOperatorSession<'a> {
     /// SHA-256 of the token.
     pub key: &'a str,
     /// Whose.
-    pub operator_id: i64,
+    pub operator_id: OperatorId,
     /// How far.
     pub stage: OperatorStage,
     /// Client IP.
@@ -309,7 +309,7 @@ pub async fn create_session(
          VALUES ($1, $2, $3, $4, $4, $5, $6)",
     )
     .bind(s.key)
-    .bind(s.operator_id)
+    .bind(s.operator_id.0)
     .bind(s.stage.as_str())
     .bind(now.millis())
     .bind(s.ip.map(str::to_owned))

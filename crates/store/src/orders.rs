@@ -1,6 +1,6 @@
 //! Orders, their wizard data and their history.
 
-use certhall_domain::order::{OrderKind, OrderState, Step};
+use certhall_domain::order::{OrderId, OrderKind, OrderState, Step};
 use certhall_domain::{AccountId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -11,7 +11,7 @@ use crate::{Result, Store, StoreError, WriteTx};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRow {
     /// Its id (shown as the order number).
-    pub id: i64,
+    pub id: OrderId,
     /// Whose.
     pub account_id: AccountId,
     /// What for.
@@ -42,7 +42,7 @@ fn order_from_row(r: &AnyRow) -> Result<OrderRow> {
     let state: String = r.try_get("state")?;
     let step: i64 = r.try_get("step")?;
     Ok(OrderRow {
-        id: r.try_get("id")?,
+        id: OrderId(r.try_get("id")?),
         account_id: AccountId(r.try_get("account_id")?),
         kind: kind
             .parse()
@@ -83,18 +83,18 @@ pub async fn create(
 }
 
 /// One order by id.
-pub async fn get(store: &Store, id: i64) -> Result<Option<OrderRow>> {
+pub async fn get(store: &Store, id: OrderId) -> Result<Option<OrderRow>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(store.pool())
         .await?;
     row.as_ref().map(order_from_row).transpose()
 }
 
 /// The same, inside a write transaction.
-pub async fn get_tx(tx: &mut WriteTx, id: i64) -> Result<Option<OrderRow>> {
+pub async fn get_tx(tx: &mut WriteTx, id: OrderId) -> Result<Option<OrderRow>> {
     let row = sqlx::query(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(tx.conn())
         .await?;
     row.as_ref().map(order_from_row).transpose()
@@ -241,7 +241,7 @@ pub async fn search_of_account(
 /// Keeps the list columns in step with the saved wizard data.
 pub async fn set_names(
     tx: &mut WriteTx,
-    id: i64,
+    id: OrderId,
     application_name: Option<&str>,
     enterprise_name: Option<&str>,
 ) -> Result<()> {
@@ -251,17 +251,17 @@ pub async fn set_names(
     )
     .bind(application_name.map(str::to_owned))
     .bind(enterprise_name.map(str::to_owned))
-    .bind(id)
+    .bind(id.0)
     .execute(tx.conn())
     .await?;
     Ok(())
 }
 
 /// Sets (or clears) the amount shown for the order.
-pub async fn set_amount(tx: &mut WriteTx, id: i64, amount_fen: Option<i64>) -> Result<()> {
+pub async fn set_amount(tx: &mut WriteTx, id: OrderId, amount_fen: Option<i64>) -> Result<()> {
     sqlx::query("UPDATE orders SET amount_fen = $1 WHERE id = $2")
         .bind(amount_fen)
-        .bind(id)
+        .bind(id.0)
         .execute(tx.conn())
         .await?;
     Ok(())
@@ -283,7 +283,7 @@ pub async fn in_state(store: &Store, state: &str, limit: u32) -> Result<Vec<Orde
 #[derive(Debug, Clone)]
 pub struct Transition<'a> {
     /// The order.
-    pub id: i64,
+    pub id: OrderId,
     /// The version it was read at.
     pub version: i64,
     /// The state it was read in.
@@ -309,7 +309,7 @@ pub async fn transition(tx: &mut WriteTx, t: &Transition<'_>, now: Timestamp) ->
     .bind(step)
     .bind(t.reason.map(str::to_owned))
     .bind(now.millis())
-    .bind(t.id)
+    .bind(t.id.0)
     .bind(t.version)
     .execute(tx.conn())
     .await?;
@@ -320,7 +320,7 @@ pub async fn transition(tx: &mut WriteTx, t: &Transition<'_>, now: Timestamp) ->
         "INSERT INTO order_events (order_id, from_state, to_state, actor, reason, at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(t.id)
+    .bind(t.id.0)
     .bind(t.from.to_string())
     .bind(t.to.to_string())
     .bind(t.actor)
@@ -334,12 +334,12 @@ pub async fn transition(tx: &mut WriteTx, t: &Transition<'_>, now: Timestamp) ->
 /// Bumps the order's version if it is still `version` (a change that is
 /// not a transition, e.g. a new image, must not race a submission); false
 /// if the order moved meanwhile.
-pub async fn touch(tx: &mut WriteTx, id: i64, version: i64, now: Timestamp) -> Result<bool> {
+pub async fn touch(tx: &mut WriteTx, id: OrderId, version: i64, now: Timestamp) -> Result<bool> {
     let done = sqlx::query(
         "UPDATE orders SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3",
     )
     .bind(now.millis())
-    .bind(id)
+    .bind(id.0)
     .bind(version)
     .execute(tx.conn())
     .await?;
@@ -349,7 +349,7 @@ pub async fn touch(tx: &mut WriteTx, id: i64, version: i64, now: Timestamp) -> R
 /// Saves what was typed at a step (replacing the earlier version).
 pub async fn save_step(
     tx: &mut WriteTx,
-    order: i64,
+    order: OrderId,
     step: Step,
     data: &serde_json::Value,
     now: Timestamp,
@@ -358,7 +358,7 @@ pub async fn save_step(
         "INSERT INTO order_steps (order_id, step, data, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (order_id, step) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
     )
-    .bind(order)
+    .bind(order.0)
     .bind(i64::from(step.number()))
     .bind(data.to_string())
     .bind(now.millis())
@@ -368,10 +368,14 @@ pub async fn save_step(
 }
 
 /// What was typed at a step, if anything.
-pub async fn step_data(store: &Store, order: i64, step: Step) -> Result<Option<serde_json::Value>> {
+pub async fn step_data(
+    store: &Store,
+    order: OrderId,
+    step: Step,
+) -> Result<Option<serde_json::Value>> {
     let text: Option<String> =
         sqlx::query_scalar("SELECT data FROM order_steps WHERE order_id = $1 AND step = $2")
-            .bind(order)
+            .bind(order.0)
             .bind(i64::from(step.number()))
             .fetch_optional(store.pool())
             .await?;
@@ -383,10 +387,10 @@ pub async fn step_data(store: &Store, order: i64, step: Step) -> Result<Option<s
 
 /// Every saved step of an order, in step order, in one query (the order
 /// page shows them all).
-pub async fn steps_data(store: &Store, order: i64) -> Result<Vec<(Step, serde_json::Value)>> {
+pub async fn steps_data(store: &Store, order: OrderId) -> Result<Vec<(Step, serde_json::Value)>> {
     let rows: Vec<(i64, String)> =
         sqlx::query_as("SELECT step, data FROM order_steps WHERE order_id = $1 ORDER BY step")
-            .bind(order)
+            .bind(order.0)
             .fetch_all(store.pool())
             .await?;
     rows.into_iter()
@@ -430,12 +434,12 @@ impl OrderEventRow {
 }
 
 /// An order's history, oldest first.
-pub async fn events(store: &Store, order: i64) -> Result<Vec<OrderEventRow>> {
+pub async fn events(store: &Store, order: OrderId) -> Result<Vec<OrderEventRow>> {
     let rows = sqlx::query(
         "SELECT from_state, to_state, actor, reason, at FROM order_events \
          WHERE order_id = $1 ORDER BY id",
     )
-    .bind(order)
+    .bind(order.0)
     .fetch_all(store.pool())
     .await?;
     rows.iter()

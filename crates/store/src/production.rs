@@ -1,7 +1,7 @@
 //! 制证 (step 8): production attempts and the keys handed out.
 
 use certhall_domain::production::{AttemptState, KeyKind};
-use certhall_domain::{AccountId, Timestamp};
+use certhall_domain::{AccountId, OperatorId, Timestamp};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -15,7 +15,7 @@ pub struct AttemptRow {
     /// The order.
     pub order_id: i64,
     /// Who started it.
-    pub operator_id: i64,
+    pub operator_id: OperatorId,
     /// Their username (for the page).
     pub operator_name: String,
     /// Where it is.
@@ -60,7 +60,7 @@ fn from_row(r: &AnyRow) -> Result<AttemptRow> {
     Ok(AttemptRow {
         id: r.try_get("id")?,
         order_id: r.try_get("order_id")?,
-        operator_id: r.try_get("operator_id")?,
+        operator_id: OperatorId(r.try_get("operator_id")?),
         operator_name: r.try_get("operator_name")?,
         state: AttemptState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("attempt state {state:?}")))?,
@@ -87,7 +87,7 @@ pub struct NewAttempt<'a> {
     /// The order.
     pub order_id: i64,
     /// Who.
-    pub operator_id: i64,
+    pub operator_id: OperatorId,
     /// Their username.
     pub operator_name: &'a str,
     /// The key pair to generate.
@@ -114,7 +114,7 @@ pub async fn insert(tx: &mut WriteTx, a: &NewAttempt<'_>, now: Timestamp) -> Res
          ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(a.order_id)
-    .bind(a.operator_id)
+    .bind(a.operator_id.0)
     .bind(a.operator_name)
     .bind(a.key_kind.as_str())
     .bind(a.token_label)

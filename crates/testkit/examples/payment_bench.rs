@@ -37,6 +37,7 @@
 //! a signal arrives, for wrk to load `GET /orders/{id}`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use certhall_domain::OrderId;
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
@@ -286,7 +287,7 @@ fn sign_all(app: &TestApp, n: usize, now: Timestamp) -> Vec<Prepared> {
 /// N accounts, each with an order waiting for payment (step 6 confirmed,
 /// 380 元 owed) and a `paying` WeChat Pay attempt for the callback
 /// `out_trade_no(i)`, in one transaction. Returns the order ids.
-async fn seed(app: &TestApp, n: usize) -> Vec<i64> {
+async fn seed(app: &TestApp, n: usize) -> Vec<OrderId> {
     let now = app.clock.now();
     let mut tx = app.db.store.begin_write().await.expect("begin");
     let mut ids = Vec::with_capacity(n);
@@ -319,7 +320,7 @@ async fn seed(app: &TestApp, n: usize) -> Vec<i64> {
         certhall_store::checkouts::upsert(
             &mut tx,
             &certhall_store::checkouts::CheckoutRow {
-                order_id: order.id,
+                order_id: order.id.0,
                 key_model: "ukey-standard".into(),
                 key_model_name: "标准 UKey".into(),
                 application_fen: 30_000,
@@ -341,7 +342,7 @@ async fn seed(app: &TestApp, n: usize) -> Vec<i64> {
         payments::insert_attempt(
             &mut tx,
             &NewAttempt {
-                order_id: order.id,
+                order_id: order.id.0,
                 seq: 1,
                 channel: Channel::Wechat,
                 out_trade_no: &no,
@@ -361,7 +362,11 @@ async fn seed(app: &TestApp, n: usize) -> Vec<i64> {
 }
 
 /// (state, version) of each order and the state of its attempt.
-async fn snapshot(app: &TestApp, orders: &[i64], cbs: &[Prepared]) -> Vec<(String, i64, String)> {
+async fn snapshot(
+    app: &TestApp,
+    orders: &[OrderId],
+    cbs: &[Prepared],
+) -> Vec<(String, i64, String)> {
     let mut out = Vec::with_capacity(orders.len());
     for (id, cb) in orders.iter().zip(cbs) {
         let o = certhall_store::orders::get(&app.db.store, *id)
@@ -636,7 +641,7 @@ async fn run_backend(
         );
         out.duplicate.push(duplicate);
         out.flood.push((flood_n, flood_check(&app, 200).await));
-        out.probes.push(probe(&app, orders[0], 500).await);
+        out.probes.push(probe(&app, orders[0].0, 500).await);
 
         let applied_no_ip = apply_all(&app, others, None, "applied").await;
         let (seen, bad) = outcomes_not(&app, others.len(), "applied").await;

@@ -211,7 +211,7 @@ async fn probing_other_orders_is_audited_without_flooding_the_chain() {
             if let Some(id) = my_id {
                 assert_eq!(actor, &format!("account:{id}"), "{be}");
             }
-            assert_eq!(data["target"]["order"], order.id, "{be}");
+            assert_eq!(data["target"]["order"], order.id.0, "{be}");
         }
 
         // The next window records again and says how many were left out.

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use certhall_domain::OrderId;
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
@@ -21,7 +22,11 @@ const APPLICANT: &str = "13500000021";
 const LEGAL_REP_PHONE: &str = "13900000022";
 
 async fn state_of(app: &TestApp, id: i64) -> OrderState {
-    orders::get(&app.db.store, id).await.unwrap().unwrap().state
+    orders::get(&app.db.store, OrderId(id))
+        .await
+        .unwrap()
+        .unwrap()
+        .state
 }
 
 /// The step-5 images stored (the license is step 3's).
@@ -63,9 +68,9 @@ async fn step_five_refusals_and_the_letter_route() {
         );
         let mut c = Client::new(&app, "10.30.0.1");
         c.page_login(APPLICANT).await;
-        let csrf = step5_csrf(&mut c, id).await;
+        let csrf = step5_csrf(&mut c, id.0).await;
         let path = format!("/orders/{id}/materials");
-        let before = state_of(&app, id).await;
+        let before = state_of(&app, id.0).await;
 
         // Submitting with nothing uploaded: the first missing image named.
         let r = c
@@ -81,7 +86,7 @@ async fn step_five_refusals_and_the_letter_route() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}: {}", r.body);
         assert!(r.body.contains("请上传公章"), "{be}: {}", r.body);
-        assert_eq!(state_of(&app, id).await, before);
+        assert_eq!(state_of(&app, id.0).await, before);
 
         // A text file renamed .png: refused by content, nothing stored.
         let r = c
@@ -97,7 +102,7 @@ async fn step_five_refusals_and_the_letter_route() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}");
         assert!(r.body.contains("不是 PNG 或 JPEG"), "{be}: {}", r.body);
-        assert!(stored_kinds(&app, id).await.is_empty(), "{be}");
+        assert!(stored_kinds(&app, id.0).await.is_empty(), "{be}");
 
         // A 20 MB image: refused with the limit named, nothing stored.
         let mut big = fixtures::png(400, 400);
@@ -111,7 +116,7 @@ async fn step_five_refusals_and_the_letter_route() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}");
         assert!(r.body.contains("图片文件过大（20 MB）"), "{be}: {}", r.body);
-        assert!(stored_kinds(&app, id).await.is_empty(), "{be}");
+        assert!(stored_kinds(&app, id.0).await.is_empty(), "{be}");
         // Over the whole form's limit: a message, not a bare 413.
         let mut huge = big.clone();
         huge.resize(30 * 1024 * 1024, 0x55);
@@ -128,7 +133,7 @@ async fn step_five_refusals_and_the_letter_route() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}: {}", r.body);
         assert!(r.body.contains("本次上传的内容过大"), "{be}: {}", r.body);
-        assert!(stored_kinds(&app, id).await.is_empty(), "{be}");
+        assert!(stored_kinds(&app, id.0).await.is_empty(), "{be}");
 
         // A PNG with a payload after its end: stored without it.
         let mut trailing = fixtures::png(420, 360);
@@ -154,11 +159,11 @@ async fn step_five_refusals_and_the_letter_route() {
         );
         assert!(r.body.contains("已保存：公章、法人章"), "{be}: {}", r.body);
         assert_eq!(
-            stored_kinds(&app, id).await,
+            stored_kinds(&app, id.0).await,
             vec![MaterialKind::CompanySeal, MaterialKind::LegalRepSeal],
             "{be}"
         );
-        let (info, bytes) = materials::image(&app.db.store, id, MaterialKind::CompanySeal)
+        let (info, bytes) = materials::image(&app.db.store, id.0, MaterialKind::CompanySeal)
             .await
             .unwrap()
             .unwrap();
@@ -213,7 +218,7 @@ async fn step_five_refusals_and_the_letter_route() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}");
         assert!(r.body.contains("请上传授权委托书"), "{be}: {}", r.body);
-        assert_eq!(state_of(&app, id).await, before, "{be}");
+        assert_eq!(state_of(&app, id.0).await, before, "{be}");
 
         // No route chosen: refused, the images stay.
         let r = c
@@ -229,7 +234,7 @@ async fn step_five_refusals_and_the_letter_route() {
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}");
         assert!(r.body.contains("请填写授权方式"), "{be}: {}", r.body);
-        assert_eq!(stored_kinds(&app, id).await.len(), 4, "{be}");
+        assert_eq!(stored_kinds(&app, id.0).await.len(), 4, "{be}");
 
         // A forged form (no CSRF token) stores nothing.
         let r = c
@@ -254,7 +259,7 @@ async fn step_five_refusals_and_the_letter_route() {
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{be}: {}", r.body);
-        assert_eq!(state_of(&app, id).await, OrderState::InReview, "{be}");
+        assert_eq!(state_of(&app, id.0).await, OrderState::InReview, "{be}");
         // Past the wizard, images can no longer change.
         let r = c
             .post_multipart(
@@ -351,18 +356,24 @@ async fn the_legal_representatives_reply_decides() {
         let id = order.id;
         let mut c = Client::new(&app, "10.31.0.1");
         c.page_login(APPLICANT).await;
-        upload_three(&mut c, id).await;
+        upload_three(&mut c, id.0).await;
 
         // The legal representative must be the license's; ID checked.
-        let (status, body) =
-            submit_sms(&mut c, id, "王五", fixtures::APPLICANT_ID, LEGAL_REP_PHONE).await;
+        let (status, body) = submit_sms(
+            &mut c,
+            id.0,
+            "王五",
+            fixtures::APPLICANT_ID,
+            LEGAL_REP_PHONE,
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{be}");
         assert!(
             body.contains("法定代表人姓名须与营业执照一致"),
             "{be}: {body}"
         );
         let (status, body) =
-            submit_sms(&mut c, id, "张三", "110105194912310021", LEGAL_REP_PHONE).await;
+            submit_sms(&mut c, id.0, "张三", "110105194912310021", LEGAL_REP_PHONE).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{be}");
         assert!(body.contains("校验位不正确"), "{be}: {body}");
         assert!(
@@ -376,10 +387,19 @@ async fn the_legal_representatives_reply_decides() {
                 .is_empty(),
             "{be}: an SMS went out for a refused submission"
         );
-        let (status, body) =
-            submit_sms(&mut c, id, "张三", fixtures::APPLICANT_ID, LEGAL_REP_PHONE).await;
+        let (status, body) = submit_sms(
+            &mut c,
+            id.0,
+            "张三",
+            fixtures::APPLICANT_ID,
+            LEGAL_REP_PHONE,
+        )
+        .await;
         assert_eq!(status, StatusCode::SEE_OTHER, "{be}: {body}");
-        assert_eq!(state_of(&app, id).await, OrderState::AwaitingAuthorization);
+        assert_eq!(
+            state_of(&app, id.0).await,
+            OrderState::AwaitingAuthorization
+        );
         let sms = certhall_store::sms::outbox_recent(&app.db.store, Some(LEGAL_REP_PHONE), 1)
             .await
             .unwrap();
@@ -410,14 +430,17 @@ async fn the_legal_representatives_reply_decides() {
             out["outcome"].as_str().unwrap().contains("无法识别"),
             "{be}: {out}"
         );
-        assert_eq!(state_of(&app, id).await, OrderState::AwaitingAuthorization);
+        assert_eq!(
+            state_of(&app, id.0).await,
+            OrderState::AwaitingAuthorization
+        );
 
         // 同意 from the legal representative: authorized, on to the counter
         // (which still checks the license and the images), the applicant
         // told.
         let out = inbound(&mut sim, LEGAL_REP_PHONE, " 同意。").await;
         assert_eq!(out["order"], json!(id), "{be}: {out}");
-        assert_eq!(state_of(&app, id).await, OrderState::InReview, "{be}");
+        assert_eq!(state_of(&app, id.0).await, OrderState::InReview, "{be}");
         let msgs = c.get("/messages").await;
         assert!(msgs.body.contains("法定代表人已同意授权"), "{be}");
         // A second reply changes nothing more.
@@ -426,14 +449,14 @@ async fn the_legal_representatives_reply_decides() {
             out["outcome"].as_str().unwrap().contains("无待处理"),
             "{be}: {out}"
         );
-        assert_eq!(state_of(&app, id).await, OrderState::InReview, "{be}");
+        assert_eq!(state_of(&app, id.0).await, OrderState::InReview, "{be}");
 
         // 拒绝: refused; the applicant may switch to the letter.
         let (_, second) = order_at_step_five(&app, APPLICANT).await;
-        upload_three(&mut c, second.id).await;
+        upload_three(&mut c, second.id.0).await;
         let (status, _) = submit_sms(
             &mut c,
-            second.id,
+            second.id.0,
             "张三",
             fixtures::APPLICANT_ID,
             LEGAL_REP_PHONE,
@@ -442,7 +465,7 @@ async fn the_legal_representatives_reply_decides() {
         assert_eq!(status, StatusCode::SEE_OTHER, "{be}");
         inbound(&mut sim, LEGAL_REP_PHONE, "拒绝").await;
         assert_eq!(
-            state_of(&app, second.id).await,
+            state_of(&app, second.id.0).await,
             OrderState::AuthorizationRefused
         );
         let step5 = c.get(&format!("/orders/{}/step/5", second.id)).await;
@@ -468,14 +491,14 @@ async fn the_legal_representatives_reply_decides() {
             )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{be}: {}", r.body);
-        assert_eq!(state_of(&app, second.id).await, OrderState::InReview);
+        assert_eq!(state_of(&app, second.id.0).await, OrderState::InReview);
 
         // After 72 hours a reply counts no more; housekeeping closes it.
         let (_, third) = order_at_step_five(&app, APPLICANT).await;
-        upload_three(&mut c, third.id).await;
+        upload_three(&mut c, third.id.0).await;
         let (status, _) = submit_sms(
             &mut c,
-            third.id,
+            third.id.0,
             "张三",
             fixtures::APPLICANT_ID,
             LEGAL_REP_PHONE,
@@ -489,7 +512,7 @@ async fn the_legal_representatives_reply_decides() {
             "{be}: {out}"
         );
         assert_eq!(
-            state_of(&app, third.id).await,
+            state_of(&app, third.id.0).await,
             OrderState::AwaitingAuthorization
         );
         assert_eq!(
@@ -498,7 +521,7 @@ async fn the_legal_representatives_reply_decides() {
             "{be}"
         );
         assert_eq!(
-            state_of(&app, third.id).await,
+            state_of(&app, third.id.0).await,
             OrderState::AuthorizationRefused
         );
         assert_eq!(
@@ -526,10 +549,10 @@ async fn the_providers_inbound_push_needs_its_secret() {
         let (_, order) = order_at_step_five(&app, APPLICANT).await;
         let mut c = Client::new(&app, "10.32.0.1");
         c.page_login(APPLICANT).await;
-        upload_three(&mut c, order.id).await;
+        upload_three(&mut c, order.id.0).await;
         let (status, _) = submit_sms(
             &mut c,
-            order.id,
+            order.id.0,
             "张三",
             fixtures::APPLICANT_ID,
             LEGAL_REP_PHONE,
@@ -551,7 +574,7 @@ async fn the_providers_inbound_push_needs_its_secret() {
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{be}");
         assert_eq!(
-            state_of(&app, order.id).await,
+            state_of(&app, order.id.0).await,
             OrderState::AwaitingAuthorization
         );
         let r = provider
@@ -568,7 +591,11 @@ async fn the_providers_inbound_push_needs_its_secret() {
             .await;
         assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
         assert_eq!(r.json()["code"], json!(0));
-        assert_eq!(state_of(&app, order.id).await, OrderState::InReview, "{be}");
+        assert_eq!(
+            state_of(&app, order.id.0).await,
+            OrderState::InReview,
+            "{be}"
+        );
     }
 }
 
@@ -738,12 +765,14 @@ async fn a_license_photo_fills_step_three() {
         r.body.contains("value=\"私营企业\" selected"),
         "typed nature kept"
     );
-    let stored = materials::of_order(&app.db.store, order.id).await.unwrap();
+    let stored = materials::of_order(&app.db.store, order.id.0)
+        .await
+        .unwrap();
     let ocr = stored[0]
         .ocr
         .as_ref()
         .expect("the reading is kept for the counter");
-    assert_eq!(ocr["uscc"], json!(printed.uscc));
+    assert_eq!(ocr.uscc, printed.uscc);
     // The API reads the same way.
     app.clock.advance(Duration::from_secs(61));
     let mut api = Client::new(&app, "10.34.0.2");
@@ -837,7 +866,7 @@ async fn authorization_sms_are_limited_even_when_submitted_at_once() {
         let (me, order) = order_at_step_five(&app, APPLICANT).await;
         let mut c = Client::new(&app, "10.36.0.1");
         c.page_login(APPLICANT).await;
-        upload_three(&mut c, order.id).await;
+        upload_three(&mut c, order.id.0).await;
         let sms = MaterialsSubmission {
             authorization: "legal_rep_sms".into(),
             legal_rep_name: "张三".into(),
@@ -853,7 +882,7 @@ async fn authorization_sms_are_limited_even_when_submitted_at_once() {
                 .await;
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{be}");
         assert_eq!(
-            state_of(&app, order.id).await,
+            state_of(&app, order.id.0).await,
             OrderState::AwaitingAuthorization
         );
         let sent = certhall_store::sms::outbox_recent(&app.db.store, Some(LEGAL_REP_PHONE), 50)
@@ -874,12 +903,12 @@ async fn authorization_sms_are_limited_even_when_submitted_at_once() {
         for attempt in 0..4 {
             inbound(&mut sim, LEGAL_REP_PHONE, "拒绝").await;
             assert_eq!(
-                state_of(&app, order.id).await,
+                state_of(&app, order.id.0).await,
                 OrderState::AuthorizationRefused
             );
             let (status, body) = submit_sms(
                 &mut c,
-                order.id,
+                order.id.0,
                 "张三",
                 fixtures::APPLICANT_ID,
                 LEGAL_REP_PHONE,
@@ -898,11 +927,11 @@ async fn authorization_sms_are_limited_even_when_submitted_at_once() {
             .unwrap();
         assert_eq!(sent.len(), 3, "{be}: exactly three SMS in 24 hours");
         assert_eq!(
-            state_of(&app, order.id).await,
+            state_of(&app, order.id.0).await,
             OrderState::AuthorizationRefused
         );
         // The applicant may still switch to the letter.
-        let csrf = step5_csrf(&mut c, order.id).await;
+        let csrf = step5_csrf(&mut c, order.id.0).await;
         let r = c
             .post_multipart(
                 &format!("/orders/{}/materials", order.id),

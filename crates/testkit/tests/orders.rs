@@ -6,11 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use certhall_domain::order::{Authorization, OrderEvent, OrderKind, OrderState, Step};
+use certhall_domain::steps::StepData;
 use certhall_domain::{Phone, Refusal};
 use certhall_service::orders::OrderActor;
 use certhall_service::RequestMeta;
 use certhall_testkit::TestApp;
 use serde_json::json;
+
+/// Hand-made step data, read the way stored data is.
+fn typed(step: Step, data: serde_json::Value) -> StepData {
+    StepData::decode(step, data).unwrap()
+}
 
 fn refusal(e: certhall_service::ServiceError) -> Refusal {
     e.refusal()
@@ -42,7 +48,12 @@ async fn orders_move_only_as_the_state_machine_allows() {
 
         // Out of order: refused, nothing saved, nothing moved.
         let err = s
-            .save_order_step(me, order.id, Step::Enterprise, &json!({"name": "x"}), &meta)
+            .save_order_step(
+                me,
+                order.id,
+                &typed(Step::Enterprise, json!({"name": "x"})),
+                &meta,
+            )
             .await
             .unwrap_err();
         assert_eq!(refusal(err).code(), "order_step_out_of_order", "{be}");
@@ -57,7 +68,7 @@ async fn orders_move_only_as_the_state_machine_allows() {
 
         // Someone else's order does not exist for them.
         let err = s
-            .save_order_step(other, order.id, Step::Identity, &json!({}), &meta)
+            .save_order_step(other, order.id, &typed(Step::Identity, json!({})), &meta)
             .await
             .unwrap_err();
         assert_eq!(refusal(err), Refusal::NotFound);
@@ -76,7 +87,7 @@ async fn orders_move_only_as_the_state_machine_allows() {
             ),
             (Step::Handling, json!({"handling": "online"})),
         ] {
-            s.save_order_step(me, order.id, step, &data, &meta)
+            s.save_order_step(me, order.id, &typed(step, data), &meta)
                 .await
                 .unwrap();
         }

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use certhall_domain::OrderId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,7 +86,7 @@ async fn start_and_keygen(
     let started = s
         .production_start(
             who,
-            order,
+            OrderId(order),
             &TokenPresented {
                 serial: token.serial.clone(),
                 initialized: token.initialized,
@@ -253,7 +254,7 @@ async fn a_paid_order_becomes_a_key_with_the_certificate_from_the_order() {
         );
 
         let token = desk.blank();
-        let run = start_and_keygen(&app, &desk, &who, order.id, &token).await;
+        let run = start_and_keygen(&app, &desk, &who, order.id.0, &token).await;
         assert!(run.started.needs_init);
         assert_eq!(run.started.pin.len(), 6);
         assert!(s.order_of(me, order.id).await.unwrap().state == OrderState::InProduction);
@@ -288,7 +289,7 @@ async fn a_paid_order_becomes_a_key_with_the_certificate_from_the_order() {
         );
         // The SO PIN is sealed with the deployment's secret and unblocks
         // the token (for online unlock later).
-        let ukey = certhall_store::production::ukey_of_order(&app.db.store, order.id)
+        let ukey = certhall_store::production::ukey_of_order(&app.db.store, order.id.0)
             .await
             .unwrap()
             .unwrap();
@@ -303,12 +304,12 @@ async fn a_paid_order_becomes_a_key_with_the_certificate_from_the_order() {
         // One unit left stock; the reservation is released; the user PIN is
         // no longer kept.
         assert_eq!(stock_on_hand(&app).await, before - 1, "{be}");
-        let checkout = certhall_store::checkouts::get(&app.db.store, order.id)
+        let checkout = certhall_store::checkouts::get(&app.db.store, order.id.0)
             .await
             .unwrap()
             .unwrap();
         assert!(!checkout.reserved);
-        let attempts = certhall_store::production::of_order(&app.db.store, order.id)
+        let attempts = certhall_store::production::of_order(&app.db.store, order.id.0)
             .await
             .unwrap();
         assert_eq!(attempts.len(), 1);
@@ -318,7 +319,7 @@ async fn a_paid_order_becomes_a_key_with_the_certificate_from_the_order() {
         let stages: Vec<String> = audit_events(&app, "production.attempt")
             .await
             .iter()
-            .filter(|e| e["order"] == order.id)
+            .filter(|e| e["order"] == order.id.0)
             .map(|e| e["event"].as_str().unwrap().to_owned())
             .collect();
         for want in ["started", "token_initialized", "issued"] {
@@ -393,7 +394,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
         assert_eq!(oks, 1, "{be}: exactly one producer wins");
         let loser = if a.is_ok() { b } else { a };
         assert_eq!(refusal(loser.unwrap_err()).code(), "production_busy");
-        let winner_is_who = certhall_store::production::of_order(&app.db.store, order.id)
+        let winner_is_who = certhall_store::production::of_order(&app.db.store, order.id.0)
             .await
             .unwrap()[0]
             .operator_id
@@ -403,7 +404,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
         } else {
             (&other, &who)
         };
-        let open = certhall_store::production::of_order(&app.db.store, order.id)
+        let open = certhall_store::production::of_order(&app.db.store, order.id.0)
             .await
             .unwrap()
             .remove(0);
@@ -421,7 +422,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
         // The agent disappears after the certificate was issued (never
         // written): the page reports it; the certificate is revoked.
         let token = desk.blank();
-        let run = start_and_keygen(&app, &desk, &who, order.id, &token).await;
+        let run = start_and_keygen(&app, &desk, &who, order.id.0, &token).await;
         let issued = s
             .production_csr(
                 &who,
@@ -467,7 +468,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
             .find(|t| t.serial == run.serial)
             .unwrap();
         assert!(again.initialized);
-        let run2 = start_and_keygen(&app, &desk, &who, order.id, &again).await;
+        let run2 = start_and_keygen(&app, &desk, &who, order.id.0, &again).await;
         assert!(!run2.started.needs_init, "{be}");
         assert_eq!(run2.started.pin, run.started.pin, "same token, same PIN");
         let issued2 = s
@@ -494,7 +495,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
 
         // A request whose key is not the application's kind is refused
         // before anything is issued.
-        let run3 = start_and_keygen(&app, &desk, &who, order.id, &again).await;
+        let run3 = start_and_keygen(&app, &desk, &who, order.id.0, &again).await;
         let pin = Pin::new(run3.started.pin.clone());
         let rsa = desk
             .tokens
@@ -537,7 +538,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
             .unwrap()
             .revocation
             .is_some());
-        let attempts = certhall_store::production::of_order(&app.db.store, order.id)
+        let attempts = certhall_store::production::of_order(&app.db.store, order.id.0)
             .await
             .unwrap();
         assert_eq!(attempts.last().unwrap().state, AttemptState::Abandoned);
@@ -619,7 +620,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
         let ends: Vec<(String, String)> = audit_events(&app, "production.attempt")
             .await
             .iter()
-            .filter(|e| e["order"] == order.id && e["stage"].is_string())
+            .filter(|e| e["order"] == order.id.0 && e["stage"].is_string())
             .map(|e| {
                 (
                     e["event"].as_str().unwrap().to_owned(),
@@ -674,8 +675,8 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
             .await
             .unwrap();
         // Finally a good key on a fresh token.
-        let run4 = start_and_keygen(&app, &desk, &who, order.id, &desk.blank()).await;
-        let replaced = certhall_store::production::of_order(&app.db.store, order.id)
+        let run4 = start_and_keygen(&app, &desk, &who, order.id.0, &desk.blank()).await;
+        let replaced = certhall_store::production::of_order(&app.db.store, order.id.0)
             .await
             .unwrap()
             .into_iter()
@@ -690,7 +691,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
             "{be}"
         );
         // No PIN of the order is kept on any attempt any more.
-        for a in certhall_store::production::of_order(&app.db.store, order.id)
+        for a in certhall_store::production::of_order(&app.db.store, order.id.0)
             .await
             .unwrap()
         {
@@ -721,7 +722,7 @@ async fn faults_leave_the_order_in_production_and_no_certificate_behind() {
             )
             .await
             .unwrap_err();
-        assert_eq!(refusal(e), Refusal::TokenInUse(order.id));
+        assert_eq!(refusal(e), Refusal::TokenInUse(order.id.0));
     }
 }
 
@@ -734,9 +735,9 @@ async fn produced(
 ) -> (certhall_domain::AccountId, i64, OperatorInfo) {
     let (me, order) = paid_order(app, phone, "sdzfcg").await;
     let who = producer(app, producer_phone).await;
-    let run = start_and_keygen(app, desk, &who, order.id, &desk.blank()).await;
+    let run = start_and_keygen(app, desk, &who, order.id.0, &desk.blank()).await;
     finish(app, desk, &who, &run).await.unwrap();
-    (me, order.id, who)
+    (me, order.id.0, who)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -748,9 +749,9 @@ async fn shipped_by_the_demo_courier_and_signed_for_through_signed_pushes() {
         let desk = Desk::new();
         let (me, order, who) = produced(&app, &desk, "13600000811", "13500000811").await;
 
-        let shipped = s.ship_order(&who, order, &m()).await.unwrap();
+        let shipped = s.ship_order(&who, OrderId(order), &m()).await.unwrap();
         assert_eq!(shipped.state, OrderState::Shipped, "{be}");
-        let views = s.shipment_views(order).await.unwrap();
+        let views = s.shipment_views(OrderId(order)).await.unwrap();
         let waybill = views[0].shipment.waybill_no.clone().unwrap();
         assert!(waybill.starts_with("SF"), "{waybill}");
         let msgs = certhall_store::messages::list(&app.db.store, me, 20, 0)
@@ -769,16 +770,16 @@ async fn shipped_by_the_demo_courier_and_signed_for_through_signed_pushes() {
             );
         }
         assert_eq!(
-            s.order_of(me, order).await.unwrap().state,
+            s.order_of(me, OrderId(order)).await.unwrap().state,
             OrderState::Shipped
         );
         assert_eq!(
             s.demo_courier_advance(views[0].shipment.id).await.unwrap(),
             200
         );
-        let delivered = s.order_of(me, order).await.unwrap();
+        let delivered = s.order_of(me, OrderId(order)).await.unwrap();
         assert_eq!(delivered.state, OrderState::Delivered, "{be}");
-        let routes = &s.shipment_views(order).await.unwrap()[0].routes;
+        let routes = &s.shipment_views(OrderId(order)).await.unwrap()[0].routes;
         let stages: Vec<&str> = routes.iter().map(|r| r.stage.as_str()).collect();
         assert_eq!(
             stages,
@@ -874,7 +875,7 @@ async fn shipped_by_the_demo_courier_and_signed_for_through_signed_pushes() {
         assert_eq!(pushes[0]["outcome"], "refused", "{be}");
         assert_eq!(pushes[0]["reason"], "bad_digest", "{be}");
         assert_eq!(
-            s.order_of(me, order).await.unwrap().state,
+            s.order_of(me, OrderId(order)).await.unwrap().state,
             OrderState::Delivered
         );
     }
@@ -909,13 +910,13 @@ async fn a_courier_that_fails_leaves_the_order_produced_and_the_retry_gets_a_new
         // SF cannot be reached: whether it took the order is unknown, so
         // the shipment stays `requesting` and is asked again with the same
         // number (SF answers a repeated orderId with the first waybill).
-        let e = s.ship_order(&who, order, &m()).await.unwrap_err();
+        let e = s.ship_order(&who, OrderId(order), &m()).await.unwrap_err();
         assert_eq!(refusal(e).code(), "courier_unsure", "{be}");
         assert_eq!(
-            s.order_of(me, order).await.unwrap().state,
+            s.order_of(me, OrderId(order)).await.unwrap().state,
             OrderState::Produced
         );
-        let views = s.shipment_views(order).await.unwrap();
+        let views = s.shipment_views(OrderId(order)).await.unwrap();
         assert_eq!(views.len(), 1);
         assert_eq!(views[0].shipment.state, "requesting");
         let first_number = views[0].shipment.courier_order_id.clone();
@@ -930,9 +931,9 @@ async fn a_courier_that_fails_leaves_the_order_produced_and_the_retry_gets_a_new
         refusing.courier = Arc::new(certhall_service::shipping::Unconfigured);
         app.services.shipping = Arc::new(refusing);
         let s = &app.services;
-        let e = s.ship_order(&who, order, &m()).await.unwrap_err();
+        let e = s.ship_order(&who, OrderId(order), &m()).await.unwrap_err();
         assert_eq!(refusal(e).code(), "courier_failed", "{be}");
-        let views = s.shipment_views(order).await.unwrap();
+        let views = s.shipment_views(OrderId(order)).await.unwrap();
         assert_eq!(views.len(), 1, "{be}: the same request, asked again");
         assert_eq!(views[0].shipment.courier_order_id, first_number);
         assert_eq!(views[0].shipment.state, "failed");
@@ -946,13 +947,13 @@ async fn a_courier_that_fails_leaves_the_order_produced_and_the_retry_gets_a_new
         // The courier is back: a new courier order number, shipped.
         app.services.shipping = demo;
         let s = &app.services;
-        s.ship_order(&who, order, &m()).await.unwrap();
-        let views = s.shipment_views(order).await.unwrap();
+        s.ship_order(&who, OrderId(order), &m()).await.unwrap();
+        let views = s.shipment_views(OrderId(order)).await.unwrap();
         assert_eq!(views.len(), 2);
         assert_ne!(views[1].shipment.courier_order_id, first_number);
         assert_eq!(views[1].shipment.state, "shipped");
         // Not picked up yet: the producer may cancel and ship again.
-        let back = s.cancel_shipment(&who, order, &m()).await.unwrap();
+        let back = s.cancel_shipment(&who, OrderId(order), &m()).await.unwrap();
         assert_eq!(back.state, OrderState::Produced, "{be}");
         // The applicant was told once that the key is made, not again.
         let made = certhall_store::messages::list(&app.db.store, me, 50, 0)

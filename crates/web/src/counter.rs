@@ -16,7 +16,7 @@ use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use certhall_domain::operator::{reject_reason, COMMON_REJECT_REASONS};
 use certhall_domain::order::{OrderState, Step};
 use certhall_domain::session::SessionToken;
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::counter::{
     OperatorInfo, QueueFilter, ReviewDecision, ReviewDetail, ReviewQueue, QUEUE_STATES,
 };
@@ -409,7 +409,7 @@ async fn detail_page(
     state: &AppState,
     bid: &BrowserId,
     who: &OperatorInfo,
-    id: i64,
+    id: OrderId,
     error: Option<&Refusal>,
 ) -> Result<Response, PageError> {
     detail_page_with(state, bid, who, id, error, false).await
@@ -419,7 +419,7 @@ async fn detail_page_with(
     state: &AppState,
     bid: &BrowserId,
     who: &OperatorInfo,
-    id: i64,
+    id: OrderId,
     error: Option<&Refusal>,
     confirm_approve: bool,
 ) -> Result<Response, PageError> {
@@ -478,14 +478,7 @@ async fn detail_page_with(
             phone: a.phone_masked(),
             requested_at: a.requested_at.display_cst(),
             expires_at: a.expires_at.display_cst(),
-            outcome: match a.outcome.as_str() {
-                "pending" => "等待回复",
-                "agreed" => "已同意",
-                "refused" => "已拒绝",
-                "expired" => "超时未回复",
-                "withdrawn" => "已撤回（重新发送）",
-                _ => "未知",
-            },
+            outcome: a.outcome.label_zh(),
         }),
         chrome: CounterChrome::new(state, bid, Some(who)),
         in_review: d.order.state == OrderState::InReview,
@@ -504,7 +497,7 @@ async fn detail_page_with(
 pub async fn material(
     State(state): State<AppState>,
     Operator(who): Operator,
-    Path((id, kind)): Path<(i64, String)>,
+    Path((id, kind)): Path<(OrderId, String)>,
 ) -> Result<Response, PageError> {
     let kind = kind
         .parse()
@@ -531,7 +524,7 @@ pub async fn detail(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Response, PageError> {
     detail_page(&state, &bid, &who, id, None).await
 }
@@ -548,7 +541,7 @@ async fn decided(
     state: &AppState,
     bid: &BrowserId,
     who: &OperatorInfo,
-    id: i64,
+    id: OrderId,
     result: Result<certhall_service::views::OrderRow, ServiceError>,
     what: &str,
 ) -> Result<Response, PageError> {
@@ -564,7 +557,7 @@ pub async fn approve(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<ApproveForm>,
 ) -> Result<Response, PageError> {
@@ -604,7 +597,7 @@ pub async fn reject(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<RejectForm>,
 ) -> Result<Response, PageError> {
@@ -646,7 +639,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     ClientMeta(meta): ClientMeta,
     CsrfForm(form): CsrfForm<CancelForm>,
 ) -> Result<Response, PageError> {

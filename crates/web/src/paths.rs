@@ -1,5 +1,7 @@
 //! Every page URL in one place, so links and routes cannot drift apart.
 
+use certhall_domain::OrderId;
+
 /// Home (首页).
 pub const HOME: &str = "/";
 /// Login page.
@@ -50,17 +52,17 @@ pub const DEV_CASHIER: &str = "/dev/cashier";
 pub const DEV_WECHATPAY: &str = "/dev/wechatpay";
 
 /// An order's page.
-pub fn order(id: i64) -> String {
+pub fn order(id: OrderId) -> String {
     format!("/orders/{id}")
 }
 
 /// 第六步 of an order.
-pub fn checkout(id: i64) -> String {
+pub fn checkout(id: OrderId) -> String {
     format!("/orders/{id}/checkout")
 }
 
 /// 第七步 of an order.
-pub fn pay(id: i64) -> String {
+pub fn pay(id: OrderId) -> String {
     format!("/orders/{id}/pay")
 }
 

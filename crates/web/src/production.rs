@@ -20,7 +20,7 @@ use base64::Engine as _;
 use certhall_domain::order::OrderState;
 use certhall_domain::production::FailedStage;
 use certhall_domain::session::{csrf_valid, SessionToken};
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::counter::OperatorInfo;
 use certhall_service::production::{AttemptRow, ProductionDetail, ProductionItem, TokenPresented};
 use certhall_service::shipping::{stage_label, ShipmentView};
@@ -247,7 +247,7 @@ async fn detail(
     state: &AppState,
     bid: &BrowserId,
     who: &OperatorInfo,
-    id: i64,
+    id: OrderId,
     error: Option<String>,
 ) -> Result<Response, PageError> {
     let d = state.services.production_detail(who, id).await?;
@@ -283,7 +283,7 @@ pub async fn detail_page(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Response, PageError> {
     detail(&state, &bid, &who, id, None).await
 }
@@ -297,7 +297,7 @@ pub async fn ship(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     ClientMeta(meta): ClientMeta,
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
@@ -314,7 +314,7 @@ pub async fn cancel_shipment(
     State(state): State<AppState>,
     bid: BrowserId,
     Operator(who): Operator,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     ClientMeta(meta): ClientMeta,
     CsrfForm(_): CsrfForm<EmptyForm>,
 ) -> Result<Response, PageError> {
@@ -399,7 +399,7 @@ fn attempt_json(a: &AttemptRow) -> Value {
 pub async fn start(
     State(state): State<AppState>,
     ProducerCaller(who): ProducerCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     ClientMeta(meta): ClientMeta,
     Body(b): Body<StartBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -517,7 +517,7 @@ pub async fn api_queue(
 pub async fn api_detail(
     State(state): State<AppState>,
     CounterCaller(who): CounterCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let d = state.services.production_detail(&who, id).await?;
     Ok(Json(json!({
@@ -550,7 +550,7 @@ pub fn shipment_json(v: &ShipmentView) -> Value {
 pub async fn api_ship(
     State(state): State<AppState>,
     CounterCaller(who): CounterCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     ClientMeta(meta): ClientMeta,
 ) -> Result<Json<Value>, ApiError> {
     let order = state.services.ship_order(&who, id, &meta).await?;

@@ -22,13 +22,14 @@
 mod login;
 mod review;
 
-pub(crate) use review::{fields, text_at};
+pub(crate) use review::{fields, Reader};
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::operator::{check_new_password, hash_password, OperatorRole, Username};
 use certhall_domain::order::Step;
 use certhall_domain::session::SessionToken;
-use certhall_domain::{Phone, Refusal};
+use certhall_domain::wizard::EnterpriseInput;
+use certhall_domain::{OperatorId, Phone, Refusal};
 use certhall_store::operators::{self, OperatorRow};
 use certhall_store::orders::{OrderEventRow, OrderRow};
 use rand::rngs::OsRng;
@@ -40,7 +41,7 @@ use crate::{append_audit, RequestMeta, Result, Services};
 #[derive(Debug, Clone)]
 pub struct OperatorInfo {
     /// Operator id.
-    pub id: i64,
+    pub id: OperatorId,
     /// Login name.
     pub username: String,
     /// Their phone (orders of the account with this phone are not theirs
@@ -176,15 +177,16 @@ impl LicenseCheck {
     }
 }
 
-/// The license fields compared, with their step-3 keys.
-const LICENSE_FIELDS: [(&str, &str); 7] = [
-    ("name", "企业名称"),
-    ("uscc", "统一社会信用代码"),
-    ("kind", "类型"),
-    ("legal_representative", "法定代表人"),
-    ("address", "住所"),
-    ("registered_capital", "注册资本"),
-    ("established", "成立日期"),
+/// The license fields compared: label, and the field of step 3's form.
+type LicenseField = (&'static str, fn(&EnterpriseInput) -> &str);
+const LICENSE_FIELDS: [LicenseField; 7] = [
+    ("企业名称", |e| &e.name),
+    ("统一社会信用代码", |e| &e.uscc),
+    ("类型", |e| &e.kind),
+    ("法定代表人", |e| &e.legal_representative),
+    ("住所", |e| &e.address),
+    ("注册资本", |e| &e.registered_capital),
+    ("成立日期", |e| &e.established),
 ];
 
 /// A decision on an order.

@@ -4,7 +4,9 @@
 use certhall_domain::audit::{Actor, AuditEvent, NewAuditEntry};
 use certhall_domain::operator::{counter_reason, cst_day_start, may_review, DAY};
 use certhall_domain::order::{OrderEvent, OrderState, Step};
-use certhall_domain::Refusal;
+use certhall_domain::steps::StepData;
+use certhall_domain::wizard::EnterpriseInput;
+use certhall_domain::{OrderId, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::accounts;
 use certhall_store::orders::{self, OrderRow};
@@ -46,21 +48,16 @@ impl Services {
             {
                 continue;
             }
-            let step2 = orders::step_data(&self.store, order.id, Step::Application).await?;
+            let steps = self.steps_of(order.id).await?;
             if let Some(a) = application {
-                if !step2.as_ref().is_some_and(|d| mentions(d, a)) {
+                if !steps.application.as_ref().is_some_and(|d| d.is_named(a)) {
                     continue;
                 }
             }
-            let step1 = orders::step_data(&self.store, order.id, Step::Identity).await?;
-            let step3 = orders::step_data(&self.store, order.id, Step::Enterprise).await?;
             items.push(QueueItem {
-                applicant: text_at(step1.as_ref(), &["name"]),
-                enterprise: text_at(step3.as_ref(), &["name"]),
-                application: text_at(
-                    step2.as_ref(),
-                    &["application_name", "name", "application", "code"],
-                ),
+                applicant: steps.applicant_name().to_owned(),
+                enterprise: steps.enterprise_name().to_owned(),
+                application: steps.application_name().to_owned(),
                 since: order.updated_at.display_cst(),
                 order,
             });
@@ -69,18 +66,21 @@ impl Services {
     }
 
     /// One order as the counter sees it.
-    pub async fn review_detail(&self, who: &OperatorInfo, id: i64) -> Result<ReviewDetail> {
+    pub async fn review_detail(&self, who: &OperatorInfo, id: OrderId) -> Result<ReviewDetail> {
         let (order, account) = self.order_with_account(id).await?;
-        let mut steps = Vec::new();
-        for step in Step::ALL {
-            let data = orders::step_data(&self.store, id, step).await?;
-            steps.push(StepView {
+        let saved = self.steps_of(id).await?;
+        let steps = Step::ALL
+            .into_iter()
+            .map(|step| StepView {
                 step,
-                fields: data.as_ref().map(|d| fields(step, d)).unwrap_or_default(),
-            });
-        }
-        let materials = certhall_store::materials::of_order(&self.store, id).await?;
-        let typed = orders::step_data(&self.store, id, Step::Enterprise).await?;
+                fields: saved
+                    .get(step)
+                    .map(|d| fields(&d, Reader::Counter))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let materials = certhall_store::materials::of_order(&self.store, id.0).await?;
+        let typed = EnterpriseInput::from(saved.enterprise.unwrap_or_default());
         let license_check = materials
             .iter()
             .find(|m| m.kind == certhall_domain::materials::MaterialKind::License)
@@ -88,19 +88,19 @@ impl Services {
             .map(|read| {
                 LICENSE_FIELDS
                     .iter()
-                    .map(|(key, label)| LicenseCheck {
+                    .map(|(label, field)| LicenseCheck {
                         label,
-                        typed: text_at(typed.as_ref(), &[key]),
-                        read: text_at(Some(read), &[key]),
+                        typed: field(&typed).to_owned(),
+                        read: field(read).to_owned(),
                     })
                     .collect()
             })
             .unwrap_or_default();
         Ok(ReviewDetail {
-            authorization: certhall_store::materials::latest_of_order(&self.store, id).await?,
-            checkout: certhall_store::checkouts::get(&self.store, id).await?,
-            attempts: certhall_store::payments::attempts_of_order(&self.store, id).await?,
-            refunds: certhall_store::payments::refunds_of_order(&self.store, id).await?,
+            authorization: certhall_store::materials::latest_of_order(&self.store, id.0).await?,
+            checkout: certhall_store::checkouts::get(&self.store, id.0).await?,
+            attempts: certhall_store::payments::attempts_of_order(&self.store, id.0).await?,
+            refunds: certhall_store::payments::refunds_of_order(&self.store, id.0).await?,
             materials,
             license_check,
             own: may_review(&who.phone, &account.phone).is_err(),
@@ -124,7 +124,7 @@ impl Services {
     pub async fn counter_cancel(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         reason: &str,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
@@ -147,7 +147,7 @@ impl Services {
     pub async fn review_confirmable(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         version: i64,
         meta: &RequestMeta,
     ) -> Result<()> {
@@ -164,7 +164,7 @@ impl Services {
     /// order).
     async fn order_with_account(
         &self,
-        id: i64,
+        id: OrderId,
     ) -> Result<(OrderRow, certhall_domain::account::Account)> {
         let order = orders::get(&self.store, id)
             .await?
@@ -179,7 +179,7 @@ impl Services {
     async fn stale_decision(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         version: i64,
         meta: &RequestMeta,
     ) -> Result<()> {
@@ -198,7 +198,7 @@ impl Services {
     pub async fn review_decide(
         &self,
         who: &OperatorInfo,
-        id: i64,
+        id: OrderId,
         version: i64,
         decision: &ReviewDecision,
         meta: &RequestMeta,
@@ -248,95 +248,98 @@ impl Services {
         let sms = Sms {
             to: account.phone.clone(),
             template: SmsTemplate::ReviewResult {
-                order: id,
+                order: id.0,
                 outcome: outcome.to_owned(),
             },
         };
         if let Err(e) = self.sms.send(&sms).await {
-            tracing::warn!(order = id, error = %e, "review result SMS not sent");
+            tracing::warn!(order = id.0, error = %e, "review result SMS not sent");
         }
         Ok(order)
     }
 }
 
-/// True when any string in `data` (top level) equals `needle`.
-fn mentions(data: &serde_json::Value, needle: &str) -> bool {
-    match data {
-        serde_json::Value::Object(m) => m.values().any(|v| v.as_str() == Some(needle)),
-        serde_json::Value::String(s) => s == needle,
-        _ => false,
-    }
+/// Who reads an order's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reader {
+    /// The counter: everything, as typed.
+    Counter,
+    /// The applicant's order page: ID numbers masked, the application's
+    /// code and certificate profile left out (they mean nothing to them).
+    Applicant,
 }
 
-/// The first of `keys` that holds text.
-pub(crate) fn text_at(data: Option<&serde_json::Value>, keys: &[&str]) -> String {
-    data.and_then(|d| keys.iter().find_map(|k| d.get(*k).and_then(|v| v.as_str())))
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// A step's data as labelled fields, in the stored order.
-pub(crate) fn fields(step: Step, data: &serde_json::Value) -> Vec<FieldView> {
-    let Some(map) = data.as_object() else {
-        return vec![FieldView {
-            label: "内容".into(),
-            value: data.to_string(),
-        }];
+/// A step's data as labelled fields, in the step's order; fields left
+/// empty are not shown.
+pub(crate) fn fields(data: &StepData, reader: Reader) -> Vec<FieldView> {
+    let counter = reader == Reader::Counter;
+    let id_number = |id: &str| {
+        if counter {
+            id.to_owned()
+        } else {
+            crate::orders::mask_id_number(id)
+        }
     };
-    map.iter()
-        .filter(|(k, v)| !(k.as_str() == "legal_rep" && v.is_null()))
-        .map(|(k, v)| FieldView {
-            label: label_of(step, k).map_or_else(|| k.clone(), str::to_owned),
-            value: match (k.as_str(), v) {
-                ("price_fen", serde_json::Value::Number(n)) => n
-                    .as_i64()
-                    .map(certhall_domain::application::format_price)
-                    .unwrap_or_else(|| n.to_string()),
-                ("authorization", serde_json::Value::String(a)) => match a.as_str() {
-                    "legal_rep_sms" => "法人短信授权".to_owned(),
-                    "letter" => "上传授权委托书".to_owned(),
-                    other => other.to_owned(),
-                },
-                ("legal_rep", serde_json::Value::Object(m)) => ["name", "id_number", "phone"]
-                    .iter()
-                    .filter_map(|k| m.get(*k).and_then(|v| v.as_str()))
+    let mut out: Vec<(&str, String)> = Vec::new();
+    match data {
+        StepData::Identity(p) => {
+            out.push(("姓名", p.name.clone()));
+            out.push(("身份证号码", id_number(&p.id_number)));
+            out.push(("手机号", p.phone.clone()));
+        }
+        StepData::Application(a) => {
+            if counter {
+                out.push(("应用", a.code.clone()));
+            }
+            out.push(("应用名称", a.name.clone()));
+            if counter {
+                out.push(("证书模板", a.profile.clone()));
+            }
+            if let Some(k) = a.key_kind {
+                out.push(("密钥算法", k.label_zh().to_owned()));
+            }
+            if a.validity_days > 0 {
+                out.push(("有效期（天）", a.validity_days.to_string()));
+            }
+            if let Some(fen) = a.price_fen {
+                out.push(("价格", certhall_domain::application::format_price(fen)));
+            }
+        }
+        StepData::Enterprise(e) => {
+            out.push(("企业名称", e.name.clone()));
+            out.push(("统一社会信用代码", e.uscc.clone()));
+            out.push(("类型", e.kind.clone()));
+            out.push(("法定代表人", e.legal_representative.clone()));
+            out.push(("住所", e.address.clone()));
+            out.push(("注册资本", e.registered_capital.clone()));
+            out.push(("成立日期", e.established.clone()));
+            out.push(("注册地", e.registered_place.clone()));
+            out.push(("企业性质", e.nature.clone()));
+        }
+        StepData::Handling(h) => out.push(("办理方式", h.handling.label_zh().to_owned())),
+        StepData::Materials(m) => {
+            out.push(("授权方式", m.authorization.label_zh().to_owned()));
+            if let Some(rep) = &m.legal_rep {
+                out.push((
+                    "法定代表人（短信授权）",
+                    [
+                        rep.name.clone(),
+                        id_number(&rep.id_number),
+                        rep.phone.clone(),
+                    ]
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
                     .collect::<Vec<_>>()
                     .join(" · "),
-                ("handling", serde_json::Value::String(h)) => match h.as_str() {
-                    "online" => "在线办理".to_owned(),
-                    "counter" => "柜台办理".to_owned(),
-                    other => other.to_owned(),
-                },
-                (_, serde_json::Value::String(s)) => s.clone(),
-                (_, serde_json::Value::Null) => String::new(),
-                (_, other) => other.to_string(),
-            },
+                ));
+            }
+        }
+    }
+    out.into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(label, value)| FieldView {
+            label: label.to_owned(),
+            value,
         })
         .collect()
-}
-
-fn label_of(step: Step, key: &str) -> Option<&'static str> {
-    Some(match (step, key) {
-        (Step::Identity, "name") => "姓名",
-        (Step::Enterprise, "name") => "企业名称",
-        (Step::Application, "application" | "code") => "应用",
-        (Step::Application, "name" | "application_name") => "应用名称",
-        (_, "id_number") => "身份证号码",
-        (_, "phone") => "手机号",
-        (_, "uscc") => "统一社会信用代码",
-        (_, "kind") => "类型",
-        (_, "legal_representative") => "法定代表人",
-        (_, "address") => "住所",
-        (_, "registered_capital") => "注册资本",
-        (_, "established") => "成立日期",
-        (_, "registered_place") => "注册地",
-        (_, "nature") => "企业性质",
-        (_, "handling") => "办理方式",
-        (_, "price_fen") => "价格",
-        (_, "profile") => "证书模板",
-        (_, "validity_days") => "有效期（天）",
-        (_, "authorization") => "授权方式",
-        (_, "legal_rep") => "法定代表人（短信授权）",
-        _ => return None,
-    })
 }

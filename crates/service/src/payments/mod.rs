@@ -25,7 +25,7 @@ use std::time::Duration;
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::order::OrderState;
 use certhall_domain::payment::{new_out_trade_no, AttemptState, Channel, PaymentPolicy};
-use certhall_domain::{AccountId, Refusal, Timestamp};
+use certhall_domain::{AccountId, OrderId, Refusal, Timestamp};
 use certhall_payment::simulator::WechatSimulator;
 use certhall_payment::{NewPayment, PaymentError, PaymentProvider, TradeState};
 use certhall_store::orders::OrderRow;
@@ -197,13 +197,13 @@ impl Services {
     pub async fn payment_view(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         check: bool,
     ) -> Result<PaymentView> {
         let mut order = self.order_of(account, order_id).await?;
         if check && order.state == OrderState::AwaitingPayment {
             let mut asked = false;
-            for a in payments::attempts_of_order(&self.store, order_id).await? {
+            for a in payments::attempts_of_order(&self.store, order_id.0).await? {
                 if a.state == AttemptState::Paying {
                     let now = self.clock.now();
                     if payments::claim_query(
@@ -233,9 +233,9 @@ impl Services {
 
     async fn payment_view_of(&self, order: OrderRow) -> Result<PaymentView> {
         Ok(PaymentView {
-            checkout: checkouts::get(&self.store, order.id).await?,
-            attempts: payments::attempts_of_order(&self.store, order.id).await?,
-            refunds: payments::refunds_of_order(&self.store, order.id).await?,
+            checkout: checkouts::get(&self.store, order.id.0).await?,
+            attempts: payments::attempts_of_order(&self.store, order.id.0).await?,
+            refunds: payments::refunds_of_order(&self.store, order.id.0).await?,
             channels: self.payment_channels(),
             demo: self.payments.simulator().is_some(),
             order,
@@ -248,7 +248,7 @@ impl Services {
     pub async fn start_payment(
         &self,
         account: AccountId,
-        order_id: i64,
+        order_id: OrderId,
         channel: Channel,
         meta: &RequestMeta,
     ) -> Result<AttemptRow> {
@@ -256,7 +256,7 @@ impl Services {
         let order = self.order_of(account, order_id).await?;
         payable(order.state)?;
         // Settle what is under way (outside any transaction).
-        for a in payments::attempts_of_order(&self.store, order_id).await? {
+        for a in payments::attempts_of_order(&self.store, order_id.0).await? {
             if a.state != AttemptState::Paying {
                 continue;
             }
@@ -284,10 +284,10 @@ impl Services {
         let now = self.clock.now();
         let expires_at = now.plus(self.payments.policy.attempt_ttl);
         let mut tx = self.store.begin_write().await?;
-        tx.lock(LockKey::OrderPayment(order_id)).await?;
+        tx.lock(LockKey::OrderPayment(order_id.0)).await?;
         let order = self.owned_order(&mut tx, account, order_id).await?;
         payable(order.state)?;
-        if let Some(busy) = payments::paying_of_order_tx(&mut tx, order_id)
+        if let Some(busy) = payments::paying_of_order_tx(&mut tx, order_id.0)
             .await?
             .into_iter()
             .next()
@@ -298,10 +298,10 @@ impl Services {
             }
             return Err(Refusal::PaymentBusy.into());
         }
-        let checkout = checkouts::get_tx(&mut tx, order_id)
+        let checkout = checkouts::get_tx(&mut tx, order_id.0)
             .await?
             .ok_or(Refusal::NotFound)?;
-        let seq = payments::next_seq(&mut tx, order_id).await?;
+        let seq = payments::next_seq(&mut tx, order_id.0).await?;
         let no = new_out_trade_no(
             order_id,
             u32::try_from(seq).unwrap_or(0),
@@ -311,7 +311,7 @@ impl Services {
         let attempt = payments::insert_attempt(
             &mut tx,
             &NewAttempt {
-                order_id,
+                order_id: order_id.0,
                 seq,
                 channel,
                 out_trade_no: &no,
@@ -417,10 +417,10 @@ impl Services {
     /// (revise, cancel): each is queried, then closed. Refused while one is
     /// having its QR code made this very moment. Returns true when one
     /// turned out paid.
-    pub(crate) async fn settle_attempts_of(&self, order_id: i64, by: &str) -> Result<bool> {
+    pub(crate) async fn settle_attempts_of(&self, order_id: OrderId, by: &str) -> Result<bool> {
         let now = self.clock.now();
         let mut paid = false;
-        for a in payments::attempts_of_order(&self.store, order_id).await? {
+        for a in payments::attempts_of_order(&self.store, order_id.0).await? {
             if a.state != AttemptState::Paying {
                 continue;
             }

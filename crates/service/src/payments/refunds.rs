@@ -5,7 +5,7 @@
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::payment::{new_out_refund_no, RefundState};
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_payment::{NewRefund, PaymentError, RefundStatus};
 use certhall_store::orders::{self, OrderRow};
 use certhall_store::payments::{self, AttemptRow, NewRefundRow, RefundRow};
@@ -33,7 +33,7 @@ impl Services {
             return Ok(None); // refunded (or being refunded) already
         }
         let now = self.clock.now();
-        let n = payments::refund_count(tx, order.id).await? + 1;
+        let n = payments::refund_count(tx, order.id.0).await? + 1;
         let no = new_out_refund_no(
             order.id,
             u32::try_from(n).unwrap_or(0),
@@ -42,7 +42,7 @@ impl Services {
         let refund = payments::insert_refund(
             tx,
             &NewRefundRow {
-                order_id: order.id,
+                order_id: order.id.0,
                 attempt_id: attempt.id,
                 out_refund_no: &no,
                 amount_fen: attempt.amount_fen,
@@ -87,8 +87,8 @@ impl Services {
 
     /// Submits (or asks about) the order's open refunds; errors are logged
     /// and left to the job.
-    pub(crate) async fn submit_open_refunds_of(&self, order_id: i64) {
-        let Ok(refunds) = payments::refunds_of_order(&self.store, order_id).await else {
+    pub(crate) async fn submit_open_refunds_of(&self, order_id: OrderId) {
+        let Ok(refunds) = payments::refunds_of_order(&self.store, order_id.0).await else {
             return;
         };
         for r in refunds.into_iter().filter(|r| !r.state.is_final()) {
@@ -186,7 +186,7 @@ impl Services {
         )
         .await?;
         if to.is_final() {
-            if let Some(order) = orders::get_tx(&mut tx, r.order_id).await? {
+            if let Some(order) = orders::get_tx(&mut tx, OrderId(r.order_id)).await? {
                 let (title, body) = match to {
                     RefundState::Succeeded => (
                         format!("退款成功（订单 {}）", r.order_id),
@@ -211,7 +211,7 @@ impl Services {
                         kind: MessageKind::System,
                         title,
                         body,
-                        order_id: Some(r.order_id),
+                        order_id: Some(OrderId(r.order_id)),
                     },
                     now,
                 )

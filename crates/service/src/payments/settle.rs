@@ -9,7 +9,7 @@ use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::order::{OrderEvent, OrderState};
 use certhall_domain::payment::{decide_success, AttemptState, SuccessDecision};
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_payment::TradeState;
 use certhall_store::payments::{self, AttemptRow, Settlement};
 use certhall_store::{checkouts, messages, notices, orders, LockKey, WriteTx};
@@ -97,7 +97,7 @@ impl Services {
         )
         .await?;
         if to == AttemptState::Failed {
-            if let Some(order) = orders::get_tx(&mut tx, a.order_id).await? {
+            if let Some(order) = orders::get_tx(&mut tx, OrderId(a.order_id)).await? {
                 messages::insert(
                     &mut tx,
                     order.account_id,
@@ -110,7 +110,7 @@ impl Services {
                             a.channel.label_zh(),
                             failure.unwrap_or("支付失败")
                         ),
-                        order_id: Some(a.order_id),
+                        order_id: Some(OrderId(a.order_id)),
                     },
                     now,
                 )
@@ -179,7 +179,7 @@ impl Services {
         let current = payments::attempt_by_no_tx(&mut tx, &a.out_trade_no)
             .await?
             .ok_or(Refusal::NotFound)?;
-        let order = orders::get_tx(&mut tx, a.order_id)
+        let order = orders::get_tx(&mut tx, OrderId(a.order_id))
             .await?
             .ok_or(Refusal::NotFound)?;
         let owes = match order.state {
@@ -229,7 +229,7 @@ impl Services {
                 self.order_event_tx(
                     &mut tx,
                     OrderActor::System,
-                    a.order_id,
+                    OrderId(a.order_id),
                     None,
                     OrderEvent::PaymentSucceeded,
                     None,
@@ -279,7 +279,7 @@ impl Services {
         .await?;
         tx.commit().await?;
         if applied == Applied::Refunding {
-            self.submit_open_refunds_of(a.order_id).await;
+            self.submit_open_refunds_of(OrderId(a.order_id)).await;
         }
         Ok(applied)
     }

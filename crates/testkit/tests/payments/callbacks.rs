@@ -85,7 +85,7 @@ async fn paid_at_the_demo_cashier_and_a_second_callback_changes_nothing() {
         let cbs = payments::recent_callbacks(&app.db.store, 10).await.unwrap();
         assert_eq!(cbs[0].outcome, "duplicate");
         assert_eq!(cbs[1].outcome, "duplicate");
-        assert!(payments::refunds_of_order(&app.db.store, order.id)
+        assert!(payments::refunds_of_order(&app.db.store, order.id.0)
             .await
             .unwrap()
             .is_empty());
@@ -111,7 +111,7 @@ async fn paid_at_the_demo_cashier_and_a_second_callback_changes_nothing() {
         let notices = s.counter_notices(10).await.unwrap();
         assert!(notices
             .iter()
-            .any(|n| n.order_id == Some(order.id) && n.title.contains("已支付")));
+            .any(|n| n.order_id == Some(order.id.0) && n.title.contains("已支付")));
         let outcomes: Vec<String> = audit_events(&app, "payment.callback")
             .await
             .iter()
@@ -126,7 +126,7 @@ async fn paid_at_the_demo_cashier_and_a_second_callback_changes_nothing() {
         assert!(audit_events(&app, "order.transitioned")
             .await
             .iter()
-            .any(|d| d["order"] == order.id && d["to"] == "paid"));
+            .any(|d| d["order"] == order.id.0 && d["to"] == "paid"));
         s.verify_audit_chain().await.unwrap().unwrap();
     }
 }
@@ -342,7 +342,7 @@ async fn alipay_notifications_are_verified_before_anything_changes() {
         let s = &app.services;
         let (me, order) = awaiting_payment(&app, "13600000141").await;
         let no = "CH00000001T001ALIPAY";
-        alipay_attempt(&app, order.id, no, "https://qr.alipay.com/bax00000").await;
+        alipay_attempt(&app, order.id.0, no, "https://qr.alipay.com/bax00000").await;
         let version = s.order_of(me, order.id).await.unwrap().version;
         let base = |status: &'static str, amount: &'static str, seller: &'static str| {
             vec![
@@ -421,7 +421,7 @@ async fn alipay_success_pays_the_order_once() {
     let s = &app.services;
     let (me, order) = awaiting_payment(&app, "13600000142").await;
     let no = "CH00000001T001ALIPAX";
-    alipay_attempt(&app, order.id, no, "https://qr.alipay.com/bax00001").await;
+    alipay_attempt(&app, order.id.0, no, "https://qr.alipay.com/bax00001").await;
     let body = alipay_notify(
         &[
             ("app_id", "2021000000000001"),
@@ -516,7 +516,7 @@ async fn money_for_a_closed_attempt_is_refunded_and_does_not_pay_twice() {
         (a.state, a.settled_by.as_deref()),
         (AttemptState::Paid, Some("late"))
     );
-    let refunds = payments::refunds_of_order(&app.db.store, order.id)
+    let refunds = payments::refunds_of_order(&app.db.store, order.id.0)
         .await
         .unwrap();
     assert_eq!(refunds.len(), 1);

@@ -98,7 +98,7 @@ async fn step_six_refusals_leave_the_order_as_it_was() {
                 (order.state, order.version),
                 "{be}"
             );
-            assert!(certhall_store::checkouts::get(&app.db.store, order.id)
+            assert!(certhall_store::checkouts::get(&app.db.store, order.id.0)
                 .await
                 .unwrap()
                 .is_none());
@@ -131,7 +131,7 @@ async fn step_six_refusals_leave_the_order_as_it_was() {
             .unwrap();
         assert_eq!(paid_for.state, OrderState::AwaitingPayment, "{be}");
         assert_eq!(paid_for.amount_fen, Some(38_000), "{be}");
-        let c = certhall_store::checkouts::get(&app.db.store, order.id)
+        let c = certhall_store::checkouts::get(&app.db.store, order.id.0)
             .await
             .unwrap()
             .unwrap();
@@ -269,7 +269,7 @@ async fn the_counter_sees_step_six_and_may_cancel_a_paid_order() {
             .unwrap();
         assert_eq!(done.state, OrderState::Cancelled, "{be}");
         assert_eq!(done.return_reason.as_deref(), Some("申请人电话要求取消"));
-        let refunds = payments::refunds_of_order(&app.db.store, order.id)
+        let refunds = payments::refunds_of_order(&app.db.store, order.id.0)
             .await
             .unwrap();
         assert_eq!(refunds[0].reason, "柜台取消订单，全额退款");

@@ -124,7 +124,7 @@ async fn a_paid_order_cancelled_is_refunded_in_full() {
             .await
             .unwrap();
         assert_eq!(cancelled.state, OrderState::Cancelled, "{be}");
-        let refunds = payments::refunds_of_order(&app.db.store, order.id)
+        let refunds = payments::refunds_of_order(&app.db.store, order.id.0)
             .await
             .unwrap();
         assert_eq!(refunds.len(), 1);
@@ -139,7 +139,7 @@ async fn a_paid_order_cancelled_is_refunded_in_full() {
         // The job asks until it is final.
         let run = s.reconcile_payments().await.unwrap();
         assert_eq!(run.refunds_final, 1, "{be}: {run:?}");
-        let r = &payments::refunds_of_order(&app.db.store, order.id)
+        let r = &payments::refunds_of_order(&app.db.store, order.id.0)
             .await
             .unwrap()[0];
         assert_eq!(r.state, RefundState::Succeeded);
@@ -160,7 +160,7 @@ async fn a_paid_order_cancelled_is_refunded_in_full() {
             .await
             .is_err());
         assert_eq!(
-            payments::refunds_of_order(&app.db.store, order.id)
+            payments::refunds_of_order(&app.db.store, order.id.0)
                 .await
                 .unwrap()
                 .len(),
@@ -187,7 +187,7 @@ async fn one_attempt_at_a_time_and_failures_can_be_retried() {
         let (x, y) = (x.unwrap(), y.unwrap());
         assert_eq!(x.out_trade_no, y.out_trade_no, "{be}: two attempts at once");
         assert_eq!(
-            payments::attempts_of_order(&app.db.store, order.id)
+            payments::attempts_of_order(&app.db.store, order.id.0)
                 .await
                 .unwrap()
                 .len(),
@@ -221,7 +221,7 @@ async fn one_attempt_at_a_time_and_failures_can_be_retried() {
             .unwrap();
         assert_eq!(z.state, AttemptState::Closed);
         assert!(
-            !certhall_store::checkouts::get(&app.db.store, order.id)
+            !certhall_store::checkouts::get(&app.db.store, order.id.0)
                 .await
                 .unwrap()
                 .unwrap()
@@ -286,7 +286,7 @@ async fn money_reaching_a_closed_attempt_without_a_callback_is_found_and_applied
             OrderState::Paid,
             "{be}"
         );
-        assert!(payments::refunds_of_order(&app.db.store, order.id)
+        assert!(payments::refunds_of_order(&app.db.store, order.id.0)
             .await
             .unwrap()
             .is_empty());
@@ -315,7 +315,7 @@ async fn an_attempt_whose_qr_code_is_being_made_is_never_closed_under_it() {
         payments::insert_attempt(
             &mut tx,
             &payments::NewAttempt {
-                order_id: order.id,
+                order_id: order.id.0,
                 seq: 1,
                 channel: Channel::Wechat,
                 out_trade_no: "CH00000001T001MAKING",
@@ -375,7 +375,7 @@ async fn a_refund_the_provider_refuses_goes_to_a_person() {
     s.cancel_order(OrderActor::Applicant(me), order.id, None, &m())
         .await
         .unwrap();
-    let r = &payments::refunds_of_order(&app.db.store, order.id)
+    let r = &payments::refunds_of_order(&app.db.store, order.id.0)
         .await
         .unwrap()[0];
     assert_eq!(r.state, RefundState::Abnormal);
@@ -392,7 +392,7 @@ async fn a_refund_the_provider_refuses_goes_to_a_person() {
         .await
         .unwrap()
         .iter()
-        .any(|n| n.kind == "refund_problem" && n.order_id == Some(order.id)));
+        .any(|n| n.kind == "refund_problem" && n.order_id == Some(order.id.0)));
     let inbox = s.messages(me, 1, 50).await.unwrap();
     assert!(inbox
         .items

@@ -105,7 +105,7 @@ async fn pages_steps_six_and_seven_and_the_order_page() {
         assert_eq!(status.json()["attempt"]["state"], "paying");
 
         // Paid at the cashier: the status says so, the order page shows it.
-        let attempt = payments::attempts_of_order(&app.db.store, id)
+        let attempt = payments::attempts_of_order(&app.db.store, id.0)
             .await
             .unwrap()
             .remove(0);
@@ -352,7 +352,11 @@ async fn while_the_legal_representative_is_silent_the_applicant_can_act() {
             "{be}: uploads lost"
         );
         let latest = s.latest_authorization(order.id).await.unwrap().unwrap();
-        assert_eq!(latest.outcome, "withdrawn", "{be}");
+        assert_eq!(
+            latest.outcome,
+            certhall_domain::materials::AuthorizationOutcome::Withdrawn,
+            "{be}"
+        );
         let _ = s.receive_sms("13900139211", "同意", &m()).await;
         assert_eq!(
             s.order_of(me, order.id).await.unwrap().state,

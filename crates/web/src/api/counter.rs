@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use certhall_domain::order::Step;
 use certhall_domain::session::SessionToken;
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::counter::{OperatorInfo, QueueFilter, ReviewDecision};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -150,7 +150,7 @@ pub async fn queue(
 pub async fn detail(
     State(state): State<AppState>,
     CounterCaller(who): CounterCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let d = state.services.review_detail(&who, id).await?;
     Ok(Json(json!({
@@ -175,7 +175,7 @@ pub async fn detail(
             "phone_masked": a.phone_masked(),
             "requested_at": a.requested_at.rfc3339(),
             "expires_at": a.expires_at.rfc3339(),
-            "outcome": a.outcome,
+            "outcome": a.outcome.as_str(),
         })),
         "checkout": d.checkout.as_ref().map(|c| json!({
             "key_model": c.key_model, "key_model_name": c.key_model_name,
@@ -202,7 +202,7 @@ pub async fn detail(
 pub async fn material(
     State(state): State<AppState>,
     CounterCaller(who): CounterCaller,
-    Path((id, kind)): Path<(i64, String)>,
+    Path((id, kind)): Path<(OrderId, String)>,
 ) -> Result<Response, ApiError> {
     let kind = kind.parse().map_err(|()| Refusal::NotFound)?;
     let (info, bytes) = state
@@ -227,7 +227,7 @@ pub async fn approve(
     State(state): State<AppState>,
     CounterCaller(who): CounterCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     Body(b): Body<DecisionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let order = state
@@ -242,7 +242,7 @@ pub async fn reject(
     State(state): State<AppState>,
     CounterCaller(who): CounterCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     Body(b): Body<DecisionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let step = Step::from_number(b.step)
@@ -271,7 +271,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     CounterCaller(who): CounterCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     Body(b): Body<CancelBody>,
 ) -> Result<Json<Value>, ApiError> {
     let order = state

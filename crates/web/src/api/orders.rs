@@ -12,7 +12,7 @@ use certhall_domain::application::Application;
 use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::{OrderKind, Step};
 use certhall_domain::wizard::{EnterpriseInput, Handling};
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::materials::MaterialsSubmission;
 use certhall_service::views::{MaterialInfo, OrderRow};
 use serde::Deserialize;
@@ -91,7 +91,7 @@ pub async fn list(
 pub async fn show(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let order = state.services.order_of(who.account_id, id).await?;
     Ok(Json(order_json(&order)))
@@ -147,7 +147,7 @@ pub async fn save_step(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path((id, n)): Path<(i64, i64)>,
+    Path((id, n)): Path<(OrderId, i64)>,
     Body(body): Body<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let s = &state.services;
@@ -184,7 +184,7 @@ pub async fn save_step(
 }
 
 /// An image's record as the API shows it.
-pub fn material_json(order: i64, m: &MaterialInfo) -> Value {
+pub fn material_json(order: OrderId, m: &MaterialInfo) -> Value {
     json!({
         "kind": m.kind.as_str(),
         "label": m.kind.label_zh(),
@@ -215,7 +215,7 @@ fn file_name(headers: &HeaderMap, kind: MaterialKind) -> String {
 pub async fn materials(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let items = state.services.materials_of(who.account_id, id).await?;
     Ok(Json(json!({
@@ -227,7 +227,7 @@ pub async fn materials(
 pub async fn material(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
-    Path((id, kind)): Path<(i64, String)>,
+    Path((id, kind)): Path<(OrderId, String)>,
 ) -> Result<Response, ApiError> {
     let kind = material_kind(&kind)?;
     let (info, bytes) = state
@@ -244,7 +244,7 @@ pub async fn put_material(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path((id, kind)): Path<(i64, String)>,
+    Path((id, kind)): Path<(OrderId, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use certhall_domain::checkout::{AddressInput, CheckoutInput, InvoiceInput};
 use certhall_domain::payment::Channel;
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::orders::OrderActor;
 use certhall_service::payments::PaymentView;
 use certhall_service::views::{AttemptRow, CheckoutRow, RefundRow};
@@ -83,7 +83,7 @@ fn payment_view_json(v: &PaymentView) -> Value {
 pub async fn checkout(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let v = state.services.checkout_view(who.account_id, id).await?;
     Ok(Json(json!({
@@ -122,7 +122,7 @@ pub async fn save_checkout(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     Body(b): Body<CheckoutBody>,
 ) -> Result<Json<Value>, ApiError> {
     let address = match b.address_id {
@@ -160,7 +160,7 @@ pub async fn revise_checkout(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let order = state
         .services
@@ -181,7 +181,7 @@ pub struct CheckQuery {
 pub async fn payments(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     Query(q): Query<CheckQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = state
@@ -203,7 +203,7 @@ pub async fn pay(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     Body(b): Body<PayBody>,
 ) -> Result<Response, ApiError> {
     let channel = Channel::parse(&b.channel).ok_or(Refusal::MissingField(
@@ -221,7 +221,7 @@ pub async fn cancel(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let order = state
         .services
@@ -235,7 +235,7 @@ pub async fn cancel(
 pub async fn summary(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let s = state.services.order_summary(who.account_id, id).await?;
     Ok(Json(json!({
@@ -262,7 +262,7 @@ pub async fn resend_authorization(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let r = state
         .services
@@ -279,7 +279,7 @@ pub async fn revise_authorization(
     State(state): State<AppState>,
     ApiCaller(who): ApiCaller,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Json<Value>, ApiError> {
     let order = state
         .services

@@ -9,6 +9,7 @@ use certhall_domain::checkout::{AddressInput, CheckoutInput, InvoiceInput};
 use certhall_domain::divisions;
 use certhall_domain::money::yuan_decimal;
 use certhall_domain::order::OrderState;
+use certhall_domain::OrderId;
 use certhall_service::auth::SessionInfo;
 use certhall_service::checkout::CheckoutView;
 use serde::Deserialize;
@@ -222,7 +223,7 @@ impl CheckoutForm {
 #[template(path = "order_checkout.html")]
 struct CheckoutPage {
     chrome: Chrome,
-    order_id: i64,
+    order_id: OrderId,
     stage_tabs: Vec<super::orders::StageTab>,
     error: Option<String>,
     application_name: String,
@@ -239,7 +240,7 @@ async fn checkout_page(
     state: &AppState,
     bid: &BrowserId,
     who: &SessionInfo,
-    order_id: i64,
+    order_id: OrderId,
     form: Option<CheckoutForm>,
     error: Option<WebError>,
 ) -> Result<Response, PageError> {
@@ -302,7 +303,7 @@ pub async fn show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Response, PageError> {
     let order = state.services.order_of(who.account_id, id).await?;
     match order.state {
@@ -319,7 +320,7 @@ pub async fn submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfForm(form): CsrfForm<CheckoutForm>,
 ) -> Result<Response, PageError> {
     let s = &state.services;
@@ -361,7 +362,7 @@ pub async fn revise(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, PageError> {
     match state

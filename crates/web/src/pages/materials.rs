@@ -13,7 +13,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::Step;
-use certhall_domain::Refusal;
+use certhall_domain::steps::OrderSteps;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::views::MaterialInfo;
 
 use super::orders::{render_step, Extras, StepForm};
@@ -46,7 +47,7 @@ pub fn router() -> Router<AppState> {
 #[template(path = "authorization_letter.html")]
 struct LetterPage {
     chrome: super::Chrome,
-    order_id: i64,
+    order_id: OrderId,
     enterprise: String,
     uscc: String,
     legal_rep: String,
@@ -61,31 +62,31 @@ pub async fn letter(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Response, PageError> {
     let order = state.services.order_of(who.account_id, id).await?;
-    let mut data = Vec::new();
+    let mut saved = OrderSteps::default();
     for step in [Step::Identity, Step::Application, Step::Enterprise] {
-        data.push(state.services.order_step(&order, step).await?);
+        if let Some(data) = state.services.order_step(&order, step).await? {
+            saved.put(data);
+        }
     }
-    let [identity, application, enterprise] =
-        <[_; 3]>::try_from(data).map_err(|_| WebError::Refused(Refusal::NotFound))?;
-    let text = |d: &Option<serde_json::Value>, key: &str| {
-        d.as_ref()
-            .and_then(|d| d.get(key))
-            .and_then(|v| v.as_str())
-            .unwrap_or("＿＿＿＿＿＿")
-            .to_owned()
+    // A blank line to fill in by hand where a step is not saved yet.
+    let text = |value: Option<&str>| match value {
+        Some(v) if !v.is_empty() => v.to_owned(),
+        _ => "＿＿＿＿＿＿".to_owned(),
     };
+    let enterprise = saved.enterprise.as_ref();
+    let identity = saved.identity.as_ref();
     Ok(super::render(&LetterPage {
         chrome: super::Chrome::new(&state, &bid, Some(&who), "orders"),
         order_id: id,
-        enterprise: text(&enterprise, "name"),
-        uscc: text(&enterprise, "uscc"),
-        legal_rep: text(&enterprise, "legal_representative"),
-        applicant: text(&identity, "name"),
-        applicant_id: text(&identity, "id_number"),
-        application: text(&application, "name"),
+        enterprise: text(enterprise.map(|e| e.name.as_str())),
+        uscc: text(enterprise.map(|e| e.uscc.as_str())),
+        legal_rep: text(enterprise.map(|e| e.legal_representative.as_str())),
+        applicant: text(identity.map(|i| i.name.as_str())),
+        applicant_id: text(identity.map(|i| i.id_number.as_str())),
+        application: text(saved.application.as_ref().map(|a| a.name.as_str())),
     }))
 }
 
@@ -95,7 +96,7 @@ struct StepReply<'a> {
     state: &'a AppState,
     bid: &'a BrowserId,
     who: &'a certhall_service::auth::SessionInfo,
-    id: i64,
+    id: OrderId,
     step: Step,
 }
 
@@ -159,7 +160,7 @@ pub async fn enterprise_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfMultipart(form): CsrfMultipart,
 ) -> Result<Response, PageError> {
     let s = &state.services;
@@ -235,7 +236,7 @@ pub async fn materials_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfMultipart(form): CsrfMultipart,
 ) -> Result<Response, PageError> {
     let s = &state.services;
@@ -312,7 +313,7 @@ pub async fn materials_submit(
 pub async fn image(
     State(state): State<AppState>,
     Applicant(who): Applicant,
-    Path((id, kind)): Path<(i64, String)>,
+    Path((id, kind)): Path<(OrderId, String)>,
 ) -> Result<Response, PageError> {
     let kind: MaterialKind = kind
         .parse()

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use certhall_domain::money::yuan_decimal;
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::auth::SessionInfo;
 use certhall_service::orders::{CancelPreview, OrderActor};
 
@@ -19,7 +19,7 @@ use crate::{paths, AppState};
 #[template(path = "order_cancel.html")]
 struct CancelPage {
     chrome: Chrome,
-    order_id: i64,
+    order_id: OrderId,
     kind: &'static str,
     state: String,
     refund: Option<String>,
@@ -32,7 +32,7 @@ pub async fn cancel_show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Response, PageError> {
     let preview = state.services.cancel_preview(who.account_id, id).await?;
     if !preview.cancellable {
@@ -66,7 +66,7 @@ pub async fn cancel_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, PageError> {
     match state
@@ -93,7 +93,7 @@ pub async fn resend_authorization(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, PageError> {
     match state
@@ -112,7 +112,7 @@ pub async fn revise_authorization(
     State(state): State<AppState>,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfForm(_): CsrfForm<Empty>,
 ) -> Result<Response, PageError> {
     state

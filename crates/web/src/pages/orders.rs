@@ -6,9 +6,11 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::{OrderKind, OrderState, Step};
+use certhall_domain::steps::{OrderSteps, StepData};
 use certhall_domain::wizard::{
     CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
 };
+use certhall_domain::OrderId;
 use certhall_service::materials::MaterialsSubmission;
 use certhall_service::views::{OrderFilter, OrderRow};
 use serde::Deserialize;
@@ -21,7 +23,7 @@ use crate::AppState;
 /// One order in a list.
 #[derive(Debug)]
 pub struct OrderLine {
-    pub(crate) id: i64,
+    pub(crate) id: OrderId,
     pub(crate) kind: &'static str,
     pub(crate) state: String,
     pub(crate) updated: String,
@@ -147,7 +149,7 @@ pub async fn start(
     Ok(Redirect::to(&step_url(order.id, Step::Identity)).into_response())
 }
 
-fn step_url(id: i64, step: Step) -> String {
+fn step_url(id: OrderId, step: Step) -> String {
     format!("/orders/{id}/step/{}", step.number())
 }
 
@@ -280,7 +282,7 @@ pub async fn show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     axum::extract::Query(q): axum::extract::Query<StatusQuery>,
 ) -> Result<Response, PageError> {
     // One summary serves both the redirect and the page: every query
@@ -304,7 +306,7 @@ pub async fn status_page(
     state: &AppState,
     bid: &BrowserId,
     who: &certhall_service::auth::SessionInfo,
-    id: i64,
+    id: OrderId,
     notice: Option<String>,
     error: Option<WebError>,
 ) -> Result<Response, PageError> {
@@ -324,7 +326,7 @@ fn render_status(
     let id = summary.order.id;
     let order = &summary.order;
     let waiting_for = match (order.state, &summary.authorization) {
-        (OrderState::AwaitingAuthorization, Some(a)) if a.outcome == "pending" => {
+        (OrderState::AwaitingAuthorization, Some(a)) if a.outcome.is_pending() => {
             Some((a.phone_masked(), a.name.clone(), a.expires_at.display_cst()))
         }
         _ => None,
@@ -460,7 +462,7 @@ pub struct AppOption {
 #[template(path = "order_step.html")]
 struct StepPage {
     chrome: Chrome,
-    order_id: i64,
+    order_id: OrderId,
     step: u8,
     step_label: &'static str,
     tabs: Vec<StepTab>,
@@ -514,7 +516,7 @@ pub struct MaterialView {
 impl MaterialView {
     /// The view of `m` on order `order` under `base` (`/orders` or
     /// `/counter/orders`).
-    pub fn of(base: &str, order: i64, m: &certhall_service::views::MaterialInfo) -> Self {
+    pub fn of(base: &str, order: OrderId, m: &certhall_service::views::MaterialInfo) -> Self {
         let sha_short: String = m.sha256.chars().take(12).collect();
         Self {
             kind: m.kind.as_str(),
@@ -671,7 +673,7 @@ fn parse_step(n: u8) -> Result<Step, PageError> {
         .ok_or_else(|| WebError::Refused(certhall_domain::Refusal::NotFound).into())
 }
 
-fn tabs(id: i64, state: OrderState, current: Step) -> Vec<StepTab> {
+fn tabs(id: OrderId, state: OrderState, current: Step) -> Vec<StepTab> {
     let reached = match state {
         OrderState::Draft { reached } => reached,
         _ => Step::Materials,
@@ -702,7 +704,7 @@ pub async fn render_step(
     state: &AppState,
     bid: &BrowserId,
     who: &certhall_service::auth::SessionInfo,
-    order_id: i64,
+    order_id: OrderId,
     step: Step,
     typed: Option<&StepForm>,
     error: Option<WebError>,
@@ -731,18 +733,14 @@ async fn step_page(
     error: Option<String>,
     extras: Extras,
 ) -> Result<StepPage, PageError> {
-    let saved = state
+    let mut saved = OrderSteps::default();
+    if let Some(data) = state
         .services
         .wizard_data(who.account_id, order, step)
-        .await?;
-    let field = |key: &str| -> String {
-        saved
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
+        .await?
+    {
+        saved.put(data);
+    }
     let apps = if step == Step::Application {
         state
             .services
@@ -773,7 +771,10 @@ async fn step_page(
     // prefers it to the OCR reading, step 5 proposes its legal
     // representative.
     let own_enterprise = if matches!(step, Step::Enterprise | Step::Materials) {
-        state.services.order_step(order, Step::Enterprise).await?
+        match state.services.order_step(order, Step::Enterprise).await? {
+            Some(StepData::Enterprise(e)) => Some(e),
+            _ => None,
+        }
     } else {
         None
     };
@@ -785,10 +786,10 @@ async fn step_page(
             let read = license_info.and_then(|m| m.ocr.clone());
             own_enterprise
                 .clone()
+                .map(EnterpriseInput::from)
                 .or(read)
-                .or(saved.clone())
+                .or(saved.enterprise.clone().map(EnterpriseInput::from))
                 .filter(|_| step == Step::Enterprise)
-                .and_then(|d| serde_json::from_value(d).ok())
                 .unwrap_or_default()
         }
     };
@@ -818,28 +819,18 @@ async fn step_page(
     // Step 5's legal representative: as typed, as saved, else the
     // license's legal representative's name.
     let saved_rep = saved
+        .materials
         .as_ref()
-        .filter(|_| step == Step::Materials)
-        .and_then(|d| d.get("legal_rep"))
-        .cloned();
-    let rep_field = |key: &str| -> String {
-        saved_rep
-            .as_ref()
-            .and_then(|r| r.get(key))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
+        .and_then(|m| m.legal_rep.clone())
+        .filter(|_| step == Step::Materials);
+    let license_rep = match &saved_rep {
+        Some(rep) => rep.name.clone(),
+        None if step == Step::Materials => own_enterprise
+            .map(|e| e.legal_representative)
+            .unwrap_or_default(),
+        None => String::new(),
     };
-    let license_rep = if step == Step::Materials && saved_rep.is_none() {
-        own_enterprise
-            .as_ref()
-            .and_then(|d| d.get("legal_representative"))
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    } else {
-        rep_field("name")
-    };
+    let identity = saved.identity.unwrap_or_default();
     Ok(StepPage {
         chrome: Chrome::new(state, bid, Some(who), "orders"),
         order_id: order.id,
@@ -851,22 +842,22 @@ async fn step_page(
             OrderState::Returned { .. } => order.return_reason.clone(),
             _ => None,
         },
-        name: typed
-            .map(|f| f.name.clone())
-            .unwrap_or_else(|| field("name")),
+        name: typed.map(|f| f.name.clone()).unwrap_or(identity.name),
         id_number: typed
             .map(|f| f.id_number.clone())
-            .unwrap_or_else(|| field("id_number")),
+            .unwrap_or(identity.id_number),
         phone: who.phone.as_str().to_owned(),
         apps,
         application: typed
             .map(|f| f.application.clone())
-            .unwrap_or_else(|| field("code")),
+            .or_else(|| saved.application.map(|a| a.code))
+            .unwrap_or_default(),
         ent,
         natures: &ENTERPRISE_NATURES,
         handling: typed
             .map(|f| f.handling.clone())
-            .unwrap_or_else(|| field("handling")),
+            .or_else(|| saved.handling.map(|h| h.handling.as_str().to_owned()))
+            .unwrap_or_default(),
         confirm_counter: typed.is_some_and(|f| f.handling == "counter" && f.confirm != "1"),
         notice: extras.notice,
         ocr_available: state.services.ocr_available(),
@@ -874,7 +865,13 @@ async fn step_page(
         slots,
         authorization: typed
             .map(|f| f.authorization.clone())
-            .unwrap_or_else(|| field("authorization")),
+            .or_else(|| {
+                saved
+                    .materials
+                    .as_ref()
+                    .map(|m| m.authorization.as_str().to_owned())
+            })
+            .unwrap_or_default(),
         authorization_refused: match order.state {
             OrderState::AuthorizationRefused => order.return_reason.clone(),
             _ => None,
@@ -884,10 +881,12 @@ async fn step_page(
             .unwrap_or(license_rep),
         legal_rep_id_number: typed
             .map(|f| f.legal_rep_id_number.clone())
-            .unwrap_or_else(|| rep_field("id_number")),
+            .or_else(|| saved_rep.as_ref().map(|r| r.id_number.clone()))
+            .unwrap_or_default(),
         legal_rep_phone: typed
             .map(|f| f.legal_rep_phone.clone())
-            .unwrap_or_else(|| rep_field("phone")),
+            .or_else(|| saved_rep.as_ref().map(|r| r.phone.clone()))
+            .unwrap_or_default(),
     })
 }
 
@@ -896,7 +895,7 @@ pub async fn step_show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path((id, n)): Path<(i64, u8)>,
+    Path((id, n)): Path<(OrderId, u8)>,
 ) -> Result<Response, PageError> {
     let step = parse_step(n)?;
     let order = state.services.order_of(who.account_id, id).await?;
@@ -930,7 +929,7 @@ pub async fn step_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path((id, n)): Path<(i64, u8)>,
+    Path((id, n)): Path<(OrderId, u8)>,
     CsrfForm(form): CsrfForm<StepForm>,
 ) -> Result<Response, PageError> {
     let step = parse_step(n)?;

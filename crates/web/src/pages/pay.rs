@@ -9,7 +9,7 @@ use axum::Json;
 use certhall_domain::money::yuan_decimal;
 use certhall_domain::order::OrderState;
 use certhall_domain::payment::{AttemptState, Channel};
-use certhall_domain::Refusal;
+use certhall_domain::{OrderId, Refusal};
 use certhall_service::auth::SessionInfo;
 use certhall_service::payments::PaymentView;
 use certhall_service::views::CheckoutRow;
@@ -55,7 +55,7 @@ pub struct ActiveQr {
 #[template(path = "order_pay.html")]
 struct PayPage {
     chrome: Chrome,
-    order_id: i64,
+    order_id: OrderId,
     stage_tabs: Vec<super::orders::StageTab>,
     error: Option<String>,
     notice: Option<String>,
@@ -118,7 +118,7 @@ pub(super) async fn pay_page(
     state: &AppState,
     bid: &BrowserId,
     who: &SessionInfo,
-    order_id: i64,
+    order_id: OrderId,
     check: bool,
     error: Option<WebError>,
 ) -> Result<Response, PageError> {
@@ -240,7 +240,7 @@ pub async fn pay_show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     Query(q): Query<CheckQuery>,
 ) -> Result<Response, PageError> {
     pay_page(&state, &bid, &who, id, q.check.is_some(), None).await
@@ -259,7 +259,7 @@ pub async fn pay_submit(
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
     CsrfForm(form): CsrfForm<PayForm>,
 ) -> Result<Response, PageError> {
     let Some(channel) = Channel::parse(&form.channel) else {
@@ -288,7 +288,7 @@ pub async fn pay_submit(
 pub async fn pay_status(
     State(state): State<AppState>,
     Applicant(who): Applicant,
-    Path(id): Path<i64>,
+    Path(id): Path<OrderId>,
 ) -> Result<Response, ApiError> {
     let view = state
         .services
