@@ -224,7 +224,7 @@ async fn main() {
         }
         app.services.ca_seed_profiles().await.unwrap();
         for &family in &families {
-            for tasks in [1, 8, 64] {
+            for tasks in [1, 8, 64, 256] {
                 service(app.clone(), family, n, tasks).await;
             }
         }

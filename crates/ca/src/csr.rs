@@ -106,13 +106,13 @@ pub fn classify(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyAlgorithm> {
 fn verify_p256(spki: &SubjectPublicKeyInfoOwned, msg: &[u8], sig: &[u8]) -> Result<()> {
     let point = spki.subject_public_key.raw_bytes();
     // Uncompressed points (what every CSR we have seen carries) verify with
-    // ring, three to four times faster; a point that is not on the curve is
+    // AWS-LC, three to four times faster; a point that is not on the curve is
     // refused as a malformed key first, as below.
     if point.first() == Some(&4) {
         p256::PublicKey::from_sec1_bytes(point)
             .map_err(|e| CaError::MalformedCsr(format!("bad P-256 key: {e}")))?;
-        return ring::signature::UnparsedPublicKey::new(
-            &ring::signature::ECDSA_P256_SHA256_ASN1,
+        return aws_lc_rs::signature::UnparsedPublicKey::new(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1,
             point,
         )
         .verify(msg, sig)
@@ -134,10 +134,10 @@ fn verify_sm2(spki: &SubjectPublicKeyInfoOwned, msg: &[u8], sig: &[u8]) -> Resul
 }
 
 fn verify_rsa(spki: &SubjectPublicKeyInfoOwned, msg: &[u8], sig: &[u8]) -> Result<()> {
-    // ring first (2048–8192-bit keys); what it refuses is judged by the
+    // AWS-LC first (2048–8192-bit keys); what it refuses is judged by the
     // `rsa` crate below, which tells a malformed key from a bad signature.
-    let fast = ring::signature::UnparsedPublicKey::new(
-        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+    let fast = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
         spki.subject_public_key.raw_bytes(),
     );
     if fast.verify(msg, sig).is_ok() {

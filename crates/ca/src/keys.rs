@@ -41,33 +41,33 @@ pub trait CaSigner: Send + Sync + fmt::Debug {
 
 /// A key held in memory, loaded from an encrypted file or just generated.
 ///
-/// P-256 and RSA keys sign with `ring` (assembly field arithmetic: about
-/// ten times the RustCrypto `p256` signer and five times the `rsa` crate,
-/// on par with OpenSSL); the RustCrypto key is kept for PKCS#8 export.
-/// SM2 signs with RustCrypto `sm2`, which is on par with OpenSSL already.
+/// P-256 and RSA keys sign with `aws-lc-rs` (AWS-LC, OpenSSL's code line:
+/// about ten times the RustCrypto `p256` signer and five times the `rsa`
+/// crate; twice ring for RSA); the RustCrypto key is kept for PKCS#8
+/// export. SM2 signs with RustCrypto `sm2`, on par with OpenSSL already.
 pub enum SoftwareKey {
     /// SM2, with its signing key (public key and the GM/T 0009 `Z` prefix
     /// computed once, not per signature).
     Sm2(sm2::SecretKey, Box<sm2::dsa::SigningKey>),
-    /// ECDSA P-256: the key, ring's signer and the public key (computed once).
-    P256(p256::SecretKey, Box<RingEcdsa>),
-    /// RSA, with ring's signer when ring accepts the key (2048–8192 bits, a
+    /// ECDSA P-256: the key, AWS-LC's signer and the public key (computed once).
+    P256(p256::SecretKey, Box<FastEcdsa>),
+    /// RSA, with AWS-LC's signer when it accepts the key (2048–8192 bits, a
     /// public exponent of at least 65537); otherwise the `rsa` crate signs.
     Rsa(
         Box<rsa::RsaPrivateKey>,
-        Option<Box<ring::signature::RsaKeyPair>>,
+        Option<Box<aws_lc_rs::signature::RsaKeyPair>>,
     ),
 }
 
-/// ring's P-256 signer with the SubjectPublicKeyInfo DER beside it.
-pub struct RingEcdsa {
-    pair: ring::signature::EcdsaKeyPair,
+/// AWS-LC's P-256 signer with the SubjectPublicKeyInfo DER beside it.
+pub struct FastEcdsa {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
     spki: Vec<u8>,
 }
 
-impl fmt::Debug for RingEcdsa {
+impl fmt::Debug for FastEcdsa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RingEcdsa(P-256)")
+        f.write_str("FastEcdsa(P-256)")
     }
 }
 
@@ -99,26 +99,25 @@ impl SoftwareKey {
     fn p256(k: p256::SecretKey) -> Result<Self> {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
         let point = k.public_key().to_encoded_point(false);
-        let pair = ring::signature::EcdsaKeyPair::from_private_key_and_public_key(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::from_private_key_and_public_key(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
             &k.to_bytes(),
             point.as_bytes(),
-            &ring::rand::SystemRandom::new(),
         )
-        .map_err(|e| CaError::Key(format!("P-256 key refused by ring: {e}")))?;
+        .map_err(|e| CaError::Key(format!("P-256 key refused by aws-lc: {e}")))?;
         let spki = k
             .public_key()
             .to_public_key_der()
             .map_err(|e| CaError::Key(e.to_string()))?
             .into_vec();
-        Ok(Self::P256(k, Box::new(RingEcdsa { pair, spki })))
+        Ok(Self::P256(k, Box::new(FastEcdsa { pair, spki })))
     }
 
     fn rsa(k: rsa::RsaPrivateKey) -> Result<Self> {
         let der = k.to_pkcs8_der().map_err(|e| CaError::Key(e.to_string()))?;
-        // ring refuses keys outside its policy (small moduli, e = 3); those
-        // still sign, with the slower `rsa` crate.
-        let fast = ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes())
+        // AWS-LC refuses keys outside its policy (small moduli, e = 3);
+        // those still sign, with the slower `rsa` crate.
+        let fast = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(der.as_bytes())
             .ok()
             .map(Box::new);
         Ok(Self::Rsa(Box::new(k), fast))
@@ -248,15 +247,15 @@ impl CaSigner for SoftwareKey {
             Self::P256(_, signer) => {
                 let sig = signer
                     .pair
-                    .sign(&ring::rand::SystemRandom::new(), message)
+                    .sign(&aws_lc_rs::rand::SystemRandom::new(), message)
                     .map_err(|_| CaError::Key("P-256 signature failed".into()))?;
                 Ok(sig.as_ref().to_vec())
             }
             Self::Rsa(_, Some(fast)) => {
-                let mut sig = vec![0u8; fast.public().modulus_len()];
+                let mut sig = vec![0u8; fast.public_modulus_len()];
                 fast.sign(
-                    &ring::signature::RSA_PKCS1_SHA256,
-                    &ring::rand::SystemRandom::new(),
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
                     message,
                     &mut sig,
                 )
@@ -319,10 +318,10 @@ mod tests {
     use super::*;
     use signature::Verifier;
 
-    /// ring's signatures check out with a second implementation
-    /// (RustCrypto), and keys ring refuses still sign (with `rsa`).
+    /// AWS-LC's signatures check out with a second implementation
+    /// (RustCrypto), and keys it refuses still sign (with `rsa`).
     #[test]
-    fn ring_signatures_verify_elsewhere_and_refused_keys_still_sign() {
+    fn fast_signatures_verify_elsewhere_and_refused_keys_still_sign() {
         let msg = b"tbsCertificate";
         let p256 = SoftwareKey::generate(KeyAlgorithm::EcP256).unwrap();
         let SoftwareKey::P256(secret, _) = &p256 else {
@@ -337,12 +336,12 @@ mod tests {
         let sig = p256::ecdsa::DerSignature::from_bytes(&again.sign(msg).unwrap()).unwrap();
         verifier.verify(msg, &sig).unwrap();
 
-        for (bits, by_ring) in [(2048, true), (1024, false)] {
+        for (bits, fast_path) in [(2048, true), (1024, false)] {
             let key = SoftwareKey::generate(KeyAlgorithm::Rsa(bits)).unwrap();
             let SoftwareKey::Rsa(private, fast) = &key else {
                 panic!("not RSA")
             };
-            assert_eq!(fast.is_some(), by_ring, "{bits}");
+            assert_eq!(fast.is_some(), fast_path, "{bits}");
             let verifier = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(private.to_public_key());
             let sig =
                 rsa::pkcs1v15::Signature::try_from(key.sign(msg).unwrap().as_slice()).unwrap();

@@ -397,16 +397,26 @@ pub async fn insert_certificates(tx: &mut WriteTx, rows: &[&CertificateRow]) -> 
     Ok(())
 }
 
-/// A profile's stored body, inside a write transaction (to check that a
-/// batch of issuances was built from the profile as it still is).
-pub async fn profile_body_tx(tx: &mut WriteTx, name: &str) -> Result<Option<String>> {
-    let row = sqlx::query("SELECT body FROM ca_profiles WHERE name = $1")
-        .bind(name)
-        .fetch_optional(tx.conn())
-        .await?;
-    row.map(|r| r.try_get::<String, _>("body"))
-        .transpose()
-        .map_err(Into::into)
+/// The active issuing-role CA of `family` and the stored body of profile
+/// `profile`, in one round trip inside a write transaction (to check that
+/// a batch of issuances was built from them as they still are).
+pub async fn issuing_basis_tx(
+    tx: &mut WriteTx,
+    family: &str,
+    role: &str,
+    profile: &str,
+) -> Result<(Option<i64>, Option<String>)> {
+    let row = sqlx::query(
+        "SELECT (SELECT id FROM ca_authorities WHERE family = $1 AND role = $2 AND retired_at IS NULL \
+                 ORDER BY id DESC LIMIT 1) AS authority, \
+                (SELECT body FROM ca_profiles WHERE name = $3) AS body",
+    )
+    .bind(family)
+    .bind(role)
+    .bind(profile)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok((row.try_get("authority")?, row.try_get("body")?))
 }
 
 /// One certificate by serial.

@@ -129,6 +129,12 @@ impl Store {
             })
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            // Backend-specific: a SQLite connection is a file handle in
+            // this process and cannot die on its own, so the ping before
+            // every acquire (a round trip to the connection's thread, on
+            // every query and transaction) buys nothing there. PostgreSQL
+            // connections can (a server restart), so they keep the ping.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

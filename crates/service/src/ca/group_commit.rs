@@ -161,10 +161,10 @@ async fn commit(store: &Store, clock: &dyn Clock, jobs: &[Job]) -> Result<Vec<Ve
         if current.contains_key(b) {
             continue;
         }
-        let authority = db::active_authority_tx(&mut tx, &b.family, super::role::ISSUING).await?;
-        let body = db::profile_body_tx(&mut tx, &b.profile).await?;
-        let fresh = authority.map(|a| a.id) == Some(b.authority_id)
-            && body.as_deref() == Some(b.profile_body.as_str());
+        let (authority, body) =
+            db::issuing_basis_tx(&mut tx, &b.family, super::role::ISSUING, &b.profile).await?;
+        let fresh =
+            authority == Some(b.authority_id) && body.as_deref() == Some(b.profile_body.as_str());
         current.insert(b, fresh);
     }
     for job in jobs {
