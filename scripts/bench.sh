@@ -11,12 +11,24 @@
 #   scripts/bench.sh [--out FILE] [--duration 30s] [--connections 64]
 #                    [--threads 2] [--messages 50] [--no-ceiling]
 #                    [--no-build] [--strict] [--keep] [--wait-quiet]
+#                    [--postgres URL [--servers N]]
 #
 #   --out FILE        also append the results (markdown) to FILE
 #   --duration D      wrk duration per endpoint (default 30s)
 #   --connections N   concurrent connections (default 64)
 #   --threads N       wrk threads (default 2, one per core of the target box)
 #   --messages N      messages seeded into each benchmark account (default 50)
+#   --postgres URL    run the portal part on PostgreSQL instead of SQLite:
+#                     URL names a PostgreSQL server and a database to
+#                     connect to (postgres://postgres@127.0.0.1:5432/test);
+#                     the script creates a fresh database beside it for the
+#                     run and drops it afterwards
+#   --servers N       with --postgres: N `certhall serve` processes on the
+#                     one database (sessions and messages shared), sharing
+#                     the load: N wrk instances run at once, one per server,
+#                     each with CONNECTIONS/N connections and THREADS/N
+#                     threads; requests/s are summed, each latency figure is
+#                     the worst instance's
 #   --no-ceiling      skip the reference run against /healthz (no database,
 #                     no session lookup, no template: the ceiling of the stack)
 #   --no-build        use the existing target/release/certhall
@@ -104,6 +116,8 @@ DURATION=30s
 CONNECTIONS=64
 THREADS=2
 MESSAGES=50
+POSTGRES=""
+SERVERS=1
 CEILING=1
 BUILD=1
 STRICT=0
@@ -124,6 +138,8 @@ while (($#)); do
     --connections) CONNECTIONS=${2:?}; shift 2 ;;
     --threads) THREADS=${2:?}; shift 2 ;;
     --messages) MESSAGES=${2:?}; shift 2 ;;
+    --postgres) POSTGRES=${2:?--postgres needs a URL}; shift 2 ;;
+    --servers) SERVERS=${2:?}; shift 2 ;;
     --no-ceiling) CEILING=0; shift ;;
     --no-build) BUILD=0; shift ;;
     --strict) STRICT=1; shift ;;
@@ -140,8 +156,10 @@ while (($#)); do
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
-[[ $CONNECTIONS =~ ^[0-9]+$ && $THREADS =~ ^[0-9]+$ && $MESSAGES =~ ^[0-9]+$ ]] \
-  || die "--connections, --threads and --messages take numbers"
+[[ $CONNECTIONS =~ ^[0-9]+$ && $THREADS =~ ^[0-9]+$ && $MESSAGES =~ ^[0-9]+$ && $SERVERS =~ ^[1-9][0-9]*$ ]] \
+  || die "--connections, --threads, --messages and --servers take numbers"
+((SERVERS == 1)) || [ -n "$POSTGRES" ] \
+  || die "--servers N needs --postgres: processes share state through PostgreSQL only"
 if [ -n "$OUT" ]; then
   case "$OUT" in /*) ;; *) OUT="$REPO/$OUT" ;; esac
 fi
@@ -158,6 +176,8 @@ if ! command -v wrk >/dev/null 2>&1; then
     exit 1
   fi
 fi
+[ -z "$POSTGRES" ] || command -v psql >/dev/null 2>&1 \
+  || die "psql is required with --postgres (apt-get install postgresql-client)"
 for tool in cargo curl python3; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is required"
 done
@@ -177,13 +197,21 @@ fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/certhall-bench.XXXXXX")
 DATA="$WORK/data"
 SERVER_PID=""
+SERVER_PIDS=()
+BASES=()
+BENCH_DB=""
 cleanup() {
-  local rc=$?
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+  local rc=$? pid
+  for pid in "${SERVER_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  if [ -n "$BENCH_DB" ]; then
+    psql "$POSTGRES" -qc "DROP DATABASE IF EXISTS $BENCH_DB" >/dev/null 2>&1 || true
   fi
   if ((KEEP)) || ((rc != 0 && rc != 2)); then
     echo "bench: data directory and server log kept in $WORK" >&2
@@ -195,19 +223,50 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say "Starting certhall on a free port (data: $DATA)"
-RUST_LOG=warn CERTHALL_DEMO_AGENT=false "$BIN" serve --demo --listen 127.0.0.1:0 --data-dir "$DATA" \
-  >"$WORK/server.out" 2>"$WORK/server.err" &
-SERVER_PID=$!
-BASE=""
-for _ in $(seq 300); do
-  BASE=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$WORK/server.out" 2>/dev/null | head -1 || true)
-  [ -n "$BASE" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.err" >&2; die "the server exited at start"; }
-  sleep 0.1
+BACKEND="SQLite"
+if [ -n "$POSTGRES" ]; then
+  BENCH_DB="certhall_bench_$$"
+  psql "$POSTGRES" -qc "CREATE DATABASE $BENCH_DB" >/dev/null || die "cannot create database $BENCH_DB"
+  # Same server and credentials, the fresh database.
+  export DATABASE_URL="${POSTGRES%/*}/$BENCH_DB"
+  BACKEND="PostgreSQL ($(psql "$POSTGRES" -Atc 'SHOW server_version' | cut -d' ' -f1)), $SERVERS certhall serve process(es)"
+fi
+
+# One after the other: the first creates the schema and the demo data, the
+# others find them (as a second process of a deployment does).
+for i in $(seq "$SERVERS"); do
+  say "Starting certhall #$i on a free port (data: $DATA, $BACKEND)"
+  RUST_LOG=warn CERTHALL_DEMO_AGENT=false "$BIN" serve --demo --listen 127.0.0.1:0 --data-dir "$DATA" \
+    >"$WORK/server$i.out" 2>"$WORK/server$i.err" &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  url=""
+  for _ in $(seq 300); do
+    url=$(grep -o 'http://127\.0\.0\.1:[0-9]*' "$WORK/server$i.out" 2>/dev/null | head -1 || true)
+    [ -n "$url" ] && break
+    kill -0 "$pid" 2>/dev/null || { cat "$WORK/server$i.err" >&2; die "server #$i exited at start"; }
+    sleep 0.1
+  done
+  [ -n "$url" ] || die "server #$i did not print its address within 30 s"
+  BASES+=("$url")
+  say "Server #$i pid $pid at $url"
 done
-[ -n "$BASE" ] || die "the server did not print its address within 30 s"
-say "Server pid $SERVER_PID at $BASE"
+SERVER_PID=${SERVER_PIDS[0]}
+BASE=${BASES[0]}
+
+# Every server's CPU (overrides bench-common's one-server version).
+server_ticks() {
+  local pid sum=0
+  for pid in "${SERVER_PIDS[@]}"; do
+    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$sum"
+}
+# Every server's /metrics, one after the other (metrics_delta sums them).
+all_metrics() {
+  local b
+  for b in "${BASES[@]}"; do curl -fsS "$b/metrics"; done
+}
 
 proc_field() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
@@ -265,7 +324,9 @@ BEARER="Authorization: Bearer $TOKEN"
 
 # --- Seed data ---------------------------------------------------------------
 say "Seeding $MESSAGES messages into each account"
-python3 - "$DATA/certhall.db" "$MESSAGES" "$PAGE_PHONE" "$API_PHONE" <<'PY'
+seed_target="$DATA/certhall.db"
+[ -z "$POSTGRES" ] || seed_target="-"
+python3 - "$seed_target" "$MESSAGES" "$PAGE_PHONE" "$API_PHONE" >"$WORK/seed.sql" <<'PY'
 import sqlite3, sys, time
 db, n, phones = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 samples = [
@@ -278,34 +339,50 @@ samples = [
     ("system", "系统维护通知",
      "网上服务大厅将于本周六 22:00 至次日 02:00 进行系统升级，期间证书业务暂停办理，给您带来的不便敬请谅解。"),
 ]
+now = int(time.time() * 1000)
+def rows_for(account):
+    for i in range(n):
+        kind, title, body = samples[i % len(samples)]
+        created = now - (n - i) * 3_600_000  # one an hour, oldest first
+        read_at = created + 600_000 if i % 3 == 0 else None
+        yield (account, kind, title, body.format(no=i + 1), created, read_at)
+if db == "-":
+    # PostgreSQL: SQL for psql on stdout (the texts hold no quotes).
+    print("BEGIN;")
+    for phone in phones:
+        for r in rows_for(None):
+            print("INSERT INTO messages (account_id, kind, title, body, created_at, read_at) "
+                  f"SELECT id, '{r[1]}', '{r[2]}', '{r[3]}', {r[4]}, {'NULL' if r[5] is None else r[5]} "
+                  f"FROM accounts WHERE phone = '{phone}';")
+    print("COMMIT;")
+    sys.exit(0)
 con = sqlite3.connect(db, timeout=30)
 con.execute("PRAGMA busy_timeout = 30000")
-now = int(time.time() * 1000)
 with con:
     for phone in phones:
         row = con.execute("SELECT id FROM accounts WHERE phone = ?", (phone,)).fetchone()
         if row is None:
             sys.exit(f"seed: no account for {phone}")
-        rows = []
-        for i in range(n):
-            kind, title, body = samples[i % len(samples)]
-            created = now - (n - i) * 3_600_000  # one an hour, oldest first
-            read_at = created + 600_000 if i % 3 == 0 else None
-            rows.append((row[0], kind, title, body.format(no=i + 1), created, read_at))
         con.executemany(
             "INSERT INTO messages (account_id, kind, title, body, created_at, read_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            "VALUES (?, ?, ?, ?, ?, ?)", list(rows_for(row[0])))
 con.close()
 PY
+if [ -n "$POSTGRES" ]; then
+  psql "$DATABASE_URL" -q -v ON_ERROR_STOP=1 -f "$WORK/seed.sql" >/dev/null || die "seeding PostgreSQL failed"
+fi
 # Expected counts: the welcome message (unread) plus the seeded ones.
 EXP_TOTAL=$((MESSAGES + 1))
 EXP_UNREAD=$((MESSAGES - (MESSAGES + 2) / 3 + 1))
 
 # Both endpoints must answer 200 with the seeded data before measuring.
-home=$(curl -sS -w '\n%{http_code}' -H "$COOKIE" "$BASE/")
-[ "${home##*$'\n'}" = 200 ] || die "GET / answered ${home##*$'\n'} with the session cookie"
-grep -q "查看全部（$EXP_TOTAL）" <<<"$home" || die "home page does not show $EXP_TOTAL messages"
-grep -q "badge\">$EXP_UNREAD<" <<<"$home" || die "home page does not show $EXP_UNREAD unread"
+# Every server: the session made on the first one works on the others.
+for b in "${BASES[@]}"; do
+  home=$(curl -sS -w '\n%{http_code}' -H "$COOKIE" "$b/")
+  [ "${home##*$'\n'}" = 200 ] || die "GET $b/ answered ${home##*$'\n'} with the session cookie"
+  grep -q "查看全部（$EXP_TOTAL）" <<<"$home" || die "$b/ does not show $EXP_TOTAL messages"
+  grep -q "badge\">$EXP_UNREAD<" <<<"$home" || die "$b/ does not show $EXP_UNREAD unread"
+done
 HOME_BYTES=$(curl -sS -o /dev/null -w '%{size_download}' -H "$COOKIE" "$BASE/")
 api=$(curl -fsS -H "$BEARER" "$BASE/api/v1/messages") || die "GET /api/v1/messages failed"
 python3 -c '
@@ -325,20 +402,80 @@ FAILURES=()
 MISSES=()
 NOISY=()
 WRK_CMDS=()
+# Several wrk outputs (one per server, run at once) -> one in wrk's own
+# format: requests, requests/s, bytes and errors summed; each latency
+# percentile and the maximum the worst instance's.
+wrk_combine() {
+  python3 - "$@" <<'PY'
+import re, sys
+units = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+def ms(v):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", v)
+    n, u = float(m.group(1)), m.group(2)
+    return n * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[u]
+reqs = rps = read = non2xx = 0
+secs = worst_max = 0.0
+pct, sock = {}, [0, 0, 0, 0]
+for path in sys.argv[1:]:
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 4 and f[0] == "Latency":
+            worst_max = max(worst_max, ms(f[3]))
+        elif len(f) == 2 and f[0] in ("50%", "75%", "90%", "99%"):
+            pct[f[0]] = max(pct.get(f[0], 0.0), ms(f[1]))
+        elif "requests in" in line:
+            m = re.search(r"(\d+) requests in ([\d.]+)s, ([\d.]+)([KMG]?B) read", line)
+            reqs += int(m.group(1)); secs = max(secs, float(m.group(2)))
+            read += float(m.group(3)) * units[m.group(4)]
+        elif line.startswith("Requests/sec:"):
+            rps += float(f[1])
+        elif line.startswith("  Non-2xx or 3xx responses:"):
+            non2xx += int(f[-1])
+        elif line.strip().startswith("Socket errors:"):
+            for i, n in enumerate(re.findall(r"\d+", line)[:4]):
+                sock[i] += int(n)
+print(f"    Latency   -   -   {worst_max:.2f}ms   -")
+print("  Latency Distribution")
+for k in ("50%", "75%", "90%", "99%"):
+    print(f"     {k}   {pct[k]:.2f}ms")
+print(f"  {reqs} requests in {secs:.2f}s, {read / 1024**2:.2f}MB read")
+if any(sock):
+    print(f"  Socket errors: connect {sock[0]}, read {sock[1]}, write {sock[2]}, timeout {sock[3]}")
+if non2xx:
+    print(f"  Non-2xx or 3xx responses: {non2xx}")
+print(f"Requests/sec: {rps:.2f}")
+PY
+}
+
 run() { # name route url header...
-  local name=$1 route=$2 url=$3; shift 3
+  local name=$1 route=$2 path=$3; shift 3
   local hdr=() h
   for h in "$@"; do hdr+=(-H "$h"); done
+  # One wrk per server, the connections and threads shared between them.
+  local n=${#BASES[@]} i
+  local conns=$((CONNECTIONS / n)) thr=$((THREADS / n))
+  ((thr >= 1)) || thr=1
   say "Warm-up: $name (5 s)"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d5s "${hdr[@]}" "$url" >/dev/null
+  for i in "${!BASES[@]}"; do
+    wrk -t"$thr" -c"$conns" -d5s "${hdr[@]}" "${BASES[$i]}$path" >/dev/null &
+  done
+  wait
   local out t0 t1 c0 c1 m0 m1
-  curl -fsS "$BASE/metrics" >"$WORK/metrics.before"
+  all_metrics >"$WORK/metrics.before"
   m0=$(machine_ticks); t0=$(server_ticks); times >"$WORK/times.before"
-  say "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $url"
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "${hdr[@]}" "$url" >"$WORK/wrk.out"
+  say "wrk -t$thr -c$conns -d$DURATION --latency ${BASES[*]/%/$path}"
+  for i in "${!BASES[@]}"; do
+    wrk -t"$thr" -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "${BASES[$i]}$path" >"$WORK/wrk.$i.out" &
+  done
+  wait
   t1=$(server_ticks); times >"$WORK/times.after"; m1=$(machine_ticks)
   sleep 0.2 # let requests in flight when wrk stopped reach the counters
-  curl -fsS "$BASE/metrics" >"$WORK/metrics.after"
+  all_metrics >"$WORK/metrics.after"
+  if ((n == 1)); then
+    cp "$WORK/wrk.0.out" "$WORK/wrk.out"
+  else
+    wrk_combine "$WORK"/wrk.[0-9]*.out >"$WORK/wrk.out"
+  fi
   out=$(cat "$WORK/wrk.out")
   cp "$WORK/wrk.out" "$WORK/wrk-${name//[^A-Za-z0-9]/_}.txt"
   printf '%s\n' "$out" >&2
@@ -386,7 +523,9 @@ run() { # name route url header...
   ROWS+=("| $name | $rps | $p50 | $p90 | $p99 | $max | $reqs | $non2xx / $sockerr / $not200 | $bytes_read | $srv_mean / ≤$srv_p99 | $srv_cpu | $srv_us | $wrk_cpu | $other_cpu |")
   local shown=()
   for h in "$@"; do shown+=(-H "'${h%%:*}: …'"); done
-  WRK_CMDS+=("wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency ${shown[*]} $url")
+  for i in "${!BASES[@]}"; do
+    WRK_CMDS+=("wrk -t$thr -c$conns -d$DURATION --latency ${shown[*]} ${BASES[$i]}$path")
+  done
 }
 
 BUSY=$(machine_busy)
@@ -400,11 +539,12 @@ fi
 ((BUSY < 5)) || say "WARNING: the machine is ${BUSY}% busy with other work; the numbers will be low"
 
 IDLE_RSS=$(proc_field "$SERVER_PID" VmRSS)
-run "GET / (home, logged in)" "/" "$BASE/" "$COOKIE"
-run "GET /api/v1/messages" "/api/v1/messages" "$BASE/api/v1/messages" "$BEARER"
+run "GET / (home, logged in)" "/" "/" "$COOKIE"
+run "GET /api/v1/messages" "/api/v1/messages" "/api/v1/messages" "$BEARER"
 if ((CEILING)); then
-  run "GET /healthz (ceiling)" "/healthz" "$BASE/healthz"
+  run "GET /healthz (ceiling)" "/healthz" "/healthz"
 fi
+# The first server's memory (with several servers, each has its own).
 PEAK_RSS=$(proc_field "$SERVER_PID" VmHWM)
 AFTER_RSS=$(proc_field "$SERVER_PID" VmRSS)
 THREADS_SRV=$(proc_field "$SERVER_PID" Threads)
@@ -417,7 +557,7 @@ report=$(
   echo "### $(date -u '+%Y-%m-%d %H:%M UTC') — $BUILT_FROM"
   echo
   echo "Machine: $(nproc) CPUs ($CPU_MODEL), $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r); $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'); $(rustc --version 2>/dev/null | awk '{ print $1, $2 }')."
-  echo "Load: wrk on 127.0.0.1, $THREADS threads, $CONNECTIONS connections, $DURATION per endpoint after a 5 s warm-up; SQLite backend, RUST_LOG=warn; $EXP_TOTAL messages per account ($EXP_UNREAD unread); / is $HOME_BYTES B, /api/v1/messages is $API_BYTES B (20 messages)."
+  echo "Load: wrk on 127.0.0.1, $THREADS threads, $CONNECTIONS connections, $DURATION per endpoint after a 5 s warm-up; $BACKEND backend, RUST_LOG=warn; $EXP_TOTAL messages per account ($EXP_UNREAD unread); / is $HOME_BYTES B, /api/v1/messages is $API_BYTES B (20 messages)."
   echo
   echo "| Endpoint | Req/s | p50 ms | p90 ms | p99 ms | max ms | Requests | Errors: wrk non-2xx/3xx / socket / server non-200 | Read | Server-side mean ms / p99 bucket | Server CPU | Server CPU µs/req | wrk CPU | Other CPU |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|"

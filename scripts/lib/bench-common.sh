@@ -41,6 +41,8 @@ metrics_delta() { # before_file after_file route
   python3 - "$@" <<'PY'
 import re, sys
 def parse(path, route):
+    # Sums over every server's snapshot in the file (scripts/bench.sh
+    # --servers N writes them one after the other).
     reqs, not200, buckets, total, count = 0, 0, {}, 0.0, 0
     lab = 'route="%s"' % route
     for line in open(path, encoding="utf-8"):
@@ -53,11 +55,12 @@ def parse(path, route):
             if 'status="200"' not in name:
                 not200 += value
         elif name.startswith("certhall_http_request_duration_seconds_bucket"):
-            buckets[re.search(r'le="([^"]*)"', name).group(1)] = value
+            le = re.search(r'le="([^"]*)"', name).group(1)
+            buckets[le] = buckets.get(le, 0) + value
         elif name.startswith("certhall_http_request_duration_seconds_sum"):
-            total = value
+            total += value
         elif name.startswith("certhall_http_request_duration_seconds_count"):
-            count = value
+            count += value
     return reqs, not200, buckets, total, count
 b, a = parse(sys.argv[1], sys.argv[3]), parse(sys.argv[2], sys.argv[3])
 reqs, not200, n = a[0] - b[0], a[1] - b[1], a[4] - b[4]
