@@ -316,27 +316,7 @@ fn certificate_from_row(r: &AnyRow) -> Result<CertificateRow> {
 
 /// Stores an issued certificate (in the transaction that makes it visible).
 pub async fn insert_certificate(tx: &mut WriteTx, c: &CertificateRow) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO certificates (serial, issuer_id, profile, subject, key_algorithm, not_before, not_after, \
-                                   der, sha256, account_id, order_id, predecessor_serial, issued_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-    )
-    .bind(c.serial.as_str())
-    .bind(c.issuer_id)
-    .bind(c.profile.as_str())
-    .bind(c.subject.as_str())
-    .bind(c.key_algorithm.as_str())
-    .bind(c.not_before.millis())
-    .bind(c.not_after.millis())
-    .bind(c.der.clone())
-    .bind(c.sha256.as_str())
-    .bind(c.account_id.map(|a| a.0))
-    .bind(c.order_id)
-    .bind(c.predecessor_serial.clone())
-    .bind(c.issued_at.millis())
-    .execute(tx.conn())
-    .await?;
-    Ok(())
+    insert_certificates(tx, &[c]).await
 }
 
 /// `($1, …, $k), ($k+1, …)`: the VALUES list of a multi-row INSERT of
