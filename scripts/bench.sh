@@ -262,6 +262,19 @@ server_ticks() {
   done
   echo "$sum"
 }
+# CPU ticks of the PostgreSQL server's processes (0 without --postgres;
+# only when it runs on this machine, as in the benchmark's setup): each
+# live process's own time plus its reaped children's (a backend that
+# exits during the run is counted in the postmaster's cutime/cstime).
+pg_ticks() {
+  if [ -z "$POSTGRES" ]; then echo 0; return; fi
+  local pid sum=0 t
+  for pid in $(pgrep -x postgres 2>/dev/null); do
+    t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null) || continue
+    sum=$((sum + ${t:-0}))
+  done
+  echo "$sum"
+}
 # Every server's /metrics, one after the other (metrics_delta sums them).
 all_metrics() {
   local b
@@ -456,19 +469,24 @@ run() { # name route url header...
   local conns=$((CONNECTIONS / n)) thr=$((THREADS / n))
   ((thr >= 1)) || thr=1
   say "Warm-up: $name (5 s)"
+  # Wait for the wrk processes only: the servers are children too.
+  local pids=()
   for i in "${!BASES[@]}"; do
     wrk -t"$thr" -c"$conns" -d5s "${hdr[@]}" "${BASES[$i]}$path" >/dev/null &
+    pids+=($!)
   done
-  wait
-  local out t0 t1 c0 c1 m0 m1
+  wait "${pids[@]}"
+  local out t0 t1 c0 c1 m0 m1 g0 g1
   all_metrics >"$WORK/metrics.before"
-  m0=$(machine_ticks); t0=$(server_ticks); times >"$WORK/times.before"
+  m0=$(machine_ticks); t0=$(server_ticks); g0=$(pg_ticks); times >"$WORK/times.before"
   say "wrk -t$thr -c$conns -d$DURATION --latency ${BASES[*]/%/$path}"
+  pids=()
   for i in "${!BASES[@]}"; do
     wrk -t"$thr" -c"$conns" -d"$DURATION" --latency "${hdr[@]}" "${BASES[$i]}$path" >"$WORK/wrk.$i.out" &
+    pids+=($!)
   done
-  wait
-  t1=$(server_ticks); times >"$WORK/times.after"; m1=$(machine_ticks)
+  wait "${pids[@]}"
+  t1=$(server_ticks); g1=$(pg_ticks); times >"$WORK/times.after"; m1=$(machine_ticks)
   sleep 0.2 # let requests in flight when wrk stopped reach the counters
   all_metrics >"$WORK/metrics.after"
   if ((n == 1)); then
@@ -503,11 +521,13 @@ run() { # name route url header...
   wrk_cpu=$(awk -v a="$c0" -v b="$c1" -v s="$secs" 'BEGIN { printf "%.0f%%", (b - a) / s * 100 }')
   # Everything else the machine did meanwhile (other processes, kernel
   # threads, interrupts): a noise indicator. Steal: time the hypervisor
-  # gave to other guests.
+  # gave to other guests. With --postgres the database's processes are
+  # part of the measured system: shown apart, not counted as noise.
   other_cpu=$(awk -v m0="$m0" -v m1="$m1" -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" \
-    -v s="$secs" -v hz="$CLK_TCK" 'BEGIN { split(m0, a, " "); split(m1, b, " ")
-      o = ((b[1] - a[1]) - (t1 - t0)) / hz - (c1 - c0); if (o < 0) o = 0
-      printf "%.0f%% (steal %.0f%%)", o / s * 100, (b[2] - a[2]) / hz / s * 100 }')
+    -v g0="$g0" -v g1="$g1" -v s="$secs" -v hz="$CLK_TCK" 'BEGIN { split(m0, a, " "); split(m1, b, " ")
+      o = ((b[1] - a[1]) - (t1 - t0) - (g1 - g0)) / hz - (c1 - c0); if (o < 0) o = 0
+      pg = (g1 > 0) ? sprintf(", PostgreSQL %.0f%%", (g1 - g0) / hz / s * 100) : ""
+      printf "%.0f%% (steal %.0f%%%s)", o / s * 100, (b[2] - a[2]) / hz / s * 100, pg }')
   srv_us=$(awk -v a="$t0" -v b="$t1" -v n="$all" -v hz="$CLK_TCK" \
     'BEGIN { if (n > 0) printf "%.0f", (b - a) / hz / n * 1e6; else print "-" }')
 
