@@ -158,18 +158,6 @@ if ((CALLBACKS)); then
 fi
 
 # --- 2. The order page under load -------------------------------------------
-# utime + stime of every `postgres` process (the database server's backends).
-pg_ticks() {
-  local f t=0
-  for f in /proc/[0-9]*/stat; do
-    read -r line <"$f" 2>/dev/null || continue
-    [[ $line == *"(postgres)"* ]] || continue
-    line=${line##*) }
-    set -- $line
-    t=$((t + ${12} + ${13}))
-  done
-  echo "$t"
-}
 
 ROUTE='/orders/{id}'
 ROWS=()

@@ -254,27 +254,6 @@ done
 SERVER_PID=${SERVER_PIDS[0]}
 BASE=${BASES[0]}
 
-# Every server's CPU (overrides bench-common's one-server version).
-server_ticks() {
-  local pid sum=0
-  for pid in "${SERVER_PIDS[@]}"; do
-    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-  done
-  echo "$sum"
-}
-# CPU ticks of the PostgreSQL server's processes (0 without --postgres;
-# only when it runs on this machine, as in the benchmark's setup): each
-# live process's own time plus its reaped children's (a backend that
-# exits during the run is counted in the postmaster's cutime/cstime).
-pg_ticks() {
-  if [ -z "$POSTGRES" ]; then echo 0; return; fi
-  local pid sum=0 t
-  for pid in $(pgrep -x postgres 2>/dev/null); do
-    t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pid/stat" 2>/dev/null) || continue
-    sum=$((sum + ${t:-0}))
-  done
-  echo "$sum"
-}
 # Every server's /metrics, one after the other (metrics_delta sums them).
 all_metrics() {
   local b
@@ -478,7 +457,9 @@ run() { # name route url header...
   wait "${pids[@]}"
   local out t0 t1 c0 c1 m0 m1 g0 g1
   all_metrics >"$WORK/metrics.before"
-  m0=$(machine_ticks); t0=$(server_ticks); g0=$(pg_ticks); times >"$WORK/times.before"
+  # PostgreSQL's CPU is part of the system measured only with --postgres.
+  g0=0; g1=0
+  m0=$(machine_ticks); t0=$(server_ticks); [ -z "$POSTGRES" ] || g0=$(pg_ticks); times >"$WORK/times.before"
   say "wrk -t$thr -c$conns -d$DURATION --latency ${BASES[*]/%/$path}"
   pids=()
   for i in "${!BASES[@]}"; do
@@ -486,7 +467,7 @@ run() { # name route url header...
     pids+=($!)
   done
   wait "${pids[@]}"
-  t1=$(server_ticks); g1=$(pg_ticks); times >"$WORK/times.after"; m1=$(machine_ticks)
+  t1=$(server_ticks); [ -z "$POSTGRES" ] || g1=$(pg_ticks); times >"$WORK/times.after"; m1=$(machine_ticks)
   sleep 0.2 # let requests in flight when wrk stopped reach the counters
   all_metrics >"$WORK/metrics.after"
   if ((n == 1)); then

@@ -1,6 +1,7 @@
 # Helpers shared by scripts/bench.sh and scripts/bench-payment.sh (sourced,
 # not run). They expect REPO (the checkout) and, for server_ticks,
-# SERVER_PID to be set by the caller.
+# SERVER_PIDS (every server) or SERVER_PID (the one server) to be set by
+# the caller.
 
 # The commit and working tree a binary is built from (others may commit or
 # edit while a benchmark runs).
@@ -11,9 +12,29 @@ git_state() {
   if ((d > 0)); then echo "$c (+$d modified files)"; else echo "$c"; fi
 }
 
-# utime + stime of the server, in clock ticks.
-server_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+# utime + stime of the server(s), in clock ticks.
+server_ticks() {
+  local pid sum=0
+  for pid in "${SERVER_PIDS[@]:-$SERVER_PID}"; do
+    sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$sum"
+}
 CLK_TCK=$(getconf CLK_TCK)
+# CPU ticks of the local PostgreSQL server's processes: each live one's own
+# time plus its reaped children's (a backend that exits during a run is
+# counted in the postmaster's cutime/cstime).
+pg_ticks() {
+  local f line t=0
+  for f in /proc/[0-9]*/stat; do
+    read -r line <"$f" 2>/dev/null || continue
+    [[ $line == *"(postgres)"* ]] || continue
+    line=${line##*) }
+    set -- $line
+    t=$((t + ${12} + ${13} + ${14} + ${15}))
+  done
+  echo "$t"
+}
 # Busy and steal ticks of the whole machine ("cpu" line of /proc/stat).
 machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
 

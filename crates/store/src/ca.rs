@@ -319,41 +319,14 @@ pub async fn insert_certificate(tx: &mut WriteTx, c: &CertificateRow) -> Result<
     insert_certificates(tx, &[c]).await
 }
 
-/// `($1, …, $k), ($k+1, …)`: the VALUES list of a multi-row INSERT of
-/// `rows` rows of `columns` columns.
-pub(crate) fn values_list(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 5);
-    for r in 0..rows {
-        if r > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for c in 0..columns {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push('$');
-            out.push_str(&(r * columns + c + 1).to_string());
-        }
-        out.push(')');
-    }
-    out
-}
-
-/// Rows per multi-row INSERT: 13 columns × 128 rows stays far below
-/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters. One statement
-/// per batch, even if its text is new to the connection's statement cache:
-/// preparing it costs less than a second round trip to the database.
-pub(crate) const INSERT_CHUNK: usize = 128;
-
 /// Inserts many certificates with multi-row INSERTs (group commit of
 /// issuances: one statement per up to 128 rows instead of one per row).
 pub async fn insert_certificates(tx: &mut WriteTx, rows: &[&CertificateRow]) -> Result<()> {
-    for chunk in rows.chunks(INSERT_CHUNK) {
+    for chunk in rows.chunks(crate::INSERT_CHUNK) {
         let sql = format!(
             "INSERT INTO certificates (serial, issuer_id, profile, subject, key_algorithm, not_before, not_after, \
                                        der, sha256, account_id, order_id, predecessor_serial, issued_at) VALUES {}",
-            values_list(chunk.len(), 13)
+            crate::values_list(chunk.len(), 13)
         );
         let mut q = sqlx::query(&sql);
         for c in chunk {

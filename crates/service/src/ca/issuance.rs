@@ -11,7 +11,6 @@ use certhall_ca::issue::{
 };
 use certhall_ca::name::Subject;
 use certhall_ca::profile::Profile;
-use certhall_ca::CaError;
 use certhall_domain::audit::{Actor, AuditEvent, NewAuditEntry};
 use certhall_domain::Refusal;
 use certhall_store::ca::{self as db, CertificateRow, RevocationRow};
@@ -144,12 +143,7 @@ impl Services {
         if let Some(p) = self.issuing_views().profiles.get(name) {
             return Ok(p.clone());
         }
-        let row = db::profile(&self.store, name)
-            .await?
-            .ok_or_else(|| Refusal::ProfileNotFound(name.to_owned()))?;
-        let profile: Profile = serde_json::from_str(&row.body)
-            .map_err(|e| ServiceError::Ca(CaError::InvalidProfile(e.to_string())))?;
-        let entry = Arc::new((profile, row.body));
+        let entry = Arc::new(self.ca_profile_with_body(name).await?);
         self.issuing_views()
             .profiles
             .insert(name.to_owned(), entry.clone());

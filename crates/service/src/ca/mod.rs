@@ -241,6 +241,10 @@ pub(crate) fn family_of(row: &AuthorityRow) -> Result<Family> {
         .map_err(|e: String| ServiceError::Ca(CaError::Key(e)))
 }
 
+fn parse_profile(body: &str) -> Result<Profile> {
+    serde_json::from_str(body).map_err(|e| ServiceError::Ca(CaError::InvalidProfile(e.to_string())))
+}
+
 pub(crate) fn parse_cert(der: &[u8]) -> Result<Certificate> {
     Certificate::from_der(der).map_err(|e| ServiceError::Ca(e.into()))
 }
@@ -321,22 +325,21 @@ impl Services {
 
     /// One profile.
     pub async fn ca_profile(&self, name: &str) -> Result<Profile> {
+        Ok(self.ca_profile_with_body(name).await?.0)
+    }
+
+    /// One profile and the stored body it was read from.
+    pub(crate) async fn ca_profile_with_body(&self, name: &str) -> Result<(Profile, String)> {
         let row = db::profile(&self.store, name)
             .await?
             .ok_or_else(|| Refusal::ProfileNotFound(name.to_owned()))?;
-        serde_json::from_str(&row.body)
-            .map_err(|e| ServiceError::Ca(CaError::InvalidProfile(e.to_string())))
+        Ok((parse_profile(&row.body)?, row.body))
     }
 
     /// All profiles.
     pub async fn ca_profiles(&self) -> Result<Vec<Profile>> {
         let rows = db::profiles(&self.store).await?;
-        rows.iter()
-            .map(|r| {
-                serde_json::from_str(&r.body)
-                    .map_err(|e| ServiceError::Ca(CaError::InvalidProfile(e.to_string())))
-            })
-            .collect()
+        rows.iter().map(|r| parse_profile(&r.body)).collect()
     }
 
     /// Every CA certificate (for publication).
