@@ -215,7 +215,7 @@ async fn main() {
     apps.extend(TestApp::postgres().await);
     for app in apps {
         let app = Arc::new(app);
-        for family in [Family::P256, Family::Sm2, Family::Rsa] {
+        for &family in &families {
             app.services
                 .ca_init(family, &KeyBackend::File, Actor::System)
                 .await

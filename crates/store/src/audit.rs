@@ -41,10 +41,10 @@ pub async fn append_many(
         head = Some((entry.hash.clone(), entry.seq));
         entries.push(entry);
     }
-    for chunk in entries.chunks(crate::INSERT_CHUNK) {
+    for chunk in crate::insert_chunks(&entries) {
         let sql = format!(
             "INSERT INTO audit_log (seq, at, actor, ip, event, data, prev_hash, hash) VALUES {}",
-            crate::values_list(chunk.len(), 8)
+            crate::values_list(tx.backend(), chunk.len(), 8)
         );
         let mut q = sqlx::query(&sql);
         for e in chunk {

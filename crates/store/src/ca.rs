@@ -322,11 +322,11 @@ pub async fn insert_certificate(tx: &mut WriteTx, c: &CertificateRow) -> Result<
 /// Inserts many certificates with multi-row INSERTs (group commit of
 /// issuances: one statement per up to 128 rows instead of one per row).
 pub async fn insert_certificates(tx: &mut WriteTx, rows: &[&CertificateRow]) -> Result<()> {
-    for chunk in rows.chunks(crate::INSERT_CHUNK) {
+    for chunk in crate::insert_chunks(rows) {
         let sql = format!(
             "INSERT INTO certificates (serial, issuer_id, profile, subject, key_algorithm, not_before, not_after, \
                                        der, sha256, account_id, order_id, predecessor_serial, issued_at) VALUES {}",
-            crate::values_list(chunk.len(), 13)
+            crate::values_list(tx.backend(), chunk.len(), 13)
         );
         let mut q = sqlx::query(&sql);
         for c in chunk {

@@ -242,9 +242,12 @@ impl Store {
     }
 }
 
-/// `($1, …, $k), ($k+1, …)`: the VALUES list of a multi-row INSERT of
-/// `rows` rows of `columns` columns.
-pub(crate) fn values_list(rows: usize, columns: usize) -> String {
+/// The VALUES list of a multi-row INSERT of `rows` rows of `columns`
+/// columns: `($1, …, $k), ($k+1, …)` on PostgreSQL; `(?, …), (?, …)` on
+/// SQLite (backend-specific: the driver looks up the name of every
+/// numbered parameter on every execution, and SQLite finds a name by a
+/// linear scan, which made binding a 1,664-parameter INSERT quadratic).
+pub(crate) fn values_list(backend: Backend, rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 5);
     for r in 0..rows {
         if r > 0 {
@@ -255,19 +258,45 @@ pub(crate) fn values_list(rows: usize, columns: usize) -> String {
             if c > 0 {
                 out.push_str(", ");
             }
-            out.push('$');
-            out.push_str(&(r * columns + c + 1).to_string());
+            match backend {
+                Backend::Sqlite => out.push('?'),
+                Backend::Postgres => {
+                    out.push('$');
+                    out.push_str(&(r * columns + c + 1).to_string());
+                }
+            }
         }
         out.push(')');
     }
     out
 }
 
-/// Rows per multi-row INSERT: 13 columns × 128 rows stays far below
-/// SQLite's 32,766 and PostgreSQL's 65,535 bound parameters. One statement
-/// per batch, even if its text is new to the connection's statement cache:
-/// preparing it costs less than a second round trip to the database.
+/// Rows per multi-row INSERT at most: 13 columns × 128 rows stays far
+/// below SQLite's 32,766 and PostgreSQL's 65,535 bound parameters.
 pub(crate) const INSERT_CHUNK: usize = 128;
+
+/// `rows` cut for multi-row INSERTs: chunks of [`INSERT_CHUNK`] rows, the
+/// rest in powers of two (64, 32, …, 1). So an INSERT has at most eight
+/// texts per table, which stay in each connection's statement cache; a
+/// text for every batch size had the database parse a statement of up
+/// to 1,664 parameters on most commits. (The issuance writer takes
+/// batches of a power of two, which are one or a few chunks.)
+pub(crate) fn insert_chunks<T>(rows: &[T]) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let size = if rest.len() >= INSERT_CHUNK {
+            INSERT_CHUNK
+        } else {
+            // The largest power of two not above what is left.
+            1 << rest.len().ilog2()
+        };
+        let (chunk, tail) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
 
 /// The SQLite URL for a file path, creating the file if missing.
 pub fn sqlite_url(path: &Path) -> String {
@@ -346,6 +375,11 @@ impl WriteTx {
         Ok(())
     }
 
+    /// Which engine this transaction runs on.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// The connection, for queries inside the transaction.
     pub fn conn(&mut self) -> &mut sqlx::AnyConnection {
         &mut self.tx
@@ -366,6 +400,23 @@ pub(crate) fn u32_from(v: i64) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insert_chunks_are_full_chunks_then_powers_of_two() {
+        let rows: Vec<u32> = (0..300).collect();
+        let sizes: Vec<usize> = insert_chunks(&rows).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, [128, 128, 32, 8, 4]);
+        let joined: Vec<u32> = insert_chunks(&rows).concat();
+        assert_eq!(joined, rows, "every row once, in order");
+        assert_eq!(insert_chunks(&rows[..64]).len(), 1);
+        assert!(insert_chunks::<u32>(&[]).is_empty());
+    }
+
+    #[test]
+    fn values_lists_number_postgres_parameters_only() {
+        assert_eq!(values_list(Backend::Postgres, 2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(values_list(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
+    }
 
     #[test]
     fn redacts_passwords() {

@@ -19,8 +19,8 @@
 //! Several processes each run their own writer; they serialize on the
 //! audit chain's lock, as single transactions did.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
 
 use certhall_domain::audit::NewAuditEntry;
 use certhall_domain::clock::Clock;
@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, ServiceError};
 
-/// At most this many issuances per transaction.
+/// At most this many issuances per transaction (a power of two).
 const MAX_BATCH: usize = 512;
 
 /// One issuance waiting for its commit.
@@ -66,12 +66,12 @@ type Reply = oneshot::Sender<Result<Verdict>>;
 /// The per-process queue in front of the writer task.
 #[derive(Debug, Default)]
 pub(crate) struct IssueQueue {
-    sender: Mutex<Option<mpsc::UnboundedSender<(Job, Reply)>>>,
+    sender: RwLock<Option<mpsc::UnboundedSender<(Job, Reply)>>>,
 }
 
 impl IssueQueue {
     /// Queues `job` and waits for the commit that stores it (or refuses it).
-    /// Starts the writer on first use, and again if its runtime went away.
+    /// Starts the writer on first use, and again if it stopped.
     pub async fn submit(&self, store: &Store, clock: &Arc<dyn Clock>, job: Job) -> Result<Verdict> {
         let (reply, answer) = oneshot::channel();
         let mut item = (job, reply);
@@ -83,8 +83,8 @@ impl IssueQueue {
                         .await
                         .map_err(|_| internal("the issuance writer stopped before committing"))?;
                 }
-                // The writer's runtime ended (tests build one per test):
-                // start another here.
+                // The writer stopped (it could not start, or panicked):
+                // start another.
                 Err(mpsc::error::SendError(back)) => {
                     item = back;
                     self.sender(store, clock, true);
@@ -100,14 +100,45 @@ impl IssueQueue {
         clock: &Arc<dyn Clock>,
         restart: bool,
     ) -> mpsc::UnboundedSender<(Job, Reply)> {
-        let mut guard = self.sender.lock().unwrap_or_else(|p| p.into_inner());
+        if !restart {
+            let guard = self.sender.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = guard.as_ref().filter(|s| !s.is_closed()) {
+                return s.clone();
+            }
+        }
+        let mut guard = self.sender.write().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = guard.as_ref().filter(|s| !restart && !s.is_closed()) {
             return s.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store.clone(), clock.clone(), rx));
+        spawn_writer(store.clone(), clock.clone(), rx);
         *guard = Some(tx.clone());
         tx
+    }
+}
+
+/// Starts the writer on a thread of its own with a single-threaded
+/// runtime. On the shared runtime its wake-ups (each answer from the
+/// database) waited behind the issuing tasks' CPU work: a task woken from
+/// outside the runtime's workers is queued globally, and busy workers look
+/// there only every few dozen polls. On its own thread the operating
+/// system runs it as soon as the database answers. The thread ends when
+/// the queue is dropped.
+fn spawn_writer(store: Store, clock: Arc<dyn Clock>, rx: mpsc::UnboundedReceiver<(Job, Reply)>) {
+    let started = std::thread::Builder::new()
+        .name("issue-writer".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(run(store, clock, rx)),
+                // Dropping `rx` answers every caller with an error.
+                Err(e) => tracing::error!(error = %e, "cannot start the issuance writer"),
+            }
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "cannot start the issuance writer's thread");
     }
 }
 
@@ -116,19 +147,28 @@ fn internal(what: &str) -> ServiceError {
 }
 
 /// The writer: takes what queued up, commits it as one batch, answers.
+///
+/// A batch is a power of two (the largest not above what waits, at most
+/// [`MAX_BATCH`]); the rest goes first into the next one. So the batch's
+/// multi-row INSERTs have one of a few texts, which the connection keeps
+/// prepared, instead of a new statement to parse for every batch size.
 async fn run(store: Store, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceiver<(Job, Reply)>) {
-    while let Some(first) = rx.recv().await {
-        let mut jobs = vec![first.0];
-        let mut replies = vec![first.1];
-        while jobs.len() < MAX_BATCH {
+    let mut waiting: VecDeque<(Job, Reply)> = VecDeque::new();
+    loop {
+        if waiting.is_empty() {
+            match rx.recv().await {
+                Some(item) => waiting.push_back(item),
+                None => return,
+            }
+        }
+        while waiting.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok((job, reply)) => {
-                    jobs.push(job);
-                    replies.push(reply);
-                }
+                Ok(item) => waiting.push_back(item),
                 Err(_) => break,
             }
         }
+        let size = 1 << waiting.len().min(MAX_BATCH).ilog2();
+        let (jobs, replies): (Vec<Job>, Vec<Reply>) = waiting.drain(..size).unzip();
         match commit(&store, clock.as_ref(), &jobs).await {
             Ok(verdicts) => {
                 for (reply, v) in replies.into_iter().zip(verdicts) {

@@ -122,7 +122,7 @@ impl Services {
     /// The active issuing CA of a family, parsed, with its key: read once,
     /// then kept until a commit finds it stale.
     async fn issuing_view(&self, family: Family) -> Result<Arc<IssuingView>> {
-        if let Some(v) = self.issuing_views().authorities.get(&family) {
+        if let Some(v) = self.issuing_read().authorities.get(&family) {
             return Ok(v.clone());
         }
         let authority = self.ca_active(family, role::ISSUING).await?;
@@ -140,7 +140,7 @@ impl Services {
 
     /// A profile and its stored body, kept like [`Self::issuing_view`].
     async fn issuing_profile(&self, name: &str) -> Result<Arc<(Profile, String)>> {
-        if let Some(p) = self.issuing_views().profiles.get(name) {
+        if let Some(p) = self.issuing_read().profiles.get(name) {
             return Ok(p.clone());
         }
         let entry = Arc::new(self.ca_profile_with_body(name).await?);
@@ -150,8 +150,13 @@ impl Services {
         Ok(entry)
     }
 
-    fn issuing_views(&self) -> std::sync::MutexGuard<'_, IssuingViews> {
-        self.ca().issuing.lock().unwrap_or_else(|p| p.into_inner())
+    /// Read on every issuance, by every task at once: a read lock.
+    fn issuing_read(&self) -> std::sync::RwLockReadGuard<'_, IssuingViews> {
+        self.ca().issuing.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn issuing_views(&self) -> std::sync::RwLockWriteGuard<'_, IssuingViews> {
+        self.ca().issuing.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One certificate by serial (hex, any case, colons allowed).

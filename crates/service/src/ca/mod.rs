@@ -22,7 +22,7 @@ pub(crate) use keys::backend_of;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use certhall_ca::issue::CaUrls;
@@ -111,7 +111,7 @@ pub struct CaRuntime {
     /// What issuance reads per family and per profile, kept between
     /// issuances; every batch is checked against the database when it
     /// commits (see `group_commit`), so a stale view never issues.
-    issuing: Mutex<IssuingViews>,
+    issuing: RwLock<IssuingViews>,
     /// The group-commit writer's queue.
     issue_queue: group_commit::IssueQueue,
 }
@@ -139,7 +139,7 @@ impl CaRuntime {
             settings,
             keys: Mutex::new(HashMap::new()),
             ocsp: crate::ocsp::OcspMemory::default(),
-            issuing: Mutex::new(IssuingViews::default()),
+            issuing: RwLock::new(IssuingViews::default()),
             issue_queue: group_commit::IssueQueue::default(),
         }
     }
@@ -147,7 +147,7 @@ impl CaRuntime {
     /// Drops the issuing views (a CA or a profile changed here; changes
     /// made by other processes are caught when a batch commits).
     pub(crate) fn forget_issuing(&self) {
-        let mut views = self.issuing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut views = self.issuing.write().unwrap_or_else(|p| p.into_inner());
         *views = IssuingViews::default();
     }
 }
