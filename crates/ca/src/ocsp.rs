@@ -199,24 +199,49 @@ fn cert_id_digest(alg: &ObjectIdentifier, data: &[u8]) -> Option<Vec<u8>> {
 /// request's hash algorithm (SHA-1, SHA-256 or SM3; anything else is
 /// `false`, and the caller answers `unknown`).
 pub fn issued_by(id: &CertId, issuer: &Certificate) -> bool {
-    let alg = &id.hash_algorithm.oid;
-    let Ok(name_der) = issuer.tbs_certificate.subject.to_der() else {
-        return false;
-    };
-    let key_bits = issuer
-        .tbs_certificate
-        .subject_public_key_info
-        .subject_public_key
-        .raw_bytes();
-    match (
-        cert_id_digest(alg, &name_der),
-        cert_id_digest(alg, key_bits),
-    ) {
-        (Some(name_hash), Some(key_hash)) => {
-            id.issuer_name_hash.as_bytes() == name_hash.as_slice()
-                && id.issuer_key_hash.as_bytes() == key_hash.as_slice()
-        }
-        _ => false,
+    IssuerHashes::of(issuer).is_some_and(|h| h.names(id))
+}
+
+/// An issuing CA's `CertID` hashes under every algorithm [`issued_by`]
+/// understands, computed once: a responder keeps them per CA instead of
+/// encoding and hashing the CA's name and key on every request.
+#[derive(Debug, Clone)]
+pub struct IssuerHashes {
+    /// (algorithm, issuerNameHash, issuerKeyHash)
+    by_algorithm: Vec<(ObjectIdentifier, Vec<u8>, Vec<u8>)>,
+}
+
+impl IssuerHashes {
+    /// The hashes of `issuer`; `None` when its name cannot be encoded.
+    pub fn of(issuer: &Certificate) -> Option<Self> {
+        let name_der = issuer.tbs_certificate.subject.to_der().ok()?;
+        let key_bits = issuer
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes();
+        let by_algorithm = [oid::SHA1, oid::SHA256, oid::SM3]
+            .into_iter()
+            .filter_map(|alg| {
+                Some((
+                    alg,
+                    cert_id_digest(&alg, &name_der)?,
+                    cert_id_digest(&alg, key_bits)?,
+                ))
+            })
+            .collect();
+        Some(Self { by_algorithm })
+    }
+
+    /// Whether `id` names a certificate of this issuer (see [`issued_by`]).
+    pub fn names(&self, id: &CertId) -> bool {
+        self.by_algorithm
+            .iter()
+            .find(|(alg, _, _)| *alg == id.hash_algorithm.oid)
+            .is_some_and(|(_, name_hash, key_hash)| {
+                id.issuer_name_hash.as_bytes() == name_hash.as_slice()
+                    && id.issuer_key_hash.as_bytes() == key_hash.as_slice()
+            })
     }
 }
 

@@ -59,7 +59,8 @@ struct State {
 
 struct Issuer {
     row: AuthorityRow,
-    cert: Certificate,
+    /// Its `CertID` hashes, so a request is matched without hashing.
+    hashes: ocsp::IssuerHashes,
 }
 
 struct Responder {
@@ -114,12 +115,11 @@ impl Services {
         let memory = &self.ca().ocsp;
 
         // A CA created since (in any process) bumps the generation.
-        let issuer = self
-            .ocsp_issuers()
-            .await?
+        let issuers = self.ocsp_issuers().await?;
+        let issuer = issuers
             .iter()
-            .find(|i| parsed.items.iter().all(|id| ocsp::issued_by(id, &i.cert)))
-            .map(|i| i.row.clone());
+            .find(|i| parsed.items.iter().all(|id| i.hashes.names(id)))
+            .map(|i| &i.row);
         let Some(issuer) = issuer else {
             // RFC 5019 §2.2.3: not a CA this responder answers for.
             return Ok(OcspAnswer {
@@ -162,7 +162,7 @@ impl Services {
             let serial = hex::encode(ocsp::serial_of(id));
             items.push((id.clone(), self.ocsp_status(issuer.id, serial).await?));
         }
-        let responder = self.ocsp_responder(&issuer, now).await?;
+        let responder = self.ocsp_responder(issuer, now).await?;
         let next_update = now.plus(self.ca().settings.ocsp_validity);
         let der_bytes = ocsp::build_response(
             &responder.cert,
@@ -223,8 +223,13 @@ impl Services {
         let mut issuers = Vec::new();
         for row in db::authorities(&self.store).await? {
             if row.role == role::ISSUING {
-                let cert = parse_cert(&row.der)?;
-                issuers.push(Issuer { row, cert });
+                let hashes = ocsp::IssuerHashes::of(&parse_cert(&row.der)?).ok_or_else(|| {
+                    ServiceError::Internal(format!(
+                        "CA {} has a name that cannot be encoded",
+                        row.id
+                    ))
+                })?;
+                issuers.push(Issuer { row, hashes });
             }
         }
         let issuers = Arc::new(issuers);

@@ -143,8 +143,6 @@ pub fn app(state: AppState) -> Router {
     small
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .merge(uploads)
-        // OCSP reads its body with its own, smaller limit and answers an
-        // oversized one in OCSP (malformedRequest), not with a bare 413.
         .merge(pki::router())
         .fallback(pages::not_found)
         // Inside the browser-id layer, which renders its error pages.
@@ -203,6 +201,23 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             origin::strict_transport,
         ))
+        // OCSP reads its body with its own, smaller limit and answers an
+        // oversized one in OCSP (malformedRequest), not with a bare 413.
+        // Merged after the layers above: counted in the metrics, nothing
+        // else (see `pki::ocsp_router`).
+        .merge(
+            pki::ocsp_router()
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    metrics::track,
+                ))
+                .layer(
+                    tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                        axum::http::HeaderValue::from_static("nosniff"),
+                    ),
+                ),
+        )
         .with_state(state)
 }
 

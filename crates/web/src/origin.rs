@@ -7,7 +7,7 @@
 //! to the CSRF token or the bearer token.
 //!
 //! Server-to-server routes are exempt: providers' callbacks (they are
-//! verified by signature) and OCSP.
+//! verified by signature). OCSP is mounted outside this layer.
 
 use axum::extract::{Request, State};
 use axum::http::{header, Method};
@@ -25,7 +25,6 @@ use crate::{cert_login, paths, AppState};
 /// Paths that providers and relying parties call from their servers.
 const EXEMPT_PREFIXES: &[&str] = &[
     "/hooks/",
-    "/ocsp",
     "/api/v1/payment/notify/",
     paths::DEV_WECHATPAY,
     paths::DEV_SMS_INBOUND,

@@ -19,11 +19,19 @@ use crate::AppState;
 /// Largest OCSP request accepted (RFC 5019 requests are a few hundred bytes).
 const MAX_OCSP_REQUEST: usize = 8 * 1024;
 
-/// The publication routes.
+/// The CA certificates and CRLs: downloads like any other page's.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ca/{file}", get(ca_file))
         .route("/crl/{file}", get(crl_file))
+}
+
+/// The OCSP responder. Relying parties' software calls it, never a
+/// browser, at rates far above the portal's: `app` mounts it outside the
+/// browser layers (browser id cookie, `Origin` check, page headers),
+/// which would only cost time on every answer.
+pub fn ocsp_router() -> Router<AppState> {
+    Router::new()
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
 }

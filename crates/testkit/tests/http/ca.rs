@@ -163,6 +163,32 @@ async fn ca_records_on_both_backends() {
             cache.starts_with("max-age=") && cache.contains("public"),
             "{b}: {cache}"
         );
+        // Relying parties' software, not a browser: no browser-id cookie,
+        // no Origin check (server to server), only nosniff of the page
+        // headers (the responder is mounted outside the browser layers).
+        let r = app
+            .router
+            .clone()
+            .oneshot(
+                Request::post("/ocsp")
+                    .header(header::CONTENT_TYPE, "application/ocsp-request")
+                    .header(header::ORIGIN, "https://relying.example")
+                    .body(Body::from(req.clone()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{b}");
+        assert!(r.headers().get(header::SET_COOKIE).is_none(), "{b}");
+        assert!(
+            r.headers().get(header::CONTENT_SECURITY_POLICY).is_none(),
+            "{b}"
+        );
+        assert_eq!(
+            r.headers().get(header::X_CONTENT_TYPE_OPTIONS).unwrap(),
+            "nosniff",
+            "{b}"
+        );
         app.clock.advance(Duration::from_secs(60));
         let (second, _) = post(req.clone()).await;
         assert_eq!(first, second, "{b}: served from the pre-signed cache");
