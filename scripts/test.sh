@@ -69,6 +69,16 @@ say "cargo fmt --check"
 cargo fmt --all -- --check
 say "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+say "crate boundaries"
+# The web talks to Services, never to the store (STYLE.md): certhall-store
+# must not be one of certhall-web's own dependencies. (It is reached
+# through certhall-service, whose re-exported types the pages show; Rust
+# lets a crate use only its own dependencies, so that is the boundary.)
+web_deps=$(cargo tree -p certhall-web --locked -e normal,build --depth 1 --prefix none)
+if printf '%s\n' "$web_deps" | grep -q '^certhall-store '; then
+  echo "certhall-web depends on certhall-store directly" >&2
+  exit 1
+fi
 say "cargo test"
 # Tests that cannot run (no PostgreSQL, Chromium, SoftHSM2, OCR models)
 # write a line here (certhall_store::testing::report_skip): cargo hides the
