@@ -20,7 +20,9 @@
 //! audit chain's lock, as single transactions did.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use certhall_domain::audit::NewAuditEntry;
 use certhall_domain::clock::Clock;
@@ -30,6 +32,10 @@ use certhall_store::{audit, Store};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Result, ServiceError};
+
+/// How long the writer waits at most for issuances still being built
+/// (see [`run`]).
+const GATHER: Duration = Duration::from_millis(1);
 
 /// At most this many issuances per transaction (a power of two).
 const MAX_BATCH: usize = 512;
@@ -67,12 +73,40 @@ type Reply = oneshot::Sender<Result<Verdict>>;
 #[derive(Debug, Default)]
 pub(crate) struct IssueQueue {
     sender: RwLock<Option<mpsc::UnboundedSender<(Job, Reply)>>>,
+    /// Issuances of this process being verified, built and signed, not
+    /// yet queued: the writer waits a moment for them (see [`run`]).
+    building: Arc<AtomicUsize>,
+}
+
+/// One issuance being built; counted in [`IssueQueue::building`] until it
+/// is submitted or dropped (refused before reaching the queue).
+#[derive(Debug)]
+pub(crate) struct Building(Arc<AtomicUsize>);
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl IssueQueue {
+    /// Counts an issuance from its start (before the CSR is verified).
+    pub fn building(&self) -> Building {
+        self.building.fetch_add(1, Ordering::AcqRel);
+        Building(self.building.clone())
+    }
+
     /// Queues `job` and waits for the commit that stores it (or refuses it).
     /// Starts the writer on first use, and again if it stopped.
-    pub async fn submit(&self, store: &Store, clock: &Arc<dyn Clock>, job: Job) -> Result<Verdict> {
+    pub async fn submit(
+        &self,
+        store: &Store,
+        clock: &Arc<dyn Clock>,
+        building: Building,
+        job: Job,
+    ) -> Result<Verdict> {
+        // No longer being built: queued (or refused) below.
+        drop(building);
         let (reply, answer) = oneshot::channel();
         let mut item = (job, reply);
         for _ in 0..2 {
@@ -111,7 +145,7 @@ impl IssueQueue {
             return s.clone();
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        spawn_writer(store.clone(), clock.clone(), rx);
+        spawn_writer(store.clone(), clock.clone(), self.building.clone(), rx);
         *guard = Some(tx.clone());
         tx
     }
@@ -124,7 +158,12 @@ impl IssueQueue {
 /// there only every few dozen polls. On its own thread the operating
 /// system runs it as soon as the database answers. The thread ends when
 /// the queue is dropped.
-fn spawn_writer(store: Store, clock: Arc<dyn Clock>, rx: mpsc::UnboundedReceiver<(Job, Reply)>) {
+fn spawn_writer(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    building: Arc<AtomicUsize>,
+    rx: mpsc::UnboundedReceiver<(Job, Reply)>,
+) {
     let started = std::thread::Builder::new()
         .name("issue-writer".into())
         .spawn(move || {
@@ -132,7 +171,7 @@ fn spawn_writer(store: Store, clock: Arc<dyn Clock>, rx: mpsc::UnboundedReceiver
                 .enable_all()
                 .build()
             {
-                Ok(rt) => rt.block_on(run(store, clock, rx)),
+                Ok(rt) => rt.block_on(run(store, clock, building, rx)),
                 // Dropping `rx` answers every caller with an error.
                 Err(e) => tracing::error!(error = %e, "cannot start the issuance writer"),
             }
@@ -148,17 +187,38 @@ fn internal(what: &str) -> ServiceError {
 
 /// The writer: takes what queued up, commits it as one batch, answers.
 ///
+/// While other issuances of this process are still being built, the
+/// writer waits for them, [`GATHER`] at most, before it commits: a commit
+/// costs about the same for one certificate as for dozens (the same pages
+/// written, the same round trips), and under load the writer otherwise
+/// committed as soon as one had arrived — mostly batches of one to four.
+/// It commits at once when nothing more is being built (a single
+/// issuance, or the last of a few).
+///
 /// A batch is a power of two (the largest not above what waits, at most
 /// [`MAX_BATCH`]); the rest goes first into the next one. So the batch's
 /// multi-row INSERTs have one of a few texts, which the connection keeps
 /// prepared, instead of a new statement to parse for every batch size.
-async fn run(store: Store, clock: Arc<dyn Clock>, mut rx: mpsc::UnboundedReceiver<(Job, Reply)>) {
+async fn run(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    building: Arc<AtomicUsize>,
+    mut rx: mpsc::UnboundedReceiver<(Job, Reply)>,
+) {
     let mut waiting: VecDeque<(Job, Reply)> = VecDeque::new();
     loop {
         if waiting.is_empty() {
             match rx.recv().await {
                 Some(item) => waiting.push_back(item),
                 None => return,
+            }
+        }
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while waiting.len() < MAX_BATCH && building.load(Ordering::Acquire) > 0 {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(item)) => waiting.push_back(item),
+                // Closed (the next turn ends the writer) or waited enough.
+                Ok(None) | Err(_) => break,
             }
         }
         while waiting.len() < MAX_BATCH {

@@ -27,6 +27,7 @@ impl Services {
     /// moment: see `group_commit`); the certificate is returned only once
     /// that commit is done.
     pub async fn ca_issue(&self, input: &IssueInput<'_>, actor: Actor) -> Result<CertificateRow> {
+        let mut building = Some(self.ca().issue_queue.building());
         let verified = csr::verify(input.csr).map_err(refused)?;
         let subject = Subject::parse(input.subject).map_err(refused)?;
         // A view that went stale between building and committing (another
@@ -107,7 +108,14 @@ impl Services {
             match self
                 .ca()
                 .issue_queue
-                .submit(&self.store, &self.clock, job)
+                .submit(
+                    &self.store,
+                    &self.clock,
+                    building
+                        .take()
+                        .unwrap_or_else(|| self.ca().issue_queue.building()),
+                    job,
+                )
                 .await?
             {
                 Verdict::Stored => return Ok(row),
