@@ -18,6 +18,8 @@
 //!   invoice, amount) and step 7 (payment attempts, refunds), in fen.
 //! - [`divisions`]: the bundled GB/T 2260 division table (province / city /
 //!   district) for delivery addresses.
+//! - [`lifecycle`]: an issued certificate's status, its renewal window and
+//!   its expiry reminders (到期提醒).
 //! - [`refusal`]: why a request is refused, with a stable code and a Chinese message.
 
 pub mod account;
@@ -28,6 +30,7 @@ pub mod checkout;
 pub mod clock;
 pub mod divisions;
 pub mod identity;
+pub mod lifecycle;
 pub mod materials;
 pub mod message;
 pub mod money;

@@ -1,0 +1,543 @@
+//! The life of an issued certificate (issue 12), as rules: the status an
+//! applicant and a relying platform see, the window in which it may be
+//! renewed online (证书更新), and which expiry reminder (到期提醒) is due.
+//! Pure: the facts come in (dates, revocation, activation), the decision
+//! comes out; the service stores and sends.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::clock::Timestamp;
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// What is known about one certificate, from its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CertificateFacts {
+    /// Start of validity.
+    pub not_before: Timestamp,
+    /// End of validity.
+    pub not_after: Timestamp,
+    /// Its revocation, if any.
+    pub revocation: Option<Revocation>,
+    /// Activated for at least one relying platform (证书激活).
+    pub activated: bool,
+}
+
+/// A revocation as the status needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// When it took effect.
+    pub at: Timestamp,
+    /// Revoked because a newer certificate replaced it (renewal or change:
+    /// RFC 5280 `superseded`), not because of a problem.
+    pub superseded: bool,
+}
+
+/// A certificate's status: issued → activated → expired / revoked /
+/// superseded. Derived from the facts at a moment, never stored, so it
+/// cannot disagree with the dates or the revocation record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateStatus {
+    /// Issued, validity not started yet (backdated issuance makes this rare).
+    NotYetValid,
+    /// Valid, not yet activated for a relying platform.
+    Issued,
+    /// Valid and activated for at least one relying platform.
+    Activated,
+    /// Past its validity.
+    Expired,
+    /// Revoked (注销) for a reason other than replacement.
+    Revoked,
+    /// Replaced by a renewed or changed certificate.
+    Superseded,
+}
+
+impl CertificateStatus {
+    /// The status of `facts` at `now`. A revocation outranks the dates: a
+    /// certificate revoked and then expired is still shown as revoked.
+    pub fn at(facts: &CertificateFacts, now: Timestamp) -> Self {
+        match facts.revocation {
+            Some(r) if r.at <= now && r.superseded => return Self::Superseded,
+            Some(r) if r.at <= now => return Self::Revoked,
+            _ => {}
+        }
+        if now < facts.not_before {
+            Self::NotYetValid
+        } else if now >= facts.not_after {
+            Self::Expired
+        } else if facts.activated {
+            Self::Activated
+        } else {
+            Self::Issued
+        }
+    }
+
+    /// Whether a relying platform may accept the certificate now.
+    pub fn is_usable(self) -> bool {
+        matches!(self, Self::Issued | Self::Activated)
+    }
+
+    /// Stable code (API, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotYetValid => "not_yet_valid",
+            Self::Issued => "issued",
+            Self::Activated => "activated",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::Superseded => "superseded",
+        }
+    }
+
+    /// What 我的证书 shows.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::NotYetValid => "未生效",
+            Self::Issued => "有效（未激活）",
+            Self::Activated => "已激活",
+            Self::Expired => "已过期",
+            Self::Revoked => "已注销",
+            Self::Superseded => "已更新（被新证书替换）",
+        }
+    }
+}
+
+impl fmt::Display for CertificateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// When a certificate may be renewed online: from `before_expiry` before
+/// its end of validity until `after_expiry` after it (configurable; the
+/// seed's rule is 90 days before until 365 days after).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RenewalWindow {
+    /// How long before expiry renewal opens.
+    pub before_expiry: Duration,
+    /// How long after expiry renewal stays open.
+    pub after_expiry: Duration,
+}
+
+impl Default for RenewalWindow {
+    fn default() -> Self {
+        Self {
+            before_expiry: DAY * 90,
+            after_expiry: DAY * 365,
+        }
+    }
+}
+
+/// Whether a renewal may start now, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewalTiming {
+    /// Within the window.
+    Open,
+    /// Too early: the window opens at `opens_at`.
+    TooEarly {
+        /// When renewal opens.
+        opens_at: Timestamp,
+    },
+    /// Too late: the window closed at `closed_at`; a new application is
+    /// needed.
+    TooLate {
+        /// When renewal closed.
+        closed_at: Timestamp,
+    },
+    /// The certificate was revoked or replaced: it cannot be renewed (a
+    /// replaced one's successor can).
+    NotRenewable(CertificateStatus),
+}
+
+impl RenewalWindow {
+    /// Whether the certificate of `facts` may be renewed at `now`.
+    pub fn check(&self, facts: &CertificateFacts, now: Timestamp) -> RenewalTiming {
+        let status = CertificateStatus::at(facts, now);
+        if matches!(
+            status,
+            CertificateStatus::Revoked | CertificateStatus::Superseded
+        ) {
+            return RenewalTiming::NotRenewable(status);
+        }
+        let opens_at = facts.not_after.minus(self.before_expiry);
+        let closed_at = facts.not_after.plus(self.after_expiry);
+        if now < opens_at {
+            RenewalTiming::TooEarly { opens_at }
+        } else if now >= closed_at {
+            RenewalTiming::TooLate { closed_at }
+        } else {
+            RenewalTiming::Open
+        }
+    }
+}
+
+impl RenewalTiming {
+    /// What the renewal page says when renewal cannot start, in Chinese:
+    /// why, and what to do instead. `None` when it is open.
+    pub fn message_zh(&self, not_after: Timestamp) -> Option<String> {
+        let expires = date_cst(not_after);
+        match self {
+            Self::Open => None,
+            Self::TooEarly { opens_at } => Some(format!(
+                "该证书将于{expires}到期，自{}起可以在线更新。现在无需更新，证书可以继续正常使用。",
+                date_cst(*opens_at)
+            )),
+            Self::TooLate { closed_at } => Some(format!(
+                "该证书已于{expires}到期，在线更新的期限已于{}结束。请重新申请新证书（首页“新办证书”）。",
+                date_cst(*closed_at)
+            )),
+            Self::NotRenewable(CertificateStatus::Superseded) => Some(
+                "该证书已被新证书替换，无需更新。请在“我的证书”中查看新证书。".to_owned(),
+            ),
+            Self::NotRenewable(_) => Some(
+                "该证书已注销，无法更新。如需继续使用，请申请补办或新办证书。".to_owned(),
+            ),
+        }
+    }
+}
+
+/// The expiry reminders (到期提醒), in order: 90, 30 and 7 days before the
+/// end of validity, and the day after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ReminderStage {
+    /// 90 days before expiry.
+    Days90,
+    /// 30 days before expiry.
+    Days30,
+    /// 7 days before expiry.
+    Days7,
+    /// The day after expiry.
+    Expired,
+}
+
+impl ReminderStage {
+    /// Every stage, earliest first.
+    pub const ALL: [Self; 4] = [Self::Days90, Self::Days30, Self::Days7, Self::Expired];
+
+    /// How long an `Expired` reminder may still be sent after its moment:
+    /// a certificate that expired long before reminders existed (or while
+    /// they were turned off) is not announced weeks late.
+    pub const EXPIRED_GRACE: Duration = Duration::from_secs(86_400 * 30);
+
+    /// Stable code, the key of the sent-reminders record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Days90 => "d-90",
+            Self::Days30 => "d-30",
+            Self::Days7 => "d-7",
+            Self::Expired => "d+1",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// When this reminder becomes due for a certificate ending at `not_after`.
+    pub fn moment(self, not_after: Timestamp) -> Timestamp {
+        match self {
+            Self::Days90 => not_after.minus(DAY * 90),
+            Self::Days30 => not_after.minus(DAY * 30),
+            Self::Days7 => not_after.minus(DAY * 7),
+            Self::Expired => not_after.plus(DAY),
+        }
+    }
+
+    /// The reminder to send now for a certificate, given the stages already
+    /// sent for it: the latest stage whose moment has passed, unless it or
+    /// a later one was sent. Earlier stages that were missed (a restart
+    /// across a moment, a certificate issued with less than 90 days left)
+    /// are skipped, never sent in a burst. A stage whose moment lies before
+    /// the certificate's validity began is not due. Revoked and replaced
+    /// certificates get no reminder; nor does any when `None`.
+    pub fn due(
+        facts: &CertificateFacts,
+        now: Timestamp,
+        sent: &[ReminderStage],
+    ) -> Option<ReminderStage> {
+        if matches!(
+            CertificateStatus::at(facts, now),
+            CertificateStatus::Revoked | CertificateStatus::Superseded
+        ) {
+            return None;
+        }
+        let latest = Self::ALL
+            .into_iter()
+            .rev()
+            .find(|st| st.moment(facts.not_after) <= now)?;
+        if latest.moment(facts.not_after) < facts.not_before {
+            return None;
+        }
+        if latest == Self::Expired
+            && now.since(latest.moment(facts.not_after)) > Self::EXPIRED_GRACE
+        {
+            return None;
+        }
+        if sent.iter().any(|s| *s >= latest) {
+            return None;
+        }
+        Some(latest)
+    }
+
+    /// The in-app message (kind 到期提醒) and SMS text for this reminder.
+    /// `days_left` is counted by the caller at sending time.
+    pub fn text_zh(self, subject_name: &str, not_after: Timestamp) -> ReminderText {
+        let date = date_cst(not_after);
+        match self {
+            Self::Expired => ReminderText {
+                title: "证书已到期".to_owned(),
+                body: format!(
+                    "您的证书（{subject_name}）已于{date}到期，已无法在交易平台使用。\
+                     到期后365天内仍可在线办理证书更新，请尽快登录网上营业厅办理。"
+                ),
+            },
+            stage => {
+                let days = match stage {
+                    Self::Days90 => 90,
+                    Self::Days30 => 30,
+                    _ => 7,
+                };
+                ReminderText {
+                    title: format!("证书将在{days}天后到期"),
+                    body: format!(
+                        "您的证书（{subject_name}）将于{date}到期。\
+                         请在到期前登录网上营业厅办理证书更新，以免影响在交易平台的使用。"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// A reminder's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderText {
+    /// Message title (and the SMS's lead).
+    pub title: String,
+    /// Message body.
+    pub body: String,
+}
+
+/// `2027年3月5日`, in China Standard Time.
+fn date_cst(t: Timestamp) -> String {
+    let d = t.to_cst();
+    format!("{}年{}月{}日", d.year(), u8::from(d.month()), d.day())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// 2027-01-01 00:00 CST.
+    const T0: Timestamp = Timestamp::from_millis(1_798_732_800_000);
+
+    fn facts(days_valid: u32) -> CertificateFacts {
+        CertificateFacts {
+            not_before: T0,
+            not_after: T0.plus(DAY * days_valid),
+            revocation: None,
+            activated: false,
+        }
+    }
+
+    #[test]
+    fn status_follows_dates_activation_and_revocation() {
+        let mut f = facts(365);
+        assert_eq!(
+            CertificateStatus::at(&f, T0.minus(DAY)),
+            CertificateStatus::NotYetValid
+        );
+        assert_eq!(CertificateStatus::at(&f, T0), CertificateStatus::Issued);
+        f.activated = true;
+        assert_eq!(
+            CertificateStatus::at(&f, T0.plus(DAY)),
+            CertificateStatus::Activated
+        );
+        assert!(CertificateStatus::at(&f, T0.plus(DAY)).is_usable());
+        assert_eq!(
+            CertificateStatus::at(&f, f.not_after),
+            CertificateStatus::Expired,
+            "not_after is the first instant it is no longer valid"
+        );
+        f.revocation = Some(Revocation {
+            at: T0.plus(DAY * 10),
+            superseded: false,
+        });
+        assert_eq!(
+            CertificateStatus::at(&f, T0.plus(DAY * 9)),
+            CertificateStatus::Activated,
+            "a revocation takes effect at its time"
+        );
+        assert_eq!(
+            CertificateStatus::at(&f, T0.plus(DAY * 400)),
+            CertificateStatus::Revoked,
+            "revoked outranks expired"
+        );
+        f.revocation = Some(Revocation {
+            at: T0.plus(DAY * 10),
+            superseded: true,
+        });
+        let s = CertificateStatus::at(&f, T0.plus(DAY * 11));
+        assert_eq!(s, CertificateStatus::Superseded);
+        assert!(!s.is_usable());
+        assert_eq!(s.label_zh(), "已更新（被新证书替换）");
+    }
+
+    #[test]
+    fn renewal_window_is_90_days_before_to_365_after() {
+        let f = facts(365);
+        let w = RenewalWindow::default();
+        let opens = f.not_after.minus(DAY * 90);
+        let closes = f.not_after.plus(DAY * 365);
+        assert_eq!(
+            w.check(&f, opens.minus(Duration::from_secs(1))),
+            RenewalTiming::TooEarly { opens_at: opens }
+        );
+        assert_eq!(w.check(&f, opens), RenewalTiming::Open);
+        assert_eq!(
+            w.check(&f, f.not_after.minus(DAY * 60)),
+            RenewalTiming::Open
+        );
+        assert_eq!(
+            w.check(&f, f.not_after.plus(DAY * 200)),
+            RenewalTiming::Open
+        );
+        assert_eq!(
+            w.check(&f, closes),
+            RenewalTiming::TooLate { closed_at: closes }
+        );
+        let custom = RenewalWindow {
+            before_expiry: DAY * 30,
+            after_expiry: DAY * 30,
+        };
+        assert!(matches!(
+            custom.check(&f, f.not_after.minus(DAY * 60)),
+            RenewalTiming::TooEarly { .. }
+        ));
+    }
+
+    #[test]
+    fn renewal_refusals_say_why_and_what_to_do() {
+        let f = facts(365);
+        let w = RenewalWindow::default();
+        let early = w
+            .check(&f, T0.plus(DAY * 10))
+            .message_zh(f.not_after)
+            .unwrap();
+        assert!(early.contains("2028年1月1日到期"), "{early}");
+        assert!(early.contains("2027年10月3日起可以在线更新"), "{early}");
+        let late = w
+            .check(&f, f.not_after.plus(DAY * 400))
+            .message_zh(f.not_after)
+            .unwrap();
+        assert!(late.contains("重新申请新证书"), "{late}");
+        let mut revoked = f;
+        revoked.revocation = Some(Revocation {
+            at: T0.plus(DAY),
+            superseded: false,
+        });
+        let msg = w
+            .check(&revoked, f.not_after.minus(DAY * 10))
+            .message_zh(f.not_after)
+            .unwrap();
+        assert!(msg.contains("已注销"), "{msg}");
+        assert_eq!(
+            w.check(&f, f.not_after.minus(DAY)).message_zh(f.not_after),
+            None
+        );
+    }
+
+    #[test]
+    fn reminders_are_due_once_per_stage_in_order() {
+        let f = facts(365);
+        let at = |days_before: i64| {
+            if days_before >= 0 {
+                f.not_after.minus(DAY * days_before as u32)
+            } else {
+                f.not_after.plus(DAY * (-days_before) as u32)
+            }
+        };
+        assert_eq!(ReminderStage::due(&f, at(91), &[]), None);
+        assert_eq!(
+            ReminderStage::due(&f, at(90), &[]),
+            Some(ReminderStage::Days90)
+        );
+        let mut sent = vec![ReminderStage::Days90];
+        assert_eq!(ReminderStage::due(&f, at(45), &sent), None, "sent once");
+        assert_eq!(
+            ReminderStage::due(&f, at(30), &sent),
+            Some(ReminderStage::Days30)
+        );
+        sent.push(ReminderStage::Days30);
+        assert_eq!(
+            ReminderStage::due(&f, at(7), &sent),
+            Some(ReminderStage::Days7)
+        );
+        sent.push(ReminderStage::Days7);
+        assert_eq!(ReminderStage::due(&f, at(0), &sent), None);
+        assert_eq!(
+            ReminderStage::due(&f, at(-1), &sent),
+            Some(ReminderStage::Expired)
+        );
+        sent.push(ReminderStage::Expired);
+        assert_eq!(ReminderStage::due(&f, at(-2), &sent), None);
+    }
+
+    #[test]
+    fn missed_stages_are_skipped_not_sent_in_a_burst() {
+        let f = facts(365);
+        // Nothing was sent (the job was down for two months): only the
+        // latest stage goes out, and an earlier one never after a later.
+        let now = f.not_after.minus(DAY * 20);
+        assert_eq!(
+            ReminderStage::due(&f, now, &[]),
+            Some(ReminderStage::Days30)
+        );
+        assert_eq!(ReminderStage::due(&f, now, &[ReminderStage::Days7]), None);
+        // Expired long ago: no late "expired" reminder.
+        assert_eq!(
+            ReminderStage::due(&f, f.not_after.plus(DAY * 60), &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn short_certificates_and_revoked_ones_get_fewer_reminders() {
+        // Issued with 60 days of validity: the 90-day moment is before its
+        // start, so the first reminder is the 30-day one.
+        let f = facts(60);
+        assert_eq!(ReminderStage::due(&f, T0.plus(DAY), &[]), None);
+        assert_eq!(
+            ReminderStage::due(&f, f.not_after.minus(DAY * 30), &[]),
+            Some(ReminderStage::Days30)
+        );
+        let mut revoked = facts(365);
+        revoked.revocation = Some(Revocation {
+            at: T0.plus(DAY),
+            superseded: true,
+        });
+        assert_eq!(
+            ReminderStage::due(&revoked, revoked.not_after.minus(DAY * 7), &[]),
+            None
+        );
+    }
+
+    #[test]
+    fn reminder_codes_round_trip_and_texts_name_the_date() {
+        for st in ReminderStage::ALL {
+            assert_eq!(ReminderStage::parse(st.as_str()), Some(st));
+        }
+        assert_eq!(ReminderStage::parse("d-1"), None);
+        let f = facts(365);
+        let t = ReminderStage::Days30.text_zh("枣庄某某建设有限公司", f.not_after);
+        assert_eq!(t.title, "证书将在30天后到期");
+        assert!(t.body.contains("枣庄某某建设有限公司"));
+        assert!(t.body.contains("2028年1月1日到期"));
+        let t = ReminderStage::Expired.text_zh("枣庄某某建设有限公司", f.not_after);
+        assert_eq!(t.title, "证书已到期");
+        assert!(t.body.contains("365天内"));
+    }
+}
