@@ -69,6 +69,11 @@ impl Reason {
             .find(|r| r.as_str().eq_ignore_ascii_case(s))
     }
 
+    /// What an applicant's online choice (注销) is recorded as.
+    pub fn of_applicant(choice: certhall_domain::lifecycle::ApplicantRevocationReason) -> Self {
+        Self::parse(choice.rfc5280_name()).unwrap_or(Self::Unspecified)
+    }
+
     /// The numeric code.
     pub fn code(self) -> u8 {
         self.to_x509() as u8
@@ -176,4 +181,22 @@ pub fn build(
         signature: BitString::from_bytes(&sig)?,
     };
     Ok(crl.to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certhall_domain::lifecycle::ApplicantRevocationReason;
+
+    #[test]
+    fn every_applicant_choice_is_a_named_reason() {
+        for choice in ApplicantRevocationReason::ALL {
+            // Not the Unspecified fallback: the name itself parsed.
+            assert_eq!(Reason::of_applicant(choice).as_str(), choice.rfc5280_name());
+        }
+        assert_eq!(
+            Reason::of_applicant(ApplicantRevocationReason::KeyLost),
+            Reason::KeyCompromise
+        );
+    }
 }

@@ -197,6 +197,67 @@ impl RenewalTiming {
     }
 }
 
+/// The reasons an applicant chooses from to revoke (注销) a certificate
+/// online, in plain Chinese, each with its RFC 5280 CRLReason. Counter
+/// staff have the full list (`certhall_ca::crl::Reason`); `superseded` is
+/// set by renewal and change, never chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplicantRevocationReason {
+    /// The key was lost or may be known to someone else: keyCompromise (1).
+    KeyLost,
+    /// The enterprise's registered data changed: affiliationChanged (3).
+    DataChanged,
+    /// The certificate is no longer needed: cessationOfOperation (5).
+    NoLongerNeeded,
+    /// Another reason: unspecified (0).
+    Other,
+}
+
+impl ApplicantRevocationReason {
+    /// Every choice, in the order the page offers them.
+    pub const ALL: [Self; 4] = [
+        Self::KeyLost,
+        Self::DataChanged,
+        Self::NoLongerNeeded,
+        Self::Other,
+    ];
+
+    /// The form value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyLost => "key_lost",
+            Self::DataChanged => "data_changed",
+            Self::NoLongerNeeded => "no_longer_needed",
+            Self::Other => "other",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The RFC 5280 name of the CRLReason it is recorded as.
+    pub fn rfc5280_name(self) -> &'static str {
+        match self {
+            Self::KeyLost => "keyCompromise",
+            Self::DataChanged => "affiliationChanged",
+            Self::NoLongerNeeded => "cessationOfOperation",
+            Self::Other => "unspecified",
+        }
+    }
+
+    /// What the applicant reads.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::KeyLost => "证书介质（UKey）丢失，或密钥可能已被他人获取",
+            Self::DataChanged => "单位名称、法定代表人等登记信息已变更",
+            Self::NoLongerNeeded => "不再需要使用该证书",
+            Self::Other => "其他原因",
+        }
+    }
+}
+
 /// The expiry reminders (到期提醒), in order: 90, 30 and 7 days before the
 /// end of validity, and the day after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -523,6 +584,29 @@ mod tests {
             ReminderStage::due(&revoked, revoked.not_after.minus(DAY * 7), &[]),
             None
         );
+    }
+
+    #[test]
+    fn applicant_revocation_reasons_map_to_rfc5280() {
+        let names: Vec<&str> = ApplicantRevocationReason::ALL
+            .iter()
+            .map(|r| r.rfc5280_name())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "keyCompromise",
+                "affiliationChanged",
+                "cessationOfOperation",
+                "unspecified"
+            ]
+        );
+        assert!(!names.contains(&"superseded"), "set by renewal, not chosen");
+        for r in ApplicantRevocationReason::ALL {
+            assert_eq!(ApplicantRevocationReason::parse(r.as_str()), Some(r));
+            assert!(!r.label_zh().is_empty());
+        }
+        assert_eq!(ApplicantRevocationReason::parse("superseded"), None);
     }
 
     #[test]
