@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use certhall_domain::audit::{Actor, AuditEvent};
+use certhall_domain::lifecycle;
 use certhall_domain::{AccountId, OrderId, Refusal, Timestamp};
 use certhall_store::ca::{self as cadb, CertificateRow};
 use certhall_store::production::{self as pdb, UkeyRow};
@@ -14,7 +15,9 @@ use crate::{RequestMeta, Result, ServiceError, Services};
 /// Certificates this close to their end are 即将到期.
 pub const EXPIRING_SOON: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// A certificate's status as the applicant reads it.
+/// A certificate's status as 我的证书 shows it: the domain's status
+/// (`certhall_domain::lifecycle`, which decides) with 即将到期 picked out
+/// of the valid ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertificateStatus {
     /// 有效.
@@ -25,19 +28,39 @@ pub enum CertificateStatus {
     Expired,
     /// 已注销.
     Revoked,
+    /// 已更新: replaced by a renewed or changed certificate.
+    Superseded,
+}
+
+/// What the lifecycle rules need of a certificate's record. Activation
+/// for relying platforms is not recorded yet (issue 12).
+pub(crate) fn lifecycle_facts(c: &CertificateRow) -> lifecycle::CertificateFacts {
+    lifecycle::CertificateFacts {
+        not_before: c.not_before,
+        not_after: c.not_after,
+        revocation: c.revocation.as_ref().map(|r| lifecycle::Revocation {
+            at: r.revoked_at,
+            superseded: r.reason_code == i64::from(certhall_ca::crl::Reason::Superseded.code()),
+        }),
+        activated: false,
+    }
 }
 
 impl CertificateStatus {
     /// Of a certificate at `now`.
     pub fn of(c: &CertificateRow, now: Timestamp) -> Self {
-        if c.revocation.is_some() {
-            Self::Revoked
-        } else if c.not_after <= now {
-            Self::Expired
-        } else if c.not_after <= now.plus(EXPIRING_SOON) {
-            Self::ExpiringSoon
-        } else {
-            Self::Valid
+        use lifecycle::CertificateStatus as S;
+        match S::at(&lifecycle_facts(c), now) {
+            S::Superseded => Self::Superseded,
+            S::Revoked => Self::Revoked,
+            S::Expired => Self::Expired,
+            S::NotYetValid | S::Issued | S::Activated => {
+                if c.not_after <= now.plus(EXPIRING_SOON) {
+                    Self::ExpiringSoon
+                } else {
+                    Self::Valid
+                }
+            }
         }
     }
 
@@ -48,6 +71,7 @@ impl CertificateStatus {
             Self::ExpiringSoon => "即将到期",
             Self::Expired => "已过期",
             Self::Revoked => "已注销",
+            Self::Superseded => "已更新",
         }
     }
 
@@ -58,6 +82,7 @@ impl CertificateStatus {
             Self::ExpiringSoon => "expiring",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
+            Self::Superseded => "superseded",
         }
     }
 }
@@ -197,5 +222,63 @@ impl Services {
         ))
         .await?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use certhall_ca::crl::Reason;
+    use certhall_store::ca::RevocationRow;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+    const NOW: Timestamp = Timestamp::from_millis(1_798_732_800_000);
+
+    fn row(days_left: i64, revoked: Option<Reason>) -> CertificateRow {
+        let not_after = Timestamp::from_millis(NOW.millis() + days_left * 86_400_000);
+        CertificateRow {
+            serial: "01".into(),
+            issuer_id: 1,
+            profile: "enterprise".into(),
+            subject: "CN=x".into(),
+            key_algorithm: "sm2".into(),
+            not_before: NOW.minus(DAY * 300),
+            not_after,
+            sha256: String::new(),
+            der: Vec::new(),
+            account_id: None,
+            order_id: None,
+            predecessor_serial: None,
+            issued_at: NOW.minus(DAY * 300),
+            revocation: revoked.map(|r| RevocationRow {
+                reason: r.as_str().into(),
+                reason_code: i64::from(r.code()),
+                revoked_at: NOW.minus(DAY),
+                actor: "system".into(),
+                comment: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn my_certificates_status_follows_the_lifecycle_rules() {
+        let of = |r: CertificateRow| CertificateStatus::of(&r, NOW);
+        assert_eq!(of(row(200, None)), CertificateStatus::Valid);
+        assert_eq!(of(row(20, None)), CertificateStatus::ExpiringSoon);
+        assert_eq!(of(row(0, None)), CertificateStatus::Expired);
+        assert_eq!(
+            of(row(200, Some(Reason::KeyCompromise))),
+            CertificateStatus::Revoked
+        );
+        assert_eq!(
+            of(row(-10, Some(Reason::CessationOfOperation))),
+            CertificateStatus::Revoked,
+            "revoked outranks expired"
+        );
+        let replaced = of(row(20, Some(Reason::Superseded)));
+        assert_eq!(replaced, CertificateStatus::Superseded);
+        assert_eq!(replaced.label_zh(), "已更新");
+        assert_eq!(replaced.key(), "superseded");
     }
 }
