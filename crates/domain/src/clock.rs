@@ -71,6 +71,13 @@ impl Timestamp {
         )
     }
 
+    /// The date as Chinese text reads it, in China Standard Time:
+    /// `2027年3月5日`.
+    pub fn date_zh(self) -> String {
+        let t = self.to_cst();
+        format!("{}年{}月{}日", t.year(), u8::from(t.month()), t.day())
+    }
+
     /// An HTTP-date (RFC 9110 §5.6.7), e.g. `Wed, 25 Nov 2026 06:30:00 GMT`.
     pub fn http_date(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;

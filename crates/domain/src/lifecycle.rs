@@ -176,16 +176,16 @@ impl RenewalTiming {
     /// What the renewal page says when renewal cannot start, in Chinese:
     /// why, and what to do instead. `None` when it is open.
     pub fn message_zh(&self, not_after: Timestamp) -> Option<String> {
-        let expires = date_cst(not_after);
+        let expires = not_after.date_zh();
         match self {
             Self::Open => None,
             Self::TooEarly { opens_at } => Some(format!(
                 "该证书将于{expires}到期，自{}起可以在线更新。现在无需更新，证书可以继续正常使用。",
-                date_cst(*opens_at)
+                opens_at.date_zh()
             )),
             Self::TooLate { closed_at } => Some(format!(
                 "该证书已于{expires}到期，在线更新的期限已于{}结束。请重新申请新证书（首页“新办证书”）。",
-                date_cst(*closed_at)
+                closed_at.date_zh()
             )),
             Self::NotRenewable(CertificateStatus::Superseded) => Some(
                 "该证书已被新证书替换，无需更新。请在“我的证书”中查看新证书。".to_owned(),
@@ -343,9 +343,8 @@ impl ReminderStage {
     }
 
     /// The in-app message (kind 到期提醒) and SMS text for this reminder.
-    /// `days_left` is counted by the caller at sending time.
     pub fn text_zh(self, subject_name: &str, not_after: Timestamp) -> ReminderText {
-        let date = date_cst(not_after);
+        let date = not_after.date_zh();
         match self {
             Self::Expired => ReminderText {
                 title: "证书已到期".to_owned(),
@@ -379,12 +378,6 @@ pub struct ReminderText {
     pub title: String,
     /// Message body.
     pub body: String,
-}
-
-/// `2027年3月5日`, in China Standard Time.
-fn date_cst(t: Timestamp) -> String {
-    let d = t.to_cst();
-    format!("{}年{}月{}日", d.year(), u8::from(d.month()), d.day())
 }
 
 #[cfg(test)]
