@@ -492,6 +492,7 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
         job_holder(),
         config.payment_job_interval,
     ));
+    let reminders = tokio::spawn(reminder_job(services.clone(), job_holder()));
     let services_demo_courier = services.demo_courier();
     let agent_services = services.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -567,6 +568,7 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
     housekeeping.abort();
     payment_job.abort();
     step_eight.abort();
+    reminders.abort();
     if let Some(agent) = demo_agent {
         agent.abort();
     }
@@ -679,6 +681,26 @@ async fn payment_job(services: Services, holder: String, interval: Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
+        }
+    }
+}
+
+/// How often the expiry reminders (到期提醒) are looked for. A reminder's
+/// moment is a day; ten minutes keeps it on time without asking often.
+const REMINDER_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Expiry reminders, once per tick across every process sharing the
+/// database (a lease); each reminder once per certificate whatever runs it
+/// (its record's key).
+async fn reminder_job(services: Services, holder: String) {
+    let mut tick = tokio::time::interval(REMINDER_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match services.run_reminder_job(&holder, REMINDER_INTERVAL).await {
+            Ok(Some(s)) if s != Default::default() => tracing::info!(?s, "expiry reminders ran"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expiry reminders failed"),
         }
     }
 }

@@ -134,6 +134,10 @@ pub enum AuditEvent {
     /// a stale decision, a foreign `Origin`); recorded at most
     /// [`RefusalThrottle::max_per_window`] times per caller and window.
     AccessRefused,
+    /// An expiry reminder (到期提醒) went out for a certificate.
+    ExpiryReminderSent,
+    /// A certificate's owner turned its SMS reminders on or off.
+    ReminderSmsChanged,
 }
 
 impl AuditEvent {
@@ -180,6 +184,8 @@ impl AuditEvent {
             Self::CourierPush => "shipping.push",
             Self::CertificateDownloaded => "certificate.downloaded",
             Self::AccessRefused => "access.refused",
+            Self::ExpiryReminderSent => "certificate.expiry_reminder",
+            Self::ReminderSmsChanged => "certificate.reminder_sms",
         }
     }
 }

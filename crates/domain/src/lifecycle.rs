@@ -296,6 +296,16 @@ impl ReminderStage {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
 
+    /// Which reminder, in words (我的证书's list of reminders sent).
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Days90 => "到期前90天提醒",
+            Self::Days30 => "到期前30天提醒",
+            Self::Days7 => "到期前7天提醒",
+            Self::Expired => "到期次日提醒",
+        }
+    }
+
     /// When this reminder becomes due for a certificate ending at `not_after`.
     pub fn moment(self, not_after: Timestamp) -> Timestamp {
         match self {
@@ -347,6 +357,7 @@ impl ReminderStage {
         let date = not_after.date_zh();
         match self {
             Self::Expired => ReminderText {
+                sms_status: format!("已于{date}到期"),
                 title: "证书已到期".to_owned(),
                 body: format!(
                     "您的证书（{subject_name}）已于{date}到期，已无法在交易平台使用。\
@@ -360,6 +371,7 @@ impl ReminderStage {
                     _ => 7,
                 };
                 ReminderText {
+                    sms_status: format!("将于{date}到期"),
                     title: format!("证书将在{days}天后到期"),
                     body: format!(
                         "您的证书（{subject_name}）将于{date}到期。\
@@ -371,6 +383,100 @@ impl ReminderStage {
     }
 }
 
+/// Where a reminder's SMS stands. The in-app message goes out with the
+/// reminder's record; the SMS follows it and is never sent twice: a send
+/// that a process left half-way is `Unknown`, not tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReminderSms {
+    /// To be sent.
+    Pending,
+    /// A process is sending it.
+    Sending,
+    /// The provider accepted it.
+    Sent,
+    /// The provider refused it [`ReminderSms::MAX_TRIES`] times.
+    Failed,
+    /// The owner turned SMS reminders off for this certificate.
+    Off,
+    /// A process died while sending it: not known to have gone out.
+    Unknown,
+}
+
+impl ReminderSms {
+    /// Sends tried before a reminder's SMS is given up.
+    pub const MAX_TRIES: i64 = 3;
+
+    /// A send left in `Sending` this long is taken for a dead process.
+    pub const STALE_SEND: Duration = Duration::from_secs(600);
+
+    /// Stable code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Off => "off",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Sending,
+            Self::Sent,
+            Self::Failed,
+            Self::Off,
+            Self::Unknown,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+
+    /// What 我的证书 says about it.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::Pending | Self::Sending => "短信发送中",
+            Self::Sent => "短信已发送",
+            Self::Failed | Self::Unknown => "短信未能发送",
+            Self::Off => "短信提醒已关闭",
+        }
+    }
+
+    /// After a failed send with `tries` tries counted (this one included):
+    /// try again later, or give up.
+    pub fn after_failure(tries: i64) -> Self {
+        if tries >= Self::MAX_TRIES {
+            Self::Failed
+        } else {
+            Self::Pending
+        }
+    }
+}
+
+/// The common name (CN) of a subject as CertHall writes it (`KEY=value`
+/// pairs joined by `,`, a `,` inside a value escaped as `\,`); the whole
+/// text when it has none.
+pub fn subject_common_name(subject: &str) -> String {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut chars = subject.chars();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' => cur.extend(chars.next()),
+            ',' => parts.push(std::mem::take(&mut cur)),
+            _ => cur.push(ch),
+        }
+    }
+    parts.push(cur);
+    parts
+        .iter()
+        .find_map(|p| p.trim().strip_prefix("CN=").map(str::to_owned))
+        .unwrap_or_else(|| subject.to_owned())
+}
+
 /// A reminder's words.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReminderText {
@@ -378,6 +484,9 @@ pub struct ReminderText {
     pub title: String,
     /// Message body.
     pub body: String,
+    /// The SMS's `status` parameter (将于2027年1月1日到期): the SMS
+    /// template says the rest.
+    pub sms_status: String,
 }
 
 #[cfg(test)]
@@ -395,6 +504,26 @@ mod tests {
             revocation: None,
             activated: false,
         }
+    }
+
+    #[test]
+    fn subject_common_name_reads_escaped_commas() {
+        assert_eq!(
+            subject_common_name("CN=枣庄\\,某某有限公司,O=枣庄某某有限公司,C=CN"),
+            "枣庄,某某有限公司"
+        );
+        assert_eq!(subject_common_name("O=x,C=CN"), "O=x,C=CN");
+    }
+
+    #[test]
+    fn a_reminder_sms_is_given_up_after_three_failures() {
+        assert_eq!(ReminderSms::after_failure(1), ReminderSms::Pending);
+        assert_eq!(ReminderSms::after_failure(2), ReminderSms::Pending);
+        assert_eq!(ReminderSms::after_failure(3), ReminderSms::Failed);
+        for s in ["pending", "sending", "sent", "failed", "off", "unknown"] {
+            assert_eq!(ReminderSms::parse(s).unwrap().as_str(), s);
+        }
+        assert_eq!(ReminderSms::parse("x"), None);
     }
 
     #[test]
@@ -613,8 +742,10 @@ mod tests {
         assert_eq!(t.title, "证书将在30天后到期");
         assert!(t.body.contains("枣庄某某建设有限公司"));
         assert!(t.body.contains("2028年1月1日到期"));
+        assert_eq!(t.sms_status, "将于2028年1月1日到期");
         let t = ReminderStage::Expired.text_zh("枣庄某某建设有限公司", f.not_after);
         assert_eq!(t.title, "证书已到期");
         assert!(t.body.contains("365天内"));
+        assert_eq!(t.sms_status, "已于2028年1月1日到期");
     }
 }

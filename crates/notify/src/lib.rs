@@ -60,6 +60,13 @@ pub enum SmsTemplate {
         /// The six-digit PIN.
         pin: String,
     },
+    /// A certificate is about to expire or has expired (到期提醒).
+    ExpiryReminder {
+        /// The certificate's holder (its subject's common name).
+        subject: String,
+        /// Where it stands, e.g. 将于2027年1月1日到期（还有30天）.
+        status: String,
+    },
 }
 
 impl fmt::Debug for SmsTemplate {
@@ -88,6 +95,7 @@ impl SmsTemplate {
             Self::ReviewResult { .. } => "review_result",
             Self::LegalRepAuthorization { .. } => "legal_rep_authorization",
             Self::KeyPin { .. } => "key_pin",
+            Self::ExpiryReminder { .. } => "expiry_reminder",
         }
     }
 
@@ -116,6 +124,9 @@ impl SmsTemplate {
             Self::KeyPin { order, pin } => {
                 vec![("order", order.to_string()), ("pin", pin.clone())]
             }
+            Self::ExpiryReminder { subject, status } => {
+                vec![("subject", subject.clone()), ("status", status.clone())]
+            }
         }
     }
 
@@ -140,6 +151,9 @@ impl SmsTemplate {
             ),
             Self::KeyPin { order, pin } => format!(
                 "【CertHall】您的证书订单{order}的 UKey 已制作完成，初始 PIN 码为{pin}。请妥善保管，切勿告诉他人；收到 UKey 后请尽快修改 PIN 码。"
+            ),
+            Self::ExpiryReminder { subject, status } => format!(
+                "【CertHall】您的数字证书（{subject}）{status}。请登录网上营业厅办理证书更新，以免影响在交易平台的使用。不需要短信提醒可在“我的证书”中关闭。"
             ),
         }
     }

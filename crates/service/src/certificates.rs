@@ -34,7 +34,7 @@ pub enum CertificateStatus {
 
 /// What the lifecycle rules need of a certificate's record. Activation
 /// for relying platforms is not recorded yet (issue 12).
-fn lifecycle_facts(c: &CertificateRow) -> lifecycle::CertificateFacts {
+pub(crate) fn lifecycle_facts(c: &CertificateRow) -> lifecycle::CertificateFacts {
     lifecycle::CertificateFacts {
         not_before: c.not_before,
         not_after: c.not_after,

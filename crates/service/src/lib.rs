@@ -30,6 +30,7 @@ mod ocsp;
 pub mod orders;
 pub mod payments;
 pub mod production;
+pub mod reminders;
 pub mod shipping;
 pub mod sms_inbound;
 mod steps;

@@ -420,6 +420,27 @@ pub async fn certificates_of_account(
     rows.iter().map(certificate_from_row).collect()
 }
 
+/// Certificates that reached their owner (issued without an order, or
+/// written onto the order's key), not revoked, ending in `(from, to]`:
+/// the ones an expiry reminder may be due for. Oldest end first.
+pub async fn unrevoked_ending_between(
+    store: &Store,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<CertificateRow>> {
+    let rows = sqlx::query(&format!(
+        "{CERT_SELECT} WHERE r.serial IS NULL AND c.account_id IS NOT NULL \
+         AND c.not_after > $1 AND c.not_after <= $2 \
+         AND (c.order_id IS NULL OR EXISTS (SELECT 1 FROM ukeys k WHERE k.certificate_serial = c.serial)) \
+         ORDER BY c.not_after, c.serial"
+    ))
+    .bind(from.millis())
+    .bind(to.millis())
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(certificate_from_row).collect()
+}
+
 /// Records a revocation; false when the certificate was already revoked.
 pub async fn insert_revocation(tx: &mut WriteTx, serial: &str, r: &RevocationRow) -> Result<bool> {
     let done = sqlx::query(

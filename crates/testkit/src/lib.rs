@@ -76,6 +76,41 @@ pub fn demo_payments(
     )
 }
 
+/// The services a test app runs on: demo payments and courier (their
+/// callbacks to `base_url`), a file-key CA with the test passphrase, SMS
+/// through `sms`. A second "process" on the same database (a worker
+/// binary, a restarted server) builds its own with this.
+pub fn test_services(
+    store: &certhall_store::Store,
+    clock: Arc<dyn certhall_domain::Clock>,
+    base_url: &str,
+    sms: Arc<dyn SmsGateway>,
+) -> Services {
+    Services {
+        payments: Arc::new(demo_payments(store, clock.clone(), base_url)),
+        shipping: Arc::new(certhall_service::shipping::Shipping::demo(format!(
+            "{base_url}{}",
+            certhall_web::paths::COURIER_PUSH
+        ))),
+        store: store.clone(),
+        sms,
+        clock,
+        secret: ServerSecret::for_tests(),
+        otp: OtpPolicy::default(),
+        sessions: SessionPolicy::default(),
+        ca: Arc::new(certhall_service::ca::CaRuntime::new(
+            certhall_service::ca::CaSettings::new(
+                db_key_dir(),
+                Some(b"certhall test passphrase".to_vec()),
+                "http://127.0.0.1:8080".into(),
+            ),
+        )),
+        identity_verifier: Arc::new(certhall_service::wizard::FormatOnly),
+        license_reader: None,
+        image_work: Arc::new(tokio::sync::Semaphore::new(2)),
+    }
+}
+
 /// The OCR models' directory: `OCR_MODELS_DIR`, else the repository's
 /// `models/ocr` (scripts/fetch-ocr-models.sh).
 pub fn ocr_models_dir() -> std::path::PathBuf {
@@ -154,29 +189,8 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(TEST_START));
         let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a port");
         let base_url = format!("http://{}", reserved.local_addr().expect("addr"));
-        let services = Services {
-            payments: Arc::new(demo_payments(&db.store, clock.clone(), &base_url)),
-            shipping: Arc::new(certhall_service::shipping::Shipping::demo(format!(
-                "{base_url}{}",
-                certhall_web::paths::COURIER_PUSH
-            ))),
-            store: db.store.clone(),
-            sms: gateway(&db.store, clock.clone()),
-            clock: clock.clone(),
-            secret: ServerSecret::for_tests(),
-            otp: OtpPolicy::default(),
-            sessions: SessionPolicy::default(),
-            ca: Arc::new(certhall_service::ca::CaRuntime::new(
-                certhall_service::ca::CaSettings::new(
-                    db_key_dir(),
-                    Some(b"certhall test passphrase".to_vec()),
-                    "http://127.0.0.1:8080".into(),
-                ),
-            )),
-            identity_verifier: Arc::new(certhall_service::wizard::FormatOnly),
-            license_reader: None,
-            image_work: Arc::new(tokio::sync::Semaphore::new(2)),
-        };
+        let sms = gateway(&db.store, clock.clone());
+        let services = test_services(&db.store, clock.clone(), &base_url, sms);
         let router = certhall_web::app(AppState::new(services.clone(), web.clone()));
         Self {
             db,

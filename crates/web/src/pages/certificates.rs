@@ -2,18 +2,21 @@
 //! and their downloads (PEM, DER, chain). Also as JSON under `/api/v1`.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
 use certhall_domain::checkout::KeyColour;
+use certhall_domain::lifecycle::subject_common_name;
 use certhall_domain::Refusal;
 use certhall_service::certificates::{DownloadFormat, MyCertificate};
+use certhall_service::reminders::ReminderView;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{render, Chrome};
 use crate::error::{ApiError, PageError};
-use crate::extract::{ApiCaller, Applicant, BrowserId, ClientMeta};
+use crate::extract::{ApiCaller, Applicant, BrowserId, ClientMeta, CsrfForm};
 use crate::AppState;
 
 /// One certificate as the pages show it.
@@ -25,7 +28,7 @@ pub struct CertLine {
 }
 
 fn line(c: MyCertificate) -> CertLine {
-    let subject_cn = common_name(&c.certificate.subject);
+    let subject_cn = subject_common_name(&c.certificate.subject);
     let key = c.ukey.as_ref().map_or_else(String::new, |k| {
         format!(
             "{}（{}）· 序列号 {}",
@@ -35,26 +38,6 @@ fn line(c: MyCertificate) -> CertLine {
         )
     });
     CertLine { c, subject_cn, key }
-}
-
-/// The CN of a subject as CertHall writes it (`KEY=value` pairs joined by
-/// `,`, a `,` inside a value escaped as `\,`); the whole text without one.
-fn common_name(subject: &str) -> String {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = subject.chars();
-    while let Some(ch) = chars.next() {
-        match ch {
-            '\\' => cur.extend(chars.next()),
-            ',' => parts.push(std::mem::take(&mut cur)),
-            _ => cur.push(ch),
-        }
-    }
-    parts.push(cur);
-    parts
-        .iter()
-        .find_map(|p| p.trim().strip_prefix("CN=").map(str::to_owned))
-        .unwrap_or_else(|| subject.to_owned())
 }
 
 #[derive(Template)]
@@ -88,6 +71,16 @@ pub async fn list(
 struct DetailPage {
     chrome: Chrome,
     l: CertLine,
+    reminders: Vec<ReminderView>,
+    reminder_sms: bool,
+    notice: Option<&'static str>,
+}
+
+/// `?saved=…` after a change on the page.
+#[derive(Debug, Deserialize, Default)]
+pub struct DetailQuery {
+    #[serde(default)]
+    saved: Option<String>,
 }
 
 /// `GET /certificates/{serial}`.
@@ -96,15 +89,58 @@ pub async fn show(
     bid: BrowserId,
     Applicant(who): Applicant,
     Path(serial): Path<String>,
+    Query(q): Query<DetailQuery>,
 ) -> Result<Response, PageError> {
     let c = state
         .services
         .my_certificate(who.account_id, &serial)
         .await?;
+    let (reminders, reminder_sms) = state
+        .services
+        .certificate_reminders(who.account_id, &serial)
+        .await?;
+    let notice = match q.saved.as_deref() {
+        Some("sms-on") => Some("已开启短信到期提醒。"),
+        Some("sms-off") => Some("已关闭短信到期提醒，到期提醒仍会发送到站内消息。"),
+        _ => None,
+    };
     Ok(render(&DetailPage {
         chrome: Chrome::new(&state, &bid, Some(&who), "certificates"),
         l: line(c),
+        reminders,
+        reminder_sms,
+        notice,
     }))
+}
+
+/// The SMS reminder switch.
+#[derive(Debug, Deserialize)]
+pub struct ReminderForm {
+    /// `on` or `off`.
+    sms: String,
+}
+
+/// `POST /certificates/{serial}/reminders`: SMS expiry reminders on or
+/// off for this certificate.
+pub async fn set_reminders(
+    State(state): State<AppState>,
+    Applicant(who): Applicant,
+    ClientMeta(meta): ClientMeta,
+    Path(serial): Path<String>,
+    CsrfForm(form): CsrfForm<ReminderForm>,
+) -> Result<Response, PageError> {
+    let enabled = match form.sms.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return Err(Refusal::InvalidField("请选择开启或关闭短信提醒".into()).into()),
+    };
+    state
+        .services
+        .set_reminder_sms(who.account_id, &serial, enabled, &meta)
+        .await?;
+    let saved = if enabled { "sms-on" } else { "sms-off" };
+    let serial = certhall_service::ca::normalize_serial(&serial);
+    Ok(Redirect::to(&format!("/certificates/{serial}?saved={saved}")).into_response())
 }
 
 async fn download_response(
@@ -196,15 +232,4 @@ pub async fn api_download(
     Path((serial, format)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     Ok(download_response(&state, who.account_id, &serial, &format, &meta).await?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::common_name;
-
-    #[test]
-    fn common_names_keep_escaped_commas() {
-        assert_eq!(common_name("C=CN,O=甲\\,乙,CN=甲\\,乙"), "甲,乙");
-        assert_eq!(common_name("C=CN,O=x"), "C=CN,O=x");
-    }
 }

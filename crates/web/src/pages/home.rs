@@ -4,6 +4,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 use certhall_domain::message::Message;
+use certhall_service::reminders::ExpiringCertificate;
 
 use super::{render, Chrome};
 use crate::error::PageError;
@@ -91,6 +92,8 @@ struct HomePage {
     total: u32,
     /// Orders still under way (not cancelled), newest first.
     active: Vec<super::orders::OrderLine>,
+    /// Certificates that may be renewed now, soonest end first.
+    expiring: Vec<ExpiringCertificate>,
 }
 
 /// `GET /`.
@@ -107,6 +110,7 @@ pub async fn show(
         .take(5)
         .map(super::orders::OrderLine::of)
         .collect();
+    let expiring = state.services.expiring_certificates(who.account_id).await?;
     Ok(render(&HomePage {
         chrome: Chrome::new(&state, &bid, Some(&who), "home"),
         tiles: &WORKBENCH,
@@ -114,5 +118,6 @@ pub async fn show(
         unread: page.unread,
         total: page.total,
         active,
+        expiring,
     }))
 }

@@ -81,6 +81,10 @@ pub fn router() -> Router<AppState> {
         .route(paths::CERTIFICATES, get(certificates::list))
         .route("/certificates/{serial}", get(certificates::show))
         .route(
+            "/certificates/{serial}/reminders",
+            post(certificates::set_reminders),
+        )
+        .route(
             "/certificates/{serial}/download/{format}",
             get(certificates::download),
         )
