@@ -29,7 +29,7 @@ use certhall_domain::clock::Clock;
 use certhall_domain::Refusal;
 use certhall_store::ca::{self as db, CertificateRow};
 use certhall_store::{audit, Store};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::{Result, ServiceError};
 
@@ -75,24 +75,35 @@ pub(crate) struct IssueQueue {
     sender: RwLock<Option<mpsc::UnboundedSender<(Job, Reply)>>>,
     /// Issuances of this process being verified, built and signed, not
     /// yet queued: the writer waits a moment for them (see [`run`]).
-    building: Arc<AtomicUsize>,
+    building: Arc<InFlight>,
+}
+
+/// The count of issuances being built, and the writer's wake-up for when
+/// it falls to zero.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: AtomicUsize,
+    none_left: Notify,
 }
 
 /// One issuance being built; counted in [`IssueQueue::building`] until it
-/// is submitted or dropped (refused before reaching the queue).
+/// is queued or dropped (refused before reaching the queue).
 #[derive(Debug)]
-pub(crate) struct Building(Arc<AtomicUsize>);
+pub(crate) struct Building(Arc<InFlight>);
 
 impl Drop for Building {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last one: a writer gathering need not wait any longer.
+            self.0.none_left.notify_one();
+        }
     }
 }
 
 impl IssueQueue {
     /// Counts an issuance from its start (before the CSR is verified).
     pub fn building(&self) -> Building {
-        self.building.fetch_add(1, Ordering::AcqRel);
+        self.building.count.fetch_add(1, Ordering::AcqRel);
         Building(self.building.clone())
     }
 
@@ -105,14 +116,16 @@ impl IssueQueue {
         building: Building,
         job: Job,
     ) -> Result<Verdict> {
-        // No longer being built: queued (or refused) below.
-        drop(building);
         let (reply, answer) = oneshot::channel();
         let mut item = (job, reply);
         for _ in 0..2 {
             let sender = self.sender(store, clock, false);
             match sender.send(item) {
                 Ok(()) => {
+                    // Queued: no longer being built (counted down only
+                    // now, so a writer woken by the count reaching zero
+                    // finds this job in the queue).
+                    drop(building);
                     return answer
                         .await
                         .map_err(|_| internal("the issuance writer stopped before committing"))?;
@@ -161,7 +174,7 @@ impl IssueQueue {
 fn spawn_writer(
     store: Store,
     clock: Arc<dyn Clock>,
-    building: Arc<AtomicUsize>,
+    building: Arc<InFlight>,
     rx: mpsc::UnboundedReceiver<(Job, Reply)>,
 ) {
     let started = std::thread::Builder::new()
@@ -202,7 +215,7 @@ fn internal(what: &str) -> ServiceError {
 async fn run(
     store: Store,
     clock: Arc<dyn Clock>,
-    building: Arc<AtomicUsize>,
+    building: Arc<InFlight>,
     mut rx: mpsc::UnboundedReceiver<(Job, Reply)>,
 ) {
     let mut waiting: VecDeque<(Job, Reply)> = VecDeque::new();
@@ -213,12 +226,14 @@ async fn run(
                 None => return,
             }
         }
-        let deadline = tokio::time::Instant::now() + GATHER;
-        while waiting.len() < MAX_BATCH && building.load(Ordering::Acquire) > 0 {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(item)) => waiting.push_back(item),
-                // Closed (the next turn ends the writer) or waited enough.
-                Ok(None) | Err(_) => break,
+        // Not woken by each arrival (every wake-up of this thread is a
+        // context switch on a core the issuing tasks need): it sleeps
+        // until the last issuance being built is queued, or GATHER.
+        if building.count.load(Ordering::Acquire) > 0 {
+            let deadline = tokio::time::Instant::now() + GATHER;
+            tokio::select! {
+                () = building.none_left.notified() => {}
+                () = tokio::time::sleep_until(deadline) => {}
             }
         }
         while waiting.len() < MAX_BATCH {
