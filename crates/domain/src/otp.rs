@@ -110,6 +110,27 @@ pub fn hash_code(secret: &ServerSecret, phone: &Phone, code: &LoginCode) -> Vec<
         .to_vec()
 }
 
+/// The keyed hash of a code that confirms one operation (`purpose`, such
+/// as `revoke:0A1B…`): bound to the phone and the purpose, so a login code
+/// never confirms an operation, nor one operation's code another.
+pub fn hash_confirmation(
+    secret: &ServerSecret,
+    phone: &Phone,
+    purpose: &str,
+    code: &LoginCode,
+) -> Vec<u8> {
+    secret
+        .mac(
+            "confirm-code",
+            &[
+                phone.as_str().as_bytes(),
+                purpose.as_bytes(),
+                code.as_str().as_bytes(),
+            ],
+        )
+        .to_vec()
+}
+
 /// A code as stored: what [`OtpPolicy::check_code`] needs to decide.
 #[derive(Debug, Clone)]
 pub struct IssuedCode {

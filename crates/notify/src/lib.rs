@@ -60,6 +60,16 @@ pub enum SmsTemplate {
         /// The six-digit PIN.
         pin: String,
     },
+    /// A code that confirms one operation (注销证书, …) by the account's
+    /// owner.
+    ConfirmCode {
+        /// What it confirms, e.g. 证书注销（枣庄某某有限公司）.
+        action: String,
+        /// The six digits.
+        code: String,
+        /// Minutes the code stays valid.
+        minutes: u64,
+    },
     /// A certificate is about to expire or has expired (到期提醒).
     ExpiryReminder {
         /// The certificate's holder (its subject's common name).
@@ -74,6 +84,14 @@ impl fmt::Debug for SmsTemplate {
         match self {
             Self::LoginCode { minutes, .. } => f
                 .debug_struct("LoginCode")
+                .field("code", &"***")
+                .field("minutes", minutes)
+                .finish(),
+            Self::ConfirmCode {
+                action, minutes, ..
+            } => f
+                .debug_struct("ConfirmCode")
+                .field("action", action)
                 .field("code", &"***")
                 .field("minutes", minutes)
                 .finish(),
@@ -96,6 +114,7 @@ impl SmsTemplate {
             Self::LegalRepAuthorization { .. } => "legal_rep_authorization",
             Self::KeyPin { .. } => "key_pin",
             Self::ExpiryReminder { .. } => "expiry_reminder",
+            Self::ConfirmCode { .. } => "confirm_code",
         }
     }
 
@@ -127,6 +146,15 @@ impl SmsTemplate {
             Self::ExpiryReminder { subject, status } => {
                 vec![("subject", subject.clone()), ("status", status.clone())]
             }
+            Self::ConfirmCode {
+                action,
+                code,
+                minutes,
+            } => vec![
+                ("action", action.clone()),
+                ("code", code.clone()),
+                ("minutes", minutes.to_string()),
+            ],
         }
     }
 
@@ -151,6 +179,13 @@ impl SmsTemplate {
             ),
             Self::KeyPin { order, pin } => format!(
                 "【CertHall】您的证书订单{order}的 UKey 已制作完成，初始 PIN 码为{pin}。请妥善保管，切勿告诉他人；收到 UKey 后请尽快修改 PIN 码。"
+            ),
+            Self::ConfirmCode {
+                action,
+                code,
+                minutes,
+            } => format!(
+                "【CertHall】您正在办理{action}，验证码为{code}，{minutes}分钟内有效。请勿将验证码告诉他人；如非本人操作，请忽略本短信并尽快联系我们。"
             ),
             Self::ExpiryReminder { subject, status } => format!(
                 "【CertHall】您的数字证书（{subject}）{status}。请登录网上营业厅办理证书更新，以免影响在交易平台的使用。不需要短信提醒可在“我的证书”中关闭。"

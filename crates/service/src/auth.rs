@@ -2,7 +2,7 @@
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::NewMessage;
-use certhall_domain::otp::{hash_code, CodeDecision, LoginCode, RATE_WINDOW};
+use certhall_domain::otp::{hash_code, hash_confirmation, CodeDecision, LoginCode, RATE_WINDOW};
 use certhall_domain::session::SessionKind;
 use certhall_domain::session::{SessionStatus, SessionToken};
 use certhall_domain::{AccountId, Phone, Refusal};
@@ -84,27 +84,63 @@ impl Services {
             Ok(p) => p,
             Err(r) => return self.refuse_send(r, None, meta).await,
         };
+        self.send_code(
+            &phone,
+            login_codes::LOGIN,
+            Actor::Anonymous,
+            |code, minutes| SmsTemplate::LoginCode { code, minutes },
+            meta,
+        )
+        .await
+    }
+
+    /// Sends a code for `purpose` (`login`, or an operation it confirms,
+    /// see `revocation`) to `phone`, within the send limits, which count
+    /// every purpose. `template` makes the SMS from the code and its
+    /// minutes. A code the gateway could not deliver neither works nor
+    /// counts; sends and refusals are audited as `actor`.
+    pub(crate) async fn send_code(
+        &self,
+        phone: &Phone,
+        purpose: &str,
+        actor: Actor,
+        template: impl FnOnce(String, u64) -> SmsTemplate,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
         let now = self.clock.now();
         let code = LoginCode::generate(&mut OsRng);
 
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::Phone(phone.as_str())).await?;
         let history =
-            login_codes::send_history(&mut tx, &phone, meta.ip.as_deref(), now.minus(RATE_WINDOW))
+            login_codes::send_history(&mut tx, phone, meta.ip.as_deref(), now.minus(RATE_WINDOW))
                 .await?;
         if let Err(r) = self.otp.check_send(&history, now) {
             drop(tx);
-            return self.refuse_send(r, Some(&phone), meta).await;
+            self.audit_alone(certhall_domain::audit::NewAuditEntry::new(
+                actor,
+                meta.ip.clone(),
+                AuditEvent::SmsCodeRefused,
+                json!({ "phone": phone.masked(), "purpose": purpose, "reason": r.code() }),
+            ))
+            .await?;
+            return Err(r.into());
         }
-        let hash = hash_code(&self.secret, &phone, &code);
-        let code_id = login_codes::insert(&mut tx, &phone, &hash, meta.ip.as_deref(), now).await?;
+        let hash = if purpose == login_codes::LOGIN {
+            hash_code(&self.secret, phone, &code)
+        } else {
+            hash_confirmation(&self.secret, phone, purpose, &code)
+        };
+        let code_id =
+            login_codes::insert_for(&mut tx, phone, purpose, &hash, meta.ip.as_deref(), now)
+                .await?;
         append_audit(
             &mut tx,
             self.clock.as_ref(),
-            Actor::Anonymous,
+            actor.clone(),
             meta,
             AuditEvent::SmsCodeSent,
-            json!({ "phone": phone.masked() }),
+            json!({ "phone": phone.masked(), "purpose": purpose }),
         )
         .await?;
         tx.commit().await?;
@@ -112,10 +148,7 @@ impl Services {
         let minutes = self.otp.ttl.as_secs() / 60;
         let sms = Sms {
             to: phone.clone(),
-            template: SmsTemplate::LoginCode {
-                code: code.as_str().to_owned(),
-                minutes,
-            },
+            template: template(code.as_str().to_owned(), minutes),
         };
         if let Err(e) = self.sms.send(&sms).await {
             // Undelivered: the code must neither work nor count against the
@@ -128,14 +161,14 @@ impl Services {
                 Actor::System,
                 meta,
                 AuditEvent::SmsCodeRefused,
-                json!({ "phone": phone.masked(), "reason": "gateway_failed" }),
+                json!({ "phone": phone.masked(), "purpose": purpose, "reason": "gateway_failed" }),
             )
             .await?;
             tx.commit().await?;
             return Err(e.into());
         }
         Ok(CodeSent {
-            phone,
+            phone: phone.clone(),
             resend_after_secs: self.otp.resend_cooldown.as_secs(),
             valid_minutes: minutes,
         })

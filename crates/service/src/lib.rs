@@ -31,6 +31,7 @@ pub mod orders;
 pub mod payments;
 pub mod production;
 pub mod reminders;
+pub mod revocation;
 pub mod shipping;
 pub mod sms_inbound;
 mod steps;

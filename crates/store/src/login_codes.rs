@@ -41,7 +41,10 @@ pub async fn send_history(
     })
 }
 
-/// Records a code about to be sent; returns its id.
+/// The purpose of login codes.
+pub const LOGIN: &str = "login";
+
+/// Records a login code about to be sent; returns its id.
 pub async fn insert(
     tx: &mut WriteTx,
     phone: &Phone,
@@ -49,14 +52,28 @@ pub async fn insert(
     ip: Option<&str>,
     now: Timestamp,
 ) -> Result<i64> {
+    insert_for(tx, phone, LOGIN, code_hash, ip, now).await
+}
+
+/// Records a code for `purpose` (`login`, or an operation such as
+/// `revoke:0A1B…`) about to be sent; returns its id.
+pub async fn insert_for(
+    tx: &mut WriteTx,
+    phone: &Phone,
+    purpose: &str,
+    code_hash: &[u8],
+    ip: Option<&str>,
+    now: Timestamp,
+) -> Result<i64> {
     let id = sqlx::query_scalar(
-        "INSERT INTO login_codes (phone, code_hash, ip, sent_at, attempts) \
-         VALUES ($1, $2, $3, $4, 0) RETURNING id",
+        "INSERT INTO login_codes (phone, code_hash, ip, sent_at, attempts, purpose) \
+         VALUES ($1, $2, $3, $4, 0, $5) RETURNING id",
     )
     .bind(phone.as_str())
     .bind(code_hash.to_vec())
     .bind(ip.map(str::to_owned))
     .bind(now.millis())
+    .bind(purpose)
     .fetch_one(tx.conn())
     .await?;
     Ok(id)
@@ -71,13 +88,23 @@ pub async fn delete(tx: &mut WriteTx, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// The latest code sent to `phone`, with its id.
+/// The latest login code sent to `phone`, with its id.
 pub async fn latest(tx: &mut WriteTx, phone: &Phone) -> Result<Option<(i64, IssuedCode)>> {
+    latest_for(tx, phone, LOGIN).await
+}
+
+/// The latest code for `purpose` sent to `phone`, with its id.
+pub async fn latest_for(
+    tx: &mut WriteTx,
+    phone: &Phone,
+    purpose: &str,
+) -> Result<Option<(i64, IssuedCode)>> {
     let row = sqlx::query(
         "SELECT id, code_hash, sent_at, attempts, consumed_at FROM login_codes \
-         WHERE phone = $1 ORDER BY sent_at DESC, id DESC LIMIT 1",
+         WHERE phone = $1 AND purpose = $2 ORDER BY sent_at DESC, id DESC LIMIT 1",
     )
     .bind(phone.as_str())
+    .bind(purpose)
     .fetch_optional(tx.conn())
     .await?;
     let Some(row) = row else { return Ok(None) };

@@ -184,14 +184,42 @@ impl Services {
         comment: Option<&str>,
     ) -> Result<CertificateRow> {
         let serial = normalize_serial(serial);
+        let mut tx = self.store.begin_write().await?;
+        self.ca_revoke_in(
+            &mut tx,
+            &serial,
+            reason,
+            actor,
+            comment,
+            &RequestMeta::default(),
+        )
+        .await?;
+        tx.commit().await?;
+        self.ca_revocation_committed();
+        self.ca_certificate(&serial).await
+    }
+
+    /// The writes of a revocation inside the caller's transaction (with
+    /// whatever else must hold or fail with it: a confirmation code
+    /// consumed, a message): the revocation record, the OCSP cache entry
+    /// dropped, the audit entry and a new CRL. After the commit the caller
+    /// calls [`Self::ca_revocation_committed`].
+    pub(crate) async fn ca_revoke_in(
+        &self,
+        tx: &mut certhall_store::WriteTx,
+        serial: &str,
+        reason: Reason,
+        actor: Actor,
+        comment: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<()> {
         let now = self.clock.now();
-        let cert = db::certificate(&self.store, &serial)
+        let cert = db::certificate_tx(tx, serial)
             .await?
             .ok_or(Refusal::CertificateNotFound)?;
         let issuer = db::authority(&self.store, cert.issuer_id)
             .await?
             .ok_or(Refusal::CertificateNotFound)?;
-        let mut tx = self.store.begin_write().await?;
         let rev = RevocationRow {
             reason: reason.as_str().to_owned(),
             reason_code: i64::from(reason.code()),
@@ -199,22 +227,26 @@ impl Services {
             actor: actor.to_string(),
             comment: comment.map(str::to_owned),
         };
-        if !db::insert_revocation(&mut tx, &serial, &rev).await? {
+        if !db::insert_revocation(tx, serial, &rev).await? {
             return Err(Refusal::AlreadyRevoked.into());
         }
-        db::drop_ocsp(&mut tx, issuer.id, Some(&serial)).await?;
+        db::drop_ocsp(tx, issuer.id, Some(serial)).await?;
         append_audit(
-            &mut tx,
+            tx,
             self.clock.as_ref(),
             actor,
-            &RequestMeta::default(),
+            meta,
             AuditEvent::CertificateRevoked,
             json!({ "serial": serial, "reason": reason.as_str(), "comment": comment }),
         )
         .await?;
-        self.sign_crl_in(&mut tx, &issuer, now).await?;
-        tx.commit().await?;
+        self.sign_crl_in(tx, &issuer, now).await?;
+        Ok(())
+    }
+
+    /// After a revocation's commit: this process's pre-signed OCSP answers
+    /// are dropped at once (other processes notice the OCSP generation).
+    pub(crate) fn ca_revocation_committed(&self) {
         self.ca().ocsp.forget();
-        self.ca_certificate(&serial).await
     }
 }

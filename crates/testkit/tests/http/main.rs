@@ -11,6 +11,7 @@ mod login;
 mod messages;
 mod ops;
 mod reminders;
+mod revocation;
 mod sessions;
 mod wizard;
 

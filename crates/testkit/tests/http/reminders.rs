@@ -25,7 +25,7 @@ use crate::audit_events;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
-async fn ca_ready(app: &TestApp) {
+pub(crate) async fn ca_ready(app: &TestApp) {
     let s = &app.services;
     s.ca_seed_profiles().await.unwrap();
     s.ca_init(Family::P256, &KeyBackend::File, Actor::System)
@@ -34,7 +34,11 @@ async fn ca_ready(app: &TestApp) {
 }
 
 /// A certificate of a year for the account of `phone`, issued now.
-async fn certificate_for(app: &TestApp, phone: &str, name: &str) -> (AccountId, CertificateRow) {
+pub(crate) async fn certificate_for(
+    app: &TestApp,
+    phone: &str,
+    name: &str,
+) -> (AccountId, CertificateRow) {
     let s = &app.services;
     let me = s
         .ensure_account(&Phone::parse(phone).unwrap())

@@ -102,6 +102,7 @@ pub async fn show(
     let notice = match q.saved.as_deref() {
         Some("sms-on") => Some("已开启短信到期提醒。"),
         Some("sms-off") => Some("已关闭短信到期提醒，到期提醒仍会发送到站内消息。"),
+        Some("revoked") => Some("证书已注销，已立即失效。"),
         _ => None,
     };
     Ok(render(&DetailPage {

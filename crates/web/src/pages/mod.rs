@@ -26,6 +26,7 @@ pub mod order_actions;
 pub mod orders;
 pub mod pay;
 pub mod pki;
+pub mod revocation;
 
 /// A form with only the CSRF token (a button that posts).
 #[derive(Debug, Deserialize)]
@@ -83,6 +84,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/certificates/{serial}/reminders",
             post(certificates::set_reminders),
+        )
+        .route(
+            "/certificates/{serial}/revoke",
+            get(revocation::show).post(revocation::submit),
         )
         .route(
             "/certificates/{serial}/download/{format}",

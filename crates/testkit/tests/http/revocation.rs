@@ -1,0 +1,326 @@
+//! 注销 online (issue 12): the applicant revokes a certificate with a
+//! reason and an SMS code; wrong, expired and missing codes change
+//! nothing; OCSP and the CRL say revoked as soon as the page returns
+//! (checked by OpenSSL).
+
+use std::time::Duration;
+
+use axum::http::Method;
+use certhall_ca::Family;
+use certhall_service::ca::role;
+use certhall_testkit::client::Client;
+use certhall_testkit::fixtures::openssl;
+use certhall_testkit::TestApp;
+
+use crate::audit_events;
+use crate::reminders::{ca_ready, certificate_for};
+
+fn fields(f: &[(&str, &str)]) -> Vec<(String, String)> {
+    f.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn post(c: &mut Client<'_>, path: &str, csrf: &str, f: &[(&str, &str)]) -> (u16, String) {
+    let mut all = fields(f);
+    all.push(("_csrf".into(), csrf.to_owned()));
+    let refs: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let r = c.post_form(path, &refs).await;
+    (r.status.as_u16(), r.body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applicant_revokes_a_certificate_online_with_an_sms_code() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        ca_ready(&app).await;
+        let s = &app.services;
+        let phone = "13600000931";
+        let (me, x) = certificate_for(&app, phone, "枣庄戊科技有限公司").await;
+        let path = format!("/certificates/{}/revoke", x.serial);
+
+        let mut c = Client::new(&app, "10.21.0.1");
+        c.page_login(phone).await;
+        let detail = c.get(&format!("/certificates/{}", x.serial)).await.body;
+        assert!(detail.contains(&path), "{be}: the page offers 注销证书");
+        let page = c.get(&path).await;
+        assert_eq!(page.status.as_u16(), 200, "{be}");
+        assert!(page.body.contains("证书介质（UKey）丢失"), "{be}");
+        let csrf = page.csrf();
+
+        // No code yet: refused, what was typed is kept.
+        let typed = [
+            ("action", "revoke"),
+            ("reason", "key_lost"),
+            ("comment", "UKey 随包丢失"),
+            ("understood", "1"),
+        ];
+        let (status, body) = post(&mut c, &path, &csrf, &typed).await;
+        assert_eq!(status, 400, "{be}: {body}");
+        assert!(body.contains("验证码为6位数字"), "{be}");
+        assert!(body.contains("UKey 随包丢失") && body.contains("value=\"key_lost\" checked"));
+
+        // Too soon after the login code: the cooldown is shared.
+        let (_, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[("action", "code"), ("reason", "key_lost")],
+        )
+        .await;
+        assert!(body.contains("秒后再重新获取"), "{be}: {body}");
+        app.clock.advance(Duration::from_secs(61));
+        // The login code (still the latest SMS) does not confirm a revocation.
+        let login_code = app.latest_code(phone).await.unwrap();
+        let (_, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[
+                ("action", "revoke"),
+                ("reason", "key_lost"),
+                ("code", &login_code),
+                ("understood", "1"),
+            ],
+        )
+        .await;
+        assert!(body.contains("请先获取短信验证码"), "{be}: {body}");
+
+        // The code goes to the account's phone, named for what it confirms.
+        let (status, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[
+                ("action", "code"),
+                ("reason", "key_lost"),
+                ("comment", "UKey 随包丢失"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{be}");
+        assert!(body.contains("验证码已发送至 136****0931"), "{be}: {body}");
+        assert!(body.contains("UKey 随包丢失"), "{be}: kept across the send");
+        let sms = certhall_store::sms::outbox_recent(&app.db.store, Some(phone), 1)
+            .await
+            .unwrap();
+        assert_eq!(sms[0].template, "confirm_code");
+        assert!(
+            sms[0].body.contains("证书注销（枣庄戊科技有限公司）"),
+            "{}",
+            sms[0].body
+        );
+        let code = app.latest_code(phone).await.unwrap();
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+
+        // Wrong code: tries left shown; unticked box; no reason.
+        let (status, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[
+                ("action", "revoke"),
+                ("reason", "key_lost"),
+                ("code", wrong),
+                ("understood", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 401, "{be}: a wrong code, as on the login page");
+        assert!(body.contains("验证码不正确，还可尝试4次"), "{be}: {body}");
+        let (_, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[
+                ("action", "revoke"),
+                ("reason", "key_lost"),
+                ("code", &code),
+            ],
+        )
+        .await;
+        assert!(body.contains("请勾选"), "{be}");
+        let (_, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[("action", "revoke"), ("code", &code), ("understood", "1")],
+        )
+        .await;
+        assert!(body.contains("请选择注销原因"), "{be}");
+        let long = "长".repeat(201);
+        let (_, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[
+                ("action", "revoke"),
+                ("reason", "key_lost"),
+                ("comment", &long),
+                ("code", &code),
+                ("understood", "1"),
+            ],
+        )
+        .await;
+        assert!(body.contains("不能超过200个字"), "{be}");
+
+        // Expired: refused, nothing written.
+        app.clock.advance(Duration::from_secs(5 * 60 + 1));
+        let (status, body) = post(
+            &mut c,
+            &path,
+            &csrf,
+            &[
+                ("action", "revoke"),
+                ("reason", "key_lost"),
+                ("code", &code),
+                ("understood", "1"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 401, "{be}: an expired code, as on the login page");
+        assert!(body.contains("验证码已过期，请重新获取"), "{be}: {body}");
+        assert!(
+            s.ca_certificate(&x.serial)
+                .await
+                .unwrap()
+                .revocation
+                .is_none(),
+            "{be}"
+        );
+        assert!(
+            audit_events(&app, "ca.certificate_revoked")
+                .await
+                .is_empty(),
+            "{be}"
+        );
+
+        // A fresh code: revoked.
+        post(&mut c, &path, &csrf, &[("action", "code")]).await;
+        let code = app.latest_code(phone).await.unwrap();
+        let r = {
+            let mut all = fields(&[
+                ("action", "revoke"),
+                ("reason", "key_lost"),
+                ("comment", "UKey 随包丢失"),
+                ("code", &code),
+                ("understood", "1"),
+            ]);
+            all.push(("_csrf".into(), csrf.clone()));
+            let refs: Vec<(&str, &str)> =
+                all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            c.post_form(&path, &refs).await
+        };
+        assert_eq!(r.status.as_u16(), 303, "{be}: {}", r.body);
+        let done = c.get(r.location()).await.body;
+        assert!(
+            done.contains("证书已注销") && done.contains("已注销"),
+            "{be}"
+        );
+        let row = s.ca_certificate(&x.serial).await.unwrap();
+        let rev = row.revocation.unwrap();
+        assert_eq!(
+            (rev.reason.as_str(), rev.comment.as_deref()),
+            ("keyCompromise", Some("UKey 随包丢失"))
+        );
+        assert_eq!(rev.actor, format!("account:{}", me.0), "{be}");
+        let titles: Vec<String> = s
+            .messages(me, 1, 20)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|m| m.title)
+            .collect();
+        assert!(
+            titles.contains(&"证书已注销".to_owned()),
+            "{be}: {titles:?}"
+        );
+        assert_eq!(audit_events(&app, "ca.certificate_revoked").await.len(), 1);
+
+        // OCSP and the CRL say so at once (OpenSSL reads both).
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("ee.pem"),
+            certhall_ca::issue::to_pem(&x.der).unwrap(),
+        )
+        .unwrap();
+        let issuing = s.ca_active(Family::P256, role::ISSUING).await.unwrap();
+        std::fs::write(
+            d.join("issuing.pem"),
+            certhall_ca::issue::to_pem(&issuing.der).unwrap(),
+        )
+        .unwrap();
+        openssl(
+            d,
+            &[
+                "ocsp",
+                "-issuer",
+                "issuing.pem",
+                "-cert",
+                "ee.pem",
+                "-no_nonce",
+                "-reqout",
+                "req.der",
+            ],
+        );
+        let ocsp = c
+            .send_bytes(
+                Method::POST,
+                "/ocsp",
+                Some("application/ocsp-request"),
+                std::fs::read(d.join("req.der")).unwrap(),
+                &[],
+            )
+            .await;
+        std::fs::write(d.join("resp.der"), &ocsp.raw).unwrap();
+        let text = openssl(
+            d,
+            &[
+                "ocsp",
+                "-respin",
+                "resp.der",
+                "-issuer",
+                "issuing.pem",
+                "-cert",
+                "ee.pem",
+                "-noverify",
+            ],
+        );
+        assert!(
+            text.lines().any(|l| l.trim() == "revoked") && text.contains("Reason: keyCompromise"),
+            "{be}: {text}"
+        );
+        let crl = c.get("/crl/p256-issuing.crl").await;
+        std::fs::write(d.join("now.crl"), &crl.raw).unwrap();
+        let text = openssl(
+            d,
+            &["crl", "-inform", "DER", "-in", "now.crl", "-noout", "-text"],
+        );
+        assert!(
+            text.contains(&x.serial.to_uppercase()) && text.contains("Key Compromise"),
+            "{be}: {text}"
+        );
+
+        // Once is enough; nobody else may.
+        let again = c.get(&path).await.body;
+        assert!(again.contains("该证书已经注销，无需重复操作"), "{be}");
+        let (_, body) = post(&mut c, &path, &csrf, &[("action", "code")]).await;
+        assert!(body.contains("该证书已经注销"), "{be}");
+        let (_, y) = certificate_for(&app, phone, "枣庄己有限公司").await;
+        let mut other = Client::new(&app, "10.21.0.2");
+        other.page_login("13600000932").await;
+        let other_path = format!("/certificates/{}/revoke", y.serial);
+        assert_eq!(other.get(&other_path).await.status.as_u16(), 404, "{be}");
+        let csrf = other.get("/").await.csrf();
+        let (status, _) = post(&mut other, &other_path, &csrf, &[("action", "code")]).await;
+        assert_eq!(status, 404, "{be}");
+        assert!(s
+            .ca_certificate(&y.serial)
+            .await
+            .unwrap()
+            .revocation
+            .is_none());
+    }
+}
