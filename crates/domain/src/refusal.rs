@@ -294,6 +294,9 @@ pub enum Refusal {
     /// The operator lacks the `producer` permission (制证).
     #[error("not a producer")]
     NotProducer,
+    /// Only an administrator may do this (批量注销).
+    #[error("not an administrator")]
+    NotAdmin,
     /// Another production attempt of the order is open (who started it).
     #[error("production busy ({0})")]
     ProductionBusy(String),
@@ -409,6 +412,7 @@ impl Refusal {
             Self::OrderAlreadyPaid => "order_already_paid",
             Self::PaymentNotDue(_) => "payment_not_due",
             Self::NotProducer => "not_producer",
+            Self::NotAdmin => "not_admin",
             Self::ProductionBusy(_) => "production_busy",
             Self::ProductionAttemptClosed(_) => "production_attempt_closed",
             Self::TokenInUse(_) => "token_in_use",
@@ -506,7 +510,7 @@ impl Refusal {
             | Self::ShipmentNotCancellable(_)
             | Self::StockEmpty(_)
             | Self::ProfileExists(_) => RefusalKind::Conflict,
-            Self::NotProducer => RefusalKind::Forbidden,
+            Self::NotProducer | Self::NotAdmin => RefusalKind::Forbidden,
             Self::ReadBackMismatch | Self::WrongKeyAlgorithm(_) | Self::CourierPushRefused => {
                 RefusalKind::Invalid
             }
@@ -666,6 +670,7 @@ impl Refusal {
                 format!("暂不支持{name}，请选择其他支付方式。")
             }
             Self::NotProducer => "您没有制证权限，请联系管理员开通。".into(),
+            Self::NotAdmin => "该操作仅限管理员办理，请联系管理员。".into(),
             Self::ProductionBusy(who) => {
                 format!("该订单正在由 {who} 制证，请勿重复操作；如对方已中断，15 分钟后可重新制证。")
             }
@@ -796,6 +801,7 @@ mod tests {
             Refusal::PaymentBusy,
             Refusal::PaymentChannelUnavailable("支付宝".into()),
             Refusal::NotProducer,
+            Refusal::NotAdmin,
             Refusal::ProductionBusy("张三".into()),
             Refusal::ProductionAttemptClosed("制证失败"),
             Refusal::TokenInUse(7),

@@ -441,6 +441,51 @@ pub async fn unrevoked_ending_between(
     rows.iter().map(certificate_from_row).collect()
 }
 
+/// Certificates found by the counter's search: the serial itself, or
+/// a subject holding the text (an enterprise's USCC or name), newest first,
+/// at most `limit`.
+pub async fn search_certificates(
+    store: &Store,
+    text: &str,
+    limit: u32,
+) -> Result<Vec<CertificateRow>> {
+    let pattern = format!(
+        "%{}%",
+        text.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    let rows = sqlx::query(&format!(
+        "{CERT_SELECT} WHERE c.serial = $1 OR c.subject LIKE $2 ESCAPE '\\' \
+         ORDER BY c.issued_at DESC, c.serial LIMIT $3"
+    ))
+    .bind(text)
+    .bind(pattern)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(certificate_from_row).collect()
+}
+
+/// Certificates not revoked and not expired at `now` whose subject holds
+/// `USCC=uscc` (bulk revocation of an enterprise's certificates).
+pub async fn live_of_enterprise(
+    tx: &mut WriteTx,
+    uscc: &str,
+    now: Timestamp,
+) -> Result<Vec<CertificateRow>> {
+    let rows = sqlx::query(&format!(
+        "{CERT_SELECT} WHERE r.serial IS NULL AND c.not_after > $1 \
+         AND (c.subject LIKE $2 OR c.subject LIKE $3) ORDER BY c.serial"
+    ))
+    .bind(now.millis())
+    .bind(format!("%USCC={uscc},%"))
+    .bind(format!("%USCC={uscc}"))
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter().map(certificate_from_row).collect()
+}
+
 /// Records a revocation; false when the certificate was already revoked.
 pub async fn insert_revocation(tx: &mut WriteTx, serial: &str, r: &RevocationRow) -> Result<bool> {
     let done = sqlx::query(

@@ -212,6 +212,31 @@ impl<'a> Client<'a> {
         v
     }
 
+    /// Logs an operator in at /counter (password, then the SMS code).
+    pub async fn counter_login(&mut self, username: &str, password: &str, phone: &str) {
+        let page = self.get("/counter/login").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let csrf = page.csrf();
+        let r = self
+            .post_form(
+                "/counter/login",
+                &[
+                    ("_csrf", &csrf),
+                    ("username", username),
+                    ("password", password),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.contains("counter-code-form"), "{}", r.body);
+        let code = self.app.latest_code(phone).await.unwrap();
+        let r = self
+            .post_form("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.location(), "/counter");
+    }
+
     /// Logs in through the pages (cookies).
     pub async fn page_login(&mut self, phone: &str) {
         let page = self.get("/login").await;

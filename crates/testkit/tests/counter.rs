@@ -39,27 +39,7 @@ fn meta(ip: &str) -> RequestMeta {
 
 /// Logs in at /counter with password and code.
 async fn counter_login(c: &mut Client<'_>, username: &str, phone: &str) {
-    let page = c.get("/counter/login").await;
-    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let csrf = page.csrf();
-    let r = c
-        .post_form(
-            "/counter/login",
-            &[
-                ("_csrf", &csrf),
-                ("username", username),
-                ("password", PASSWORD),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    assert!(r.body.contains("counter-code-form"), "{}", r.body);
-    let code = c.app.latest_code(phone).await.unwrap();
-    let r = c
-        .post_form("/counter/login/code", &[("_csrf", &csrf), ("code", &code)])
-        .await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(r.location(), "/counter");
+    c.counter_login(username, PASSWORD, phone).await;
 }
 
 async fn add_operator(app: &TestApp, username: &str, phone: &str) {

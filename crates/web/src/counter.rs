@@ -51,6 +51,18 @@ pub fn router() -> Router<AppState> {
         .route("/counter/orders/{id}/approve", post(approve))
         .route("/counter/orders/{id}/reject", post(reject))
         .route("/counter/orders/{id}/cancel", post(cancel))
+        .route(
+            crate::counter_certificates::COUNTER_CERTIFICATES,
+            get(crate::counter_certificates::search),
+        )
+        .route(
+            "/counter/certificates/{serial}/revoke",
+            post(crate::counter_certificates::revoke),
+        )
+        .route(
+            "/counter/certificates/bulk-revoke",
+            post(crate::counter_certificates::bulk_revoke),
+        )
 }
 
 fn counter_cookie(state: &AppState, value: String) -> Cookie<'static> {

@@ -18,6 +18,7 @@ pub mod api;
 pub mod assets;
 pub mod cert_login;
 pub mod counter;
+pub mod counter_certificates;
 pub mod error;
 pub mod extract;
 pub mod hooks;

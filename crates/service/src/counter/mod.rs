@@ -19,9 +19,11 @@
 //! operator, adding one, the 制证 permission); `login.rs`: the two-step
 //! login and sessions; `review.rs`: the queue, the detail, decisions.
 
+mod certificates;
 mod login;
 mod review;
 
+pub use certificates::{CounterRevocation, COUNTER_REASONS};
 pub(crate) use review::{fields, Reader};
 
 use certhall_domain::audit::{Actor, AuditEvent};

@@ -39,6 +39,16 @@ pub(crate) async fn certificate_for(
     phone: &str,
     name: &str,
 ) -> (AccountId, CertificateRow) {
+    certificate_of(app, phone, name, "91350100M000100Y43").await
+}
+
+/// The same for the enterprise of `uscc`.
+pub(crate) async fn certificate_of(
+    app: &TestApp,
+    phone: &str,
+    name: &str,
+    uscc: &str,
+) -> (AccountId, CertificateRow) {
     let s = &app.services;
     let me = s
         .ensure_account(&Phone::parse(phone).unwrap())
@@ -46,7 +56,7 @@ pub(crate) async fn certificate_for(
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let csr = openssl_p256_csr(dir.path());
-    let subject = format!("C=CN,O={name},USCC=91350100M000100Y43,CN={name}");
+    let subject = format!("C=CN,O={name},USCC={uscc},CN={name}");
     let cert = s
         .ca_issue(
             &IssueInput {

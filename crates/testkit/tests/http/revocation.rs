@@ -13,7 +13,7 @@ use certhall_testkit::fixtures::openssl;
 use certhall_testkit::TestApp;
 
 use crate::audit_events;
-use crate::reminders::{ca_ready, certificate_for};
+use crate::reminders::{ca_ready, certificate_for, certificate_of};
 
 fn fields(f: &[(&str, &str)]) -> Vec<(String, String)> {
     f.iter()
@@ -322,5 +322,211 @@ async fn an_applicant_revokes_a_certificate_online_with_an_sms_code() {
             .unwrap()
             .revocation
             .is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counter_revokes_with_a_reason_and_an_admin_revokes_an_enterprise() {
+    use certhall_domain::audit::Actor as A;
+    for app in TestApp::each().await {
+        let be = app.backend();
+        ca_ready(&app).await;
+        let s = &app.services;
+        let e_uscc = certhall_testkit::fixtures::valid_uscc();
+        let (owner, e1) = certificate_of(&app, "13600000941", "枣庄庚物流有限公司", &e_uscc).await;
+        let (_, e2) = certificate_of(&app, "13600000942", "枣庄庚物流有限公司", &e_uscc).await;
+        let (_, e3) = certificate_of(&app, "13600000943", "枣庄庚物流有限公司", &e_uscc).await;
+        let (_, f1) = certificate_for(&app, "13600000944", "枣庄辛有限公司").await;
+        for (name, phone, role) in [
+            ("op941", "13500000941", "operator"),
+            ("admin942", "13500000942", "admin"),
+        ] {
+            s.add_operator(name, phone, role, "counter2026x", A::Cli("test".into()))
+                .await
+                .unwrap();
+        }
+
+        // An operator finds the enterprise's certificates by name.
+        let mut op = Client::new(&app, "10.22.0.1");
+        op.counter_login("op941", "counter2026x", "13500000941")
+            .await;
+        let page = op
+            .get("/counter/certificates?q=%E6%9E%A3%E5%BA%84%E5%BA%9A")
+            .await;
+        assert_eq!(page.status.as_u16(), 200, "{be}");
+        assert_eq!(
+            page.body
+                .matches("data-testid=\"certificate-found\"")
+                .count(),
+            3,
+            "{be}"
+        );
+        assert!(
+            !page.body.contains("bulk-revoke-form"),
+            "{be}: operators see no bulk form"
+        );
+        let csrf = page.csrf();
+        let path = format!("/counter/certificates/{}/revoke", e1.serial);
+        // No note: refused, nothing revoked.
+        let (status, body) = post(
+            &mut op,
+            &path,
+            &csrf,
+            &[("reason", "keyCompromise"), ("q", "枣庄庚")],
+        )
+        .await;
+        assert_eq!(status, 400, "{be}");
+        assert!(body.contains("请填写注销说明"), "{be}");
+        // superseded is not the counter's to give.
+        let (_, body) = post(
+            &mut op,
+            &path,
+            &csrf,
+            &[("reason", "superseded"), ("comment", "x")],
+        )
+        .await;
+        assert!(body.contains("请选择注销原因"), "{be}");
+        assert!(s
+            .ca_certificate(&e1.serial)
+            .await
+            .unwrap()
+            .revocation
+            .is_none());
+        let r = {
+            let refs = [
+                ("_csrf", csrf.as_str()),
+                ("reason", "keyCompromise"),
+                ("comment", "持证人来柜台申请，UKey 被盗"),
+                ("q", "枣庄庚"),
+            ];
+            op.post_form(&path, &refs).await
+        };
+        assert_eq!(r.status.as_u16(), 303, "{be}: {}", r.body);
+        let back = op.get(r.location()).await.body;
+        assert!(
+            back.contains("证书已注销") && back.contains("已注销（密钥泄露"),
+            "{be}"
+        );
+        let rev = s
+            .ca_certificate(&e1.serial)
+            .await
+            .unwrap()
+            .revocation
+            .unwrap();
+        assert!(rev.actor.starts_with("operator:"), "{be}: {}", rev.actor);
+        assert_eq!(rev.comment.as_deref(), Some("持证人来柜台申请，UKey 被盗"));
+        let titles: Vec<String> = s
+            .messages(owner, 1, 20)
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        assert!(
+            titles.iter().any(|b| b.contains("已由柜台")),
+            "{be}: {titles:?}"
+        );
+        // Bulk revocation is an administrator's.
+        let (status, body) = post(
+            &mut op,
+            "/counter/certificates/bulk-revoke",
+            &csrf,
+            &[
+                ("uscc", &e_uscc),
+                ("reason", "cessationOfOperation"),
+                ("comment", "企业注销"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 403, "{be}");
+        assert!(body.contains("仅限管理员"), "{be}");
+
+        let mut admin = Client::new(&app, "10.22.0.2");
+        admin
+            .counter_login("admin942", "counter2026x", "13500000942")
+            .await;
+        let page = admin.get("/counter/certificates").await;
+        assert!(page.body.contains("bulk-revoke-form"), "{be}");
+        let csrf = page.csrf();
+        let (_, body) = post(
+            &mut admin,
+            "/counter/certificates/bulk-revoke",
+            &csrf,
+            &[
+                ("uscc", "91350100M000100Y4X"),
+                ("reason", "cessationOfOperation"),
+                ("comment", "企业注销"),
+            ],
+        )
+        .await;
+        assert!(body.contains("统一社会信用代码"), "{be}: {body}");
+        let r = {
+            let refs = [
+                ("_csrf", csrf.as_str()),
+                ("uscc", e_uscc.as_str()),
+                ("reason", "cessationOfOperation"),
+                ("comment", "企业已注销登记"),
+            ];
+            admin
+                .post_form("/counter/certificates/bulk-revoke", &refs)
+                .await
+        };
+        assert_eq!(r.status.as_u16(), 303, "{be}: {}", r.body);
+        assert!(
+            admin
+                .get(r.location())
+                .await
+                .body
+                .contains("已批量注销 2 张证书"),
+            "{be}"
+        );
+        for c in [&e2, &e3] {
+            let rev = s
+                .ca_certificate(&c.serial)
+                .await
+                .unwrap()
+                .revocation
+                .unwrap();
+            assert_eq!(rev.reason, "cessationOfOperation", "{be}");
+            assert_eq!(rev.comment.as_deref(), Some("批量注销：企业已注销登记"));
+        }
+        assert!(
+            s.ca_certificate(&f1.serial)
+                .await
+                .unwrap()
+                .revocation
+                .is_none(),
+            "{be}: another enterprise untouched"
+        );
+        // The CRL lists all three.
+        let crl = admin.get("/crl/p256-issuing.crl").await;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("now.crl"), &crl.raw).unwrap();
+        let text = openssl(
+            dir.path(),
+            &["crl", "-inform", "DER", "-in", "now.crl", "-noout", "-text"],
+        );
+        for c in [&e1, &e2, &e3] {
+            assert!(text.contains(&c.serial.to_uppercase()), "{be}: {text}");
+        }
+        // Nothing left to revoke.
+        let (_, body) = post(
+            &mut admin,
+            "/counter/certificates/bulk-revoke",
+            &csrf,
+            &[
+                ("uscc", &e_uscc),
+                ("reason", "cessationOfOperation"),
+                ("comment", "再次"),
+            ],
+        )
+        .await;
+        assert!(body.contains("没有有效证书"), "{be}");
+        assert_eq!(
+            audit_events(&app, "ca.certificate_revoked").await.len(),
+            3,
+            "{be}"
+        );
     }
 }
