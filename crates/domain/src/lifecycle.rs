@@ -258,6 +258,50 @@ impl ApplicantRevocationReason {
     }
 }
 
+/// Why a key is replaced (补办).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplacementReason {
+    /// The UKey was lost: its certificate is revoked as keyCompromise.
+    KeyLost,
+    /// The UKey is broken: its certificate is revoked as
+    /// cessationOfOperation (the key is not known to anyone).
+    KeyBroken,
+}
+
+impl ReplacementReason {
+    /// Every choice, in the order the page offers them.
+    pub const ALL: [Self; 2] = [Self::KeyLost, Self::KeyBroken];
+
+    /// The form value (and the stored reason).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyLost => "lost",
+            Self::KeyBroken => "broken",
+        }
+    }
+
+    /// Parses [`Self::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// What the applicant reads.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Self::KeyLost => "UKey 丢失（原证书将按“密钥可能泄露”注销）",
+            Self::KeyBroken => "UKey 损坏、无法使用（原证书将按“停止使用”注销）",
+        }
+    }
+
+    /// The revocation of the old certificate it implies.
+    pub fn revocation(self) -> ApplicantRevocationReason {
+        match self {
+            Self::KeyLost => ApplicantRevocationReason::KeyLost,
+            Self::KeyBroken => ApplicantRevocationReason::NoLongerNeeded,
+        }
+    }
+}
+
 /// The expiry reminders (到期提醒), in order: 90, 30 and 7 days before the
 /// end of validity, and the day after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -19,6 +19,7 @@ use certhall_store::ca::CertificateRow;
 use certhall_store::{accounts, login_codes, messages, LockKey, WriteTx};
 
 use crate::auth::CodeSent;
+use crate::certificates::MyCertificate;
 use crate::{RequestMeta, Result, Services};
 
 /// Longest note an applicant may add to a revocation.
@@ -215,5 +216,186 @@ impl Services {
         tx.commit().await?;
         self.ca_revocation_committed();
         self.ca_certificate(&c.serial).await
+    }
+}
+
+/// What the applicant filled in on the 补办 page.
+#[derive(Debug, Clone, Default)]
+pub struct ReplacementInput {
+    /// `lost` or `broken`.
+    pub reason: String,
+    /// The code from the SMS.
+    pub code: String,
+    /// Ticked: the old certificate is revoked at once.
+    pub understood: bool,
+}
+
+impl Services {
+    /// 补办: sends the code that confirms replacing one of the account's
+    /// certificates.
+    pub async fn send_replacement_code(
+        &self,
+        account: AccountId,
+        serial: &str,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
+        let mine = self.my_certificate(account, serial).await?;
+        replaceable(&mine)?;
+        let c = &mine.certificate;
+        let action = format!("证书补办（{}）", subject_common_name(&c.subject));
+        self.send_confirmation_code(account, &format!("replace:{}", c.serial), action, meta)
+            .await
+    }
+
+    /// 补办 (lost or broken key): revokes the old certificate (unless it
+    /// already is) and opens a replacement order prefilled with the steps
+    /// of the order that produced it (identity, application, enterprise),
+    /// which then goes through review, payment, production and shipping
+    /// like a new one. Confirmed by an SMS code; all in one transaction.
+    pub async fn start_replacement(
+        &self,
+        account: AccountId,
+        serial: &str,
+        input: &ReplacementInput,
+        meta: &RequestMeta,
+    ) -> Result<certhall_store::orders::OrderRow> {
+        use certhall_domain::audit::AuditEvent;
+        use certhall_domain::lifecycle::ReplacementReason;
+        use certhall_domain::order::{OrderKind, OrderState, Step};
+        use certhall_store::orders;
+
+        let mine = self.my_certificate(account, serial).await?;
+        replaceable(&mine)?;
+        let c = &mine.certificate;
+        let reason = ReplacementReason::parse(&input.reason)
+            .ok_or_else(|| Refusal::InvalidField("请选择补办原因。".into()))?;
+        if !input.understood {
+            return Err(Refusal::InvalidField(
+                "请勾选“我已了解原证书将立即注销且不可恢复”。".into(),
+            )
+            .into());
+        }
+        // The original order's first three steps: read before the write
+        // transaction (they do not change).
+        let mut prefill = Vec::new();
+        if let Some(original) = c.order_id {
+            for step in [Step::Identity, Step::Application, Step::Enterprise] {
+                if let Some(v) =
+                    orders::step_data(&self.store, certhall_domain::OrderId(original), step).await?
+                {
+                    prefill.push((step, v));
+                }
+            }
+        }
+        let phone = self.account_phone(account).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        if let Confirmation::Refused(r) = self
+            .confirm_code(
+                &mut tx,
+                &phone,
+                &format!("replace:{}", c.serial),
+                &input.code,
+            )
+            .await?
+        {
+            tx.commit().await?;
+            return Err(r.into());
+        }
+        if let Some(open) = orders::open_replacement(&mut tx, &c.serial).await? {
+            return Err(Refusal::InvalidField(format!(
+                "该证书已有补办订单（订单 {}），请在“我的订单”中继续办理。",
+                open.0
+            ))
+            .into());
+        }
+        let revoked_now = c.revocation.is_none();
+        if revoked_now {
+            let note = match reason {
+                ReplacementReason::KeyLost => "补办：UKey 丢失",
+                ReplacementReason::KeyBroken => "补办：UKey 损坏",
+            };
+            self.ca_revoke_in(
+                &mut tx,
+                &c.serial,
+                certhall_ca::crl::Reason::of_applicant(reason.revocation()),
+                Actor::Account(account),
+                Some(note),
+                meta,
+            )
+            .await?;
+        }
+        let order = orders::create(
+            &mut tx,
+            account,
+            OrderKind::Replacement,
+            OrderState::Draft {
+                reached: Step::Identity,
+            },
+            now,
+        )
+        .await?;
+        for (step, v) in &prefill {
+            orders::save_step(&mut tx, order.id, *step, v, now).await?;
+        }
+        orders::insert_replacement(&mut tx, order.id, &c.serial, reason.as_str(), now).await?;
+        crate::append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Account(account),
+            meta,
+            AuditEvent::OrderCreated,
+            serde_json::json!({
+                "order": order.id,
+                "kind": OrderKind::Replacement.as_str(),
+                "replaces": c.serial,
+                "reason": reason.as_str(),
+                "prefilled_steps": prefill.len(),
+            }),
+        )
+        .await?;
+        messages::insert(
+            &mut tx,
+            account,
+            &NewMessage {
+                kind: MessageKind::System,
+                title: "补办订单已创建".to_owned(),
+                body: format!(
+                    "已为证书（{}，序列号{}）创建补办订单{}{}。申请信息已按原订单预先填好，\
+                     请核对后提交，经柜台审核、支付后将制作新的 UKey 并寄出。",
+                    subject_common_name(&c.subject),
+                    c.serial,
+                    order.id.0,
+                    if revoked_now {
+                        "，原证书已注销"
+                    } else {
+                        ""
+                    }
+                ),
+                order_id: Some(order.id),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        if revoked_now {
+            self.ca_revocation_committed();
+        }
+        Ok(order)
+    }
+}
+
+/// 补办 is for a certificate that was in use: not one already replaced by
+/// a renewal or change, nor one past its end (a new application then).
+fn replaceable(mine: &MyCertificate) -> Result<()> {
+    use crate::certificates::CertificateStatus as S;
+    match mine.status {
+        S::Superseded => {
+            Err(Refusal::InvalidField("该证书已被新证书替换，请对新证书办理补办。".into()).into())
+        }
+        S::Expired => {
+            Err(Refusal::InvalidField("该证书已过期，无法补办，请在首页办理新证书。".into()).into())
+        }
+        S::Valid | S::ExpiringSoon | S::Revoked => Ok(()),
     }
 }

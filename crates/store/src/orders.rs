@@ -475,3 +475,47 @@ pub async fn latest_step_data_of_account(
     })
     .transpose()
 }
+
+/// Records that `order` replaces the certificate `serial` (补办; `reason`
+/// is `lost` or `broken`).
+pub async fn insert_replacement(
+    tx: &mut WriteTx,
+    order: OrderId,
+    serial: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO order_replaces (order_id, serial, reason, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order.0)
+    .bind(serial)
+    .bind(reason)
+    .bind(now.millis())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// The replacement order of `serial` still under way (not cancelled), if
+/// any.
+pub async fn open_replacement(tx: &mut WriteTx, serial: &str) -> Result<Option<OrderId>> {
+    let id: Option<i64> = sqlx::query_scalar(
+        "SELECT o.id FROM order_replaces r JOIN orders o ON o.id = r.order_id \
+         WHERE r.serial = $1 AND o.state <> 'cancelled' ORDER BY o.id DESC LIMIT 1",
+    )
+    .bind(serial)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(id.map(OrderId))
+}
+
+/// The certificate an order replaces, if it is a replacement.
+pub async fn replaced_by(store: &Store, order: OrderId) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT serial FROM order_replaces WHERE order_id = $1")
+            .bind(order.0)
+            .fetch_optional(store.pool())
+            .await?,
+    )
+}

@@ -1025,3 +1025,134 @@ async fn my_certificates_lists_and_downloads_only_mine() {
         assert!(none.body.contains("no-certificates"), "{be}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_key_is_replaced_by_a_prefilled_order_and_its_certificate_revoked() {
+    use certhall_domain::order::{OrderKind, Step};
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let _server = app.serve().await;
+        let s = &app.services;
+        let desk = Desk::new();
+        let phone = "13600000851";
+        let (me, original, _) = produced(&app, &desk, phone, "13500000851").await;
+        let serial = s.my_certificates(me).await.unwrap()[0]
+            .certificate
+            .serial
+            .clone();
+        let path = format!("/certificates/{serial}/replace");
+
+        let mut c = Client::new(&app, "10.23.0.1");
+        c.page_login(phone).await;
+        assert!(c
+            .get(&format!("/certificates/{serial}"))
+            .await
+            .body
+            .contains(&path));
+        let page = c.get(&path).await;
+        assert_eq!(page.status.as_u16(), 200, "{be}");
+        assert!(page.body.contains("UKey 丢失"), "{be}");
+        let csrf = page.csrf();
+        app.clock.advance(Duration::from_secs(61));
+        let r = c
+            .post_form(
+                &path,
+                &[("_csrf", &csrf), ("action", "code"), ("reason", "lost")],
+            )
+            .await;
+        assert!(r.body.contains("验证码已发送至"), "{be}: {}", r.body);
+        let code = app.latest_code(phone).await.unwrap();
+        // Without the tick: refused, nothing changed.
+        let r = c
+            .post_form(
+                &path,
+                &[
+                    ("_csrf", &csrf),
+                    ("action", "replace"),
+                    ("reason", "lost"),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert!(r.body.contains("请勾选"), "{be}");
+        assert!(s
+            .ca_certificate(&serial)
+            .await
+            .unwrap()
+            .revocation
+            .is_none());
+        let r = c
+            .post_form(
+                &path,
+                &[
+                    ("_csrf", &csrf),
+                    ("action", "replace"),
+                    ("reason", "lost"),
+                    ("code", &code),
+                    ("understood", "1"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 303, "{be}: {}", r.body);
+        let new_id: i64 = r.location().trim_start_matches("/orders/").parse().unwrap();
+
+        // The old certificate is revoked as keyCompromise, at once.
+        let rev = s.ca_certificate(&serial).await.unwrap().revocation.unwrap();
+        assert_eq!(rev.reason, "keyCompromise", "{be}");
+        // The new order: a 补办, prefilled from the order that made the key.
+        let order = s.order_of(me, OrderId(new_id)).await.unwrap();
+        assert_eq!(order.kind, OrderKind::Replacement, "{be}");
+        for step in [Step::Identity, Step::Application, Step::Enterprise] {
+            let was = certhall_store::orders::step_data(&app.db.store, OrderId(original), step)
+                .await
+                .unwrap();
+            let now = certhall_store::orders::step_data(&app.db.store, OrderId(new_id), step)
+                .await
+                .unwrap();
+            assert!(was.is_some() && was == now, "{be}: {step:?} prefilled");
+        }
+        assert_eq!(
+            certhall_store::orders::replaced_by(&app.db.store, OrderId(new_id))
+                .await
+                .unwrap()
+                .as_deref(),
+            Some(serial.as_str())
+        );
+        // The order opens at step 1, with what was typed for the old key.
+        let page = c.get(&format!("/orders/{new_id}")).await;
+        assert_eq!(page.status.as_u16(), 303, "{be}");
+        let step = c.get(page.location()).await;
+        assert!(step.body.contains("李四"), "{be}: {}", step.body);
+        let titles: Vec<String> = certhall_store::messages::list(&app.db.store, me, 20, 0)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.title)
+            .collect();
+        assert!(titles.contains(&"补办订单已创建".to_owned()), "{be}");
+
+        // A second 补办 of the same certificate finds the first.
+        app.clock.advance(Duration::from_secs(61));
+        c.post_form(&path, &[("_csrf", &csrf), ("action", "code")])
+            .await;
+        let code = app.latest_code(phone).await.unwrap();
+        let r = c
+            .post_form(
+                &path,
+                &[
+                    ("_csrf", &csrf),
+                    ("action", "replace"),
+                    ("reason", "broken"),
+                    ("code", &code),
+                    ("understood", "1"),
+                ],
+            )
+            .await;
+        assert!(
+            r.body
+                .contains(&format!("该证书已有补办订单（订单 {new_id}）")),
+            "{be}: {}",
+            r.body
+        );
+    }
+}

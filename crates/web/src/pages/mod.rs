@@ -90,6 +90,10 @@ pub fn router() -> Router<AppState> {
             get(revocation::show).post(revocation::submit),
         )
         .route(
+            "/certificates/{serial}/replace",
+            get(revocation::replace_show).post(revocation::replace_submit),
+        )
+        .route(
             "/certificates/{serial}/download/{format}",
             get(certificates::download),
         )
