@@ -396,8 +396,9 @@ impl ReminderStage {
         Some(latest)
     }
 
-    /// The in-app message (kind 到期提醒) and SMS text for this reminder.
-    pub fn text_zh(self, subject_name: &str, not_after: Timestamp) -> ReminderText {
+    /// The in-app message (kind 到期提醒) and SMS text for this reminder,
+    /// sent at `now` (the title counts the days actually left).
+    pub fn text_zh(self, subject_name: &str, not_after: Timestamp, now: Timestamp) -> ReminderText {
         let date = not_after.date_zh();
         match self {
             Self::Expired => ReminderText {
@@ -408,12 +409,12 @@ impl ReminderStage {
                      到期后365天内仍可在线办理证书更新，请尽快登录网上营业厅办理。"
                 ),
             },
-            stage => {
-                let days = match stage {
-                    Self::Days90 => 90,
-                    Self::Days30 => 30,
-                    _ => 7,
-                };
+            _ => {
+                // The days actually left (a run late after a restart says
+                // so, rather than the stage's nominal 90, 30 or 7).
+                let left = not_after.millis().saturating_sub(now.millis());
+                let day = 86_400_000;
+                let days = ((left + day - 1) / day).max(1);
                 ReminderText {
                     sms_status: format!("将于{date}到期"),
                     title: format!("证书将在{days}天后到期"),
@@ -782,12 +783,23 @@ mod tests {
         }
         assert_eq!(ReminderStage::parse("d-1"), None);
         let f = facts(365);
-        let t = ReminderStage::Days30.text_zh("枣庄某某建设有限公司", f.not_after);
+        let t = ReminderStage::Days30.text_zh(
+            "枣庄某某建设有限公司",
+            f.not_after,
+            ReminderStage::Days30.moment(f.not_after),
+        );
         assert_eq!(t.title, "证书将在30天后到期");
         assert!(t.body.contains("枣庄某某建设有限公司"));
         assert!(t.body.contains("2028年1月1日到期"));
         assert_eq!(t.sms_status, "将于2028年1月1日到期");
-        let t = ReminderStage::Expired.text_zh("枣庄某某建设有限公司", f.not_after);
+        // Run late (a restart across the moment): the days actually left.
+        let late = ReminderStage::Days30.text_zh(
+            "枣庄某某建设有限公司",
+            f.not_after,
+            f.not_after.minus(DAY * 20).plus(Duration::from_secs(3600)),
+        );
+        assert_eq!(late.title, "证书将在20天后到期");
+        let t = ReminderStage::Expired.text_zh("枣庄某某建设有限公司", f.not_after, f.not_after);
         assert_eq!(t.title, "证书已到期");
         assert!(t.body.contains("365天内"));
         assert_eq!(t.sms_status, "已于2028年1月1日到期");

@@ -142,7 +142,7 @@ impl Services {
         let Some(account) = c.account_id else {
             return Ok(false);
         };
-        let text = stage.text_zh(&subject_common_name(&c.subject), c.not_after);
+        let text = stage.text_zh(&subject_common_name(&c.subject), c.not_after, now);
         let mut tx = self.store.begin_write().await?;
         let message = messages::insert(
             &mut tx,
@@ -238,7 +238,7 @@ impl Services {
         let sms = Sms {
             to: account.phone,
             template: SmsTemplate::ExpiryReminder {
-                status: stage.text_zh(&subject, c.not_after).sms_status,
+                status: stage.text_zh(&subject, c.not_after, now).sms_status,
                 subject,
             },
         };

@@ -949,3 +949,114 @@ async fn new_certificate_steps_six_and_seven_paid_at_the_demo_cashier() {
         browser.close().await;
     }
 }
+
+/// 到期提醒 and 注销 in the browser: a certificate 60 days before its end
+/// shows on the home page with 立即更新 and its reminder in the messages;
+/// the applicant revokes it with a reason and the SMS code.
+async fn reminder_and_revocation(app: &TestApp, browser: &Browser) {
+    use certhall_ca::Family;
+    use certhall_domain::audit::Actor;
+    use certhall_service::ca::{IssueInput, KeyBackend};
+
+    let be = app.backend();
+    let server = app.serve().await;
+    let s = &app.services;
+    let phone = "13600000961";
+    s.ca_seed_profiles().await.unwrap();
+    s.ca_init(Family::P256, &KeyBackend::File, Actor::System)
+        .await
+        .unwrap();
+    let me = s
+        .ensure_account(&certhall_domain::Phone::parse(phone).unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let csr = fixtures::openssl_p256_csr(dir.path());
+    let cert = s
+        .ca_issue(
+            &IssueInput {
+                family: Family::P256,
+                profile: "enterprise",
+                csr: &csr,
+                subject: "C=CN,O=枣庄壬建设有限公司,USCC=91350100M000100Y43,CN=枣庄壬建设有限公司",
+                account: Some(me),
+                order_id: None,
+                predecessor: None,
+            },
+            Actor::System,
+        )
+        .await
+        .unwrap();
+    app.clock.set(
+        cert.not_after
+            .minus(std::time::Duration::from_secs(60 * 86_400)),
+    );
+    assert_eq!(s.send_due_reminders().await.unwrap().delivered, 1, "{be}");
+
+    log_in(&server, browser, phone).await;
+    browser
+        .wait_for_text("[data-testid=expiring-certificate]", "立即更新")
+        .await;
+    browser
+        .wait_for_text("[data-testid=expiring-certificate]", "60天后到期")
+        .await;
+    // Sent late (the clock jumped past the 90-day moment): it says 60.
+    assert!(
+        browser.content().await.contains("证书将在60天后到期"),
+        "{be}"
+    );
+    browser.screenshot(&format!("{be}-expiring-home.png")).await;
+
+    browser
+        .goto(&server.url(&format!("/certificates/{}", cert.serial)))
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=revoke]")
+        .await;
+    browser.click("[data-testid=reason-no_longer_needed]").await;
+    browser.fill("#comment", "项目结束，不再使用").await;
+    // A minute after the login code: another code may be sent.
+    app.clock.advance(std::time::Duration::from_secs(61));
+    browser
+        .click_and_wait_for_navigation("[data-testid=send-code]")
+        .await;
+    browser
+        .wait_for_text("[data-testid=notice]", "验证码已发送至 136****0961")
+        .await;
+    assert_eq!(browser.value_of("#comment").await, "项目结束，不再使用");
+    let code = code_from_outbox(&server, phone).await;
+    browser.fill("#code", &code).await;
+    browser.click("[data-testid=understood]").await;
+    browser.screenshot(&format!("{be}-revoke-form.png")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=confirm-revoke]")
+        .await;
+    browser
+        .wait_for_text("[data-testid=notice]", "证书已注销")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-testid=certificate-status]").await,
+        "已注销",
+        "{be}"
+    );
+    browser.screenshot(&format!("{be}-revoked.png")).await;
+    let rev = s
+        .ca_certificate(&cert.serial)
+        .await
+        .unwrap()
+        .revocation
+        .unwrap();
+    assert_eq!(rev.reason, "cessationOfOperation", "{be}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_certificate_is_reminded_and_revoked_in_the_browser() {
+    for app in TestApp::each().await {
+        let Some(mut browser) = Browser::launch().await else {
+            return;
+        };
+        browser.set_label(&format!("{}-lifecycle", app.backend()));
+        reminder_and_revocation(&app, &browser).await;
+        browser.close().await;
+    }
+}
