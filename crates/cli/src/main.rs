@@ -24,6 +24,7 @@ mod demo_agent;
 mod key_model_cmd;
 mod operator_cmd;
 mod payment_cmd;
+mod platform_cmd;
 
 use config::{Access, CommonArgs, RuntimeConfig, ServeArgs, SmsConfig};
 
@@ -66,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: operator_cmd::OperatorCommand,
     },
+    /// Relying platforms (公共资源交易平台) using /api/v1/relying: add, list.
+    Platform {
+        #[command(subcommand)]
+        command: platform_cmd::PlatformCommand,
+    },
     /// Payments: a CSV for reconciliation, a reconciliation run now.
     Payment {
         #[command(subcommand)]
@@ -102,6 +108,9 @@ impl Command {
             }
             Self::Payment { command } => {
                 matches!(command, payment_cmd::PaymentCommand::Report { .. })
+            }
+            Self::Platform { command } => {
+                matches!(command, platform_cmd::PlatformCommand::List)
             }
             Self::KeyModel { command } => {
                 matches!(command, key_model_cmd::KeyModelCommand::List)
@@ -231,6 +240,10 @@ async fn run(cli: Cli, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
         Command::Payment { command } => {
             let services = build_services(&config, store, access)?;
             payment_cmd::run(&services, command).await
+        }
+        Command::Platform { command } => {
+            let services = build_services(&config, store, access)?;
+            platform_cmd::run(&services, command).await
         }
         Command::KeyModel { command } => {
             let services = build_services(&config, store, access)?;

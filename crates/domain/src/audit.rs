@@ -32,6 +32,8 @@ pub enum Actor {
     Cli(String),
     /// A counter operator (柜台人员), by operator id.
     Operator(OperatorId),
+    /// A relying platform (公共资源交易平台) calling the relying API, by id.
+    Platform(i64),
 }
 
 impl fmt::Display for Actor {
@@ -42,6 +44,7 @@ impl fmt::Display for Actor {
             Self::System => f.write_str("system"),
             Self::Cli(user) => write!(f, "cli:{user}"),
             Self::Operator(id) => write!(f, "operator:{id}"),
+            Self::Platform(id) => write!(f, "platform:{id}"),
         }
     }
 }
@@ -138,6 +141,12 @@ pub enum AuditEvent {
     ExpiryReminderSent,
     /// A certificate's owner turned its SMS reminders on or off.
     ReminderSmsChanged,
+    /// A relying platform was registered.
+    PlatformAdded,
+    /// A certificate was activated for a relying platform (证书激活).
+    CertificateActivated,
+    /// A relying platform's activation was refused.
+    ActivationRefused,
 }
 
 impl AuditEvent {
@@ -186,6 +195,9 @@ impl AuditEvent {
             Self::AccessRefused => "access.refused",
             Self::ExpiryReminderSent => "certificate.expiry_reminder",
             Self::ReminderSmsChanged => "certificate.reminder_sms",
+            Self::PlatformAdded => "platform.added",
+            Self::CertificateActivated => "certificate.activated",
+            Self::ActivationRefused => "certificate.activation_refused",
         }
     }
 }

@@ -25,8 +25,9 @@ pub const CHALLENGES_PER_IP_PER_HOUR: u32 = 120;
 pub const SIGNED_MESSAGE_HEADER: &str = "CertHall-Agent-Signature/1";
 
 /// Purposes a signature can be made for (a closed list: a new purpose is a
-/// deliberate change of the protocol).
-pub const PURPOSES: [&str; 1] = ["login"];
+/// deliberate change of the protocol): `login` to CertHall, `activate` a
+/// certificate for a relying platform (证书激活, on the platform's page).
+pub const PURPOSES: [&str; 2] = ["login", "activate"];
 
 /// A fresh random challenge: 32 bytes as unpadded base64url (43 chars).
 pub fn new_challenge(rng: &mut impl RngCore) -> String {

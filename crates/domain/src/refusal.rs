@@ -297,6 +297,13 @@ pub enum Refusal {
     /// Only an administrator may do this (批量注销).
     #[error("not an administrator")]
     NotAdmin,
+    /// A relying-platform call without a valid platform token.
+    #[error("platform unauthorized")]
+    PlatformUnauthorized,
+    /// A certificate cannot be activated for the platform; the stable
+    /// reason code (`activation_revoked`, `activation_other_application`, …).
+    #[error("activation refused: {0}")]
+    ActivationRefused(&'static str),
     /// Another production attempt of the order is open (who started it).
     #[error("production busy ({0})")]
     ProductionBusy(String),
@@ -413,6 +420,8 @@ impl Refusal {
             Self::PaymentNotDue(_) => "payment_not_due",
             Self::NotProducer => "not_producer",
             Self::NotAdmin => "not_admin",
+            Self::PlatformUnauthorized => "platform_unauthorized",
+            Self::ActivationRefused(code) => code,
             Self::ProductionBusy(_) => "production_busy",
             Self::ProductionAttemptClosed(_) => "production_attempt_closed",
             Self::TokenInUse(_) => "token_in_use",
@@ -511,6 +520,8 @@ impl Refusal {
             | Self::StockEmpty(_)
             | Self::ProfileExists(_) => RefusalKind::Conflict,
             Self::NotProducer | Self::NotAdmin => RefusalKind::Forbidden,
+            Self::PlatformUnauthorized => RefusalKind::Unauthenticated,
+            Self::ActivationRefused(_) => RefusalKind::Invalid,
             Self::ReadBackMismatch | Self::WrongKeyAlgorithm(_) | Self::CourierPushRefused => {
                 RefusalKind::Invalid
             }
@@ -671,6 +682,24 @@ impl Refusal {
             }
             Self::NotProducer => "您没有制证权限，请联系管理员开通。".into(),
             Self::NotAdmin => "该操作仅限管理员办理，请联系管理员。".into(),
+            Self::PlatformUnauthorized => "平台凭据无效，请核对接入令牌。".into(),
+            Self::ActivationRefused(code) => match *code {
+                "activation_challenge_invalid" => "激活请求无效，请刷新页面后重新激活。",
+                "activation_challenge_expired" => "激活请求已超过2分钟，请重新点击激活。",
+                "activation_challenge_used" => "该激活请求已使用过，请重新点击激活。",
+                "activation_cert_unknown" => "该证书不是本CA签发的数字证书，无法激活。",
+                "activation_bad_signature" => "签名验证失败，请插入该证书所在的UKey后重新激活。",
+                "activation_revoked" => "该证书已注销，无法激活。",
+                "activation_not_for_signing" => "该证书不能用于签名，无法激活。",
+                "activation_not_yet_valid" => "该证书尚未生效，请稍后再激活。",
+                "activation_expired" => "该证书已过期，无法激活，请先办理证书更新。",
+                "activation_not_bound" => "该证书未关联网上营业厅账户，无法激活。",
+                "activation_other_application" => {
+                    "该证书不是为本平台办理的，请使用为本平台办理的数字证书。"
+                }
+                _ => "该证书无法激活。",
+            }
+            .into(),
             Self::ProductionBusy(who) => {
                 format!("该订单正在由 {who} 制证，请勿重复操作；如对方已中断，15 分钟后可重新制证。")
             }
@@ -802,6 +831,8 @@ mod tests {
             Refusal::PaymentChannelUnavailable("支付宝".into()),
             Refusal::NotProducer,
             Refusal::NotAdmin,
+            Refusal::PlatformUnauthorized,
+            Refusal::ActivationRefused("activation_revoked"),
             Refusal::ProductionBusy("张三".into()),
             Refusal::ProductionAttemptClosed("制证失败"),
             Refusal::TokenInUse(7),

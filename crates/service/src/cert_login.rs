@@ -112,7 +112,7 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<LoggedIn> {
         // Reads and signature checks first, outside the write transaction.
-        let facts = self.certificate_facts(&input).await?;
+        let facts = self.certificate_facts(&input, "login").await?;
         let serial = facts.as_ref().map(|(serial, _)| serial.clone());
         let now = self.clock.now();
 
@@ -190,7 +190,7 @@ impl Services {
 
     /// Checks a challenge and marks it used: `Ok(Err(refusal))` when it
     /// cannot be answered.
-    async fn use_up_challenge(
+    pub(crate) async fn use_up_challenge(
         &self,
         tx: &mut WriteTx,
         challenge: &str,
@@ -208,10 +208,12 @@ impl Services {
     }
 
     /// The facts about the presented certificate (`None` when it is not a
-    /// certificate CertHall issued) and its serial.
-    async fn certificate_facts(
+    /// certificate CertHall issued) and its serial; the signature must be
+    /// over a message for `purpose` (`login`, `activate`).
+    pub(crate) async fn certificate_facts(
         &self,
         input: &CertLogin<'_>,
+        purpose: &str,
     ) -> Result<Option<(String, CertificateFacts)>> {
         let Ok(cert) = Certificate::from_der(input.certificate) else {
             return Ok(None);
@@ -226,7 +228,7 @@ impl Services {
         let issued_here = row.der == input.certificate
             && issuer.is_some_and(|issuer| certhall_ca::chain::signed_by(&cert, &issuer));
         let signature_valid = SignedMessage::parse(input.signed_data).is_some_and(|m| {
-            m.purpose == "login"
+            m.purpose == purpose
                 && m.challenge == input.challenge
                 && input.accepted_origins.contains(&m.origin)
         }) && certhall_ca::csr::verify_signature(

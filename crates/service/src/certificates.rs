@@ -22,6 +22,8 @@ pub const EXPIRING_SOON: Duration = Duration::from_secs(30 * 24 * 3600);
 pub enum CertificateStatus {
     /// 有效.
     Valid,
+    /// 已激活: valid and activated for at least one relying platform.
+    Activated,
     /// 即将到期 (within [`EXPIRING_SOON`]).
     ExpiringSoon,
     /// 已过期.
@@ -32,9 +34,13 @@ pub enum CertificateStatus {
     Superseded,
 }
 
-/// What the lifecycle rules need of a certificate's record. Activation
-/// for relying platforms is not recorded yet (issue 12).
+/// What the lifecycle rules need of a certificate's record (activation
+/// for relying platforms is given apart: it lives in its own table).
 pub(crate) fn lifecycle_facts(c: &CertificateRow) -> lifecycle::CertificateFacts {
+    facts_with(c, false)
+}
+
+fn facts_with(c: &CertificateRow, activated: bool) -> lifecycle::CertificateFacts {
     lifecycle::CertificateFacts {
         not_before: c.not_before,
         not_after: c.not_after,
@@ -42,25 +48,21 @@ pub(crate) fn lifecycle_facts(c: &CertificateRow) -> lifecycle::CertificateFacts
             at: r.revoked_at,
             superseded: r.reason_code == i64::from(certhall_ca::crl::Reason::Superseded.code()),
         }),
-        activated: false,
+        activated,
     }
 }
 
 impl CertificateStatus {
-    /// Of a certificate at `now`.
-    pub fn of(c: &CertificateRow, now: Timestamp) -> Self {
+    /// Of a certificate at `now`, `activated` for some relying platform.
+    pub fn of(c: &CertificateRow, now: Timestamp, activated: bool) -> Self {
         use lifecycle::CertificateStatus as S;
-        match S::at(&lifecycle_facts(c), now) {
+        match S::at(&facts_with(c, activated), now) {
             S::Superseded => Self::Superseded,
             S::Revoked => Self::Revoked,
             S::Expired => Self::Expired,
-            S::NotYetValid | S::Issued | S::Activated => {
-                if c.not_after <= now.plus(EXPIRING_SOON) {
-                    Self::ExpiringSoon
-                } else {
-                    Self::Valid
-                }
-            }
+            _ if c.not_after <= now.plus(EXPIRING_SOON) => Self::ExpiringSoon,
+            S::Activated => Self::Activated,
+            S::NotYetValid | S::Issued => Self::Valid,
         }
     }
 
@@ -68,6 +70,7 @@ impl CertificateStatus {
     pub fn label_zh(self) -> &'static str {
         match self {
             Self::Valid => "有效",
+            Self::Activated => "已激活",
             Self::ExpiringSoon => "即将到期",
             Self::Expired => "已过期",
             Self::Revoked => "已注销",
@@ -79,6 +82,7 @@ impl CertificateStatus {
     pub fn key(self) -> &'static str {
         match self {
             Self::Valid => "valid",
+            Self::Activated => "activated",
             Self::ExpiringSoon => "expiring",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
@@ -98,6 +102,8 @@ pub struct MyCertificate {
     pub ukey: Option<UkeyRow>,
     /// The application it was issued for (from its order).
     pub application: Option<String>,
+    /// The relying platforms it is activated for, and when.
+    pub activations: Vec<(String, Timestamp)>,
 }
 
 impl MyCertificate {
@@ -156,8 +162,11 @@ impl Services {
                     .and_then(|o| o.application_name),
                 None => None,
             };
+            let activations =
+                certhall_store::relying::activations_of(&self.store, &c.serial).await?;
             out.push(MyCertificate {
-                status: CertificateStatus::of(&c, now),
+                status: CertificateStatus::of(&c, now, !activations.is_empty()),
+                activations,
                 certificate: c,
                 ukey,
                 application,
@@ -263,8 +272,17 @@ mod tests {
 
     #[test]
     fn my_certificates_status_follows_the_lifecycle_rules() {
-        let of = |r: CertificateRow| CertificateStatus::of(&r, NOW);
+        let of = |r: CertificateRow| CertificateStatus::of(&r, NOW, false);
         assert_eq!(of(row(200, None)), CertificateStatus::Valid);
+        assert_eq!(
+            CertificateStatus::of(&row(200, None), NOW, true),
+            CertificateStatus::Activated
+        );
+        assert_eq!(
+            CertificateStatus::of(&row(20, None), NOW, true),
+            CertificateStatus::ExpiringSoon,
+            "expiring outranks activated"
+        );
         assert_eq!(of(row(20, None)), CertificateStatus::ExpiringSoon);
         assert_eq!(of(row(0, None)), CertificateStatus::Expired);
         assert_eq!(

@@ -30,6 +30,7 @@ mod ocsp;
 pub mod orders;
 pub mod payments;
 pub mod production;
+pub mod relying;
 pub mod reminders;
 pub mod revocation;
 pub mod shipping;

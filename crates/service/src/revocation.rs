@@ -396,6 +396,6 @@ fn replaceable(mine: &MyCertificate) -> Result<()> {
         S::Expired => {
             Err(Refusal::InvalidField("该证书已过期，无法补办，请在首页办理新证书。".into()).into())
         }
-        S::Valid | S::ExpiringSoon | S::Revoked => Ok(()),
+        S::Valid | S::Activated | S::ExpiringSoon | S::Revoked => Ok(()),
     }
 }

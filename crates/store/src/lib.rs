@@ -42,6 +42,7 @@ pub mod operators;
 pub mod orders;
 pub mod payments;
 pub mod production;
+pub mod relying;
 pub mod reminders;
 pub mod sessions;
 pub mod shipments;

@@ -10,6 +10,7 @@ mod ca;
 mod login;
 mod messages;
 mod ops;
+mod relying;
 mod reminders;
 mod revocation;
 mod sessions;

@@ -13,8 +13,10 @@ pub mod messages;
 pub mod openapi;
 mod openapi_checkout;
 mod openapi_production;
+mod openapi_relying;
 pub mod orders;
 pub mod payments;
+pub mod relying;
 pub mod routes;
 
 pub use routes::Routes;
@@ -96,6 +98,9 @@ pub fn routes() -> Routes {
         .route("/divisions", get(payments::divisions))
         .route("/payment/notify/wechat", post(payments::notify_wechat))
         .route("/payment/notify/alipay", post(payments::notify_alipay))
+        .route("/relying/challenges", post(relying::challenge))
+        .route("/relying/activations", post(relying::activate))
+        .route("/relying/certificates/{serial}", get(relying::certificate))
         .route("/openapi.json", get(openapi::serve))
 }
 

@@ -280,6 +280,8 @@ pub fn document() -> Value {
                 "bearer": { "type": "http", "scheme": "bearer" },
                 "counterBearer": { "type": "http", "scheme": "bearer",
                                    "description": "柜台人员令牌（/counter/login 与 /counter/login/code）；申请人令牌无效" },
+                "platformBearer": { "type": "http", "scheme": "bearer",
+                                    "description": "依赖方平台令牌（certhall platform add 生成，chp_ 开头）；只用于 /relying/…" },
                 "session": { "type": "apiKey", "in": "cookie", "name": "ch_session",
                              "description": "浏览器会话；写操作需同时提供 X-CSRF-Token 请求头" }
             },
@@ -337,11 +339,15 @@ pub fn document() -> Value {
         for (path, item) in super::openapi_production::paths(&unauth) {
             paths.insert(path.to_owned(), item);
         }
+        for (path, item) in super::openapi_relying::paths() {
+            paths.insert(path.to_owned(), item);
+        }
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
         for (name, schema) in super::openapi_checkout::schemas()
             .into_iter()
             .chain(super::openapi_production::schemas())
+            .chain(super::openapi_relying::schemas())
         {
             schemas.insert(name.to_owned(), schema);
         }
