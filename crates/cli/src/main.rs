@@ -339,6 +339,7 @@ fn build_services(
     Ok(Services {
         payments: Arc::new(payments),
         shipping: Arc::new(shipping),
+        platform_notifier: Arc::new(certhall_relying::HttpNotifier::new()?),
         store,
         sms,
         clock,
@@ -506,6 +507,7 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
         config.payment_job_interval,
     ));
     let reminders = tokio::spawn(reminder_job(services.clone(), job_holder()));
+    let webhooks = tokio::spawn(webhook_job(services.clone(), job_holder()));
     let services_demo_courier = services.demo_courier();
     let agent_services = services.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -582,6 +584,7 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
     payment_job.abort();
     step_eight.abort();
     reminders.abort();
+    webhooks.abort();
     if let Some(agent) = demo_agent {
         agent.abort();
     }
@@ -714,6 +717,24 @@ async fn reminder_job(services: Services, holder: String) {
             Ok(Some(s)) if s != Default::default() => tracing::info!(?s, "expiry reminders ran"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expiry reminders failed"),
+        }
+    }
+}
+
+/// How often the relying platforms' webhook events are delivered (a
+/// revocation reaches a platform within this, or its retry's delay).
+const WEBHOOK_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The platforms' webhook deliveries, once per tick across processes.
+async fn webhook_job(services: Services, holder: String) {
+    let mut tick = tokio::time::interval(WEBHOOK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match services.run_webhook_job(&holder, WEBHOOK_INTERVAL).await {
+            Ok(Some(s)) if s != Default::default() => tracing::info!(?s, "platform webhooks ran"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "platform webhooks failed"),
         }
     }
 }

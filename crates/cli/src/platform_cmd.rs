@@ -24,6 +24,10 @@ pub enum PlatformCommand {
         /// challenges (https://ggzy.example.cn); repeat for several.
         #[arg(long = "origin", required = true)]
         origins: Vec<String>,
+        /// Where the platform is told of revocations of certificates
+        /// activated there (signed POSTs, docs/relying-platform.md).
+        #[arg(long)]
+        webhook: Option<String>,
     },
     /// List the platforms.
     List,
@@ -36,9 +40,16 @@ pub async fn run(services: &Services, command: PlatformCommand) -> anyhow::Resul
             name,
             application,
             origins,
+            webhook,
         } => {
             let added = services
-                .add_platform(&name, &application, &origins, crate::ca_cmd::cli_actor())
+                .add_platform(
+                    &name,
+                    &application,
+                    &origins,
+                    webhook.as_deref(),
+                    crate::ca_cmd::cli_actor(),
+                )
                 .await;
             match added {
                 Ok(p) => {
@@ -47,6 +58,9 @@ pub async fn run(services: &Services, command: PlatformCommand) -> anyhow::Resul
                         p.id
                     );
                     println!("token (shown once, keep it secret): {}", p.token);
+                    if let Some(secret) = p.webhook_secret {
+                        println!("webhook signing secret (keep it secret): {secret}");
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

@@ -104,6 +104,8 @@ pub struct Services {
     pub payments: Arc<payments::PaymentGateways>,
     /// The courier and the dispatch office (第八步).
     pub shipping: Arc<shipping::Shipping>,
+    /// Delivers the relying platforms' webhook events.
+    pub platform_notifier: Arc<dyn certhall_relying::PlatformNotifier>,
     /// Bounds the CPU-heavy image work (decoding and re-encoding uploads,
     /// OCR) running at once in this process: more waits its turn instead
     /// of starving every other request of CPU.

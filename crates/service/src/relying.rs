@@ -69,6 +69,33 @@ pub struct NewPlatform {
     pub id: i64,
     /// The bearer token for `/api/v1/relying/…`.
     pub token: String,
+    /// The secret its webhook deliveries are signed with, when it has a
+    /// webhook.
+    pub webhook_secret: Option<String>,
+}
+
+/// The webhook job's name in the lease table.
+pub const WEBHOOK_JOB: &str = "platform_webhooks";
+
+/// Deliveries tried before an event is given up (30 s doubling up to six
+/// hours between tries: about a day and a half in all).
+pub const MAX_DELIVERY_ATTEMPTS: i64 = 12;
+
+/// What one run of the webhook job did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WebhookSweep {
+    /// Deliveries tried.
+    pub tried: u32,
+    /// Taken by the platform (2xx).
+    pub delivered: u32,
+    /// Failed (tried again later, or given up after the last try).
+    pub failed: u32,
+}
+
+/// The delay before try `attempts + 1`.
+fn backoff(attempts: i64) -> std::time::Duration {
+    let secs = 30u64.saturating_mul(1u64 << attempts.clamp(0, 20));
+    std::time::Duration::from_secs(secs.min(6 * 3600))
 }
 
 /// What a platform sends to activate a certificate.
@@ -134,8 +161,16 @@ impl Services {
         name: &str,
         application: &str,
         origins: &[String],
+        webhook: Option<&str>,
         actor: Actor,
     ) -> Result<NewPlatform> {
+        if let Some(url) = webhook {
+            if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 500 {
+                return Err(
+                    Refusal::InvalidField("回调地址须为 http(s):// 开头的完整地址".into()).into(),
+                );
+            }
+        }
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 60 {
             return Err(Refusal::InvalidField("平台名称为1–60个字".into()).into());
@@ -166,6 +201,7 @@ impl Services {
             name,
             application,
             &origins.join("\n"),
+            webhook,
             &token_hash(&token),
             now,
         )
@@ -177,11 +213,101 @@ impl Services {
             actor,
             &RequestMeta::default(),
             AuditEvent::PlatformAdded,
-            json!({ "platform": id, "name": name, "application": application, "origins": origins }),
+            json!({ "platform": id, "name": name, "application": application,
+                    "origins": origins, "webhook": webhook }),
         )
         .await?;
         tx.commit().await?;
-        Ok(NewPlatform { id, token })
+        Ok(NewPlatform {
+            id,
+            token,
+            webhook_secret: webhook.map(|_| self.webhook_secret(id)),
+        })
+    }
+
+    /// The secret platform `id`'s webhook deliveries are signed with:
+    /// derived from the deployment's secret, so it is never stored.
+    pub fn webhook_secret(&self, id: i64) -> String {
+        format!(
+            "whsec_{}",
+            hex::encode(self.secret.mac("platform-webhook", &[&id.to_be_bytes()]))
+        )
+    }
+
+    /// Delivers the platform events that are due (each once across
+    /// processes: a claim before the try), retrying failures later.
+    pub async fn deliver_platform_events(&self) -> Result<WebhookSweep> {
+        let now = self.clock.now();
+        let mut sweep = WebhookSweep::default();
+        for e in db::due_events(&self.store, now, MAX_DELIVERY_ATTEMPTS, 100).await? {
+            // Taken for a minute: a second runner skips it meanwhile.
+            let until = now.plus(std::time::Duration::from_secs(60));
+            if !db::claim_event(&self.store, e.id, e.attempts, until, now).await? {
+                continue;
+            }
+            let Some(platform) = db::get(&self.store, e.platform_id).await? else {
+                continue;
+            };
+            let Some(url) = platform.webhook_url else {
+                continue;
+            };
+            let hook = certhall_relying::Webhook {
+                url,
+                secret: self.webhook_secret(platform.id),
+            };
+            let event = certhall_relying::PlatformEvent {
+                id: e.id,
+                kind: e.kind.clone(),
+                serial: e.serial.clone(),
+                occurred_at: e.created_at.rfc3339(),
+                data: serde_json::from_str(&e.data).unwrap_or_default(),
+            };
+            sweep.tried += 1;
+            let sent = self
+                .platform_notifier
+                .deliver(&hook, &event, now.millis() / 1000)
+                .await;
+            let done = self.clock.now();
+            let outcome = match &sent {
+                Ok(()) => {
+                    sweep.delivered += 1;
+                    Ok(())
+                }
+                Err(err) => {
+                    sweep.failed += 1;
+                    tracing::warn!(event = e.id, platform = platform.id, error = %err, "webhook not delivered");
+                    Err(err.to_string())
+                }
+            };
+            let outcome = match &outcome {
+                Ok(()) => Ok(()),
+                Err(m) => Err((m.as_str(), done.plus(backoff(e.attempts)))),
+            };
+            db::record_try(&self.store, e.id, e.attempts, outcome, done).await?;
+        }
+        Ok(sweep)
+    }
+
+    /// Runs [`Services::deliver_platform_events`] for the current tick of
+    /// `interval` unless another process has (a database lease).
+    pub async fn run_webhook_job(
+        &self,
+        holder: &str,
+        interval: std::time::Duration,
+    ) -> Result<Option<WebhookSweep>> {
+        self.run_leased(
+            WEBHOOK_JOB,
+            holder,
+            interval,
+            self.deliver_platform_events(),
+            |s| {
+                format!(
+                    "tried {} delivered {} failed {}",
+                    s.tried, s.delivered, s.failed
+                )
+            },
+        )
+        .await
     }
 
     /// Every registered platform, by name.

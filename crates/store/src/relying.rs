@@ -17,11 +17,14 @@ pub struct PlatformRow {
     pub application: String,
     /// Origins of its pages, one per line.
     pub origins: String,
+    /// Where it is told of revocations, if anywhere.
+    pub webhook_url: Option<String>,
     /// When it was registered.
     pub created_at: Timestamp,
 }
 
-const SELECT: &str = "SELECT id, name, application, origins, created_at FROM relying_platforms";
+const SELECT: &str =
+    "SELECT id, name, application, origins, webhook_url, created_at FROM relying_platforms";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<PlatformRow> {
     Ok(PlatformRow {
@@ -29,6 +32,7 @@ fn from_row(r: &sqlx::any::AnyRow) -> Result<PlatformRow> {
         name: r.try_get("name")?,
         application: r.try_get("application")?,
         origins: r.try_get("origins")?,
+        webhook_url: r.try_get("webhook_url")?,
         created_at: Timestamp::from_millis(r.try_get("created_at")?),
     })
 }
@@ -39,16 +43,18 @@ pub async fn insert(
     name: &str,
     application: &str,
     origins: &str,
+    webhook_url: Option<&str>,
     token_hash: &str,
     now: Timestamp,
 ) -> Result<Option<i64>> {
     let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO relying_platforms (name, application, origins, token_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
+        "INSERT INTO relying_platforms (name, application, origins, webhook_url, token_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING RETURNING id",
     )
     .bind(name)
     .bind(application)
     .bind(origins)
+    .bind(webhook_url)
     .bind(token_hash)
     .bind(now.millis())
     .fetch_optional(tx.conn())
@@ -60,6 +66,15 @@ pub async fn insert(
 pub async fn by_token_hash(store: &Store, token_hash: &str) -> Result<Option<PlatformRow>> {
     let row = sqlx::query(&format!("{SELECT} WHERE token_hash = $1"))
         .bind(token_hash)
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// One platform.
+pub async fn get(store: &Store, id: i64) -> Result<Option<PlatformRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))
+        .bind(id)
         .fetch_optional(store.pool())
         .await?;
     row.as_ref().map(from_row).transpose()
@@ -124,4 +139,152 @@ pub async fn activations_of(store: &Store, serial: &str) -> Result<Vec<(String, 
             ))
         })
         .collect()
+}
+
+/// An event waiting for (or past) delivery to a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Its id.
+    pub id: i64,
+    /// The platform told.
+    pub platform_id: i64,
+    /// `certificate.revoked`, …
+    pub kind: String,
+    /// The certificate.
+    pub serial: String,
+    /// Details, JSON.
+    pub data: String,
+    /// When it happened.
+    pub created_at: Timestamp,
+    /// Deliveries tried.
+    pub attempts: i64,
+    /// When it is tried next.
+    pub next_attempt_at: Timestamp,
+    /// When the platform took it.
+    pub delivered_at: Option<Timestamp>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+const EVENT_SELECT: &str = "SELECT id, platform_id, kind, serial, data, created_at, attempts, \
+                            next_attempt_at, delivered_at, last_error FROM platform_events";
+
+fn event_from_row(r: &sqlx::any::AnyRow) -> Result<EventRow> {
+    Ok(EventRow {
+        id: r.try_get("id")?,
+        platform_id: r.try_get("platform_id")?,
+        kind: r.try_get("kind")?,
+        serial: r.try_get("serial")?,
+        data: r.try_get("data")?,
+        created_at: Timestamp::from_millis(r.try_get("created_at")?),
+        attempts: i64::from(r.try_get::<i32, _>("attempts")?),
+        next_attempt_at: Timestamp::from_millis(r.try_get("next_attempt_at")?),
+        delivered_at: r
+            .try_get::<Option<i64>, _>("delivered_at")?
+            .map(Timestamp::from_millis),
+        last_error: r.try_get("last_error")?,
+    })
+}
+
+/// Queues `kind` about `serial` for every platform with a webhook that
+/// the certificate is activated for (inside the transaction that made it
+/// happen). Returns how many.
+pub async fn queue_event(
+    tx: &mut WriteTx,
+    serial: &str,
+    kind: &str,
+    data: &str,
+    now: Timestamp,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO platform_events (platform_id, kind, serial, data, created_at, attempts, next_attempt_at) \
+         SELECT a.platform_id, $1, $2, $3, $4, 0, $4 FROM certificate_activations a \
+         JOIN relying_platforms p ON p.id = a.platform_id \
+         WHERE a.serial = $2 AND p.webhook_url IS NOT NULL",
+    )
+    .bind(kind)
+    .bind(serial)
+    .bind(data)
+    .bind(now.millis())
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Events due for delivery at `now` with fewer than `max_attempts` tries,
+/// oldest first.
+pub async fn due_events(
+    store: &Store,
+    now: Timestamp,
+    max_attempts: i64,
+    limit: u32,
+) -> Result<Vec<EventRow>> {
+    let rows = sqlx::query(&format!(
+        "{EVENT_SELECT} WHERE delivered_at IS NULL AND next_attempt_at <= $1 AND attempts < $2 \
+         ORDER BY id LIMIT $3"
+    ))
+    .bind(now.millis())
+    .bind(max_attempts)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// Every event, oldest first (tests and the operators' view).
+pub async fn events(store: &Store) -> Result<Vec<EventRow>> {
+    let rows = sqlx::query(&format!("{EVENT_SELECT} ORDER BY id"))
+        .fetch_all(store.pool())
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// Records a delivery try: delivered, or failed with `error` and tried
+/// again at `next`. Only if the tries are still `attempts_seen` (a second
+/// runner that got there first wins).
+pub async fn record_try(
+    store: &Store,
+    id: i64,
+    attempts_seen: i64,
+    outcome: Result<(), (&str, Timestamp)>,
+    now: Timestamp,
+) -> Result<bool> {
+    let (delivered, error, next) = match outcome {
+        Ok(()) => (Some(now.millis()), None, now.millis()),
+        Err((e, next)) => (None, Some(e), next.millis()),
+    };
+    let done = sqlx::query(
+        "UPDATE platform_events SET attempts = attempts + 1, delivered_at = $1, last_error = $2, \
+         next_attempt_at = $3 WHERE id = $4 AND attempts = $5 AND delivered_at IS NULL",
+    )
+    .bind(delivered)
+    .bind(error)
+    .bind(next)
+    .bind(id)
+    .bind(i32::try_from(attempts_seen).unwrap_or(i32::MAX))
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Takes a due event for one delivery try until `until` (so a second
+/// runner skips it); false when another runner took it first.
+pub async fn claim_event(
+    store: &Store,
+    id: i64,
+    attempts_seen: i64,
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE platform_events SET next_attempt_at = $1 \
+         WHERE id = $2 AND attempts = $3 AND delivered_at IS NULL AND next_attempt_at <= $4",
+    )
+    .bind(until.millis())
+    .bind(id)
+    .bind(i32::try_from(attempts_seen).unwrap_or(i32::MAX))
+    .bind(now.millis())
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

@@ -92,6 +92,7 @@ pub fn test_services(
             "{base_url}{}",
             certhall_web::paths::COURIER_PUSH
         ))),
+        platform_notifier: Arc::new(certhall_relying::HttpNotifier::new().expect("webhook client")),
         store: store.clone(),
         sms,
         clock,

@@ -241,6 +241,16 @@ impl Services {
         )
         .await?;
         self.sign_crl_in(tx, &issuer, now).await?;
+        // The platforms it is activated for are told (the webhook job
+        // delivers what this commits).
+        certhall_store::relying::queue_event(
+            tx,
+            serial,
+            "certificate.revoked",
+            &json!({ "reason": reason.as_str(), "revoked_at": now.rfc3339() }).to_string(),
+            now,
+        )
+        .await?;
         Ok(())
     }
 

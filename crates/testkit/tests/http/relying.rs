@@ -7,6 +7,7 @@ use axum::http::{header, Method, StatusCode};
 use certhall_ca::Family;
 use certhall_domain::audit::Actor;
 use certhall_domain::cert_login::SignedMessage;
+use certhall_domain::Clock;
 use certhall_service::ca::IssueInput;
 use certhall_store::production::UkeyRow;
 use certhall_testkit::client::Client;
@@ -121,6 +122,7 @@ async fn a_platform_activates_a_certificate_issued_for_its_application() {
                 "山东政府采购平台",
                 "sdzfcg",
                 &[ORIGIN.to_owned()],
+                None,
                 Actor::Cli("t".into()),
             )
             .await
@@ -130,6 +132,7 @@ async fn a_platform_activates_a_certificate_issued_for_its_application() {
                 "枣庄公共资源交易平台",
                 "zzggzy",
                 &["https://zz.example.cn".to_owned()],
+                None,
                 Actor::Cli("t".into()),
             )
             .await
@@ -139,6 +142,7 @@ async fn a_platform_activates_a_certificate_issued_for_its_application() {
                 "山东政府采购平台",
                 "sdzfcg",
                 &[ORIGIN.to_owned()],
+                None,
                 Actor::Cli("t".into())
             )
             .await
@@ -402,5 +406,171 @@ async fn a_platform_activates_a_certificate_issued_for_its_application() {
         )
         .await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{be}");
+    }
+}
+
+/// What the test platform's webhook receiver saw: (event id header,
+/// signature valid, body).
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, bool, Value)>>>;
+
+/// A platform's webhook receiver on a real port: verifies each delivery
+/// with `certhall_relying::verify` (as a platform would), answers 503 to
+/// the first and 200 after.
+async fn receiver(
+    secret: std::sync::Arc<std::sync::Mutex<String>>,
+    clock: std::sync::Arc<certhall_domain::clock::ManualClock>,
+) -> (String, Seen) {
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    let seen: Seen = Default::default();
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let log = log.clone();
+            let secret = secret.clone();
+            let clock = clock.clone();
+            async move {
+                let sig = headers
+                    .get(certhall_relying::SIGNATURE_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let key = secret.lock().unwrap().clone();
+                let valid =
+                    certhall_relying::verify(&key, sig, &body, clock.now().millis() / 1000).is_ok();
+                let id = headers
+                    .get(certhall_relying::EVENT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut log = log.lock().unwrap();
+                log.push((
+                    id,
+                    valid,
+                    serde_json::from_slice(&body).unwrap_or(Value::Null),
+                ));
+                if log.len() == 1 {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reaches_the_platforms_it_was_activated_for_signed_and_retried() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        ca_ready(&app).await;
+        let s = &app.services;
+        s.ensure_demo_applications().await.unwrap();
+        let (me, cert) = certificate_for(&app, "13600000981", "枣庄丑有限公司").await;
+        // The platform's receiver learns its secret from the registration.
+        let secret = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (url, seen) = receiver(secret.clone(), app.clock.clone()).await;
+        let with_hook = s
+            .add_platform(
+                "山东政府采购平台",
+                "sdzfcg",
+                &[ORIGIN.to_owned()],
+                Some(&url),
+                Actor::Cli("t".into()),
+            )
+            .await
+            .unwrap();
+        *secret.lock().unwrap() = with_hook.webhook_secret.clone().unwrap();
+        assert_eq!(
+            with_hook.webhook_secret.as_deref(),
+            Some(s.webhook_secret(with_hook.id).as_str())
+        );
+        let without = s
+            .add_platform(
+                "枣庄公共资源交易平台",
+                "zzggzy",
+                &["https://zz.example.cn".to_owned()],
+                None,
+                Actor::Cli("t".into()),
+            )
+            .await
+            .unwrap();
+        assert!(without.webhook_secret.is_none());
+        // Activated for both.
+        let mut tx = app.db.store.begin_write().await.unwrap();
+        for p in [with_hook.id, without.id] {
+            certhall_store::relying::activate(&mut tx, &cert.serial, p, me, app.clock.now())
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        s.ca_revoke(
+            &cert.serial,
+            certhall_ca::crl::Reason::KeyCompromise,
+            Actor::System,
+            None,
+        )
+        .await
+        .unwrap();
+        let events = certhall_store::relying::events(&app.db.store)
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{be}: one platform has a webhook");
+        assert_eq!(
+            (events[0].platform_id, events[0].kind.as_str()),
+            (with_hook.id, "certificate.revoked")
+        );
+
+        // First try: the platform answers 503; not again before the delay.
+        let run = s.deliver_platform_events().await.unwrap();
+        assert_eq!((run.tried, run.delivered, run.failed), (1, 0, 1), "{be}");
+        assert_eq!(s.deliver_platform_events().await.unwrap().tried, 0, "{be}");
+        let e = &certhall_store::relying::events(&app.db.store)
+            .await
+            .unwrap()[0];
+        assert_eq!(e.attempts, 1);
+        assert!(
+            e.last_error.as_deref().unwrap().contains("503"),
+            "{be}: {e:?}"
+        );
+        // After it, through the lease: delivered.
+        app.clock.advance(std::time::Duration::from_secs(31));
+        let run = s
+            .run_webhook_job("host-a", std::time::Duration::from_secs(15))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(run.delivered, 1, "{be}: {run:?}");
+        assert!(s
+            .run_webhook_job("host-b", std::time::Duration::from_secs(15))
+            .await
+            .unwrap()
+            .is_none());
+        let e = &certhall_store::relying::events(&app.db.store)
+            .await
+            .unwrap()[0];
+        assert!(e.delivered_at.is_some(), "{be}");
+        assert_eq!(
+            s.deliver_platform_events().await.unwrap().tried,
+            0,
+            "{be}: delivered once"
+        );
+
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{be}");
+        for (id, valid, body) in &seen {
+            assert!(*valid, "{be}: the signature verifies");
+            assert_eq!(id, &e.id.to_string());
+            assert_eq!(body["kind"], "certificate.revoked");
+            assert_eq!(body["serial"], cert.serial.as_str());
+            assert_eq!(body["data"]["reason"], "keyCompromise");
+        }
     }
 }
