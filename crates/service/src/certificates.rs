@@ -184,6 +184,20 @@ impl Services {
             .ok_or_else(|| Refusal::CertificateNotFound.into())
     }
 
+    /// One of the account's certificates and, when renewal cannot start
+    /// now, why and what to do (the renewal window's rule, in Chinese).
+    pub async fn renewal_timing(
+        &self,
+        account: AccountId,
+        serial: &str,
+    ) -> Result<(MyCertificate, Option<String>)> {
+        let mine = self.my_certificate(account, serial).await?;
+        let timing = lifecycle::RenewalWindow::default()
+            .check(&lifecycle_facts(&mine.certificate), self.clock.now())
+            .message_zh(mine.certificate.not_after);
+        Ok((mine, timing))
+    }
+
     /// A certificate's download: (file name, content type, bytes).
     pub async fn download_certificate(
         &self,

@@ -152,6 +152,23 @@ async fn each_expiry_reminder_goes_out_once_and_sms_can_be_turned_off() {
         let mut ca = Client::new(&app, "10.20.0.1");
         ca.page_login("13600000901").await;
         assert!(!ca.get("/").await.body.contains("即将到期的证书"), "{be}");
+        // 证书更新 for it says when renewal opens.
+        let renew = ca
+            .get(&format!("/certificates/renew?serial={}", x.serial))
+            .await
+            .body;
+        assert!(
+            renew.contains("renewal-timing") && renew.contains("起可以在线更新"),
+            "{be}"
+        );
+        assert_eq!(
+            ca.get(&format!("/certificates/renew?serial={}", y.serial))
+                .await
+                .status
+                .as_u16(),
+            404,
+            "{be}: another account's certificate"
+        );
 
         let stages = [
             (x.not_after.minus(DAY * 90), "证书将在90天后到期"),
@@ -193,6 +210,11 @@ async fn each_expiry_reminder_goes_out_once_and_sms_can_be_turned_off() {
                 );
                 assert!(home.contains("90天后到期"), "{be}");
                 assert!(home.contains(&format!("/certificates/renew?serial={}", x.serial)));
+                let renew = ca
+                    .get(&format!("/certificates/renew?serial={}", x.serial))
+                    .await
+                    .body;
+                assert!(renew.contains("该证书现在可以更新"), "{be}");
             }
         }
         let sms = reminder_sms(&app, "13600000901").await;
