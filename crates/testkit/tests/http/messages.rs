@@ -46,15 +46,16 @@ async fn messages_pages_mark_one_and_all() {
         (StatusCode::SEE_OTHER, "/messages")
     );
     // Workbench buttons not yet live lead to a page saying so.
-    for path in [
-        "/certificates/renew",
-        "/certificates/change",
-        "/certificates/activate",
-    ] {
+    for path in ["/certificates/renew", "/certificates/change"] {
         let r = c.get(path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         assert!(r.body.contains("即将开放"), "{path}");
     }
+    // 证书激活 is done on the platform's page: this one says how.
+    let r = c.get("/certificates/activate").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("activation-steps") && !r.body.contains("即将开放"));
+    assert!(r.body.contains("您还没有数字证书"));
     // 证书新办 and 我的订单 are live.
     let r = c.get("/apply/new").await;
     assert!(r.body.contains("开始新的申请") && !r.body.contains("tag-soon"));

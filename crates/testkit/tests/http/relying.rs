@@ -349,6 +349,11 @@ async fn a_platform_activates_a_certificate_issued_for_its_application() {
             .await
             .body;
         assert!(detail.contains("已在山东政府采购平台激活"), "{be}");
+        let page = web.get("/certificates/activate").await.body;
+        assert!(
+            page.contains("山东政府采购平台（"),
+            "{be}: the 证书激活 page lists it"
+        );
 
         // Revoked: the platform's status says so, and a new activation is refused.
         s.ca_revoke(

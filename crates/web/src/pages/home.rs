@@ -57,7 +57,7 @@ pub const WORKBENCH: [Tile; 7] = [
         hint: "收到UKey后激活使用",
         href: paths::ACTIVATE,
         icon: "activate",
-        live: false,
+        live: true,
     },
     Tile {
         label: "我的证书",
