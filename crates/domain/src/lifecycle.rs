@@ -11,6 +11,18 @@ use crate::clock::Timestamp;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
+/// Whole days from `now` to `not_after`, counting a started day as a
+/// day; negative once it has passed (−1 on the day after).
+pub fn days_left(not_after: Timestamp, now: Timestamp) -> i64 {
+    let day = 86_400_000;
+    let left = not_after.millis().saturating_sub(now.millis());
+    if left >= 0 {
+        (left + day - 1) / day
+    } else {
+        -((-left + day - 1) / day)
+    }
+}
+
 /// What is known about one certificate, from its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CertificateFacts {
@@ -412,9 +424,7 @@ impl ReminderStage {
             _ => {
                 // The days actually left (a run late after a restart says
                 // so, rather than the stage's nominal 90, 30 or 7).
-                let left = not_after.millis().saturating_sub(now.millis());
-                let day = 86_400_000;
-                let days = ((left + day - 1) / day).max(1);
+                let days = days_left(not_after, now).max(1);
                 ReminderText {
                     sms_status: format!("将于{date}到期"),
                     title: format!("证书将在{days}天后到期"),

@@ -78,6 +78,13 @@ impl CertificateStatus {
         }
     }
 
+    /// Whether 补办 may be asked for: a certificate that was in use, not
+    /// one already replaced by a renewal or change, nor one past its end
+    /// (a new application then).
+    pub fn replaceable(self) -> bool {
+        !matches!(self, Self::Superseded | Self::Expired)
+    }
+
     /// A stable key (CSS class, API).
     pub fn key(self) -> &'static str {
         match self {
@@ -140,30 +147,25 @@ impl DownloadFormat {
 }
 
 impl Services {
-    /// 我的证书: the account's certificates, newest first. A certificate
-    /// issued for an order is listed once it is on the order's key: one
-    /// being written, or of an attempt that failed, never reached the
-    /// applicant.
+    /// 我的证书: the account's certificates, newest first (those that
+    /// reached it: [`Self::owned_certificates`]).
     pub async fn my_certificates(&self, account: AccountId) -> Result<Vec<MyCertificate>> {
         let now = self.clock.now();
-        let ukeys = pdb::ukeys_of_account(&self.store, account).await?;
+        let activated =
+            certhall_store::relying::activations_of_account(&self.store, account).await?;
         let mut out = Vec::new();
-        for c in cadb::certificates_of_account(&self.store, account).await? {
-            let ukey = ukeys
-                .iter()
-                .find(|k| k.certificate_serial == c.serial)
-                .cloned();
-            if ukey.is_none() && c.order_id.is_some() {
-                continue;
-            }
+        for (c, ukey) in self.owned_certificates(account).await? {
             let application = match c.order_id {
                 Some(id) => certhall_store::orders::get(&self.store, OrderId(id))
                     .await?
                     .and_then(|o| o.application_name),
                 None => None,
             };
-            let activations =
-                certhall_store::relying::activations_of(&self.store, &c.serial).await?;
+            let activations: Vec<(String, Timestamp)> = activated
+                .iter()
+                .filter(|(serial, _, _)| *serial == c.serial)
+                .map(|(_, name, at)| (name.clone(), *at))
+                .collect();
             out.push(MyCertificate {
                 status: CertificateStatus::of(&c, now, !activations.is_empty()),
                 activations,
@@ -173,6 +175,28 @@ impl Services {
             });
         }
         Ok(out)
+    }
+
+    /// The account's certificates that reached it, newest first, each with
+    /// its key: one issued for an order counts once it is on the order's
+    /// key (one being written, or of an attempt that failed, never reached
+    /// the applicant). Two queries.
+    pub(crate) async fn owned_certificates(
+        &self,
+        account: AccountId,
+    ) -> Result<Vec<(CertificateRow, Option<UkeyRow>)>> {
+        let ukeys = pdb::ukeys_of_account(&self.store, account).await?;
+        Ok(cadb::certificates_of_account(&self.store, account)
+            .await?
+            .into_iter()
+            .filter_map(|c| {
+                let ukey = ukeys
+                    .iter()
+                    .find(|k| k.certificate_serial == c.serial)
+                    .cloned();
+                (ukey.is_some() || c.order_id.is_none()).then_some((c, ukey))
+            })
+            .collect())
     }
 
     /// One of the account's certificates (another account's is 404).

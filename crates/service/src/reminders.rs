@@ -15,7 +15,9 @@
 use std::time::Duration;
 
 use certhall_domain::audit::{Actor, AuditEvent};
-use certhall_domain::lifecycle::{subject_common_name, ReminderSms, ReminderStage, RenewalWindow};
+use certhall_domain::lifecycle::{
+    days_left, subject_common_name, ReminderSms, ReminderStage, RenewalTiming, RenewalWindow,
+};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::{AccountId, Timestamp};
 use certhall_notify::{Sms, SmsTemplate};
@@ -24,7 +26,7 @@ use certhall_store::reminders::{self as db, NewReminder, ReminderRow, SmsMove};
 use certhall_store::{accounts, messages};
 use serde_json::json;
 
-use crate::certificates::{lifecycle_facts, MyCertificate};
+use crate::certificates::lifecycle_facts;
 use crate::{append_audit, RequestMeta, Result, Services};
 
 /// The job's name in the lease table.
@@ -65,7 +67,7 @@ pub struct ReminderView {
 #[derive(Debug, Clone)]
 pub struct ExpiringCertificate {
     /// The certificate.
-    pub certificate: MyCertificate,
+    pub certificate: CertificateRow,
     /// Its holder (the subject's common name).
     pub subject: String,
     /// Whole days left (negative once expired).
@@ -329,29 +331,21 @@ impl Services {
     ) -> Result<Vec<ExpiringCertificate>> {
         let now = self.clock.now();
         let window = RenewalWindow::default();
+        // The home page's: the certificate rows only (no order or
+        // activation lookups per certificate, as 我的证书 needs).
         let mut out: Vec<ExpiringCertificate> = self
-            .my_certificates(account)
+            .owned_certificates(account)
             .await?
             .into_iter()
-            .filter(|c| {
-                window.check(&lifecycle_facts(&c.certificate), now)
-                    == certhall_domain::lifecycle::RenewalTiming::Open
-            })
-            .map(|c| {
-                let left = c.certificate.not_after.millis() - now.millis();
-                let day = 86_400_000;
-                ExpiringCertificate {
-                    subject: subject_common_name(&c.certificate.subject),
-                    days_left: if left >= 0 {
-                        (left + day - 1) / day
-                    } else {
-                        -((-left + day - 1) / day)
-                    },
-                    certificate: c,
-                }
+            .map(|(c, _)| c)
+            .filter(|c| window.check(&lifecycle_facts(c), now) == RenewalTiming::Open)
+            .map(|c| ExpiringCertificate {
+                subject: subject_common_name(&c.subject),
+                days_left: days_left(c.not_after, now),
+                certificate: c,
             })
             .collect();
-        out.sort_by_key(|e| e.certificate.certificate.not_after);
+        out.sort_by_key(|e| e.certificate.not_after);
         Ok(out)
     }
 }

@@ -385,17 +385,17 @@ impl Services {
     }
 }
 
-/// 补办 is for a certificate that was in use: not one already replaced by
-/// a renewal or change, nor one past its end (a new application then).
+/// Refuses 补办 of a certificate that is not
+/// [`crate::certificates::CertificateStatus::replaceable`], saying why.
 fn replaceable(mine: &MyCertificate) -> Result<()> {
     use crate::certificates::CertificateStatus as S;
-    match mine.status {
-        S::Superseded => {
-            Err(Refusal::InvalidField("该证书已被新证书替换，请对新证书办理补办。".into()).into())
-        }
-        S::Expired => {
-            Err(Refusal::InvalidField("该证书已过期，无法补办，请在首页办理新证书。".into()).into())
-        }
-        S::Valid | S::Activated | S::ExpiringSoon | S::Revoked => Ok(()),
+    if mine.status.replaceable() {
+        return Ok(());
     }
+    let why = if mine.status == S::Superseded {
+        "该证书已被新证书替换，请对新证书办理补办。"
+    } else {
+        "该证书已过期，无法补办，请在首页办理新证书。"
+    };
+    Err(Refusal::InvalidField(why.into()).into())
 }

@@ -441,11 +441,12 @@ pub async fn unrevoked_ending_between(
     rows.iter().map(certificate_from_row).collect()
 }
 
-/// Certificates found by the counter's search: the serial itself, or
-/// a subject holding the text (an enterprise's USCC or name), newest first,
-/// at most `limit`.
+/// Certificates found by the counter's search: the one with `serial`, or
+/// those whose subject holds `text` (an enterprise's USCC or name), newest
+/// first, at most `limit`.
 pub async fn search_certificates(
     store: &Store,
+    serial: &str,
     text: &str,
     limit: u32,
 ) -> Result<Vec<CertificateRow>> {
@@ -459,7 +460,7 @@ pub async fn search_certificates(
         "{CERT_SELECT} WHERE c.serial = $1 OR c.subject LIKE $2 ESCAPE '\\' \
          ORDER BY c.issued_at DESC, c.serial LIMIT $3"
     ))
-    .bind(text)
+    .bind(serial)
     .bind(pattern)
     .bind(i64::from(limit))
     .fetch_all(store.pool())

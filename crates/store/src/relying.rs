@@ -122,18 +122,24 @@ pub async fn activated_at(store: &Store, serial: &str, platform: i64) -> Result<
     Ok(at.map(Timestamp::from_millis))
 }
 
-/// The platforms a certificate is activated for: (name, when).
-pub async fn activations_of(store: &Store, serial: &str) -> Result<Vec<(String, Timestamp)>> {
+/// The activations of an account's certificates: (serial, platform
+/// name, when), oldest first.
+pub async fn activations_of_account(
+    store: &Store,
+    account: AccountId,
+) -> Result<Vec<(String, String, Timestamp)>> {
     let rows = sqlx::query(
-        "SELECT p.name, a.activated_at FROM certificate_activations a \
-         JOIN relying_platforms p ON p.id = a.platform_id WHERE a.serial = $1 ORDER BY a.activated_at",
+        "SELECT a.serial, p.name, a.activated_at FROM certificate_activations a \
+         JOIN relying_platforms p ON p.id = a.platform_id WHERE a.account_id = $1 \
+         ORDER BY a.activated_at",
     )
-    .bind(serial)
+    .bind(account.0)
     .fetch_all(store.pool())
     .await?;
     rows.iter()
         .map(|r| {
             Ok((
+                r.try_get("serial")?,
                 r.try_get("name")?,
                 Timestamp::from_millis(r.try_get("activated_at")?),
             ))

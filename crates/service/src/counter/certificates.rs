@@ -70,12 +70,10 @@ impl Services {
         if text.is_empty() {
             return Ok(Vec::new());
         }
-        let serial = normalize_serial(text);
-        let mut found = cadb::search_certificates(&self.store, &serial, SEARCH_LIMIT).await?;
-        if found.is_empty() {
-            found = cadb::search_certificates(&self.store, text, SEARCH_LIMIT).await?;
-        }
-        Ok(found)
+        Ok(
+            cadb::search_certificates(&self.store, &normalize_serial(text), text, SEARCH_LIMIT)
+                .await?,
+        )
     }
 
     /// Revokes one certificate from the counter.
