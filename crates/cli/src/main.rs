@@ -496,18 +496,41 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
     let services_demo_payments = services.demo_payments();
     let store = services.store.clone();
     let housekeeping = tokio::spawn(housekeeping(services.clone()));
-    let payment_job = tokio::spawn(payment_job(
+    let holder = job_holder();
+    let (svc, h, interval) = (
         services.clone(),
-        job_holder(),
+        holder.clone(),
         config.payment_job_interval,
-    ));
+    );
+    // The payment reconciliation (queries, closes, refunds).
+    let payment_job = tokio::spawn(async move {
+        leased_job("payment reconciliation", interval, || {
+            svc.run_payment_job(&h, interval)
+        })
+        .await
+    });
     let step_eight = tokio::spawn(step_eight_jobs(
         services.clone(),
-        job_holder(),
+        holder.clone(),
         config.payment_job_interval,
     ));
-    let reminders = tokio::spawn(reminder_job(services.clone(), job_holder()));
-    let webhooks = tokio::spawn(webhook_job(services.clone(), job_holder()));
+    // Expiry reminders: each once per certificate whatever runs it (its
+    // record's key); the lease only saves work.
+    let (svc, h) = (services.clone(), holder.clone());
+    let reminders = tokio::spawn(async move {
+        leased_job("expiry reminders", REMINDER_INTERVAL, || {
+            svc.run_reminder_job(&h, REMINDER_INTERVAL)
+        })
+        .await
+    });
+    // The platforms' webhook deliveries.
+    let (svc, h) = (services.clone(), holder);
+    let webhooks = tokio::spawn(async move {
+        leased_job("platform webhooks", WEBHOOK_INTERVAL, || {
+            svc.run_webhook_job(&h, WEBHOOK_INTERVAL)
+        })
+        .await
+    });
     let services_demo_courier = services.demo_courier();
     let agent_services = services.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -683,20 +706,24 @@ async fn step_eight_jobs(services: Services, holder: String, interval: Duration)
     }
 }
 
-/// The payment reconciliation (queries, closes, refunds) once per tick
-/// across every process sharing the database: each tick is taken by one
-/// process through a lease in the database.
-async fn payment_job(services: Services, holder: String, interval: Duration) {
+/// Runs one leased job every `interval` (each tick is taken by one process
+/// sharing the database: see `Services::run_leased`); a run that did
+/// something is logged as `job`, a failure is logged and the next tick
+/// tries again.
+async fn leased_job<T, F, Fut>(job: &'static str, interval: Duration, run: F)
+where
+    T: std::fmt::Debug + Default + PartialEq,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = certhall_service::Result<Option<T>>>,
+{
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match services.run_payment_job(&holder, interval).await {
-            Ok(Some(s)) if s != Default::default() => {
-                tracing::info!(?s, "payment reconciliation ran")
-            }
+        match run().await {
+            Ok(Some(s)) if s != T::default() => tracing::info!(job, ?s, "job ran"),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "payment reconciliation failed"),
+            Err(e) => tracing::warn!(job, error = %e, "job failed"),
         }
     }
 }
@@ -705,39 +732,9 @@ async fn payment_job(services: Services, holder: String, interval: Duration) {
 /// moment is a day; ten minutes keeps it on time without asking often.
 const REMINDER_INTERVAL: Duration = Duration::from_secs(600);
 
-/// Expiry reminders, once per tick across every process sharing the
-/// database (a lease); each reminder once per certificate whatever runs it
-/// (its record's key).
-async fn reminder_job(services: Services, holder: String) {
-    let mut tick = tokio::time::interval(REMINDER_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match services.run_reminder_job(&holder, REMINDER_INTERVAL).await {
-            Ok(Some(s)) if s != Default::default() => tracing::info!(?s, "expiry reminders ran"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "expiry reminders failed"),
-        }
-    }
-}
-
 /// How often the relying platforms' webhook events are delivered (a
 /// revocation reaches a platform within this, or its retry's delay).
 const WEBHOOK_INTERVAL: Duration = Duration::from_secs(15);
-
-/// The platforms' webhook deliveries, once per tick across processes.
-async fn webhook_job(services: Services, holder: String) {
-    let mut tick = tokio::time::interval(WEBHOOK_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match services.run_webhook_job(&holder, WEBHOOK_INTERVAL).await {
-            Ok(Some(s)) if s != Default::default() => tracing::info!(?s, "platform webhooks ran"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "platform webhooks failed"),
-        }
-    }
-}
 
 async fn shutdown_signal() {
     let ctrl_c = async {

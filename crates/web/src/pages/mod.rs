@@ -87,7 +87,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/certificates/{serial}/revoke",
-            get(revocation::show).post(revocation::submit),
+            get(revocation::revoke_show).post(revocation::revoke_submit),
         )
         .route(
             "/certificates/{serial}/replace",

@@ -1,6 +1,7 @@
-//! 注销证书: the applicant revokes one of their certificates. One form
-//! holds the reason, a note and the SMS code; its two buttons send the code
-//! (the page comes back with everything typed kept) and confirm.
+//! 注销证书 and 证书补办: the applicant revokes one of their certificates,
+//! or replaces a lost or broken key. One page serves both: one form holds
+//! the reason (and for 注销 a note) and the SMS code; its two buttons send
+//! the code (the page comes back with everything typed kept) and confirm.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use certhall_domain::lifecycle::{
     subject_common_name, ApplicantRevocationReason, ReplacementReason,
 };
+use certhall_service::auth::{CodeSent, SessionInfo};
 use certhall_service::certificates::MyCertificate;
 use certhall_service::revocation::{ReplacementInput, RevocationInput, MAX_COMMENT_CHARS};
 use serde::Deserialize;
@@ -17,6 +19,15 @@ use super::{render_with_status, Chrome};
 use crate::error::{PageError, WebError};
 use crate::extract::{Applicant, BrowserId, ClientMeta, CsrfForm};
 use crate::AppState;
+
+/// Which of the two the page is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// 注销证书.
+    Revoke,
+    /// 证书补办.
+    Replace,
+}
 
 /// One reason on the page.
 #[derive(Debug)]
@@ -27,13 +38,17 @@ pub struct ReasonChoice {
 }
 
 #[derive(Template)]
-#[template(path = "certificate_revoke.html")]
-struct RevokePage {
+#[template(path = "certificate_action.html")]
+struct ActionPage {
     chrome: Chrome,
+    title: &'static str,
+    /// The last segment of the form's address (`revoke`, `replace`).
+    verb: &'static str,
+    replace: bool,
     c: MyCertificate,
     subject: String,
     reasons: Vec<ReasonChoice>,
-    form: RevokeForm,
+    form: ActionForm,
     max_comment: usize,
     error: Option<String>,
     notice: Option<String>,
@@ -41,8 +56,8 @@ struct RevokePage {
 
 /// The form, as typed.
 #[derive(Debug, Default, Deserialize)]
-pub struct RevokeForm {
-    /// `code` (send the SMS code) or `revoke`.
+pub struct ActionForm {
+    /// `code` (send the SMS code), or `revoke` / `replace`.
     #[serde(default)]
     action: String,
     #[serde(default)]
@@ -55,28 +70,49 @@ pub struct RevokeForm {
     understood: Option<String>,
 }
 
+/// The page's outcome to show: a refusal, or the notice of a code sent.
+type Shown = (Option<WebError>, Option<String>);
+
 fn page(
     state: &AppState,
     bid: &BrowserId,
-    who: &certhall_service::auth::SessionInfo,
+    who: &SessionInfo,
+    action: Action,
     c: MyCertificate,
-    form: RevokeForm,
-    error: Option<WebError>,
-    notice: Option<String>,
+    form: ActionForm,
+    (error, notice): Shown,
 ) -> Response {
     let status = error.as_ref().map_or(StatusCode::OK, WebError::status);
-    let reasons = ApplicantRevocationReason::ALL
-        .into_iter()
-        .map(|r| ReasonChoice {
-            value: r.as_str(),
-            label: r.label_zh(),
-            checked: form.reason == r.as_str(),
-        })
-        .collect();
+    let choice = |value: &'static str, label: &'static str| ReasonChoice {
+        value,
+        label,
+        checked: form.reason == value,
+    };
+    let (title, verb, reasons) = match action {
+        Action::Revoke => (
+            "注销证书",
+            "revoke",
+            ApplicantRevocationReason::ALL
+                .into_iter()
+                .map(|r| choice(r.as_str(), r.label_zh()))
+                .collect(),
+        ),
+        Action::Replace => (
+            "证书补办",
+            "replace",
+            ReplacementReason::ALL
+                .into_iter()
+                .map(|r| choice(r.as_str(), r.label_zh()))
+                .collect(),
+        ),
+    };
     render_with_status(
         status,
-        &RevokePage {
+        &ActionPage {
             chrome: Chrome::new(state, bid, Some(who), "certificates"),
+            title,
+            verb,
+            replace: action == Action::Replace,
             subject: subject_common_name(&c.certificate.subject),
             c,
             reasons,
@@ -88,55 +124,79 @@ fn page(
     )
 }
 
+/// What the page shows after the code was asked for.
+fn code_outcome(sent: certhall_service::Result<CodeSent>) -> Shown {
+    match sent {
+        Ok(sent) => (
+            None,
+            Some(format!(
+                "验证码已发送至 {}，{}分钟内有效。",
+                sent.phone.masked(),
+                sent.valid_minutes
+            )),
+        ),
+        Err(e) => (Some(e.into()), None),
+    }
+}
+
+async fn show(
+    state: &AppState,
+    bid: &BrowserId,
+    who: &SessionInfo,
+    action: Action,
+    serial: &str,
+) -> Result<Response, PageError> {
+    let c = state
+        .services
+        .my_certificate(who.account_id, serial)
+        .await?;
+    Ok(page(
+        state,
+        bid,
+        who,
+        action,
+        c,
+        ActionForm::default(),
+        (None, None),
+    ))
+}
+
 /// `GET /certificates/{serial}/revoke`.
-pub async fn show(
+pub async fn revoke_show(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
     Path(serial): Path<String>,
 ) -> Result<Response, PageError> {
-    let c = state
-        .services
-        .my_certificate(who.account_id, &serial)
-        .await?;
-    Ok(page(
-        &state,
-        &bid,
-        &who,
-        c,
-        RevokeForm::default(),
-        None,
-        None,
-    ))
+    show(&state, &bid, &who, Action::Revoke, &serial).await
+}
+
+/// `GET /certificates/{serial}/replace` (补办).
+pub async fn replace_show(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Applicant(who): Applicant,
+    Path(serial): Path<String>,
+) -> Result<Response, PageError> {
+    show(&state, &bid, &who, Action::Replace, &serial).await
 }
 
 /// `POST /certificates/{serial}/revoke`: `action=code` sends the SMS
 /// code, `action=revoke` revokes.
-pub async fn submit(
+pub async fn revoke_submit(
     State(state): State<AppState>,
     bid: BrowserId,
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
     Path(serial): Path<String>,
-    CsrfForm(form): CsrfForm<RevokeForm>,
+    CsrfForm(form): CsrfForm<ActionForm>,
 ) -> Result<Response, PageError> {
     let s = &state.services;
     // Another applicant's certificate: 404 before anything else.
     let c = s.my_certificate(who.account_id, &serial).await?;
     if form.action == "code" {
-        return Ok(
-            match s.send_revocation_code(who.account_id, &serial, &meta).await {
-                Ok(sent) => {
-                    let notice = format!(
-                        "验证码已发送至 {}，{}分钟内有效。",
-                        sent.phone.masked(),
-                        sent.valid_minutes
-                    );
-                    page(&state, &bid, &who, c, form, None, Some(notice))
-                }
-                Err(e) => page(&state, &bid, &who, c, form, Some(e.into()), None),
-            },
-        );
+        let shown = code_outcome(s.send_revocation_code(who.account_id, &serial, &meta).await);
+        return Ok(page(&state, &bid, &who, Action::Revoke, c, form, shown));
     }
     let input = RevocationInput {
         reason: form.reason.clone(),
@@ -154,75 +214,10 @@ pub async fn submit(
         Err(e) => {
             // The certificate as it is now (a refusal changed nothing).
             let c = s.my_certificate(who.account_id, &serial).await.unwrap_or(c);
-            Ok(page(&state, &bid, &who, c, form, Some(e.into()), None))
+            let shown = (Some(e.into()), None);
+            Ok(page(&state, &bid, &who, Action::Revoke, c, form, shown))
         }
     }
-}
-
-#[derive(Template)]
-#[template(path = "certificate_replace.html")]
-struct ReplacePage {
-    chrome: Chrome,
-    c: MyCertificate,
-    subject: String,
-    reasons: Vec<ReasonChoice>,
-    form: RevokeForm,
-    error: Option<String>,
-    notice: Option<String>,
-}
-
-fn replace_page(
-    state: &AppState,
-    bid: &BrowserId,
-    who: &certhall_service::auth::SessionInfo,
-    c: MyCertificate,
-    form: RevokeForm,
-    error: Option<WebError>,
-    notice: Option<String>,
-) -> Response {
-    let status = error.as_ref().map_or(StatusCode::OK, WebError::status);
-    let reasons = ReplacementReason::ALL
-        .into_iter()
-        .map(|r| ReasonChoice {
-            value: r.as_str(),
-            label: r.label_zh(),
-            checked: form.reason == r.as_str(),
-        })
-        .collect();
-    render_with_status(
-        status,
-        &ReplacePage {
-            chrome: Chrome::new(state, bid, Some(who), "certificates"),
-            subject: subject_common_name(&c.certificate.subject),
-            c,
-            reasons,
-            form,
-            error: error.map(|e| e.message_zh()),
-            notice,
-        },
-    )
-}
-
-/// `GET /certificates/{serial}/replace` (补办).
-pub async fn replace_show(
-    State(state): State<AppState>,
-    bid: BrowserId,
-    Applicant(who): Applicant,
-    Path(serial): Path<String>,
-) -> Result<Response, PageError> {
-    let c = state
-        .services
-        .my_certificate(who.account_id, &serial)
-        .await?;
-    Ok(replace_page(
-        &state,
-        &bid,
-        &who,
-        c,
-        RevokeForm::default(),
-        None,
-        None,
-    ))
 }
 
 /// `POST /certificates/{serial}/replace`: `action=code` sends the SMS
@@ -233,27 +228,16 @@ pub async fn replace_submit(
     Applicant(who): Applicant,
     ClientMeta(meta): ClientMeta,
     Path(serial): Path<String>,
-    CsrfForm(form): CsrfForm<RevokeForm>,
+    CsrfForm(form): CsrfForm<ActionForm>,
 ) -> Result<Response, PageError> {
     let s = &state.services;
     let c = s.my_certificate(who.account_id, &serial).await?;
     if form.action == "code" {
-        return Ok(
-            match s
-                .send_replacement_code(who.account_id, &serial, &meta)
-                .await
-            {
-                Ok(sent) => {
-                    let notice = format!(
-                        "验证码已发送至 {}，{}分钟内有效。",
-                        sent.phone.masked(),
-                        sent.valid_minutes
-                    );
-                    replace_page(&state, &bid, &who, c, form, None, Some(notice))
-                }
-                Err(e) => replace_page(&state, &bid, &who, c, form, Some(e.into()), None),
-            },
+        let shown = code_outcome(
+            s.send_replacement_code(who.account_id, &serial, &meta)
+                .await,
         );
+        return Ok(page(&state, &bid, &who, Action::Replace, c, form, shown));
     }
     let input = ReplacementInput {
         reason: form.reason.clone(),
@@ -267,15 +251,8 @@ pub async fn replace_submit(
         Ok(order) => Ok(Redirect::to(&format!("/orders/{}", order.id.0)).into_response()),
         Err(e) => {
             let c = s.my_certificate(who.account_id, &serial).await.unwrap_or(c);
-            Ok(replace_page(
-                &state,
-                &bid,
-                &who,
-                c,
-                form,
-                Some(e.into()),
-                None,
-            ))
+            let shown = (Some(e.into()), None);
+            Ok(page(&state, &bid, &who, Action::Replace, c, form, shown))
         }
     }
 }
