@@ -31,6 +31,9 @@ use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use certhall_ca::sealed::Recipient;
+use certhall_domain::renewal::SoPinRelease;
+
 use crate::csr;
 use crate::token::{check_token_label, KeyEntry, Pin, TokenBackend, TokenError, TokenInfo};
 
@@ -50,7 +53,14 @@ struct Inner {
     allowed_origins: Vec<String>,
     ip: std::net::IpAddr,
     port: u16,
+    /// One-time keys for online PIN unlock, per token id, with when they
+    /// were made: in memory only, each used once.
+    unlock_keys:
+        std::sync::Mutex<std::collections::HashMap<String, (Recipient, std::time::Instant)>>,
 }
+
+/// How long a one-time unlock key waits for its sealed SO PIN.
+const UNLOCK_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl Agent {
     /// An agent serving `backends` on `port` to pages of `allowed_origins`
@@ -68,6 +78,7 @@ impl Agent {
                 .collect(),
             ip: listen.ip(),
             port: listen.port(),
+            unlock_keys: std::sync::Mutex::default(),
         }))
     }
 
@@ -80,6 +91,8 @@ impl Agent {
             .route("/v1/tokens/{token}/pin/verify", post(verify_pin))
             .route("/v1/tokens/{token}/pin/change", post(change_pin))
             .route("/v1/tokens/{token}/pin/unblock", post(unblock_pin))
+            .route("/v1/tokens/{token}/unlock/key", post(unlock_key))
+            .route("/v1/tokens/{token}/unlock", post(unlock_sealed))
             .route("/v1/tokens/{token}/keys", post(generate_key))
             .route(
                 "/v1/tokens/{token}/keys/{key_id}/certificate",
@@ -295,7 +308,7 @@ impl ApiError {
                 TokenError::PinLocked => (
                     StatusCode::LOCKED,
                     "pin_locked",
-                    "PIN 码错误次数过多，UKey 已锁定。请联系柜台用管理员 PIN 解锁。".into(),
+                    "PIN 码错误次数过多，UKey 已锁定。请登录网上营业厅办理“PIN 解锁”。".into(),
                 ),
                 TokenError::WrongSoPin { retries_left } => (
                     StatusCode::UNAUTHORIZED,
@@ -777,6 +790,96 @@ async fn unblock_pin(
     let (backend, serial) = agent.backend(&token)?;
     blocking(move || backend.unblock_pin(&serial, &so, &new)).await?;
     Ok(Json(json!({ "ok": true })))
+}
+
+/// `POST /v1/tokens/{token}/unlock/key`: a one-time key for an online PIN
+/// unlock. The page hands its public half to CertHall, which seals the
+/// token's SO PIN to it; the private half never leaves the agent's memory
+/// and opens one box (a new call replaces it).
+async fn unlock_key(
+    State(agent): State<Agent>,
+    Path(token): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (backend, serial) = agent.backend(&token)?;
+    let info = blocking(move || backend.token(&serial)).await?;
+    if !info.initialized {
+        return Err(TokenError::NotInitialized.into());
+    }
+    let recipient = Recipient::new();
+    let public_key = recipient.public_key();
+    let mut keys = agent
+        .0
+        .unlock_keys
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    keys.retain(|_, (_, made)| made.elapsed() < UNLOCK_KEY_TTL);
+    keys.insert(token, (recipient, std::time::Instant::now()));
+    Ok(Json(json!({ "public_key": public_key })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockBody {
+    sealed: String,
+    new_pin: Option<String>,
+}
+
+/// `POST /v1/tokens/{token}/unlock`: opens CertHall's sealed SO PIN with
+/// the one-time key, sets the new user PIN with it (unlocking the token)
+/// and rotates the SO PIN to the one CertHall chose. The SO PINs exist in
+/// clear only inside this call.
+async fn unlock_sealed(
+    State(agent): State<Agent>,
+    Path(token): Path<String>,
+    Body(body): Body<UnlockBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let new_pin = Pin::new(body.new_pin.unwrap_or_default());
+    new_pin.check_new()?;
+    let recipient = agent
+        .0
+        .unlock_keys
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .remove(&token)
+        .filter(|(_, made)| made.elapsed() < UNLOCK_KEY_TTL)
+        .map(|(r, _)| r)
+        .ok_or_else(|| ApiError::InvalidRequest("解锁密钥已失效，请重新开始解锁。".into()))?;
+    let (backend, serial) = agent.backend(&token)?;
+    let opened = recipient
+        .open(&body.sealed, serial.as_bytes())
+        .map_err(|_| {
+            ApiError::InvalidRequest(
+                "解锁数据无法打开（不是发给这把 UKey 的），请重新开始解锁。".into(),
+            )
+        })?;
+    let release: SoPinRelease = serde_json::from_slice(&opened)
+        .map_err(|_| ApiError::InvalidRequest("解锁数据格式不正确。".into()))?;
+    drop(opened);
+    if release.token != serial {
+        return Err(ApiError::InvalidRequest(
+            "解锁数据不是发给这把 UKey 的，请重新开始解锁。".into(),
+        ));
+    }
+    let rotated = blocking(move || {
+        let new_so = Pin::new(release.new_so_pin.clone());
+        let mut last = TokenError::WrongSoPin { retries_left: None };
+        for so in &release.so_pins {
+            let so = Pin::new(so.clone());
+            match backend.unblock_pin(&serial, &so, &new_pin) {
+                Ok(()) => {
+                    // The user PIN is set; the SO PIN CertHall released is
+                    // replaced at once. A failure here leaves the token
+                    // unlocked: CertHall keeps both SO PINs until told.
+                    return Ok(backend.change_so_pin(&serial, &so, &new_so).is_ok());
+                }
+                Err(e @ TokenError::WrongSoPin { .. }) => last = e,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    })
+    .await?;
+    Ok(Json(json!({ "ok": true, "so_pin_rotated": rotated })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -431,6 +431,25 @@ impl TokenBackend for Pkcs11Tokens {
         result
     }
 
+    fn change_so_pin(&self, serial: &str, old: &Pin, new: &Pin) -> Result<()> {
+        new.check_new()?;
+        let mut guard = self.guard();
+        let session = self.login(&mut guard, serial, UserType::So, old)?;
+        let result = session
+            .set_pin(
+                &AuthPin::new(old.expose().into()),
+                &AuthPin::new(new.expose().into()),
+            )
+            .map_err(|e| match e {
+                P11Error::Pkcs11(RvError::PinLenRange | RvError::PinInvalid, _) => {
+                    TokenError::PinPolicy("该 UKey 不接受这个新 SO PIN，请换一个".into())
+                }
+                other => module_error(other),
+            });
+        let _ = session.logout();
+        result
+    }
+
     fn generate_key(
         &self,
         serial: &str,

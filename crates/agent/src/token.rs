@@ -247,6 +247,10 @@ pub trait TokenBackend: Send + Sync + fmt::Debug {
     /// Sets a new user PIN with the SO PIN, unlocking a locked token.
     fn unblock_pin(&self, serial: &str, so_pin: &Pin, new_pin: &Pin) -> Result<()>;
 
+    /// Changes the SO PIN, checking the old one (CertHall rotates it after
+    /// every online PIN unlock).
+    fn change_so_pin(&self, serial: &str, old: &Pin, new: &Pin) -> Result<()>;
+
     /// Generates a key pair inside the token. Which algorithms a backend
     /// offers is its own business (SM2 needs the software token or SKF).
     fn generate_key(

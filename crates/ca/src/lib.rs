@@ -25,6 +25,7 @@ pub mod name;
 pub mod ocsp;
 pub mod pkcs11;
 pub mod profile;
+pub mod sealed;
 pub mod time;
 
 pub use family::{Family, KeyAlgorithm};

@@ -479,6 +479,16 @@ impl TokenBackend for SoftTokens {
         self.save(&file)
     }
 
+    fn change_so_pin(&self, serial: &str, old: &Pin, new: &Pin) -> Result<()> {
+        let _guard = self.guard();
+        let mut file = self.load(serial)?;
+        file.ready()?;
+        new.check_new()?;
+        let master = self.login(&mut file, Role::So, old)?;
+        file.so_pin = Some(wrap_master(&master, &file.serial, Role::So, new, self.kdf)?);
+        self.save(&file)
+    }
+
     fn generate_key(
         &self,
         serial: &str,
