@@ -19,6 +19,17 @@ use certhall_payment::alipay::AlipayConfig;
 use certhall_payment::wechat::WechatConfig;
 use serde::Deserialize;
 
+/// `[renewal]`: the online renewal window (证书更新), in days around a
+/// certificate's end of validity.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewalConfig {
+    /// Renewal opens this many days before expiry (default 90).
+    pub days_before_expiry: Option<u64>,
+    /// Renewal stays open this many days after expiry (default 365).
+    pub days_after_expiry: Option<u64>,
+}
+
 /// The TOML file, every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +59,8 @@ pub struct FileConfig {
     pub sms: Option<SmsConfig>,
     /// Public base URL (CRL, OCSP and CA certificate links in certificates).
     pub public_url: Option<String>,
+    /// `[renewal]`: when certificates may be renewed online.
+    pub renewal: Option<RenewalConfig>,
     /// File holding the passphrase of the CA key files.
     pub ca_passphrase_file: Option<PathBuf>,
     /// File holding the PIN of the PKCS#11 token with CA keys.
@@ -210,6 +223,8 @@ pub struct RuntimeConfig {
     pub courier: Option<certhall_courier::CourierConfig>,
     /// Seconds between runs of the payment job.
     pub payment_job_interval: Duration,
+    /// When certificates may be renewed online.
+    pub renewal_window: certhall_domain::lifecycle::RenewalWindow,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -306,6 +321,16 @@ impl RuntimeConfig {
         {
             bail!("[payment] attempt_minutes must be 5–120");
         }
+        let renewal = file.renewal.clone().unwrap_or_default();
+        let before = renewal.days_before_expiry.unwrap_or(90);
+        let after = renewal.days_after_expiry.unwrap_or(365);
+        if !(1..=366).contains(&before) || after > 3660 {
+            bail!("[renewal] days_before_expiry must be 1–366 and days_after_expiry 0–3660");
+        }
+        let renewal_window = certhall_domain::lifecycle::RenewalWindow {
+            before_expiry: Duration::from_secs(86_400 * before),
+            after_expiry: Duration::from_secs(86_400 * after),
+        };
         let demo = common.demo || file.demo.unwrap_or(false);
         let sms = match (demo, file.sms) {
             (true, None | Some(SmsConfig::Demo)) => Some(SmsConfig::Demo),
@@ -322,6 +347,7 @@ impl RuntimeConfig {
             payment,
             courier: file.courier,
             payment_job_interval: Duration::from_secs(job_secs),
+            renewal_window,
             listen,
             secret_key_file: common
                 .secret_key_file

@@ -340,6 +340,12 @@ fn build_services(
         payments: Arc::new(payments),
         shipping: Arc::new(shipping),
         platform_notifier: Arc::new(certhall_relying::HttpNotifier::new()?),
+        renewal_window: config.renewal_window,
+        demo_platform: if config.demo() {
+            Some(certhall_relying::RelyingClient::new(&config.public_url)?)
+        } else {
+            None
+        },
         store,
         sms,
         clock,

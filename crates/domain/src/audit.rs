@@ -147,6 +147,12 @@ pub enum AuditEvent {
     CertificateActivated,
     /// A relying platform's activation was refused.
     ActivationRefused,
+    /// A step of an online renewal (证书更新): started, issued, completed,
+    /// failed or abandoned.
+    RenewalStep,
+    /// A step of an online PIN unlock (PIN 解锁): the SO PIN released to
+    /// the agent, the unlock confirmed.
+    PinUnlockStep,
 }
 
 impl AuditEvent {
@@ -198,6 +204,8 @@ impl AuditEvent {
             Self::PlatformAdded => "platform.added",
             Self::CertificateActivated => "certificate.activated",
             Self::ActivationRefused => "certificate.activation_refused",
+            Self::RenewalStep => "certificate.renewal",
+            Self::PinUnlockStep => "ukey.pin_unlock",
         }
     }
 }

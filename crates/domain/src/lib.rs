@@ -41,6 +41,7 @@ pub mod payment;
 pub mod phone;
 pub mod production;
 pub mod refusal;
+pub mod renewal;
 pub mod secret;
 pub mod session;
 pub mod steps;

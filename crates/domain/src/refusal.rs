@@ -338,6 +338,30 @@ pub enum Refusal {
     /// No unit of the key model is on hand (the producer's view; its name).
     #[error("stock empty ({0})")]
     StockEmpty(String),
+    /// The certificate is not the logged-in account's (it may be on the
+    /// key the applicant plugged in all the same).
+    #[error("not the account's certificate")]
+    NotOwnCertificate,
+    /// Renewal cannot start now (the renewal window's message: why and
+    /// what to do instead).
+    #[error("renewal not open: {0}")]
+    RenewalNotOpen(String),
+    /// Another renewal of the certificate is under way.
+    #[error("renewal busy")]
+    RenewalBusy,
+    /// The renewal is over (its state as shown).
+    #[error("renewal closed ({0})")]
+    RenewalClosed(&'static str),
+    /// The token presented is not the one the certificate's key is on.
+    #[error("wrong token")]
+    WrongToken,
+    /// The token was not made by CertHall for this account, so CertHall
+    /// has no SO PIN to release for it.
+    #[error("token not the account's")]
+    TokenNotOurs,
+    /// The PIN unlock is over or was never started (its state as shown).
+    #[error("pin unlock closed ({0})")]
+    PinUnlockClosed(&'static str),
 }
 
 impl Refusal {
@@ -435,6 +459,13 @@ impl Refusal {
             Self::StockEmpty(_) => "stock_empty",
             Self::PaymentBusy => "payment_busy",
             Self::PaymentChannelUnavailable(_) => "payment_channel_unavailable",
+            Self::NotOwnCertificate => "not_own_certificate",
+            Self::RenewalNotOpen(_) => "renewal_not_open",
+            Self::RenewalBusy => "renewal_busy",
+            Self::RenewalClosed(_) => "renewal_closed",
+            Self::WrongToken => "wrong_token",
+            Self::TokenNotOurs => "token_not_ours",
+            Self::PinUnlockClosed(_) => "pin_unlock_closed",
         }
     }
 
@@ -520,6 +551,12 @@ impl Refusal {
             | Self::StockEmpty(_)
             | Self::ProfileExists(_) => RefusalKind::Conflict,
             Self::NotProducer | Self::NotAdmin => RefusalKind::Forbidden,
+            Self::NotOwnCertificate | Self::TokenNotOurs => RefusalKind::Forbidden,
+            Self::RenewalNotOpen(_)
+            | Self::RenewalBusy
+            | Self::RenewalClosed(_)
+            | Self::PinUnlockClosed(_) => RefusalKind::Conflict,
+            Self::WrongToken => RefusalKind::Invalid,
             Self::PlatformUnauthorized => RefusalKind::Unauthenticated,
             Self::ActivationRefused(_) => RefusalKind::Invalid,
             Self::ReadBackMismatch | Self::WrongKeyAlgorithm(_) | Self::CourierPushRefused => {
@@ -633,7 +670,7 @@ impl Refusal {
             Self::ReviewAlreadyDecided(state) => format!(
                 "该订单已被其他柜台人员处理（当前状态：{state}），请返回审核队列。"
             ),
-            Self::KeyPinLocked => "UKey PIN 码错误次数过多，已被锁定。请联系柜台解锁。".into(),
+            Self::KeyPinLocked => "UKey PIN 码错误次数过多，已被锁定。请用手机验证码登录后，在“我的证书”中办理“PIN 解锁”。".into(),
             Self::InvalidResidentId => {
                 "身份证号码格式不正确：应为18位，前17位是数字，最后一位是数字或字母X。请核对后重新输入。"
                     .into()
@@ -730,6 +767,13 @@ impl Refusal {
             Self::StockEmpty(name) => format!(
                 "介质“{name}”已无库存，请先入库（certhall key-model stock）后点击“重新确认”。"
             ),
+            Self::NotOwnCertificate => "该证书不属于当前登录的账号，不能在此办理。请使用办理该证书时的手机号登录。".into(),
+            Self::RenewalNotOpen(why) => why.clone(),
+            Self::RenewalBusy => "该证书正在更新中，请勿重复操作；如上次更新已中断，请 30 分钟后重试。".into(),
+            Self::RenewalClosed(state) => format!("本次证书更新已结束（{state}），请重新开始更新。"),
+            Self::WrongToken => "插入的 UKey 不是该证书所在的 UKey，请插入存放该证书的 UKey 后重试。".into(),
+            Self::TokenNotOurs => "这把 UKey 不是本系统为当前账号制作的，无法在线解锁。请携带 UKey 到柜台办理。".into(),
+            Self::PinUnlockClosed(state) => format!("本次 PIN 解锁已结束（{state}），请重新开始解锁。"),
         }
     }
 }
@@ -844,6 +888,13 @@ mod tests {
             Refusal::CourierUnsure("无法连接顺丰".into()),
             Refusal::ShipmentNotCancellable("快件已揽收".into()),
             Refusal::StockEmpty("标准 UKey".into()),
+            Refusal::NotOwnCertificate,
+            Refusal::RenewalNotOpen("该证书已注销，无法更新。".into()),
+            Refusal::RenewalBusy,
+            Refusal::RenewalClosed("已完成"),
+            Refusal::WrongToken,
+            Refusal::TokenNotOurs,
+            Refusal::PinUnlockClosed("已完成"),
         ];
         let mut codes: Vec<_> = all.iter().map(Refusal::code).collect();
         codes.sort_unstable();

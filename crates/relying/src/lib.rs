@@ -229,3 +229,86 @@ mod tests {
         );
     }
 }
+
+/// The platform's side of the relying-platform API (`/api/v1/relying/…`):
+/// what a trading platform's server calls with its bearer token. CertHall's
+/// demo platform (`/dev/platform`) uses it against CertHall's own API,
+/// exactly as a real platform would.
+#[derive(Debug, Clone)]
+pub struct RelyingClient {
+    client: reqwest::Client,
+    base: String,
+}
+
+/// An answer of the relying API: its HTTP status and JSON body (CertHall's
+/// `{"code","message"}` on refusals).
+#[derive(Debug, Clone)]
+pub struct ApiAnswer {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body.
+    pub body: serde_json::Value,
+}
+
+impl RelyingClient {
+    /// A client of the API under `base` (`https://certhall.example.cn`),
+    /// with a 10-second timeout.
+    pub fn new(base: &str) -> Result<Self, DeliveryError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| DeliveryError::Transport(e.to_string()))?;
+        Ok(Self {
+            client,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The API's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        token: &str,
+    ) -> Result<ApiAnswer, DeliveryError> {
+        let res = request
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Transport(e.without_url().to_string()))?;
+        let status = res.status().as_u16();
+        let body = res
+            .json()
+            .await
+            .map_err(|e| DeliveryError::Transport(e.without_url().to_string()))?;
+        Ok(ApiAnswer { status, body })
+    }
+
+    /// `POST /api/v1/relying/challenges`.
+    pub async fn challenge(&self, token: &str) -> Result<ApiAnswer, DeliveryError> {
+        let url = format!("{}/api/v1/relying/challenges", self.base);
+        self.call(self.client.post(url), token).await
+    }
+
+    /// `POST /api/v1/relying/activations` with the agent's signed answer
+    /// (`challenge`, `certificate`, `signed_data`, `signature`).
+    pub async fn activate(
+        &self,
+        token: &str,
+        answer: &serde_json::Value,
+    ) -> Result<ApiAnswer, DeliveryError> {
+        let url = format!("{}/api/v1/relying/activations", self.base);
+        self.call(self.client.post(url).json(answer), token).await
+    }
+
+    /// `GET /api/v1/relying/certificates/{serial}`.
+    pub async fn status(&self, token: &str, serial: &str) -> Result<ApiAnswer, DeliveryError> {
+        let serial: String = serial.chars().filter(char::is_ascii_hexdigit).collect();
+        let url = format!("{}/api/v1/relying/certificates/{serial}", self.base);
+        self.call(self.client.get(url), token).await
+    }
+}

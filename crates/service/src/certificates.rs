@@ -186,13 +186,20 @@ impl Services {
         account: AccountId,
     ) -> Result<Vec<(CertificateRow, Option<UkeyRow>)>> {
         let ukeys = pdb::ukeys_of_account(&self.store, account).await?;
+        // A renewal wrote its certificate onto a key: both the old and the
+        // new one lived on that key.
+        let renewed = certhall_store::renewals::completed_of_account(&self.store, account).await?;
         Ok(cadb::certificates_of_account(&self.store, account)
             .await?
             .into_iter()
             .filter_map(|c| {
+                let token = renewed
+                    .iter()
+                    .find(|(old, new, _)| *old == c.serial || *new == c.serial)
+                    .map(|(_, _, token)| token);
                 let ukey = ukeys
                     .iter()
-                    .find(|k| k.certificate_serial == c.serial)
+                    .find(|k| k.certificate_serial == c.serial || token == Some(&k.token_serial))
                     .cloned();
                 (ukey.is_some() || c.order_id.is_none()).then_some((c, ukey))
             })
@@ -216,10 +223,16 @@ impl Services {
         serial: &str,
     ) -> Result<(MyCertificate, Option<String>)> {
         let mine = self.my_certificate(account, serial).await?;
-        let timing = lifecycle::RenewalWindow::default()
-            .check(&lifecycle_facts(&mine.certificate), self.clock.now())
-            .message_zh(mine.certificate.not_after);
+        let timing = self.renewal_advice(&mine);
         Ok((mine, timing))
+    }
+
+    /// When one of the account's certificates cannot be renewed now, why
+    /// and what to do (the renewal window's rule, in Chinese).
+    pub fn renewal_advice(&self, mine: &MyCertificate) -> Option<String> {
+        self.renewal_window
+            .check(&lifecycle_facts(&mine.certificate), self.clock.now())
+            .message_zh(mine.certificate.not_after)
     }
 
     /// A certificate's download: (file name, content type, bytes).

@@ -24,14 +24,17 @@ pub mod certificates;
 pub mod checkout;
 pub mod counter;
 pub mod demo_pay;
+pub mod demo_platform;
 pub mod inbox;
 pub mod materials;
 mod ocsp;
 pub mod orders;
 pub mod payments;
+pub mod pin_unlock;
 pub mod production;
 pub mod relying;
 pub mod reminders;
+pub mod renewal;
 pub mod revocation;
 pub mod shipping;
 pub mod sms_inbound;
@@ -106,6 +109,11 @@ pub struct Services {
     pub shipping: Arc<shipping::Shipping>,
     /// Delivers the relying platforms' webhook events.
     pub platform_notifier: Arc<dyn certhall_relying::PlatformNotifier>,
+    /// Demo mode's relying platform (`/dev/platform`): a client of
+    /// CertHall's own relying API; `None` outside demo mode.
+    pub demo_platform: Option<certhall_relying::RelyingClient>,
+    /// When certificates may be renewed online (`[renewal]`).
+    pub renewal_window: certhall_domain::lifecycle::RenewalWindow,
     /// Bounds the CPU-heavy image work (decoding and re-encoding uploads,
     /// OCR) running at once in this process: more waits its turn instead
     /// of starving every other request of CPU.

@@ -432,7 +432,7 @@ impl Services {
         }
     }
 
-    fn open_pin(&self, label: &str, sealed: &str) -> Result<String> {
+    pub(crate) fn open_pin(&self, label: &str, sealed: &str) -> Result<String> {
         self.secret
             .open(label, sealed)
             .and_then(|b| String::from_utf8(b).ok())
@@ -742,6 +742,7 @@ impl Services {
                 colour: colour.as_str().to_owned(),
                 certificate_serial: serial.clone(),
                 so_pin_sealed: attempt.so_pin_sealed.clone(),
+                so_pin_pending: None,
                 attempt_id,
                 produced_at: now,
             },

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::lifecycle::{
-    days_left, subject_common_name, ReminderSms, ReminderStage, RenewalTiming, RenewalWindow,
+    days_left, subject_common_name, ReminderSms, ReminderStage, RenewalTiming,
 };
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::{AccountId, Timestamp};
@@ -330,7 +330,7 @@ impl Services {
         account: AccountId,
     ) -> Result<Vec<ExpiringCertificate>> {
         let now = self.clock.now();
-        let window = RenewalWindow::default();
+        let window = self.renewal_window;
         // The home page's: the certificate rows only (no order or
         // activation lookups per certificate, as 我的证书 needs).
         let mut out: Vec<ExpiringCertificate> = self

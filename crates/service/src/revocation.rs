@@ -53,7 +53,7 @@ fn purpose(serial: &str) -> String {
 
 impl Services {
     /// The phone of an account.
-    async fn account_phone(&self, account: AccountId) -> Result<Phone> {
+    pub(crate) async fn account_phone(&self, account: AccountId) -> Result<Phone> {
         Ok(accounts::get(&self.store, account)
             .await?
             .ok_or(Refusal::NotFound)?

@@ -44,6 +44,7 @@ pub mod payments;
 pub mod production;
 pub mod relying;
 pub mod reminders;
+pub mod renewals;
 pub mod sessions;
 pub mod shipments;
 pub mod sms;

@@ -299,15 +299,22 @@ pub struct UkeyRow {
     pub certificate_serial: String,
     /// The SO PIN, sealed.
     pub so_pin_sealed: String,
+    /// The next SO PIN, sealed, while an online PIN unlock that sets it is
+    /// not confirmed (the token has one or the other).
+    pub so_pin_pending: Option<String>,
     /// The attempt that made it.
     pub attempt_id: i64,
     /// When.
     pub produced_at: Timestamp,
 }
 
-const UKEY_COLUMNS: &str =
+const UKEY_INSERT_COLUMNS: &str =
     "token_serial, order_id, account_id, key_model, key_model_name, colour, \
      certificate_serial, so_pin_sealed, attempt_id, produced_at";
+
+const UKEY_COLUMNS: &str =
+    "token_serial, order_id, account_id, key_model, key_model_name, colour, \
+     certificate_serial, so_pin_sealed, so_pin_pending, attempt_id, produced_at";
 
 fn ukey_from_row(r: &AnyRow) -> Result<UkeyRow> {
     Ok(UkeyRow {
@@ -319,6 +326,7 @@ fn ukey_from_row(r: &AnyRow) -> Result<UkeyRow> {
         colour: r.try_get("colour")?,
         certificate_serial: r.try_get("certificate_serial")?,
         so_pin_sealed: r.try_get("so_pin_sealed")?,
+        so_pin_pending: r.try_get("so_pin_pending")?,
         attempt_id: r.try_get("attempt_id")?,
         produced_at: Timestamp::from_millis(r.try_get("produced_at")?),
     })
@@ -327,7 +335,7 @@ fn ukey_from_row(r: &AnyRow) -> Result<UkeyRow> {
 /// Records a produced key; false if the token or the order has one.
 pub async fn insert_ukey(tx: &mut WriteTx, k: &UkeyRow) -> Result<bool> {
     let done = sqlx::query(&format!(
-        "INSERT INTO ukeys ({UKEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+        "INSERT INTO ukeys ({UKEY_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT DO NOTHING"
     ))
     .bind(k.token_serial.as_str())
@@ -354,6 +362,65 @@ pub async fn ukey_of_order(store: &Store, order: i64) -> Result<Option<UkeyRow>>
     .fetch_optional(store.pool())
     .await?;
     row.as_ref().map(ukey_from_row).transpose()
+}
+
+/// The key record of a token.
+pub async fn ukey_of_token(tx: &mut WriteTx, token_serial: &str) -> Result<Option<UkeyRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {UKEY_COLUMNS} FROM ukeys WHERE token_serial = $1"
+    ))
+    .bind(token_serial)
+    .fetch_optional(tx.conn())
+    .await?;
+    row.as_ref().map(ukey_from_row).transpose()
+}
+
+/// The key a certificate is on now, if CertHall made it.
+pub async fn ukey_of_certificate(store: &Store, serial: &str) -> Result<Option<UkeyRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {UKEY_COLUMNS} FROM ukeys WHERE certificate_serial = $1"
+    ))
+    .bind(serial)
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(ukey_from_row).transpose()
+}
+
+/// A renewal wrote a new certificate onto the token.
+pub async fn set_ukey_certificate(
+    tx: &mut WriteTx,
+    token_serial: &str,
+    serial: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE ukeys SET certificate_serial = $1 WHERE token_serial = $2")
+        .bind(serial)
+        .bind(token_serial)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Records the next SO PIN (sealed) of a token while its rotation is
+/// under way.
+pub async fn set_so_pin_pending(tx: &mut WriteTx, token_serial: &str, sealed: &str) -> Result<()> {
+    sqlx::query("UPDATE ukeys SET so_pin_pending = $1 WHERE token_serial = $2")
+        .bind(sealed)
+        .bind(token_serial)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The rotation is done: the pending SO PIN is the token's.
+pub async fn promote_so_pin(tx: &mut WriteTx, token_serial: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE ukeys SET so_pin_sealed = so_pin_pending, so_pin_pending = NULL \
+         WHERE token_serial = $1 AND so_pin_pending IS NOT NULL",
+    )
+    .bind(token_serial)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// An account's keys, newest first.

@@ -294,3 +294,107 @@ pub async fn claim_event(
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// A renewal: the new certificate is activated wherever the old one was
+/// (its activation time is the renewal's). The number carried over.
+pub async fn carry_activations(
+    tx: &mut WriteTx,
+    old_serial: &str,
+    new_serial: &str,
+    now: Timestamp,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO certificate_activations (serial, platform_id, account_id, activated_at) \
+         SELECT $1, platform_id, account_id, $2 FROM certificate_activations WHERE serial = $3 \
+         ON CONFLICT (serial, platform_id) DO NOTHING",
+    )
+    .bind(new_serial)
+    .bind(now.millis())
+    .bind(old_serial)
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// A platform by its name.
+pub async fn by_name(store: &Store, name: &str) -> Result<Option<PlatformRow>> {
+    let row = sqlx::query(&format!("{SELECT} WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Changes a platform's origins (one per line) and webhook.
+pub async fn set_origins_and_webhook(
+    tx: &mut WriteTx,
+    id: i64,
+    origins: &str,
+    webhook_url: Option<&str>,
+) -> Result<()> {
+    sqlx::query("UPDATE relying_platforms SET origins = $1, webhook_url = $2 WHERE id = $3")
+        .bind(origins)
+        .bind(webhook_url)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// A webhook event the demo platform received and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoEventRow {
+    /// The platform it was for.
+    pub platform_id: i64,
+    /// CertHall's event id.
+    pub event_id: i64,
+    /// `certificate.revoked`, `certificate.renewed`.
+    pub kind: String,
+    /// The certificate.
+    pub serial: String,
+    /// The body as received.
+    pub body: String,
+    /// When.
+    pub received_at: Timestamp,
+}
+
+/// Records a received event; false when it was received before (a retry).
+pub async fn insert_demo_event(tx: &mut WriteTx, e: &DemoEventRow) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO demo_platform_events (platform_id, event_id, kind, serial, body, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(e.platform_id)
+    .bind(e.event_id)
+    .bind(e.kind.as_str())
+    .bind(e.serial.as_str())
+    .bind(e.body.as_str())
+    .bind(e.received_at.millis())
+    .execute(tx.conn())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The demo platform's received events, newest first.
+pub async fn demo_events(store: &Store, platform_id: i64, limit: u32) -> Result<Vec<DemoEventRow>> {
+    let rows = sqlx::query(
+        "SELECT platform_id, event_id, kind, serial, body, received_at FROM demo_platform_events \
+         WHERE platform_id = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(platform_id)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DemoEventRow {
+                platform_id: r.try_get("platform_id")?,
+                event_id: r.try_get("event_id")?,
+                kind: r.try_get("kind")?,
+                serial: r.try_get("serial")?,
+                body: r.try_get("body")?,
+                received_at: Timestamp::from_millis(r.try_get("received_at")?),
+            })
+        })
+        .collect()
+}

@@ -93,6 +93,10 @@ pub fn test_services(
             certhall_web::paths::COURIER_PUSH
         ))),
         platform_notifier: Arc::new(certhall_relying::HttpNotifier::new().expect("webhook client")),
+        renewal_window: certhall_domain::lifecycle::RenewalWindow::default(),
+        demo_platform: Some(
+            certhall_relying::RelyingClient::new(base_url).expect("demo platform client"),
+        ),
         store: store.clone(),
         sms,
         clock,

@@ -19,6 +19,9 @@ const CERT_LOGIN_JS: &str = include_str!("../static/cert-login.js");
 const CHECKOUT_JS: &str = include_str!("../static/checkout.js");
 const PAY_JS: &str = include_str!("../static/pay.js");
 const PRODUCTION_JS: &str = include_str!("../static/production.js");
+const RENEW_JS: &str = include_str!("../static/renew.js");
+const UNLOCK_JS: &str = include_str!("../static/unlock.js");
+const PLATFORM_JS: &str = include_str!("../static/platform.js");
 const KEY_STANDARD_SVG: &str = include_str!("../static/keys/ukey-standard.svg");
 const KEY_COMPACT_SVG: &str = include_str!("../static/keys/ukey-compact.svg");
 
@@ -48,6 +51,18 @@ pub fn router() -> Router<AppState> {
         .route(
             "/static/production.js",
             get(|| async { asset("text/javascript; charset=utf-8", PRODUCTION_JS) }),
+        )
+        .route(
+            "/static/renew.js",
+            get(|| async { asset("text/javascript; charset=utf-8", RENEW_JS) }),
+        )
+        .route(
+            "/static/unlock.js",
+            get(|| async { asset("text/javascript; charset=utf-8", UNLOCK_JS) }),
+        )
+        .route(
+            "/static/platform.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PLATFORM_JS) }),
         )
         .route(
             "/static/pay.js",

@@ -28,6 +28,11 @@ pub const APPLY_NEW: &str = "/apply/new";
 pub const CERTIFICATES: &str = "/certificates";
 /// Renewal (证书更新).
 pub const RENEW: &str = "/certificates/renew";
+/// PIN 解锁 of a locked UKey.
+pub const UNLOCK: &str = "/ukeys/unlock";
+/// Demo relying platform (`/dev/platform`): a trading platform's page
+/// using the relying-platform API.
+pub const DEV_PLATFORM: &str = "/dev/platform";
 /// Change (证书变更).
 pub const CHANGE: &str = "/certificates/change";
 /// Activation (证书激活).

@@ -83,8 +83,9 @@
     return this.request('POST', keyPath(tokenId, keyId) + '/delete', { pin: pin });
   };
   /** Signs a server challenge; resolves to { signature, signed_data, certificate, algorithm }. */
-  CertHallAgent.prototype.sign = function (tokenId, keyId, pin, challenge) {
-    return this.request('POST', keyPath(tokenId, keyId) + '/sign', { pin: pin, challenge: challenge });
+  CertHallAgent.prototype.sign = function (tokenId, keyId, pin, challenge, purpose) {
+    return this.request('POST', keyPath(tokenId, keyId) + '/sign',
+      { pin: pin, challenge: challenge, purpose: purpose || 'login' });
   };
 
   /** Every certificate of every token, flattened, with its token. */
@@ -96,6 +97,48 @@
     return out;
   };
 
+  /** The one-time key for an online PIN unlock; resolves to { public_key }. */
+  CertHallAgent.prototype.unlockKey = function (tokenId) {
+    return this.request('POST', tokenPath(tokenId) + '/unlock/key', {});
+  };
+  /** Opens CertHall's sealed SO PIN, sets newPin, rotates the SO PIN; resolves to { so_pin_rotated }. */
+  CertHallAgent.prototype.unlockSealed = function (tokenId, sealed, newPin) {
+    return this.request('POST', tokenPath(tokenId) + '/unlock', { sealed: sealed, new_pin: newPin });
+  };
+
+  /** Serials compared as CertHall stores them (lower-case hex, no leading zeros). */
+  CertHallAgent.sameSerial = function (a, b) {
+    function norm(s) { return String(s || '').toLowerCase().replace(/^0+/, ''); }
+    return norm(a) === norm(b);
+  };
+
+  /**
+   * POST JSON to CertHall itself (same origin, session cookie, the page's
+   * CSRF token); rejects with an Error carrying CertHall's `code` and
+   * Chinese `message`.
+   */
+  function portalPost(path, body, csrf) {
+    return fetch(path, {
+      method: 'POST', credentials: 'same-origin', cache: 'no-store',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
+      body: JSON.stringify(body || {})
+    }).then(function (resp) {
+      return resp.json().catch(function () { return {}; }).then(function (data) {
+        if (!resp.ok) {
+          var e = new Error(data.message || ('网上营业厅返回错误（' + resp.status + '）'));
+          e.code = data.code || 'error';
+          throw e;
+        }
+        return data;
+      });
+    }, function () {
+      var e = new Error('无法连接网上营业厅，请检查网络后重试。');
+      e.code = 'network';
+      throw e;
+    });
+  }
+
   window.CertHallAgent = CertHallAgent;
+  window.CertHallPortal = { post: portalPost };
   window.AgentError = AgentError;
 })();

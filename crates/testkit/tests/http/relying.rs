@@ -106,6 +106,7 @@ async fn a_platform_activates_a_certificate_issued_for_its_application() {
                 colour: "blue".into(),
                 certificate_serial: cert.serial.clone(),
                 so_pin_sealed: String::new(),
+                so_pin_pending: None,
                 attempt_id: 0,
                 produced_at: cert.issued_at,
             },

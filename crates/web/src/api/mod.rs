@@ -9,9 +9,11 @@ use axum::routing::{get, post};
 
 pub mod auth;
 pub mod counter;
+pub mod lifecycle;
 pub mod messages;
 pub mod openapi;
 mod openapi_checkout;
+mod openapi_lifecycle;
 mod openapi_production;
 mod openapi_relying;
 pub mod orders;
@@ -98,6 +100,21 @@ pub fn routes() -> Routes {
         .route("/divisions", get(payments::divisions))
         .route("/payment/notify/wechat", post(payments::notify_wechat))
         .route("/payment/notify/alipay", post(payments::notify_alipay))
+        .route(
+            "/certificates/{serial}/renewal/code",
+            post(lifecycle::renewal_code),
+        )
+        .route(
+            "/certificates/{serial}/renewals",
+            post(lifecycle::start_renewal),
+        )
+        .route("/renewals/{id}", get(lifecycle::renewal))
+        .route("/renewals/{id}/csr", post(lifecycle::renewal_csr))
+        .route("/renewals/{id}/written", post(lifecycle::renewal_written))
+        .route("/renewals/{id}/failed", post(lifecycle::renewal_failed))
+        .route("/ukeys/{token}/unlock/code", post(lifecycle::unlock_code))
+        .route("/ukeys/{token}/unlocks", post(lifecycle::release_so_pin))
+        .route("/unlocks/{id}/result", post(lifecycle::unlock_result))
         .route("/relying/challenges", post(relying::challenge))
         .route("/relying/activations", post(relying::activate))
         .route("/relying/certificates/{serial}", get(relying::certificate))

@@ -339,6 +339,9 @@ pub fn document() -> Value {
         for (path, item) in super::openapi_production::paths(&unauth) {
             paths.insert(path.to_owned(), item);
         }
+        for (path, item) in super::openapi_lifecycle::paths(&unauth, &csrf) {
+            paths.insert(path.to_owned(), item);
+        }
         for (path, item) in super::openapi_relying::paths() {
             paths.insert(path.to_owned(), item);
         }

@@ -15,9 +15,6 @@ struct ComingSoon {
     chrome: Chrome,
     title: &'static str,
     what: &'static str,
-    /// For 证书更新 from the home page's 立即更新: the certificate and
-    /// what the renewal window says about it now.
-    certificate: Option<(String, String, String)>,
 }
 
 fn page(
@@ -32,45 +29,7 @@ fn page(
         chrome: Chrome::new(state, bid, Some(&who.0), nav),
         title,
         what,
-        certificate: None,
     })
-}
-
-/// `?serial=` of a certificate.
-#[derive(Debug, Default, serde::Deserialize)]
-pub struct SerialQuery {
-    #[serde(default)]
-    serial: Option<String>,
-}
-
-/// 证书更新; with `?serial=` (the home page's 立即更新) it also says
-/// when that certificate may be renewed and what to do now.
-pub async fn renew(
-    State(s): State<AppState>,
-    bid: BrowserId,
-    who: Applicant,
-    axum::extract::Query(q): axum::extract::Query<SerialQuery>,
-) -> Result<Response, crate::error::PageError> {
-    let certificate = match q.serial.as_deref() {
-        Some(serial) => {
-            let (c, timing) = s.services.renewal_timing(who.0.account_id, serial).await?;
-            let advice = timing.unwrap_or_else(|| {
-                "该证书现在可以更新（到期前90天至到期后365天内）。在线更新开放前，请携带UKey前往服务网点柜台办理，以免影响在交易平台的使用。".to_owned()
-            });
-            Some((
-                certhall_domain::lifecycle::subject_common_name(&c.certificate.subject),
-                c.certificate.not_after.display_cst(),
-                advice,
-            ))
-        }
-        None => None,
-    };
-    Ok(render(&ComingSoon {
-        chrome: Chrome::new(&s, &bid, Some(&who.0), "home"),
-        title: "证书更新",
-        what: "插入UKey后在线为即将到期或已过期的证书续期，无需前往柜台。",
-        certificate,
-    }))
 }
 
 /// 证书变更.

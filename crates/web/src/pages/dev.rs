@@ -30,6 +30,149 @@ pub fn router() -> Router<AppState> {
         .route("/dev/wechatpay/{*rest}", axum::routing::any(wechatpay))
         .route(paths::DEV_COURIER, get(courier))
         .route("/dev/courier/{id}/advance", post(courier_advance))
+        .route(paths::DEV_PLATFORM, get(platform))
+        .route("/dev/platform/{app}/challenge", post(platform_challenge))
+        .route("/dev/platform/{app}/activate", post(platform_activate))
+        .route(
+            "/dev/platform/{app}/certificates/{serial}",
+            get(platform_status),
+        )
+        .route("/dev/platform/webhook/{app}", post(platform_webhook))
+}
+
+#[derive(Template)]
+#[template(path = "dev_platform.html")]
+struct PlatformPage {
+    chrome: Chrome,
+    agent_url: String,
+    platform: certhall_service::demo_platform::DemoPlatform,
+    applications: Vec<(String, String)>,
+}
+
+/// `?app=` of the demo platform.
+#[derive(Debug, Deserialize)]
+struct AppQuery {
+    #[serde(default)]
+    app: Option<String>,
+}
+
+/// `GET /dev/platform`: the demo relying platform's page, for one
+/// application (`?app=`, the first active one by default).
+async fn platform(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    MaybeApplicant(user): MaybeApplicant,
+    axum::extract::Query(q): axum::extract::Query<AppQuery>,
+) -> Result<Response, PageError> {
+    let applications: Vec<(String, String)> = state
+        .services
+        .applications(true)
+        .await?
+        .into_iter()
+        .map(|a| (a.code, a.name))
+        .collect();
+    let app = q
+        .app
+        .or_else(|| applications.first().map(|(c, _)| c.clone()))
+        .unwrap_or_default();
+    let platform = state.services.demo_platform(&app, "").await?;
+    Ok(render(&PlatformPage {
+        chrome: Chrome::new(&state, &bid, user.as_ref(), ""),
+        agent_url: state.config.agent_url.clone(),
+        platform,
+        applications,
+    }))
+}
+
+/// The demo platform's page posts with its CSRF token; its origin (checked
+/// by the origin middleware) is where the page is served from.
+fn platform_origin(
+    state: &AppState,
+    bid: &BrowserId,
+    headers: &axum::http::HeaderMap,
+) -> Result<String, ApiError> {
+    let presented = headers
+        .get(crate::extract::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !certhall_domain::session::csrf_valid(&state.services.secret, &bid.0, presented) {
+        return Err(certhall_domain::Refusal::CsrfMismatch.into());
+    }
+    Ok(headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default())
+}
+
+/// What CertHall's relying API answered, passed on to the page as is.
+fn forwarded(answer: certhall_service::demo_platform::ApiAnswer) -> Response {
+    (
+        axum::http::StatusCode::from_u16(answer.status)
+            .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
+        Json(answer.body),
+    )
+        .into_response()
+}
+
+/// `POST /dev/platform/{app}/challenge`: the platform's server asks
+/// CertHall for a challenge (bearer token, over HTTP).
+async fn platform_challenge(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Path(app): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let origin = platform_origin(&state, &bid, &headers)?;
+    state.services.demo_platform(&app, &origin).await?;
+    Ok(forwarded(
+        state.services.demo_platform_challenge(&app).await?,
+    ))
+}
+
+/// `POST /dev/platform/{app}/activate`: the agent's signed answer, handed
+/// to CertHall's activation API.
+async fn platform_activate(
+    State(state): State<AppState>,
+    bid: BrowserId,
+    Path(app): Path<String>,
+    headers: axum::http::HeaderMap,
+    crate::api::json::Body(answer): crate::api::json::Body<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    platform_origin(&state, &bid, &headers)?;
+    Ok(forwarded(
+        state.services.demo_platform_activate(&app, &answer).await?,
+    ))
+}
+
+/// `GET /dev/platform/{app}/certificates/{serial}`: CertHall's status
+/// answer for the platform.
+async fn platform_status(
+    State(state): State<AppState>,
+    Path((app, serial)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    Ok(forwarded(
+        state.services.demo_platform_status(&app, &serial).await?,
+    ))
+}
+
+/// `POST /dev/platform/webhook/{app}`: CertHall's webhook, verified like a
+/// real platform must before it believes an event.
+async fn platform_webhook(
+    State(state): State<AppState>,
+    Path(app): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let signature = headers
+        .get(certhall_service::demo_platform::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    state
+        .services
+        .demo_platform_receive(&app, signature, &body)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Template)]

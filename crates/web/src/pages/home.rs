@@ -43,7 +43,7 @@ pub const WORKBENCH: [Tile; 7] = [
         hint: "证书到期前后在线续期",
         href: paths::RENEW,
         icon: "renew",
-        live: false,
+        live: true,
     },
     Tile {
         label: "证书变更",

@@ -19,6 +19,7 @@ pub mod certificates;
 pub mod checkout;
 pub mod dev;
 pub mod home;
+pub mod lifecycle;
 pub mod login;
 pub mod materials;
 pub mod messages;
@@ -75,7 +76,8 @@ pub fn router() -> Router<AppState> {
         .route("/addresses/{id}", post(addresses::update))
         .route("/addresses/{id}/default", post(addresses::make_default))
         .route("/addresses/{id}/delete", post(addresses::delete))
-        .route(paths::RENEW, get(business::renew))
+        .route(paths::RENEW, get(lifecycle::renew))
+        .route(paths::UNLOCK, get(lifecycle::unlock))
         .route(paths::CHANGE, get(business::change))
         .route(paths::ACTIVATE, get(business::activate))
         .route(paths::ORDERS, get(orders::list))

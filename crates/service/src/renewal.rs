@@ -1,0 +1,497 @@
+//! 证书更新 online (issue 12): the applicant renews a certificate onto the
+//! UKey it is on, through the key agent on their own PC.
+//!
+//! The page drives the agent; CertHall decides and records, one call per
+//! stage, each checked against the renewal's state
+//! ([`certhall_domain::renewal`]):
+//!
+//! 1. [`Services::start_renewal`]: 介质查询 found the certificate on the
+//!    plugged-in key and the PIN opened it; CertHall checks the SMS code,
+//!    that the certificate is the account's and on this token, and the
+//!    renewal window, and opens the renewal (one per certificate).
+//! 2. [`Services::renewal_csr`]: a new key pair was generated in the same
+//!    token; CertHall issues the new certificate with the old one's subject
+//!    and profile (never the request's).
+//! 3. [`Services::renewal_written`]: the page read the new certificate back
+//!    from the token; equal bytes complete the renewal. In one
+//!    transaction: the old certificate is revoked as `superseded`, the
+//!    activations carry over, the platforms are told
+//!    (`certificate.renewed`, then `certificate.revoked`), the key record
+//!    points at the new certificate, a message, the audit entries.
+//!
+//! A failure ([`Services::renewal_failed`], or a renewal left open for
+//! [`RENEWAL_STALE`] and found by the next one) revokes the new certificate
+//! if one was issued; the old one stays valid throughout. The PIN is never
+//! CertHall's business here: the agent checks it on the token.
+
+use certhall_ca::crl::Reason;
+use certhall_ca::Family;
+use certhall_domain::audit::{Actor, AuditEvent};
+use certhall_domain::lifecycle::subject_common_name;
+use certhall_domain::message::{MessageKind, NewMessage};
+use certhall_domain::renewal::{renewal_transition, RenewalEvent, RenewalState, RENEWAL_STALE};
+use certhall_domain::{AccountId, Refusal};
+use certhall_store::ca::CertificateRow;
+use certhall_store::renewals::{self as db, RenewalChange};
+// The row the pages show, re-exported so the web names no store type.
+pub use certhall_store::renewals::RenewalRow;
+use certhall_store::{messages, production as pdb, relying, WriteTx};
+use serde_json::json;
+
+use crate::auth::CodeSent;
+use crate::certificates::{lifecycle_facts, MyCertificate};
+use crate::production::IssuedForKey;
+use crate::revocation::Confirmation;
+use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
+
+/// A renewal opened: what the page tells the agent next.
+#[derive(Debug, Clone)]
+pub struct RenewalStarted {
+    /// The renewal.
+    pub renewal: RenewalRow,
+    /// The key pair to generate (the agent's algorithm name: the old
+    /// certificate's).
+    pub algorithm: &'static str,
+    /// The new key's label on the token.
+    pub key_label: String,
+}
+
+fn purpose(serial: &str) -> String {
+    format!("renew:{serial}")
+}
+
+/// The agent's algorithm name for a family's end-entity keys.
+fn agent_algorithm(family: Family) -> &'static str {
+    match family {
+        Family::Sm2 => "sm2",
+        Family::P256 => "p256",
+        Family::Rsa => "rsa2048",
+    }
+}
+
+impl Services {
+    /// One of the account's certificates. Another account's (it may be on
+    /// the key plugged in all the same) is [`Refusal::NotOwnCertificate`];
+    /// one CertHall never issued, [`Refusal::CertificateNotFound`].
+    pub async fn own_certificate(&self, account: AccountId, serial: &str) -> Result<MyCertificate> {
+        match self.my_certificate(account, serial).await {
+            Err(ServiceError::Refused(Refusal::CertificateNotFound)) => {
+                self.ca_certificate(serial).await?;
+                Err(Refusal::NotOwnCertificate.into())
+            }
+            other => other,
+        }
+    }
+
+    /// Refuses unless the certificate may be renewed now (the window's
+    /// message says why and what to do instead).
+    fn check_renewal_window(&self, c: &CertificateRow) -> Result<()> {
+        let timing = self
+            .renewal_window
+            .check(&lifecycle_facts(c), self.clock.now());
+        match timing.message_zh(c.not_after) {
+            None => Ok(()),
+            Some(why) => Err(Refusal::RenewalNotOpen(why).into()),
+        }
+    }
+
+    /// The family (CA hierarchy) a certificate was issued under.
+    async fn family_of_certificate(&self, c: &CertificateRow) -> Result<Family> {
+        let issuer = certhall_store::ca::authority(&self.store, c.issuer_id)
+            .await?
+            .ok_or(Refusal::CertificateNotFound)?;
+        issuer
+            .family
+            .parse()
+            .map_err(|_| ServiceError::Internal(format!("authority family {:?}", issuer.family)))
+    }
+
+    /// 证书更新: sends the code that confirms renewing one of the
+    /// account's certificates (only within the renewal window).
+    pub async fn send_renewal_code(
+        &self,
+        account: AccountId,
+        serial: &str,
+        meta: &RequestMeta,
+    ) -> Result<CodeSent> {
+        let mine = self.own_certificate(account, serial).await?;
+        let c = &mine.certificate;
+        self.check_renewal_window(c)?;
+        let action = format!("证书更新（{}）", subject_common_name(&c.subject));
+        self.send_confirmation_code(account, &purpose(&c.serial), action, meta)
+            .await
+    }
+
+    /// Stage 1: opens the renewal of `serial` onto the token
+    /// `token_serial` (the one 介质查询 found it on), confirmed by the SMS
+    /// code. A wrong code counts a try and opens nothing.
+    pub async fn start_renewal(
+        &self,
+        account: AccountId,
+        serial: &str,
+        token_serial: &str,
+        code: &str,
+        meta: &RequestMeta,
+    ) -> Result<RenewalStarted> {
+        let mine = self.own_certificate(account, serial).await?;
+        let c = &mine.certificate;
+        self.check_renewal_window(c)?;
+        let token_serial = token_serial.trim();
+        if token_serial.is_empty() || token_serial.len() > 64 {
+            return Err(Refusal::MissingField("UKey 序列号").into());
+        }
+        // A key CertHall made: the certificate must be renewed onto it.
+        if let Some(ukey) = &mine.ukey {
+            if ukey.token_serial != token_serial {
+                return Err(Refusal::WrongToken.into());
+            }
+        }
+        let family = self.family_of_certificate(c).await?;
+        let phone = self.account_phone(account).await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        if let Confirmation::Refused(r) = self
+            .confirm_code(&mut tx, &phone, &purpose(&c.serial), code)
+            .await?
+        {
+            tx.commit().await?;
+            return Err(r.into());
+        }
+        let mut abandoned = false;
+        if let Some(open) = db::open_of(&mut tx, &c.serial).await? {
+            if open.updated_at.plus(RENEWAL_STALE) > now {
+                return Err(Refusal::RenewalBusy.into());
+            }
+            self.end_renewal_in(
+                &mut tx,
+                &open,
+                RenewalEvent::Abandon,
+                "更新中断超过 30 分钟，已作废",
+                meta,
+            )
+            .await?;
+            abandoned = open.new_serial.is_some();
+        }
+        let id = db::insert(&mut tx, account, &c.serial, token_serial, now)
+            .await?
+            .ok_or(Refusal::RenewalBusy)?;
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Account(account),
+            meta,
+            AuditEvent::RenewalStep,
+            json!({ "renewal": id, "event": "started", "certificate": c.serial, "token": token_serial }),
+        )
+        .await?;
+        tx.commit().await?;
+        if abandoned {
+            self.ca_revocation_committed();
+        }
+        Ok(RenewalStarted {
+            renewal: self.own_renewal(account, id).await?,
+            algorithm: agent_algorithm(family),
+            key_label: format!("签名密钥-{}", now.date_zh()),
+        })
+    }
+
+    /// One of the account's renewals (another account's is 404).
+    pub async fn own_renewal(&self, account: AccountId, id: i64) -> Result<RenewalRow> {
+        db::get(&self.store, id)
+            .await?
+            .filter(|r| r.account_id == account)
+            .ok_or_else(|| Refusal::NotFound.into())
+    }
+
+    /// Stage 2: the new key pair is in the token; issues its certificate
+    /// with the old certificate's subject and profile.
+    pub async fn renewal_csr(
+        &self,
+        account: AccountId,
+        id: i64,
+        csr: &[u8],
+        key_id: &str,
+        meta: &RequestMeta,
+    ) -> Result<IssuedForKey> {
+        let renewal = self.own_renewal(account, id).await?;
+        renewal_transition(renewal.state, RenewalEvent::Issue)?;
+        let key_id = key_id.trim();
+        if key_id.is_empty() || key_id.len() > 128 || !key_id.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(Refusal::MissingField("密钥标识").into());
+        }
+        let old = self.ca_certificate(&renewal.old_serial).await?;
+        let family = self.family_of_certificate(&old).await?;
+        let verified =
+            certhall_ca::csr::verify(csr).map_err(|e| Refusal::CaRequestRefused(e.to_string()))?;
+        if verified.key.to_string() != old.key_algorithm {
+            return Err(Refusal::WrongKeyAlgorithm(family.label_zh()).into());
+        }
+        let cert = self
+            .ca_issue(
+                &crate::ca::IssueInput {
+                    family,
+                    profile: &old.profile,
+                    csr,
+                    subject: &old.subject,
+                    account: Some(account),
+                    order_id: old.order_id,
+                    predecessor: Some(&old.serial),
+                },
+                Actor::Account(account),
+            )
+            .await?;
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        let moved = db::update(
+            &mut tx,
+            id,
+            RenewalState::Started,
+            RenewalState::Issued,
+            &RenewalChange {
+                key_id: Some(key_id),
+                new_serial: Some(&cert.serial),
+                ..RenewalChange::default()
+            },
+            now,
+        )
+        .await?;
+        if !moved {
+            drop(tx);
+            // The renewal ended meanwhile: its certificate must not outlive it.
+            self.revoke_unused(&cert.serial, "证书更新已结束，新证书作废")
+                .await?;
+            let state = self.own_renewal(account, id).await?.state;
+            return Err(Refusal::RenewalClosed(state.label_zh()).into());
+        }
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Account(account),
+            meta,
+            AuditEvent::RenewalStep,
+            json!({ "renewal": id, "event": "issued", "certificate": cert.serial, "key_id": key_id }),
+        )
+        .await?;
+        tx.commit().await?;
+        let chain = self.ca_chain(family).await?;
+        let pem = |der: &[u8]| certhall_ca::issue::to_pem(der).map_err(ServiceError::Ca);
+        Ok(IssuedForKey {
+            certificate_pem: pem(&cert.der)?,
+            chain_pem: chain.iter().map(|a| pem(&a.der)).collect::<Result<_>>()?,
+            serial: cert.serial,
+        })
+    }
+
+    /// Stage 3: the new certificate read back from the token. Equal bytes
+    /// complete the renewal (see the module's documentation); a different
+    /// certificate ends it and revokes the new one.
+    pub async fn renewal_written(
+        &self,
+        account: AccountId,
+        id: i64,
+        read_back: &[u8],
+        meta: &RequestMeta,
+    ) -> Result<CertificateRow> {
+        let renewal = self.own_renewal(account, id).await?;
+        renewal_transition(renewal.state, RenewalEvent::Complete)?;
+        let new_serial = renewal.new_serial.clone().unwrap_or_default();
+        let new = self.ca_certificate(&new_serial).await?;
+        if new.der != read_back {
+            self.renewal_failed(account, id, "从 UKey 读回的证书与签发的证书不一致", meta)
+                .await?;
+            return Err(Refusal::InvalidField(
+                "从 UKey 读回的证书与签发的证书不一致，本次更新已作废（新证书已注销），原证书仍然有效。请重新更新。"
+                    .into(),
+            )
+            .into());
+        }
+        let old = self.ca_certificate(&renewal.old_serial).await?;
+        let now = self.clock.now();
+        let actor = Actor::Account(account);
+        let mut tx = self.store.begin_write().await?;
+        if !db::update(
+            &mut tx,
+            id,
+            RenewalState::Issued,
+            RenewalState::Completed,
+            &RenewalChange {
+                finished: true,
+                ..RenewalChange::default()
+            },
+            now,
+        )
+        .await?
+        {
+            drop(tx);
+            let state = self.own_renewal(account, id).await?.state;
+            return Err(Refusal::RenewalClosed(state.label_zh()).into());
+        }
+        // The platforms hear of the successor before the revocation, and
+        // the new certificate is activated wherever the old one was.
+        relying::queue_event(
+            &mut tx,
+            &old.serial,
+            "certificate.renewed",
+            &json!({
+                "new_serial": new.serial,
+                "not_after": new.not_after.rfc3339(),
+                "renewed_at": now.rfc3339(),
+            })
+            .to_string(),
+            now,
+        )
+        .await?;
+        let carried = relying::carry_activations(&mut tx, &old.serial, &new.serial, now).await?;
+        if old.revocation.is_none() {
+            let note = format!("证书更新：由新证书 {} 替换", new.serial);
+            self.ca_revoke_in(
+                &mut tx,
+                &old.serial,
+                Reason::Superseded,
+                actor.clone(),
+                Some(&note),
+                meta,
+            )
+            .await?;
+        }
+        if pdb::ukey_of_token(&mut tx, &renewal.token_serial)
+            .await?
+            .is_some_and(|k| k.account_id == account)
+        {
+            pdb::set_ukey_certificate(&mut tx, &renewal.token_serial, &new.serial).await?;
+        }
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            actor,
+            meta,
+            AuditEvent::RenewalStep,
+            json!({
+                "renewal": id, "event": "completed", "old": old.serial, "new": new.serial,
+                "token": renewal.token_serial, "activations_carried": carried,
+            }),
+        )
+        .await?;
+        messages::insert(
+            &mut tx,
+            account,
+            &NewMessage {
+                kind: MessageKind::System,
+                title: "证书已更新".to_owned(),
+                body: format!(
+                    "您的证书（{}）已更新：新证书序列号{}，有效期至{}，已写入原 UKey，PIN 码不变。\
+                     原证书（序列号{}）已停止使用。{}",
+                    subject_common_name(&new.subject),
+                    new.serial,
+                    new.not_after.date_zh(),
+                    old.serial,
+                    if carried > 0 {
+                        "原证书在交易平台的激活已转到新证书，无需重新激活。"
+                    } else {
+                        ""
+                    }
+                ),
+                order_id: None,
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.ca_revocation_committed();
+        Ok(new)
+    }
+
+    /// The page reports a failure (the agent's or CertHall's message as
+    /// shown). The renewal ends; a new certificate it issued is revoked;
+    /// the old one stays valid.
+    pub async fn renewal_failed(
+        &self,
+        account: AccountId,
+        id: i64,
+        message: &str,
+        meta: &RequestMeta,
+    ) -> Result<RenewalRow> {
+        let renewal = self.own_renewal(account, id).await?;
+        renewal_transition(renewal.state, RenewalEvent::Fail)?;
+        let message: String = message.trim().chars().take(200).collect();
+        let mut tx = self.store.begin_write().await?;
+        self.end_renewal_in(&mut tx, &renewal, RenewalEvent::Fail, &message, meta)
+            .await?;
+        tx.commit().await?;
+        if renewal.new_serial.is_some() {
+            self.ca_revocation_committed();
+        }
+        self.own_renewal(account, id).await
+    }
+
+    /// Ends an open renewal inside `tx` (failed or abandoned), revoking
+    /// the certificate it issued.
+    async fn end_renewal_in(
+        &self,
+        tx: &mut WriteTx,
+        renewal: &RenewalRow,
+        event: RenewalEvent,
+        why: &str,
+        meta: &RequestMeta,
+    ) -> Result<()> {
+        let to = renewal_transition(renewal.state, event)?;
+        if !db::update(
+            tx,
+            renewal.id,
+            renewal.state,
+            to,
+            &RenewalChange {
+                failure: Some(why),
+                finished: true,
+                ..RenewalChange::default()
+            },
+            self.clock.now(),
+        )
+        .await?
+        {
+            return Err(Refusal::RenewalBusy.into());
+        }
+        if let Some(new) = &renewal.new_serial {
+            match self
+                .ca_revoke_in(
+                    tx,
+                    new,
+                    Reason::CessationOfOperation,
+                    Actor::System,
+                    Some("证书更新未完成，新证书作废"),
+                    meta,
+                )
+                .await
+            {
+                Ok(()) | Err(ServiceError::Refused(Refusal::AlreadyRevoked)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        append_audit(
+            tx,
+            self.clock.as_ref(),
+            Actor::Account(renewal.account_id),
+            meta,
+            AuditEvent::RenewalStep,
+            json!({ "renewal": renewal.id, "event": to.as_str(), "why": why, "certificate": renewal.new_serial }),
+        )
+        .await
+    }
+
+    /// Revokes a certificate nobody will use (its renewal ended first).
+    async fn revoke_unused(&self, serial: &str, why: &str) -> Result<()> {
+        match self
+            .ca_revoke(
+                serial,
+                Reason::CessationOfOperation,
+                Actor::System,
+                Some(why),
+            )
+            .await
+        {
+            Ok(_) | Err(ServiceError::Refused(Refusal::AlreadyRevoked)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

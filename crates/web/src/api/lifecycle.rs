@@ -1,0 +1,248 @@
+//! The applicant's own work on a key they hold, as JSON (issue 12): 证书更新
+//! (renewal onto the same UKey) and PIN 解锁. The pages' scripts
+//! (`static/renew.js`, `static/unlock.js`) call these with the session
+//! cookie and `X-CSRF-Token`; API clients with their bearer token. Each
+//! handler parses, calls one service and answers.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use base64::Engine as _;
+use certhall_domain::Refusal;
+use certhall_service::auth::CodeSent;
+use certhall_service::renewal::RenewalRow;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::json::Body;
+use crate::error::ApiError;
+use crate::extract::{ApiCaller, ClientMeta};
+use crate::AppState;
+
+fn code_sent(sent: &CodeSent) -> Json<Value> {
+    Json(json!({
+        "phone": sent.phone.masked(),
+        "resend_after_secs": sent.resend_after_secs,
+        "valid_minutes": sent.valid_minutes,
+    }))
+}
+
+fn renewal_json(r: &RenewalRow) -> Value {
+    json!({
+        "id": r.id,
+        "state": r.state.as_str(),
+        "state_label": r.state.label_zh(),
+        "old_serial": r.old_serial,
+        "new_serial": r.new_serial,
+        "token_serial": r.token_serial,
+        "failure": r.failure,
+    })
+}
+
+/// `POST /api/v1/certificates/{serial}/renewal/code`: the SMS code that
+/// confirms a renewal (only within the renewal window).
+pub async fn renewal_code(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(serial): Path<String>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Json<Value>, ApiError> {
+    let sent = s
+        .services
+        .send_renewal_code(who.account_id, &serial, &meta)
+        .await?;
+    Ok(code_sent(&sent))
+}
+
+/// `{"token_serial","code"}`.
+#[derive(Debug, Deserialize)]
+pub struct StartBody {
+    #[serde(default)]
+    token_serial: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /api/v1/certificates/{serial}/renewals`: opens the renewal.
+pub async fn start_renewal(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(serial): Path<String>,
+    ClientMeta(meta): ClientMeta,
+    Body(b): Body<StartBody>,
+) -> Result<Json<Value>, ApiError> {
+    let started = s
+        .services
+        .start_renewal(who.account_id, &serial, &b.token_serial, &b.code, &meta)
+        .await?;
+    Ok(Json(json!({
+        "renewal": renewal_json(&started.renewal),
+        "algorithm": started.algorithm,
+        "key_label": started.key_label,
+    })))
+}
+
+/// `GET /api/v1/renewals/{id}`.
+pub async fn renewal(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<i64>,
+) -> Result<Json<Value>, ApiError> {
+    let r = s.services.own_renewal(who.account_id, id).await?;
+    Ok(Json(json!({ "renewal": renewal_json(&r) })))
+}
+
+/// `{"csr","key_id"}`.
+#[derive(Debug, Deserialize)]
+pub struct CsrBody {
+    #[serde(default)]
+    csr: String,
+    #[serde(default)]
+    key_id: String,
+}
+
+/// `POST /api/v1/renewals/{id}/csr`: the new key's request; answers the
+/// new certificate and its chain (PEM).
+pub async fn renewal_csr(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<i64>,
+    ClientMeta(meta): ClientMeta,
+    Body(b): Body<CsrBody>,
+) -> Result<Json<Value>, ApiError> {
+    let issued = s
+        .services
+        .renewal_csr(who.account_id, id, b.csr.as_bytes(), &b.key_id, &meta)
+        .await?;
+    Ok(Json(json!({
+        "serial": issued.serial,
+        "certificate": issued.certificate_pem,
+        "chain": issued.chain_pem,
+    })))
+}
+
+/// `{"certificate"}` (base64 DER, as the agent lists it).
+#[derive(Debug, Deserialize)]
+pub struct WrittenBody {
+    #[serde(default)]
+    certificate: String,
+}
+
+/// `POST /api/v1/renewals/{id}/written`: the certificate read back from
+/// the token; equal bytes complete the renewal.
+pub async fn renewal_written(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<i64>,
+    ClientMeta(meta): ClientMeta,
+    Body(b): Body<WrittenBody>,
+) -> Result<Json<Value>, ApiError> {
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b.certificate.trim())
+        .map_err(|_| Refusal::MissingField("读回的证书（base64 DER）"))?;
+    let new = s
+        .services
+        .renewal_written(who.account_id, id, &der, &meta)
+        .await?;
+    Ok(Json(json!({
+        "certificate": {
+            "serial": new.serial,
+            "not_after": new.not_after.rfc3339(),
+            "predecessor_serial": new.predecessor_serial,
+        }
+    })))
+}
+
+/// `{"message"}`.
+#[derive(Debug, Deserialize)]
+pub struct FailedBody {
+    #[serde(default)]
+    message: String,
+}
+
+/// `POST /api/v1/renewals/{id}/failed`: the page reports a failure.
+pub async fn renewal_failed(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<i64>,
+    ClientMeta(meta): ClientMeta,
+    Body(b): Body<FailedBody>,
+) -> Result<Json<Value>, ApiError> {
+    let r = s
+        .services
+        .renewal_failed(who.account_id, id, &b.message, &meta)
+        .await?;
+    Ok(Json(json!({ "renewal": renewal_json(&r) })))
+}
+
+/// `POST /api/v1/ukeys/{token}/unlock/code`: the SMS code that confirms a
+/// PIN unlock.
+pub async fn unlock_code(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(token): Path<String>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Json<Value>, ApiError> {
+    let sent = s
+        .services
+        .send_unlock_code(who.account_id, &token, &meta)
+        .await?;
+    Ok(code_sent(&sent))
+}
+
+/// `{"agent_key","code"}`.
+#[derive(Debug, Deserialize)]
+pub struct UnlockBody {
+    #[serde(default)]
+    agent_key: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /api/v1/ukeys/{token}/unlocks`: the SO PINs sealed to the agent's
+/// one-time key.
+pub async fn release_so_pin(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(token): Path<String>,
+    ClientMeta(meta): ClientMeta,
+    Body(b): Body<UnlockBody>,
+) -> Result<Json<Value>, ApiError> {
+    let released = s
+        .services
+        .release_so_pin(who.account_id, &token, &b.agent_key, &b.code, &meta)
+        .await?;
+    Ok(Json(json!({
+        "unlock_id": released.unlock_id,
+        "sealed": released.sealed,
+    })))
+}
+
+/// `{"ok","message"}`.
+#[derive(Debug, Deserialize)]
+pub struct ResultBody {
+    ok: bool,
+    #[serde(default)]
+    message: String,
+}
+
+/// `POST /api/v1/unlocks/{id}/result`: what the agent did.
+pub async fn unlock_result(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<i64>,
+    ClientMeta(meta): ClientMeta,
+    Body(b): Body<ResultBody>,
+) -> Result<Json<Value>, ApiError> {
+    let u = s
+        .services
+        .finish_pin_unlock(who.account_id, id, b.ok, &b.message, &meta)
+        .await?;
+    Ok(Json(json!({
+        "unlock": {
+            "id": u.id,
+            "state": u.state.as_str(),
+            "state_label": u.state.label_zh(),
+            "token_serial": u.token_serial,
+        }
+    })))
+}

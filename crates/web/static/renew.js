@@ -1,0 +1,245 @@
+/*
+ * 证书更新: drives the applicant's key agent through the stages CertHall
+ * records (crates/service/src/renewal.rs):
+ *
+ *   介质查询 → PIN checked by the agent → start (SMS code, window, the
+ *   token) → new key pair in the same token → issue → write → read back →
+ *   CertHall compares, revokes the old certificate (superseded) and
+ *   completes → the old key pair is removed from the token.
+ *
+ * A failure is reported to CertHall (which revokes a new certificate it
+ * issued; the old one stays valid) and the new key pair is deleted again.
+ * The PIN stays in this page's memory for one run and goes only to the
+ * agent.
+ */
+(function () {
+  'use strict';
+  var root = document.getElementById('renewal');
+  if (!root) return;
+  var agent = new window.CertHallAgent(root.dataset.agentUrl);
+  var post = function (path, body) { return window.CertHallPortal.post(path, body, root.dataset.csrf); };
+  var same = window.CertHallAgent.sameSerial;
+  var q = function (id) { return root.querySelector('[data-testid="' + id + '"]'); };
+  var statusBox = q('agent-status');
+  var list = q('media-list');
+  var sendBtn = q('send-code');
+  var codeStatus = q('code-status');
+  var startBtn = q('start-renewal');
+  var progress = q('renewal-progress');
+  var errorBox = q('renewal-error');
+  var doneBox = q('renewal-done');
+  var pinInput = root.querySelector('#pin');
+  var codeInput = root.querySelector('#code');
+  var mine = Array.prototype.map.call(
+    q('account-certificates').children,
+    function (li) { return li.dataset; });
+  var found = [];
+  var busy = false;
+
+  function ours(serial) {
+    return mine.filter(function (c) { return same(c.serial, serial); })[0] || null;
+  }
+
+  function mark(stage, state) {
+    var li = progress.querySelector('[data-stage="' + stage + '"]');
+    if (li) li.setAttribute('data-state', state);
+  }
+
+  function showError(message) {
+    errorBox.textContent = message;
+    errorBox.hidden = false;
+  }
+
+  function chosen() {
+    var r = list.querySelector('input[name="cert"]:checked');
+    return r ? found[Number(r.value)] : null;
+  }
+
+  function update() {
+    var c = chosen();
+    sendBtn.disabled = busy || !c;
+    startBtn.disabled = busy || !c || !pinInput.value || codeInput.value.length !== 6;
+  }
+
+  function render() {
+    list.innerHTML = '';
+    var legend = document.createElement('legend');
+    legend.textContent = 'UKey 中的证书';
+    list.appendChild(legend);
+    if (!found.length) {
+      var p = document.createElement('p');
+      p.className = 'muted';
+      p.textContent = '未在 UKey 中找到证书。请插入存放证书的 UKey 后点击“重新查询”。';
+      list.appendChild(p);
+    }
+    var focus = root.dataset.focus;
+    found.forEach(function (f, i) {
+      var label = document.createElement('label');
+      label.className = 'token';
+      label.setAttribute('data-testid', 'media-cert');
+      label.setAttribute('data-serial', f.cert.serial);
+      var radio = document.createElement('input');
+      radio.type = 'radio';
+      radio.name = 'cert';
+      radio.value = String(i);
+      radio.setAttribute('data-testid', 'media-choice');
+      var own = ours(f.cert.serial);
+      var note;
+      if (f.token.pin && f.token.pin.locked) {
+        note = 'UKey PIN 已锁定，请先办理 PIN 解锁';
+        radio.disabled = true;
+      } else if (!own) {
+        note = '不属于当前登录的账号，不能在此更新';
+        radio.disabled = true;
+      } else if (own.advice) {
+        note = own.advice;
+        radio.disabled = true;
+      } else {
+        note = '可以更新';
+      }
+      radio.addEventListener('change', update);
+      if (!radio.disabled && (same(focus, f.cert.serial) || found.length === 1)) radio.checked = true;
+      label.appendChild(radio);
+      var text = ' ' + (f.cert.common_name || f.cert.subject) + ' · 序列号 ' + f.cert.serial +
+        ' · 有效期至 ' + String(f.cert.not_after).slice(0, 10) + ' · UKey ' + f.token.serial + ' · ';
+      label.appendChild(document.createTextNode(text));
+      var status = document.createElement('span');
+      status.setAttribute('data-testid', 'media-status');
+      status.textContent = note;
+      label.appendChild(status);
+      if (f.token.pin && f.token.pin.locked) {
+        var link = document.createElement('a');
+        link.href = '/ukeys/unlock';
+        link.textContent = ' 去解锁';
+        label.appendChild(link);
+      }
+      list.appendChild(label);
+    });
+    update();
+  }
+
+  function refresh() {
+    statusBox.textContent = '正在查询 UKey…';
+    return agent.tokens().then(function (answer) {
+      found = window.CertHallAgent.certificates(answer);
+      statusBox.textContent = '证书助手已连接，找到 ' + found.length + ' 张证书。';
+      render();
+    }, function (e) {
+      found = [];
+      statusBox.textContent = e.message;
+      render();
+    });
+  }
+
+  sendBtn.addEventListener('click', function () {
+    var c = chosen();
+    if (!c) return;
+    sendBtn.disabled = true;
+    codeStatus.textContent = '正在发送…';
+    post('/api/v1/certificates/' + encodeURIComponent(c.cert.serial) + '/renewal/code', {})
+      .then(function (sent) {
+        codeStatus.textContent = '验证码已发送至 ' + sent.phone + '，' + sent.valid_minutes + ' 分钟内有效。';
+        window.setTimeout(update, sent.resend_after_secs * 1000);
+      }, function (e) {
+        codeStatus.textContent = e.message;
+        update();
+      });
+  });
+
+  function run() {
+    var f = chosen();
+    if (!f || busy) return;
+    busy = true;
+    update();
+    errorBox.hidden = true;
+    doneBox.hidden = true;
+    progress.hidden = false;
+    Array.prototype.forEach.call(progress.children, function (li) { li.removeAttribute('data-state'); });
+    var s = { stage: 'pin', renewal: null, keyId: null, pin: pinInput.value };
+
+    function step(name, fn) {
+      return function (prev) {
+        s.stage = name;
+        mark(name, 'running');
+        return Promise.resolve(fn(prev)).then(function (v) { mark(name, 'done'); return v; });
+      };
+    }
+
+    Promise.resolve()
+      .then(step('pin', function () { return agent.verifyPin(f.token.id, s.pin); }))
+      .then(step('start', function () {
+        return post('/api/v1/certificates/' + encodeURIComponent(f.cert.serial) + '/renewals',
+          { token_serial: f.token.serial, code: codeInput.value });
+      }))
+      .then(step('keygen', function (started) {
+        s.renewal = started.renewal.id;
+        return agent.generateKey(f.token.id, s.pin, started.algorithm, started.key_label);
+      }))
+      .then(step('issue', function (made) {
+        s.keyId = made.key.key_id;
+        return post('/api/v1/renewals/' + s.renewal + '/csr', { csr: made.csr, key_id: s.keyId });
+      }))
+      .then(step('write', function (issued) {
+        return agent.storeCertificate(f.token.id, s.keyId, s.pin, issued.certificate, issued.chain);
+      }))
+      .then(step('read_back', function () {
+        return agent.tokens().then(function (answer) {
+          var t = (answer.tokens || []).filter(function (x) { return x.id === f.token.id; })[0];
+          var c = t && (t.certificates || []).filter(function (x) { return x.key_id === s.keyId; })[0];
+          if (!c) {
+            var e = new Error('写入后未能从 UKey 读回新证书。');
+            e.code = 'read_back_missing';
+            throw e;
+          }
+          return post('/api/v1/renewals/' + s.renewal + '/written', { certificate: c.certificate });
+        });
+      }))
+      .then(done, failed);
+
+    function done(answer) {
+      // The old key pair is no use any more: take it off the token (a
+      // failure here changes nothing: its certificate is revoked).
+      var cleanup = f.cert.key_id !== s.keyId
+        ? agent.deleteKey(f.token.id, f.cert.key_id, s.pin).catch(function () { return null; })
+        : Promise.resolve(null);
+      return cleanup.then(function () {
+        s.pin = null;
+        pinInput.value = '';
+        codeInput.value = '';
+        q('renewed-serial').textContent = answer.certificate.serial;
+        q('renewed-until').textContent = String(answer.certificate.not_after).slice(0, 10);
+        doneBox.hidden = false;
+        busy = false;
+        return refresh();
+      });
+    }
+
+    function failed(e) {
+      mark(s.stage, 'failed');
+      var label = (progress.querySelector('[data-stage="' + s.stage + '"]') || {}).textContent;
+      var message = (e && e.message) || '更新失败。';
+      showError('“' + label + '”未完成：' + message +
+        (s.renewal ? ' 原证书仍然有效，请检查 UKey 和证书助手后重新更新。' : ''));
+      var report = s.renewal
+        ? post('/api/v1/renewals/' + s.renewal + '/failed', { message: message })
+        : Promise.resolve(null);
+      return report.then(function (answer) {
+        var state = answer && answer.renewal && answer.renewal.state;
+        if ((state === 'failed' || state === 'abandoned') && s.keyId && s.pin) {
+          return agent.deleteKey(f.token.id, s.keyId, s.pin).catch(function () { return null; });
+        }
+        return null;
+      }, function () { return null; }).then(function () {
+        s.pin = null;
+        busy = false;
+        return refresh();
+      });
+    }
+  }
+
+  pinInput.addEventListener('input', update);
+  codeInput.addEventListener('input', update);
+  q('refresh-media').addEventListener('click', function () { errorBox.hidden = true; refresh(); });
+  startBtn.addEventListener('click', run);
+  refresh();
+})();
