@@ -206,6 +206,9 @@
         s.pin = null;
         pinInput.value = '';
         codeInput.value = '';
+        // The page listed the account's certificates before this one
+        // existed: it is the account's, and needs no renewal.
+        mine.push({ serial: answer.certificate.serial, advice: '新证书，无需更新' });
         q('renewed-serial').textContent = answer.certificate.serial;
         q('renewed-until').textContent = String(answer.certificate.not_after).slice(0, 10);
         doneBox.hidden = false;

@@ -58,6 +58,8 @@
       p.textContent = '未检测到 UKey，请插入后点击“重新查询”。';
       list.appendChild(p);
     }
+    // The only key of this account on the PC is chosen for the applicant.
+    var ours = tokens.filter(function (t) { return mine.indexOf(t.serial) >= 0; });
     tokens.forEach(function (t, i) {
       var label = document.createElement('label');
       label.className = 'token';
@@ -81,7 +83,7 @@
           '；忘记 PIN 码也可以在此重设';
       }
       radio.addEventListener('change', update);
-      if (!radio.disabled && tokens.length === 1) radio.checked = true;
+      if (!radio.disabled && ours.length === 1) radio.checked = true;
       label.appendChild(radio);
       label.appendChild(document.createTextNode(' ' + (t.label || 'UKey') + ' · 序列号 ' + t.serial + ' · '));
       var status = document.createElement('span');

@@ -12,6 +12,7 @@ mod messages;
 mod ops;
 mod relying;
 mod reminders;
+mod renewal;
 mod revocation;
 mod sessions;
 mod wizard;

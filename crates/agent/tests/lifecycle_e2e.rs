@@ -1,0 +1,543 @@
+//! Browser end-to-end of a certificate's life after production (issue 12),
+//! on SQLite and PostgreSQL, with a SoftHSM2 token and the real
+//! `certhall-agent`:
+//!
+//! 1. a key produced for a paid order (the service's production stages and
+//!    the agent's HTTP API, exactly as the counter page drives them);
+//! 2. 证书激活 on the demo relying platform (`/dev/platform`), which calls
+//!    the relying API over HTTP with its own token;
+//! 3. 证书更新 60 days before expiry (the clock injected): a new key pair
+//!    and certificate on the same token, the old certificate `superseded`
+//!    in OCSP (openssl asks), the activation carried over, the platform
+//!    told by a signed webhook it verifies;
+//! 4. the PIN locked by wrong tries (the page shows the tries left), then
+//!    PIN 解锁 online: the new PIN opens the token and the old SO PIN no
+//!    longer does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use base64::Engine as _;
+use certhall_domain::order::OrderId;
+use certhall_service::production::TokenPresented;
+use certhall_service::RequestMeta;
+use certhall_store::testing::TestDatabase;
+use certhall_testkit::browser::Browser;
+use certhall_testkit::fixtures;
+use certhall_testkit::TestApp;
+use certhall_web::WebConfig;
+use reqwest::Client;
+use serde_json::{json, Value};
+use support::{AgentUnderTest, Backend};
+
+const APPLICANT: &str = "13600000921";
+const PRODUCER: &str = "13700000921";
+const DAY: Duration = Duration::from_secs(86_400);
+const NEW_PIN: &str = "802613";
+
+async fn agent_call(
+    agent: &AgentUnderTest,
+    method: reqwest::Method,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let r = Client::new()
+        .request(method, format!("{}{path}", agent.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn tokens(agent: &AgentUnderTest) -> Vec<Value> {
+    let (_, body) = agent_call(agent, reqwest::Method::GET, "/v1/tokens", Value::Null).await;
+    body["tokens"].as_array().unwrap().clone()
+}
+
+/// The produced token as the agent lists it now.
+async fn token(agent: &AgentUnderTest, serial: &str) -> Value {
+    tokens(agent)
+        .await
+        .into_iter()
+        .find(|t| t["serial"] == serial)
+        .unwrap_or_else(|| panic!("token {serial} not listed"))
+}
+
+/// 制证 of `order` onto the agent's blank SoftHSM2 slot, through the
+/// service's stages and the agent's API as `static/production.js` does.
+/// Returns (token id, token serial, user PIN, SO PIN).
+async fn produce(
+    app: &TestApp,
+    agent: &AgentUnderTest,
+    order: OrderId,
+) -> (String, String, String, String) {
+    let s = &app.services;
+    let meta = RequestMeta::default();
+    // Clear of the code cooldown the fixtures' logins started.
+    app.clock.advance(Duration::from_secs(120));
+    let mut who = fixtures::operator_named(app, PRODUCER).await;
+    s.set_producer(
+        &who.username,
+        true,
+        certhall_domain::audit::Actor::Cli("test".into()),
+    )
+    .await
+    .unwrap();
+    who.producer = true;
+    let blank = tokens(agent)
+        .await
+        .into_iter()
+        .find(|t| t["initialized"] == false)
+        .expect("SoftHSM2's free slot");
+    let started = s
+        .production_start(
+            &who,
+            order,
+            &TokenPresented {
+                serial: blank["serial"].as_str().unwrap().to_owned(),
+                initialized: false,
+            },
+            &meta,
+        )
+        .await
+        .unwrap();
+    let so_pin = started
+        .so_pin
+        .clone()
+        .expect("a blank token gets an SO PIN");
+    let (st, init) = agent_call(
+        agent,
+        reqwest::Method::POST,
+        &format!("/v1/tokens/{}/init", blank["id"].as_str().unwrap()),
+        json!({ "label": started.attempt.token_label, "so_pin": so_pin, "pin": started.pin }),
+    )
+    .await;
+    assert!((200..300).contains(&st), "init: {init}");
+    let t = if init["token"].is_object() {
+        &init["token"]
+    } else {
+        &init
+    };
+    let (token_id, serial) = (
+        t["id"].as_str().unwrap().to_owned(),
+        t["serial"].as_str().unwrap().to_owned(),
+    );
+    s.production_token_initialized(&who, started.attempt.id, &serial, &meta)
+        .await
+        .unwrap();
+    let (st, made) = agent_call(
+        agent,
+        reqwest::Method::POST,
+        &format!("/v1/tokens/{token_id}/keys"),
+        json!({ "pin": started.pin, "algorithm": started.attempt.key_kind.as_str(), "label": "签名密钥" }),
+    )
+    .await;
+    assert!((200..300).contains(&st), "keygen: {made}");
+    let key_id = made["key"]["key_id"].as_str().unwrap().to_owned();
+    let issued = s
+        .production_csr(
+            &who,
+            started.attempt.id,
+            made["csr"].as_str().unwrap().as_bytes(),
+            &key_id,
+            &meta,
+        )
+        .await
+        .unwrap();
+    let (st, stored) = agent_call(
+        agent,
+        reqwest::Method::POST,
+        &format!("/v1/tokens/{token_id}/keys/{key_id}/certificate"),
+        json!({ "pin": started.pin, "certificate": issued.certificate_pem, "chain": issued.chain_pem }),
+    )
+    .await;
+    assert!((200..300).contains(&st), "write: {stored}");
+    let listed = token(agent, &serial).await;
+    let read_back = base64::engine::general_purpose::STANDARD
+        .decode(listed["certificates"][0]["certificate"].as_str().unwrap())
+        .unwrap();
+    s.production_written(&who, started.attempt.id, &read_back, &meta)
+        .await
+        .unwrap();
+    (token_id, serial, started.pin.clone(), so_pin)
+}
+
+fn pem(der_b64: &str) -> String {
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in der_b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+async fn login(app: &TestApp, browser: &Browser, site: &str) {
+    browser.goto(&format!("{site}/login")).await;
+    browser.fill("#phone", APPLICANT).await;
+    browser.click_and_wait_for_navigation("#send-code").await;
+    let code = app.latest_code(APPLICANT).await.unwrap();
+    browser.fill("#code", &code).await;
+    browser.click_and_wait_for_navigation("#login-submit").await;
+}
+
+/// Asks CertHall's OCSP responder about `leaf_b64` with `openssl ocsp`.
+fn ocsp_says(dir: &std::path::Path, site: &str, leaf_b64: &str, issuing_b64: &str) -> String {
+    std::fs::write(dir.join("leaf.pem"), pem(leaf_b64)).unwrap();
+    std::fs::write(dir.join("issuing.pem"), pem(issuing_b64)).unwrap();
+    let url = format!("{site}/ocsp");
+    let (_, out) = support::openssl(
+        dir,
+        &[
+            "ocsp",
+            "-issuer",
+            "issuing.pem",
+            "-cert",
+            "leaf.pem",
+            "-url",
+            &url,
+            "-no_nonce",
+            "-noverify",
+        ],
+    );
+    out
+}
+
+/// OpenSSL prints the status after `leaf.pem: `, or on a line of its own
+/// after a warning (the injected clock is ahead of the machine's).
+fn said_status(said: &str, status: &str) -> bool {
+    said.lines()
+        .any(|l| l.trim() == status || l.trim_end().ends_with(&format!(": {status}")))
+}
+
+async fn walk(app: &TestApp, browser: &mut Browser) {
+    let be = app.backend();
+    browser.set_label(&format!("lifecycle-{be}"));
+    let server = app.serve().await;
+    let site = server.url("").trim_end_matches('/').to_owned();
+    let agent = AgentUnderTest::start_on(
+        Backend::SoftHsm,
+        "柜台旧UKey",
+        &[&site],
+        app.web.agent_url.trim_start_matches("http://"),
+    )
+    .await;
+    let s = &app.services;
+    let (me, order) = fixtures::paid_order(app, APPLICANT, "sdzfcg").await;
+    let (token_id, token_serial, pin, so_pin) = produce(app, &agent, order.id).await;
+    let old = token(&agent, &token_serial).await["certificates"][0].clone();
+    let old_serial = s.my_certificates(me).await.unwrap()[0]
+        .certificate
+        .serial
+        .clone();
+
+    // 1. 证书激活 on the demo platform of the certificate's application.
+    app.clock.advance(Duration::from_secs(120));
+    login(app, browser, &site).await;
+    browser
+        .goto(&format!("{site}/dev/platform?app=sdzfcg"))
+        .await;
+    browser
+        .wait_until(
+            "document.querySelectorAll('[data-testid=platform-cert] input:not([disabled])').length === 1",
+            "the token's certificate offered for activation",
+        )
+        .await;
+    browser
+        .eval("document.querySelector('[data-testid=platform-cert] input').click()")
+        .await;
+    browser.fill("[data-testid=pin]", &pin).await;
+    browser.click("[data-testid=activate]").await;
+    browser
+        .wait_until(
+            "!document.querySelector('[data-testid=activation-result]').hidden || !document.querySelector('[data-testid=activation-error]').hidden",
+            "the platform's answer",
+        )
+        .await;
+    assert!(
+        browser.is_visible("[data-testid=activation-result]").await,
+        "{be}: {}",
+        browser.text_of("[data-testid=activation-error]").await
+    );
+    browser
+        .screenshot(&format!("{be}-platform-activated.png"))
+        .await;
+    let mine = s.my_certificates(me).await.unwrap();
+    assert_eq!(
+        mine[0].activations.len(),
+        1,
+        "{be}: {:?}",
+        mine[0].activations
+    );
+    browser.goto(&format!("{site}/certificates")).await;
+    assert_eq!(
+        browser.text_of("[data-testid=certificate-status]").await,
+        "已激活",
+        "{be}"
+    );
+
+    // 2. 证书更新, 60 days before expiry: a new session months later.
+    let not_after = mine[0].certificate.not_after;
+    app.clock.set(not_after.minus(DAY * 60));
+    login(app, browser, &site).await;
+    browser
+        .goto(&format!("{site}/certificates/renew?serial={old_serial}"))
+        .await;
+    assert!(
+        browser
+            .text_of("[data-testid=renewal-timing]")
+            .await
+            .contains("该证书现在可以更新"),
+        "{be}"
+    );
+    browser
+        .wait_until(
+            "document.querySelector('[data-testid=media-choice]')?.checked === true",
+            "the token's certificate chosen",
+        )
+        .await;
+    // A wrong PIN first: the agent says how many tries are left.
+    browser.fill("#pin", "000000").await;
+    browser.fill("#code", "000000").await;
+    browser.click("[data-testid=start-renewal]").await;
+    browser
+        .wait_until(
+            "!document.querySelector('[data-testid=renewal-error]').hidden",
+            "the wrong PIN refused",
+        )
+        .await;
+    let refused = browser.text_of("[data-testid=renewal-error]").await;
+    assert!(refused.contains("还可尝试 9 次"), "{be}: {refused}");
+    assert_eq!(
+        s.my_certificates(me).await.unwrap().len(),
+        1,
+        "{be}: nothing started"
+    );
+    browser.fill("#pin", &pin).await;
+    // A minute after the login code (one code a minute per phone).
+    app.clock.advance(Duration::from_secs(61));
+    browser.click("[data-testid=send-code]").await;
+    browser
+        .wait_for_text("[data-testid=code-status]", "验证码已发送至")
+        .await;
+    let code = app.latest_code(APPLICANT).await.unwrap();
+    browser.fill("#code", &code).await;
+    browser.click("[data-testid=start-renewal]").await;
+    browser
+        .wait_until(
+            "!document.querySelector('[data-testid=renewal-done]').hidden || document.querySelector('[data-testid=renewal-progress] [data-state=failed]')",
+            "the renewal to finish",
+        )
+        .await;
+    assert!(
+        browser.is_visible("[data-testid=renewal-done]").await,
+        "{be}: {}",
+        browser.text_of("[data-testid=renewal-error]").await
+    );
+    browser.screenshot(&format!("{be}-renewed.png")).await;
+    let new_serial = browser.text_of("[data-testid=renewed-serial]").await;
+    assert_ne!(new_serial, old_serial);
+
+    // The token holds the new certificate alone (the old key pair is gone),
+    // same subject, later expiry; the PIN is unchanged.
+    let t = token(&agent, &token_serial).await;
+    let certs = t["certificates"].as_array().unwrap();
+    assert_eq!(certs.len(), 1, "{be}: {t}");
+    assert_eq!(t["keys"].as_array().unwrap().len(), 1, "{be}: {t}");
+    assert_eq!(certs[0]["subject"], old["subject"], "{be}");
+    assert!(
+        certs[0]["not_after"].as_str().unwrap() > old["not_after"].as_str().unwrap(),
+        "{be}: {t}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let issuing = old["chain"][0].as_str().unwrap();
+    let said = ocsp_says(
+        dir.path(),
+        &site,
+        old["certificate"].as_str().unwrap(),
+        issuing,
+    );
+    assert!(
+        said_status(&said, "revoked") && said.contains("Reason: superseded"),
+        "{be}: OCSP on the old certificate: {said}"
+    );
+    let said = ocsp_says(
+        dir.path(),
+        &site,
+        certs[0]["certificate"].as_str().unwrap(),
+        issuing,
+    );
+    assert!(
+        said_status(&said, "good"),
+        "{be}: OCSP on the new certificate: {said}"
+    );
+    // The activation carried over; the platform is told.
+    let mine = s.my_certificates(me).await.unwrap();
+    let renewed = mine
+        .iter()
+        .find(|c| c.certificate.serial == new_serial)
+        .unwrap_or_else(|| panic!("{be}: the new certificate on 我的证书"));
+    assert_eq!(renewed.activations.len(), 1, "{be}");
+    let sweep = s.deliver_platform_events().await.unwrap();
+    assert!(sweep.delivered >= 1 && sweep.failed == 0, "{be}: {sweep:?}");
+    browser
+        .goto(&format!("{site}/dev/platform?app=sdzfcg"))
+        .await;
+    let kinds = browser
+        .eval(&format!(
+            "[...document.querySelectorAll('[data-testid=platform-event][data-serial=\"{old_serial}\"]')].map(e => e.dataset.kind)"
+        ))
+        .await;
+    assert!(
+        kinds
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "certificate.renewed"),
+        "{be}: {kinds}"
+    );
+    browser.screenshot(&format!("{be}-platform-told.png")).await;
+
+    // 3. The PIN locked by ten wrong tries in a row (the renewal's good
+    // PIN reset the count).
+    for _ in 0..10 {
+        agent_call(
+            &agent,
+            reqwest::Method::POST,
+            &format!("/v1/tokens/{token_id}/pin/verify"),
+            json!({ "pin": "000000" }),
+        )
+        .await;
+    }
+    let (st, locked) = agent_call(
+        &agent,
+        reqwest::Method::POST,
+        &format!("/v1/tokens/{token_id}/pin/verify"),
+        json!({ "pin": pin }),
+    )
+    .await;
+    assert_eq!(
+        (st, locked["code"].as_str()),
+        (423, Some("pin_locked")),
+        "{be}: {locked}"
+    );
+
+    // PIN 解锁 online.
+    app.clock.advance(Duration::from_secs(61));
+    browser.goto(&format!("{site}/ukeys/unlock")).await;
+    browser
+        .wait_until(
+            "document.querySelector('[data-testid=unlock-choice]')?.checked === true",
+            "the locked token chosen",
+        )
+        .await;
+    browser.click("[data-testid=send-code]").await;
+    browser
+        .wait_for_text("[data-testid=code-status]", "验证码已发送至")
+        .await;
+    let code = app.latest_code(APPLICANT).await.unwrap();
+    browser.fill("#code", &code).await;
+    browser.fill("#new-pin", NEW_PIN).await;
+    browser.fill("#new-pin-again", NEW_PIN).await;
+    browser.click("[data-testid=start-unlock]").await;
+    browser
+        .wait_until(
+            "!document.querySelector('[data-testid=unlock-done]').hidden || !document.querySelector('[data-testid=unlock-error]').hidden",
+            "the unlock to finish",
+        )
+        .await;
+    assert!(
+        browser.is_visible("[data-testid=unlock-done]").await,
+        "{be}: {}",
+        browser.text_of("[data-testid=unlock-error]").await
+    );
+    browser.screenshot(&format!("{be}-unlocked.png")).await;
+    let (st, v) = agent_call(
+        &agent,
+        reqwest::Method::POST,
+        &format!("/v1/tokens/{token_id}/pin/verify"),
+        json!({ "pin": NEW_PIN }),
+    )
+    .await;
+    assert_eq!(st, 200, "{be}: the new PIN opens the token: {v}");
+    // CertHall holds the new SO PIN (nothing pending) and the token no
+    // longer takes the old one.
+    let ukey = certhall_store::production::ukeys_of_account(&app.db.store, me)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.token_serial == token_serial)
+        .unwrap();
+    assert!(ukey.so_pin_pending.is_none(), "{be}");
+    assert_eq!(ukey.certificate_serial, new_serial, "{be}");
+    so_login_fails(&agent, &t["label"], &so_pin);
+}
+
+/// SoftHSM2 (through OpenSC's pkcs11-tool) refuses `so_pin` for the token.
+fn so_login_fails(agent: &AgentUnderTest, label: &Value, so_pin: &str) {
+    let out = Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", agent.dir.path().join("softhsm2.conf"))
+        .args(["--module", support::DEBIAN_MODULE, "--token-label"])
+        .arg(label.as_str().unwrap())
+        .args([
+            "--session-rw",
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            so_pin,
+            "--list-objects",
+        ])
+        .output();
+    match out {
+        Ok(out) => {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                !out.status.success() && text.contains("CKR_PIN_INCORRECT"),
+                "the old SO PIN still opens the token: {text}"
+            );
+        }
+        Err(_) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but pkcs11-tool (opensc) is missing"
+            );
+            certhall_store::testing::report_skip(
+                "the old-SO-PIN check (pkcs11-tool not installed)",
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activate_renew_lock_and_unlock_a_softhsm2_token() {
+    if !support::softhsm_available() {
+        return;
+    }
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    let mut dbs = vec![TestDatabase::sqlite().await.unwrap()];
+    dbs.extend(TestDatabase::postgres().await.unwrap());
+    for db in dbs {
+        let agent_url = format!("http://127.0.0.1:{}", support::free_port());
+        let app = TestApp::with_web(
+            db,
+            WebConfig {
+                agent_url,
+                ..WebConfig::for_tests()
+            },
+        );
+        walk(&app, &mut browser).await;
+    }
+    browser.close().await;
+}

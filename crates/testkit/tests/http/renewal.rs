@@ -1,0 +1,275 @@
+//! 证书更新 and PIN 解锁 through the JSON API (issue 12): every refusal has
+//! its code and Chinese message and changes nothing; a renewal whose write
+//! fails revokes the new certificate and keeps the old one. The whole walk
+//! with a real token and browser is `crates/agent/tests/lifecycle_e2e.rs`.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use certhall_ca::Family;
+use certhall_domain::audit::Actor;
+use certhall_service::ca::IssueInput;
+use certhall_store::production::UkeyRow;
+use certhall_testkit::client::{Client, Reply};
+use certhall_testkit::fixtures::{openssl_p256_csr, order_at_step_five_for};
+use certhall_testkit::TestApp;
+use serde_json::json;
+
+use crate::audit_events;
+use crate::reminders::{ca_ready, certificate_for};
+
+const DAY: Duration = Duration::from_secs(86_400);
+const MINE: &str = "13600000931";
+const THEIRS: &str = "13600000932";
+const TOKEN: &str = "TK0931";
+
+fn refused(r: &Reply, status: StatusCode, code: &str) -> String {
+    let v = r.json();
+    assert_eq!(
+        (r.status, v["code"].as_str()),
+        (status, Some(code)),
+        "{}",
+        r.body
+    );
+    let message = v["message"].as_str().unwrap().to_owned();
+    assert!(
+        message
+            .chars()
+            .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+        "a Chinese message: {message}"
+    );
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certificate() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        ca_ready(&app).await;
+        let s = &app.services;
+        // Mine, issued for an order and produced onto the key TOKEN.
+        let (me, order) = order_at_step_five_for(&app, MINE, "sdzfcg").await;
+        let dir = tempfile::tempdir().unwrap();
+        let csr = openssl_p256_csr(dir.path());
+        let x = s
+            .ca_issue(
+                &IssueInput {
+                    family: Family::P256,
+                    profile: "enterprise",
+                    csr: &csr,
+                    subject:
+                        "C=CN,O=枣庄更新甲有限公司,USCC=91350100M000100Y43,CN=枣庄更新甲有限公司",
+                    account: Some(me),
+                    order_id: Some(order.id.0),
+                    predecessor: None,
+                },
+                Actor::System,
+            )
+            .await
+            .unwrap();
+        let mut tx = app.db.store.begin_write().await.unwrap();
+        certhall_store::production::insert_ukey(
+            &mut tx,
+            &UkeyRow {
+                token_serial: TOKEN.into(),
+                order_id: order.id.0,
+                account_id: me,
+                key_model: "demo".into(),
+                key_model_name: "演示 UKey".into(),
+                colour: "blue".into(),
+                certificate_serial: x.serial.clone(),
+                so_pin_sealed: String::new(),
+                so_pin_pending: None,
+                attempt_id: 0,
+                produced_at: x.issued_at,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        // Another account's certificate.
+        let (_, y) = certificate_for(&app, THEIRS, "枣庄更新乙有限公司").await;
+
+        let mut c = Client::new(&app, "10.25.0.1");
+        c.api_login(MINE).await;
+        let code_path = format!("/api/v1/certificates/{}/renewal/code", x.serial);
+        let start_path = format!("/api/v1/certificates/{}/renewals", x.serial);
+
+        // A year before expiry: not yet, and the message says from when.
+        let r = c.post_json(&code_path, json!({})).await;
+        let why = refused(&r, StatusCode::CONFLICT, "renewal_not_open");
+        assert!(why.contains("起可以在线更新"), "{be}: {why}");
+
+        // 60 days before expiry, a new session.
+        app.clock.set(x.not_after.minus(DAY * 60));
+        let mut c = Client::new(&app, "10.25.0.1");
+        c.api_login(MINE).await;
+        app.clock.advance(Duration::from_secs(61));
+        // Another account's certificate (on the key all the same): named.
+        let r = c
+            .post_json(
+                &format!("/api/v1/certificates/{}/renewal/code", y.serial),
+                json!({}),
+            )
+            .await;
+        refused(&r, StatusCode::FORBIDDEN, "not_own_certificate");
+        let r = c
+            .post_json(
+                &format!("/api/v1/certificates/{}/renewals", y.serial),
+                json!({ "token_serial": TOKEN, "code": "123456" }),
+            )
+            .await;
+        refused(&r, StatusCode::FORBIDDEN, "not_own_certificate");
+        // No code asked for yet.
+        let r = c
+            .post_json(
+                &start_path,
+                json!({ "token_serial": TOKEN, "code": "123456" }),
+            )
+            .await;
+        refused(&r, StatusCode::UNAUTHORIZED, "sms_code_not_requested");
+
+        let r = c.post_json(&code_path, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        assert_eq!(r.json()["phone"], "136****0931");
+        let code = app.latest_code(MINE).await.unwrap();
+        // Another key plugged in: refused before the code is spent.
+        let r = c
+            .post_json(
+                &start_path,
+                json!({ "token_serial": "OTHER1", "code": code }),
+            )
+            .await;
+        refused(&r, StatusCode::BAD_REQUEST, "wrong_token");
+        // A wrong code counts a try.
+        let wrong = if code == "000000" { "111111" } else { "000000" };
+        let r = c
+            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": wrong }))
+            .await;
+        let why = refused(&r, StatusCode::UNAUTHORIZED, "sms_code_wrong");
+        assert!(why.contains("还可"), "{be}: {why}");
+        // Expired after its minutes.
+        app.clock.advance(Duration::from_secs(6 * 60));
+        let r = c
+            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
+            .await;
+        refused(&r, StatusCode::UNAUTHORIZED, "sms_code_expired");
+        assert!(
+            audit_events(&app, "certificate.renewal").await.is_empty(),
+            "{be}: nothing opened"
+        );
+
+        // A fresh code opens the renewal; a second one is refused.
+        c.post_json(&code_path, json!({})).await;
+        let code = app.latest_code(MINE).await.unwrap();
+        let r = c
+            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let started = r.json();
+        assert_eq!(started["algorithm"], "p256", "{be}");
+        let id = started["renewal"]["id"].as_i64().unwrap();
+        assert_eq!(started["renewal"]["state"], "started");
+        app.clock.advance(Duration::from_secs(61));
+        c.post_json(&code_path, json!({})).await;
+        let code = app.latest_code(MINE).await.unwrap();
+        let r = c
+            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
+            .await;
+        refused(&r, StatusCode::CONFLICT, "renewal_busy");
+        // Nobody else sees it.
+        let mut other = Client::new(&app, "10.25.0.2");
+        other.api_login(THEIRS).await;
+        let r = other.get(&format!("/api/v1/renewals/{id}")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{be}");
+
+        // A request that is not a CSR: refused, the renewal still open.
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/csr"),
+                json!({ "csr": "not a request", "key_id": "0a1b" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}: {}", r.body);
+        // The new key's request: a certificate with the old subject.
+        let new_dir = tempfile::tempdir().unwrap();
+        let new_csr = openssl_p256_csr(new_dir.path());
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/csr"),
+                json!({ "csr": String::from_utf8(new_csr).unwrap(), "key_id": "0a1b" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let new_serial = r.json()["serial"].as_str().unwrap().to_owned();
+        let issued = s.ca_certificate(&new_serial).await.unwrap();
+        assert_eq!(issued.subject, x.subject, "{be}");
+        assert_eq!(
+            issued.predecessor_serial.as_deref(),
+            Some(x.serial.as_str())
+        );
+
+        // The write failed (the page says so): the new certificate is
+        // revoked, the old one stays valid and may be renewed again.
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/failed"),
+                json!({ "message": "写入新证书失败" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        assert_eq!(r.json()["renewal"]["state"], "failed", "{be}");
+        let issued = s.ca_certificate(&new_serial).await.unwrap();
+        assert!(issued.revocation.is_some(), "{be}: the new one is revoked");
+        assert!(
+            s.ca_certificate(&x.serial)
+                .await
+                .unwrap()
+                .revocation
+                .is_none(),
+            "{be}: the old one keeps working"
+        );
+        let mine = s.my_certificates(me).await.unwrap();
+        assert_eq!(mine.len(), 1, "{be}");
+        assert_eq!(mine[0].certificate.serial, x.serial, "{be}");
+        assert_eq!(
+            mine[0].ukey.as_ref().unwrap().certificate_serial,
+            x.serial,
+            "{be}: the key still holds the old one"
+        );
+        // A failed renewal takes no more reports.
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/written"),
+                json!({ "certificate": "AAAA" }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{be}: {}", r.body);
+        let events: Vec<String> = audit_events(&app, "certificate.renewal")
+            .await
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert!(
+            events.contains(&"started".to_owned()) && events.contains(&"failed".to_owned()),
+            "{be}: {events:?}"
+        );
+
+        // PIN 解锁 of a key CertHall did not make for this account.
+        let r = other
+            .post_json(&format!("/api/v1/ukeys/{TOKEN}/unlock/code"), json!({}))
+            .await;
+        refused(&r, StatusCode::FORBIDDEN, "token_not_ours");
+        let r = other
+            .post_json(
+                &format!("/api/v1/ukeys/{TOKEN}/unlocks"),
+                json!({ "agent_key": "x", "code": "123456" }),
+            )
+            .await;
+        refused(&r, StatusCode::FORBIDDEN, "token_not_ours");
+        assert!(
+            audit_events(&app, "ukey.pin_unlock").await.is_empty(),
+            "{be}"
+        );
+    }
+}
