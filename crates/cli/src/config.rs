@@ -322,7 +322,12 @@ impl RuntimeConfig {
             bail!("[payment] attempt_minutes must be 5–120");
         }
         let renewal = file.renewal.clone().unwrap_or_default();
-        let before = renewal.days_before_expiry.unwrap_or(90);
+        // Demo certificates are a year old at most: demo mode opens renewal
+        // at once unless the file says otherwise, so a newcomer can try it.
+        let demo = common.demo || file.demo.unwrap_or(false);
+        let before = renewal
+            .days_before_expiry
+            .unwrap_or(if demo { 366 } else { 90 });
         let after = renewal.days_after_expiry.unwrap_or(365);
         if !(1..=366).contains(&before) || after > 3660 {
             bail!("[renewal] days_before_expiry must be 1–366 and days_after_expiry 0–3660");
@@ -331,7 +336,6 @@ impl RuntimeConfig {
             before_expiry: Duration::from_secs(86_400 * before),
             after_expiry: Duration::from_secs(86_400 * after),
         };
-        let demo = common.demo || file.demo.unwrap_or(false);
         let sms = match (demo, file.sms) {
             (true, None | Some(SmsConfig::Demo)) => Some(SmsConfig::Demo),
             (true, Some(_)) => bail!(

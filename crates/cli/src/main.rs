@@ -596,6 +596,9 @@ async fn serve(config: &RuntimeConfig, mut services: Services) -> anyhow::Result
             );
         }
         println!(
+            "演示交易平台：http://{addr}/dev/platform 用 UKey 激活证书，并显示网上营业厅发来的注销、更新通知。"
+        );
+        println!(
             "演示柜台端：http://{addr}/counter，用户名 {}，密码 {}，短信验证码发往 {}（见发件箱）；制证发货在 /counter/production。",
             certhall_service::counter::DEMO_OPERATOR,
             certhall_service::counter::DEMO_OPERATOR_PASSWORD,
