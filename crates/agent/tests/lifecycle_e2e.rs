@@ -24,11 +24,9 @@ use base64::Engine as _;
 use certhall_domain::order::OrderId;
 use certhall_service::production::TokenPresented;
 use certhall_service::RequestMeta;
-use certhall_store::testing::TestDatabase;
 use certhall_testkit::browser::Browser;
 use certhall_testkit::fixtures;
 use certhall_testkit::TestApp;
-use certhall_web::WebConfig;
 use reqwest::Client;
 use serde_json::{json, Value};
 use support::{AgentUnderTest, Backend};
@@ -526,17 +524,7 @@ async fn activate_renew_lock_and_unlock_a_softhsm2_token() {
     let Some(mut browser) = Browser::launch().await else {
         return;
     };
-    let mut dbs = vec![TestDatabase::sqlite().await.unwrap()];
-    dbs.extend(TestDatabase::postgres().await.unwrap());
-    for db in dbs {
-        let agent_url = format!("http://127.0.0.1:{}", support::free_port());
-        let app = TestApp::with_web(
-            db,
-            WebConfig {
-                agent_url,
-                ..WebConfig::for_tests()
-            },
-        );
+    for app in support::apps_with_agent_port().await {
         walk(&app, &mut browser).await;
     }
     browser.close().await;

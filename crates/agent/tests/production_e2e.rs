@@ -13,11 +13,9 @@ mod support;
 
 use std::process::Command;
 
-use certhall_store::testing::TestDatabase;
 use certhall_testkit::browser::Browser;
 use certhall_testkit::fixtures;
 use certhall_testkit::TestApp;
-use certhall_web::WebConfig;
 use reqwest::Client;
 use serde_json::{json, Value};
 use support::{AgentUnderTest, Backend};
@@ -341,17 +339,7 @@ async fn produce_onto_a_softhsm2_token_ship_and_sign_for() {
     let Some(mut browser) = Browser::launch().await else {
         return;
     };
-    let mut dbs = vec![TestDatabase::sqlite().await.unwrap()];
-    dbs.extend(TestDatabase::postgres().await.unwrap());
-    for db in dbs {
-        let agent_url = format!("http://127.0.0.1:{}", support::free_port());
-        let app = TestApp::with_web(
-            db,
-            WebConfig {
-                agent_url,
-                ..WebConfig::for_tests()
-            },
-        );
+    for app in support::apps_with_agent_port().await {
         produce_ship_deliver(&app, &mut browser).await;
     }
     browser.close().await;

@@ -589,6 +589,16 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        self.issued_for_key(family, cert).await
+    }
+
+    /// A certificate issued for a key in a token, with its chain, as the
+    /// agent writes them (PEM).
+    pub(crate) async fn issued_for_key(
+        &self,
+        family: Family,
+        cert: CertificateRow,
+    ) -> Result<IssuedForKey> {
         let chain = self.ca_chain(family).await?;
         let pem = |der: &[u8]| certhall_ca::issue::to_pem(der).map_err(ServiceError::Ca);
         Ok(IssuedForKey {

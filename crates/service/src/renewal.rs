@@ -274,13 +274,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        let chain = self.ca_chain(family).await?;
-        let pem = |der: &[u8]| certhall_ca::issue::to_pem(der).map_err(ServiceError::Ca);
-        Ok(IssuedForKey {
-            certificate_pem: pem(&cert.der)?,
-            chain_pem: chain.iter().map(|a| pem(&a.der)).collect::<Result<_>>()?,
-            serial: cert.serial,
-        })
+        self.issued_for_key(family, cert).await
     }
 
     /// Stage 3: the new certificate read back from the token. Equal bytes

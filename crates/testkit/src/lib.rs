@@ -282,6 +282,15 @@ fn db_key_dir() -> std::path::PathBuf {
 
 /// Finds the six-digit code in an SMS text.
 pub fn extract_code(body: &str) -> Option<String> {
+    // A confirmation SMS names what it confirms (a token serial may hold six
+    // digits in a row): the code is the one after 验证码为.
+    if let Some(at) = body.find("验证码为") {
+        return extract_code_anywhere(&body[at + "验证码为".len()..]);
+    }
+    extract_code_anywhere(body)
+}
+
+fn extract_code_anywhere(body: &str) -> Option<String> {
     let digits: Vec<char> = body.chars().collect();
     digits
         .windows(6)

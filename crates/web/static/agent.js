@@ -138,7 +138,23 @@
     });
   }
 
+  /**
+   * Asks CertHall to send a confirmation SMS code (POST `path`), says what
+   * happened in `statusEl`, and calls `ready` once another may be asked
+   * for (at once after a refusal).
+   */
+  function sendCode(path, csrf, statusEl, ready) {
+    statusEl.textContent = '正在发送…';
+    return portalPost(path, {}, csrf).then(function (sent) {
+      statusEl.textContent = '验证码已发送至 ' + sent.phone + '，' + sent.valid_minutes + ' 分钟内有效。';
+      window.setTimeout(ready, sent.resend_after_secs * 1000);
+    }, function (e) {
+      statusEl.textContent = e.message;
+      ready();
+    });
+  }
+
   window.CertHallAgent = CertHallAgent;
-  window.CertHallPortal = { post: portalPost };
+  window.CertHallPortal = { post: portalPost, sendCode: sendCode };
   window.AgentError = AgentError;
 })();

@@ -112,14 +112,9 @@
     var t = chosen();
     if (!t) return;
     sendBtn.disabled = true;
-    codeStatus.textContent = '正在发送…';
-    post('/api/v1/ukeys/' + encodeURIComponent(t.serial) + '/unlock/code', {}).then(function (sent) {
-      codeStatus.textContent = '验证码已发送至 ' + sent.phone + '，' + sent.valid_minutes + ' 分钟内有效。';
-      window.setTimeout(update, sent.resend_after_secs * 1000);
-    }, function (e) {
-      codeStatus.textContent = e.message;
-      update();
-    });
+    window.CertHallPortal.sendCode(
+      '/api/v1/ukeys/' + encodeURIComponent(t.serial) + '/unlock/code',
+      root.dataset.csrf, codeStatus, update);
   });
 
   function run() {

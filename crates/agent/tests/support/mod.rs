@@ -302,3 +302,23 @@ pub async fn issue_under(
         .await
         .unwrap()
 }
+
+/// One app per database (SQLite, and PostgreSQL when it answers; under
+/// CI=true always), each with its web pages pointing at an agent on a
+/// free local port (start it with [`AgentUnderTest::start_on`]).
+pub async fn apps_with_agent_port() -> Vec<certhall_testkit::TestApp> {
+    use certhall_store::testing::TestDatabase;
+    let mut dbs = vec![TestDatabase::sqlite().await.unwrap()];
+    dbs.extend(TestDatabase::postgres().await.unwrap());
+    dbs.into_iter()
+        .map(|db| {
+            certhall_testkit::TestApp::with_web(
+                db,
+                certhall_web::WebConfig {
+                    agent_url: format!("http://127.0.0.1:{}", free_port()),
+                    ..certhall_web::WebConfig::for_tests()
+                },
+            )
+        })
+        .collect()
+}
