@@ -910,7 +910,8 @@ impl Services {
     }
 
     /// Abandons attempts left open for [`ATTEMPT_STALE`] and revokes
-    /// certificates issued for production that ended on no key.
+    /// certificates issued for production that ended on no key; abandons
+    /// stale renewals ([`Services::sweep_renewals`]).
     pub async fn sweep_production(&self) -> Result<ProductionSweep> {
         let now = self.clock.now();
         let before = now.minus(ATTEMPT_STALE);
@@ -945,6 +946,7 @@ impl Services {
                 .await?;
             summary.revoked += 1;
         }
+        summary.renewals_abandoned = self.sweep_renewals().await?;
         Ok(summary)
     }
 
@@ -960,7 +962,12 @@ impl Services {
             holder,
             interval,
             self.sweep_production(),
-            |s| format!("abandoned {} revoked {}", s.abandoned, s.revoked),
+            |s| {
+                format!(
+                    "abandoned {} revoked {} renewals abandoned {}",
+                    s.abandoned, s.revoked, s.renewals_abandoned
+                )
+            },
         )
         .await
     }
@@ -981,6 +988,9 @@ pub struct ProductionSweep {
     pub abandoned: u32,
     /// Orphaned certificates revoked.
     pub revoked: u32,
+    /// Renewals left open too long, abandoned (with their new
+    /// certificates revoked).
+    pub renewals_abandoned: u32,
 }
 
 fn require_producer(who: &OperatorInfo) -> Result<()> {

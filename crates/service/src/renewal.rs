@@ -69,6 +69,9 @@ fn agent_algorithm(family: Family) -> &'static str {
     }
 }
 
+/// Why a renewal left open too long ended.
+const ABANDONED: &str = "更新中断超过 30 分钟，已作废";
+
 impl Services {
     /// One of the account's certificates. Another account's (it may be on
     /// the key plugged in all the same) is [`Refusal::NotOwnCertificate`];
@@ -166,7 +169,8 @@ impl Services {
                 &mut tx,
                 &open,
                 RenewalEvent::Abandon,
-                "更新中断超过 30 分钟，已作废",
+                ABANDONED,
+                Actor::Account(account),
                 meta,
             )
             .await?;
@@ -410,13 +414,55 @@ impl Services {
         renewal_transition(renewal.state, RenewalEvent::Fail)?;
         let message: String = message.trim().chars().take(200).collect();
         let mut tx = self.store.begin_write().await?;
-        self.end_renewal_in(&mut tx, &renewal, RenewalEvent::Fail, &message, meta)
-            .await?;
+        self.end_renewal_in(
+            &mut tx,
+            &renewal,
+            RenewalEvent::Fail,
+            &message,
+            Actor::Account(account),
+            meta,
+        )
+        .await?;
         tx.commit().await?;
         if renewal.new_serial.is_some() {
             self.ca_revocation_committed();
         }
         self.own_renewal(account, id).await
+    }
+
+    /// Abandons renewals left open for [`RENEWAL_STALE`] (the page was
+    /// closed half-way), revoking a new certificate they issued; the old
+    /// one stays valid. Part of the production job's sweep; the number
+    /// abandoned.
+    pub async fn sweep_renewals(&self) -> Result<u32> {
+        let before = self.clock.now().minus(RENEWAL_STALE);
+        let mut abandoned = 0;
+        for renewal in db::stale(&self.store, before).await? {
+            let mut tx = self.store.begin_write().await?;
+            match self
+                .end_renewal_in(
+                    &mut tx,
+                    &renewal,
+                    RenewalEvent::Abandon,
+                    ABANDONED,
+                    Actor::System,
+                    &RequestMeta::default(),
+                )
+                .await
+            {
+                Ok(()) => {
+                    tx.commit().await?;
+                    if renewal.new_serial.is_some() {
+                        self.ca_revocation_committed();
+                    }
+                    abandoned += 1;
+                }
+                // Finished by its page meanwhile (nothing was written).
+                Err(ServiceError::Refused(Refusal::RenewalBusy)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(abandoned)
     }
 
     /// Ends an open renewal inside `tx` (failed or abandoned), revoking
@@ -427,6 +473,7 @@ impl Services {
         renewal: &RenewalRow,
         event: RenewalEvent,
         why: &str,
+        actor: Actor,
         meta: &RequestMeta,
     ) -> Result<()> {
         let to = renewal_transition(renewal.state, event)?;
@@ -465,7 +512,7 @@ impl Services {
         append_audit(
             tx,
             self.clock.as_ref(),
-            Actor::Account(renewal.account_id),
+            actor,
             meta,
             AuditEvent::RenewalStep,
             json!({ "renewal": renewal.id, "event": to.as_str(), "why": why, "certificate": renewal.new_serial }),

@@ -87,6 +87,18 @@ pub async fn get(store: &Store, id: i64) -> Result<Option<RenewalRow>> {
     row.as_ref().map(from_row).transpose()
 }
 
+/// Open renewals untouched since `before`, oldest first.
+pub async fn stale(store: &Store, before: Timestamp) -> Result<Vec<RenewalRow>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM renewals \
+         WHERE state IN ('started', 'issued') AND updated_at < $1 ORDER BY id"
+    ))
+    .bind(before.millis())
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
 /// The open renewal of a certificate, if any.
 pub async fn open_of(tx: &mut WriteTx, old_serial: &str) -> Result<Option<RenewalRow>> {
     let row = sqlx::query(&format!(

@@ -1,6 +1,7 @@
 //! 证书更新 and PIN 解锁 through the JSON API (issue 12): every refusal has
 //! its code and Chinese message and changes nothing; a renewal whose write
-//! fails revokes the new certificate and keeps the old one. The whole walk
+//! fails, or whose page is closed half-way (the sweep), revokes the new
+//! certificate and keeps the old one. The whole walk
 //! with a real token and browser is `crates/agent/tests/lifecycle_e2e.rs`.
 
 use std::time::Duration;
@@ -269,6 +270,48 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         refused(&r, StatusCode::FORBIDDEN, "token_not_ours");
         assert!(
             audit_events(&app, "ukey.pin_unlock").await.is_empty(),
+            "{be}"
+        );
+
+        // A renewal whose page was closed after its certificate was
+        // issued: the production job's sweep ends it after 30 minutes and
+        // revokes that certificate; the old one stays valid.
+        app.clock.advance(Duration::from_secs(61));
+        c.post_json(&code_path, json!({})).await;
+        let code = app.latest_code(MINE).await.unwrap();
+        let r = c
+            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let id = r.json()["renewal"]["id"].as_i64().unwrap();
+        let third_dir = tempfile::tempdir().unwrap();
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/csr"),
+                json!({ "csr": String::from_utf8(openssl_p256_csr(third_dir.path())).unwrap(), "key_id": "0c1d" }),
+            )
+            .await;
+        let left = r.json()["serial"].as_str().unwrap().to_owned();
+        app.clock.advance(Duration::from_secs(29 * 60));
+        assert_eq!(s.sweep_production().await.unwrap().renewals_abandoned, 0);
+        app.clock.advance(Duration::from_secs(2 * 60));
+        assert_eq!(s.sweep_production().await.unwrap().renewals_abandoned, 1);
+        assert_eq!(s.sweep_production().await.unwrap().renewals_abandoned, 0);
+        assert!(
+            s.ca_certificate(&left).await.unwrap().revocation.is_some(),
+            "{be}"
+        );
+        assert!(
+            s.ca_certificate(&x.serial)
+                .await
+                .unwrap()
+                .revocation
+                .is_none(),
+            "{be}"
+        );
+        assert_eq!(
+            s.own_renewal(me, id).await.unwrap().state.as_str(),
+            "abandoned",
             "{be}"
         );
     }
