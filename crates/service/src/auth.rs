@@ -112,9 +112,14 @@ impl Services {
 
         let mut tx = self.store.begin_write().await?;
         tx.lock(LockKey::Phone(phone.as_str())).await?;
-        let history =
-            login_codes::send_history(&mut tx, phone, meta.ip.as_deref(), now.minus(RATE_WINDOW))
-                .await?;
+        let history = login_codes::send_history(
+            &mut tx,
+            phone,
+            purpose,
+            meta.ip.as_deref(),
+            now.minus(RATE_WINDOW),
+        )
+        .await?;
         if let Err(r) = self.otp.check_send(&history, now) {
             drop(tx);
             self.audit_alone(certhall_domain::audit::NewAuditEntry::new(

@@ -6,20 +6,24 @@ use sqlx::Row;
 
 use crate::{u32_from, Result, Store, WriteTx};
 
-/// What has been sent to `phone` and from `ip` since `window_start`.
+/// What has been sent to `phone` and from `ip` since `window_start`, and
+/// when the last code for `purpose` went to `phone` (the resend cooldown
+/// is per purpose; the hourly limits count every code).
 pub async fn send_history(
     tx: &mut WriteTx,
     phone: &Phone,
+    purpose: &str,
     ip: Option<&str>,
     window_start: Timestamp,
 ) -> Result<SendHistory> {
     let row = sqlx::query(
-        "SELECT MAX(sent_at) AS last_sent, \
+        "SELECT MAX(CASE WHEN purpose = $3 THEN sent_at END) AS last_sent, \
                 COALESCE(SUM(CASE WHEN sent_at >= $2 THEN 1 ELSE 0 END), 0) AS in_window \
          FROM login_codes WHERE phone = $1",
     )
     .bind(phone.as_str())
     .bind(window_start.millis())
+    .bind(purpose)
     .fetch_one(tx.conn())
     .await?;
     let last_sent: Option<i64> = row.try_get("last_sent")?;

@@ -118,7 +118,7 @@ async fn login_code_compare_and_swap(db: &TestDatabase) {
     let p = Phone::parse("13900139000").unwrap();
     let mut tx = s.begin_write().await.unwrap();
     tx.lock(LockKey::Phone(p.as_str())).await.unwrap();
-    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), T0)
+    let h = login_codes::send_history(&mut tx, &p, login_codes::LOGIN, Some("10.0.0.1"), T0)
         .await
         .unwrap();
     assert_eq!(
@@ -135,7 +135,7 @@ async fn login_code_compare_and_swap(db: &TestDatabase) {
     tx.commit().await.unwrap();
 
     let mut tx = s.begin_write().await.unwrap();
-    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), T0)
+    let h = login_codes::send_history(&mut tx, &p, login_codes::LOGIN, Some("10.0.0.1"), T0)
         .await
         .unwrap();
     assert_eq!(
@@ -146,8 +146,20 @@ async fn login_code_compare_and_swap(db: &TestDatabase) {
         ),
         (Some(T0), 1, 1)
     );
+    // The cooldown is per purpose; the counts are not.
+    let h = login_codes::send_history(&mut tx, &p, "revoke:0a1b", Some("10.0.0.1"), T0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            h.last_sent_to_phone,
+            h.sent_to_phone_in_window,
+            h.sent_from_ip_in_window
+        ),
+        (None, 1, 1)
+    );
     let later = T0.plus(std::time::Duration::from_secs(1));
-    let h = login_codes::send_history(&mut tx, &p, Some("10.0.0.1"), later)
+    let h = login_codes::send_history(&mut tx, &p, login_codes::LOGIN, Some("10.0.0.1"), later)
         .await
         .unwrap();
     assert_eq!(

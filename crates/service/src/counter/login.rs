@@ -82,6 +82,7 @@ impl Services {
         let history = login_codes::send_history(
             &mut tx,
             &op.phone,
+            login_codes::LOGIN,
             meta.ip.as_deref(),
             now.minus(RATE_WINDOW),
         )
