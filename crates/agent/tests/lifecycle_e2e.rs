@@ -6,13 +6,15 @@
 //!    the agent's HTTP API, exactly as the counter page drives them);
 //! 2. 证书激活 on the demo relying platform (`/dev/platform`), which calls
 //!    the relying API over HTTP with its own token;
-//! 3. 证书更新 60 days before expiry (the clock injected): a new key pair
+//! 3. 证书更新 60 days before expiry (the clock injected; the old key
+//!    signs CertHall's challenge): a new key pair
 //!    and certificate on the same token, the old certificate `superseded`
 //!    in OCSP (openssl asks), the activation carried over, the platform
 //!    told by a signed webhook it verifies;
 //! 4. the PIN locked by wrong tries (the page shows the tries left), then
-//!    PIN 解锁 online: the new PIN opens the token and the old SO PIN no
-//!    longer does.
+//!    PIN 解锁 online — refused while another page's release may still
+//!    run, then done after it: the new PIN opens the token and the old SO
+//!    PIN no longer does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -424,7 +426,30 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
         "{be}: {locked}"
     );
 
-    // PIN 解锁 online.
+    // An unlock released to another page (here: straight through the
+    // service) and never reported.
+    let meta = RequestMeta::default();
+    let (_, key) = agent_call(
+        &agent,
+        reqwest::Method::POST,
+        &format!("/v1/tokens/{token_id}/unlock/key"),
+        json!({}),
+    )
+    .await;
+    s.send_unlock_code(me, &token_serial, &meta).await.unwrap();
+    let code = app.latest_code(APPLICANT).await.unwrap();
+    s.release_so_pin(
+        me,
+        &token_serial,
+        key["public_key"].as_str().unwrap(),
+        &code,
+        &meta,
+    )
+    .await
+    .unwrap();
+
+    // PIN 解锁 online: refused while that one may still run, then done.
+    app.clock.advance(Duration::from_secs(61));
     browser.goto(&format!("{site}/ukeys/unlock")).await;
     browser
         .wait_until(
@@ -432,21 +457,31 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
             "the locked token chosen",
         )
         .await;
-    browser.click("[data-testid=send-code]").await;
-    browser
-        .wait_for_text("[data-testid=code-status]", "验证码已发送至")
-        .await;
-    let code = app.latest_code(APPLICANT).await.unwrap();
-    browser.fill("#code", &code).await;
     browser.fill("#new-pin", NEW_PIN).await;
     browser.fill("#new-pin-again", NEW_PIN).await;
-    browser.click("[data-testid=start-unlock]").await;
-    browser
-        .wait_until(
-            "!document.querySelector('[data-testid=unlock-done]').hidden || !document.querySelector('[data-testid=unlock-error]').hidden",
-            "the unlock to finish",
-        )
-        .await;
+    for attempt in 0..2 {
+        if attempt == 1 {
+            // Ten minutes on, the other page's release is over.
+            app.clock.advance(Duration::from_secs(11 * 60));
+        }
+        browser.click("[data-testid=send-code]").await;
+        browser
+            .wait_for_text("[data-testid=code-status]", "验证码已发送至")
+            .await;
+        let code = app.latest_code(APPLICANT).await.unwrap();
+        browser.fill("#code", &code).await;
+        browser.click("[data-testid=start-unlock]").await;
+        browser
+            .wait_until(
+                "!document.querySelector('[data-testid=unlock-done]').hidden || !document.querySelector('[data-testid=unlock-error]').hidden",
+                "the unlock to finish",
+            )
+            .await;
+        if attempt == 0 {
+            let busy = browser.text_of("[data-testid=unlock-error]").await;
+            assert!(busy.contains("正在解锁中"), "{be}: {busy}");
+        }
+    }
     assert!(
         browser.is_visible("[data-testid=unlock-done]").await,
         "{be}: {}",

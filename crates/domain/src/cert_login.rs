@@ -26,8 +26,9 @@ pub const SIGNED_MESSAGE_HEADER: &str = "CertHall-Agent-Signature/1";
 
 /// Purposes a signature can be made for (a closed list: a new purpose is a
 /// deliberate change of the protocol): `login` to CertHall, `activate` a
-/// certificate for a relying platform (证书激活, on the platform's page).
-pub const PURPOSES: [&str; 2] = ["login", "activate"];
+/// certificate for a relying platform (证书激活, on the platform's page),
+/// `renew` a certificate (证书更新: the old key proves it is present).
+pub const PURPOSES: [&str; 3] = ["login", "activate", "renew"];
 
 /// A fresh random challenge: 32 bytes as unpadded base64url (43 chars).
 pub fn new_challenge(rng: &mut impl RngCore) -> String {

@@ -349,6 +349,13 @@ pub enum Refusal {
     /// Another renewal of the certificate is under way.
     #[error("renewal busy")]
     RenewalBusy,
+    /// The key did not prove it holds the certificate being renewed (the
+    /// message says what to do).
+    #[error("renewal proof failed: {0}")]
+    RenewalProofFailed(&'static str),
+    /// Another PIN unlock of the token is under way.
+    #[error("pin unlock busy")]
+    PinUnlockBusy,
     /// The renewal is over (its state as shown).
     #[error("renewal closed ({0})")]
     RenewalClosed(&'static str),
@@ -462,6 +469,8 @@ impl Refusal {
             Self::NotOwnCertificate => "not_own_certificate",
             Self::RenewalNotOpen(_) => "renewal_not_open",
             Self::RenewalBusy => "renewal_busy",
+            Self::RenewalProofFailed(_) => "renewal_proof_failed",
+            Self::PinUnlockBusy => "pin_unlock_busy",
             Self::RenewalClosed(_) => "renewal_closed",
             Self::WrongToken => "wrong_token",
             Self::TokenNotOurs => "token_not_ours",
@@ -555,8 +564,9 @@ impl Refusal {
             Self::RenewalNotOpen(_)
             | Self::RenewalBusy
             | Self::RenewalClosed(_)
+            | Self::PinUnlockBusy
             | Self::PinUnlockClosed(_) => RefusalKind::Conflict,
-            Self::WrongToken => RefusalKind::Invalid,
+            Self::WrongToken | Self::RenewalProofFailed(_) => RefusalKind::Invalid,
             Self::PlatformUnauthorized => RefusalKind::Unauthenticated,
             Self::ActivationRefused(_) => RefusalKind::Invalid,
             Self::ReadBackMismatch | Self::WrongKeyAlgorithm(_) | Self::CourierPushRefused => {
@@ -770,6 +780,8 @@ impl Refusal {
             Self::NotOwnCertificate => "该证书不属于当前登录的账号，不能在此办理。请使用办理该证书时的手机号登录。".into(),
             Self::RenewalNotOpen(why) => why.clone(),
             Self::RenewalBusy => "该证书正在更新中，请勿重复操作；如上次更新已中断，请 30 分钟后重试。".into(),
+            Self::RenewalProofFailed(m) => (*m).into(),
+            Self::PinUnlockBusy => "这把 UKey 正在解锁中，请勿在多个页面同时操作；如上次解锁已中断，请 10 分钟后重试。".into(),
             Self::RenewalClosed(state) => format!("本次证书更新已结束（{state}），请重新开始更新。"),
             Self::WrongToken => "插入的 UKey 不是该证书所在的 UKey，请插入存放该证书的 UKey 后重试。".into(),
             Self::TokenNotOurs => "这把 UKey 不是本系统为当前账号制作的，无法在线解锁。请携带 UKey 到柜台办理。".into(),
@@ -891,6 +903,8 @@ mod tests {
             Refusal::NotOwnCertificate,
             Refusal::RenewalNotOpen("该证书已注销，无法更新。".into()),
             Refusal::RenewalBusy,
+            Refusal::RenewalProofFailed("UKey 签名校验未通过。"),
+            Refusal::PinUnlockBusy,
             Refusal::RenewalClosed("已完成"),
             Refusal::WrongToken,
             Refusal::TokenNotOurs,

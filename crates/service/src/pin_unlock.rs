@@ -22,7 +22,9 @@
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::production;
-use certhall_domain::renewal::{unlock_transition, SoPinRelease, UnlockEvent, UnlockState};
+use certhall_domain::renewal::{
+    unlock_transition, SoPinRelease, UnlockEvent, UnlockState, UNLOCK_STALE,
+};
 use certhall_domain::{AccountId, Refusal};
 use certhall_store::messages;
 use certhall_store::production::{self as pdb, UkeyRow};
@@ -113,9 +115,14 @@ impl Services {
         let ukey = pdb::ukey_of_token(&mut tx, &token)
             .await?
             .ok_or(Refusal::TokenNotOurs)?;
-        // An earlier release the page never reported is over: this one
+        // An earlier release still in its agent key's lifetime may be
+        // running in another page: refuse (nothing is written, the code
+        // stays good). One never reported after that is over: this one
         // takes its place (the token has one of the offered SO PINs).
         if let Some(open) = db::open_unlock_of(&mut tx, &token).await? {
+            if open.started_at.plus(UNLOCK_STALE) > now {
+                return Err(Refusal::PinUnlockBusy.into());
+            }
             unlock_transition(open.state, UnlockEvent::Abandon)?;
             db::finish_unlock(
                 &mut tx,

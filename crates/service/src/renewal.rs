@@ -6,14 +6,19 @@
 //! ([`certhall_domain::renewal`]):
 //!
 //! 1. [`Services::start_renewal`]: 介质查询 found the certificate on the
-//!    plugged-in key and the PIN opened it; CertHall checks the SMS code,
-//!    that the certificate is the account's and on this token, and the
-//!    renewal window, and opens the renewal (one per certificate).
+//!    plugged-in key and its key signed CertHall's challenge
+//!    ([`Services::issue_renewal_challenge`], purpose `renew`): CertHall
+//!    checks that signature against the old certificate (the UKey is
+//!    here, not only the account), the SMS code, that the certificate is
+//!    the account's and on this token, and the renewal window, and opens
+//!    the renewal (one per certificate).
 //! 2. [`Services::renewal_csr`]: a new key pair was generated in the same
 //!    token; CertHall issues the new certificate with the old one's subject
-//!    and profile (never the request's).
+//!    and profile (never the request's), for a key that is not the old
+//!    one, while the old certificate is still valid.
 //! 3. [`Services::renewal_written`]: the page read the new certificate back
-//!    from the token; equal bytes complete the renewal. In one
+//!    from the token; equal bytes complete the renewal, unless either
+//!    certificate was revoked meanwhile (then it fails). In one
 //!    transaction: the old certificate is revoked as `superseded`, the
 //!    activations carry over, the platforms are told
 //!    (`certificate.renewed`, then `certificate.revoked`), the key record
@@ -43,6 +48,61 @@ use crate::certificates::{lifecycle_facts, MyCertificate};
 use crate::production::IssuedForKey;
 use crate::revocation::Confirmation;
 use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
+
+/// The old key's answer to a renewal challenge, as the agent gave it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyProof<'a> {
+    /// The challenge from [`Services::issue_renewal_challenge`].
+    pub challenge: &'a str,
+    /// The bytes the agent signed.
+    pub signed_data: &'a [u8],
+    /// The signature over them.
+    pub signature: &'a [u8],
+    /// Origins the signed message may name: CertHall's own.
+    pub accepted_origins: &'a [String],
+}
+
+/// A challenge unknown, expired or used.
+const CHALLENGE_STALE: &str = "更新请求已失效（超过 2 分钟或已使用），请重新点击“更新证书”。";
+
+/// What a challenge for renewing `serial` is bound to.
+fn challenge_binding(account: AccountId, serial: &str) -> String {
+    format!("renew:{}:{serial}", account.0)
+}
+
+/// Checks that `proof` is a `renew` signature over `challenge` by the key
+/// of `old` (the refusal says what to do otherwise).
+fn check_key_proof(old: &CertificateRow, proof: &KeyProof<'_>) -> std::result::Result<(), Refusal> {
+    use certhall_domain::cert_login::SignedMessage;
+    use der::Decode;
+    const NOT_THIS_KEY: &str =
+        "UKey 签名校验未通过：插入的 UKey 中没有这张证书的密钥。请插入存放该证书的 UKey 后重试。";
+    let message_ok = SignedMessage::parse(proof.signed_data).is_some_and(|m| {
+        m.purpose == "renew"
+            && m.challenge == proof.challenge
+            && proof.accepted_origins.contains(&m.origin)
+    });
+    let cert = x509_cert::Certificate::from_der(&old.der)
+        .map_err(|_| Refusal::RenewalProofFailed(NOT_THIS_KEY))?;
+    let signature_ok = certhall_ca::csr::verify_signature(
+        &cert.tbs_certificate.subject_public_key_info,
+        proof.signed_data,
+        proof.signature,
+    )
+    .is_ok();
+    if message_ok && signature_ok {
+        Ok(())
+    } else {
+        Err(Refusal::RenewalProofFailed(NOT_THIS_KEY))
+    }
+}
+
+/// True if `key` is the public key `old` certifies.
+fn same_public_key(old: &CertificateRow, key: &x509_cert::spki::SubjectPublicKeyInfoOwned) -> bool {
+    use der::Decode;
+    x509_cert::Certificate::from_der(&old.der)
+        .is_ok_and(|c| c.tbs_certificate.subject_public_key_info == *key)
+}
 
 /// A renewal opened: what the page tells the agent next.
 #[derive(Debug, Clone)]
@@ -125,6 +185,22 @@ impl Services {
             .await
     }
 
+    /// The challenge the old key signs (purpose `renew`) to start the
+    /// renewal of `serial`: only for the account's certificates, within
+    /// the window. Bound to the account and the certificate, valid for
+    /// two minutes, used once.
+    pub async fn issue_renewal_challenge(
+        &self,
+        account: AccountId,
+        serial: &str,
+        meta: &RequestMeta,
+    ) -> Result<crate::cert_login::IssuedChallenge> {
+        let mine = self.own_certificate(account, serial).await?;
+        self.check_renewal_window(&mine.certificate)?;
+        self.issue_login_challenge(&challenge_binding(account, &mine.certificate.serial), meta)
+            .await
+    }
+
     /// Stage 1: opens the renewal of `serial` onto the token
     /// `token_serial` (the one 介质查询 found it on), confirmed by the SMS
     /// code. A wrong code counts a try and opens nothing.
@@ -134,11 +210,15 @@ impl Services {
         serial: &str,
         token_serial: &str,
         code: &str,
+        proof: &KeyProof<'_>,
         meta: &RequestMeta,
     ) -> Result<RenewalStarted> {
         let mine = self.own_certificate(account, serial).await?;
         let c = &mine.certificate;
         self.check_renewal_window(c)?;
+        // The key must be here: a session and the phone are not enough to
+        // put a new certificate for the enterprise on any key.
+        check_key_proof(c, proof)?;
         let token_serial = token_serial.trim();
         if token_serial.is_empty() || token_serial.len() > 64 {
             return Err(Refusal::MissingField("UKey 序列号").into());
@@ -153,6 +233,18 @@ impl Services {
         let phone = self.account_phone(account).await?;
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
+        if let Err(r) = self
+            .use_up_challenge(
+                &mut tx,
+                proof.challenge,
+                &challenge_binding(account, &c.serial),
+                now,
+            )
+            .await?
+        {
+            tracing::info!(refusal = r.code(), "renewal: challenge not usable");
+            return Err(Refusal::RenewalProofFailed(CHALLENGE_STALE).into());
+        }
         if let Confirmation::Refused(r) = self
             .confirm_code(&mut tx, &phone, &purpose(&c.serial), code)
             .await?
@@ -225,11 +317,20 @@ impl Services {
             return Err(Refusal::MissingField("密钥标识").into());
         }
         let old = self.ca_certificate(&renewal.old_serial).await?;
+        // Revoked since the renewal started (注销, 补办, the counter): no
+        // successor for it.
+        self.check_renewal_window(&old)?;
         let family = self.family_of_certificate(&old).await?;
         let verified =
             certhall_ca::csr::verify(csr).map_err(|e| Refusal::CaRequestRefused(e.to_string()))?;
         if verified.key.to_string() != old.key_algorithm {
             return Err(Refusal::WrongKeyAlgorithm(family.label_zh()).into());
+        }
+        if same_public_key(&old, &verified.public_key) {
+            return Err(Refusal::CaRequestRefused(
+                "更新须在 UKey 内生成新的密钥，不能沿用原证书的密钥。".into(),
+            )
+            .into());
         }
         let cert = self
             .ca_issue(
@@ -308,6 +409,45 @@ impl Services {
         let now = self.clock.now();
         let actor = Actor::Account(account);
         let mut tx = self.store.begin_write().await?;
+        // Either certificate revoked meanwhile (the old one by 注销 or
+        // 补办, the new one by the sweep): no completion. Read inside the
+        // transaction, after which a revocation waits for ours.
+        let revoked = |c: Option<CertificateRow>| c.is_none_or(|c| c.revocation.is_some());
+        let why = if revoked(certhall_store::ca::certificate_tx(&mut tx, &old.serial).await?) {
+            Some("原证书已注销，本次更新已作废，新证书同时注销。")
+        } else if revoked(certhall_store::ca::certificate_tx(&mut tx, &new.serial).await?) {
+            Some("本次更新已超时作废，新证书已注销，原证书仍然有效。请重新更新。")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            let ended = match self
+                .end_renewal_in(
+                    &mut tx,
+                    &renewal,
+                    RenewalEvent::Fail,
+                    why,
+                    actor.clone(),
+                    meta,
+                )
+                .await
+            {
+                Ok(()) => {
+                    tx.commit().await?;
+                    self.ca_revocation_committed();
+                    true
+                }
+                Err(ServiceError::Refused(Refusal::RenewalBusy | Refusal::RenewalClosed(_))) => {
+                    false
+                }
+                Err(e) => return Err(e),
+            };
+            if ended {
+                return Err(Refusal::RenewalNotOpen(why.to_owned()).into());
+            }
+            let state = self.own_renewal(account, id).await?.state;
+            return Err(Refusal::RenewalClosed(state.label_zh()).into());
+        }
         if !db::update(
             &mut tx,
             id,
@@ -341,21 +481,22 @@ impl Services {
         )
         .await?;
         let carried = relying::carry_activations(&mut tx, &old.serial, &new.serial, now).await?;
-        if old.revocation.is_none() {
-            let note = format!("证书更新：由新证书 {} 替换", new.serial);
-            self.ca_revoke_in(
-                &mut tx,
-                &old.serial,
-                Reason::Superseded,
-                actor.clone(),
-                Some(&note),
-                meta,
-            )
-            .await?;
-        }
+        let note = format!("证书更新：由新证书 {} 替换", new.serial);
+        self.ca_revoke_in(
+            &mut tx,
+            &old.serial,
+            Reason::Superseded,
+            actor.clone(),
+            Some(&note),
+            meta,
+        )
+        .await?;
+        // The key record follows only if it held the renewed certificate
+        // (a certificate renewed onto another key of the account's must not
+        // take that key's record from its own certificate).
         if pdb::ukey_of_token(&mut tx, &renewal.token_serial)
             .await?
-            .is_some_and(|k| k.account_id == account)
+            .is_some_and(|k| k.account_id == account && k.certificate_serial == old.serial)
         {
             pdb::set_ukey_certificate(&mut tx, &renewal.token_serial, &new.serial).await?;
         }

@@ -264,6 +264,8 @@ pub async fn wipe_pins_of_order(tx: &mut WriteTx, order: i64) -> Result<()> {
 /// Certificates issued for production that are on no key and belong to
 /// no open attempt, issued before `before`, not revoked: left behind by a
 /// crash between issuing and recording. The production job revokes them.
+/// A renewal's certificate carries its order too, but is the renewal's
+/// business (`sweep_renewals`).
 pub async fn orphaned_certificates(store: &Store, before: Timestamp) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT c.serial FROM certificates c \
@@ -271,6 +273,7 @@ pub async fn orphaned_certificates(store: &Store, before: Timestamp) -> Result<V
            AND EXISTS (SELECT 1 FROM production_attempts pa WHERE pa.order_id = c.order_id) \
            AND NOT EXISTS (SELECT 1 FROM revocations r WHERE r.serial = c.serial) \
            AND NOT EXISTS (SELECT 1 FROM ukeys u WHERE u.certificate_serial = c.serial) \
+           AND NOT EXISTS (SELECT 1 FROM renewals rn WHERE rn.new_serial = c.serial) \
            AND NOT EXISTS (SELECT 1 FROM production_attempts pa \
                            WHERE pa.certificate_serial = c.serial AND pa.state IN ('started', 'issued')) \
          ORDER BY c.issued_at",

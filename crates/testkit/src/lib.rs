@@ -185,7 +185,7 @@ impl TestApp {
     /// On the given database with another SMS gateway and web settings.
     pub fn with_gateway(
         db: TestDatabase,
-        web: WebConfig,
+        mut web: WebConfig,
         gateway: impl FnOnce(
             &certhall_store::Store,
             Arc<dyn certhall_domain::Clock>,
@@ -196,6 +196,11 @@ impl TestApp {
         let base_url = format!("http://{}", reserved.local_addr().expect("addr"));
         let sms = gateway(&db.store, clock.clone());
         let services = test_services(&db.store, clock.clone(), &base_url, sms);
+        // Pages served by `serve` come from base_url: CertHall's own origin,
+        // as the public URL is in production.
+        if !web.extra_origins.contains(&base_url) {
+            web.extra_origins.push(base_url.clone());
+        }
         let router = certhall_web::app(AppState::new(services.clone(), web.clone()));
         Self {
             db,

@@ -2,8 +2,9 @@
  * 证书更新: drives the applicant's key agent through the stages CertHall
  * records (crates/service/src/renewal.rs):
  *
- *   介质查询 → PIN checked by the agent → start (SMS code, window, the
- *   token) → new key pair in the same token → issue → write → read back →
+ *   介质查询 → PIN checked by the agent → start (the old key signs
+ *   CertHall's challenge; SMS code, window, the token) → new key pair in
+ *   the same token → issue → write → read back →
  *   CertHall compares, revokes the old certificate (superseded) and
  *   completes → the old key pair is removed from the token.
  *
@@ -162,8 +163,15 @@
     Promise.resolve()
       .then(step('pin', function () { return agent.verifyPin(f.token.id, s.pin); }))
       .then(step('start', function () {
-        return post('/api/v1/certificates/' + encodeURIComponent(f.cert.serial) + '/renewals',
-          { token_serial: f.token.serial, code: codeInput.value });
+        var base = '/api/v1/certificates/' + encodeURIComponent(f.cert.serial);
+        return post(base + '/renewal/challenge', {}).then(function (c) {
+          return agent.sign(f.token.id, f.cert.key_id, s.pin, c.challenge, 'renew').then(function (signed) {
+            return post(base + '/renewals', {
+              token_serial: f.token.serial, code: codeInput.value, challenge: c.challenge,
+              signed_data: signed.signed_data, signature: signed.signature
+            });
+          });
+        });
       }))
       .then(step('keygen', function (started) {
         s.renewal = started.renewal.id;
@@ -204,33 +212,51 @@
         // existed: it is the account's, and needs no renewal.
         mine.push({ serial: answer.certificate.serial, advice: '新证书，无需更新' });
         q('renewed-serial').textContent = answer.certificate.serial;
-        q('renewed-until').textContent = String(answer.certificate.not_after).slice(0, 10);
+        q('renewed-until').textContent = answer.certificate.not_after
+          ? String(answer.certificate.not_after).slice(0, 10) : '（见“我的证书”）';
         doneBox.hidden = false;
         busy = false;
         return refresh();
       });
     }
 
+    // What CertHall recorded decides what the page says and cleans up: a
+    // renewal it completed (an answer lost on the way) is done; one that
+    // ended takes its new key pair off the token again.
     function failed(e) {
       mark(s.stage, 'failed');
       var label = (progress.querySelector('[data-stage="' + s.stage + '"]') || {}).textContent;
       var message = (e && e.message) || '更新失败。';
-      showError('“' + label + '”未完成：' + message +
-        (s.renewal ? ' 原证书仍然有效，请检查 UKey 和证书助手后重新更新。' : ''));
-      var report = s.renewal
-        ? post('/api/v1/renewals/' + s.renewal + '/failed', { message: message })
-        : Promise.resolve(null);
-      return report.then(function (answer) {
-        var state = answer && answer.renewal && answer.renewal.state;
-        if ((state === 'failed' || state === 'abandoned') && s.keyId && s.pin) {
-          return agent.deleteKey(f.token.id, s.keyId, s.pin).catch(function () { return null; });
-        }
-        return null;
-      }, function () { return null; }).then(function () {
-        s.pin = null;
-        busy = false;
-        return refresh();
-      });
+      if (!s.renewal) {
+        showError('“' + label + '”未完成：' + message);
+        return finish();
+      }
+      return post('/api/v1/renewals/' + s.renewal + '/failed', { message: message })
+        .catch(function () {
+          return window.fetch('/api/v1/renewals/' + s.renewal, { credentials: 'same-origin', cache: 'no-store' })
+            .then(function (r) { return r.json(); }).catch(function () { return null; });
+        })
+        .then(function (answer) {
+          var r = (answer && answer.renewal) || {};
+          if (r.state === 'completed') {
+            return done({ certificate: { serial: r.new_serial, not_after: '' } });
+          }
+          showError('“' + label + '”未完成：' + message +
+            (r.state === 'failed' || r.state === 'abandoned'
+              ? ' 本次更新已作废，原证书是否仍可使用请以“我的证书”为准；可以重新更新。'
+              : ' 请检查 UKey 和证书助手后重新更新。'));
+          if ((r.state === 'failed' || r.state === 'abandoned') && s.keyId && s.pin) {
+            return agent.deleteKey(f.token.id, s.keyId, s.pin).catch(function () { return null; });
+          }
+          return null;
+        })
+        .then(finish);
+    }
+
+    function finish() {
+      s.pin = null;
+      busy = false;
+      return refresh();
     }
   }
 

@@ -43,7 +43,12 @@ async fn call(
 }
 
 /// Signs what the agent would sign, with the key in `dir/k.pem`.
-fn sign(dir: &std::path::Path, purpose: &str, origin: &str, challenge: &str) -> (String, String) {
+pub(crate) fn sign(
+    dir: &std::path::Path,
+    purpose: &str,
+    origin: &str,
+    challenge: &str,
+) -> (String, String) {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
     let msg = SignedMessage {

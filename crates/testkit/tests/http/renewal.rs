@@ -7,22 +7,52 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
+use base64::Engine as _;
 use certhall_ca::Family;
 use certhall_domain::audit::Actor;
 use certhall_service::ca::IssueInput;
 use certhall_store::production::UkeyRow;
 use certhall_testkit::client::{Client, Reply};
-use certhall_testkit::fixtures::{openssl_p256_csr, order_at_step_five_for};
+use certhall_testkit::fixtures::{openssl, openssl_p256_csr, order_at_step_five_for};
 use certhall_testkit::TestApp;
 use serde_json::json;
 
 use crate::audit_events;
+use crate::relying::sign;
 use crate::reminders::{ca_ready, certificate_for};
 
 const DAY: Duration = Duration::from_secs(86_400);
 const MINE: &str = "13600000931";
 const THEIRS: &str = "13600000932";
 const TOKEN: &str = "TK0931";
+
+/// CertHall's own origin in the tests' settings.
+const ORIGIN: &str = "http://127.0.0.1:8080";
+
+/// Starts the renewal of `serial` as the page does: a challenge, signed
+/// for `purpose` by the key in `key_dir/k.pem`, with `body`.
+async fn start(
+    c: &mut Client<'_>,
+    serial: &str,
+    key_dir: &std::path::Path,
+    purpose: &str,
+    mut body: serde_json::Value,
+) -> Reply {
+    let r = c
+        .post_json(
+            &format!("/api/v1/certificates/{serial}/renewal/challenge"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let challenge = r.json()["challenge"].as_str().unwrap().to_owned();
+    let (signed, signature) = sign(key_dir, purpose, ORIGIN, &challenge);
+    body["challenge"] = json!(challenge);
+    body["signed_data"] = json!(signed);
+    body["signature"] = json!(signature);
+    c.post_json(&format!("/api/v1/certificates/{serial}/renewals"), body)
+        .await
+}
 
 fn refused(r: &Reply, status: StatusCode, code: &str) -> String {
     let v = r.json();
@@ -94,7 +124,6 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         let mut c = Client::new(&app, "10.25.0.1");
         c.api_login(MINE).await;
         let code_path = format!("/api/v1/certificates/{}/renewal/code", x.serial);
-        let start_path = format!("/api/v1/certificates/{}/renewals", x.serial);
 
         // A year before expiry: not yet, and the message says from when.
         let r = c.post_json(&code_path, json!({})).await;
@@ -122,12 +151,14 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
             .await;
         refused(&r, StatusCode::FORBIDDEN, "not_own_certificate");
         // No code asked for yet.
-        let r = c
-            .post_json(
-                &start_path,
-                json!({ "token_serial": TOKEN, "code": "123456" }),
-            )
-            .await;
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": TOKEN, "code": "123456" }),
+        )
+        .await;
         refused(&r, StatusCode::UNAUTHORIZED, "sms_code_not_requested");
 
         let r = c.post_json(&code_path, json!({})).await;
@@ -135,25 +166,55 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         assert_eq!(r.json()["phone"], "136****0931");
         let code = app.latest_code(MINE).await.unwrap();
         // Another key plugged in: refused before the code is spent.
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": "OTHER1", "code": code }),
+        )
+        .await;
+        refused(&r, StatusCode::BAD_REQUEST, "wrong_token");
+        // Without the certificate's key (a session and the phone are not
+        // enough), or its signature for another purpose, or no signature:
+        // refused before the code is spent.
+        let stranger = tempfile::tempdir().unwrap();
+        openssl_p256_csr(stranger.path());
+        let body = json!({ "token_serial": TOKEN, "code": code });
+        for (key, purpose) in [(stranger.path(), "renew"), (dir.path(), "login")] {
+            let r = start(&mut c, &x.serial, key, purpose, body.clone()).await;
+            let why = refused(&r, StatusCode::BAD_REQUEST, "renewal_proof_failed");
+            assert!(why.contains("存放该证书的 UKey"), "{be}: {why}");
+        }
         let r = c
             .post_json(
-                &start_path,
-                json!({ "token_serial": "OTHER1", "code": code }),
+                &format!("/api/v1/certificates/{}/renewals", x.serial),
+                body.clone(),
             )
             .await;
-        refused(&r, StatusCode::BAD_REQUEST, "wrong_token");
+        refused(&r, StatusCode::BAD_REQUEST, "renewal_proof_failed");
         // A wrong code counts a try.
         let wrong = if code == "000000" { "111111" } else { "000000" };
-        let r = c
-            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": wrong }))
-            .await;
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": TOKEN, "code": wrong }),
+        )
+        .await;
         let why = refused(&r, StatusCode::UNAUTHORIZED, "sms_code_wrong");
         assert!(why.contains("还可"), "{be}: {why}");
         // Expired after its minutes.
         app.clock.advance(Duration::from_secs(6 * 60));
-        let r = c
-            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
-            .await;
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": TOKEN, "code": code }),
+        )
+        .await;
         refused(&r, StatusCode::UNAUTHORIZED, "sms_code_expired");
         assert!(
             audit_events(&app, "certificate.renewal").await.is_empty(),
@@ -163,9 +224,14 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         // A fresh code opens the renewal; a second one is refused.
         c.post_json(&code_path, json!({})).await;
         let code = app.latest_code(MINE).await.unwrap();
-        let r = c
-            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
-            .await;
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": TOKEN, "code": code }),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
         let started = r.json();
         assert_eq!(started["algorithm"], "p256", "{be}");
@@ -174,9 +240,14 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         app.clock.advance(Duration::from_secs(61));
         c.post_json(&code_path, json!({})).await;
         let code = app.latest_code(MINE).await.unwrap();
-        let r = c
-            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
-            .await;
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": TOKEN, "code": code }),
+        )
+        .await;
         refused(&r, StatusCode::CONFLICT, "renewal_busy");
         // Nobody else sees it.
         let mut other = Client::new(&app, "10.25.0.2");
@@ -192,6 +263,21 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
             )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}: {}", r.body);
+        // A request for the old key: a renewal needs a new key pair.
+        openssl(
+            dir.path(),
+            &[
+                "req", "-new", "-key", "k.pem", "-subj", "/CN=x", "-out", "same.csr",
+            ],
+        );
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/csr"),
+                json!({ "csr": std::fs::read_to_string(dir.path().join("same.csr")).unwrap(), "key_id": "0a1b" }),
+            )
+            .await;
+        let why = refused(&r, StatusCode::BAD_REQUEST, "ca_request_refused");
+        assert!(why.contains("不能沿用"), "{be}: {why}");
         // The new key's request: a certificate with the old subject.
         let new_dir = tempfile::tempdir().unwrap();
         let new_csr = openssl_p256_csr(new_dir.path());
@@ -279,9 +365,14 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         app.clock.advance(Duration::from_secs(61));
         c.post_json(&code_path, json!({})).await;
         let code = app.latest_code(MINE).await.unwrap();
-        let r = c
-            .post_json(&start_path, json!({ "token_serial": TOKEN, "code": code }))
-            .await;
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": TOKEN, "code": code }),
+        )
+        .await;
         assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
         let id = r.json()["renewal"]["id"].as_i64().unwrap();
         let third_dir = tempfile::tempdir().unwrap();
@@ -312,6 +403,58 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         assert_eq!(
             s.own_renewal(me, id).await.unwrap().state.as_str(),
             "abandoned",
+            "{be}"
+        );
+
+        // The old certificate revoked (here by the CA) while a renewal is
+        // under way: the read-back does not complete it; the new one is
+        // revoked too and the renewal failed.
+        let mut c = Client::new(&app, "10.25.0.1");
+        c.api_login(MINE).await;
+        c.post_json(&code_path, json!({})).await;
+        let code = app.latest_code(MINE).await.unwrap();
+        let r = start(
+            &mut c,
+            &x.serial,
+            dir.path(),
+            "renew",
+            json!({ "token_serial": TOKEN, "code": code }),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let id = r.json()["renewal"]["id"].as_i64().unwrap();
+        let fourth = tempfile::tempdir().unwrap();
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/csr"),
+                json!({ "csr": String::from_utf8(openssl_p256_csr(fourth.path())).unwrap(), "key_id": "0e1f" }),
+            )
+            .await;
+        let late = r.json()["serial"].as_str().unwrap().to_owned();
+        s.ca_revoke(
+            &x.serial,
+            certhall_ca::crl::Reason::KeyCompromise,
+            Actor::System,
+            None,
+        )
+        .await
+        .unwrap();
+        let der = s.ca_certificate(&late).await.unwrap().der;
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{id}/written"),
+                json!({ "certificate": base64::engine::general_purpose::STANDARD.encode(der) }),
+            )
+            .await;
+        let why = refused(&r, StatusCode::CONFLICT, "renewal_not_open");
+        assert!(why.contains("原证书已注销"), "{be}: {why}");
+        assert!(
+            s.ca_certificate(&late).await.unwrap().revocation.is_some(),
+            "{be}: no successor for a revoked certificate"
+        );
+        assert_eq!(
+            s.own_renewal(me, id).await.unwrap().state.as_str(),
+            "failed",
             "{be}"
         );
     }

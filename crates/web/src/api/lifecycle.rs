@@ -9,7 +9,7 @@ use axum::Json;
 use base64::Engine as _;
 use certhall_domain::Refusal;
 use certhall_service::auth::CodeSent;
-use certhall_service::renewal::RenewalRow;
+use certhall_service::renewal::{KeyProof, RenewalRow};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -53,13 +53,39 @@ pub async fn renewal_code(
     Ok(code_sent(&sent))
 }
 
-/// `{"token_serial","code"}`.
+/// `POST /api/v1/certificates/{serial}/renewal/challenge`: what the old
+/// key signs (purpose `renew`) to start the renewal.
+pub async fn renewal_challenge(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(serial): Path<String>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Json<Value>, ApiError> {
+    let issued = s
+        .services
+        .issue_renewal_challenge(who.account_id, &serial, &meta)
+        .await?;
+    Ok(Json(json!({
+        "challenge": issued.challenge,
+        "expires_at": issued.expires_at.rfc3339(),
+        "purpose": "renew",
+    })))
+}
+
+/// `{"token_serial","code","challenge","signed_data","signature"}`: the
+/// last three are the agent's answer to the renewal challenge (base64).
 #[derive(Debug, Deserialize)]
 pub struct StartBody {
     #[serde(default)]
     token_serial: String,
     #[serde(default)]
     code: String,
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    signed_data: String,
+    #[serde(default)]
+    signature: String,
 }
 
 /// `POST /api/v1/certificates/{serial}/renewals`: opens the renewal.
@@ -70,9 +96,28 @@ pub async fn start_renewal(
     ClientMeta(meta): ClientMeta,
     Body(b): Body<StartBody>,
 ) -> Result<Json<Value>, ApiError> {
+    let decode = |v: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .unwrap_or_default()
+    };
+    let (signed_data, signature) = (decode(&b.signed_data), decode(&b.signature));
+    let proof = KeyProof {
+        challenge: &b.challenge,
+        signed_data: &signed_data,
+        signature: &signature,
+        accepted_origins: crate::cert_login::accepted_origins(&s),
+    };
     let started = s
         .services
-        .start_renewal(who.account_id, &serial, &b.token_serial, &b.code, &meta)
+        .start_renewal(
+            who.account_id,
+            &serial,
+            &b.token_serial,
+            &b.code,
+            &proof,
+            &meta,
+        )
         .await?;
     Ok(Json(json!({
         "renewal": renewal_json(&started.renewal),

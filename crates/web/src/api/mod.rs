@@ -105,6 +105,10 @@ pub fn routes() -> Routes {
             post(lifecycle::renewal_code),
         )
         .route(
+            "/certificates/{serial}/renewal/challenge",
+            post(lifecycle::renewal_challenge),
+        )
+        .route(
             "/certificates/{serial}/renewals",
             post(lifecycle::start_renewal),
         )

@@ -64,19 +64,35 @@ pub fn paths(unauth: &Value, csrf: &Value) -> Vec<(&'static str, Value)> {
                     "409": conflict, "429": limited } } }),
         ),
         (
+            "/certificates/{serial}/renewal/challenge",
+            json!({ "post": {
+                "operationId": "renewalChallenge", "summary": "证书更新：取得由原证书密钥签名（用途 renew）的挑战值，2 分钟内有效、只能使用一次",
+                "parameters": [serial],
+                "responses": {
+                    "200": ok("挑战值", json!({
+                        "challenge": { "type": "string" },
+                        "expires_at": { "type": "string", "format": "date-time" },
+                        "purpose": { "type": "string", "enum": ["renew"] } })),
+                    "401": unauth, "403": not_own, "404": error_response("没有这张证书"),
+                    "409": conflict, "429": limited } } }),
+        ),
+        (
             "/certificates/{serial}/renewals",
             json!({ "post": {
-                "operationId": "startRenewal", "summary": "证书更新第一步：核对验证码、证书归属、所在 UKey 与更新期限，开始更新",
+                "operationId": "startRenewal", "summary": "证书更新第一步：核对原证书密钥的签名、验证码、证书归属、所在 UKey 与更新期限，开始更新",
                 "parameters": [serial],
-                "requestBody": body(&["token_serial", "code"], json!({
+                "requestBody": body(&["token_serial", "code", "challenge", "signed_data", "signature"], json!({
                     "token_serial": { "type": "string", "description": "介质查询时该证书所在 UKey 的序列号" },
-                    "code": { "type": "string", "pattern": "^[0-9]{6}$" } })),
+                    "code": { "type": "string", "pattern": "^[0-9]{6}$" },
+                    "challenge": { "type": "string", "description": "renewal/challenge 返回的挑战值" },
+                    "signed_data": { "type": "string", "format": "byte", "description": "证书助手签名的原文（用途 renew）" },
+                    "signature": { "type": "string", "format": "byte", "description": "原证书密钥的签名" } })),
                 "responses": {
                     "200": ok("已开始；请证书助手在同一 UKey 中按 algorithm 生成新密钥", json!({
                         "renewal": renewal_schema(),
                         "algorithm": { "type": "string", "enum": ["sm2", "p256", "rsa2048"] },
                         "key_label": { "type": "string" } })),
-                    "400": error_response("插入的不是该证书所在的 UKey（wrong_token）"),
+                    "400": error_response("插入的不是该证书所在的 UKey（wrong_token），或原证书密钥的签名未通过、挑战值已失效（renewal_proof_failed）"),
                     "401": code_refused, "403": not_own, "409": conflict } } }),
         ),
         (
