@@ -847,6 +847,7 @@ async fn unlock_sealed(
     let (backend, serial) = agent.backend(&token)?;
     let opened = recipient
         .open(&body.sealed, serial.as_bytes())
+        .map(zeroize::Zeroizing::new)
         .map_err(|_| {
             ApiError::InvalidRequest(
                 "解锁数据无法打开（不是发给这把 UKey 的），请重新开始解锁。".into(),

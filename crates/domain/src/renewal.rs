@@ -216,6 +216,14 @@ pub struct SoPinRelease {
     pub new_so_pin: String,
 }
 
+impl Drop for SoPinRelease {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.so_pins.zeroize();
+        self.new_so_pin.zeroize();
+    }
+}
+
 impl fmt::Debug for SoPinRelease {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SoPinRelease")
