@@ -14,7 +14,10 @@
 //! 4. the PIN locked by wrong tries (the page shows the tries left), then
 //!    PIN 解锁 online — refused while another page's release may still
 //!    run, then done after it: the new PIN opens the token and the old SO
-//!    PIN no longer does.
+//!    PIN no longer does;
+//! 5. 补办 for a lost key: the certificate revoked (keyCompromise) in
+//!    OCSP and the CRL at once, as openssl reads them, and a 补办 order
+//!    prefilled from the original order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -23,7 +26,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine as _;
-use certhall_domain::order::OrderId;
+use certhall_domain::order::{OrderId, Step};
 use certhall_service::production::TokenPresented;
 use certhall_service::RequestMeta;
 use certhall_testkit::browser::Browser;
@@ -507,6 +510,73 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
     assert!(ukey.so_pin_pending.is_none(), "{be}");
     assert_eq!(ukey.certificate_serial, new_serial, "{be}");
     so_login_fails(&agent, &t["label"], &so_pin);
+
+    // 5. 补办 (the key lost): the renewed certificate is revoked at once —
+    // OCSP and the CRL say so — and a 补办 order opens, prefilled.
+    browser
+        .goto(&format!("{site}/certificates/{new_serial}/replace"))
+        .await;
+    browser.click("[data-testid=reason-lost]").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=send-code]")
+        .await;
+    browser
+        .wait_for_text("[data-testid=notice]", "验证码已发送至")
+        .await;
+    let code = app.latest_code(APPLICANT).await.unwrap();
+    browser.fill("#code", &code).await;
+    browser.click("[data-testid=understood]").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=confirm-replace]")
+        .await;
+    browser
+        .screenshot(&format!("{be}-replacement-order.png"))
+        .await;
+    let said = ocsp_says(
+        dir.path(),
+        &site,
+        certs[0]["certificate"].as_str().unwrap(),
+        issuing,
+    );
+    assert!(
+        said_status(&said, "revoked") && said.contains("Reason: keyCompromise"),
+        "{be}: OCSP after 补办: {said}"
+    );
+    let crl = Client::new()
+        .get(format!("{site}/crl/p256-issuing.crl"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(dir.path().join("now.crl"), &crl).unwrap();
+    let (ok, text) = support::openssl(
+        dir.path(),
+        &["crl", "-inform", "DER", "-in", "now.crl", "-noout", "-text"],
+    );
+    assert!(ok, "{be}: {text}");
+    assert!(
+        text.contains(&new_serial.to_uppercase()) && text.contains("Key Compromise"),
+        "{be}: the CRL: {text}"
+    );
+    let orders = s
+        .orders_of(me, certhall_store::orders::OrderFilter::All, None)
+        .await
+        .unwrap();
+    let replacement = orders
+        .iter()
+        .find(|o| o.kind == certhall_domain::order::OrderKind::Replacement)
+        .unwrap_or_else(|| panic!("{be}: a 补办 order"));
+    for step in [Step::Identity, Step::Application, Step::Enterprise] {
+        let was = certhall_store::orders::step_data(&app.db.store, order.id, step)
+            .await
+            .unwrap();
+        let now = certhall_store::orders::step_data(&app.db.store, replacement.id, step)
+            .await
+            .unwrap();
+        assert!(was.is_some() && was == now, "{be}: {step:?} prefilled");
+    }
 }
 
 /// SoftHSM2 (through OpenSC's pkcs11-tool) refuses `so_pin` for the token.
