@@ -412,8 +412,148 @@ async fn demo_mode_offers_a_certificate_login() {
             .await
             .unwrap();
         assert_eq!(me["phone"], "13800138000", "{me}");
+        if round == 1 {
+            let bearer = token["token"].as_str().unwrap().to_owned();
+            renew_the_demo_certificate(&server, &agent, &site, &bearer).await;
+        }
         assert!(server.stop().success());
     }
+}
+
+/// 证书更新 of the demo certificate in demo mode, through the API as
+/// `static/renew.js` does it with the demo agent: demo mode opens renewal
+/// at once; the old SM2 key proves itself, a new SM2 key pair is made in the
+/// same software token, and the new certificate replaces the old one there.
+async fn renew_the_demo_certificate(server: &Server, agent: &str, site: &str, bearer: &str) {
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, url: String, body: serde_json::Value| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .request(method, url)
+                .header("Origin", site)
+                .bearer_auth(bearer)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (
+                status,
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let (_, tokens) = call(
+        reqwest::Method::GET,
+        format!("{agent}/v1/tokens"),
+        serde_json::json!({}),
+    )
+    .await;
+    let token = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "演示UKey")
+        .unwrap()
+        .clone();
+    let tid = token["id"].as_str().unwrap().to_owned();
+    let old = token["certificates"][0].clone();
+    let serial = old["serial"].as_str().unwrap().to_owned();
+    let api = |rest: &str| server.url(&format!("/api/v1{rest}"));
+
+    let (status, challenge) = call(
+        reqwest::Method::POST,
+        api(&format!("/certificates/{serial}/renewal/challenge")),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "demo mode opens renewal at once: {challenge}");
+    let (_, signed) = call(
+        reqwest::Method::POST,
+        format!("{agent}/v1/tokens/{tid}/keys/{}/sign", old["key_id"].as_str().unwrap()),
+        serde_json::json!({ "pin": "123456", "challenge": challenge["challenge"], "purpose": "renew" }),
+    )
+    .await;
+    let (status, sent) = call(
+        reqwest::Method::POST,
+        api(&format!("/certificates/{serial}/renewal/code")),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{sent}");
+    let outbox: serde_json::Value = client
+        .get(server.url("/dev/outbox.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = outbox[0]["body"].as_str().unwrap();
+    assert!(body.contains("证书更新"), "{body}");
+    let at = body.find("验证码为").unwrap() + "验证码为".len();
+    let code: String = body[at..].chars().take(6).collect();
+    let (status, started) = call(
+        reqwest::Method::POST,
+        api(&format!("/certificates/{serial}/renewals")),
+        serde_json::json!({
+            "token_serial": token["serial"], "code": code, "challenge": challenge["challenge"],
+            "signed_data": signed["signed_data"], "signature": signed["signature"],
+        }),
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["algorithm"], "sm2");
+    let id = started["renewal"]["id"].as_i64().unwrap();
+    let (status, made) = call(
+        reqwest::Method::POST,
+        format!("{agent}/v1/tokens/{tid}/keys"),
+        serde_json::json!({ "pin": "123456", "algorithm": "sm2", "label": started["key_label"] }),
+    )
+    .await;
+    assert_eq!(status, 201, "{made}");
+    let key_id = made["key"]["key_id"].as_str().unwrap().to_owned();
+    let (status, issued) = call(
+        reqwest::Method::POST,
+        api(&format!("/renewals/{id}/csr")),
+        serde_json::json!({ "csr": made["csr"], "key_id": key_id }),
+    )
+    .await;
+    assert_eq!(status, 200, "{issued}");
+    let (status, stored) = call(
+        reqwest::Method::POST,
+        format!("{agent}/v1/tokens/{tid}/keys/{key_id}/certificate"),
+        serde_json::json!({ "pin": "123456", "certificate": issued["certificate"], "chain": issued["chain"] }),
+    )
+    .await;
+    assert!((200..300).contains(&status), "{stored}");
+    let (_, tokens) = call(
+        reqwest::Method::GET,
+        format!("{agent}/v1/tokens"),
+        serde_json::json!({}),
+    )
+    .await;
+    let read_back = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == tid.as_str())
+        .unwrap()["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key_id"] == key_id.as_str())
+        .unwrap()["certificate"]
+        .clone();
+    let (status, done) = call(
+        reqwest::Method::POST,
+        api(&format!("/renewals/{id}/written")),
+        serde_json::json!({ "certificate": read_back }),
+    )
+    .await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["certificate"]["serial"], issued["serial"]);
 }
 
 /// `certhall app add|edit|list`: the catalogue from the command line, with
