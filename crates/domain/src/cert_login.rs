@@ -21,6 +21,11 @@ pub const CHALLENGE_TTL: Duration = Duration::from_secs(120);
 /// row and invites a signature).
 pub const CHALLENGES_PER_IP_PER_HOUR: u32 = 120;
 
+/// Wrong relying-platform tokens one client IP may present per hour; after
+/// that even a right one is refused from there until the hour has passed
+/// (a platform calls from its own servers with one token).
+pub const PLATFORM_AUTH_FAILURES_PER_IP_PER_HOUR: u32 = 20;
+
 /// The first line of every message the agent signs, with its version.
 pub const SIGNED_MESSAGE_HEADER: &str = "CertHall-Agent-Signature/1";
 

@@ -300,6 +300,9 @@ pub enum Refusal {
     /// A relying-platform call without a valid platform token.
     #[error("platform unauthorized")]
     PlatformUnauthorized,
+    /// Too many wrong platform tokens from this address in the last hour.
+    #[error("platform auth limit")]
+    PlatformAuthLimit,
     /// A certificate cannot be activated for the platform; the stable
     /// reason code (`activation_revoked`, `activation_other_application`, …).
     #[error("activation refused: {0}")]
@@ -452,6 +455,7 @@ impl Refusal {
             Self::NotProducer => "not_producer",
             Self::NotAdmin => "not_admin",
             Self::PlatformUnauthorized => "platform_unauthorized",
+            Self::PlatformAuthLimit => "platform_auth_limit",
             Self::ActivationRefused(code) => code,
             Self::ProductionBusy(_) => "production_busy",
             Self::ProductionAttemptClosed(_) => "production_attempt_closed",
@@ -577,6 +581,7 @@ impl Refusal {
             | Self::IpSendLimit
             | Self::AuthorizationSmsLimit
             | Self::CertChallengeLimit
+            | Self::PlatformAuthLimit
             | Self::CounterTooManyTries { .. } => RefusalKind::RateLimited,
         }
     }
@@ -730,6 +735,7 @@ impl Refusal {
             Self::NotProducer => "您没有制证权限，请联系管理员开通。".into(),
             Self::NotAdmin => "该操作仅限管理员办理，请联系管理员。".into(),
             Self::PlatformUnauthorized => "平台凭据无效，请核对接入令牌。".into(),
+            Self::PlatformAuthLimit => "来自该地址的错误平台凭据过多，请核对接入令牌后一小时再试。".into(),
             Self::ActivationRefused(code) => match *code {
                 "activation_challenge_invalid" => "激活请求无效，请刷新页面后重新激活。",
                 "activation_challenge_expired" => "激活请求已超过2分钟，请重新点击激活。",
@@ -888,6 +894,7 @@ mod tests {
             Refusal::NotProducer,
             Refusal::NotAdmin,
             Refusal::PlatformUnauthorized,
+            Refusal::PlatformAuthLimit,
             Refusal::ActivationRefused("activation_revoked"),
             Refusal::ProductionBusy("张三".into()),
             Refusal::ProductionAttemptClosed("制证失败"),

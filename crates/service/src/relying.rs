@@ -24,9 +24,10 @@
 //! is valid and activated for the asking platform.
 
 use certhall_domain::audit::{Actor, AuditEvent};
-use certhall_domain::cert_login::check_certificate;
+use certhall_domain::cert_login::{check_certificate, PLATFORM_AUTH_FAILURES_PER_IP_PER_HOUR};
 use certhall_domain::lifecycle::subject_common_name;
 use certhall_domain::message::{MessageKind, NewMessage};
+use certhall_domain::otp::RATE_WINDOW;
 use certhall_domain::{OrderId, Refusal, Timestamp};
 use certhall_store::relying::{self as db, PlatformRow};
 use certhall_store::{ca as cadb, messages, WriteTx};
@@ -319,12 +320,34 @@ impl Services {
             .collect())
     }
 
-    /// The platform presenting `token`.
-    pub async fn authenticate_platform(&self, token: &str) -> Result<PlatformInfo> {
-        db::by_token_hash(&self.store, &token_hash(token))
-            .await?
-            .map(PlatformInfo::from)
-            .ok_or_else(|| Refusal::PlatformUnauthorized.into())
+    /// The platform presenting `token`. Wrong tokens are counted per
+    /// client address; past [`PLATFORM_AUTH_FAILURES_PER_IP_PER_HOUR`] in
+    /// an hour the address is refused, right token or not, until the hour
+    /// has passed.
+    pub async fn authenticate_platform(
+        &self,
+        token: &str,
+        meta: &RequestMeta,
+    ) -> Result<PlatformInfo> {
+        let now = self.clock.now();
+        if let Some(ip) = meta.ip.as_deref() {
+            let failures = db::auth_failures_since(&self.store, ip, now.minus(RATE_WINDOW)).await?;
+            if failures >= PLATFORM_AUTH_FAILURES_PER_IP_PER_HOUR {
+                return Err(Refusal::PlatformAuthLimit.into());
+            }
+        }
+        if let Some(row) = db::by_token_hash(&self.store, &token_hash(token)).await? {
+            return Ok(PlatformInfo::from(row));
+        }
+        if let Some(ip) = meta.ip.as_deref() {
+            // Not audited: a wrong token changes nothing, and an audit row
+            // per guess would turn the limit into a lever.
+            tracing::warn!(ip, "relying API: wrong platform token");
+            let mut tx = self.store.begin_write().await?;
+            db::record_auth_failure(&mut tx, ip, now, now.minus(RATE_WINDOW * 24)).await?;
+            tx.commit().await?;
+        }
+        Err(Refusal::PlatformUnauthorized.into())
     }
 
     /// A challenge for the platform's page to have the user's key sign.

@@ -71,6 +71,38 @@ pub async fn by_token_hash(store: &Store, token_hash: &str) -> Result<Option<Pla
     row.as_ref().map(from_row).transpose()
 }
 
+/// Wrong platform tokens presented from `ip` since `since`.
+pub async fn auth_failures_since(store: &Store, ip: &str, since: Timestamp) -> Result<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM platform_auth_failures WHERE ip = $1 AND at >= $2",
+    )
+    .bind(ip)
+    .bind(since.millis())
+    .fetch_one(store.pool())
+    .await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Records a wrong platform token from `ip`, dropping rows older than
+/// `keep_after`.
+pub async fn record_auth_failure(
+    tx: &mut WriteTx,
+    ip: &str,
+    now: Timestamp,
+    keep_after: Timestamp,
+) -> Result<()> {
+    sqlx::query("DELETE FROM platform_auth_failures WHERE at < $1")
+        .bind(keep_after.millis())
+        .execute(tx.conn())
+        .await?;
+    sqlx::query("INSERT INTO platform_auth_failures (ip, at) VALUES ($1, $2)")
+        .bind(ip)
+        .bind(now.millis())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 /// One platform.
 pub async fn get(store: &Store, id: i64) -> Result<Option<PlatformRow>> {
     let row = sqlx::query(&format!("{SELECT} WHERE id = $1"))

@@ -585,3 +585,82 @@ async fn a_revocation_reaches_the_platforms_it_was_activated_for_signed_and_retr
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_platform_tokens_are_limited_per_address() {
+    for app in TestApp::each().await {
+        let be = app.backend();
+        let s = &app.services;
+        s.ca_seed_profiles().await.unwrap();
+        s.ensure_demo_applications().await.unwrap();
+        let ours = s
+            .add_platform(
+                "枣庄公共资源交易平台",
+                "zzggzy",
+                &[ORIGIN.to_owned()],
+                None,
+                Actor::Cli("t".into()),
+            )
+            .await
+            .unwrap();
+        let status_path = "/api/v1/relying/certificates/0a1b2c";
+        let mut guesser = Client::new(&app, "10.24.9.9");
+        for i in 0..20 {
+            let (st, v) = call(
+                &mut guesser,
+                &format!("chp_guess{i}"),
+                Method::GET,
+                status_path,
+                Value::Null,
+            )
+            .await;
+            assert_eq!(
+                (st, v["code"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("platform_unauthorized")),
+                "{be}: guess {i}"
+            );
+        }
+        // The 21st call from there is refused, even with the right token.
+        let (st, v) = call(
+            &mut guesser,
+            &ours.token,
+            Method::GET,
+            status_path,
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::TOO_MANY_REQUESTS, Some("platform_auth_limit")),
+            "{be}: {v}"
+        );
+        assert!(v["message"].as_str().unwrap().contains("一小时"), "{be}");
+        // Another address is not affected; an hour later neither is this one.
+        let mut platform = Client::new(&app, "10.24.9.10");
+        let (st, _) = call(
+            &mut platform,
+            &ours.token,
+            Method::GET,
+            status_path,
+            Value::Null,
+        )
+        .await;
+        assert_ne!(st, StatusCode::TOO_MANY_REQUESTS, "{be}");
+        assert_ne!(st, StatusCode::UNAUTHORIZED, "{be}");
+        app.clock.advance(std::time::Duration::from_secs(3601));
+        let (st, _) = call(
+            &mut guesser,
+            &ours.token,
+            Method::GET,
+            status_path,
+            Value::Null,
+        )
+        .await;
+        assert_ne!(
+            st,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{be}: the hour has passed"
+        );
+        assert_ne!(st, StatusCode::UNAUTHORIZED, "{be}");
+    }
+}

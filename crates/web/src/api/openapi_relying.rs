@@ -37,6 +37,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
 pub fn paths() -> Vec<(&'static str, Value)> {
     let platform = json!([{ "platformBearer": [] }]);
     let unauth = error_response("平台令牌无效（platform_unauthorized）");
+    let limited = error_response("来自该地址的错误令牌一小时内超过 20 次（platform_auth_limit）");
     vec![
         (
             "/relying/challenges",
@@ -47,7 +48,7 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                     "200": { "description": "挑战", "content": { "application/json": { "schema": { "type": "object", "properties": {
                         "challenge": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" },
                         "purpose": { "type": "string", "enum": ["activate"] } } } } } },
-                    "401": unauth, "429": error_response("请求过于频繁（cert_challenge_limit）") } } }),
+                    "401": unauth, "429": error_response("请求过于频繁（cert_challenge_limit），或来自该地址的错误令牌过多（platform_auth_limit）") } } }),
         ),
         (
             "/relying/activations",
@@ -63,7 +64,7 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                 "responses": {
                     "200": status_response("已激活（重复激活同样返回 200）"),
                     "400": error_response("无法激活：activation_challenge_invalid / activation_challenge_expired / activation_challenge_used / activation_cert_unknown / activation_bad_signature / activation_revoked / activation_not_for_signing / activation_not_yet_valid / activation_expired / activation_not_bound / activation_other_application"),
-                    "401": unauth } } }),
+                    "401": unauth, "429": limited } } }),
         ),
         (
             "/relying/certificates/{serial}",
@@ -73,7 +74,7 @@ pub fn paths() -> Vec<(&'static str, Value)> {
                 "parameters": [{ "name": "serial", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "responses": {
                     "200": status_response("证书状态"),
-                    "401": unauth, "404": error_response("不是本CA签发的证书（certificate_not_found）") } } }),
+                    "401": unauth, "429": limited, "404": error_response("不是本CA签发的证书（certificate_not_found）") } } }),
         ),
     ]
 }

@@ -31,9 +31,12 @@ impl FromRequestParts<AppState> for Platform {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
-            .filter(|t| t.starts_with("chp_"))
+            .filter(|t| !t.is_empty())
             .ok_or(ApiError(WebError::Refused(Refusal::PlatformUnauthorized)))?;
-        Ok(Self(state.services.authenticate_platform(token).await?))
+        let meta = crate::extract::request_meta(parts, state);
+        Ok(Self(
+            state.services.authenticate_platform(token, &meta).await?,
+        ))
     }
 }
 
