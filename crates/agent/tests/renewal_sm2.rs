@@ -16,52 +16,21 @@ use certhall_domain::audit::Actor;
 use certhall_service::renewal::KeyProof;
 use certhall_service::RequestMeta;
 use certhall_testkit::TestApp;
-use reqwest::{Client, StatusCode};
-use serde_json::{json, Value};
+use reqwest::StatusCode;
+use serde_json::json;
 use support::{AgentUnderTest, Backend, ORIGIN, PIN, SUBJECT};
 
 const PHONE: &str = "13600000941";
 const DAY: Duration = Duration::from_secs(86_400);
 
-async fn post(agent: &AgentUnderTest, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = Client::new()
-        .post(agent.path(path))
-        .header("Origin", ORIGIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn token(agent: &AgentUnderTest) -> Value {
-    let body: Value = Client::new()
-        .get(format!("{}/v1/tokens", agent.url))
-        .header("Origin", ORIGIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == agent.token_id.as_str())
-        .cloned()
-        .unwrap()
-}
-
 /// A new SM2 key pair in the token: (key id, CSR PEM).
 async fn sm2_key(agent: &AgentUnderTest, label: &str) -> (String, String) {
-    let (status, made) = post(
-        agent,
-        "/keys",
-        json!({ "pin": PIN, "algorithm": "sm2", "label": label }),
-    )
-    .await;
+    let (status, made) = agent
+        .post(
+            "/keys",
+            json!({ "pin": PIN, "algorithm": "sm2", "label": label }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{made}");
     (
         made["key"]["key_id"].as_str().unwrap().to_owned(),
@@ -70,12 +39,12 @@ async fn sm2_key(agent: &AgentUnderTest, label: &str) -> (String, String) {
 }
 
 async fn write(agent: &AgentUnderTest, key_id: &str, certificate: &str, chain: &[String]) {
-    let (status, body) = post(
-        agent,
-        &format!("/keys/{key_id}/certificate"),
-        json!({ "pin": PIN, "certificate": certificate, "chain": chain }),
-    )
-    .await;
+    let (status, body) = agent
+        .post(
+            &format!("/keys/{key_id}/certificate"),
+            json!({ "pin": PIN, "certificate": certificate, "chain": chain }),
+        )
+        .await;
     assert!(status.is_success(), "{body}");
 }
 
@@ -86,7 +55,7 @@ async fn renew_sm2(app: &TestApp) {
     s.ca_ensure_demo().await.unwrap();
     let me = support::account(app, PHONE).await;
     let agent = AgentUnderTest::start(Backend::Soft, "国密UKey", &[ORIGIN]).await;
-    let t = token(&agent).await;
+    let t = agent.token().await;
     let token_serial = t["serial"].as_str().unwrap().to_owned();
 
     // An SM2 certificate of the account on the token.
@@ -116,12 +85,12 @@ async fn renew_sm2(app: &TestApp) {
         .await
         .unwrap()
         .challenge;
-    let (status, signed) = post(
-        &agent,
-        &format!("/keys/{old_key}/sign"),
-        json!({ "pin": PIN, "challenge": challenge, "purpose": "renew" }),
-    )
-    .await;
+    let (status, signed) = agent
+        .post(
+            &format!("/keys/{old_key}/sign"),
+            json!({ "pin": PIN, "challenge": challenge, "purpose": "renew" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{signed}");
     let signed_data = B64.decode(signed["signed_data"].as_str().unwrap()).unwrap();
     let signature = B64.decode(signed["signature"].as_str().unwrap()).unwrap();
@@ -154,7 +123,7 @@ async fn renew_sm2(app: &TestApp) {
         .await
         .unwrap();
     write(&agent, &new_key, &issued.certificate_pem, &issued.chain_pem).await;
-    let t = token(&agent).await;
+    let t = agent.token().await;
     let read_back = t["certificates"]
         .as_array()
         .unwrap()

@@ -9,50 +9,16 @@
 mod support;
 
 use certhall_domain::renewal::SoPinRelease;
-use reqwest::{Client, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use support::{AgentUnderTest, Backend, ORIGIN, PIN, SO_PIN};
 
 const NEW_PIN: &str = "246813";
 const NEW_SO_PIN: &str = "Nso-4455aa";
 
-async fn post(agent: &AgentUnderTest, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = Client::new()
-        .post(agent.path(path))
-        .header("Origin", ORIGIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// The token's serial as the agent lists it.
-async fn serial(agent: &AgentUnderTest) -> String {
-    let body: Value = Client::new()
-        .get(format!("{}/v1/tokens", agent.url))
-        .header("Origin", ORIGIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == agent.token_id.as_str())
-        .unwrap()["serial"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A one-time key from the agent, and a release sealed to it for `token`.
 async fn sealed_release(agent: &AgentUnderTest, token: &str, so_pins: &[&str]) -> String {
-    let (status, key) = post(agent, "/unlock/key", json!({})).await;
+    let (status, key) = agent.post("/unlock/key", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{key}");
     let release = SoPinRelease {
         token: token.to_owned(),
@@ -69,40 +35,35 @@ async fn sealed_release(agent: &AgentUnderTest, token: &str, so_pins: &[&str]) -
 
 async fn unlock_suite(backend: Backend) {
     let agent = AgentUnderTest::start(backend, "解锁测试", &[ORIGIN]).await;
-    let token = serial(&agent).await;
+    let token = agent.token().await["serial"].as_str().unwrap().to_owned();
 
     // Ten wrong PINs lock it; then even the right one is refused.
     let mut last = Value::Null;
     for _ in 0..10 {
-        last = post(&agent, "/pin/verify", json!({ "pin": "000000" }))
+        last = agent
+            .post("/pin/verify", json!({ "pin": "000000" }))
             .await
             .1;
     }
     assert_eq!(last["code"], "pin_locked", "{backend:?}: {last}");
-    let (status, body) = post(&agent, "/pin/verify", json!({ "pin": PIN })).await;
+    let (status, body) = agent.post("/pin/verify", json!({ "pin": PIN })).await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::LOCKED, Some("pin_locked"))
     );
 
     // No one-time key yet: nothing to open with.
-    let (status, body) = post(
-        &agent,
-        "/unlock",
-        json!({ "sealed": "AAAA", "new_pin": NEW_PIN }),
-    )
-    .await;
+    let (status, body) = agent
+        .post("/unlock", json!({ "sealed": "AAAA", "new_pin": NEW_PIN }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["message"].as_str().unwrap().contains("解锁密钥已失效"));
     // A box sealed for another token does not open here (and the key is
     // used up by the try).
     let other = sealed_release(&agent, "another-token", &[SO_PIN]).await;
-    let (status, body) = post(
-        &agent,
-        "/unlock",
-        json!({ "sealed": other, "new_pin": NEW_PIN }),
-    )
-    .await;
+    let (status, body) = agent
+        .post("/unlock", json!({ "sealed": other, "new_pin": NEW_PIN }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(
         body["message"]
@@ -111,48 +72,42 @@ async fn unlock_suite(backend: Backend) {
             .contains("不是发给这把 UKey"),
         "{body}"
     );
-    let (status, _) = post(&agent, "/pin/verify", json!({ "pin": PIN })).await;
+    let (status, _) = agent.post("/pin/verify", json!({ "pin": PIN })).await;
     assert_eq!(status, StatusCode::LOCKED, "{backend:?}: still locked");
 
     // The right box: the first SO PIN offered is stale, the second is the
     // token's (as after a rotation CertHall never heard of).
     let sealed = sealed_release(&agent, &token, &["Stale-so-99", SO_PIN]).await;
-    let (status, body) = post(
-        &agent,
-        "/unlock",
-        json!({ "sealed": sealed, "new_pin": NEW_PIN }),
-    )
-    .await;
+    let (status, body) = agent
+        .post("/unlock", json!({ "sealed": sealed, "new_pin": NEW_PIN }))
+        .await;
     assert_eq!(status, StatusCode::OK, "{backend:?}: {body}");
     assert_eq!(body, json!({ "ok": true, "so_pin_rotated": true }));
     // Used once.
-    let (status, _) = post(
-        &agent,
-        "/unlock",
-        json!({ "sealed": sealed, "new_pin": NEW_PIN }),
-    )
-    .await;
+    let (status, _) = agent
+        .post("/unlock", json!({ "sealed": sealed, "new_pin": NEW_PIN }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let (status, body) = post(&agent, "/pin/verify", json!({ "pin": NEW_PIN })).await;
+    let (status, body) = agent.post("/pin/verify", json!({ "pin": NEW_PIN })).await;
     assert_eq!(status, StatusCode::OK, "{backend:?}: the new PIN: {body}");
-    let (status, body) = post(
-        &agent,
-        "/pin/unblock",
-        json!({ "so_pin": SO_PIN, "new_pin": "135792" }),
-    )
-    .await;
+    let (status, body) = agent
+        .post(
+            "/pin/unblock",
+            json!({ "so_pin": SO_PIN, "new_pin": "135792" }),
+        )
+        .await;
     assert_eq!(
         (status, body["code"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("wrong_so_pin")),
         "{backend:?}: the old SO PIN is no longer the token's"
     );
-    let (status, body) = post(
-        &agent,
-        "/pin/unblock",
-        json!({ "so_pin": NEW_SO_PIN, "new_pin": "135792" }),
-    )
-    .await;
+    let (status, body) = agent
+        .post(
+            "/pin/unblock",
+            json!({ "so_pin": NEW_SO_PIN, "new_pin": "135792" }),
+        )
+        .await;
     assert_eq!(
         status,
         StatusCode::OK,

@@ -217,6 +217,44 @@ impl AgentUnderTest {
     pub fn path(&self, rest: &str) -> String {
         format!("{}/v1/tokens/{}{rest}", self.url, self.token_id)
     }
+
+    /// POSTs `body` to the token's `rest` as a page of [`ORIGIN`] does:
+    /// the status and the JSON answer (`Null` when there is none).
+    pub async fn post(
+        &self,
+        rest: &str,
+        body: serde_json::Value,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let r = reqwest::Client::new()
+            .post(self.path(rest))
+            .header("Origin", ORIGIN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// The token as the agent lists it now.
+    pub async fn token(&self) -> serde_json::Value {
+        let body: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/v1/tokens", self.url))
+            .header("Origin", ORIGIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == self.token_id.as_str())
+            .cloned()
+            .unwrap_or_else(|| panic!("token {} not listed: {body}", self.token_id))
+    }
 }
 
 /// Runs openssl in `dir`; (success, output).

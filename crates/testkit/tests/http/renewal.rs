@@ -54,6 +54,43 @@ async fn start(
         .await
 }
 
+/// Opens a renewal of `serial` (code, the old key's signature in
+/// `key_dir`) and has a certificate issued for a fresh key: (renewal id,
+/// new serial).
+async fn open_and_issue(
+    c: &mut Client<'_>,
+    app: &TestApp,
+    serial: &str,
+    key_dir: &std::path::Path,
+) -> (i64, String) {
+    c.post_json(
+        &format!("/api/v1/certificates/{serial}/renewal/code"),
+        json!({}),
+    )
+    .await;
+    let code = app.latest_code(MINE).await.unwrap();
+    let r = start(
+        c,
+        serial,
+        key_dir,
+        "renew",
+        json!({ "token_serial": TOKEN, "code": code }),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let id = r.json()["renewal"]["id"].as_i64().unwrap();
+    let new_key = tempfile::tempdir().unwrap();
+    let csr = String::from_utf8(openssl_p256_csr(new_key.path())).unwrap();
+    let r = c
+        .post_json(
+            &format!("/api/v1/renewals/{id}/csr"),
+            json!({ "csr": csr, "key_id": "0c1d" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    (id, r.json()["serial"].as_str().unwrap().to_owned())
+}
+
 fn refused(r: &Reply, status: StatusCode, code: &str) -> String {
     let v = r.json();
     assert_eq!(
@@ -363,26 +400,7 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         // issued: the production job's sweep ends it after 30 minutes and
         // revokes that certificate; the old one stays valid.
         app.clock.advance(Duration::from_secs(61));
-        c.post_json(&code_path, json!({})).await;
-        let code = app.latest_code(MINE).await.unwrap();
-        let r = start(
-            &mut c,
-            &x.serial,
-            dir.path(),
-            "renew",
-            json!({ "token_serial": TOKEN, "code": code }),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
-        let id = r.json()["renewal"]["id"].as_i64().unwrap();
-        let third_dir = tempfile::tempdir().unwrap();
-        let r = c
-            .post_json(
-                &format!("/api/v1/renewals/{id}/csr"),
-                json!({ "csr": String::from_utf8(openssl_p256_csr(third_dir.path())).unwrap(), "key_id": "0c1d" }),
-            )
-            .await;
-        let left = r.json()["serial"].as_str().unwrap().to_owned();
+        let (id, left) = open_and_issue(&mut c, &app, &x.serial, dir.path()).await;
         app.clock.advance(Duration::from_secs(29 * 60));
         assert_eq!(s.sweep_production().await.unwrap().renewals_abandoned, 0);
         app.clock.advance(Duration::from_secs(2 * 60));
@@ -411,26 +429,7 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         // revoked too and the renewal failed.
         let mut c = Client::new(&app, "10.25.0.1");
         c.api_login(MINE).await;
-        c.post_json(&code_path, json!({})).await;
-        let code = app.latest_code(MINE).await.unwrap();
-        let r = start(
-            &mut c,
-            &x.serial,
-            dir.path(),
-            "renew",
-            json!({ "token_serial": TOKEN, "code": code }),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
-        let id = r.json()["renewal"]["id"].as_i64().unwrap();
-        let fourth = tempfile::tempdir().unwrap();
-        let r = c
-            .post_json(
-                &format!("/api/v1/renewals/{id}/csr"),
-                json!({ "csr": String::from_utf8(openssl_p256_csr(fourth.path())).unwrap(), "key_id": "0e1f" }),
-            )
-            .await;
-        let late = r.json()["serial"].as_str().unwrap().to_owned();
+        let (id, late) = open_and_issue(&mut c, &app, &x.serial, dir.path()).await;
         s.ca_revoke(
             &x.serial,
             certhall_ca::crl::Reason::KeyCompromise,
