@@ -57,6 +57,8 @@ async fn messages_pages_mark_one_and_all() {
     let r = c.get("/certificates/activate").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("activation-steps") && !r.body.contains("即将开放"));
+    // In demo mode it leads to the demo trading platform.
+    assert!(r.body.contains("demo-platform-link") && r.body.contains("/dev/platform"));
     assert!(r.body.contains("您还没有数字证书"));
     // 证书新办 and 我的订单 are live.
     let r = c.get("/apply/new").await;
