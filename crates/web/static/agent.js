@@ -154,7 +154,39 @@
     });
   }
 
+  /**
+   * The stages of a run, shown in `progress` (an element whose children
+   * carry `data-stage`): `start()` shows it unmarked; `step(run, name, fn)`
+   * is a promise step that records `name` as `run.stage`, marks it running
+   * and, once `fn`'s result resolves, done; `fail(run)` marks the current
+   * stage failed and returns its label.
+   */
+  function Stages(progress) { this.progress = progress; }
+  Stages.prototype.item = function (stage) {
+    return this.progress.querySelector('[data-stage="' + stage + '"]');
+  };
+  Stages.prototype.mark = function (stage, state) {
+    var li = this.item(stage);
+    if (li) li.setAttribute('data-state', state);
+  };
+  Stages.prototype.start = function () {
+    this.progress.hidden = false;
+    Array.prototype.forEach.call(this.progress.children, function (li) { li.removeAttribute('data-state'); });
+  };
+  Stages.prototype.step = function (run, name, fn) {
+    var self = this;
+    return function (prev) {
+      run.stage = name;
+      self.mark(name, 'running');
+      return Promise.resolve(fn(prev)).then(function (v) { self.mark(name, 'done'); return v; });
+    };
+  };
+  Stages.prototype.fail = function (run) {
+    this.mark(run.stage, 'failed');
+    return (this.item(run.stage) || {}).textContent;
+  };
+
   window.CertHallAgent = CertHallAgent;
-  window.CertHallPortal = { post: portalPost, sendCode: sendCode };
+  window.CertHallPortal = { post: portalPost, sendCode: sendCode, Stages: Stages };
   window.AgentError = AgentError;
 })();

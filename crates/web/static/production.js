@@ -23,35 +23,12 @@
   var startBtn = root.querySelector('[data-testid="start-production"]');
   var refreshBtn = root.querySelector('[data-testid="refresh-tokens"]');
   var progress = root.querySelector('[data-testid="production-progress"]');
+  var stages = new window.CertHallPortal.Stages(progress);
   var errorBox = root.querySelector('[data-testid="production-error"]');
   var tokens = [];
   var busy = false;
 
-  function post(path, body) {
-    return fetch(path, {
-      method: 'POST', credentials: 'same-origin', cache: 'no-store',
-      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
-      body: JSON.stringify(body)
-    }).then(function (resp) {
-      return resp.json().catch(function () { return {}; }).then(function (data) {
-        if (!resp.ok) {
-          var e = new Error(data.message || ('CertHall 返回错误（' + resp.status + '）'));
-          e.code = data.code || 'error';
-          throw e;
-        }
-        return data;
-      });
-    }, function () {
-      var e = new Error('无法连接 CertHall，请检查网络后重试。');
-      e.code = 'network';
-      throw e;
-    });
-  }
-
-  function mark(stage, state) {
-    var li = progress.querySelector('[data-stage="' + stage + '"]');
-    if (li) li.setAttribute('data-state', state);
-  }
+  function post(path, body) { return window.CertHallPortal.post(path, body, csrf); }
 
   function showError(message) {
     errorBox.textContent = message;
@@ -113,17 +90,10 @@
     startBtn.disabled = true;
     refreshBtn.disabled = true;
     errorBox.hidden = true;
-    progress.hidden = false;
-    Array.prototype.forEach.call(progress.children, function (li) { li.removeAttribute('data-state'); });
+    stages.start();
     var s = { stage: 'start', tokenId: token.id, attempt: null, pin: null, keyId: null };
 
-    function step(name, fn) {
-      return function (prev) {
-        s.stage = name;
-        mark(name, 'running');
-        return Promise.resolve(fn(prev)).then(function (v) { mark(name, 'done'); return v; });
-      };
-    }
+    function step(name, fn) { return stages.step(s, name, fn); }
 
     Promise.resolve()
       .then(step('start', function () {
@@ -189,8 +159,7 @@
     }
 
     function failed(e) {
-      mark(s.stage, 'failed');
-      var label = (progress.querySelector('[data-stage="' + s.stage + '"]') || {}).textContent;
+      var label = stages.fail(s);
       var message = (e && e.message) || '制证失败。';
       if (retryable(e)) {
         showError('“' + label + '”未完成：' + message);
@@ -201,7 +170,7 @@
         again.setAttribute('data-testid', 'confirm-again');
         again.addEventListener('click', function () {
           errorBox.hidden = true;
-          mark('read_back', 'running');
+          stages.mark('read_back', 'running');
           confirm().then(done, failed);
         });
         errorBox.appendChild(document.createTextNode(' '));

@@ -27,6 +27,7 @@
   var codeStatus = q('code-status');
   var startBtn = q('start-renewal');
   var progress = q('renewal-progress');
+  var stages = new window.CertHallPortal.Stages(progress);
   var errorBox = q('renewal-error');
   var doneBox = q('renewal-done');
   var pinInput = root.querySelector('#pin');
@@ -39,11 +40,6 @@
 
   function ours(serial) {
     return mine.filter(function (c) { return same(c.serial, serial); })[0] || null;
-  }
-
-  function mark(stage, state) {
-    var li = progress.querySelector('[data-stage="' + stage + '"]');
-    if (li) li.setAttribute('data-state', state);
   }
 
   function showError(message) {
@@ -148,17 +144,10 @@
     update();
     errorBox.hidden = true;
     doneBox.hidden = true;
-    progress.hidden = false;
-    Array.prototype.forEach.call(progress.children, function (li) { li.removeAttribute('data-state'); });
+    stages.start();
     var s = { stage: 'pin', renewal: null, keyId: null, pin: pinInput.value };
 
-    function step(name, fn) {
-      return function (prev) {
-        s.stage = name;
-        mark(name, 'running');
-        return Promise.resolve(fn(prev)).then(function (v) { mark(name, 'done'); return v; });
-      };
-    }
+    function step(name, fn) { return stages.step(s, name, fn); }
 
     Promise.resolve()
       .then(step('pin', function () { return agent.verifyPin(f.token.id, s.pin); }))
@@ -224,8 +213,7 @@
     // renewal it completed (an answer lost on the way) is done; one that
     // ended takes its new key pair off the token again.
     function failed(e) {
-      mark(s.stage, 'failed');
-      var label = (progress.querySelector('[data-stage="' + s.stage + '"]') || {}).textContent;
+      var label = stages.fail(s);
       var message = (e && e.message) || '更新失败。';
       if (!s.renewal) {
         showError('“' + label + '”未完成：' + message);

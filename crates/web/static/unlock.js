@@ -22,6 +22,7 @@
   var codeStatus = q('code-status');
   var startBtn = q('start-unlock');
   var progress = q('unlock-progress');
+  var stages = new window.CertHallPortal.Stages(progress);
   var errorBox = q('unlock-error');
   var doneBox = q('unlock-done');
   var codeInput = root.querySelector('#code');
@@ -30,11 +31,6 @@
   var mine = Array.prototype.map.call(q('account-ukeys').children, function (li) { return li.dataset.serial; });
   var tokens = [];
   var busy = false;
-
-  function mark(stage, state) {
-    var li = progress.querySelector('[data-stage="' + stage + '"]');
-    if (li) li.setAttribute('data-state', state);
-  }
 
   function chosen() {
     var r = list.querySelector('input[name="token"]:checked');
@@ -129,17 +125,10 @@
     }
     busy = true;
     update();
-    progress.hidden = false;
-    Array.prototype.forEach.call(progress.children, function (li) { li.removeAttribute('data-state'); });
+    stages.start();
     var s = { stage: 'key', unlock: null, newPin: pinInput.value };
 
-    function step(name, fn) {
-      return function (prev) {
-        s.stage = name;
-        mark(name, 'running');
-        return Promise.resolve(fn(prev)).then(function (v) { mark(name, 'done'); return v; });
-      };
-    }
+    function step(name, fn) { return stages.step(s, name, fn); }
 
     Promise.resolve()
       .then(step('key', function () { return agent.unlockKey(t.id); }))
@@ -166,8 +155,7 @@
         busy = false;
         return refresh();
       }, function (e) {
-        mark(s.stage, 'failed');
-        var label = (progress.querySelector('[data-stage="' + s.stage + '"]') || {}).textContent;
+        var label = stages.fail(s);
         errorBox.textContent = '“' + label + '”未完成：' + ((e && e.message) || '解锁失败。');
         errorBox.hidden = false;
         var report = s.unlock && s.stage === 'unlock'
