@@ -13,8 +13,6 @@ use certhall_domain::Refusal;
 // What the pages pass on, re-exported so the web names no adapter crate.
 pub use certhall_relying::{ApiAnswer, SIGNATURE_HEADER};
 use certhall_store::relying::{self as db, DemoEventRow};
-use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::relying::PlatformInfo;
 use crate::{Result, ServiceError, Services};
@@ -30,6 +28,11 @@ pub struct DemoPlatform {
     pub webhook_url: String,
     /// Events received (verified), newest first.
     pub events: Vec<DemoEventRow>,
+}
+
+/// The demo platform of an application is registered under this name.
+fn platform_name(application_name: &str) -> String {
+    format!("{application_name}平台（演示）")
 }
 
 /// The demo platform's webhook route for an application (under the demo
@@ -66,34 +69,22 @@ impl Services {
         let app = certhall_store::applications::get(&self.store, application)
             .await?
             .ok_or_else(|| Refusal::ApplicationNotFound(application.to_owned()))?;
-        let name = format!("{}平台（演示）", app.name);
+        let name = platform_name(&app.name);
         let webhook_url = format!("{}{}", client.base(), webhook_path(application));
         let row = match db::by_name(&self.store, &name).await? {
             Some(row) => row,
             None => {
-                let token = self.demo_platform_token(application);
-                let mut tx = self.store.begin_write().await?;
-                db::insert(
-                    &mut tx,
+                // Another process may register it at the same moment: the
+                // name is unique, and either row is the same platform.
+                self.register_platform(
                     &name,
                     application,
-                    origin,
+                    &[origin.to_owned()],
                     Some(&webhook_url),
-                    &hex::encode(Sha256::digest(token.as_bytes())),
-                    self.clock.now(),
-                )
-                .await?;
-                crate::append_audit(
-                    &mut tx,
-                    self.clock.as_ref(),
+                    &self.demo_platform_token(application),
                     Actor::System,
-                    &crate::RequestMeta::default(),
-                    certhall_domain::audit::AuditEvent::PlatformAdded,
-                    json!({ "name": name, "application": application, "origins": [origin],
-                            "webhook": webhook_url, "demo": true }),
                 )
                 .await?;
-                tx.commit().await?;
                 db::by_name(&self.store, &name)
                     .await?
                     .ok_or(Refusal::NotFound)?
@@ -166,7 +157,7 @@ impl Services {
         let app = certhall_store::applications::get(&self.store, application)
             .await?
             .ok_or(Refusal::NotFound)?;
-        let row = db::by_name(&self.store, &format!("{}平台（演示）", app.name))
+        let row = db::by_name(&self.store, &platform_name(&app.name))
             .await?
             .ok_or(Refusal::NotFound)?;
         let now = self.clock.now();

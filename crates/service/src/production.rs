@@ -572,7 +572,7 @@ impl Services {
             drop(tx);
             // The attempt ended meanwhile (failed, or the job gave up on
             // it): the certificate must not outlive it.
-            self.revoke_production_certificate(&cert.serial, "制证已结束，证书作废")
+            self.revoke_unused_certificate(&cert.serial, "制证已结束，证书作废")
                 .await?;
             return Err(self.closed(attempt_id).await);
         }
@@ -889,12 +889,14 @@ impl Services {
         if let Some(serial) = &attempt.certificate_serial {
             // If this fails (or the process dies here), the job finds the
             // certificate on no key and revokes it.
-            self.revoke_production_certificate(serial, &failure).await?;
+            self.revoke_unused_certificate(serial, &failure).await?;
         }
         Ok(row)
     }
 
-    async fn revoke_production_certificate(&self, serial: &str, why: &str) -> Result<()> {
+    /// Revokes a certificate nobody will use (the production or renewal it
+    /// was issued for ended first); one already revoked is fine.
+    pub(crate) async fn revoke_unused_certificate(&self, serial: &str, why: &str) -> Result<()> {
         match self
             .ca_revoke(
                 serial,
@@ -942,7 +944,7 @@ impl Services {
             }
         }
         for serial in db::orphaned_certificates(&self.store, before).await? {
-            self.revoke_production_certificate(&serial, "制证未完成的证书，已作废")
+            self.revoke_unused_certificate(&serial, "制证未完成的证书，已作废")
                 .await?;
             summary.revoked += 1;
         }

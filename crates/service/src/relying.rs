@@ -195,19 +195,43 @@ impl Services {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let token = format!("chp_{}", hex::encode(bytes));
+        let id = self
+            .register_platform(name, application, origins, webhook, &token, actor)
+            .await?
+            .ok_or_else(|| Refusal::InvalidField(format!("平台“{name}”已登记")))?;
+        Ok(NewPlatform {
+            id,
+            token,
+            webhook_secret: webhook.map(|_| self.webhook_secret(id)),
+        })
+    }
+
+    /// Records a platform with the hash of `token`, audited; `None` when
+    /// the name is registered already (the caller decides what that means).
+    pub(crate) async fn register_platform(
+        &self,
+        name: &str,
+        application: &str,
+        origins: &[String],
+        webhook: Option<&str>,
+        token: &str,
+        actor: Actor,
+    ) -> Result<Option<i64>> {
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
-        let id = db::insert(
+        let Some(id) = db::insert(
             &mut tx,
             name,
             application,
             &origins.join("\n"),
             webhook,
-            &token_hash(&token),
+            &token_hash(token),
             now,
         )
         .await?
-        .ok_or_else(|| Refusal::InvalidField(format!("平台“{name}”已登记")))?;
+        else {
+            return Ok(None);
+        };
         append_audit(
             &mut tx,
             self.clock.as_ref(),
@@ -219,11 +243,7 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        Ok(NewPlatform {
-            id,
-            token,
-            webhook_secret: webhook.map(|_| self.webhook_secret(id)),
-        })
+        Ok(Some(id))
     }
 
     /// The secret platform `id`'s webhook deliveries are signed with:

@@ -364,7 +364,7 @@ impl Services {
         if !moved {
             drop(tx);
             // The renewal ended meanwhile: its certificate must not outlive it.
-            self.revoke_unused(&cert.serial, "证书更新已结束，新证书作废")
+            self.revoke_unused_certificate(&cert.serial, "证书更新已结束，新证书作废")
                 .await?;
             let state = self.own_renewal(account, id).await?.state;
             return Err(Refusal::RenewalClosed(state.label_zh()).into());
@@ -659,21 +659,5 @@ impl Services {
             json!({ "renewal": renewal.id, "event": to.as_str(), "why": why, "certificate": renewal.new_serial }),
         )
         .await
-    }
-
-    /// Revokes a certificate nobody will use (its renewal ended first).
-    async fn revoke_unused(&self, serial: &str, why: &str) -> Result<()> {
-        match self
-            .ca_revoke(
-                serial,
-                Reason::CessationOfOperation,
-                Actor::System,
-                Some(why),
-            )
-            .await
-        {
-            Ok(_) | Err(ServiceError::Refused(Refusal::AlreadyRevoked)) => Ok(()),
-            Err(e) => Err(e),
-        }
     }
 }
