@@ -282,32 +282,32 @@ where
         let token = session_token_from_cookie(&parts.headers).ok_or(Refusal::NotLoggedIn)?;
         let info = state.services.authenticate(&token).await?;
         let safe_method = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe_method {
-            let bid = parts
-                .extensions
-                .get::<BrowserId>()
-                .map(|b| b.0.clone())
-                .unwrap_or_default();
-            let presented = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if !csrf_valid(&state.services.secret, &bid, presented) {
-                let meta = request_meta(parts, &state);
-                let _ = state
-                    .services
-                    .record_csrf_rejection(
-                        Actor::Account(info.account_id),
-                        &full_path(parts),
-                        &meta,
-                    )
-                    .await;
-                return Err(Refusal::CsrfMismatch.into());
-            }
+        if !safe_method && !csrf_header_valid(parts, &state) {
+            let meta = request_meta(parts, &state);
+            let _ = state
+                .services
+                .record_csrf_rejection(Actor::Account(info.account_id), &full_path(parts), &meta)
+                .await;
+            return Err(Refusal::CsrfMismatch.into());
         }
         Ok(Self(info))
     }
+}
+
+/// True when the request carries, in `X-CSRF-Token`, the CSRF token of
+/// its browser id (the JSON routes' check; forms use [`CsrfForm`]).
+pub(crate) fn csrf_header_valid(parts: &Parts, state: &AppState) -> bool {
+    let bid = parts
+        .extensions
+        .get::<BrowserId>()
+        .map(|b| b.0.clone())
+        .unwrap_or_default();
+    let presented = parts
+        .headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    csrf_valid(&state.services.secret, &bid, presented)
 }
 
 /// A urlencoded form that passed the CSRF check.

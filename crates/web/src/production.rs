@@ -19,7 +19,7 @@ use axum_extra::extract::cookie::CookieJar;
 use base64::Engine as _;
 use certhall_domain::order::OrderState;
 use certhall_domain::production::FailedStage;
-use certhall_domain::session::{csrf_valid, SessionToken};
+use certhall_domain::session::SessionToken;
 use certhall_domain::{OrderId, Refusal};
 use certhall_service::counter::OperatorInfo;
 use certhall_service::production::{AttemptRow, ProductionDetail, ProductionItem, TokenPresented};
@@ -32,7 +32,7 @@ use crate::api::counter::CounterCaller;
 use crate::api::json::Body;
 use crate::counter::{CounterChrome, Operator, COUNTER_COOKIE};
 use crate::error::{ApiError, PageError};
-use crate::extract::{BrowserId, ClientMeta, CsrfForm, CSRF_HEADER};
+use crate::extract::{BrowserId, ClientMeta, CsrfForm};
 use crate::pages::render;
 use crate::AppState;
 
@@ -100,28 +100,16 @@ where
             .and_then(|c| SessionToken::from_client(c.value()))
             .ok_or(Refusal::NotLoggedIn)?;
         let who = state.services.authenticate_operator(&token).await?;
-        if parts.method != Method::GET {
-            let bid = parts
-                .extensions
-                .get::<BrowserId>()
-                .map(|b| b.0.clone())
-                .unwrap_or_default();
-            let presented = parts
-                .headers
-                .get(CSRF_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if !csrf_valid(&state.services.secret, &bid, presented) {
-                let _ = state
-                    .services
-                    .record_csrf_rejection(
-                        certhall_domain::audit::Actor::Operator(who.id),
-                        &crate::extract::full_path(parts),
-                        &crate::extract::request_meta(parts, &state),
-                    )
-                    .await;
-                return Err(Refusal::CsrfMismatch.into());
-            }
+        if parts.method != Method::GET && !crate::extract::csrf_header_valid(parts, &state) {
+            let _ = state
+                .services
+                .record_csrf_rejection(
+                    certhall_domain::audit::Actor::Operator(who.id),
+                    &crate::extract::full_path(parts),
+                    &crate::extract::request_meta(parts, &state),
+                )
+                .await;
+            return Err(Refusal::CsrfMismatch.into());
         }
         Ok(Self(who))
     }

@@ -86,26 +86,31 @@ async fn platform(
 
 /// The demo platform's page posts with its CSRF token; its origin (checked
 /// by the origin middleware) is where the page is served from.
-fn platform_origin(
-    state: &AppState,
-    bid: &BrowserId,
-    headers: &axum::http::HeaderMap,
-) -> Result<String, ApiError> {
-    let presented = headers
-        .get(crate::extract::CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !certhall_domain::session::csrf_valid(&state.services.secret, &bid.0, presented) {
-        return Err(certhall_domain::Refusal::CsrfMismatch.into());
+/// A POST from the demo platform's own page: its CSRF header checked; the
+/// `Origin` the browser sent (the page's origin the platform registers).
+struct FromPlatformPage(String);
+
+impl axum::extract::FromRequestParts<AppState> for FromPlatformPage {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        if !crate::extract::csrf_header_valid(parts, state) {
+            return Err(certhall_domain::Refusal::CsrfMismatch.into());
+        }
+        Ok(Self(
+            parts
+                .headers
+                .get(axum::http::header::ORIGIN)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_ascii_lowercase)
+                .unwrap_or_default(),
+        ))
     }
-    Ok(headers
-        .get(axum::http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default())
 }
 
-/// What CertHall's relying API answered, passed on to the page as is.
 fn forwarded(answer: certhall_service::demo_platform::ApiAnswer) -> Response {
     (
         axum::http::StatusCode::from_u16(answer.status)
@@ -119,11 +124,9 @@ fn forwarded(answer: certhall_service::demo_platform::ApiAnswer) -> Response {
 /// CertHall for a challenge (bearer token, over HTTP).
 async fn platform_challenge(
     State(state): State<AppState>,
-    bid: BrowserId,
+    FromPlatformPage(origin): FromPlatformPage,
     Path(app): Path<String>,
-    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let origin = platform_origin(&state, &bid, &headers)?;
     state.services.demo_platform(&app, &origin).await?;
     Ok(forwarded(
         state.services.demo_platform_challenge(&app).await?,
@@ -134,12 +137,10 @@ async fn platform_challenge(
 /// to CertHall's activation API.
 async fn platform_activate(
     State(state): State<AppState>,
-    bid: BrowserId,
+    _page: FromPlatformPage,
     Path(app): Path<String>,
-    headers: axum::http::HeaderMap,
     crate::api::json::Body(answer): crate::api::json::Body<serde_json::Value>,
 ) -> Result<Response, ApiError> {
-    platform_origin(&state, &bid, &headers)?;
     Ok(forwarded(
         state.services.demo_platform_activate(&app, &answer).await?,
     ))
