@@ -57,14 +57,10 @@ async fn agent_call(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-async fn tokens(agent: &AgentUnderTest) -> Vec<Value> {
-    let (_, body) = agent_call(agent, reqwest::Method::GET, "/v1/tokens", Value::Null).await;
-    body["tokens"].as_array().unwrap().clone()
-}
-
 /// The produced token as the agent lists it now.
 async fn token(agent: &AgentUnderTest, serial: &str) -> Value {
-    tokens(agent)
+    agent
+        .all_tokens()
         .await
         .into_iter()
         .find(|t| t["serial"] == serial)
@@ -92,7 +88,8 @@ async fn produce(
     .await
     .unwrap();
     who.producer = true;
-    let blank = tokens(agent)
+    let blank = agent
+        .all_tokens()
         .await
         .into_iter()
         .find(|t| t["initialized"] == false)
@@ -170,16 +167,6 @@ async fn produce(
     (token_id, serial, started.pin.clone(), so_pin)
 }
 
-fn pem(der_b64: &str) -> String {
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in der_b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
-
 async fn login(app: &TestApp, browser: &Browser, site: &str) {
     browser.goto(&format!("{site}/login")).await;
     browser.fill("#phone", APPLICANT).await;
@@ -191,8 +178,8 @@ async fn login(app: &TestApp, browser: &Browser, site: &str) {
 
 /// Asks CertHall's OCSP responder about `leaf_b64` with `openssl ocsp`.
 fn ocsp_says(dir: &std::path::Path, site: &str, leaf_b64: &str, issuing_b64: &str) -> String {
-    std::fs::write(dir.join("leaf.pem"), pem(leaf_b64)).unwrap();
-    std::fs::write(dir.join("issuing.pem"), pem(issuing_b64)).unwrap();
+    std::fs::write(dir.join("leaf.pem"), support::pem(leaf_b64)).unwrap();
+    std::fs::write(dir.join("issuing.pem"), support::pem(issuing_b64)).unwrap();
     let url = format!("{site}/ocsp");
     let (_, out) = support::openssl(
         dir,

@@ -17,34 +17,12 @@ use certhall_testkit::browser::Browser;
 use certhall_testkit::fixtures;
 use certhall_testkit::TestApp;
 use reqwest::Client;
-use serde_json::{json, Value};
+use serde_json::json;
 use support::{AgentUnderTest, Backend};
 
 const APPLICANT: &str = "13600000901";
 const PRODUCER: &str = "13500000901";
 const PASSWORD: &str = "Producer-pass-2026";
-
-async fn tokens(agent: &AgentUnderTest) -> Vec<Value> {
-    let body: Value = Client::new()
-        .get(format!("{}/v1/tokens", agent.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["tokens"].as_array().unwrap().clone()
-}
-
-fn pem(der_b64: &str) -> String {
-    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in der_b64.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).unwrap());
-        out.push('\n');
-    }
-    out.push_str("-----END CERTIFICATE-----\n");
-    out
-}
 
 async fn produce_ship_deliver(app: &TestApp, browser: &mut Browser) {
     let be = app.backend();
@@ -145,7 +123,8 @@ async fn produce_ship_deliver(app: &TestApp, browser: &mut Browser) {
 
     // The token: labelled for the order, a key pair made inside it, the
     // certificate and its chain.
-    let token = tokens(&agent)
+    let token = agent
+        .all_tokens()
         .await
         .into_iter()
         .find(|t| t["serial"] == token_serial.as_str())
@@ -176,17 +155,21 @@ async fn produce_ship_deliver(app: &TestApp, browser: &mut Browser) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("leaf.pem"),
-        pem(cert["certificate"].as_str().unwrap()),
+        support::pem(cert["certificate"].as_str().unwrap()),
     )
     .unwrap();
     let chain = cert["chain"].as_array().unwrap();
     assert_eq!(chain.len(), 2, "{be}: issuing CA and root");
     std::fs::write(
         dir.path().join("issuing.pem"),
-        pem(chain[0].as_str().unwrap()),
+        support::pem(chain[0].as_str().unwrap()),
     )
     .unwrap();
-    std::fs::write(dir.path().join("root.pem"), pem(chain[1].as_str().unwrap())).unwrap();
+    std::fs::write(
+        dir.path().join("root.pem"),
+        support::pem(chain[1].as_str().unwrap()),
+    )
+    .unwrap();
     let (ok, out) = support::openssl(
         dir.path(),
         &[

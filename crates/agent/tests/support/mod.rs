@@ -236,24 +236,27 @@ impl AgentUnderTest {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    /// The token as the agent lists it now.
-    pub async fn token(&self) -> serde_json::Value {
+    /// Every token the agent lists now (asked as a local program, without
+    /// an `Origin`, so it works whatever pages the agent answers).
+    pub async fn all_tokens(&self) -> Vec<serde_json::Value> {
         let body: serde_json::Value = reqwest::Client::new()
             .get(format!("{}/v1/tokens", self.url))
-            .header("Origin", ORIGIN)
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap();
-        body["tokens"]
-            .as_array()
-            .unwrap()
-            .iter()
+        body["tokens"].as_array().unwrap().clone()
+    }
+
+    /// The token as the agent lists it now.
+    pub async fn token(&self) -> serde_json::Value {
+        self.all_tokens()
+            .await
+            .into_iter()
             .find(|t| t["id"] == self.token_id.as_str())
-            .cloned()
-            .unwrap_or_else(|| panic!("token {} not listed: {body}", self.token_id))
+            .unwrap_or_else(|| panic!("token {} not listed", self.token_id))
     }
 }
 
@@ -359,4 +362,13 @@ pub async fn apps_with_agent_port() -> Vec<certhall_testkit::TestApp> {
             )
         })
         .collect()
+}
+
+/// PEM of a certificate the agent lists (base64 DER).
+pub fn pem(der_b64: &str) -> String {
+    use base64::Engine;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(der_b64)
+        .unwrap();
+    certhall_ca::issue::to_pem(&der).unwrap()
 }
