@@ -124,14 +124,18 @@ fn cipher(shared: &[u8], sender: &[u8], recipient: &[u8], context: &[u8]) -> Aes
     cipher
 }
 
+/// Reads a recipient's public key (base64url SEC1): what [`seal`] accepts.
+pub fn recipient_key(recipient: &str) -> Result<PublicKey, SealError> {
+    let bytes = B64
+        .decode(recipient.trim())
+        .map_err(|_| SealError::BadPublicKey)?;
+    PublicKey::from_sec1_bytes(&bytes).map_err(|_| SealError::BadPublicKey)
+}
+
 /// Seals `plaintext` to the recipient's public key (base64url SEC1) for
 /// `context`.
 pub fn seal(recipient: &str, context: &[u8], plaintext: &[u8]) -> Result<String, SealError> {
-    let recipient_bytes = B64
-        .decode(recipient.trim())
-        .map_err(|_| SealError::BadPublicKey)?;
-    let recipient_key =
-        PublicKey::from_sec1_bytes(&recipient_bytes).map_err(|_| SealError::BadPublicKey)?;
+    let recipient_key = recipient_key(recipient)?;
     let recipient_bytes = recipient_key.to_encoded_point(false).as_bytes().to_vec();
     let ephemeral = EphemeralSecret::random(&mut OsRng);
     let sender = ephemeral

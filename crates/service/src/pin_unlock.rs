@@ -97,7 +97,7 @@ impl Services {
         let ukey = self.own_ukey(account, token_serial).await?;
         let token = ukey.token_serial.clone();
         // Refuse a malformed key before anything is consumed.
-        certhall_ca::sealed::seal(agent_key, token.as_bytes(), b"").map_err(|_| {
+        certhall_ca::sealed::recipient_key(agent_key).map_err(|_| {
             Refusal::InvalidField("证书助手的一次性密钥格式不正确，请重新开始解锁。".into())
         })?;
         let phone = self.account_phone(account).await?;
