@@ -26,6 +26,7 @@ pub mod account;
 pub mod application;
 pub mod audit;
 pub mod cert_login;
+pub mod change;
 pub mod checkout;
 pub mod clock;
 pub mod divisions;

@@ -32,6 +32,14 @@
 //!                   a paid order is refunded in full)
 //! ```
 //!
+//! A 证书变更 order (`OrderKind::Change`) runs the same wizard and review,
+//! but its certificate goes onto the key the applicant already holds:
+//! approval leads to `AwaitingKeyWrite` instead of step 6, and the
+//! applicant's own key agent writes the new certificate
+//! (`KeyWritten → Completed`). Nothing is paid or shipped. The kind
+//! decides through [`transition_of`], the one entry point the services
+//! use.
+//!
 //! While the legal representative has not answered, the applicant may
 //! take step 5 back (`ReviseAuthorization`: correct the representative or
 //! switch to the letter); the uploads stay. Step 8 (`InProduction →
@@ -206,6 +214,12 @@ pub enum OrderState {
     Delivered,
     /// Given up (by the applicant, or by the counter for a paid order).
     Cancelled,
+    /// 证书变更 approved: the applicant writes the new certificate onto
+    /// the key they hold (no step 6–8).
+    AwaitingKeyWrite,
+    /// 证书变更 done: the new certificate is on the key, the old one
+    /// revoked.
+    Completed,
 }
 
 impl OrderState {
@@ -226,6 +240,8 @@ impl OrderState {
             Self::Shipped => ("shipped", 0),
             Self::Delivered => ("delivered", 0),
             Self::Cancelled => ("cancelled", 0),
+            Self::AwaitingKeyWrite => ("awaiting_key_write", 0),
+            Self::Completed => ("completed", 0),
         }
     }
 
@@ -250,6 +266,8 @@ impl OrderState {
             "shipped" => Self::Shipped,
             "delivered" => Self::Delivered,
             "cancelled" => Self::Cancelled,
+            "awaiting_key_write" => Self::AwaitingKeyWrite,
+            "completed" => Self::Completed,
             _ => return None,
         })
     }
@@ -273,6 +291,8 @@ impl OrderState {
             Self::Shipped => "已发货".into(),
             Self::Delivered => "已签收".into(),
             Self::Cancelled => "已取消".into(),
+            Self::AwaitingKeyWrite => "审核通过，请将新证书写入 UKey".into(),
+            Self::Completed => "已完成".into(),
         }
     }
 
@@ -293,6 +313,8 @@ impl OrderState {
             (_, Self::Shipped) => "已发货",
             (_, Self::Delivered) => "已签收",
             (_, Self::Cancelled) => "订单已取消",
+            (_, Self::AwaitingKeyWrite) => "审核通过",
+            (_, Self::Completed) => "证书变更已完成",
             (_, Self::CounterVisit) => "请到柜台办理",
             (_, Self::Draft { .. }) => "订单退回填写",
         }
@@ -309,7 +331,13 @@ impl OrderState {
             Self::AwaitingAuthorization | Self::AuthorizationRefused | Self::InReview => 5,
             Self::Approved => 6,
             Self::AwaitingPayment => 7,
-            Self::Paid | Self::InProduction | Self::Produced | Self::Shipped | Self::Delivered => 8,
+            Self::Paid
+            | Self::InProduction
+            | Self::Produced
+            | Self::Shipped
+            | Self::Delivered
+            | Self::AwaitingKeyWrite
+            | Self::Completed => 8,
             Self::Cancelled => 0,
         }
     }
@@ -368,6 +396,14 @@ impl OrderState {
                 None,
             ),
             Self::Cancelled => ("订单已取消".into(), None),
+            Self::AwaitingKeyWrite => (
+                "请插入存放原证书的 UKey，打开“写入新证书”，验证 PIN 码和短信验证码后，新证书将写入原 UKey".into(),
+                Some("写入约需 1 分钟，PIN 码不变"),
+            ),
+            Self::Completed => (
+                "新证书已写入 UKey，原证书已注销；在交易平台的激活已转到新证书".into(),
+                None,
+            ),
         }
     }
 
@@ -468,9 +504,34 @@ pub enum OrderEvent {
     CancelShipment,
     /// The courier reports the key signed for.
     SignedFor,
+    /// 证书变更: the new certificate was written onto the applicant's key
+    /// and read back.
+    KeyWritten,
 }
 
-/// The state after `event`, or why the event is not allowed now.
+/// The state after `event` for an order of `kind`: the one entry point
+/// of the order machine. A 证书变更 order is approved to
+/// [`OrderState::AwaitingKeyWrite`] (its certificate goes onto the key
+/// the applicant holds); every other order to step 6.
+pub fn transition_of(
+    kind: OrderKind,
+    state: OrderState,
+    event: OrderEvent,
+) -> Result<OrderState, Refusal> {
+    match (kind, state, event) {
+        (OrderKind::Change, OrderState::InReview, OrderEvent::Approve) => {
+            Ok(OrderState::AwaitingKeyWrite)
+        }
+        (OrderKind::Change, _, _) => transition(state, event),
+        (_, OrderState::AwaitingKeyWrite, _) | (_, _, OrderEvent::KeyWritten) => {
+            Err(Refusal::OrderStateConflict(state.label_zh()))
+        }
+        _ => transition(state, event),
+    }
+}
+
+/// The state after `event`, or why the event is not allowed now, for
+/// every kind alike ([`transition_of`] adds what depends on the kind).
 pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Refusal> {
     use OrderEvent as E;
     use OrderState as S;
@@ -528,6 +589,7 @@ pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Re
         (S::Shipped, E::CancelShipment) => Ok(S::Produced),
         // A signed-for push may overtake the pick-up: it still counts.
         (S::Shipped, E::SignedFor) => Ok(S::Delivered),
+        (S::AwaitingKeyWrite, E::KeyWritten) => Ok(S::Completed),
         (
             S::Draft { .. }
             | S::CounterVisit
@@ -537,7 +599,8 @@ pub fn transition(state: OrderState, event: OrderEvent) -> Result<OrderState, Re
             | S::Returned { .. }
             | S::Approved
             | S::AwaitingPayment
-            | S::Paid,
+            | S::Paid
+            | S::AwaitingKeyWrite,
             E::Cancel,
         ) => Ok(S::Cancelled),
         _ => Err(refused()),
@@ -763,6 +826,48 @@ mod tests {
             assert_eq!(OrderState::from_display(&s.to_string()), Some(s));
         }
         assert_eq!(OrderState::from_db("nope", 0), None);
+    }
+
+    #[test]
+    fn a_change_is_written_onto_the_key_it_replaces() {
+        let mut s = S::Draft {
+            reached: Step::Identity,
+        };
+        let mut events = FIVE.to_vec();
+        events.push(E::SubmitMaterials(LegalRepSms));
+        events.push(E::LegalRepAgreed);
+        for e in events {
+            s = transition_of(OrderKind::Change, s, e).unwrap();
+        }
+        assert_eq!(s, S::InReview);
+        // A new order goes on to step 6; a change to the key write.
+        assert_eq!(
+            transition_of(OrderKind::New, s, E::Approve),
+            Ok(S::Approved)
+        );
+        let s = transition_of(OrderKind::Change, s, E::Approve).unwrap();
+        assert_eq!(s, S::AwaitingKeyWrite);
+        // No step 6–8 for it, and it may still be given up.
+        for e in [E::ConfirmCheckout, E::PaymentSucceeded, E::StartProduction] {
+            assert!(transition_of(OrderKind::Change, s, e).is_err(), "{e:?}");
+        }
+        assert_eq!(
+            transition_of(OrderKind::Change, s, E::Cancel),
+            Ok(S::Cancelled)
+        );
+        let done = transition_of(OrderKind::Change, s, E::KeyWritten).unwrap();
+        assert_eq!(done, S::Completed);
+        assert!(!done.cancellable());
+        assert!(transition_of(OrderKind::Change, done, E::KeyWritten).is_err());
+        // Only a change is written onto a key by its applicant.
+        for kind in [OrderKind::New, OrderKind::Renewal, OrderKind::Replacement] {
+            assert!(transition_of(kind, s, E::KeyWritten).is_err());
+            assert!(transition_of(kind, S::Paid, E::KeyWritten).is_err());
+        }
+        for s in [S::AwaitingKeyWrite, S::Completed] {
+            assert_eq!(S::from_db(s.to_db().0, s.to_db().1), Some(s));
+            assert_eq!(S::from_display(&s.to_string()), Some(s));
+        }
     }
 
     #[test]

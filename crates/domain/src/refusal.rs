@@ -612,7 +612,7 @@ impl Refusal {
             }
             Self::MessageNotFound => "找不到这条消息。".into(),
             Self::MissingField(name) => format!("请填写{name}。"),
-            Self::InvalidField(why) => format!("{why}。"),
+            Self::InvalidField(why) => format!("{}。", why.trim_end_matches('。')),
             Self::NotFound => "您访问的页面不存在。".into(),
             Self::CertificateNotFound => "找不到该证书，请核对证书序列号。".into(),
             Self::AlreadyRevoked => "该证书已经注销，无需重复操作。".into(),

@@ -275,7 +275,7 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
         let order = self.order_of(account, order_id).await?;
-        certhall_domain::order::transition(order.state, OrderEvent::ReviseCheckout)?;
+        certhall_domain::order::transition_of(order.kind, order.state, OrderEvent::ReviseCheckout)?;
         if self.settle_attempts_of(order_id, "applicant").await?
             && self.order_of(account, order_id).await?.state.is_paid()
         {

@@ -21,6 +21,7 @@ pub mod auth;
 pub mod ca;
 pub mod cert_login;
 pub mod certificates;
+pub mod change;
 pub mod checkout;
 pub mod counter;
 pub mod demo_pay;

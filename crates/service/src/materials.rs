@@ -281,7 +281,11 @@ impl Services {
     ) -> Result<OrderRow> {
         let order = self.order_of(account, order_id).await?;
         let route = Authorization::parse(&input.authorization)?;
-        certhall_domain::order::transition(order.state, OrderEvent::SubmitMaterials(route))?;
+        certhall_domain::order::transition_of(
+            order.kind,
+            order.state,
+            OrderEvent::SubmitMaterials(route),
+        )?;
         let present: Vec<MaterialKind> = materials::of_order(&self.store, order_id.0)
             .await?
             .into_iter()

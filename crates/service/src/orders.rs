@@ -10,7 +10,7 @@
 
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::message::{MessageKind, NewMessage};
-use certhall_domain::order::{transition, OrderEvent, OrderKind, OrderState, Step};
+use certhall_domain::order::{transition_of, OrderEvent, OrderKind, OrderState, Step};
 use certhall_domain::steps::StepData;
 use certhall_domain::{AccountId, OperatorId, OrderId, Refusal};
 use certhall_store::orders::{self, OrderRow, Transition};
@@ -54,7 +54,12 @@ impl OrderActor {
         match self {
             Self::Operator(_) => decision || step_eight || event == E::Cancel,
             Self::Applicant(_) => {
-                !decision && !step_eight && !courier && event != E::PaymentSucceeded
+                // A key write is recorded by the service that checked it.
+                !decision
+                    && !step_eight
+                    && !courier
+                    && event != E::PaymentSucceeded
+                    && event != E::KeyWritten
             }
             Self::System => true,
         }
@@ -141,7 +146,7 @@ impl Services {
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         let order = self.owned_order(&mut tx, account, id).await?;
-        let to = transition(order.state, OrderEvent::SaveStep(step))?;
+        let to = transition_of(order.kind, order.state, OrderEvent::SaveStep(step))?;
         orders::save_step(&mut tx, id, step, &data.to_json(), now).await?;
         // The list columns follow the application and enterprise names.
         let name = data.list_name();
@@ -214,7 +219,7 @@ impl Services {
         if version.is_some_and(|v| v != order.version) {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
-        let to = transition(order.state, event)?;
+        let to = transition_of(order.kind, order.state, event)?;
         self.persist(tx, &order, to, actor, reason).await?;
         append_audit(
             tx,
@@ -290,6 +295,13 @@ impl Services {
                     "审核通过。请打开订单，选择 UKey 介质、收货地址和发票信息（第六步），然后在线支付。"
                         .to_owned()
                 }
+                (_, OrderState::AwaitingKeyWrite, _) => {
+                    "审核通过。请插入存放原证书的 UKey，打开订单点击“写入新证书”，新证书将写入原 UKey（无需支付，无需寄送）。"
+                        .to_owned()
+                }
+                (_, OrderState::Completed, _) => {
+                    "证书变更已完成：新证书已写入您的 UKey，PIN 码不变，原证书已注销。".to_owned()
+                }
                 (_, OrderState::AwaitingPayment, _) => {
                     "介质与收货信息已确认，请在订单页面选择支付方式完成支付（第七步）。".to_owned()
                 }
@@ -313,6 +325,7 @@ impl Services {
             let kind = match to {
                 OrderState::InReview
                 | OrderState::Approved
+                | OrderState::AwaitingKeyWrite
                 | OrderState::Returned { .. }
                 | OrderState::AuthorizationRefused => MessageKind::Review,
                 _ => MessageKind::System,
@@ -380,6 +393,8 @@ pub struct OrderSummary {
     pub ukey: Option<certhall_store::production::UkeyRow>,
     /// Step 8: shipments with their routes.
     pub shipments: Vec<crate::shipping::ShipmentView>,
+    /// 证书变更: the certificate changed and what changes.
+    pub change: Option<crate::change::ChangeView>,
 }
 
 /// `110105********002X`: the first six and last four characters.
@@ -428,6 +443,7 @@ impl Services {
             (None, Vec::new())
         };
         Ok(OrderSummary {
+            change: self.change_of(&order).await?,
             ukey,
             shipments,
             steps,
@@ -499,7 +515,7 @@ impl Services {
         if matches!(actor, OrderActor::Operator(_)) && reason.is_none_or(|r| r.trim().is_empty()) {
             return Err(Refusal::MissingField("取消原因").into());
         }
-        transition(order.state, OrderEvent::Cancel)?;
+        transition_of(order.kind, order.state, OrderEvent::Cancel)?;
         // A payment under way is settled first: queried (it may have been
         // paid: then it is refunded below with the rest), then closed.
         self.settle_attempts_of(id, "cancel").await?;

@@ -35,7 +35,7 @@ use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::lifecycle::subject_common_name;
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::renewal::{renewal_transition, RenewalEvent, RenewalState, RENEWAL_STALE};
-use certhall_domain::{AccountId, Refusal};
+use certhall_domain::{AccountId, OrderId, Refusal};
 use certhall_store::ca::CertificateRow;
 use certhall_store::renewals::{self as db, RenewalChange};
 // The row the pages show, re-exported so the web names no store type.
@@ -102,6 +102,15 @@ fn same_public_key(old: &CertificateRow, key: &x509_cert::spki::SubjectPublicKey
     use der::Decode;
     x509_cert::Certificate::from_der(&old.der)
         .is_ok_and(|c| c.tbs_certificate.subject_public_key_info == *key)
+}
+
+/// What a key write is for: the challenge's binding, the SMS code's
+/// purpose, and the 证书变更 order (none for a renewal).
+#[derive(Debug, Clone)]
+pub(crate) struct KeyWriteFor {
+    pub(crate) binding: String,
+    pub(crate) code_purpose: String,
+    pub(crate) order: Option<OrderId>,
 }
 
 /// A renewal opened: what the page tells the agent next.
@@ -214,8 +223,38 @@ impl Services {
         meta: &RequestMeta,
     ) -> Result<RenewalStarted> {
         let mine = self.own_certificate(account, serial).await?;
+        self.check_renewal_window(&mine.certificate)?;
+        self.open_key_write(
+            account,
+            &mine,
+            KeyWriteFor {
+                binding: challenge_binding(account, &mine.certificate.serial),
+                code_purpose: purpose(&mine.certificate.serial),
+                order: None,
+            },
+            token_serial,
+            code,
+            proof,
+            meta,
+        )
+        .await
+    }
+
+    /// Opens a write of a successor of `mine` onto the token it is on (a
+    /// renewal, or the key write of a 证书变更 order), once the old key's
+    /// signature, the token and the SMS code check out.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn open_key_write(
+        &self,
+        account: AccountId,
+        mine: &MyCertificate,
+        target: KeyWriteFor,
+        token_serial: &str,
+        code: &str,
+        proof: &KeyProof<'_>,
+        meta: &RequestMeta,
+    ) -> Result<RenewalStarted> {
         let c = &mine.certificate;
-        self.check_renewal_window(c)?;
         // The key must be here: a session and the phone are not enough to
         // put a new certificate for the enterprise on any key.
         check_key_proof(c, proof)?;
@@ -234,19 +273,14 @@ impl Services {
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         if let Err(r) = self
-            .use_up_challenge(
-                &mut tx,
-                proof.challenge,
-                &challenge_binding(account, &c.serial),
-                now,
-            )
+            .use_up_challenge(&mut tx, proof.challenge, &target.binding, now)
             .await?
         {
             tracing::info!(refusal = r.code(), "renewal: challenge not usable");
             return Err(Refusal::RenewalProofFailed(CHALLENGE_STALE).into());
         }
         if let Confirmation::Refused(r) = self
-            .confirm_code(&mut tx, &phone, &purpose(&c.serial), code)
+            .confirm_code(&mut tx, &phone, &target.code_purpose, code)
             .await?
         {
             tx.commit().await?;
@@ -268,7 +302,8 @@ impl Services {
             .await?;
             abandoned = open.new_serial.is_some();
         }
-        let id = db::insert(&mut tx, account, &c.serial, token_serial, now)
+        let order = target.order.map(|o| o.0);
+        let id = db::insert(&mut tx, account, &c.serial, token_serial, order, now)
             .await?
             .ok_or(Refusal::RenewalBusy)?;
         append_audit(
@@ -277,7 +312,10 @@ impl Services {
             Actor::Account(account),
             meta,
             AuditEvent::RenewalStep,
-            json!({ "renewal": id, "event": "started", "certificate": c.serial, "token": token_serial }),
+            json!({
+                "renewal": id, "event": "started", "certificate": c.serial,
+                "token": token_serial, "order": order,
+            }),
         )
         .await?;
         tx.commit().await?;
@@ -317,9 +355,21 @@ impl Services {
             return Err(Refusal::MissingField("密钥标识").into());
         }
         let old = self.ca_certificate(&renewal.old_serial).await?;
-        // Revoked since the renewal started (注销, 补办, the counter): no
-        // successor for it.
-        self.check_renewal_window(&old)?;
+        // A renewal keeps the old subject and profile; a change takes them
+        // from its order's checked data. Either way, a certificate revoked
+        // since the write started (注销, 补办, the counter) gets no
+        // successor.
+        let (subject, profile, order_id) = match renewal.order_id.map(OrderId) {
+            None => {
+                self.check_renewal_window(&old)?;
+                (old.subject.clone(), old.profile.clone(), old.order_id)
+            }
+            Some(order) => {
+                self.check_changeable(&old)?;
+                let (subject, profile) = self.change_subject(account, order).await?;
+                (subject, profile, Some(order.0))
+            }
+        };
         let family = self.family_of_certificate(&old).await?;
         let verified =
             certhall_ca::csr::verify(csr).map_err(|e| Refusal::CaRequestRefused(e.to_string()))?;
@@ -336,11 +386,11 @@ impl Services {
             .ca_issue(
                 &crate::ca::IssueInput {
                     family,
-                    profile: &old.profile,
+                    profile: &profile,
                     csr,
-                    subject: &old.subject,
+                    subject: &subject,
                     account: Some(account),
-                    order_id: old.order_id,
+                    order_id,
                     predecessor: Some(&old.serial),
                 },
                 Actor::Account(account),
@@ -466,26 +516,44 @@ impl Services {
             return Err(Refusal::RenewalClosed(state.label_zh()).into());
         }
         // The platforms hear of the successor before the revocation, and
-        // the new certificate is activated wherever the old one was.
-        relying::queue_event(
-            &mut tx,
-            &old.serial,
-            "certificate.renewed",
-            &json!({
-                "new_serial": new.serial,
-                "not_after": new.not_after.rfc3339(),
-                "renewed_at": now.rfc3339(),
-            })
-            .to_string(),
-            now,
-        )
-        .await?;
+        // the new certificate is activated wherever the old one was (a
+        // change keeps the enterprise and the application).
+        let change = renewal.order_id.map(OrderId);
+        let (kind, payload, reason, note) = match change {
+            None => (
+                "certificate.renewed",
+                json!({
+                    "new_serial": new.serial,
+                    "not_after": new.not_after.rfc3339(),
+                    "renewed_at": now.rfc3339(),
+                }),
+                Reason::Superseded,
+                format!("证书更新：由新证书 {} 替换", new.serial),
+            ),
+            Some(order) => (
+                "certificate.changed",
+                json!({
+                    "new_serial": new.serial,
+                    "subject": new.subject,
+                    "not_after": new.not_after.rfc3339(),
+                    "changed_at": now.rfc3339(),
+                }),
+                // RFC 5280: affiliationChanged when the subject's name
+                // changed; otherwise only the data behind it did.
+                if new.subject == old.subject {
+                    Reason::Superseded
+                } else {
+                    Reason::AffiliationChanged
+                },
+                format!("证书变更（订单 {order}）：由新证书 {} 替换", new.serial),
+            ),
+        };
+        relying::queue_event(&mut tx, &old.serial, kind, &payload.to_string(), now).await?;
         let carried = relying::carry_activations(&mut tx, &old.serial, &new.serial, now).await?;
-        let note = format!("证书更新：由新证书 {} 替换", new.serial);
         self.ca_revoke_in(
             &mut tx,
             &old.serial,
-            Reason::Superseded,
+            reason,
             actor.clone(),
             Some(&note),
             meta,
@@ -509,9 +577,26 @@ impl Services {
             json!({
                 "renewal": id, "event": "completed", "old": old.serial, "new": new.serial,
                 "token": renewal.token_serial, "activations_carried": carried,
+                "order": renewal.order_id,
             }),
         )
         .await?;
+        if let Some(order) = change {
+            // The order's own message says it is done.
+            self.order_event_tx(
+                &mut tx,
+                crate::orders::OrderActor::System,
+                order,
+                None,
+                certhall_domain::order::OrderEvent::KeyWritten,
+                None,
+                meta,
+            )
+            .await?;
+            tx.commit().await?;
+            self.ca_revocation_committed();
+            return Ok(new);
+        }
         messages::insert(
             &mut tx,
             account,

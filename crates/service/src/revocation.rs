@@ -302,7 +302,9 @@ impl Services {
             tx.commit().await?;
             return Err(r.into());
         }
-        if let Some(open) = orders::open_replacement(&mut tx, &c.serial).await? {
+        if let Some(open) =
+            orders::open_replacement(&mut tx, &c.serial, OrderKind::Replacement).await?
+        {
             return Err(Refusal::InvalidField(format!(
                 "该证书已有补办订单（订单 {}），请在“我的订单”中继续办理。",
                 open.0

@@ -36,7 +36,7 @@ impl Services {
     /// open on the order: a step out of order is named as such.
     async fn step_open(&self, account: AccountId, order_id: OrderId, step: Step) -> Result<()> {
         let order = self.order_of(account, order_id).await?;
-        certhall_domain::order::transition(order.state, OrderEvent::SaveStep(step))?;
+        certhall_domain::order::transition_of(order.kind, order.state, OrderEvent::SaveStep(step))?;
         Ok(())
     }
 
@@ -74,6 +74,8 @@ impl Services {
         if !app.active {
             return Err(Refusal::ApplicationNotFound(app.code).into());
         }
+        self.check_change_step(order_id, Some(&app.code), None)
+            .await?;
         let data = StepData::Application(ApplicationChoice {
             code: app.code,
             name: app.name,
@@ -95,6 +97,8 @@ impl Services {
     ) -> Result<OrderRow> {
         self.step_open(account, order_id, Step::Enterprise).await?;
         let enterprise = input.validate(self.clock.now())?;
+        self.check_change_step(order_id, None, Some(&enterprise))
+            .await?;
         self.save_order_step(account, order_id, &StepData::Enterprise(enterprise), meta)
             .await
     }

@@ -497,20 +497,26 @@ pub async fn insert_replacement(
     Ok(())
 }
 
-/// The replacement order of `serial` still under way (not cancelled), if
-/// any.
-pub async fn open_replacement(tx: &mut WriteTx, serial: &str) -> Result<Option<OrderId>> {
+/// The order of `kind` (补办 or 变更) for `serial` still under way (not
+/// cancelled nor completed), if any.
+pub async fn open_replacement(
+    tx: &mut WriteTx,
+    serial: &str,
+    kind: OrderKind,
+) -> Result<Option<OrderId>> {
     let id: Option<i64> = sqlx::query_scalar(
         "SELECT o.id FROM order_replaces r JOIN orders o ON o.id = r.order_id \
-         WHERE r.serial = $1 AND o.state <> 'cancelled' ORDER BY o.id DESC LIMIT 1",
+         WHERE r.serial = $1 AND o.kind = $2 AND o.state NOT IN ('cancelled', 'completed') \
+         ORDER BY o.id DESC LIMIT 1",
     )
     .bind(serial)
+    .bind(kind.as_str())
     .fetch_optional(tx.conn())
     .await?;
     Ok(id.map(OrderId))
 }
 
-/// The certificate an order replaces, if it is a replacement.
+/// The certificate an order replaces (补办) or changes (变更), if any.
 pub async fn replaced_by(store: &Store, order: OrderId) -> Result<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT serial FROM order_replaces WHERE order_id = $1")

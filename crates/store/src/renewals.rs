@@ -33,10 +33,13 @@ pub struct RenewalRow {
     pub updated_at: Timestamp,
     /// Ended.
     pub finished_at: Option<Timestamp>,
+    /// The 证书变更 order whose certificate this writes (none for a
+    /// renewal).
+    pub order_id: Option<i64>,
 }
 
 const COLUMNS: &str = "id, account_id, old_serial, token_serial, state, key_id, new_serial, \
-     failure, started_at, updated_at, finished_at";
+     failure, started_at, updated_at, finished_at, order_id";
 
 fn from_row(r: &AnyRow) -> Result<RenewalRow> {
     let state: String = r.try_get("state")?;
@@ -54,26 +57,31 @@ fn from_row(r: &AnyRow) -> Result<RenewalRow> {
         started_at: Timestamp::from_millis(r.try_get("started_at")?),
         updated_at: Timestamp::from_millis(r.try_get("updated_at")?),
         finished_at: finished.map(Timestamp::from_millis),
+        order_id: r.try_get("order_id")?,
     })
 }
 
-/// Opens a renewal; `None` when the certificate has an open one.
+/// Opens a renewal (for the 证书变更 order `order`, if any); `None` when
+/// the certificate has an open one.
 pub async fn insert(
     tx: &mut WriteTx,
     account: AccountId,
     old_serial: &str,
     token_serial: &str,
+    order: Option<i64>,
     now: Timestamp,
 ) -> Result<Option<i64>> {
     Ok(sqlx::query_scalar(
-        "INSERT INTO renewals (account_id, old_serial, token_serial, state, started_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING RETURNING id",
+        "INSERT INTO renewals \
+         (account_id, old_serial, token_serial, state, started_at, updated_at, order_id) \
+         VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT DO NOTHING RETURNING id",
     )
     .bind(account.0)
     .bind(old_serial)
     .bind(token_serial)
     .bind(RenewalState::Started.as_str())
     .bind(now.millis())
+    .bind(order)
     .fetch_optional(tx.conn())
     .await?)
 }

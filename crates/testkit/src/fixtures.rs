@@ -192,9 +192,22 @@ pub async fn approved_order_for(
     phone: &str,
     app_code: &str,
 ) -> (AccountId, OrderRow) {
+    let (me, order) = order_at_step_five_for(app, phone, app_code).await;
+    let order = letter_and_approve(app, phone, me, order.id).await;
+    (me, order)
+}
+
+/// Step 5 of an order at step 5 (seals, signature and an authorization
+/// letter), then the counter's approval (by an operator whose phone is
+/// 137 and the applicant's last eight digits).
+pub async fn letter_and_approve(
+    app: &TestApp,
+    phone: &str,
+    me: AccountId,
+    order: certhall_domain::OrderId,
+) -> OrderRow {
     let s = &app.services;
     let m = RequestMeta::default();
-    let (me, order) = order_at_step_five_for(app, phone, app_code).await;
     for (kind, w, h) in [
         (
             certhall_domain::materials::MaterialKind::CompanySeal,
@@ -217,14 +230,14 @@ pub async fn approved_order_for(
             1270,
         ),
     ] {
-        s.upload_material(me, order.id, kind, "m.png", png(w, h), &m)
+        s.upload_material(me, order, kind, "m.png", png(w, h), &m)
             .await
             .expect("material");
     }
     let order = s
         .submit_materials(
             me,
-            order.id,
+            order,
             &certhall_service::materials::MaterialsSubmission {
                 authorization: "letter".into(),
                 legal_rep_name: String::new(),
@@ -237,17 +250,15 @@ pub async fn approved_order_for(
         .expect("step 5");
     // The operator's phone: 137 and the applicant's last eight digits.
     let op = operator_named(app, &format!("137{}", &phone[3..])).await;
-    let order = s
-        .review_decide(
-            &op,
-            order.id,
-            order.version,
-            &certhall_service::counter::ReviewDecision::Approve,
-            &m,
-        )
-        .await
-        .expect("approve");
-    (me, order)
+    s.review_decide(
+        &op,
+        order.id,
+        order.version,
+        &certhall_service::counter::ReviewDecision::Approve,
+        &m,
+    )
+    .await
+    .expect("approve")
 }
 
 /// The key models and stock of demo mode.

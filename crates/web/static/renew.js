@@ -1,6 +1,10 @@
 /*
- * 证书更新: drives the applicant's key agent through the stages CertHall
- * records (crates/service/src/renewal.rs):
+ * 证书更新 and 证书变更: drives the applicant's key agent through the
+ * stages CertHall records (crates/service/src/renewal.rs, change.rs).
+ * `data-mode` says which: `renew`; `change` (介质查询 only: the chosen
+ * certificate opens a change order); `write` (an approved change order's
+ * new certificate, through the same stages as a renewal). The routes
+ * come from the page (`data-*-url`, `{serial}` for the chosen one).
  *
  *   介质查询 → PIN checked by the agent → start (the old key signs
  *   CertHall's challenge; SMS code, window, the token) → new key pair in
@@ -20,12 +24,17 @@
   var agent = new window.CertHallAgent(root.dataset.agentUrl);
   var post = function (path, body) { return window.CertHallPortal.post(path, body, root.dataset.csrf); };
   var same = window.CertHallAgent.sameSerial;
+  var mode = root.dataset.mode || 'renew';
+  var verb = mode === 'renew' ? '更新' : '变更';
+  function url(name, serial) {
+    return root.dataset[name].replace('{serial}', encodeURIComponent(serial));
+  }
   var q = function (id) { return root.querySelector('[data-testid="' + id + '"]'); };
   var statusBox = q('agent-status');
   var list = q('media-list');
   var sendBtn = q('send-code');
   var codeStatus = q('code-status');
-  var startBtn = q('start-renewal');
+  var startBtn = q('start-renewal') || q('start-change');
   var progress = q('renewal-progress');
   var stages = new window.CertHallPortal.Stages(progress);
   var errorBox = q('renewal-error');
@@ -54,6 +63,10 @@
 
   function update() {
     var c = chosen();
+    if (mode === 'change') {
+      startBtn.disabled = busy || !c;
+      return;
+    }
     sendBtn.disabled = busy || !c;
     startBtn.disabled = busy || !c || !pinInput.value || codeInput.value.length !== 6;
   }
@@ -82,17 +95,17 @@
       radio.setAttribute('data-testid', 'media-choice');
       var own = ours(f.cert.serial);
       var note;
-      if (f.token.pin && f.token.pin.locked) {
+      if (f.token.pin && f.token.pin.locked && mode !== 'change') {
         note = 'UKey PIN 已锁定，请先办理 PIN 解锁';
         radio.disabled = true;
       } else if (!own) {
-        note = '不属于当前登录的账号，不能在此更新';
+        note = '不属于当前登录的账号，不能在此' + verb;
         radio.disabled = true;
       } else if (own.advice) {
         note = own.advice;
         radio.disabled = true;
       } else {
-        note = '可以更新';
+        note = mode === 'write' ? '本订单变更的证书，可以写入' : '可以' + verb;
       }
       radio.addEventListener('change', update);
       if (!radio.disabled && (same(focus, f.cert.serial) || found.length === 1)) radio.checked = true;
@@ -128,14 +141,29 @@
     });
   }
 
-  sendBtn.addEventListener('click', function () {
+  function sendCode() {
     var c = chosen();
     if (!c) return;
     sendBtn.disabled = true;
-    window.CertHallPortal.sendCode(
-      '/api/v1/certificates/' + encodeURIComponent(c.cert.serial) + '/renewal/code',
-      root.dataset.csrf, codeStatus, update);
-  });
+    window.CertHallPortal.sendCode(url('codeUrl', c.cert.serial), root.dataset.csrf, codeStatus, update);
+  }
+
+  // 证书变更: the chosen certificate opens a change order; its wizard
+  // continues at step 3.
+  function startChange() {
+    var f = chosen();
+    if (!f || busy) return;
+    busy = true;
+    update();
+    errorBox.hidden = true;
+    post(url('startUrl', f.cert.serial), {}).then(function (answer) {
+      window.location.assign(answer.next);
+    }, function (e) {
+      showError((e && e.message) || '申请变更失败，请稍后重试。');
+      busy = false;
+      update();
+    });
+  }
 
   function run() {
     var f = chosen();
@@ -152,10 +180,9 @@
     Promise.resolve()
       .then(step('pin', function () { return agent.verifyPin(f.token.id, s.pin); }))
       .then(step('start', function () {
-        var base = '/api/v1/certificates/' + encodeURIComponent(f.cert.serial);
-        return post(base + '/renewal/challenge', {}).then(function (c) {
+        return post(url('challengeUrl', f.cert.serial), {}).then(function (c) {
           return agent.sign(f.token.id, f.cert.key_id, s.pin, c.challenge, 'renew').then(function (signed) {
-            return post(base + '/renewals', {
+            return post(url('startUrl', f.cert.serial), {
               token_serial: f.token.serial, code: codeInput.value, challenge: c.challenge,
               signed_data: signed.signed_data, signature: signed.signature
             });
@@ -199,7 +226,7 @@
         codeInput.value = '';
         // The page listed the account's certificates before this one
         // existed: it is the account's, and needs no renewal.
-        mine.push({ serial: answer.certificate.serial, advice: '新证书，无需更新' });
+        mine.push({ serial: answer.certificate.serial, advice: '新证书，无需' + verb });
         q('renewed-serial').textContent = answer.certificate.serial;
         q('renewed-until').textContent = answer.certificate.not_after
           ? String(answer.certificate.not_after).slice(0, 10) : '（见“我的证书”）';
@@ -214,7 +241,7 @@
     // ended takes its new key pair off the token again.
     function failed(e) {
       var label = stages.fail(s);
-      var message = (e && e.message) || '更新失败。';
+      var message = (e && e.message) || verb + '失败。';
       if (!s.renewal) {
         showError('“' + label + '”未完成：' + message);
         return finish();
@@ -231,8 +258,9 @@
           }
           showError('“' + label + '”未完成：' + message +
             (r.state === 'failed' || r.state === 'abandoned'
-              ? ' 本次更新已作废，原证书是否仍可使用请以“我的证书”为准；可以重新更新。'
-              : ' 请检查 UKey 和证书助手后重新更新。'));
+              ? ' 本次' + verb + '已作废，原证书是否仍可使用请以“我的证书”为准；可以重新' +
+                (mode === 'write' ? '写入' : verb) + '。'
+              : ' 请检查 UKey 和证书助手后重试。'));
           if ((r.state === 'failed' || r.state === 'abandoned') && s.keyId && s.pin) {
             return agent.deleteKey(f.token.id, s.keyId, s.pin).catch(function () { return null; });
           }
@@ -248,9 +276,14 @@
     }
   }
 
-  pinInput.addEventListener('input', update);
-  codeInput.addEventListener('input', update);
   q('refresh-media').addEventListener('click', function () { errorBox.hidden = true; refresh(); });
-  startBtn.addEventListener('click', run);
+  if (mode === 'change') {
+    startBtn.addEventListener('click', startChange);
+  } else {
+    pinInput.addEventListener('input', update);
+    codeInput.addEventListener('input', update);
+    sendBtn.addEventListener('click', sendCode);
+    startBtn.addEventListener('click', run);
+  }
   refresh();
 })();

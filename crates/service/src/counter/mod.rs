@@ -158,6 +158,8 @@ pub struct ReviewDetail {
     pub attempts: Vec<certhall_store::payments::AttemptRow>,
     /// Refunds, oldest first.
     pub refunds: Vec<certhall_store::payments::RefundRow>,
+    /// 证书变更: the certificate changed and what changes.
+    pub change: Option<crate::change::ChangeView>,
 }
 
 /// One license field: typed at step 3, and read by OCR.

@@ -97,6 +97,7 @@ impl Services {
             })
             .unwrap_or_default();
         Ok(ReviewDetail {
+            change: self.change_of(&order).await?,
             authorization: certhall_store::materials::latest_of_order(&self.store, id.0).await?,
             checkout: certhall_store::checkouts::get(&self.store, id.0).await?,
             attempts: certhall_store::payments::attempts_of_order(&self.store, id.0).await?,

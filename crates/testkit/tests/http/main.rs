@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ca;
+mod change;
 mod login;
 mod messages;
 mod ops;

@@ -45,10 +45,14 @@ async fn messages_pages_mark_one_and_all() {
         (r.status, r.location()),
         (StatusCode::SEE_OTHER, "/messages")
     );
-    // Workbench buttons not yet live lead to a page saying so.
+    // 证书变更 is live: 介质查询 chooses the certificate to change.
     let r = c.get("/certificates/change").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.body.contains("即将开放"));
+    assert!(
+        r.body.contains("介质查询")
+            && r.body.contains("data-testid=\"start-change\"")
+            && !r.body.contains("即将开放")
+    );
     // 证书更新 is live: the page drives the key agent.
     let r = c.get("/certificates/renew").await;
     assert_eq!(r.status, StatusCode::OK);

@@ -18,10 +18,10 @@ async fn new_certificate_wizard_steps_one_to_four() {
         c.page_login("13500000001").await;
         let home = c.get("/").await;
         assert!(
-            home.body.contains("<a class=\"tile \" href=\"/apply/new\""),
+            home.body.contains("<a class=\"tile\" href=\"/apply/new\""),
             "{be}: 证书新办 is not live on the home page"
         );
-        assert!(home.body.contains("<a class=\"tile \" href=\"/orders\""));
+        assert!(home.body.contains("<a class=\"tile\" href=\"/orders\""));
         let page = c.get("/apply/new").await;
         assert_eq!(page.status, StatusCode::OK);
         let csrf = page.csrf();

@@ -7,9 +7,10 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use base64::Engine as _;
+use certhall_domain::OrderId;
 use certhall_domain::Refusal;
 use certhall_service::auth::CodeSent;
-use certhall_service::renewal::{KeyProof, RenewalRow};
+use certhall_service::renewal::{KeyProof, RenewalRow, RenewalStarted};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -32,6 +33,7 @@ fn renewal_json(r: &RenewalRow) -> Value {
         "state": r.state.as_str(),
         "state_label": r.state.label_zh(),
         "old_serial": r.old_serial,
+        "order_id": r.order_id,
         "new_serial": r.new_serial,
         "token_serial": r.token_serial,
         "failure": r.failure,
@@ -88,6 +90,27 @@ pub struct StartBody {
     signature: String,
 }
 
+impl StartBody {
+    /// The agent's answer as bytes (bad base64 reads as empty, which the
+    /// signature check refuses).
+    fn signed(&self) -> (Vec<u8>, Vec<u8>) {
+        let decode = |v: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(v.trim())
+                .unwrap_or_default()
+        };
+        (decode(&self.signed_data), decode(&self.signature))
+    }
+}
+
+fn started_json(started: &RenewalStarted) -> Json<Value> {
+    Json(json!({
+        "renewal": renewal_json(&started.renewal),
+        "algorithm": started.algorithm,
+        "key_label": started.key_label,
+    }))
+}
+
 /// `POST /api/v1/certificates/{serial}/renewals`: opens the renewal.
 pub async fn start_renewal(
     State(s): State<AppState>,
@@ -96,12 +119,7 @@ pub async fn start_renewal(
     ClientMeta(meta): ClientMeta,
     Body(b): Body<StartBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let decode = |v: &str| {
-        base64::engine::general_purpose::STANDARD
-            .decode(v.trim())
-            .unwrap_or_default()
-    };
-    let (signed_data, signature) = (decode(&b.signed_data), decode(&b.signature));
+    let (signed_data, signature) = b.signed();
     let proof = KeyProof {
         challenge: &b.challenge,
         signed_data: &signed_data,
@@ -119,11 +137,82 @@ pub async fn start_renewal(
             &meta,
         )
         .await?;
+    Ok(started_json(&started))
+}
+
+/// `POST /api/v1/certificates/{serial}/changes`: opens a 证书变更 order
+/// for the certificate; answers the order and the page to continue on.
+pub async fn start_change(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(serial): Path<String>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Json<Value>, ApiError> {
+    let order = s
+        .services
+        .start_change(who.account_id, &serial, &meta)
+        .await?;
     Ok(Json(json!({
-        "renewal": renewal_json(&started.renewal),
-        "algorithm": started.algorithm,
-        "key_label": started.key_label,
+        "order": { "id": order.id, "state": order.state.to_string(), "state_label": order.state.label_zh() },
+        "next": crate::paths::order(order.id),
     })))
+}
+
+/// `POST /api/v1/orders/{id}/change/code`: the SMS code that confirms
+/// writing an approved change order's certificate.
+pub async fn change_code(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<OrderId>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Json<Value>, ApiError> {
+    let sent = s
+        .services
+        .send_change_code(who.account_id, id, &meta)
+        .await?;
+    Ok(code_sent(&sent))
+}
+
+/// `POST /api/v1/orders/{id}/change/challenge`: what the old key signs
+/// (purpose `renew`) to start the key write.
+pub async fn change_challenge(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<OrderId>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Json<Value>, ApiError> {
+    let issued = s
+        .services
+        .issue_change_challenge(who.account_id, id, &meta)
+        .await?;
+    Ok(Json(json!({
+        "challenge": issued.challenge,
+        "expires_at": issued.expires_at.rfc3339(),
+        "purpose": "renew",
+    })))
+}
+
+/// `POST /api/v1/orders/{id}/change/writes`: opens the key write of an
+/// approved change order (then `/api/v1/renewals/{id}/…`).
+pub async fn start_change_write(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(id): Path<OrderId>,
+    ClientMeta(meta): ClientMeta,
+    Body(b): Body<StartBody>,
+) -> Result<Json<Value>, ApiError> {
+    let (signed_data, signature) = b.signed();
+    let proof = KeyProof {
+        challenge: &b.challenge,
+        signed_data: &signed_data,
+        signature: &signature,
+        accepted_origins: crate::cert_login::accepted_origins(&s),
+    };
+    let started = s
+        .services
+        .start_change_write(who.account_id, id, &b.token_serial, &b.code, &proof, &meta)
+        .await?;
+    Ok(started_json(&started))
 }
 
 /// `GET /api/v1/renewals/{id}`.

@@ -112,6 +112,19 @@ pub fn routes() -> Routes {
             "/certificates/{serial}/renewals",
             post(lifecycle::start_renewal),
         )
+        .route(
+            "/certificates/{serial}/changes",
+            post(lifecycle::start_change),
+        )
+        .route("/orders/{id}/change/code", post(lifecycle::change_code))
+        .route(
+            "/orders/{id}/change/challenge",
+            post(lifecycle::change_challenge),
+        )
+        .route(
+            "/orders/{id}/change/writes",
+            post(lifecycle::start_change_write),
+        )
         .route("/renewals/{id}", get(lifecycle::renewal))
         .route("/renewals/{id}/csr", post(lifecycle::renewal_csr))
         .route("/renewals/{id}/written", post(lifecycle::renewal_written))

@@ -1,5 +1,4 @@
-//! Workbench businesses not open yet: each button leads to a page that
-//! says what is coming and what to do meanwhile.
+//! 证书激活: where the applicant's certificates are activated, and how.
 
 use askama::Template;
 use axum::extract::State;
@@ -8,41 +7,6 @@ use axum::response::Response;
 use super::{render, Chrome};
 use crate::extract::{Applicant, BrowserId};
 use crate::AppState;
-
-#[derive(Template)]
-#[template(path = "coming_soon.html")]
-struct ComingSoon {
-    chrome: Chrome,
-    title: &'static str,
-    what: &'static str,
-}
-
-fn page(
-    state: &AppState,
-    bid: &BrowserId,
-    who: &Applicant,
-    nav: &'static str,
-    title: &'static str,
-    what: &'static str,
-) -> Response {
-    render(&ComingSoon {
-        chrome: Chrome::new(state, bid, Some(&who.0), nav),
-        title,
-        what,
-    })
-}
-
-/// 证书变更.
-pub async fn change(State(s): State<AppState>, bid: BrowserId, who: Applicant) -> Response {
-    page(
-        &s,
-        &bid,
-        &who,
-        "home",
-        "证书变更",
-        "单位更名等情况下，上传新的营业执照即可在线变更证书信息。",
-    )
-}
 
 /// One certificate on the 证书激活 page.
 #[derive(Debug)]

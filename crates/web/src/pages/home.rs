@@ -25,8 +25,6 @@ pub struct Tile {
     pub href: &'static str,
     /// Icon name in the sprite.
     pub icon: &'static str,
-    /// True once the business is available.
-    pub live: bool,
 }
 
 /// The workbench, in the manual's order.
@@ -36,49 +34,42 @@ pub const WORKBENCH: [Tile; 7] = [
         hint: "在线申请新的数字证书",
         href: paths::APPLY_NEW,
         icon: "new",
-        live: true,
     },
     Tile {
         label: "证书更新",
         hint: "证书到期前后在线续期",
         href: paths::RENEW,
         icon: "renew",
-        live: true,
     },
     Tile {
         label: "证书变更",
         hint: "单位名称等信息变更",
         href: paths::CHANGE,
         icon: "change",
-        live: false,
     },
     Tile {
         label: "证书激活",
         hint: "收到UKey后激活使用",
         href: paths::ACTIVATE,
         icon: "activate",
-        live: true,
     },
     Tile {
         label: "我的证书",
         hint: "查看、下载已办理的证书",
         href: paths::CERTIFICATES,
         icon: "certificates",
-        live: true,
     },
     Tile {
         label: "我的订单",
         hint: "查看办理进度与物流",
         href: paths::ORDERS,
         icon: "orders",
-        live: true,
     },
     Tile {
         label: "消息提醒",
         hint: "审核结果与到期提醒",
         href: paths::MESSAGES,
         icon: "messages",
-        live: true,
     },
 ];
 

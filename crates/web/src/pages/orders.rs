@@ -226,6 +226,10 @@ pub fn stages(current: u8) -> Vec<StageTab> {
 #[template(path = "order_status.html")]
 struct StatusPage {
     chrome: Chrome,
+    /// 证书变更: the certificate changed and what changes.
+    change: Option<certhall_service::change::ChangeView>,
+    /// 证书变更 approved: the new certificate may be written.
+    key_write: bool,
     order: OrderLine,
     stage_tabs: Vec<StageTab>,
     counter: Option<CounterInfo>,
@@ -367,6 +371,8 @@ fn render_status(
             queue_position: summary.queue_position,
             approved: order.state == OrderState::Approved,
             awaiting_payment: order.state == OrderState::AwaitingPayment,
+            key_write: order.state == OrderState::AwaitingKeyWrite,
+            change: summary.change.clone(),
             awaiting_authorization: order.state == OrderState::AwaitingAuthorization,
             cancellable: order.state.cancellable(),
             amount: order.amount_fen.map(certhall_domain::money::yuan_decimal),
