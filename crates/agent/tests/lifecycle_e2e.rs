@@ -15,9 +15,14 @@
 //!    PIN 解锁 online — refused while another page's release may still
 //!    run, then done after it: the new PIN opens the token and the old SO
 //!    PIN no longer does;
-//! 5. 补办 for a lost key: the certificate revoked (keyCompromise) in
+//! 5. 证书变更 of the enterprise's name: the change order from 介质查询,
+//!    the renamed license read by OCR at step 3, the counter's review at
+//!    /counter, then the new certificate written onto the same token; the
+//!    old one `affiliationChanged` in OCSP, the activation carried, the
+//!    platform told (`certificate.changed`);
+//! 6. 补办 for a lost key: the certificate revoked (keyCompromise) in
 //!    OCSP and the CRL at once, as openssl reads them, and a 补办 order
-//!    prefilled from the original order.
+//!    prefilled from the order of the certificate.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
@@ -498,7 +503,50 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
     assert_eq!(ukey.certificate_serial, new_serial, "{be}");
     so_login_fails(&agent, &t["label"], &so_pin);
 
-    // 5. 补办 (the key lost): the renewed certificate is revoked at once —
+    // 5. 证书变更: the enterprise's new name, through the counter's review,
+    // onto the same token.
+    let renewed_b64 = certs[0]["certificate"].as_str().unwrap().to_owned();
+    let (change_id, new_serial) = change_name(app, browser, &site, NEW_PIN).await;
+    let t = token(&agent, &token_serial).await;
+    let certs = t["certificates"].as_array().unwrap().clone();
+    assert_eq!(certs.len(), 1, "{be}: the changed certificate alone: {t}");
+    assert_eq!(t["keys"].as_array().unwrap().len(), 1, "{be}: {t}");
+    assert!(
+        certs[0]["subject"].as_str().unwrap().contains(NEW_NAME),
+        "{be}: {t}"
+    );
+    let said = ocsp_says(dir.path(), &site, &renewed_b64, issuing);
+    assert!(
+        said_status(&said, "revoked") && said.contains("Reason: affiliationChanged"),
+        "{be}: OCSP on the certificate changed: {said}"
+    );
+    let said = ocsp_says(
+        dir.path(),
+        &site,
+        certs[0]["certificate"].as_str().unwrap(),
+        issuing,
+    );
+    assert!(
+        said_status(&said, "good"),
+        "{be}: OCSP on the new one: {said}"
+    );
+    let mine = s.my_certificate(me, &new_serial).await.unwrap();
+    assert_eq!(mine.activations.len(), 1, "{be}: the activation carried");
+    assert_eq!(
+        mine.ukey.map(|k| k.token_serial),
+        Some(token_serial.clone()),
+        "{be}"
+    );
+    let sweep = s.deliver_platform_events().await.unwrap();
+    assert!(sweep.delivered >= 1 && sweep.failed == 0, "{be}: {sweep:?}");
+    browser
+        .goto(&format!("{site}/dev/platform?app=sdzfcg"))
+        .await;
+    browser
+        .wait_for("[data-testid=platform-event][data-kind=\"certificate.changed\"]")
+        .await;
+
+    // 6. 补办 (the key lost): the changed certificate is revoked at once —
     // OCSP and the CRL say so — and a 补办 order opens, prefilled.
     browser
         .goto(&format!("{site}/certificates/{new_serial}/replace"))
@@ -556,7 +604,7 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
         .find(|o| o.kind == certhall_domain::order::OrderKind::Replacement)
         .unwrap_or_else(|| panic!("{be}: a 补办 order"));
     for step in [Step::Identity, Step::Application, Step::Enterprise] {
-        let was = certhall_store::orders::step_data(&app.db.store, order.id, step)
+        let was = certhall_store::orders::step_data(&app.db.store, change_id, step)
             .await
             .unwrap();
         let now = certhall_store::orders::step_data(&app.db.store, replacement.id, step)
@@ -564,6 +612,217 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
             .unwrap();
         assert!(was.is_some() && was == now, "{be}: {step:?} prefilled");
     }
+}
+
+/// The enterprise's new name (证书变更).
+const NEW_NAME: &str = "枣庄市恒信建设集团有限公司";
+/// The counter operator who reviews the change.
+const REVIEWER: &str = "13700000922";
+
+/// 证书变更 in the browser: 介质查询 opens the change order; at step 3 the
+/// unchanged data is refused, then the renamed license is uploaded and
+/// read by OCR; steps 4 and 5 (authorization letter); an operator
+/// approves at /counter, seeing the change; the applicant writes the new
+/// certificate onto the token (PIN, SMS code). Returns (the change order,
+/// the new certificate's serial).
+async fn change_name(app: &TestApp, browser: &Browser, site: &str, pin: &str) -> (OrderId, String) {
+    let be = app.backend();
+    browser.goto(&format!("{site}/certificates/change")).await;
+    browser
+        .wait_until(
+            "document.querySelector('[data-testid=media-choice]')?.checked === true",
+            "the token's certificate chosen for the change",
+        )
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=start-change]")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第3步：企业实名认证",
+        "{be}: {}",
+        browser.current_path().await
+    );
+    let change_id = OrderId(
+        browser
+            .current_path()
+            .await
+            .split('/')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    assert_eq!(
+        browser.value_of("#ent_name").await,
+        fixtures::enterprise().name,
+        "{be}: step 3 carried over"
+    );
+    // Saved as it was: there is nothing to change.
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    let refused = browser.text_of("[data-testid=error]").await;
+    assert!(refused.contains("无需办理证书变更"), "{be}: {refused}");
+    // The renamed license, read by OCR; the applicant checks each field.
+    let mut renamed = fixtures::enterprise();
+    renamed.name = NEW_NAME.into();
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        (
+            "license",
+            "变更后营业执照.jpg",
+            fixtures::license_jpeg_for(&renamed),
+        ),
+        ("company_seal", "公章.png", fixtures::png(480, 480)),
+        ("legal_rep_seal", "法人章.png", fixtures::png(400, 400)),
+        ("legal_rep_signature", "签名.jpg", fixtures::jpeg(720, 360)),
+        (
+            "authorization_letter",
+            "授权委托书.jpg",
+            fixtures::jpeg(900, 1270),
+        ),
+    ]
+    .map(|(kind, name, bytes)| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        (kind, path)
+    });
+    browser.choose_file("#license", &files[0].1).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=read-license]")
+        .await;
+    assert_eq!(
+        browser.value_of("#ent_name").await,
+        NEW_NAME,
+        "{be}: OCR read the new name"
+    );
+    for (sel, value) in [
+        ("#ent_name", &renamed.name),
+        ("#ent_uscc", &renamed.uscc),
+        ("#ent_kind", &renamed.kind),
+        ("#ent_legal_representative", &renamed.legal_representative),
+        ("#ent_address", &renamed.address),
+        ("#ent_registered_capital", &renamed.registered_capital),
+        ("#ent_established", &renamed.established),
+        ("#ent_registered_place", &renamed.registered_place),
+    ] {
+        if browser.value_of(sel).await != *value {
+            browser.fill(sel, value).await;
+        }
+    }
+    browser
+        .eval("document.getElementById('ent_nature').value = '私营企业'")
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-testid=step-title]").await,
+        "第4步：办理方式",
+        "{be}: {}",
+        browser.content().await
+    );
+    browser.click("input[name=handling][value=online]").await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    for (kind, path) in &files[1..] {
+        browser.choose_file(&format!("#{kind}"), path).await;
+    }
+    browser
+        .click("input[name=authorization][value=letter]")
+        .await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=next]")
+        .await;
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "柜台审核中",
+        "{be}"
+    );
+    assert!(browser
+        .text_of("[data-testid=change-fields]")
+        .await
+        .contains(NEW_NAME));
+
+    // The counter sees the change beside what it was, and approves.
+    let op = fixtures::operator_named(app, REVIEWER).await;
+    app.clock.advance(Duration::from_secs(120));
+    browser.goto(&format!("{site}/counter/login")).await;
+    browser.fill("#username", &op.username).await;
+    browser.fill("#password", fixtures::OPERATOR_PASSWORD).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=counter-login-submit]")
+        .await;
+    let code = app.latest_code(REVIEWER).await.unwrap();
+    browser.fill("#code", &code).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=counter-code-submit]")
+        .await;
+    browser
+        .goto(&format!("{site}/counter/orders/{change_id}"))
+        .await;
+    let fields = browser.text_of("[data-testid=change-fields]").await;
+    assert!(
+        fields.contains(NEW_NAME) && fields.contains(&fixtures::enterprise().name),
+        "{be}: {fields}"
+    );
+    browser.screenshot(&format!("{be}-change-review.png")).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=approve]")
+        .await;
+    if browser.exists("[data-testid=confirm-approve-yes]").await {
+        browser
+            .click_and_wait_for_navigation("[data-testid=confirm-approve-yes]")
+            .await;
+    }
+
+    // The applicant (still logged in) writes the new certificate onto the
+    // same token.
+    browser.goto(&format!("{site}/orders/{change_id}")).await;
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "审核通过，请将新证书写入 UKey",
+        "{be}"
+    );
+    browser
+        .click_and_wait_for_navigation("[data-testid=go-key-write]")
+        .await;
+    browser
+        .wait_until(
+            "document.querySelector('[data-testid=media-choice]')?.checked === true",
+            "the certificate to change chosen",
+        )
+        .await;
+    browser.fill("#pin", pin).await;
+    browser.click("[data-testid=send-code]").await;
+    browser
+        .wait_for_text("[data-testid=code-status]", "验证码已发送至")
+        .await;
+    let code = app.latest_code(APPLICANT).await.unwrap();
+    browser.fill("#code", &code).await;
+    browser.click("[data-testid=start-renewal]").await;
+    browser
+        .wait_until(
+            "!document.querySelector('[data-testid=renewal-done]').hidden || document.querySelector('[data-testid=renewal-progress] [data-state=failed]')",
+            "the key write to finish",
+        )
+        .await;
+    assert!(
+        browser.is_visible("[data-testid=renewal-done]").await,
+        "{be}: {}",
+        browser.text_of("[data-testid=renewal-error]").await
+    );
+    browser.screenshot(&format!("{be}-changed.png")).await;
+    let new_serial = browser.text_of("[data-testid=renewed-serial]").await;
+    browser.goto(&format!("{site}/orders/{change_id}")).await;
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "已完成",
+        "{be}"
+    );
+    (change_id, new_serial)
 }
 
 /// SoftHSM2 (through OpenSC's pkcs11-tool) refuses `so_pin` for the token.
@@ -615,6 +874,10 @@ async fn activate_renew_lock_and_unlock_a_softhsm2_token() {
         return;
     };
     for app in support::apps_with_agent_port().await {
+        // 证书变更 reads the changed license with the real OCR models.
+        let Some(app) = app.with_ocr() else {
+            return;
+        };
         walk(&app, &mut browser).await;
     }
     browser.close().await;

@@ -57,6 +57,36 @@ pub fn license_jpeg(seed: u64) -> (Vec<u8>, LicenseFields) {
     (encode(&img, ImageFormat::Jpeg), fields)
 }
 
+/// The business license of `e` (the OCR crate's renderer, scanned
+/// clean), as JPEG bytes: what an enterprise uploads after its data
+/// changed.
+pub fn license_jpeg_for(e: &EnterpriseInput) -> Vec<u8> {
+    let renderer = certhall_ocr::synth::Renderer::load(certhall_ocr::synth::DEFAULT_FONT)
+        .expect("CJK font (fonts-wqy-zenhei)");
+    // Printed as 2015年06月30日.
+    let mut date = e.established.splitn(3, '-');
+    let established = match (date.next(), date.next(), date.next()) {
+        (Some(y), Some(m), Some(d)) => format!("{y}年{m}月{d}日"),
+        _ => e.established.clone(),
+    };
+    let fields = LicenseFields {
+        name: e.name.clone(),
+        uscc: e.uscc.clone(),
+        kind: e.kind.clone(),
+        legal_representative: e.legal_representative.clone(),
+        address: e.address.clone(),
+        registered_capital: e.registered_capital.clone(),
+        established,
+    };
+    let term = format!("{}至长期", fields.established);
+    let img = renderer.render(
+        &fields,
+        &["建设工程施工；市政公用工程施工".to_owned()],
+        &term,
+    );
+    encode(&DynamicImage::ImageRgb8(img), ImageFormat::Jpeg)
+}
+
 /// The 注册地 a person would type for `address` (province and city).
 pub fn registered_place(address: &str) -> String {
     match address.find('市') {

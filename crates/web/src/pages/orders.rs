@@ -469,6 +469,10 @@ pub struct AppOption {
 struct StepPage {
     chrome: Chrome,
     order_id: OrderId,
+    /// 证书新办, 证书变更 …
+    kind: &'static str,
+    /// 证书变更: step 3 asks for the changed license.
+    change: bool,
     step: u8,
     step_label: &'static str,
     tabs: Vec<StepTab>,
@@ -840,6 +844,8 @@ async fn step_page(
     Ok(StepPage {
         chrome: Chrome::new(state, bid, Some(who), "orders"),
         order_id: order.id,
+        kind: order.kind.label_zh(),
+        change: order.kind == certhall_domain::order::OrderKind::Change,
         step: step.number(),
         step_label: step.label_zh(),
         tabs: tabs(order.id, order.state, step),
