@@ -28,6 +28,9 @@ pub struct RenewalConfig {
     pub days_before_expiry: Option<u64>,
     /// Renewal stays open this many days after expiry (default 365).
     pub days_after_expiry: Option<u64>,
+    /// What a renewal costs, in fen (default 0: free). Above 0 the
+    /// applicant pays through the payment flow before the key write.
+    pub price_fen: Option<i64>,
 }
 
 /// The TOML file, every key optional.
@@ -225,6 +228,8 @@ pub struct RuntimeConfig {
     pub payment_job_interval: Duration,
     /// When certificates may be renewed online.
     pub renewal_window: certhall_domain::lifecycle::RenewalWindow,
+    /// `[renewal] price_fen`: what a renewal costs (0: free).
+    pub renewal_price_fen: i64,
 }
 
 impl fmt::Debug for RuntimeConfig {
@@ -332,6 +337,10 @@ impl RuntimeConfig {
         if !(1..=366).contains(&before) || after > 3660 {
             bail!("[renewal] days_before_expiry must be 1–366 and days_after_expiry 0–3660");
         }
+        let renewal_price_fen = renewal.price_fen.unwrap_or(0);
+        if !(0..=10_000_000).contains(&renewal_price_fen) {
+            bail!("[renewal] price_fen must be 0–10000000 (0 is free)");
+        }
         let renewal_window = certhall_domain::lifecycle::RenewalWindow {
             before_expiry: Duration::from_secs(86_400 * before),
             after_expiry: Duration::from_secs(86_400 * after),
@@ -352,6 +361,7 @@ impl RuntimeConfig {
             courier: file.courier,
             payment_job_interval: Duration::from_secs(job_secs),
             renewal_window,
+            renewal_price_fen,
             listen,
             secret_key_file: common
                 .secret_key_file

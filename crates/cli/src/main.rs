@@ -341,6 +341,7 @@ fn build_services(
         shipping: Arc::new(shipping),
         platform_notifier: Arc::new(certhall_relying::HttpNotifier::new()?),
         renewal_window: config.renewal_window,
+        renewal_price_fen: config.renewal_price_fen,
         demo_platform: if config.demo() {
             Some(certhall_relying::RelyingClient::new(&config.public_url)?)
         } else {

@@ -36,9 +36,11 @@
 //! but its certificate goes onto the key the applicant already holds:
 //! approval leads to `AwaitingKeyWrite` instead of step 6, and the
 //! applicant's own key agent writes the new certificate
-//! (`KeyWritten → Completed`). Nothing is paid or shipped. The kind
-//! decides through [`transition_of`], the one entry point the services
-//! use.
+//! (`KeyWritten → Completed`). Nothing is paid or shipped. A priced
+//! 证书更新 order (`OrderKind::Renewal`) starts at `AwaitingPayment` (no
+//! wizard, no review) and its payment leads to the same key write. The
+//! kind decides through [`transition_of`], the one entry point the
+//! services use.
 //!
 //! While the legal representative has not answered, the applicant may
 //! take step 5 back (`ReviseAuthorization`: correct the representative or
@@ -214,11 +216,10 @@ pub enum OrderState {
     Delivered,
     /// Given up (by the applicant, or by the counter for a paid order).
     Cancelled,
-    /// 证书变更 approved: the applicant writes the new certificate onto
-    /// the key they hold (no step 6–8).
+    /// 证书变更 approved, or a 证书更新 paid: the applicant writes the new
+    /// certificate onto the key they hold (no production or shipping).
     AwaitingKeyWrite,
-    /// 证书变更 done: the new certificate is on the key, the old one
-    /// revoked.
+    /// Written: the new certificate is on the key, the old one revoked.
     Completed,
 }
 
@@ -291,7 +292,7 @@ impl OrderState {
             Self::Shipped => "已发货".into(),
             Self::Delivered => "已签收".into(),
             Self::Cancelled => "已取消".into(),
-            Self::AwaitingKeyWrite => "审核通过，请将新证书写入 UKey".into(),
+            Self::AwaitingKeyWrite => "待写入：请将新证书写入 UKey".into(),
             Self::Completed => "已完成".into(),
         }
     }
@@ -313,8 +314,9 @@ impl OrderState {
             (_, Self::Shipped) => "已发货",
             (_, Self::Delivered) => "已签收",
             (_, Self::Cancelled) => "订单已取消",
+            (Self::AwaitingPayment, Self::AwaitingKeyWrite) => "支付成功",
             (_, Self::AwaitingKeyWrite) => "审核通过",
-            (_, Self::Completed) => "证书变更已完成",
+            (_, Self::Completed) => "新证书已写入 UKey",
             (_, Self::CounterVisit) => "请到柜台办理",
             (_, Self::Draft { .. }) => "订单退回填写",
         }
@@ -401,7 +403,7 @@ impl OrderState {
                 Some("写入约需 1 分钟，PIN 码不变"),
             ),
             Self::Completed => (
-                "新证书已写入 UKey，原证书已注销；在交易平台的激活已转到新证书".into(),
+                "新证书已写入 UKey，原证书已停止使用；在交易平台的激活已转到新证书".into(),
                 None,
             ),
         }
@@ -519,10 +521,21 @@ pub fn transition_of(
     event: OrderEvent,
 ) -> Result<OrderState, Refusal> {
     match (kind, state, event) {
-        (OrderKind::Change, OrderState::InReview, OrderEvent::Approve) => {
+        (OrderKind::Change, OrderState::InReview, OrderEvent::Approve)
+        | (OrderKind::Renewal, OrderState::AwaitingPayment, OrderEvent::PaymentSucceeded) => {
             Ok(OrderState::AwaitingKeyWrite)
         }
-        (OrderKind::Change, _, _) => transition(state, event),
+        // A renewal order has no wizard, review or step 6 to go back to.
+        (
+            OrderKind::Renewal,
+            _,
+            OrderEvent::SaveStep(_)
+            | OrderEvent::ChooseCounter
+            | OrderEvent::SubmitMaterials(_)
+            | OrderEvent::ReviseCheckout
+            | OrderEvent::ConfirmCheckout,
+        ) => Err(Refusal::OrderStateConflict(state.label_zh())),
+        (OrderKind::Change | OrderKind::Renewal, _, _) => transition(state, event),
         (_, OrderState::AwaitingKeyWrite, _) | (_, _, OrderEvent::KeyWritten) => {
             Err(Refusal::OrderStateConflict(state.label_zh()))
         }
@@ -859,8 +872,26 @@ mod tests {
         assert_eq!(done, S::Completed);
         assert!(!done.cancellable());
         assert!(transition_of(OrderKind::Change, done, E::KeyWritten).is_err());
-        // Only a change is written onto a key by its applicant.
-        for kind in [OrderKind::New, OrderKind::Renewal, OrderKind::Replacement] {
+        // A priced renewal: paid, then written; never through the wizard.
+        let paid = transition_of(OrderKind::Renewal, S::AwaitingPayment, E::PaymentSucceeded);
+        assert_eq!(paid, Ok(S::AwaitingKeyWrite));
+        assert_eq!(
+            transition_of(OrderKind::Renewal, S::AwaitingKeyWrite, E::KeyWritten),
+            Ok(S::Completed)
+        );
+        assert_eq!(
+            S::AwaitingKeyWrite.message_title(S::AwaitingPayment),
+            "支付成功"
+        );
+        for e in [
+            E::ReviseCheckout,
+            E::SaveStep(Step::Identity),
+            E::ConfirmCheckout,
+        ] {
+            assert!(transition_of(OrderKind::Renewal, S::AwaitingPayment, e).is_err());
+        }
+        // Only a change or a renewal is written onto a key by its applicant.
+        for kind in [OrderKind::New, OrderKind::Replacement] {
             assert!(transition_of(kind, s, E::KeyWritten).is_err());
             assert!(transition_of(kind, S::Paid, E::KeyWritten).is_err());
         }

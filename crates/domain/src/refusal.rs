@@ -352,6 +352,10 @@ pub enum Refusal {
     /// Another renewal of the certificate is under way.
     #[error("renewal busy")]
     RenewalBusy,
+    /// Renewal carries a price and the certificate's renewal order is not
+    /// paid yet (the amount, in yuan, as shown).
+    #[error("renewal unpaid: {0}")]
+    RenewalUnpaid(String),
     /// The key did not prove it holds the certificate being renewed (the
     /// message says what to do).
     #[error("renewal proof failed: {0}")]
@@ -473,6 +477,7 @@ impl Refusal {
             Self::NotOwnCertificate => "not_own_certificate",
             Self::RenewalNotOpen(_) => "renewal_not_open",
             Self::RenewalBusy => "renewal_busy",
+            Self::RenewalUnpaid(_) => "renewal_unpaid",
             Self::RenewalProofFailed(_) => "renewal_proof_failed",
             Self::PinUnlockBusy => "pin_unlock_busy",
             Self::RenewalClosed(_) => "renewal_closed",
@@ -567,6 +572,7 @@ impl Refusal {
             Self::NotOwnCertificate | Self::TokenNotOurs => RefusalKind::Forbidden,
             Self::RenewalNotOpen(_)
             | Self::RenewalBusy
+            | Self::RenewalUnpaid(_)
             | Self::RenewalClosed(_)
             | Self::PinUnlockBusy
             | Self::PinUnlockClosed(_) => RefusalKind::Conflict,
@@ -786,6 +792,9 @@ impl Refusal {
             Self::NotOwnCertificate => "该证书不属于当前登录的账号，不能在此办理。请使用办理该证书时的手机号登录。".into(),
             Self::RenewalNotOpen(why) => why.clone(),
             Self::RenewalBusy => "该证书正在更新中，请勿重复操作；如上次更新已中断，请 30 分钟后重试。".into(),
+            Self::RenewalUnpaid(yuan) => format!(
+                "证书更新费用 {yuan} 元尚未支付：请先在“证书更新”页面点击“支付更新费用”，支付完成后再更新。"
+            ),
             Self::RenewalProofFailed(m) => (*m).into(),
             Self::PinUnlockBusy => "这把 UKey 正在解锁中，请勿在多个页面同时操作；如上次解锁已中断，请 10 分钟后重试。".into(),
             Self::RenewalClosed(state) => format!("本次证书更新已结束（{state}），请重新开始更新。"),
@@ -910,6 +919,7 @@ mod tests {
             Refusal::NotOwnCertificate,
             Refusal::RenewalNotOpen("该证书已注销，无法更新。".into()),
             Refusal::RenewalBusy,
+            Refusal::RenewalUnpaid("100.00".into()),
             Refusal::RenewalProofFailed("UKey 签名校验未通过。"),
             Refusal::PinUnlockBusy,
             Refusal::RenewalClosed("已完成"),

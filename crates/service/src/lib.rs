@@ -115,6 +115,9 @@ pub struct Services {
     pub demo_platform: Option<certhall_relying::RelyingClient>,
     /// When certificates may be renewed online (`[renewal]`).
     pub renewal_window: certhall_domain::lifecycle::RenewalWindow,
+    /// What a renewal costs, in fen (`[renewal] price_fen`; 0: free, no
+    /// order). Above 0 a 证书更新 order is paid before the key write.
+    pub renewal_price_fen: i64,
     /// Bounds the CPU-heavy image work (decoding and re-encoding uploads,
     /// OCR) running at once in this process: more waits its turn instead
     /// of starving every other request of CPU.

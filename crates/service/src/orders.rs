@@ -295,13 +295,18 @@ impl Services {
                     "审核通过。请打开订单，选择 UKey 介质、收货地址和发票信息（第六步），然后在线支付。"
                         .to_owned()
                 }
+                (OrderState::AwaitingPayment, OrderState::AwaitingKeyWrite, _) => {
+                    "支付成功。请插入存放该证书的 UKey，打开订单点击“写入新证书”完成更新（PIN 码不变，无需寄送）。"
+                        .to_owned()
+                }
                 (_, OrderState::AwaitingKeyWrite, _) => {
                     "审核通过。请插入存放原证书的 UKey，打开订单点击“写入新证书”，新证书将写入原 UKey（无需支付，无需寄送）。"
                         .to_owned()
                 }
-                (_, OrderState::Completed, _) => {
-                    "证书变更已完成：新证书已写入您的 UKey，PIN 码不变，原证书已注销。".to_owned()
-                }
+                (_, OrderState::Completed, _) => format!(
+                    "{}已完成：新证书已写入您的 UKey，PIN 码不变，原证书已停止使用；在交易平台的激活已转到新证书。",
+                    order.kind.label_zh()
+                ),
                 (_, OrderState::AwaitingPayment, _) => {
                     "介质与收货信息已确认，请在订单页面选择支付方式完成支付（第七步）。".to_owned()
                 }
@@ -350,6 +355,13 @@ impl Services {
         }
         Ok(())
     }
+}
+
+/// Cancelled in `state`, an order gets its payments back (a paid order
+/// before production, or a paid renewal not yet written; a change order
+/// waiting for its write has none).
+fn refunded_on_cancel(state: OrderState) -> bool {
+    matches!(state, OrderState::Paid | OrderState::AwaitingKeyWrite)
 }
 
 /// What cancelling an order would do (the confirmation page).
@@ -476,7 +488,7 @@ impl Services {
     /// [`Services::cancel_order`] refunds them).
     pub async fn cancel_preview(&self, account: AccountId, id: OrderId) -> Result<CancelPreview> {
         let order = self.order_of(account, id).await?;
-        let refund_fen = if order.state == OrderState::Paid {
+        let refund_fen = if refunded_on_cancel(order.state) {
             let attempts = certhall_store::payments::attempts_of_order(&self.store, id.0).await?;
             Some(
                 attempts
@@ -537,7 +549,7 @@ impl Services {
         certhall_store::checkouts::set_reserved(&mut tx, id.0, false).await?;
         certhall_store::materials::withdraw_pending(&mut tx, id.0, now).await?;
         let mut refunding = false;
-        if before.state == OrderState::Paid {
+        if refunded_on_cancel(before.state) {
             for a in &certhall_store::payments::paid_of_order_tx(&mut tx, id.0).await? {
                 let reason = match actor {
                     OrderActor::Operator(_) => "柜台取消订单，全额退款",

@@ -34,9 +34,11 @@ use certhall_ca::Family;
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::lifecycle::subject_common_name;
 use certhall_domain::message::{MessageKind, NewMessage};
+use certhall_domain::order::{OrderKind, OrderState};
 use certhall_domain::renewal::{renewal_transition, RenewalEvent, RenewalState, RENEWAL_STALE};
 use certhall_domain::{AccountId, OrderId, Refusal};
 use certhall_store::ca::CertificateRow;
+use certhall_store::orders::OrderRow;
 use certhall_store::renewals::{self as db, RenewalChange};
 // The row the pages show, re-exported so the web names no store type.
 pub use certhall_store::renewals::RenewalRow;
@@ -189,6 +191,7 @@ impl Services {
         let mine = self.own_certificate(account, serial).await?;
         let c = &mine.certificate;
         self.check_renewal_window(c)?;
+        self.paid_renewal_order(c).await?;
         let action = format!("证书更新（{}）", subject_common_name(&c.subject));
         self.send_confirmation_code(account, &purpose(&c.serial), action, meta)
             .await
@@ -206,8 +209,140 @@ impl Services {
     ) -> Result<crate::cert_login::IssuedChallenge> {
         let mine = self.own_certificate(account, serial).await?;
         self.check_renewal_window(&mine.certificate)?;
+        self.paid_renewal_order(&mine.certificate).await?;
         self.issue_login_challenge(&challenge_binding(account, &mine.certificate.serial), meta)
             .await
+    }
+
+    /// The paid 证书更新 order the renewal of `c` completes, if any; when
+    /// renewal carries a price, refuses until one is paid.
+    async fn paid_renewal_order(&self, c: &CertificateRow) -> Result<Option<OrderId>> {
+        if let Some(id) =
+            certhall_store::orders::open_successor(&self.store, &c.serial, OrderKind::Renewal)
+                .await?
+        {
+            let order = certhall_store::orders::get(&self.store, id)
+                .await?
+                .ok_or(Refusal::NotFound)?;
+            if order.state == OrderState::AwaitingKeyWrite {
+                return Ok(Some(id));
+            }
+        }
+        if self.renewal_price_fen > 0 {
+            return Err(Refusal::RenewalUnpaid(certhall_domain::money::yuan_decimal(
+                self.renewal_price_fen,
+            ))
+            .into());
+        }
+        Ok(None)
+    }
+
+    /// True when renewing `mine` must be paid for first (a price is set
+    /// and no paid renewal order waits for its write).
+    pub async fn renewal_unpaid(&self, mine: &MyCertificate) -> Result<bool> {
+        match self.paid_renewal_order(&mine.certificate).await {
+            Ok(_) => Ok(false),
+            Err(ServiceError::Refused(Refusal::RenewalUnpaid(_))) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The certificate one of the account's orders renews, changes or
+    /// replaces (none for a new certificate's order).
+    pub async fn order_certificate(
+        &self,
+        account: AccountId,
+        id: OrderId,
+    ) -> Result<Option<String>> {
+        self.order_of(account, id).await?;
+        Ok(certhall_store::orders::replaced_by(&self.store, id).await?)
+    }
+
+    /// The price of a renewal in yuan (`0.00`: free), as shown.
+    pub fn renewal_price_yuan(&self) -> String {
+        certhall_domain::money::yuan_decimal(self.renewal_price_fen)
+    }
+
+    /// The 证书变更 order a key write belongs to (none for a renewal, paid
+    /// or free).
+    async fn change_order_of(&self, renewal: &RenewalRow) -> Result<Option<OrderId>> {
+        let Some(id) = renewal.order_id.map(OrderId) else {
+            return Ok(None);
+        };
+        let order = certhall_store::orders::get(&self.store, id)
+            .await?
+            .ok_or(Refusal::NotFound)?;
+        Ok((order.kind == OrderKind::Change).then_some(id))
+    }
+
+    /// When renewal carries a price (`[renewal] price_fen`): the 证书更新
+    /// order that pays for renewing `serial` — the one under way, or a new
+    /// one waiting for payment (no wizard: the certificate says what is
+    /// renewed). Paid, the renewal page writes the new certificate.
+    pub async fn start_renewal_order(
+        &self,
+        account: AccountId,
+        serial: &str,
+        meta: &RequestMeta,
+    ) -> Result<OrderRow> {
+        let mine = self.own_certificate(account, serial).await?;
+        let c = &mine.certificate;
+        self.check_renewal_window(c)?;
+        if self.renewal_price_fen <= 0 {
+            return Err(Refusal::InvalidField("证书更新免费，无需支付，请直接更新".into()).into());
+        }
+        let original = match c.order_id {
+            Some(id) => certhall_store::orders::get(&self.store, OrderId(id)).await?,
+            None => None,
+        };
+        let now = self.clock.now();
+        let mut tx = self.store.begin_write().await?;
+        if let Some(open) =
+            certhall_store::orders::open_replacement(&mut tx, &c.serial, OrderKind::Renewal).await?
+        {
+            drop(tx);
+            return self.order_of(account, open).await;
+        }
+        let order = certhall_store::orders::create(
+            &mut tx,
+            account,
+            OrderKind::Renewal,
+            OrderState::AwaitingPayment,
+            now,
+        )
+        .await?;
+        let holder = subject_common_name(&c.subject);
+        certhall_store::orders::set_names(
+            &mut tx,
+            order.id,
+            original
+                .as_ref()
+                .and_then(|o| o.application_name.as_deref()),
+            Some(
+                original
+                    .as_ref()
+                    .and_then(|o| o.enterprise_name.as_deref())
+                    .unwrap_or(&holder),
+            ),
+        )
+        .await?;
+        certhall_store::orders::set_amount(&mut tx, order.id, Some(self.renewal_price_fen)).await?;
+        certhall_store::orders::insert_replacement(&mut tx, order.id, &c.serial, "renewal", now)
+            .await?;
+        append_audit(
+            &mut tx,
+            self.clock.as_ref(),
+            Actor::Account(account),
+            meta,
+            AuditEvent::OrderCreated,
+            json!({
+                "order": order.id, "kind": OrderKind::Renewal.as_str(),
+                "renews": c.serial, "amount_fen": self.renewal_price_fen,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        self.order_of(account, order.id).await
     }
 
     /// Stage 1: opens the renewal of `serial` onto the token
@@ -224,13 +359,14 @@ impl Services {
     ) -> Result<RenewalStarted> {
         let mine = self.own_certificate(account, serial).await?;
         self.check_renewal_window(&mine.certificate)?;
+        let order = self.paid_renewal_order(&mine.certificate).await?;
         self.open_key_write(
             account,
             &mine,
             KeyWriteFor {
                 binding: challenge_binding(account, &mine.certificate.serial),
                 code_purpose: purpose(&mine.certificate.serial),
-                order: None,
+                order,
             },
             token_serial,
             code,
@@ -359,7 +495,7 @@ impl Services {
         // from its order's checked data. Either way, a certificate revoked
         // since the write started (注销, 补办, the counter) gets no
         // successor.
-        let (subject, profile, order_id) = match renewal.order_id.map(OrderId) {
+        let (subject, profile, order_id) = match self.change_order_of(&renewal).await? {
             None => {
                 self.check_renewal_window(&old)?;
                 (old.subject.clone(), old.profile.clone(), old.order_id)
@@ -518,7 +654,7 @@ impl Services {
         // The platforms hear of the successor before the revocation, and
         // the new certificate is activated wherever the old one was (a
         // change keeps the enterprise and the application).
-        let change = renewal.order_id.map(OrderId);
+        let change = self.change_order_of(&renewal).await?;
         let (kind, payload, reason, note) = match change {
             None => (
                 "certificate.renewed",
@@ -581,8 +717,9 @@ impl Services {
             }),
         )
         .await?;
-        if let Some(order) = change {
-            // The order's own message says it is done.
+        if let Some(order) = renewal.order_id.map(OrderId) {
+            // The order (a change, or a paid renewal) completes; its own
+            // message says so.
             self.order_event_tx(
                 &mut tx,
                 crate::orders::OrderActor::System,

@@ -497,6 +497,12 @@ pub async fn insert_replacement(
     Ok(())
 }
 
+/// The newest order of a kind for a certificate, still under way.
+const OPEN_SUCCESSOR: &str =
+    "SELECT o.id FROM order_replaces r JOIN orders o ON o.id = r.order_id \
+     WHERE r.serial = $1 AND o.kind = $2 AND o.state NOT IN ('cancelled', 'completed') \
+     ORDER BY o.id DESC LIMIT 1";
+
 /// The order of `kind` (补办 or 变更) for `serial` still under way (not
 /// cancelled nor completed), if any.
 pub async fn open_replacement(
@@ -504,19 +510,31 @@ pub async fn open_replacement(
     serial: &str,
     kind: OrderKind,
 ) -> Result<Option<OrderId>> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "SELECT o.id FROM order_replaces r JOIN orders o ON o.id = r.order_id \
-         WHERE r.serial = $1 AND o.kind = $2 AND o.state NOT IN ('cancelled', 'completed') \
-         ORDER BY o.id DESC LIMIT 1",
-    )
-    .bind(serial)
-    .bind(kind.as_str())
-    .fetch_optional(tx.conn())
-    .await?;
+    let id: Option<i64> = sqlx::query_scalar(OPEN_SUCCESSOR)
+        .bind(serial)
+        .bind(kind.as_str())
+        .fetch_optional(tx.conn())
+        .await?;
     Ok(id.map(OrderId))
 }
 
-/// The certificate an order replaces (补办) or changes (变更), if any.
+/// [`open_replacement`] outside a transaction (for pages and checks that
+/// decide nothing on their own).
+pub async fn open_successor(
+    store: &Store,
+    serial: &str,
+    kind: OrderKind,
+) -> Result<Option<OrderId>> {
+    let id: Option<i64> = sqlx::query_scalar(OPEN_SUCCESSOR)
+        .bind(serial)
+        .bind(kind.as_str())
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(id.map(OrderId))
+}
+
+/// The certificate an order replaces (补办), changes (变更) or renews (a
+/// priced 更新), if any.
 pub async fn replaced_by(store: &Store, order: OrderId) -> Result<Option<String>> {
     Ok(
         sqlx::query_scalar("SELECT serial FROM order_replaces WHERE order_id = $1")

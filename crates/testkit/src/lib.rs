@@ -94,6 +94,7 @@ pub fn test_services(
         ))),
         platform_notifier: Arc::new(certhall_relying::HttpNotifier::new().expect("webhook client")),
         renewal_window: certhall_domain::lifecycle::RenewalWindow::default(),
+        renewal_price_fen: 0,
         demo_platform: Some(
             certhall_relying::RelyingClient::new(base_url).expect("demo platform client"),
         ),
@@ -222,6 +223,14 @@ impl TestApp {
         self.services.license_reader = Some(reader);
         self.router = certhall_web::app(AppState::new(self.services.clone(), self.web.clone()));
         Some(self)
+    }
+
+    /// The same application with a price on renewal (`[renewal]
+    /// price_fen`).
+    pub fn with_renewal_price(mut self, fen: i64) -> Self {
+        self.services.renewal_price_fen = fen;
+        self.router = certhall_web::app(AppState::new(self.services.clone(), self.web.clone()));
+        self
     }
 
     /// The backend's name, for assertion messages.

@@ -61,12 +61,27 @@
     return r ? found[Number(r.value)] : null;
   }
 
+  var startLabel = startBtn.textContent;
+
+  // A priced renewal not paid yet: the button leads to the payment first.
+  function unpaid(f) {
+    var own = f && ours(f.cert.serial);
+    return !!(own && own.unpaid === '1');
+  }
+
   function update() {
     var c = chosen();
     if (mode === 'change') {
       startBtn.disabled = busy || !c;
       return;
     }
+    if (unpaid(c)) {
+      sendBtn.disabled = true;
+      startBtn.disabled = busy;
+      startBtn.textContent = '支付更新费用（' + root.dataset.price + ' 元）';
+      return;
+    }
+    startBtn.textContent = startLabel;
     sendBtn.disabled = busy || !c;
     startBtn.disabled = busy || !c || !pinInput.value || codeInput.value.length !== 6;
   }
@@ -104,6 +119,8 @@
       } else if (own.advice) {
         note = own.advice;
         radio.disabled = true;
+      } else if (own.unpaid === '1') {
+        note = '可以更新，需先支付更新费用 ' + root.dataset.price + ' 元';
       } else {
         note = mode === 'write' ? '本订单变更的证书，可以写入' : '可以' + verb;
       }
@@ -148,26 +165,34 @@
     window.CertHallPortal.sendCode(url('codeUrl', c.cert.serial), root.dataset.csrf, codeStatus, update);
   }
 
-  // 证书变更: the chosen certificate opens a change order; its wizard
-  // continues at step 3.
-  function startChange() {
+  // Opens an order for the chosen certificate and goes on to its page:
+  // 证书变更 (the wizard at step 3) or a priced renewal (its payment).
+  function openOrder(path, failure) {
     var f = chosen();
     if (!f || busy) return;
     busy = true;
     update();
     errorBox.hidden = true;
-    post(url('startUrl', f.cert.serial), {}).then(function (answer) {
+    post(path.replace('{serial}', encodeURIComponent(f.cert.serial)), {}).then(function (answer) {
       window.location.assign(answer.next);
     }, function (e) {
-      showError((e && e.message) || '申请变更失败，请稍后重试。');
+      showError((e && e.message) || failure);
       busy = false;
       update();
     });
   }
 
+  function startChange() {
+    openOrder(root.dataset.startUrl, '申请变更失败，请稍后重试。');
+  }
+
   function run() {
     var f = chosen();
     if (!f || busy) return;
+    if (unpaid(f)) {
+      openOrder('/api/v1/certificates/{serial}/renewal/order', '创建更新订单失败，请稍后重试。');
+      return;
+    }
     busy = true;
     update();
     errorBox.hidden = true;

@@ -298,9 +298,8 @@ impl Services {
             }
             return Err(Refusal::PaymentBusy.into());
         }
-        let checkout = checkouts::get_tx(&mut tx, order_id.0)
-            .await?
-            .ok_or(Refusal::NotFound)?;
+        // Fixed when payment became due (step 6's total; a renewal's price).
+        let amount_fen = order.amount_fen.ok_or(Refusal::NotFound)?;
         let seq = payments::next_seq(&mut tx, order_id.0).await?;
         let no = new_out_trade_no(
             order_id,
@@ -315,7 +314,7 @@ impl Services {
                 seq,
                 channel,
                 out_trade_no: &no,
-                amount_fen: checkout.total_fen,
+                amount_fen,
                 description: &description,
                 code_url: "",
                 created_at: now,
@@ -328,7 +327,7 @@ impl Services {
         let created = provider
             .create(&NewPayment {
                 out_trade_no: &no,
-                amount_fen: checkout.total_fen,
+                amount_fen,
                 description: &description,
                 expires_at,
                 payer_ip: meta.ip.as_deref(),
@@ -355,7 +354,7 @@ impl Services {
                     AuditEvent::PaymentCreated,
                     json!({
                         "order": order_id, "attempt": attempt.id, "out_trade_no": no,
-                        "channel": channel.as_str(), "amount_fen": checkout.total_fen,
+                        "channel": channel.as_str(), "amount_fen": amount_fen,
                         "expires_at": expires_at.rfc3339(),
                     }),
                 )

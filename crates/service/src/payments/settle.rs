@@ -12,7 +12,7 @@ use certhall_domain::payment::{decide_success, AttemptState, SuccessDecision};
 use certhall_domain::{OrderId, Refusal};
 use certhall_payment::TradeState;
 use certhall_store::payments::{self, AttemptRow, Settlement};
-use certhall_store::{checkouts, messages, notices, orders, LockKey, WriteTx};
+use certhall_store::{messages, notices, orders, LockKey, WriteTx};
 use serde_json::json;
 
 use super::Applied;
@@ -182,10 +182,10 @@ impl Services {
         let order = orders::get_tx(&mut tx, OrderId(a.order_id))
             .await?
             .ok_or(Refusal::NotFound)?;
+        // What the order owes: step 6's total (a renewal order's price,
+        // which has no step 6), fixed when payment became due.
         let owes = match order.state {
-            OrderState::AwaitingPayment => checkouts::get_tx(&mut tx, a.order_id)
-                .await?
-                .map(|c| c.total_fen),
+            OrderState::AwaitingPayment => order.amount_fen,
             _ => None,
         };
         let decision = decide_success(current.state, current.amount_fen, paid.amount_fen, owes);
@@ -239,7 +239,11 @@ impl Services {
                 notices::insert(
                     &mut tx,
                     "paid",
-                    &format!("订单 {} 已支付，待制证", a.order_id),
+                    &if order.kind == certhall_domain::order::OrderKind::Renewal {
+                        format!("订单 {} 已支付（证书更新，申请人在线写入）", a.order_id)
+                    } else {
+                        format!("订单 {} 已支付，待制证", a.order_id)
+                    },
                     &format!(
                         "{}，{}，{} 元。",
                         order.enterprise_name.clone().unwrap_or_default(),

@@ -8,23 +8,18 @@
 
 use axum::http::StatusCode;
 use base64::Engine as _;
-use certhall_ca::Family;
-use certhall_domain::audit::Actor;
 use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::{OrderKind, OrderState, Step};
-use certhall_service::ca::IssueInput;
 use certhall_service::RequestMeta;
-use certhall_store::production::UkeyRow;
 use certhall_testkit::client::Client;
-use certhall_testkit::fixtures::{
-    enterprise, letter_and_approve, openssl_p256_csr, order_at_step_five_for, png,
-};
+use certhall_testkit::fixtures::{enterprise, letter_and_approve, openssl_p256_csr, png};
 use certhall_testkit::TestApp;
 use serde_json::json;
 
 use crate::audit_events;
 use crate::relying::sign;
 use crate::reminders::ca_ready;
+use crate::renewal::on_token;
 
 const MINE: &str = "13600000941";
 const TOKEN: &str = "TK0941";
@@ -48,47 +43,17 @@ async fn a_change_of_name_passes_review_and_is_written_onto_the_same_key() {
         let s = &app.services;
         let m = RequestMeta::default();
         // A certificate issued for a reviewed order, on the key TOKEN.
-        let (me, order) = order_at_step_five_for(&app, MINE, "sdzfcg").await;
-        let old_key = tempfile::tempdir().unwrap();
-        let x = s
-            .ca_issue(
-                &IssueInput {
-                    family: Family::P256,
-                    profile: "enterprise",
-                    csr: &openssl_p256_csr(old_key.path()),
-                    subject: &certhall_domain::production::certificate_subject(
-                        &enterprise().name,
-                        &enterprise().uscc,
-                        "李四",
-                    ),
-                    account: Some(me),
-                    order_id: Some(order.id.0),
-                    predecessor: None,
-                },
-                Actor::System,
-            )
-            .await
-            .unwrap();
-        let mut tx = app.db.store.begin_write().await.unwrap();
-        certhall_store::production::insert_ukey(
-            &mut tx,
-            &UkeyRow {
-                token_serial: TOKEN.into(),
-                order_id: order.id.0,
-                account_id: me,
-                key_model: "demo".into(),
-                key_model_name: "演示 UKey".into(),
-                colour: "blue".into(),
-                certificate_serial: x.serial.clone(),
-                so_pin_sealed: String::new(),
-                so_pin_pending: None,
-                attempt_id: 0,
-                produced_at: x.issued_at,
-            },
+        let (me, _, x, old_key) = on_token(
+            &app,
+            MINE,
+            TOKEN,
+            &certhall_domain::production::certificate_subject(
+                &enterprise().name,
+                &enterprise().uscc,
+                "李四",
+            ),
         )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        .await;
 
         let mut c = Client::new(&app, "10.26.0.1");
         c.api_login(MINE).await;

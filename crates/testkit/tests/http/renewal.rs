@@ -54,12 +54,69 @@ async fn start(
         .await
 }
 
+/// A certificate of `phone`'s issued for an order of theirs (application
+/// `sdzfcg`) with `subject`, produced onto the key `token`: (account, the
+/// order, the certificate, the directory holding its key `k.pem`).
+pub(crate) async fn on_token(
+    app: &TestApp,
+    phone: &str,
+    token: &str,
+    subject: &str,
+) -> (
+    certhall_domain::AccountId,
+    certhall_store::orders::OrderRow,
+    certhall_store::ca::CertificateRow,
+    tempfile::TempDir,
+) {
+    let (me, order) = order_at_step_five_for(app, phone, "sdzfcg").await;
+    let dir = tempfile::tempdir().unwrap();
+    let csr = openssl_p256_csr(dir.path());
+    let x = app
+        .services
+        .ca_issue(
+            &IssueInput {
+                family: Family::P256,
+                profile: "enterprise",
+                csr: &csr,
+                subject,
+                account: Some(me),
+                order_id: Some(order.id.0),
+                predecessor: None,
+            },
+            Actor::System,
+        )
+        .await
+        .unwrap();
+    let mut tx = app.db.store.begin_write().await.unwrap();
+    certhall_store::production::insert_ukey(
+        &mut tx,
+        &UkeyRow {
+            token_serial: token.into(),
+            order_id: order.id.0,
+            account_id: me,
+            key_model: "demo".into(),
+            key_model_name: "演示 UKey".into(),
+            colour: "blue".into(),
+            certificate_serial: x.serial.clone(),
+            so_pin_sealed: String::new(),
+            so_pin_pending: None,
+            attempt_id: 0,
+            produced_at: x.issued_at,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (me, order, x, dir)
+}
+
 /// Opens a renewal of `serial` (code, the old key's signature in
 /// `key_dir`) and has a certificate issued for a fresh key: (renewal id,
 /// new serial).
 async fn open_and_issue(
     c: &mut Client<'_>,
     app: &TestApp,
+    phone: &str,
     serial: &str,
     key_dir: &std::path::Path,
 ) -> (i64, String) {
@@ -68,13 +125,23 @@ async fn open_and_issue(
         json!({}),
     )
     .await;
-    let code = app.latest_code(MINE).await.unwrap();
+    let code = app.latest_code(phone).await.unwrap();
+    let ukey = certhall_store::production::ukeys_of_account(
+        &app.db.store,
+        app.services
+            .ensure_account(&certhall_domain::Phone::parse(phone).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let token = ukey[0].token_serial.clone();
     let r = start(
         c,
         serial,
         key_dir,
         "renew",
-        json!({ "token_serial": TOKEN, "code": code }),
+        json!({ "token_serial": token, "code": code }),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -116,45 +183,13 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         ca_ready(&app).await;
         let s = &app.services;
         // Mine, issued for an order and produced onto the key TOKEN.
-        let (me, order) = order_at_step_five_for(&app, MINE, "sdzfcg").await;
-        let dir = tempfile::tempdir().unwrap();
-        let csr = openssl_p256_csr(dir.path());
-        let x = s
-            .ca_issue(
-                &IssueInput {
-                    family: Family::P256,
-                    profile: "enterprise",
-                    csr: &csr,
-                    subject:
-                        "C=CN,O=枣庄更新甲有限公司,USCC=91350100M000100Y43,CN=枣庄更新甲有限公司",
-                    account: Some(me),
-                    order_id: Some(order.id.0),
-                    predecessor: None,
-                },
-                Actor::System,
-            )
-            .await
-            .unwrap();
-        let mut tx = app.db.store.begin_write().await.unwrap();
-        certhall_store::production::insert_ukey(
-            &mut tx,
-            &UkeyRow {
-                token_serial: TOKEN.into(),
-                order_id: order.id.0,
-                account_id: me,
-                key_model: "demo".into(),
-                key_model_name: "演示 UKey".into(),
-                colour: "blue".into(),
-                certificate_serial: x.serial.clone(),
-                so_pin_sealed: String::new(),
-                so_pin_pending: None,
-                attempt_id: 0,
-                produced_at: x.issued_at,
-            },
+        let (me, _, x, dir) = on_token(
+            &app,
+            MINE,
+            TOKEN,
+            "C=CN,O=枣庄更新甲有限公司,USCC=91350100M000100Y43,CN=枣庄更新甲有限公司",
         )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
+        .await;
         // Another account's certificate.
         let (_, y) = certificate_for(&app, THEIRS, "枣庄更新乙有限公司").await;
 
@@ -400,7 +435,7 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         // issued: the production job's sweep ends it after 30 minutes and
         // revokes that certificate; the old one stays valid.
         app.clock.advance(Duration::from_secs(61));
-        let (id, left) = open_and_issue(&mut c, &app, &x.serial, dir.path()).await;
+        let (id, left) = open_and_issue(&mut c, &app, MINE, &x.serial, dir.path()).await;
         app.clock.advance(Duration::from_secs(29 * 60));
         assert_eq!(s.sweep_production().await.unwrap().renewals_abandoned, 0);
         app.clock.advance(Duration::from_secs(2 * 60));
@@ -429,7 +464,7 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
         // revoked too and the renewal failed.
         let mut c = Client::new(&app, "10.25.0.1");
         c.api_login(MINE).await;
-        let (id, late) = open_and_issue(&mut c, &app, &x.serial, dir.path()).await;
+        let (id, late) = open_and_issue(&mut c, &app, MINE, &x.serial, dir.path()).await;
         s.ca_revoke(
             &x.serial,
             certhall_ca::crl::Reason::KeyCompromise,
@@ -456,5 +491,112 @@ async fn renewal_refusals_change_nothing_and_a_failed_write_keeps_the_old_certif
             "failed",
             "{be}"
         );
+    }
+}
+
+/// A priced renewal (`[renewal] price_fen`): refused until paid, with the
+/// price named; the 证书更新 order is paid through the payment flow (the
+/// demo cashier's signed WeChat Pay callback), after which a cancellation
+/// would refund it in full; the renewal then completes the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_priced_renewal_is_paid_before_the_key_write() {
+    const PAYER: &str = "13600000933";
+    for app in TestApp::each().await {
+        let app = app.with_renewal_price(20_000);
+        let be = app.backend();
+        ca_ready(&app).await;
+        // The payment callback comes over HTTP.
+        let _server = app.serve().await;
+        let s = &app.services;
+        let m = certhall_service::RequestMeta::default();
+        let (me, _, x, dir) = on_token(
+            &app,
+            PAYER,
+            "TK0933",
+            "C=CN,O=枣庄更新丙有限公司,USCC=91350100M000100Y43,CN=枣庄更新丙有限公司",
+        )
+        .await;
+        app.clock.set(x.not_after.minus(DAY * 60));
+        let mut c = Client::new(&app, "10.25.0.3");
+        c.api_login(PAYER).await;
+        // Not paid: no code is sent, and the page's message names the price.
+        let r = c
+            .post_json(
+                &format!("/api/v1/certificates/{}/renewal/code", x.serial),
+                json!({}),
+            )
+            .await;
+        let why = refused(&r, StatusCode::CONFLICT, "renewal_unpaid");
+        assert!(why.contains("200.00 元"), "{be}: {why}");
+        // The order that pays for it; asked twice, the same one.
+        let order_path = format!("/api/v1/certificates/{}/renewal/order", x.serial);
+        let r = c.post_json(&order_path, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let id = certhall_domain::OrderId(r.json()["order"]["id"].as_i64().unwrap());
+        assert_eq!(r.json()["next"], format!("/orders/{id}/pay"), "{be}");
+        assert_eq!(r.json()["order"]["amount_fen"], 20_000, "{be}");
+        let again = c.post_json(&order_path, json!({})).await;
+        assert_eq!(again.json()["order"]["id"], json!(id.0), "{be}");
+        let order = s.order_of(me, id).await.unwrap();
+        assert_eq!(
+            (order.kind, order.state),
+            (
+                certhall_domain::order::OrderKind::Renewal,
+                certhall_domain::order::OrderState::AwaitingPayment
+            ),
+            "{be}"
+        );
+        // Paid through WeChat Pay's flow.
+        let attempt = s
+            .start_payment(me, id, certhall_domain::payment::Channel::Wechat, &m)
+            .await
+            .unwrap();
+        assert_eq!(attempt.amount_fen, 20_000, "{be}");
+        s.demo_cashier_pay(&attempt.out_trade_no, true)
+            .await
+            .unwrap();
+        let order = s.order_of(me, id).await.unwrap();
+        assert_eq!(
+            order.state,
+            certhall_domain::order::OrderState::AwaitingKeyWrite,
+            "{be}"
+        );
+        // Given up now, it would be refunded in full.
+        assert_eq!(
+            s.cancel_preview(me, id).await.unwrap().refund_fen,
+            Some(20_000),
+            "{be}"
+        );
+        // The renewal, as when it is free; it completes the order.
+        let (renewal, new_serial) =
+            open_and_issue(&mut c, &app, PAYER, &x.serial, dir.path()).await;
+        let der = s.ca_certificate(&new_serial).await.unwrap().der;
+        let r = c
+            .post_json(
+                &format!("/api/v1/renewals/{renewal}/written"),
+                json!({ "certificate": base64::engine::general_purpose::STANDARD.encode(der) }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+        let order = s.order_of(me, id).await.unwrap();
+        assert_eq!(
+            order.state,
+            certhall_domain::order::OrderState::Completed,
+            "{be}"
+        );
+        let old = s.ca_certificate(&x.serial).await.unwrap();
+        assert_eq!(
+            old.revocation.map(|r| r.reason_code),
+            Some(i64::from(certhall_ca::crl::Reason::Superseded.code())),
+            "{be}"
+        );
+        let new = s.ca_certificate(&new_serial).await.unwrap();
+        assert_eq!(new.subject, x.subject, "{be}");
+        // The renewed certificate's next renewal is due again (a new
+        // order): nothing paid is left over.
+        assert!(s
+            .renewal_unpaid(&s.my_certificate(me, &new_serial).await.unwrap())
+            .await
+            .unwrap());
     }
 }

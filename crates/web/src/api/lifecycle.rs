@@ -140,6 +140,33 @@ pub async fn start_renewal(
     Ok(started_json(&started))
 }
 
+/// `POST /api/v1/certificates/{serial}/renewal/order`: when renewal
+/// carries a price, the 证书更新 order that pays for it (the one under
+/// way, or a new one); answers the order and its payment page.
+pub async fn renewal_order(
+    State(s): State<AppState>,
+    ApiCaller(who): ApiCaller,
+    Path(serial): Path<String>,
+    ClientMeta(meta): ClientMeta,
+) -> Result<Json<Value>, ApiError> {
+    let order = s
+        .services
+        .start_renewal_order(who.account_id, &serial, &meta)
+        .await?;
+    let next = if order.state == certhall_domain::order::OrderState::AwaitingPayment {
+        crate::paths::pay(order.id)
+    } else {
+        crate::paths::order(order.id)
+    };
+    Ok(Json(json!({
+        "order": {
+            "id": order.id, "state": order.state.to_string(),
+            "state_label": order.state.label_zh(), "amount_fen": order.amount_fen,
+        },
+        "next": next,
+    })))
+}
+
 /// `POST /api/v1/certificates/{serial}/changes`: opens a 证书变更 order
 /// for the certificate; answers the order and the page to continue on.
 pub async fn start_change(

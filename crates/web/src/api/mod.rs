@@ -113,6 +113,10 @@ pub fn routes() -> Routes {
             post(lifecycle::start_renewal),
         )
         .route(
+            "/certificates/{serial}/renewal/order",
+            post(lifecycle::renewal_order),
+        )
+        .route(
             "/certificates/{serial}/changes",
             post(lifecycle::start_change),
         )

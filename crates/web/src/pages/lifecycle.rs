@@ -5,7 +5,7 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use certhall_domain::lifecycle::subject_common_name;
 use certhall_domain::OrderId;
 use certhall_service::certificates::MyCertificate;
@@ -24,6 +24,8 @@ pub struct RenewalLine {
     status: &'static str,
     /// Why it cannot be renewed now (empty when it can).
     advice: String,
+    /// Renewal must be paid for first.
+    unpaid: bool,
 }
 
 impl RenewalLine {
@@ -33,6 +35,7 @@ impl RenewalLine {
             expires: c.certificate.not_after.display_cst(),
             status: c.status.label_zh(),
             advice: advice.unwrap_or_default(),
+            unpaid: false,
             serial: c.certificate.serial,
         }
     }
@@ -74,6 +77,8 @@ struct RenewPage {
     start_url: String,
     /// The change order being written.
     order_id: Option<OrderId>,
+    /// What a renewal costs (yuan; `0.00`: free).
+    price: String,
     lines: Vec<RenewalLine>,
     /// The certificate the home page's 立即更新 chose.
     focus: Option<RenewalLine>,
@@ -88,9 +93,17 @@ impl RenewPage {
                     "证书更新",
                     format!(
                         "证书到期前 {} 天至到期后 {} 天内，可以在这里在线更新：新证书写入原 UKey，PIN 码不变。\
-                         新证书写入并校验无误后，原证书才停止使用；原证书在交易平台的激活会自动转到新证书。",
+                         新证书写入并校验无误后，原证书才停止使用；原证书在交易平台的激活会自动转到新证书。{}",
                         window.before_expiry.as_secs() / 86_400,
-                        window.after_expiry.as_secs() / 86_400
+                        window.after_expiry.as_secs() / 86_400,
+                        if s.services.renewal_price_fen > 0 {
+                            format!(
+                                "更新费用 {} 元：选择证书后先在线支付，支付完成后回到本页写入新证书。",
+                                s.services.renewal_price_yuan()
+                            )
+                        } else {
+                            String::new()
+                        }
                     ),
                 )
             }
@@ -129,6 +142,7 @@ impl RenewPage {
             challenge_url,
             start_url,
             order_id: None,
+            price: s.services.renewal_price_yuan(),
             lines: Vec::new(),
             focus: None,
         }
@@ -156,7 +170,11 @@ pub async fn renew(
     let mut page = RenewPage::new(&s, &bid, &who, KeyPageMode::Renew);
     for c in s.services.my_certificates(account).await? {
         let advice = s.services.renewal_advice(&c);
-        page.lines.push(RenewalLine::new(c, advice));
+        let unpaid = advice.is_none() && s.services.renewal_unpaid(&c).await?;
+        page.lines.push(RenewalLine {
+            unpaid,
+            ..RenewalLine::new(c, advice)
+        });
     }
     page.focus = match q.serial.as_deref() {
         Some(serial) => {
@@ -192,6 +210,17 @@ pub async fn write_change(
     Path(id): Path<OrderId>,
 ) -> Result<Response, PageError> {
     let account = who.0.account_id;
+    let order = s.services.order_of(account, id).await?;
+    if order.kind == certhall_domain::order::OrderKind::Renewal {
+        // A paid renewal is written on the renewal page.
+        let serial = s.services.order_certificate(account, id).await?;
+        return Ok(axum::response::Redirect::to(&format!(
+            "{}?serial={}",
+            crate::paths::RENEW,
+            serial.unwrap_or_default()
+        ))
+        .into_response());
+    }
     let (_, target) = s.services.change_write_target(account, id).await?;
     let mut page = RenewPage::new(&s, &bid, &who, KeyPageMode::WriteChange);
     page.code_url = format!("/api/v1/orders/{id}/change/code");

@@ -297,6 +297,8 @@ pub async fn show(
     }
     let notice = if q.paid.is_some() && summary.order.state == OrderState::Paid {
         Some("支付成功！柜台将为您制作 UKey 并以顺丰到付方式寄出。".to_owned())
+    } else if q.paid.is_some() && summary.order.state == OrderState::AwaitingKeyWrite {
+        Some("支付成功！请插入存放该证书的 UKey，点击“写入新证书”完成更新。".to_owned())
     } else if q.resent.is_some() {
         Some("授权短信已重新发送，请提醒法定代表人回复“同意”。".to_owned())
     } else {

@@ -56,6 +56,10 @@ pub struct ActiveQr {
 struct PayPage {
     chrome: Chrome,
     order_id: OrderId,
+    /// 证书新办, 证书更新 …
+    kind: &'static str,
+    /// A priced renewal: the certificate renewed (no step 6).
+    renews: Option<String>,
     stage_tabs: Vec<super::orders::StageTab>,
     error: Option<String>,
     notice: Option<String>,
@@ -114,6 +118,17 @@ pub fn payment_lines(view: &PaymentView) -> (Vec<AttemptLine>, Vec<RefundLine>) 
     )
 }
 
+/// The order's payment is settled: step 8 or after, or a paid renewal
+/// waiting for its key write.
+fn settled(order: &certhall_service::views::OrderRow) -> bool {
+    order.state.is_paid()
+        || (order.kind == certhall_domain::order::OrderKind::Renewal
+            && matches!(
+                order.state,
+                OrderState::AwaitingKeyWrite | OrderState::Completed
+            ))
+}
+
 pub(super) async fn pay_page(
     state: &AppState,
     bid: &BrowserId,
@@ -126,7 +141,7 @@ pub(super) async fn pay_page(
         .services
         .payment_view(who.account_id, order_id, check)
         .await?;
-    if view.order.state.is_paid() {
+    if settled(&view.order) {
         return Ok(Redirect::to(&format!("{}?paid=1", paths::order(order_id))).into_response());
     }
     if view.order.state != OrderState::AwaitingPayment {
@@ -136,6 +151,14 @@ pub(super) async fn pay_page(
         Some(WebError::Refused(r)) => status_of(r),
         Some(e) => e.status(),
         None => axum::http::StatusCode::OK,
+    };
+    let renews = if view.checkout.is_none() {
+        state
+            .services
+            .order_certificate(who.account_id, order_id)
+            .await?
+    } else {
+        None
     };
     let now = state.services.clock.now();
     let active = view.active().filter(|a| now < a.expires_at).and_then(|a| {
@@ -174,6 +197,8 @@ pub(super) async fn pay_page(
         &PayPage {
             chrome: Chrome::new(state, bid, Some(who), "orders"),
             order_id,
+            kind: view.order.kind.label_zh(),
+            renews,
             stage_tabs: super::orders::stages(7),
             error: error.map(|e| e.message_zh()),
             notice: if active.is_some() { None } else { notice },
@@ -298,7 +323,7 @@ pub async fn pay_status(
     Ok(Json(serde_json::json!({
         "order_state": view.order.state.to_db().0,
         "order_state_label": view.order.state.label_zh(),
-        "paid": view.order.state.is_paid(),
+        "paid": settled(&view.order),
         "attempt": active.map(|a| serde_json::json!({
             "state": a.state.as_str(), "expires_at": a.expires_at.rfc3339(),
             "qr_ready": a.code_url.is_some(),
