@@ -6,8 +6,9 @@
 //!    the agent's HTTP API, exactly as the counter page drives them);
 //! 2. 证书激活 on the demo relying platform (`/dev/platform`), which calls
 //!    the relying API over HTTP with its own token;
-//! 3. 证书更新 60 days before expiry (the clock injected; the old key
-//!    signs CertHall's challenge): a new key pair
+//! 3. 证书更新 60 days before expiry (the clock injected), with a price:
+//!    the renewal order paid at step 7 (demo cashier), then the old key
+//!    signs CertHall's challenge: a new key pair
 //!    and certificate on the same token, the old certificate `superseded`
 //!    in OCSP (openssl asks), the activation carried over, the platform
 //!    told by a signed webhook it verifies;
@@ -294,6 +295,24 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
         .wait_until(
             "document.querySelector('[data-testid=media-choice]')?.checked === true",
             "the token's certificate chosen",
+        )
+        .await;
+    // Renewal carries a price here: paid first, through step 7.
+    pay_for_renewal(app, browser).await;
+    browser
+        .click_and_wait_for_navigation("[data-testid=go-key-write]")
+        .await;
+    assert!(
+        browser
+            .current_url()
+            .await
+            .ends_with(&format!("/certificates/renew?serial={old_serial}")),
+        "{be}"
+    );
+    browser
+        .wait_until(
+            "document.querySelector('[data-testid=media-choice]')?.checked === true",
+            "the token's certificate chosen again",
         )
         .await;
     // A wrong PIN first: the agent says how many tries are left.
@@ -614,6 +633,76 @@ async fn walk(app: &TestApp, browser: &mut Browser) {
     }
 }
 
+/// The renewal's price here (`[renewal] price_fen`).
+const RENEWAL_PRICE_FEN: i64 = 20_000;
+
+/// On the renewal page, the certificate chosen and not paid for: the
+/// button leads to the 证书更新 order's payment (step 7), paid at the demo
+/// cashier (a signed WeChat Pay callback); the page notices it and shows
+/// the order, now waiting for the key write.
+async fn pay_for_renewal(app: &TestApp, browser: &Browser) {
+    let be = app.backend();
+    let button = browser.text_of("[data-testid=start-renewal]").await;
+    assert_eq!(button, "支付更新费用（200.00 元）", "{be}");
+    assert!(
+        browser
+            .text_of("[data-testid=media-status]")
+            .await
+            .contains("需先支付更新费用"),
+        "{be}"
+    );
+    browser
+        .click_and_wait_for_navigation("[data-testid=start-renewal]")
+        .await;
+    assert!(
+        browser.current_path().await.ends_with("/pay"),
+        "{be}: {}",
+        browser.current_path().await
+    );
+    assert_eq!(browser.text_of("[data-testid=total]").await, "200.00");
+    assert!(
+        browser.exists("[data-testid=renewal-summary]").await,
+        "{be}"
+    );
+    browser
+        .click_and_wait_for_navigation("[data-testid=pay-wechat]")
+        .await;
+    let cashier = browser
+        .attribute("[data-testid=open-cashier]", "href")
+        .await
+        .unwrap();
+    let pay_page = browser.current_url().await;
+    browser.goto(&cashier).await;
+    assert_eq!(
+        browser.text_of("[data-testid=cashier-amount]").await,
+        "¥200.00"
+    );
+    browser
+        .click_and_wait_for_navigation("[data-testid=cashier-pay]")
+        .await;
+    browser.goto(&pay_page).await;
+    browser
+        .wait_until(
+            "location.search === '?paid=1'",
+            "the order page after payment",
+        )
+        .await;
+    browser.wait_for("[data-testid=order-state]").await;
+    assert_eq!(
+        browser.text_of("[data-testid=order-state]").await,
+        "待写入：请将新证书写入 UKey",
+        "{be}"
+    );
+    assert!(
+        browser
+            .text_of("[data-testid=notice]")
+            .await
+            .contains("支付成功"),
+        "{be}"
+    );
+    browser.screenshot(&format!("{be}-renewal-paid.png")).await;
+}
+
 /// The enterprise's new name (证书变更).
 const NEW_NAME: &str = "枣庄市恒信建设集团有限公司";
 /// The counter operator who reviews the change.
@@ -783,7 +872,7 @@ async fn change_name(app: &TestApp, browser: &Browser, site: &str, pin: &str) ->
     browser.goto(&format!("{site}/orders/{change_id}")).await;
     assert_eq!(
         browser.text_of("[data-testid=order-state]").await,
-        "审核通过，请将新证书写入 UKey",
+        "待写入：请将新证书写入 UKey",
         "{be}"
     );
     browser
@@ -878,6 +967,7 @@ async fn activate_renew_lock_and_unlock_a_softhsm2_token() {
         let Some(app) = app.with_ocr() else {
             return;
         };
+        let app = app.with_renewal_price(RENEWAL_PRICE_FEN);
         walk(&app, &mut browser).await;
     }
     browser.close().await;

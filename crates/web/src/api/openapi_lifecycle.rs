@@ -1,4 +1,6 @@
-//! The OpenAPI paths of 证书更新 (renewal onto the same UKey) and PIN 解锁;
+//! The OpenAPI paths of 证书更新 (renewal onto the same UKey, paid when it
+//! carries a price), 证书变更 (the change order and its key write) and PIN
+//! 解锁;
 //! merged into [`super::openapi::document`]. docs/lifecycle.md tells the
 //! flow they serve.
 
@@ -27,6 +29,7 @@ fn renewal_schema() -> Value {
         "state": { "type": "string", "enum": ["started", "issued", "completed", "failed", "abandoned"] },
         "state_label": { "type": "string" },
         "old_serial": { "type": "string" }, "new_serial": { "type": ["string", "null"] },
+        "order_id": { "type": ["integer", "null"], "description": "写入所属的证书变更订单或已支付的证书更新订单" },
         "token_serial": { "type": "string" }, "failure": { "type": ["string", "null"] } } })
 }
 
@@ -47,7 +50,7 @@ pub fn paths(unauth: &Value, csrf: &Value) -> Vec<(&'static str, Value)> {
     let token = json!({ "name": "token", "in": "path", "required": true, "schema": { "type": "string" },
         "description": "UKey 介质序列号（证书助手列出的 serial）" });
     let conflict = error_response(
-        "状态不允许（renewal_not_open、renewal_busy、renewal_closed、pin_unlock_closed）",
+        "状态不允许（renewal_not_open、renewal_busy、renewal_unpaid、renewal_closed、pin_unlock_closed、order_state_conflict）",
     );
     let not_own =
         error_response("证书或 UKey 不属于当前账号（not_own_certificate、token_not_ours）");
@@ -94,6 +97,70 @@ pub fn paths(unauth: &Value, csrf: &Value) -> Vec<(&'static str, Value)> {
                         "key_label": { "type": "string" } })),
                     "400": error_response("插入的不是该证书所在的 UKey（wrong_token），或原证书密钥的签名未通过、挑战值已失效（renewal_proof_failed）"),
                     "401": code_refused, "403": not_own, "409": conflict } } }),
+        ),
+        (
+            "/certificates/{serial}/renewal/order",
+            json!({ "post": {
+                "operationId": "renewalOrder", "summary": "证书更新收费时：取得支付更新费用的证书更新订单（已有未完成的则返回该订单），随后在订单第七步支付",
+                "parameters": [serial],
+                "responses": {
+                    "200": ok("证书更新订单", json!({
+                        "order": { "type": "object", "properties": {
+                            "id": { "type": "integer" }, "state": { "type": "string" },
+                            "state_label": { "type": "string" }, "amount_fen": { "type": ["integer", "null"] } } },
+                        "next": { "type": "string", "description": "支付页面（待支付时）或订单页面" } })),
+                    "400": error_response("证书更新免费，无需支付（invalid_field）"),
+                    "401": unauth, "403": not_own, "404": error_response("没有这张证书"), "409": conflict } } }),
+        ),
+        (
+            "/certificates/{serial}/changes",
+            json!({ "post": {
+                "operationId": "startChange", "summary": "证书变更：为有效证书创建变更订单，预填原订单第一至三步，从第三步（上传变更后的营业执照）继续",
+                "parameters": [serial],
+                "responses": {
+                    "200": ok("变更订单", json!({
+                        "order": { "type": "object", "properties": {
+                            "id": { "type": "integer" }, "state": { "type": "string" }, "state_label": { "type": "string" } } },
+                        "next": { "type": "string", "description": "订单页面" } })),
+                    "400": error_response("证书已注销、已过期或已被替换，或已有未完成的变更订单（invalid_field）"),
+                    "401": unauth, "403": not_own, "404": error_response("没有这张证书") } } }),
+        ),
+        (
+            "/orders/{id}/change/code",
+            json!({ "post": {
+                "operationId": "sendChangeCode", "summary": "证书变更审核通过后：向账号手机发送写入新证书的确认验证码",
+                "parameters": [id],
+                "responses": { "200": code_sent(), "401": unauth, "404": error_response("没有这个变更订单"),
+                    "409": conflict, "429": limited } } }),
+        ),
+        (
+            "/orders/{id}/change/challenge",
+            json!({ "post": {
+                "operationId": "changeChallenge", "summary": "证书变更：取得由原证书密钥签名（用途 renew）的挑战值，2 分钟内有效、只能使用一次",
+                "parameters": [id],
+                "responses": {
+                    "200": ok("挑战值", json!({
+                        "challenge": { "type": "string" },
+                        "expires_at": { "type": "string", "format": "date-time" },
+                        "purpose": { "type": "string", "enum": ["renew"] } })),
+                    "401": unauth, "404": error_response("没有这个变更订单"), "409": conflict, "429": limited } } }),
+        ),
+        (
+            "/orders/{id}/change/writes",
+            json!({ "post": {
+                "operationId": "startChangeWrite", "summary": "证书变更：核对原证书密钥的签名、验证码与所在 UKey，开始写入；之后与证书更新相同（/renewals/{id}/csr、written、failed），新证书的主题取自变更订单",
+                "parameters": [id],
+                "requestBody": body(&["token_serial", "code", "challenge", "signed_data", "signature"], json!({
+                    "token_serial": { "type": "string" }, "code": { "type": "string", "pattern": "^[0-9]{6}$" },
+                    "challenge": { "type": "string" }, "signed_data": { "type": "string", "format": "byte" },
+                    "signature": { "type": "string", "format": "byte" } })),
+                "responses": {
+                    "200": ok("已开始", json!({
+                        "renewal": renewal_schema(),
+                        "algorithm": { "type": "string", "enum": ["sm2", "p256", "rsa2048"] },
+                        "key_label": { "type": "string" } })),
+                    "400": error_response("UKey 或签名不对（wrong_token、renewal_proof_failed），或原证书已注销（invalid_field）"),
+                    "401": code_refused, "404": error_response("没有这个变更订单"), "409": conflict } } }),
         ),
         (
             "/renewals/{id}",

@@ -196,18 +196,52 @@ pub struct StageTab {
 
 /// The eight steps (manual 2.3.1) with `current` highlighted.
 pub fn stages(current: u8) -> Vec<StageTab> {
-    const LABELS: [&str; 8] = [
+    tabs_of(&NEW_STAGES, current)
+}
+
+/// The manual's eight stages of a new certificate (and of 补办).
+const NEW_STAGES: [&str; 8] = [
+    "个人实名认证",
+    "选择应用",
+    "企业实名认证",
+    "办理方式",
+    "材料与授权",
+    "介质与收货",
+    "支付",
+    "制证与发货",
+];
+
+/// The stages of an order of `kind` in `state` (0 when cancelled): a
+/// 证书变更 goes through the wizard and then writes onto the key it has;
+/// a priced 证书更新 is paid, then written. Neither is produced or shipped.
+pub fn stages_for(kind: OrderKind, state: OrderState) -> Vec<StageTab> {
+    const CHANGE: [&str; 6] = [
         "个人实名认证",
         "选择应用",
         "企业实名认证",
         "办理方式",
         "材料与授权",
-        "介质与收货",
-        "支付",
-        "制证与发货",
+        "写入新证书",
     ];
-    (1u8..=8)
-        .zip(LABELS)
+    const RENEWAL: [&str; 2] = ["支付", "写入新证书"];
+    let stage = match state {
+        OrderState::Cancelled => 0,
+        s => s.stage(),
+    };
+    match (kind, state) {
+        (OrderKind::Change, OrderState::Completed) => tabs_of(&CHANGE, 7),
+        (OrderKind::Change, _) => tabs_of(&CHANGE, stage.min(6)),
+        (OrderKind::Renewal, OrderState::AwaitingPayment) => tabs_of(&RENEWAL, 1),
+        (OrderKind::Renewal, OrderState::AwaitingKeyWrite) => tabs_of(&RENEWAL, 2),
+        (OrderKind::Renewal, OrderState::Completed) => tabs_of(&RENEWAL, 3),
+        (OrderKind::Renewal, _) => tabs_of(&RENEWAL, 0),
+        _ => tabs_of(&NEW_STAGES, stage),
+    }
+}
+
+fn tabs_of(labels: &[&'static str], current: u8) -> Vec<StageTab> {
+    (1u8..)
+        .zip(labels.iter().copied())
         .map(|(n, label)| StageTab {
             number: n,
             label,
@@ -349,15 +383,11 @@ fn render_status(
     let status = error
         .as_ref()
         .map_or(axum::http::StatusCode::OK, WebError::status);
-    let stage = match order.state {
-        OrderState::Cancelled => 0,
-        s => s.stage(),
-    };
     Ok(render_with_status(
         status,
         &StatusPage {
             chrome: Chrome::new(state, bid, Some(who), "orders"),
-            stage_tabs: stages(stage),
+            stage_tabs: stages_for(order.kind, order.state),
             counter: (order.state == OrderState::CounterVisit).then_some(DEFAULT_COUNTER),
             reason: order.return_reason.clone().filter(|_| {
                 matches!(

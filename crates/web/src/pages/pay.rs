@@ -199,10 +199,15 @@ pub(super) async fn pay_page(
             order_id,
             kind: view.order.kind.label_zh(),
             renews,
-            stage_tabs: super::orders::stages(7),
+            stage_tabs: super::orders::stages_for(view.order.kind, OrderState::AwaitingPayment),
             error: error.map(|e| e.message_zh()),
             notice: if active.is_some() { None } else { notice },
-            total: yuan_decimal(c.map_or(0, |c| c.total_fen)),
+            total: yuan_decimal(
+                view.order
+                    .amount_fen
+                    .or(c.map(|c| c.total_fen))
+                    .unwrap_or(0),
+            ),
             application: format!(
                 "{}（{} 元）",
                 view.order.application_name.clone().unwrap_or_default(),
