@@ -56,7 +56,7 @@ impl fmt::Debug for Webhook {
 pub struct PlatformEvent {
     /// The event's id (stable across retries).
     pub id: i64,
-    /// `certificate.revoked` (later `certificate.renewed`).
+    /// `certificate.revoked`, `certificate.renewed` or `certificate.changed`.
     pub kind: String,
     /// The certificate's serial (lower-case hex).
     pub serial: String,

@@ -99,14 +99,7 @@ impl Services {
         let mine = self.own_certificate(account, serial).await?;
         let c = &mine.certificate;
         self.check_changeable(c)?;
-        let mut prefill = Vec::new();
-        if let Some(original) = c.order_id {
-            for step in [Step::Identity, Step::Application, Step::Enterprise] {
-                if let Some(v) = orders::step_data(&self.store, OrderId(original), step).await? {
-                    prefill.push((step, v));
-                }
-            }
-        }
+        let prefill = self.first_steps_of(c).await?;
         // Steps 1 and 2 carried over: the applicant starts at step 3.
         let reached = if prefill.len() >= 2 {
             Step::Enterprise

@@ -277,16 +277,7 @@ impl Services {
         }
         // The original order's first three steps: read before the write
         // transaction (they do not change).
-        let mut prefill = Vec::new();
-        if let Some(original) = c.order_id {
-            for step in [Step::Identity, Step::Application, Step::Enterprise] {
-                if let Some(v) =
-                    orders::step_data(&self.store, certhall_domain::OrderId(original), step).await?
-                {
-                    prefill.push((step, v));
-                }
-            }
-        }
+        let prefill = self.first_steps_of(c).await?;
         let phone = self.account_phone(account).await?;
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
@@ -384,6 +375,32 @@ impl Services {
             self.ca_revocation_committed();
         }
         Ok(order)
+    }
+}
+
+impl Services {
+    /// What the order a certificate was issued for saved at steps 1–3,
+    /// to fill a 补办 or 变更 order in (nothing when it had no order).
+    pub(crate) async fn first_steps_of(
+        &self,
+        c: &CertificateRow,
+    ) -> Result<Vec<(certhall_domain::order::Step, serde_json::Value)>> {
+        use certhall_domain::order::Step;
+        let mut prefill = Vec::new();
+        if let Some(original) = c.order_id {
+            for step in [Step::Identity, Step::Application, Step::Enterprise] {
+                let saved = certhall_store::orders::step_data(
+                    &self.store,
+                    certhall_domain::OrderId(original),
+                    step,
+                )
+                .await?;
+                if let Some(v) = saved {
+                    prefill.push((step, v));
+                }
+            }
+        }
+        Ok(prefill)
     }
 }
 

@@ -380,7 +380,7 @@ pub struct DemoEventRow {
     pub platform_id: i64,
     /// CertHall's event id.
     pub event_id: i64,
-    /// `certificate.revoked`, `certificate.renewed`.
+    /// `certificate.revoked`, `certificate.renewed`, `certificate.changed`.
     pub kind: String,
     /// The certificate.
     pub serial: String,

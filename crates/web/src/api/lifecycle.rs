@@ -27,6 +27,15 @@ fn code_sent(sent: &CodeSent) -> Json<Value> {
     }))
 }
 
+/// A challenge for the old key to sign (purpose `renew`).
+fn challenge_json(issued: &certhall_service::cert_login::IssuedChallenge) -> Json<Value> {
+    Json(json!({
+        "challenge": issued.challenge,
+        "expires_at": issued.expires_at.rfc3339(),
+        "purpose": "renew",
+    }))
+}
+
 fn renewal_json(r: &RenewalRow) -> Value {
     json!({
         "id": r.id,
@@ -67,11 +76,7 @@ pub async fn renewal_challenge(
         .services
         .issue_renewal_challenge(who.account_id, &serial, &meta)
         .await?;
-    Ok(Json(json!({
-        "challenge": issued.challenge,
-        "expires_at": issued.expires_at.rfc3339(),
-        "purpose": "renew",
-    })))
+    Ok(challenge_json(&issued))
 }
 
 /// `{"token_serial","code","challenge","signed_data","signature"}`: the
@@ -103,6 +108,18 @@ impl StartBody {
     }
 }
 
+impl StartBody {
+    /// The proof the service checks, over the bytes of [`Self::signed`].
+    fn proof<'a>(&'a self, signed: &'a (Vec<u8>, Vec<u8>), s: &'a AppState) -> KeyProof<'a> {
+        KeyProof {
+            challenge: &self.challenge,
+            signed_data: &signed.0,
+            signature: &signed.1,
+            accepted_origins: crate::cert_login::accepted_origins(s),
+        }
+    }
+}
+
 fn started_json(started: &RenewalStarted) -> Json<Value> {
     Json(json!({
         "renewal": renewal_json(&started.renewal),
@@ -119,13 +136,8 @@ pub async fn start_renewal(
     ClientMeta(meta): ClientMeta,
     Body(b): Body<StartBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let (signed_data, signature) = b.signed();
-    let proof = KeyProof {
-        challenge: &b.challenge,
-        signed_data: &signed_data,
-        signature: &signature,
-        accepted_origins: crate::cert_login::accepted_origins(&s),
-    };
+    let signed = b.signed();
+    let proof = b.proof(&signed, &s);
     let started = s
         .services
         .start_renewal(
@@ -212,11 +224,7 @@ pub async fn change_challenge(
         .services
         .issue_change_challenge(who.account_id, id, &meta)
         .await?;
-    Ok(Json(json!({
-        "challenge": issued.challenge,
-        "expires_at": issued.expires_at.rfc3339(),
-        "purpose": "renew",
-    })))
+    Ok(challenge_json(&issued))
 }
 
 /// `POST /api/v1/orders/{id}/change/writes`: opens the key write of an
@@ -228,13 +236,8 @@ pub async fn start_change_write(
     ClientMeta(meta): ClientMeta,
     Body(b): Body<StartBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let (signed_data, signature) = b.signed();
-    let proof = KeyProof {
-        challenge: &b.challenge,
-        signed_data: &signed_data,
-        signature: &signature,
-        accepted_origins: crate::cert_login::accepted_origins(&s),
-    };
+    let signed = b.signed();
+    let proof = b.proof(&signed, &s);
     let started = s
         .services
         .start_change_write(who.account_id, id, &b.token_serial, &b.code, &proof, &meta)
