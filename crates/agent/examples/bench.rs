@@ -337,6 +337,7 @@ async fn server_part(n: usize, clients: usize) {
                     account: Some(account),
                     order_id: None,
                     predecessor: None,
+                    ends_by: None,
                 },
                 Actor::System,
             )

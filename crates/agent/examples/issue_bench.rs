@@ -54,6 +54,7 @@ fn input(family: Family, csr: &[u8]) -> IssueInput<'_> {
         account: None,
         order_id: None,
         predecessor: None,
+        ends_by: None,
     }
 }
 

@@ -70,6 +70,7 @@ async fn renew_sm2(app: &TestApp) {
                 account: Some(me),
                 order_id: None,
                 predecessor: None,
+                ends_by: None,
             },
             Actor::Cli("test".into()),
         )

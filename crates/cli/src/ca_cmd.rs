@@ -216,6 +216,7 @@ pub async fn run(services: &Services, cmd: CaCommand) -> anyhow::Result<ExitCode
                         account,
                         order_id: None,
                         predecessor: None,
+                        ends_by: None,
                     },
                     operator(),
                 )

@@ -176,6 +176,7 @@ async fn ensure_demo_certificate(
                 account: Some(account),
                 order_id: None,
                 predecessor: None,
+                ends_by: None,
             },
             Actor::System,
         )

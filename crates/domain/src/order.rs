@@ -403,7 +403,7 @@ impl OrderState {
                 Some("写入约需 1 分钟，PIN 码不变"),
             ),
             Self::Completed => (
-                "新证书已写入 UKey，原证书已停止使用；在交易平台的激活已转到新证书".into(),
+                "新证书已写入 UKey，原证书已停止使用；原证书在交易平台的激活（如有）已转到新证书".into(),
                 None,
             ),
         }
@@ -414,6 +414,16 @@ impl OrderState {
         matches!(
             self,
             Self::Paid | Self::InProduction | Self::Produced | Self::Shipped | Self::Delivered
+        )
+    }
+
+    /// May the counter cancel the order now (with a reason; paid orders
+    /// are refunded)? From approval until production starts, or until the
+    /// applicant's key write.
+    pub fn counter_cancellable(self) -> bool {
+        matches!(
+            self,
+            Self::Approved | Self::AwaitingPayment | Self::Paid | Self::AwaitingKeyWrite
         )
     }
 
@@ -535,6 +545,11 @@ pub fn transition_of(
             | OrderEvent::ReviseCheckout
             | OrderEvent::ConfirmCheckout,
         ) => Err(Refusal::OrderStateConflict(state.label_zh())),
+        // Nothing for a counter visit to produce: the change is written
+        // onto the key the applicant holds.
+        (OrderKind::Change, _, OrderEvent::ChooseCounter) => Err(Refusal::InvalidField(
+            "证书变更请选择在线办理：审核通过后，新证书在线写入您现在的 UKey".into(),
+        )),
         (OrderKind::Change | OrderKind::Renewal, _, _) => transition(state, event),
         (_, OrderState::AwaitingKeyWrite, _) | (_, _, OrderEvent::KeyWritten) => {
             Err(Refusal::OrderStateConflict(state.label_zh()))
@@ -872,6 +887,14 @@ mod tests {
         assert_eq!(done, S::Completed);
         assert!(!done.cancellable());
         assert!(transition_of(OrderKind::Change, done, E::KeyWritten).is_err());
+        assert!(transition_of(
+            OrderKind::Change,
+            S::Draft {
+                reached: Step::Materials
+            },
+            E::ChooseCounter
+        )
+        .is_err());
         // A priced renewal: paid, then written; never through the wizard.
         let paid = transition_of(OrderKind::Renewal, S::AwaitingPayment, E::PaymentSucceeded);
         assert_eq!(paid, Ok(S::AwaitingKeyWrite));

@@ -37,16 +37,20 @@ pub enum CertificateStatus {
 /// What the lifecycle rules need of a certificate's record (activation
 /// for relying platforms is given apart: it lives in its own table).
 pub(crate) fn lifecycle_facts(c: &CertificateRow) -> lifecycle::CertificateFacts {
-    facts_with(c, false)
+    facts_with(c, false, false)
 }
 
-fn facts_with(c: &CertificateRow, activated: bool) -> lifecycle::CertificateFacts {
+/// `replaced`: a successor of it reached the account (a renewal or a
+/// change completed), so its revocation, whatever the reason
+/// (`affiliationChanged` after a change of name), means it was replaced.
+fn facts_with(c: &CertificateRow, activated: bool, replaced: bool) -> lifecycle::CertificateFacts {
     lifecycle::CertificateFacts {
         not_before: c.not_before,
         not_after: c.not_after,
         revocation: c.revocation.as_ref().map(|r| lifecycle::Revocation {
             at: r.revoked_at,
-            superseded: r.reason_code == i64::from(certhall_ca::crl::Reason::Superseded.code()),
+            superseded: replaced
+                || r.reason_code == i64::from(certhall_ca::crl::Reason::Superseded.code()),
         }),
         activated,
     }
@@ -55,8 +59,19 @@ fn facts_with(c: &CertificateRow, activated: bool) -> lifecycle::CertificateFact
 impl CertificateStatus {
     /// Of a certificate at `now`, `activated` for some relying platform.
     pub fn of(c: &CertificateRow, now: Timestamp, activated: bool) -> Self {
+        Self::of_replaced(c, now, activated, false)
+    }
+
+    /// [`Self::of`], knowing whether a successor of the certificate
+    /// reached its account (then a revoked one is 已更新, not 已注销).
+    pub fn of_replaced(
+        c: &CertificateRow,
+        now: Timestamp,
+        activated: bool,
+        replaced: bool,
+    ) -> Self {
         use lifecycle::CertificateStatus as S;
-        match S::at(&facts_with(c, activated), now) {
+        match S::at(&facts_with(c, activated, replaced), now) {
             S::Superseded => Self::Superseded,
             S::Revoked => Self::Revoked,
             S::Expired => Self::Expired,
@@ -153,8 +168,14 @@ impl Services {
         let now = self.clock.now();
         let activated =
             certhall_store::relying::activations_of_account(&self.store, account).await?;
+        let owned = self.owned_certificates(account).await?;
+        // Certificates a renewal or a change replaced with one of these.
+        let replaced: std::collections::HashSet<String> = owned
+            .iter()
+            .filter_map(|(c, _)| c.predecessor_serial.clone())
+            .collect();
         let mut out = Vec::new();
-        for (c, ukey) in self.owned_certificates(account).await? {
+        for (c, ukey) in owned {
             let application = match c.order_id {
                 Some(id) => certhall_store::orders::get(&self.store, OrderId(id))
                     .await?
@@ -167,7 +188,12 @@ impl Services {
                 .map(|(_, name, at)| (name.clone(), *at))
                 .collect();
             out.push(MyCertificate {
-                status: CertificateStatus::of(&c, now, !activations.is_empty()),
+                status: CertificateStatus::of_replaced(
+                    &c,
+                    now,
+                    !activations.is_empty(),
+                    replaced.contains(&c.serial),
+                ),
                 activations,
                 certificate: c,
                 ukey,

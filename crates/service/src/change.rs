@@ -32,7 +32,7 @@ use certhall_domain::wizard::EnterpriseIdentity;
 use certhall_domain::{production, AccountId, OrderId, Refusal};
 use certhall_store::ca::CertificateRow;
 use certhall_store::orders::{self, OrderRow};
-use certhall_store::{materials, messages};
+use certhall_store::{materials, messages, LockKey};
 use serde_json::json;
 
 use crate::auth::CodeSent;
@@ -51,6 +51,18 @@ pub struct ChangeView {
     pub changes: Vec<FieldChange>,
 }
 
+/// Why a certificate in `status` cannot be changed (none when it can).
+fn why_not_changeable(status: CertificateStatus) -> Option<&'static str> {
+    Some(match status {
+        CertificateStatus::Superseded => {
+            "该证书已被新证书替换，请对新证书办理变更（如已有变更订单，请先取消）"
+        }
+        CertificateStatus::Revoked => "该证书已注销，不能变更，请办理证书新办",
+        CertificateStatus::Expired => "该证书已过期，不能变更，请办理证书新办",
+        _ => return None,
+    })
+}
+
 fn code_purpose(order: OrderId) -> String {
     format!("change:{order}")
 }
@@ -63,24 +75,22 @@ impl Services {
     /// Why one of the account's certificates cannot be changed now (none
     /// when it can), for 介质查询.
     pub fn change_advice(&self, mine: &MyCertificate) -> Option<&'static str> {
-        self.why_not_changeable(&mine.certificate)
+        why_not_changeable(mine.status)
     }
 
-    fn why_not_changeable(&self, c: &CertificateRow) -> Option<&'static str> {
-        Some(match CertificateStatus::of(c, self.clock.now(), false) {
-            CertificateStatus::Superseded => {
-                "该证书已被新证书替换，请对新证书办理变更（如已有变更订单，请先取消）"
-            }
-            CertificateStatus::Revoked => "该证书已注销，不能变更，请办理证书新办",
-            CertificateStatus::Expired => "该证书已过期，不能变更，请办理证书新办",
-            _ => return None,
-        })
+    /// Refuses a change of one of the account's certificates that is
+    /// revoked, replaced or expired, saying what to do instead.
+    fn check_mine_changeable(&self, mine: &MyCertificate) -> Result<()> {
+        match why_not_changeable(mine.status) {
+            None => Ok(()),
+            Some(why) => Err(Refusal::InvalidField(why.into()).into()),
+        }
     }
 
-    /// Refuses a change of a certificate that is revoked, replaced or
-    /// expired, saying what to do instead.
+    /// Refuses a change of a certificate that is revoked or expired (the
+    /// record alone: for the write's later stages).
     pub(crate) fn check_changeable(&self, c: &CertificateRow) -> Result<()> {
-        match self.why_not_changeable(c) {
+        match why_not_changeable(CertificateStatus::of(c, self.clock.now(), false)) {
             None => Ok(()),
             Some(why) => Err(Refusal::InvalidField(why.into()).into()),
         }
@@ -98,7 +108,16 @@ impl Services {
     ) -> Result<OrderRow> {
         let mine = self.own_certificate(account, serial).await?;
         let c = &mine.certificate;
-        self.check_changeable(c)?;
+        self.check_mine_changeable(&mine)?;
+        // The change is checked against what was verified for the
+        // certificate: one issued without an order has nothing to compare.
+        if c.order_id.is_none() {
+            return Err(Refusal::InvalidField(
+                "该证书不是通过网上营业厅申请的，无法在线核对变更前的信息，请携带新营业执照到柜台办理变更"
+                    .into(),
+            )
+            .into());
+        }
         let prefill = self.first_steps_of(c).await?;
         // Steps 1 and 2 carried over: the applicant starts at step 3.
         let reached = if prefill.len() >= 2 {
@@ -112,9 +131,21 @@ impl Services {
         };
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
+        // One open order of each kind per certificate, decided under the
+        // certificate's lock (two clicks, two processes).
+        tx.lock(LockKey::Certificate(&c.serial)).await?;
         if let Some(open) = orders::open_replacement(&mut tx, &c.serial, OrderKind::Change).await? {
             return Err(Refusal::InvalidField(format!(
                 "该证书已有变更订单（订单 {open}），请在“我的订单”中继续办理"
+            ))
+            .into());
+        }
+        // A renewal order under way (perhaps paid) would be left with a
+        // replaced certificate.
+        if let Some(open) = orders::open_replacement(&mut tx, &c.serial, OrderKind::Renewal).await?
+        {
+            return Err(Refusal::InvalidField(format!(
+                "该证书有未完成的证书更新订单（订单 {open}），请先完成更新或取消该订单，再办理变更"
             ))
             .into());
         }
@@ -263,7 +294,7 @@ impl Services {
             .await?
             .ok_or(Refusal::NotFound)?;
         let mine = self.own_certificate(account, &serial).await?;
-        self.check_changeable(&mine.certificate)?;
+        self.check_mine_changeable(&mine)?;
         Ok((row, mine))
     }
 

@@ -304,7 +304,7 @@ impl Services {
                         .to_owned()
                 }
                 (_, OrderState::Completed, _) => format!(
-                    "{}已完成：新证书已写入您的 UKey，PIN 码不变，原证书已停止使用；在交易平台的激活已转到新证书。",
+                    "{}已完成：新证书已写入您的 UKey，PIN 码不变，原证书已停止使用；原证书在交易平台的激活（如有）已转到新证书。",
                     order.kind.label_zh()
                 ),
                 (_, OrderState::AwaitingPayment, _) => {
@@ -490,13 +490,13 @@ impl Services {
         let order = self.order_of(account, id).await?;
         let refund_fen = if refunded_on_cancel(order.state) {
             let attempts = certhall_store::payments::attempts_of_order(&self.store, id.0).await?;
-            Some(
-                attempts
-                    .iter()
-                    .filter(|a| a.state == certhall_domain::payment::AttemptState::Paid)
-                    .map(|a| a.amount_fen)
-                    .sum(),
-            )
+            let paid: i64 = attempts
+                .iter()
+                .filter(|a| a.state == certhall_domain::payment::AttemptState::Paid)
+                .map(|a| a.amount_fen)
+                .sum();
+            // A change order waiting for its write paid nothing.
+            (paid > 0).then_some(paid)
         } else {
             None
         };
@@ -539,6 +539,15 @@ impl Services {
             .is_empty()
         {
             return Err(Refusal::PaymentBusy.into());
+        }
+        // A new certificate being written for the order right now: the
+        // write ends first (finished, or failed and its certificate
+        // revoked), then the order may be cancelled.
+        if certhall_store::renewals::open_of_order(&mut tx, id.0)
+            .await?
+            .is_some()
+        {
+            return Err(Refusal::RenewalBusy.into());
         }
         let before = orders::get_tx(&mut tx, id)
             .await?

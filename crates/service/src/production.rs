@@ -550,6 +550,7 @@ impl Services {
                     account: Some(order.account_id),
                     order_id: Some(order.id.0),
                     predecessor: None,
+                    ends_by: None,
                 },
                 Actor::Operator(who.id),
             )

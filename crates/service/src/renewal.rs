@@ -217,6 +217,15 @@ impl Services {
     /// The paid 证书更新 order the renewal of `c` completes, if any; when
     /// renewal carries a price, refuses until one is paid.
     async fn paid_renewal_order(&self, c: &CertificateRow) -> Result<Option<OrderId>> {
+        if let Some(change) =
+            certhall_store::orders::open_successor(&self.store, &c.serial, OrderKind::Change)
+                .await?
+        {
+            return Err(Refusal::InvalidField(format!(
+                "该证书正在办理证书变更（订单 {change}），变更完成后将获得新证书；如需更新，请先取消变更订单"
+            ))
+            .into());
+        }
         if let Some(id) =
             certhall_store::orders::open_successor(&self.store, &c.serial, OrderKind::Renewal)
                 .await?
@@ -297,11 +306,23 @@ impl Services {
         };
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
+        // One open order of each kind per certificate (two clicks, two
+        // processes): decided under the certificate's lock.
+        tx.lock(certhall_store::LockKey::Certificate(&c.serial))
+            .await?;
         if let Some(open) =
             certhall_store::orders::open_replacement(&mut tx, &c.serial, OrderKind::Renewal).await?
         {
             drop(tx);
             return self.order_of(account, open).await;
+        }
+        if let Some(change) =
+            certhall_store::orders::open_replacement(&mut tx, &c.serial, OrderKind::Change).await?
+        {
+            return Err(Refusal::InvalidField(format!(
+                "该证书正在办理证书变更（订单 {change}），变更完成后将获得新证书；如需更新，请先取消变更订单"
+            ))
+            .into());
         }
         let order = certhall_store::orders::create(
             &mut tx,
@@ -495,15 +516,25 @@ impl Services {
         // from its order's checked data. Either way, a certificate revoked
         // since the write started (注销, 补办, the counter) gets no
         // successor.
-        let (subject, profile, order_id) = match self.change_order_of(&renewal).await? {
+        // The order it writes for (a change, a paid renewal) must still
+        // wait for it: cancelled meanwhile, nothing is issued.
+        if let Some(order) = renewal.order_id.map(OrderId) {
+            let row = self.order_of(account, order).await?;
+            if row.state != OrderState::AwaitingKeyWrite {
+                return Err(Refusal::OrderStateConflict(row.state.label_zh()).into());
+            }
+        }
+        // A change keeps its predecessor's end of validity: it changes the
+        // data, it does not renew.
+        let (subject, profile, order_id, ends_by) = match self.change_order_of(&renewal).await? {
             None => {
                 self.check_renewal_window(&old)?;
-                (old.subject.clone(), old.profile.clone(), old.order_id)
+                (old.subject.clone(), old.profile.clone(), old.order_id, None)
             }
             Some(order) => {
                 self.check_changeable(&old)?;
                 let (subject, profile) = self.change_subject(account, order).await?;
-                (subject, profile, Some(order.0))
+                (subject, profile, Some(order.0), Some(old.not_after))
             }
         };
         let family = self.family_of_certificate(&old).await?;
@@ -528,6 +559,7 @@ impl Services {
                     account: Some(account),
                     order_id,
                     predecessor: Some(&old.serial),
+                    ends_by,
                 },
                 Actor::Account(account),
             )

@@ -111,6 +111,17 @@ impl Services {
         handling: Handling,
         meta: &RequestMeta,
     ) -> Result<OrderRow> {
+        if handling == Handling::Counter {
+            // Refused before anything is saved (a 证书变更 is online only).
+            let order = self.order_of(account, order_id).await?;
+            certhall_domain::order::transition_of(
+                order.kind,
+                certhall_domain::order::OrderState::Draft {
+                    reached: Step::Handling,
+                },
+                OrderEvent::ChooseCounter,
+            )?;
+        }
         let order = self
             .save_order_step(
                 account,

@@ -347,6 +347,8 @@ pub enum LockKey<'a> {
     CounterLogin(&'a str),
     /// Counter password tries from one address.
     CounterAddress(&'a str),
+    /// The orders opened for one certificate (更新, 变更: one of each).
+    Certificate(&'a str),
 }
 
 impl WriteTx {
@@ -363,6 +365,7 @@ impl WriteTx {
                 LockKey::OrderPayment(id) => format!("order-payment:{id}"),
                 LockKey::CounterLogin(u) => format!("counter-login:{u}"),
                 LockKey::CounterAddress(ip) => format!("counter-address:{ip}"),
+                LockKey::Certificate(serial) => format!("certificate:{serial}"),
             };
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(name)

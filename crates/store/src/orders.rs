@@ -180,6 +180,7 @@ impl OrderFilter {
                 "authorization_refused",
                 "in_review",
                 "returned",
+                "awaiting_key_write",
             ],
             Self::ToPay => &["approved", "awaiting_payment"],
             Self::Paid => &["paid"],

@@ -118,6 +118,17 @@ pub async fn open_of(tx: &mut WriteTx, old_serial: &str) -> Result<Option<Renewa
     row.as_ref().map(from_row).transpose()
 }
 
+/// The open key write of an order (a change, a paid renewal), if any.
+pub async fn open_of_order(tx: &mut WriteTx, order: i64) -> Result<Option<RenewalRow>> {
+    let row = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM renewals WHERE order_id = $1 AND state IN ('started', 'issued')"
+    ))
+    .bind(order)
+    .fetch_optional(tx.conn())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// An account's completed renewals (old serial, new serial, token).
 pub async fn completed_of_account(
     store: &Store,

@@ -982,6 +982,7 @@ async fn reminder_and_revocation(app: &TestApp, browser: &Browser) {
                 account: Some(me),
                 order_id: None,
                 predecessor: None,
+                ends_by: None,
             },
             Actor::System,
         )

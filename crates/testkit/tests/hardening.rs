@@ -347,6 +347,7 @@ async fn ocsp_memory_follows_revocations_in_every_process() {
                     account: None,
                     order_id: None,
                     predecessor: None,
+                    ends_by: None,
                 },
                 Actor::System,
             )
@@ -463,6 +464,7 @@ async fn issuance_group_commit_keeps_every_certificate_and_the_chain() {
                         account: None,
                         order_id: None,
                         predecessor,
+                        ends_by: None,
                     },
                     Actor::System,
                 )

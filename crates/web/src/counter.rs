@@ -447,10 +447,7 @@ async fn detail_page_with(
     let (attempts, refunds) = crate::pages::pay::payment_lines(&view);
     let page = DetailPage {
         confirm_approve,
-        cancellable: matches!(
-            d.order.state,
-            OrderState::Approved | OrderState::AwaitingPayment | OrderState::Paid
-        ),
+        cancellable: d.order.state.counter_cancellable(),
         checkout: d.checkout.as_ref().map(|c| CounterCheckout {
             key_model: format!(
                 "{}（{} 元）",

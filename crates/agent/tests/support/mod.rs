@@ -337,6 +337,7 @@ pub async fn issue_under(
                 account,
                 order_id: None,
                 predecessor: None,
+                ends_by: None,
             },
             certhall_domain::audit::Actor::Cli("test".into()),
         )

@@ -44,7 +44,8 @@ impl Services {
             let not_before = now.minus(Duration::from_secs(300));
             let not_after = now
                 .plus(DAY * profile.validity_days)
-                .min(view.authority.not_after);
+                .min(view.authority.not_after)
+                .min(input.ends_by.unwrap_or(view.authority.not_after));
             let serial = random_serial();
             let (_, der_bytes) = issue::issue(
                 Issuer {

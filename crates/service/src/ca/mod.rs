@@ -213,6 +213,9 @@ pub struct IssueInput<'a> {
     pub order_id: Option<i64>,
     /// The certificate this renews.
     pub predecessor: Option<&'a str>,
+    /// The latest end of validity, when the profile's term must not run
+    /// past it (a 证书变更 keeps its predecessor's end).
+    pub ends_by: Option<certhall_domain::Timestamp>,
 }
 
 /// An OCSP answer and how long HTTP caches may keep it.

@@ -132,10 +132,7 @@ impl Services {
         let reason = counter_reason(reason, "取消原因")?;
         let (order, account) = self.order_with_account(id).await?;
         may_review(&who.phone, &account.phone)?;
-        if !matches!(
-            order.state,
-            OrderState::Approved | OrderState::AwaitingPayment | OrderState::Paid
-        ) {
+        if !order.state.counter_cancellable() {
             return Err(Refusal::OrderStateConflict(order.state.label_zh()).into());
         }
         self.cancel_order(OrderActor::Operator(who.id), id, Some(&reason), meta)
@@ -243,6 +240,9 @@ impl Services {
         // The in-app message went with the transition; the SMS is a
         // courtesy on top: its failure does not undo the decision.
         let outcome = match decision {
+            ReviewDecision::Approve if order.state == OrderState::AwaitingKeyWrite => {
+                "审核通过，请登录并插入原 UKey，将变更后的新证书写入"
+            }
             ReviewDecision::Approve => "审核通过，请登录选择介质与收货地址",
             ReviewDecision::Reject { .. } => "未通过，请登录查看退回原因并修改后重新提交",
         };

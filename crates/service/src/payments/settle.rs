@@ -259,7 +259,9 @@ impl Services {
             _ => {
                 let reason = match order.state {
                     OrderState::Cancelled => "订单已取消，款项原路退回",
-                    OrderState::Paid => "重复支付，款项原路退回",
+                    OrderState::Paid | OrderState::AwaitingKeyWrite | OrderState::Completed => {
+                        "重复支付，款项原路退回"
+                    }
                     _ => "订单金额已变更或不再待支付，款项原路退回",
                 };
                 self.request_refund_tx(&mut tx, &order, &current, reason, &Actor::System)

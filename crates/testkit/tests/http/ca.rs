@@ -76,10 +76,12 @@ async fn ca_records_on_both_backends() {
             account: None,
             order_id: None,
             predecessor: None,
+            ends_by: None,
         };
         let cert = s.ca_issue(&input, Actor::System).await.unwrap();
         let renewal = IssueInput {
             predecessor: Some(&cert.serial),
+            ends_by: None,
             ..input.clone()
         };
         let renewed = s.ca_issue(&renewal, Actor::System).await.unwrap();

@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::audit_events;
 use crate::relying::sign;
-use crate::reminders::ca_ready;
+use crate::reminders::{ca_ready, certificate_of};
 use crate::renewal::on_token;
 
 const MINE: &str = "13600000941";
@@ -115,6 +115,12 @@ async fn a_change_of_name_passes_review_and_is_written_onto_the_same_key() {
             why.contains("统一社会信用代码与原证书不一致"),
             "{be}: {why}"
         );
+        // A counter visit has nothing to produce for a change.
+        let why = refused(
+            s.wizard_handling(me, id, certhall_domain::wizard::Handling::Counter, &m)
+                .await,
+        );
+        assert!(why.contains("证书变更请选择在线办理"), "{be}: {why}");
         let unchanged = s.order_of(me, id).await.unwrap();
         assert_eq!(
             (unchanged.state, unchanged.version),
@@ -215,6 +221,8 @@ async fn a_change_of_name_passes_review_and_is_written_onto_the_same_key() {
         let new = s.ca_certificate(&new_serial).await.unwrap();
         assert!(new.subject.contains(NEW_NAME), "{be}: {}", new.subject);
         assert_eq!(new.order_id, Some(id.0), "{be}");
+        // A change changes the data, not the term: the old end is kept.
+        assert_eq!(new.not_after, x.not_after, "{be}");
         // Read back: the order completes and the old certificate ends.
         let r = c
             .post_json(
@@ -232,7 +240,15 @@ async fn a_change_of_name_passes_review_and_is_written_onto_the_same_key() {
             i64::from(certhall_ca::crl::Reason::AffiliationChanged.code()),
             "{be}"
         );
-        // 我的证书: the new one on the same key, the old one ended.
+        // 我的证书: the new one on the same key, the old one replaced (not
+        // 补办-able under its old name).
+        let old_mine = s.my_certificate(me, &x.serial).await.unwrap();
+        assert_eq!(
+            old_mine.status,
+            certhall_service::certificates::CertificateStatus::Superseded,
+            "{be}"
+        );
+        assert!(!old_mine.status.replaceable(), "{be}");
         let mine = s.my_certificate(me, &new_serial).await.unwrap();
         assert_eq!(
             mine.ukey.map(|k| k.token_serial),
@@ -257,7 +273,28 @@ async fn a_change_of_name_passes_review_and_is_written_onto_the_same_key() {
             )
             .await;
         assert!(
-            r.json()["message"].as_str().unwrap().contains("已注销"),
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("已被新证书替换"),
+            "{be}: {}",
+            r.body
+        );
+        // A certificate issued without an order has nothing to check a
+        // change against: the counter handles it.
+        let (_, bare) =
+            certificate_of(&app, MINE, "枣庄无订单有限公司", "91350100M000100Y43").await;
+        let r = c
+            .post_json(
+                &format!("/api/v1/certificates/{}/changes", bare.serial),
+                json!({}),
+            )
+            .await;
+        assert!(
+            r.json()["message"]
+                .as_str()
+                .unwrap()
+                .contains("到柜台办理变更"),
             "{be}: {}",
             r.body
         );

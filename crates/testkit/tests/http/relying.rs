@@ -94,6 +94,7 @@ async fn a_platform_activates_a_certificate_issued_for_its_application() {
                     account: Some(me),
                     order_id: Some(order.id.0),
                     predecessor: None,
+                    ends_by: None,
                 },
                 Actor::System,
             )

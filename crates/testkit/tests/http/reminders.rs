@@ -67,6 +67,7 @@ pub(crate) async fn certificate_of(
                 account: Some(me),
                 order_id: None,
                 predecessor: None,
+                ends_by: None,
             },
             Actor::System,
         )

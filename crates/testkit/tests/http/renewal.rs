@@ -82,6 +82,7 @@ pub(crate) async fn on_token(
                 account: Some(me),
                 order_id: Some(order.id.0),
                 predecessor: None,
+                ends_by: None,
             },
             Actor::System,
         )

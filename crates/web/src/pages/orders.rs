@@ -42,6 +42,7 @@ impl OrderLine {
             s if s.editable() => ("继续办理", format!("/orders/{}", o.id)),
             OrderState::Approved => ("选择介质", format!("/orders/{}/checkout", o.id)),
             OrderState::AwaitingPayment => ("去支付", format!("/orders/{}/pay", o.id)),
+            OrderState::AwaitingKeyWrite => ("写入新证书", format!("/orders/{}/write", o.id)),
             _ => ("查看", format!("/orders/{}", o.id)),
         };
         Self {
