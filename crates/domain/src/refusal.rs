@@ -190,6 +190,11 @@ pub enum Refusal {
     /// A required image was not uploaded; the name as shown.
     #[error("material {0} missing")]
     MaterialMissing(&'static str),
+    /// The image uploaded as the business license shows none of what a
+    /// license carries (名称, 统一社会信用代码): a seal, a photo of
+    /// something else.
+    #[error("not a business license")]
+    NotALicense,
     /// Too many authorization SMS for this order or to this phone in 24
     /// hours (each reaches a third party's phone).
     #[error("authorization sms limit")]
@@ -429,6 +434,7 @@ impl Refusal {
             Self::OrderStepOutOfOrder(_) => "order_step_out_of_order",
             Self::UploadRefused { code, .. } => code,
             Self::MaterialMissing(_) => "material_missing",
+            Self::NotALicense => "not_a_license",
             Self::AuthorizationSmsLimit => "authorization_sms_limit",
             Self::LegalRepMismatch(_) => "legal_rep_mismatch",
             Self::OrderStateConflict(_) => "order_state_conflict",
@@ -503,6 +509,7 @@ impl Refusal {
             | Self::InvalidUscc
             | Self::UploadRefused { .. }
             | Self::MaterialMissing(_)
+            | Self::NotALicense
             | Self::LegalRepMismatch(_)
             | Self::InvalidKeyModel(_)
             | Self::KeyModelNotOffered(_)
@@ -654,6 +661,7 @@ impl Refusal {
                 material, message, ..
             } => format!("{material}：{message}"),
             Self::MaterialMissing(name) => format!("请上传{name}。"),
+            Self::NotALicense => "未识别到营业执照，请上传清晰的营业执照照片。".into(),
             Self::AuthorizationSmsLimit => {
                 "已多次发送授权短信，请24小时后再试，或改为上传授权委托书。".into()
             }
@@ -920,6 +928,7 @@ mod tests {
             Refusal::RenewalNotOpen("该证书已注销，无法更新。".into()),
             Refusal::RenewalBusy,
             Refusal::RenewalUnpaid("100.00".into()),
+            Refusal::NotALicense,
             Refusal::RenewalProofFailed("UKey 签名校验未通过。"),
             Refusal::PinUnlockBusy,
             Refusal::RenewalClosed("已完成"),

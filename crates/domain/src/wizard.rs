@@ -89,6 +89,49 @@ pub trait LicenseReader: Send + Sync + std::fmt::Debug {
     fn read(&self, image: &[u8]) -> Result<EnterpriseInput, String>;
 }
 
+/// What the applicant is told of a license reading, and what fills the
+/// form: [`vet_license_reading`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LicenseVerdict {
+    /// A license: these fields fill the form, with these warnings shown
+    /// beside them (a field the reading could not vouch for is left
+    /// empty, never filled as if right).
+    License {
+        /// What fills the form.
+        fields: Box<EnterpriseInput>,
+        /// What to check by hand, in Chinese.
+        warnings: Vec<String>,
+    },
+    /// Neither 名称 nor 统一社会信用代码 was found: not a license (a seal,
+    /// a photo of something else). Nothing fills the form and the image
+    /// is not kept as the license.
+    NotALicense,
+}
+
+/// Judges a reading of an image uploaded as the business license. A
+/// license always carries its 名称 and 统一社会信用代码; a reading with
+/// neither is not a license. A code that fails its GB 32100 check
+/// character was misread (or the image is not genuine): it is left empty
+/// for the applicant to type from the license, with a warning.
+pub fn vet_license_reading(read: EnterpriseInput) -> LicenseVerdict {
+    if read.name.trim().is_empty() && read.uscc.trim().is_empty() {
+        return LicenseVerdict::NotALicense;
+    }
+    let mut fields = read;
+    let mut warnings = Vec::new();
+    if !fields.uscc.trim().is_empty() && crate::identity::Uscc::parse(&fields.uscc).is_err() {
+        warnings.push(format!(
+            "识别出的统一社会信用代码“{}”未通过校验（校验码不符），已留空，请对照营业执照填写。",
+            fields.uscc.trim()
+        ));
+        fields.uscc.clear();
+    }
+    LicenseVerdict::License {
+        fields: Box::new(fields),
+        warnings,
+    }
+}
+
 /// A date as licenses and people write it (`2015年6月30日`, `2015/06/30`,
 /// `2015.6.30`) in the form `2015-06-30`; anything else is returned as is
 /// (and refused by the date check).
@@ -335,6 +378,54 @@ pub const DEFAULT_COUNTER: CounterInfo = CounterInfo {
         "数字证书申请表（可在柜台填写）",
     ],
 };
+
+#[cfg(test)]
+mod license_reading_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_reading_without_name_or_code_is_not_a_license() {
+        let seal = EnterpriseInput {
+            address: "山东省".into(),
+            ..EnterpriseInput::default()
+        };
+        assert_eq!(vet_license_reading(seal), LicenseVerdict::NotALicense);
+    }
+
+    #[test]
+    fn a_code_failing_its_check_character_is_never_filled() {
+        let first17 = "91370400MA3C8XFH2";
+        let right = crate::identity::uscc_check_char(first17).unwrap();
+        let wrong = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+            .chars()
+            .find(|&c| c != right)
+            .unwrap();
+        let read = EnterpriseInput {
+            name: "枣庄市恒信建设工程有限公司".into(),
+            uscc: format!("{first17}{wrong}"),
+            ..EnterpriseInput::default()
+        };
+        let LicenseVerdict::License { fields, warnings } = vet_license_reading(read.clone()) else {
+            panic!("a license");
+        };
+        assert_eq!(fields.uscc, "");
+        assert_eq!(fields.name, read.name);
+        assert!(warnings[0].contains("未通过校验"), "{warnings:?}");
+        // The right code is filled, without a warning.
+        let good = EnterpriseInput {
+            uscc: format!("{first17}{right}"),
+            ..read
+        };
+        assert_eq!(
+            vet_license_reading(good.clone()),
+            LicenseVerdict::License {
+                fields: Box::new(good),
+                warnings: Vec::new()
+            }
+        );
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ use certhall_domain::materials::{
 };
 use certhall_domain::order::{Authorization, OrderEvent, OrderState};
 use certhall_domain::steps::{MaterialsStep, StepData};
-use certhall_domain::wizard::EnterpriseInput;
+use certhall_domain::wizard::{vet_license_reading, EnterpriseInput, LicenseVerdict};
 use certhall_domain::{AccountId, OrderId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
 use certhall_store::materials::{
@@ -48,8 +48,11 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 pub struct LicenseRead {
     /// The stored image.
     pub material: MaterialInfo,
-    /// The fields read, when OCR is available and worked.
+    /// The fields read, when OCR is available and worked (a field the
+    /// reading could not vouch for left empty).
     pub fields: Option<EnterpriseInput>,
+    /// What to check by hand, in Chinese (a misread code left empty …).
+    pub warnings: Vec<String>,
     /// False when this CertHall has no OCR models (the user types).
     pub ocr_available: bool,
 }
@@ -80,10 +83,27 @@ impl Services {
         bytes: Vec<u8>,
         meta: &RequestMeta,
     ) -> Result<(MaterialInfo, CleanImage)> {
+        let clean = self.clean_material(account, order_id, kind, bytes).await?;
+        let info = self
+            .store_material(account, order_id, kind, file_name, &clean, meta)
+            .await?;
+        Ok((info, clean))
+    }
+
+    /// Checks an image of `kind` by content and re-encodes it (nothing is
+    /// stored): refused when it is not a PNG/JPEG within the rules, or the
+    /// step is not open.
+    async fn clean_material(
+        &self,
+        account: AccountId,
+        order_id: OrderId,
+        kind: MaterialKind,
+        bytes: Vec<u8>,
+    ) -> Result<CleanImage> {
         let order = self.order_of(account, order_id).await?;
         order.state.may_edit(kind.step())?;
         let _turn = self.image_turn().await?;
-        let clean = tokio::task::spawn_blocking(move || {
+        Ok(tokio::task::spawn_blocking(move || {
             sanitize_image(&bytes, &ImageRules::materials())
         })
         .await
@@ -95,7 +115,20 @@ impl Services {
                 code: r.code(),
                 message: r.message_zh(),
             }
-        })?;
+        })?)
+    }
+
+    /// Stores a checked image of `kind` on the order, replacing the
+    /// previous one, with its audit entry.
+    async fn store_material(
+        &self,
+        account: AccountId,
+        order_id: OrderId,
+        kind: MaterialKind,
+        file_name: &str,
+        clean: &CleanImage,
+        meta: &RequestMeta,
+    ) -> Result<MaterialInfo> {
         let now = self.clock.now();
         let mut tx = self.store.begin_write().await?;
         // Read again in the transaction, and move the order's version: a
@@ -135,12 +168,11 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        let info = materials::of_order(&self.store, order_id.0)
+        Ok(materials::of_order(&self.store, order_id.0)
             .await?
             .into_iter()
             .find(|m| m.kind == kind)
-            .ok_or(Refusal::NotFound)?;
-        Ok((info, clean))
+            .ok_or(Refusal::NotFound)?)
     }
 
     /// Waits for a turn at the image work (see [`Services::image_work`]).
@@ -173,55 +205,64 @@ impl Services {
         bytes: Vec<u8>,
         meta: &RequestMeta,
     ) -> Result<LicenseRead> {
-        let (material, clean) = self
-            .upload_material(
-                account,
-                order_id,
-                MaterialKind::License,
-                file_name,
-                bytes,
-                meta,
-            )
-            .await?;
+        let kind = MaterialKind::License;
+        let clean = self.clean_material(account, order_id, kind, bytes).await?;
         let Some(reader) = self.license_reader.clone() else {
+            let material = self
+                .store_material(account, order_id, kind, file_name, &clean, meta)
+                .await?;
             return Ok(LicenseRead {
                 material,
                 fields: None,
+                warnings: Vec::new(),
                 ocr_available: false,
             });
         };
-        let _turn = self.image_turn().await?;
         let started = std::time::Instant::now();
-        let read = tokio::task::spawn_blocking(move || reader.read(clean.bytes()))
-            .await
-            .map_err(|e| ServiceError::Internal(format!("license OCR: {e}")))?;
-        let fields = match read {
-            Ok(fields) => {
-                tracing::info!(
-                    order = order_id.0,
-                    ms = started.elapsed().as_millis() as u64,
-                    "license read"
-                );
-                let mut tx = self.store.begin_write().await?;
-                materials::set_ocr(
-                    &mut tx,
-                    order_id.0,
-                    MaterialKind::License,
-                    &material.sha256,
-                    &fields,
-                )
-                .await?;
-                tx.commit().await?;
-                Some(fields)
-            }
+        let read = {
+            let _turn = self.image_turn().await?;
+            let image = clean.bytes().to_vec();
+            tokio::task::spawn_blocking(move || reader.read(&image))
+                .await
+                .map_err(|e| ServiceError::Internal(format!("license OCR: {e}")))?
+        };
+        let raw = match read {
+            Ok(raw) => raw,
             Err(e) => {
+                // The reader's fault: the image is kept, the applicant types.
                 tracing::warn!(order = order_id.0, error = %e, "license OCR failed");
-                None
+                let material = self
+                    .store_material(account, order_id, kind, file_name, &clean, meta)
+                    .await?;
+                return Ok(LicenseRead {
+                    material,
+                    fields: None,
+                    warnings: Vec::new(),
+                    ocr_available: true,
+                });
             }
         };
+        tracing::info!(
+            order = order_id.0,
+            ms = started.elapsed().as_millis() as u64,
+            "license read"
+        );
+        let LicenseVerdict::License { fields, warnings } = vet_license_reading(raw.clone()) else {
+            // Not kept as the license, and nothing filled.
+            tracing::info!(order = order_id.0, "upload refused: not a license");
+            return Err(Refusal::NotALicense.into());
+        };
+        let material = self
+            .store_material(account, order_id, kind, file_name, &clean, meta)
+            .await?;
+        // The reading as read (the counter compares it with what was typed).
+        let mut tx = self.store.begin_write().await?;
+        materials::set_ocr(&mut tx, order_id.0, kind, &material.sha256, &raw).await?;
+        tx.commit().await?;
         Ok(LicenseRead {
             material,
-            fields,
+            fields: Some(*fields),
+            warnings,
             ocr_available: true,
         })
     }

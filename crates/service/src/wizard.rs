@@ -99,6 +99,15 @@ impl Services {
         let enterprise = input.validate(self.clock.now())?;
         self.check_change_step(order_id, None, Some(&enterprise))
             .await?;
+        // The counter checks what is typed against the license: without
+        // one, the order would only fail later, at step 5.
+        let license = certhall_store::materials::of_order(&self.store, order_id.0)
+            .await?
+            .iter()
+            .any(|m| m.kind == certhall_domain::materials::MaterialKind::License);
+        if !license {
+            return Err(Refusal::MaterialMissing("营业执照").into());
+        }
         self.save_order_step(account, order_id, &StepData::Enterprise(enterprise), meta)
             .await
     }

@@ -639,6 +639,35 @@ async fn the_wizard_through_the_json_api() {
             (3, ent),
             (4, json!({ "handling": "online" })),
         ] {
+            if n == 3 {
+                // Step 3 needs the license first (refused, then uploaded).
+                let (p, b) = put(3, body.clone());
+                let r = c
+                    .send(
+                        Method::PUT,
+                        &p,
+                        Some("application/json"),
+                        b.to_string(),
+                        &[],
+                    )
+                    .await;
+                assert_eq!(
+                    (r.status, r.code().as_str()),
+                    (StatusCode::BAD_REQUEST, "material_missing"),
+                    "{be}: {}",
+                    r.body
+                );
+                let r = c
+                    .send_bytes(
+                        Method::PUT,
+                        &format!("/api/v1/orders/{id}/materials/license"),
+                        Some("image/png"),
+                        fixtures::png(900, 640),
+                        &[],
+                    )
+                    .await;
+                assert_eq!(r.status, StatusCode::OK, "{be}: {}", r.body);
+            }
             let (p, b) = put(n, body);
             let r = c
                 .send(
@@ -822,6 +851,91 @@ async fn a_license_photo_fills_step_three() {
         certhall_upload::sanitize_image(&seal.raw, &certhall_upload::ImageRules::materials())
             .is_ok()
     );
+    let kept = materials::of_order(&app.db.store, order.id.0)
+        .await
+        .unwrap()
+        .remove(0);
+
+    // A seal uploaded as the license: not a license, nothing filled, and
+    // the license uploaded before stays the order's license.
+    let r = api
+        .send_bytes(
+            Method::PUT,
+            &format!("/api/v1/orders/{}/materials/license", order.id),
+            Some("image/png"),
+            seal.raw.clone(),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.json()["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("not_a_license")),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.json()["message"],
+        "未识别到营业执照，请上传清晰的营业执照照片。"
+    );
+    let now = materials::of_order(&app.db.store, order.id.0)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(now.sha256, kept.sha256, "the seal replaced the license");
+    // The page says the same and fills nothing.
+    let page = c.get(&format!("/orders/{}/step/3", order.id)).await;
+    let r = c
+        .post_multipart(
+            &format!("/orders/{}/enterprise", order.id),
+            &[("_csrf", &page.csrf()), ("action", "read")],
+            &[("license", "公章.png", &seal.raw)],
+        )
+        .await;
+    assert!(
+        r.body
+            .contains("未识别到营业执照，请上传清晰的营业执照照片")
+            && !r.body.contains("营业执照已上传并识别"),
+        "{}",
+        r.body
+    );
+
+    // A license whose code fails its GB 32100 check character: the code is
+    // never filled as if right; the applicant is told to type it.
+    let mut forged = fixtures::enterprise();
+    let first17 = &forged.uscc[..17];
+    let right = certhall_domain::identity::uscc_check_char(first17).unwrap();
+    let wrong = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+        .chars()
+        .find(|&ch| ch != right)
+        .unwrap();
+    forged.uscc = format!("{first17}{wrong}");
+    let r = api
+        .send_bytes(
+            Method::PUT,
+            &format!("/api/v1/orders/{}/materials/license", order.id),
+            Some("image/jpeg"),
+            fixtures::license_jpeg_for(&forged),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let filled = r.json()["ocr"]["uscc"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        filled.is_empty() || certhall_domain::identity::Uscc::is_valid_canonical(&filled),
+        "a code failing its check filled in: {filled:?}"
+    );
+    assert_ne!(filled, forged.uscc);
+    assert!(
+        r.json()["ocr_warnings"][0]
+            .as_str()
+            .is_some_and(|w| w.contains("未通过校验")),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.json()["ocr"]["name"], json!(forged.name));
 }
 
 #[tokio::test]

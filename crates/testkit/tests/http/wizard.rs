@@ -2,6 +2,7 @@
 
 use axum::http::StatusCode;
 use certhall_testkit::client::Client;
+use certhall_testkit::fixtures;
 use certhall_testkit::TestApp;
 
 /// 证书新办 steps 1–4 through the pages, on both backends: the tile is
@@ -117,6 +118,34 @@ async fn new_certificate_wizard_steps_one_to_four() {
             "{be}: typed data lost"
         );
         ent[2] = ("ent_uscc", "91350100M000100Y43");
+        // Right data, but no license yet: refused at once (not at step 5),
+        // with what was typed kept.
+        let r = c
+            .post_form(&format!("/orders/{order_id}/step/3"), &ent)
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{be}");
+        assert!(r.body.contains("请上传营业执照"), "{be}: {}", r.body);
+        assert!(
+            r.body.contains("91350100M000100Y43"),
+            "{be}: typed data lost"
+        );
+        let order = certhall_domain::OrderId(order_id);
+        let owner = app
+            .services
+            .ensure_account(&certhall_domain::Phone::parse("13500000001").unwrap())
+            .await
+            .unwrap();
+        app.services
+            .upload_material(
+                owner,
+                order,
+                certhall_domain::materials::MaterialKind::License,
+                "营业执照.png",
+                fixtures::png(900, 640),
+                &certhall_service::RequestMeta::default(),
+            )
+            .await
+            .unwrap();
         let r = c
             .post_form(&format!("/orders/{order_id}/step/3"), &ent)
             .await;

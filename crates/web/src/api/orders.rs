@@ -258,6 +258,7 @@ pub async fn put_material(
         let mut v = material_json(id, &read.material);
         v["ocr"] = json!(read.fields);
         v["ocr_available"] = json!(read.ocr_available);
+        v["ocr_warnings"] = json!(read.warnings);
         return Ok(Json(v));
     } else {
         s.upload_material(who.account_id, id, kind, &name, body.to_vec(), &meta)

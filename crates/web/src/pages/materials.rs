@@ -195,8 +195,12 @@ pub async fn enterprise_submit(
                             if read_only {
                                 typed.merge_license(fields);
                             }
-                            "营业执照已上传并识别，识别结果已填入下方，请逐项核对，并补充注册地和企业性质。"
-                                .to_owned()
+                            let mut notice = "营业执照已上传并识别，识别结果已填入下方，请逐项核对，并补充注册地和企业性质。"
+                                .to_owned();
+                            for w in &read.warnings {
+                                notice.push_str(w);
+                            }
+                            notice
                         }
                         (None, true) => {
                             "营业执照已上传，但未能识别其中的文字，请按营业执照填写下方各项。"
