@@ -380,16 +380,20 @@ async fn letter_route(app: &TestApp, browser: &Browser) {
         "第3步：企业实名认证"
     );
     browser.choose_file("#license", &files["license"]).await;
+    // While the license is read the page says so and takes no second
+    // click; then the answer arrives.
+    browser.click("[data-testid=read-license]").await;
     browser
-        .click_and_wait_for_navigation("[data-testid=read-license]")
+        .wait_until(
+            "(() => { const s = document.querySelector('[data-testid=reading-status]'); \
+               const b = document.querySelector('[data-testid=read-license]'); \
+               return !!s && !s.hidden && s.textContent.includes('正在上传并识别营业执照') && b.disabled; })()",
+            "the reading shown as under way",
+        )
         .await;
-    assert!(
-        browser
-            .text_of("[data-testid=notice]")
-            .await
-            .contains("营业执照已上传并识别"),
-        "{be}"
-    );
+    browser
+        .wait_for_text("[data-testid=notice]", "营业执照已上传并识别")
+        .await;
     assert!(
         browser
             .images_loaded("[data-testid=preview-license] img")

@@ -60,7 +60,52 @@
     });
   }
 
+  // Forms whose answer takes a while (uploading images, reading a license
+  // by OCR): the page shows it is working and submits once. The clicked
+  // button's name and value still go with the form (a disabled button's
+  // would not).
+  function busyForm(form) {
+    form.addEventListener("submit", function (ev) {
+      if (form.getAttribute("data-busy") === "1") {
+        ev.preventDefault();
+        return;
+      }
+      form.setAttribute("data-busy", "1");
+      var submitter = ev.submitter;
+      if (submitter && submitter.name) {
+        var carried = document.createElement("input");
+        carried.type = "hidden";
+        carried.name = submitter.name;
+        carried.value = submitter.value;
+        carried.setAttribute("data-carried", "");
+        form.appendChild(carried);
+      }
+      var reading = !!(submitter && submitter.value === "read");
+      var status = form.querySelector("[data-busy-status]");
+      if (status) {
+        status.textContent = reading
+          ? "正在上传并识别营业执照，请稍候（通常需要几秒钟），请勿关闭或刷新页面…"
+          : "正在上传并保存，请稍候…";
+        status.hidden = false;
+      }
+      var buttons = form.querySelectorAll("button[type=submit]");
+      for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
+      if (submitter && reading) submitter.textContent = "正在识别…";
+    });
+    // Back from the browser's cache: usable again.
+    window.addEventListener("pageshow", function (ev) {
+      if (!ev.persisted) return;
+      form.removeAttribute("data-busy");
+      var carried = form.querySelectorAll("input[data-carried]");
+      for (var c = 0; c < carried.length; c++) carried[c].remove();
+      var buttons = form.querySelectorAll("button[type=submit]");
+      for (var i = 0; i < buttons.length; i++) buttons[i].disabled = false;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    var busy = document.querySelectorAll("form[data-busy-form]");
+    for (var b = 0; b < busy.length; b++) busyForm(busy[b]);
     var print = document.querySelector("[data-print]");
     if (print) print.addEventListener("click", function () { window.print(); });
     var files = document.querySelectorAll("input[type=file][data-max-bytes]");
