@@ -57,6 +57,17 @@ pub struct LicenseRead {
     pub ocr_available: bool,
 }
 
+/// A license uploaded to another of the account's orders.
+#[derive(Debug, Clone)]
+pub struct EarlierLicense {
+    /// That order.
+    pub order: OrderId,
+    /// Its enterprise, as saved at its step 3 (empty if not yet).
+    pub enterprise: String,
+    /// When the license was uploaded.
+    pub uploaded_at: certhall_domain::Timestamp,
+}
+
 /// Step 5 as submitted.
 #[derive(Debug, Clone, Default)]
 pub struct MaterialsSubmission {
@@ -264,6 +275,67 @@ impl Services {
             fields: Some(*fields),
             warnings,
             ocr_available: true,
+        })
+    }
+
+    /// The licenses on the account's other orders that step 3 of
+    /// `order_id` offers to reuse (newest first, each image once).
+    pub async fn earlier_licenses(
+        &self,
+        account: AccountId,
+        order_id: OrderId,
+    ) -> Result<Vec<EarlierLicense>> {
+        self.order_of(account, order_id).await?;
+        let mut seen = std::collections::HashSet::new();
+        Ok(
+            materials::licenses_of_account(&self.store, account, order_id.0, 20)
+                .await?
+                .into_iter()
+                .filter(|(_, _, m)| seen.insert(m.sha256.clone()))
+                .take(3)
+                .map(|(order, enterprise, m)| EarlierLicense {
+                    order: OrderId(order),
+                    enterprise: enterprise.unwrap_or_default(),
+                    uploaded_at: m.uploaded_at,
+                })
+                .collect(),
+        )
+    }
+
+    /// 第三步: uses the license uploaded to another of the account's
+    /// orders (the same enterprise applying again) instead of uploading it
+    /// again. The image is checked and stored on this order as an upload
+    /// would be, and its reading fills the form as a new reading would.
+    pub async fn reuse_license(
+        &self,
+        account: AccountId,
+        order_id: OrderId,
+        from: OrderId,
+        meta: &RequestMeta,
+    ) -> Result<LicenseRead> {
+        let kind = MaterialKind::License;
+        self.order_of(account, from).await?;
+        let (info, bytes) = materials::image(&self.store, from.0, kind)
+            .await?
+            .ok_or(Refusal::MaterialMissing("营业执照"))?;
+        let clean = self.clean_material(account, order_id, kind, bytes).await?;
+        let material = self
+            .store_material(account, order_id, kind, &info.original_name, &clean, meta)
+            .await?;
+        let (fields, warnings) = match info.ocr.map(|raw| (vet_license_reading(raw.clone()), raw)) {
+            Some((LicenseVerdict::License { fields, warnings }, raw)) => {
+                let mut tx = self.store.begin_write().await?;
+                materials::set_ocr(&mut tx, order_id.0, kind, &material.sha256, &raw).await?;
+                tx.commit().await?;
+                (Some(*fields), warnings)
+            }
+            _ => (None, Vec::new()),
+        };
+        Ok(LicenseRead {
+            material,
+            fields,
+            warnings,
+            ocr_available: self.ocr_available(),
         })
     }
 

@@ -168,6 +168,40 @@ pub async fn image(
         .transpose()
 }
 
+/// The licenses on an account's other orders, newest first (at most
+/// `limit`): (the order, its enterprise name, the image without bytes).
+pub async fn licenses_of_account(
+    store: &Store,
+    account: certhall_domain::AccountId,
+    except_order: i64,
+    limit: u32,
+) -> Result<Vec<(i64, Option<String>, MaterialInfo)>> {
+    // INFO_COLUMNS, qualified (orders has a `kind` too).
+    let rows = sqlx::query(
+        "SELECT m.order_id AS from_order, o.enterprise_name AS from_enterprise, \
+                m.kind, m.format, m.width, m.height, m.sha256, \
+                CAST(LENGTH(m.bytes) AS BIGINT) AS size, m.original_name, m.ocr, m.uploaded_at \
+         FROM order_materials m JOIN orders o ON o.id = m.order_id \
+         WHERE o.account_id = $1 AND m.kind = $2 AND m.order_id <> $3 \
+         ORDER BY m.uploaded_at DESC, m.order_id DESC LIMIT $4",
+    )
+    .bind(account.0)
+    .bind(MaterialKind::License.as_str())
+    .bind(except_order)
+    .bind(i64::from(limit))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("from_order")?,
+                r.try_get("from_enterprise")?,
+                info_from_row(r)?,
+            ))
+        })
+        .collect()
+}
+
 /// A request for the legal representative's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizationRow {

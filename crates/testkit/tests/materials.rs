@@ -936,6 +936,72 @@ async fn a_license_photo_fills_step_three() {
         r.body
     );
     assert_eq!(r.json()["ocr"]["name"], json!(forged.name));
+
+    // The same enterprise applying again: step 3 of another order offers
+    // this license instead of a new upload, and its reading fills the form
+    // (with its warning: the code is still left to type).
+    let again = s
+        .start_order(me, certhall_domain::order::OrderKind::New, &m)
+        .await
+        .unwrap();
+    s.wizard_identity(me, &phone, again.id, "李四", fixtures::APPLICANT_ID, &m)
+        .await
+        .unwrap();
+    s.wizard_application(me, again.id, "zzggzy", &m)
+        .await
+        .unwrap();
+    let page = c.get(&format!("/orders/{}/step/3", again.id)).await;
+    assert!(
+        page.body
+            .contains(&format!("使用订单 {} 的营业执照", order.id)),
+        "{}",
+        page.body
+    );
+    let from = order.id.0.to_string();
+    let r = c
+        .post_multipart(
+            &format!("/orders/{}/enterprise", again.id),
+            &[("_csrf", &page.csrf()), ("reuse", &from)],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(
+        r.body.contains(&format!(
+            "已使用订单 {} 中的营业执照，识别结果已填入下方",
+            order.id
+        )) && r.body.contains("未通过校验")
+            && r.body.contains(&format!("value=\"{}\"", forged.name)),
+        "{}",
+        r.body
+    );
+    let reused = materials::of_order(&app.db.store, again.id.0)
+        .await
+        .unwrap();
+    assert_eq!(reused.len(), 1);
+    assert_eq!(
+        reused[0].kind,
+        certhall_domain::materials::MaterialKind::License
+    );
+    assert!(
+        reused[0].ocr.is_some(),
+        "the reading goes with it for the counter"
+    );
+    // Another account's license is not offered, nor taken.
+    let (_, theirs) = order_at_step_five(&app, "13600000098").await;
+    assert!(!page.body.contains(&format!("使用订单 {} 的", theirs.id)));
+    let r = c
+        .post_multipart(
+            &format!("/orders/{}/enterprise", again.id),
+            &[("_csrf", &page.csrf()), ("reuse", &theirs.id.0.to_string())],
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+    let after = materials::of_order(&app.db.store, again.id.0)
+        .await
+        .unwrap();
+    assert_eq!(after[0].sha256, reused[0].sha256, "nothing replaced");
 }
 
 #[tokio::test]

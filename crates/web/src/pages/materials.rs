@@ -175,8 +175,36 @@ pub async fn enterprise_submit(
     if let Some(r) = form.broken {
         return reply.unreadable(r).await;
     }
-    let read_only = form.field("action") == "read";
     let mut extras = Extras::default();
+    // A license from another of the account's orders, instead of a file.
+    let reuse = form.field("reuse").trim().to_owned();
+    if !reuse.is_empty() {
+        let Ok(from) = reuse.parse::<i64>().map(OrderId) else {
+            return reply.unreadable(Refusal::NotFound).await;
+        };
+        match s.reuse_license(who.account_id, id, from, &meta).await {
+            Ok(read) => {
+                if let Some(fields) = &read.fields {
+                    typed.merge_license(fields);
+                }
+                let mut notice = format!(
+                    "已使用订单 {from} 中的营业执照{}，请逐项核对，并补充注册地和企业性质。",
+                    if read.fields.is_some() {
+                        "，识别结果已填入下方"
+                    } else {
+                        ""
+                    }
+                );
+                for w in &read.warnings {
+                    notice.push_str(w);
+                }
+                extras.notice = Some(notice);
+                return reply.page(&typed, None, extras).await;
+            }
+            Err(e) => return reply.page(&typed, Some(WebError::from(e)), extras).await,
+        }
+    }
+    let read_only = form.field("action") == "read";
     match form.files.iter().find(|f| f.field == "license") {
         Some(file) => {
             match s

@@ -529,6 +529,9 @@ struct StepPage {
     notice: Option<String>,
     ocr_available: bool,
     license: Option<MaterialView>,
+    /// Step 3 without a license yet: licenses on the account's other
+    /// orders (order, enterprise, uploaded), to reuse.
+    earlier_licenses: Vec<(OrderId, String, String)>,
     slots: Vec<MaterialSlot>,
     authorization: String,
     authorization_refused: Option<String>,
@@ -810,6 +813,17 @@ async fn step_page(
         Vec::new()
     };
     let license_info = materials.iter().find(|m| m.kind == MaterialKind::License);
+    let earlier_licenses = if step == Step::Enterprise && license_info.is_none() {
+        state
+            .services
+            .earlier_licenses(who.account_id, order.id)
+            .await?
+            .into_iter()
+            .map(|l| (l.order, l.enterprise, l.uploaded_at.display_cst()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     // This order's own step-3 data, read once where it is used: step 3
     // prefers it to the OCR reading, step 5 proposes its legal
     // representative.
@@ -907,6 +921,7 @@ async fn step_page(
         notice: extras.notice,
         ocr_available: state.services.ocr_available(),
         license: license_info.map(|m| MaterialView::of("/orders", order.id, m)),
+        earlier_licenses,
         slots,
         authorization: typed
             .map(|f| f.authorization.clone())
