@@ -91,6 +91,11 @@ impl std::fmt::Debug for Ocr {
 /// gains little on a CPU, and every batch size would be one more shape to
 /// optimise the model for.
 const REC_BATCH: usize = 1;
+/// Lines read both ways up to tell an upside-down page.
+const ORIENTATION_SAMPLE: usize = 4;
+/// The stretch of each of those lines read, in line heights (a few
+/// characters).
+const ORIENTATION_SPAN: u32 = 8;
 
 impl Ocr {
     /// Loads both models from `models_dir` (see `scripts/fetch-ocr-models.sh`).
@@ -160,12 +165,92 @@ impl Ocr {
     /// Lines read as empty are dropped.
     pub fn read_lines(&self, image: &DynamicImage) -> Result<Vec<TextLine>, OcrError> {
         let img = image.to_rgb8();
+        let boxes = self.detect(&img)?;
+        self.read_boxes(&img, boxes)
+    }
+
+    /// [`Self::read_lines`] of the image turned upright first: a photo
+    /// taken sideways or upside down (a quarter, half or three-quarter
+    /// turn). Returns the lines and the clockwise quarter turns applied.
+    ///
+    /// The turn is decided by the text itself: lines of a page are wide,
+    /// so boxes mostly taller than wide mean a sideways page (turned a
+    /// quarter); then the longest lines are read both ways up, and the
+    /// reading the recogniser is surer of wins (upside-down text reads as
+    /// low-confidence noise).
+    pub fn read_lines_upright(
+        &self,
+        image: &DynamicImage,
+    ) -> Result<(Vec<TextLine>, u8), OcrError> {
+        let mut img = image.to_rgb8();
         let mut boxes = self.detect(&img)?;
+        let mut turns = 0u8;
+        let tall = boxes
+            .iter()
+            .filter(|q| q.bottom() - q.top() > q.right() - q.left())
+            .count();
+        if tall * 2 > boxes.len() {
+            img = image::imageops::rotate90(&img);
+            boxes = self.detect(&img)?;
+            turns = 1;
+        }
+        if self.upside_down(&img, &boxes)? {
+            img = image::imageops::rotate180(&img);
+            let (w, h) = (img.width() as f32, img.height() as f32);
+            // The same boxes, turned with the page (corners back in
+            // reading order: the old bottom-right is the new top-left).
+            boxes = boxes
+                .into_iter()
+                .map(|q| {
+                    let turn = |p: geom::Point| geom::Point::new(w - p.x, h - p.y);
+                    let [tl, tr, br, bl] = q.0;
+                    Quad([turn(br), turn(bl), turn(tl), turn(tr)])
+                })
+                .collect();
+            turns += 2;
+        }
+        Ok((self.read_boxes(&img, boxes)?, turns))
+    }
+
+    /// Reads the longest lines as they are and turned over: true when the
+    /// turned reading is clearly the surer one.
+    fn upside_down(&self, img: &RgbImage, boxes: &[Quad]) -> Result<bool, OcrError> {
+        let mut longest: Vec<&Quad> = boxes.iter().collect();
+        longest.sort_by(|a, b| (b.right() - b.left()).total_cmp(&(a.right() - a.left())));
+        longest.truncate(ORIENTATION_SAMPLE);
+        if longest.is_empty() {
+            return Ok(false);
+        }
+        // A stretch of each line is enough to tell which way up it is, and
+        // costs the recogniser a fraction of the whole line.
+        let crops: Vec<RgbImage> = longest
+            .iter()
+            .map(|q| {
+                let line = geom::crop_quad(img, q);
+                let span = line.height().saturating_mul(ORIENTATION_SPAN);
+                if line.width() > span {
+                    let x = (line.width() - span) / 2;
+                    image::imageops::crop_imm(&line, x, 0, span, line.height()).to_image()
+                } else {
+                    line
+                }
+            })
+            .collect();
+        let turned: Vec<RgbImage> = crops.iter().map(image::imageops::rotate180).collect();
+        let score = |read: Vec<(String, f32)>| -> f32 {
+            read.iter().map(|(t, c)| c * t.chars().count() as f32).sum()
+        };
+        let as_is = score(self.recognize(&crops)?);
+        let over = score(self.recognize(&turned)?);
+        Ok(over > as_is * 1.2)
+    }
+
+    fn read_boxes(&self, img: &RgbImage, mut boxes: Vec<Quad>) -> Result<Vec<TextLine>, OcrError> {
         boxes.sort_by(|a, b| {
             let (ca, cb) = (a.center(), b.center());
             ca.y.total_cmp(&cb.y).then(ca.x.total_cmp(&cb.x))
         });
-        let crops: Vec<RgbImage> = boxes.iter().map(|q| geom::crop_quad(&img, q)).collect();
+        let crops: Vec<RgbImage> = boxes.iter().map(|q| geom::crop_quad(img, q)).collect();
         let texts = self.recognize(&crops)?;
         Ok(boxes
             .into_iter()
@@ -279,7 +364,8 @@ fn infer_err(e: impl std::fmt::Display) -> OcrError {
 impl certhall_domain::wizard::LicenseReader for Ocr {
     fn read(&self, image: &[u8]) -> Result<certhall_domain::wizard::EnterpriseInput, String> {
         let img = image::load_from_memory(image).map_err(|e| format!("decode: {e}"))?;
-        let lines = self.read_lines(&img).map_err(|e| e.to_string())?;
+        // Turned upright first: a phone photo is often sideways.
+        let (lines, _) = self.read_lines_upright(&img).map_err(|e| e.to_string())?;
         let f = read_business_license(&lines);
         Ok(certhall_domain::wizard::EnterpriseInput {
             name: f.name,

@@ -71,3 +71,40 @@ fn ocr_is_shareable() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Ocr>();
 }
+
+/// A license photographed sideways or upside down is turned upright
+/// before it is read: each quarter turn is found, and the fields read are
+/// those of the same license taken the right way up.
+#[test]
+fn turned_licenses_are_read_upright() {
+    use rand::SeedableRng;
+    let Some(ocr) = load() else { return };
+    let renderer = Renderer::load(DEFAULT_FONT).unwrap();
+    for seed in [11u64, 29] {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let (img, printed) = renderer
+            .random_license(&mut rng, &certhall_ocr::synth::Degrade::default())
+            .unwrap();
+        let (upright, _) = ocr.read_lines_upright(&img).unwrap();
+        let want = certhall_ocr::read_business_license(&upright);
+        assert_eq!(want.uscc, printed.uscc, "seed {seed}: the upright reading");
+        for turns in 1..4u8 {
+            let turned = match turns {
+                1 => img.rotate90(),
+                2 => img.rotate180(),
+                _ => img.rotate270(),
+            };
+            let (lines, applied) = ocr.read_lines_upright(&turned).unwrap();
+            assert_eq!(
+                (turns + applied) % 4,
+                0,
+                "seed {seed}: turned {turns} quarter(s), turned back {applied}"
+            );
+            assert_eq!(
+                certhall_ocr::read_business_license(&lines),
+                want,
+                "seed {seed}, {turns} quarter turn(s)"
+            );
+        }
+    }
+}
