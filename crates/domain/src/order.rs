@@ -417,6 +417,22 @@ impl OrderState {
         )
     }
 
+    /// Is the payment of an order of `kind` in this state settled? Step 8
+    /// or after, or a paid renewal waiting for (or done with) its key
+    /// write.
+    pub fn payment_settled(self, kind: OrderKind) -> bool {
+        self.is_paid()
+            || (kind == OrderKind::Renewal
+                && matches!(self, Self::AwaitingKeyWrite | Self::Completed))
+    }
+
+    /// Cancelled in this state, does an order get its payments back? A
+    /// paid order before production, or a paid renewal not yet written (a
+    /// change waiting for its write paid nothing, so nothing comes back).
+    pub fn refunded_on_cancel(self) -> bool {
+        matches!(self, Self::Paid | Self::AwaitingKeyWrite)
+    }
+
     /// May the counter cancel the order now (with a reason; paid orders
     /// are refunded)? From approval until production starts, or until the
     /// applicant's key write.

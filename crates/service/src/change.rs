@@ -24,7 +24,6 @@
 use certhall_domain::audit::{Actor, AuditEvent};
 use certhall_domain::change::{self, FieldChange};
 use certhall_domain::lifecycle::subject_common_name;
-use certhall_domain::materials::MaterialKind;
 use certhall_domain::message::{MessageKind, NewMessage};
 use certhall_domain::order::{OrderKind, OrderState, Step};
 use certhall_domain::steps::OrderSteps;
@@ -32,7 +31,7 @@ use certhall_domain::wizard::EnterpriseIdentity;
 use certhall_domain::{production, AccountId, OrderId, Refusal};
 use certhall_store::ca::CertificateRow;
 use certhall_store::orders::{self, OrderRow};
-use certhall_store::{materials, messages, LockKey};
+use certhall_store::{messages, LockKey};
 use serde_json::json;
 
 use crate::auth::CodeSent;
@@ -244,12 +243,13 @@ impl Services {
 
     /// The change rules for a step about to be saved on `order` (nothing
     /// for other kinds): step 2 keeps the application; step 3 keeps the
-    /// enterprise, changes something and has the new license.
+    /// enterprise, changes something and has the new license (`enterprise`
+    /// is step 3 as typed, and whether the order has a license).
     pub(crate) async fn check_change_step(
         &self,
         order: OrderId,
         application: Option<&str>,
-        enterprise: Option<&EnterpriseIdentity>,
+        enterprise: Option<(&EnterpriseIdentity, bool)>,
     ) -> Result<()> {
         let row = orders::get(&self.store, order)
             .await?
@@ -266,11 +266,7 @@ impl Services {
         if let (Some(after), Some(b)) = (application, &before.application) {
             change::check_application(&b.code, after)?;
         }
-        if let (Some(after), Some(b)) = (enterprise, &before.enterprise) {
-            let license = materials::of_order(&self.store, order.0)
-                .await?
-                .iter()
-                .any(|m| m.kind == MaterialKind::License);
+        if let (Some((after, license)), Some(b)) = (enterprise, &before.enterprise) {
             change::check_enterprise(b, after, license)?;
         }
         Ok(())
@@ -278,7 +274,7 @@ impl Services {
 
     /// An approved change order of the account's, waiting for its key
     /// write, and the certificate it changes (still changeable).
-    async fn change_awaiting_write(
+    pub async fn change_awaiting_write(
         &self,
         account: AccountId,
         order: OrderId,
@@ -296,16 +292,6 @@ impl Services {
         let mine = self.own_certificate(account, &serial).await?;
         self.check_mine_changeable(&mine)?;
         Ok((row, mine))
-    }
-
-    /// The certificate an approved change order writes (for the key-write
-    /// page).
-    pub async fn change_write_target(
-        &self,
-        account: AccountId,
-        order: OrderId,
-    ) -> Result<(OrderRow, MyCertificate)> {
-        self.change_awaiting_write(account, order).await
     }
 
     /// Sends the SMS code that confirms writing a change order's new

@@ -357,13 +357,6 @@ impl Services {
     }
 }
 
-/// Cancelled in `state`, an order gets its payments back (a paid order
-/// before production, or a paid renewal not yet written; a change order
-/// waiting for its write has none).
-fn refunded_on_cancel(state: OrderState) -> bool {
-    matches!(state, OrderState::Paid | OrderState::AwaitingKeyWrite)
-}
-
 /// What cancelling an order would do (the confirmation page).
 #[derive(Debug, Clone)]
 pub struct CancelPreview {
@@ -488,7 +481,7 @@ impl Services {
     /// [`Services::cancel_order`] refunds them).
     pub async fn cancel_preview(&self, account: AccountId, id: OrderId) -> Result<CancelPreview> {
         let order = self.order_of(account, id).await?;
-        let refund_fen = if refunded_on_cancel(order.state) {
+        let refund_fen = if order.state.refunded_on_cancel() {
             let attempts = certhall_store::payments::attempts_of_order(&self.store, id.0).await?;
             let paid: i64 = attempts
                 .iter()
@@ -558,7 +551,7 @@ impl Services {
         certhall_store::checkouts::set_reserved(&mut tx, id.0, false).await?;
         certhall_store::materials::withdraw_pending(&mut tx, id.0, now).await?;
         let mut refunding = false;
-        if refunded_on_cancel(before.state) {
+        if before.state.refunded_on_cancel() {
             for a in &certhall_store::payments::paid_of_order_tx(&mut tx, id.0).await? {
                 let reason = match actor {
                     OrderActor::Operator(_) => "柜台取消订单，全额退款",

@@ -97,14 +97,15 @@ impl Services {
     ) -> Result<OrderRow> {
         self.step_open(account, order_id, Step::Enterprise).await?;
         let enterprise = input.validate(self.clock.now())?;
-        self.check_change_step(order_id, None, Some(&enterprise))
-            .await?;
         // The counter checks what is typed against the license: without
-        // one, the order would only fail later, at step 5.
+        // one, the order would only fail later, at step 5 (a change says
+        // first what else is wrong with it).
         let license = certhall_store::materials::of_order(&self.store, order_id.0)
             .await?
             .iter()
             .any(|m| m.kind == certhall_domain::materials::MaterialKind::License);
+        self.check_change_step(order_id, None, Some((&enterprise, license)))
+            .await?;
         if !license {
             return Err(Refusal::MaterialMissing("营业执照").into());
         }

@@ -221,7 +221,7 @@ pub async fn write_change(
         ))
         .into_response());
     }
-    let (_, target) = s.services.change_write_target(account, id).await?;
+    let (_, target) = s.services.change_awaiting_write(account, id).await?;
     let mut page = RenewPage::new(&s, &bid, &who, KeyPageMode::WriteChange);
     page.code_url = format!("/api/v1/orders/{id}/change/code");
     page.challenge_url = format!("/api/v1/orders/{id}/change/challenge");

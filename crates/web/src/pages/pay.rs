@@ -118,17 +118,6 @@ pub fn payment_lines(view: &PaymentView) -> (Vec<AttemptLine>, Vec<RefundLine>) 
     )
 }
 
-/// The order's payment is settled: step 8 or after, or a paid renewal
-/// waiting for its key write.
-fn settled(order: &certhall_service::views::OrderRow) -> bool {
-    order.state.is_paid()
-        || (order.kind == certhall_domain::order::OrderKind::Renewal
-            && matches!(
-                order.state,
-                OrderState::AwaitingKeyWrite | OrderState::Completed
-            ))
-}
-
 pub(super) async fn pay_page(
     state: &AppState,
     bid: &BrowserId,
@@ -141,7 +130,7 @@ pub(super) async fn pay_page(
         .services
         .payment_view(who.account_id, order_id, check)
         .await?;
-    if settled(&view.order) {
+    if view.order.state.payment_settled(view.order.kind) {
         return Ok(Redirect::to(&format!("{}?paid=1", paths::order(order_id))).into_response());
     }
     if view.order.state != OrderState::AwaitingPayment {
@@ -328,7 +317,7 @@ pub async fn pay_status(
     Ok(Json(serde_json::json!({
         "order_state": view.order.state.to_db().0,
         "order_state_label": view.order.state.label_zh(),
-        "paid": settled(&view.order),
+        "paid": view.order.state.payment_settled(view.order.kind),
         "attempt": active.map(|a| serde_json::json!({
             "state": a.state.as_str(), "expires_at": a.expires_at.rfc3339(),
             "qr_ready": a.code_url.is_some(),
