@@ -83,11 +83,37 @@ pub fn check_enterprise_name(name: &str) -> Result<String, Refusal> {
 /// (the port; certhall-ocr is the implementation). CPU-heavy and blocking:
 /// callers run it on a blocking thread.
 pub trait LicenseReader: Send + Sync + std::fmt::Debug {
-    /// The fields read from `image` (a clean PNG or JPEG); those not found
+    /// What was read from `image` (a clean PNG or JPEG): fields not found
     /// are empty, `registered_place` and `nature` always are. `Err` is a
     /// fault of the reader, logged, never shown.
-    fn read(&self, image: &[u8]) -> Result<EnterpriseInput, String>;
+    fn read(&self, image: &[u8]) -> Result<LicenseReading, String>;
 }
+
+/// What a [`LicenseReader`] read from one image. Kept with the image: the
+/// counter compares it with what was typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LicenseReading {
+    /// The fields as read.
+    #[serde(flatten)]
+    pub fields: EnterpriseInput,
+    /// The fields the reader is not sure of, by their names in
+    /// [`EnterpriseInput`] (`address`, `kind`, …): the page marks them
+    /// 请核对 instead of passing them off as read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsure: Vec<String>,
+    /// How many of the marks every license prints were seen: the title
+    /// 营业执照 and its labels (统一社会信用代码, 类型, 住所, 成立日期, …).
+    /// `None` for readings stored before it was counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license_marks: Option<u32>,
+}
+
+/// Fewer of a license's printed marks than this, and the image is not a
+/// license (a seal, an ID card, an invoice that names a company): real
+/// licenses print the title and seven or more labels, and a blurred photo
+/// still shows several.
+pub const LICENSE_MARKS_NEEDED: u32 = 3;
 
 /// What the applicant is told of a license reading, and what fills the
 /// form: [`vet_license_reading`].
@@ -101,23 +127,33 @@ pub enum LicenseVerdict {
         fields: Box<EnterpriseInput>,
         /// What to check by hand, in Chinese.
         warnings: Vec<String>,
+        /// The fields to mark 请核对 (names as in [`EnterpriseInput`]).
+        unsure: Vec<String>,
     },
-    /// Neither 名称 nor 统一社会信用代码 was found: not a license (a seal,
-    /// a photo of something else). Nothing fills the form and the image
-    /// is not kept as the license.
+    /// Neither 名称 nor 统一社会信用代码 was found, or too few of a
+    /// license's marks: not a license (a seal, a photo of something
+    /// else). Nothing fills the form and the image is not kept as the
+    /// license.
     NotALicense,
 }
 
 /// Judges a reading of an image uploaded as the business license. A
-/// license always carries its 名称 and 统一社会信用代码; a reading with
-/// neither is not a license. A code that fails its GB 32100 check
-/// character was misread (or the image is not genuine): it is left empty
-/// for the applicant to type from the license, with a warning.
-pub fn vet_license_reading(read: EnterpriseInput) -> LicenseVerdict {
-    if read.name.trim().is_empty() && read.uscc.trim().is_empty() {
+/// license always carries its 名称 and 统一社会信用代码 and prints its
+/// title and labels; a reading short of those is not a license. A code
+/// that fails its GB 32100 check character was misread (or the image is
+/// not genuine): it is left empty for the applicant to type from the
+/// license, with a warning, and marked 请核对.
+pub fn vet_license_reading(read: LicenseReading) -> LicenseVerdict {
+    let LicenseReading {
+        mut fields,
+        mut unsure,
+        license_marks,
+    } = read;
+    if (fields.name.trim().is_empty() && fields.uscc.trim().is_empty())
+        || license_marks.is_some_and(|m| m < LICENSE_MARKS_NEEDED)
+    {
         return LicenseVerdict::NotALicense;
     }
-    let mut fields = read;
     let mut warnings = Vec::new();
     if !fields.uscc.trim().is_empty() && crate::identity::Uscc::parse(&fields.uscc).is_err() {
         warnings.push(format!(
@@ -125,10 +161,14 @@ pub fn vet_license_reading(read: EnterpriseInput) -> LicenseVerdict {
             fields.uscc.trim()
         ));
         fields.uscc.clear();
+        unsure.push("uscc".to_owned());
     }
+    unsure.sort();
+    unsure.dedup();
     LicenseVerdict::License {
         fields: Box::new(fields),
         warnings,
+        unsure,
     }
 }
 
@@ -386,11 +426,42 @@ mod license_reading_tests {
 
     #[test]
     fn a_reading_without_name_or_code_is_not_a_license() {
-        let seal = EnterpriseInput {
-            address: "山东省".into(),
-            ..EnterpriseInput::default()
+        let seal = LicenseReading {
+            fields: EnterpriseInput {
+                address: "山东省".into(),
+                ..EnterpriseInput::default()
+            },
+            ..LicenseReading::default()
         };
         assert_eq!(vet_license_reading(seal), LicenseVerdict::NotALicense);
+    }
+
+    #[test]
+    fn a_reading_without_the_marks_of_a_license_is_not_one() {
+        // An invoice names a company and prints its code, but not the
+        // title and labels of a license.
+        let invoice = LicenseReading {
+            fields: EnterpriseInput {
+                name: "枣庄市恒信建设工程有限公司".into(),
+                uscc: "91370400MA3C8XFH2X".into(),
+                ..EnterpriseInput::default()
+            },
+            unsure: Vec::new(),
+            license_marks: Some(LICENSE_MARKS_NEEDED - 1),
+        };
+        assert_eq!(
+            vet_license_reading(invoice.clone()),
+            LicenseVerdict::NotALicense
+        );
+        // A reading stored before the marks were counted was judged then.
+        let stored = LicenseReading {
+            license_marks: None,
+            ..invoice
+        };
+        assert!(matches!(
+            vet_license_reading(stored),
+            LicenseVerdict::License { .. }
+        ));
     }
 
     #[test]
@@ -401,29 +472,56 @@ mod license_reading_tests {
             .chars()
             .find(|&c| c != right)
             .unwrap();
-        let read = EnterpriseInput {
-            name: "枣庄市恒信建设工程有限公司".into(),
-            uscc: format!("{first17}{wrong}"),
-            ..EnterpriseInput::default()
+        let read = LicenseReading {
+            fields: EnterpriseInput {
+                name: "枣庄市恒信建设工程有限公司".into(),
+                uscc: format!("{first17}{wrong}"),
+                ..EnterpriseInput::default()
+            },
+            unsure: vec!["address".into()],
+            license_marks: Some(8),
         };
-        let LicenseVerdict::License { fields, warnings } = vet_license_reading(read.clone()) else {
+        let LicenseVerdict::License {
+            fields,
+            warnings,
+            unsure,
+        } = vet_license_reading(read.clone())
+        else {
             panic!("a license");
         };
         assert_eq!(fields.uscc, "");
-        assert_eq!(fields.name, read.name);
+        assert_eq!(fields.name, read.fields.name);
         assert!(warnings[0].contains("未通过校验"), "{warnings:?}");
+        assert_eq!(
+            unsure,
+            ["address", "uscc"],
+            "the emptied code is marked too"
+        );
         // The right code is filled, without a warning.
-        let good = EnterpriseInput {
-            uscc: format!("{first17}{right}"),
-            ..read
+        let good = LicenseReading {
+            fields: EnterpriseInput {
+                uscc: format!("{first17}{right}"),
+                ..read.fields
+            },
+            unsure: Vec::new(),
+            license_marks: Some(8),
         };
         assert_eq!(
             vet_license_reading(good.clone()),
             LicenseVerdict::License {
-                fields: Box::new(good),
-                warnings: Vec::new()
+                fields: Box::new(good.fields),
+                warnings: Vec::new(),
+                unsure: Vec::new(),
             }
         );
+    }
+
+    #[test]
+    fn readings_stored_before_unsure_fields_still_load() {
+        let old = r#"{"name":"枣庄市恒信建设工程有限公司","uscc":"","kind":"","legal_representative":"","address":"","registered_capital":"","established":"","registered_place":"","nature":""}"#;
+        let read: LicenseReading = serde_json::from_str(old).unwrap();
+        assert_eq!(read.fields.name, "枣庄市恒信建设工程有限公司");
+        assert!(read.unsure.is_empty() && read.license_marks.is_none());
     }
 }
 

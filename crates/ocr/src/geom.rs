@@ -53,6 +53,11 @@ impl Quad {
             .fold((0.0, 0.0), |(a, b), p| (a + p.x, b + p.y));
         Point::new(sx / 4.0, sy / 4.0)
     }
+    /// Width along the box's own horizontal edges.
+    pub fn width(&self) -> f32 {
+        let [tl, tr, br, bl] = self.0;
+        tl.dist(tr).max(bl.dist(br))
+    }
     /// Height along the box's own vertical edges.
     pub fn height(&self) -> f32 {
         let [tl, tr, br, bl] = self.0;

@@ -26,7 +26,9 @@ use tract_onnx::prelude::*;
 
 pub use det::DetOptions;
 pub use geom::{Point, Quad};
-pub use license::{read_business_license, uscc_is_valid, LicenseFields};
+pub use license::{
+    read_business_license, read_license, uscc_is_valid, LicenseFields, LicenseRead, UNSURE_BELOW,
+};
 
 /// File name of the detection model inside the models directory.
 pub const DET_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
@@ -91,11 +93,32 @@ impl std::fmt::Debug for Ocr {
 /// gains little on a CPU, and every batch size would be one more shape to
 /// optimise the model for.
 const REC_BATCH: usize = 1;
+/// A phone photo is scaled down to this longer side before anything else:
+/// a license filling a 4000 px photo still has text 30 px tall at this
+/// size (the recogniser reads lines at 48 px), and detection, cropping
+/// and turning work on well under half the pixels.
+pub const MAX_SIDE: u32 = 2560;
+
+/// `image` as RGB, scaled down (area-averaging) when its longer side is
+/// over [`MAX_SIDE`].
+fn within_max_side(image: &DynamicImage) -> RgbImage {
+    let (w, h) = (image.width(), image.height());
+    if w.max(h) <= MAX_SIDE {
+        return image.to_rgb8();
+    }
+    let scale = MAX_SIDE as f32 / w.max(h) as f32;
+    let (nw, nh) = (
+        ((w as f32 * scale).round() as u32).max(1),
+        ((h as f32 * scale).round() as u32).max(1),
+    );
+    image.thumbnail_exact(nw, nh).to_rgb8()
+}
+
 /// Lines read both ways up to tell an upside-down page.
 const ORIENTATION_SAMPLE: usize = 4;
 /// The stretch of each of those lines read, in line heights (a few
 /// characters).
-const ORIENTATION_SPAN: u32 = 8;
+const ORIENTATION_SPAN: u32 = 6;
 
 impl Ocr {
     /// Loads both models from `models_dir` (see `scripts/fetch-ocr-models.sh`).
@@ -182,7 +205,14 @@ impl Ocr {
         &self,
         image: &DynamicImage,
     ) -> Result<(Vec<TextLine>, u8), OcrError> {
-        let mut img = image.to_rgb8();
+        let (img, boxes, turns) = self.upright(image)?;
+        Ok((self.read_boxes(&img, boxes)?, turns))
+    }
+
+    /// The image scaled within [`MAX_SIDE`] and turned upright, its text
+    /// boxes, and the clockwise quarter turns applied.
+    fn upright(&self, image: &DynamicImage) -> Result<(RgbImage, Vec<Quad>, u8), OcrError> {
+        let mut img = within_max_side(image);
         let mut boxes = self.detect(&img)?;
         let mut turns = 0u8;
         let tall = boxes
@@ -209,7 +239,7 @@ impl Ocr {
                 .collect();
             turns += 2;
         }
-        Ok((self.read_boxes(&img, boxes)?, turns))
+        Ok((img, boxes, turns))
     }
 
     /// Reads the longest lines as they are and turned over: true when the
@@ -236,12 +266,20 @@ impl Ocr {
                 }
             })
             .collect();
-        let turned: Vec<RgbImage> = crops.iter().map(image::imageops::rotate180).collect();
         let score = |read: Vec<(String, f32)>| -> f32 {
             read.iter().map(|(t, c)| c * t.chars().count() as f32).sum()
         };
-        let as_is = score(self.recognize(&crops)?);
-        let over = score(self.recognize(&turned)?);
+        // Half the sample first: one way up usually reads as text and the
+        // other as noise, and then the other half is not needed.
+        let (mut as_is, mut over) = (0.0, 0.0);
+        for part in crops.chunks(ORIENTATION_SAMPLE.div_ceil(2)) {
+            let turned: Vec<RgbImage> = part.iter().map(image::imageops::rotate180).collect();
+            as_is += score(self.recognize(part)?);
+            over += score(self.recognize(&turned)?);
+            if over > as_is * 2.0 || as_is > over * 2.0 {
+                break;
+            }
+        }
         Ok(over > as_is * 1.2)
     }
 
@@ -359,15 +397,65 @@ fn infer_err(e: impl std::fmt::Display) -> OcrError {
     OcrError::Inference(e.to_string())
 }
 
-/// Step 3's license reader (the domain's port): decode, read the lines,
-/// pick the fields. The date is given as the form wants it (`2015-06-30`).
-impl certhall_domain::wizard::LicenseReader for Ocr {
-    fn read(&self, image: &[u8]) -> Result<certhall_domain::wizard::EnterpriseInput, String> {
-        let img = image::load_from_memory(image).map_err(|e| format!("decode: {e}"))?;
-        // Turned upright first: a phone photo is often sideways.
-        let (lines, _) = self.read_lines_upright(&img).map_err(|e| e.to_string())?;
-        let f = read_business_license(&lines);
-        Ok(certhall_domain::wizard::EnterpriseInput {
+impl Ocr {
+    /// Reads a license image (PNG or JPEG bytes) as CertHall does: decoded,
+    /// turned upright, read line by line, and its fields picked out.
+    /// Returns the reading and the clockwise quarter turns applied.
+    pub fn read_license_image(&self, image: &[u8]) -> Result<(LicenseRead, u8), OcrError> {
+        let img = image::load_from_memory(image)
+            .map_err(|e| OcrError::Inference(format!("decode: {e}")))?;
+        let (lines, turns) = self.read_license_lines(&img)?;
+        Ok((read_license(&lines), turns))
+    }
+
+    /// The lines of a license image that its fields can be in, turned
+    /// upright (see [`Self::read_lines_upright`]), and the quarter turns.
+    pub fn read_license_lines(
+        &self,
+        image: &DynamicImage,
+    ) -> Result<(Vec<TextLine>, u8), OcrError> {
+        let (img, boxes, turns) = self.upright(image)?;
+        Ok((self.read_license_boxes(&img, boxes)?, turns))
+    }
+
+    /// Reads the boxes a license's fields can be in. The recogniser's time
+    /// goes by the length of text read, and half a license's text is of
+    /// no use here: the small print (the QR code's caption, the footer,
+    /// the seal's ring) and the 经营范围, which can run to ten lines. So
+    /// the short boxes are read first (labels, single spread-out label
+    /// characters, short values); they place the 经营范围 label, and the
+    /// long lines below it in its column are not read.
+    fn read_license_boxes(
+        &self,
+        img: &RgbImage,
+        boxes: Vec<Quad>,
+    ) -> Result<Vec<TextLine>, OcrError> {
+        let mut heights: Vec<f32> = boxes.iter().map(Quad::height).collect();
+        heights.sort_by(f32::total_cmp);
+        let median = heights.get(heights.len() / 2).copied().unwrap_or(0.0);
+        let (short, long): (Vec<Quad>, Vec<Quad>) = boxes
+            .into_iter()
+            .filter(|q| q.height() >= license::SMALL_PRINT * median)
+            .partition(|q| q.width() < license::SHORT_BOX * q.height());
+        let mut lines = self.read_boxes(img, short)?;
+        let keep = license::outside_scope(&lines, &long);
+        let long = long
+            .into_iter()
+            .zip(keep)
+            .filter_map(|(q, k)| k.then_some(q))
+            .collect();
+        lines.extend(self.read_boxes(img, long)?);
+        Ok(lines)
+    }
+}
+
+/// A reading as the domain takes it: the date as the form wants it
+/// (`2015-06-30`), the fields the reading is unsure of named.
+pub fn domain_reading(read: LicenseRead) -> certhall_domain::wizard::LicenseReading {
+    let unsure = read.unsure().into_iter().map(str::to_owned).collect();
+    let f = read.fields;
+    certhall_domain::wizard::LicenseReading {
+        fields: certhall_domain::wizard::EnterpriseInput {
             name: f.name,
             uscc: f.uscc,
             kind: f.kind,
@@ -377,6 +465,17 @@ impl certhall_domain::wizard::LicenseReader for Ocr {
             established: certhall_domain::wizard::normalize_date(&f.established),
             registered_place: String::new(),
             nature: String::new(),
-        })
+        },
+        unsure,
+        license_marks: Some(read.marks),
+    }
+}
+
+/// Step 3's license reader (the domain's port): decode, turn upright, read
+/// the lines, pick the fields.
+impl certhall_domain::wizard::LicenseReader for Ocr {
+    fn read(&self, image: &[u8]) -> Result<certhall_domain::wizard::LicenseReading, String> {
+        let (read, _) = self.read_license_image(image).map_err(|e| e.to_string())?;
+        Ok(domain_reading(read))
     }
 }

@@ -58,9 +58,29 @@ enum Field {
     Established,
     /// Labels that end a value but are not read (经营范围, 营业期限, …).
     Other,
+    /// The issuing office at the foot of the page: ends a value, but is
+    /// not a column of the body.
+    Foot,
 }
 
-/// Labels, longest first within a field so `主要经营场所` wins over `经营场所`.
+impl Field {
+    /// The field's name, as in the domain's `EnterpriseInput`.
+    fn key(self) -> Option<&'static str> {
+        Some(match self {
+            Field::Name => "name",
+            Field::Uscc => "uscc",
+            Field::Kind => "kind",
+            Field::Legal => "legal_representative",
+            Field::Address => "address",
+            Field::Capital => "registered_capital",
+            Field::Established => "established",
+            Field::Other | Field::Foot => return None,
+        })
+    }
+}
+
+/// Labels of the 2016+ templates (企业, 个体工商户, 农民专业合作社,
+/// 合伙企业, 分支机构), longest first where one contains another.
 const LABELS: &[(&str, Field)] = &[
     ("统一社会信用代码", Field::Uscc),
     ("名称", Field::Name),
@@ -72,40 +92,64 @@ const LABELS: &[(&str, Field)] = &[
     ("经营者", Field::Legal),
     ("主要经营场所", Field::Address),
     ("经营场所", Field::Address),
+    ("营业场所", Field::Address),
     ("住所", Field::Address),
+    ("成员出资总额", Field::Capital),
     ("注册资本", Field::Capital),
+    ("出资总额", Field::Capital),
     ("出资额", Field::Capital),
     ("成立日期", Field::Established),
     ("注册日期", Field::Established),
     ("营业期限", Field::Other),
     ("合伙期限", Field::Other),
+    ("经营期限", Field::Other),
     ("经营范围", Field::Other),
-    ("登记机关", Field::Other),
+    ("业务范围", Field::Other),
     ("组成形式", Field::Other),
+    ("登记机关", Field::Foot),
 ];
 
-/// Boxes grouped into rows, each row's boxes left to right.
+/// Labels this short are only taken at the start of a detected box: as
+/// words inside a value (…各类型…) they are not labels.
+const SHORT_LABEL: usize = 3;
+
+/// The slope of a box's top edge, when the box is wide enough for it to
+/// mean anything (a single character's box may be turned any way).
+fn slope_of(q: &crate::Quad) -> Option<f32> {
+    let [tl, tr, _, _] = q.0;
+    let (w, h) = (tr.x - tl.x, q.height());
+    (w > 3.0 * h.max(1.0)).then(|| (tr.y - tl.y) / w)
+}
+
+/// Boxes grouped into rows, each row's boxes left to right. A photo is
+/// rarely level: rows follow the page's slope (the median of the wide
+/// boxes' slopes, or a wide box's own where the row has one, since
+/// perspective bends the slope across the page).
 fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
+    let mut slopes: Vec<f32> = lines.iter().filter_map(|l| slope_of(&l.bbox)).collect();
+    slopes.sort_by(f32::total_cmp);
+    let skew = slopes.get(slopes.len() / 2).copied().unwrap_or(0.0);
+    let level = |l: &TextLine| {
+        let c = l.bbox.center();
+        c.y - skew * c.x
+    };
     let mut sorted: Vec<&TextLine> = lines.iter().collect();
-    sorted.sort_by(|a, b| a.bbox.center().y.total_cmp(&b.bbox.center().y));
+    sorted.sort_by(|a, b| level(a).total_cmp(&level(b)));
     let mut rows: Vec<Vec<&TextLine>> = Vec::new();
     for l in sorted {
         let c = l.bbox.center();
         let h = l.bbox.height().max(1.0);
-        // Same row when the centre lies within half a line height of the
-        // row's, measured along the row's slope (the page may be rotated).
         let fits = rows.last().is_some_and(|row| {
-            row.iter().any(|o| {
-                let oc = o.bbox.center();
-                let [tl, tr, _, _] = o.bbox.0;
-                let slope = if (tr.x - tl.x).abs() > 1.0 {
-                    (tr.y - tl.y) / (tr.x - tl.x)
-                } else {
-                    0.0
-                };
-                let expected = oc.y + slope * (c.x - oc.x);
-                (c.y - expected).abs() < 0.5 * h.min(o.bbox.height().max(1.0))
-            })
+            // Measured from the row's widest box, along its slope.
+            let Some(r) = row.iter().max_by(|a, b| {
+                (a.bbox.right() - a.bbox.left()).total_cmp(&(b.bbox.right() - b.bbox.left()))
+            }) else {
+                return false;
+            };
+            let rc = r.bbox.center();
+            let slope = slope_of(&r.bbox).unwrap_or(skew);
+            let expected = rc.y + slope * (c.x - rc.x);
+            (c.y - expected).abs() < 0.5 * h.min(r.bbox.height().max(1.0))
         });
         match rows.last_mut() {
             Some(row) if fits => row.push(l),
@@ -113,9 +157,131 @@ fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
         }
     }
     for row in &mut rows {
-        row.sort_by(|a, b| a.bbox.left().total_cmp(&b.bbox.right().min(b.bbox.left())));
+        row.sort_by(|a, b| a.bbox.left().total_cmp(&b.bbox.left()));
     }
     rows
+}
+
+/// A row's text as characters, each knowing its box and where in the box
+/// it stands (to place labels and values on the page).
+struct RowText<'a> {
+    boxes: Vec<&'a TextLine>,
+    chars: Vec<char>,
+    /// Index into `boxes` of each character.
+    owner: Vec<usize>,
+    /// Position of each character within its box's text.
+    offset: Vec<usize>,
+}
+
+impl<'a> RowText<'a> {
+    fn new(boxes: Vec<&'a TextLine>) -> Self {
+        let (mut chars, mut owner, mut offset) = (Vec::new(), Vec::new(), Vec::new());
+        for (b, l) in boxes.iter().enumerate() {
+            for (k, c) in squash(&l.text).chars().enumerate() {
+                chars.push(c);
+                owner.push(b);
+                offset.push(k);
+            }
+        }
+        Self {
+            boxes,
+            chars,
+            owner,
+            offset,
+        }
+    }
+
+    /// Estimated x of the left edge of character `i` (characters are
+    /// spread evenly over their box).
+    fn x_of(&self, i: usize) -> f32 {
+        let b = self.boxes[self.owner[i]];
+        let n = squash(&b.text).chars().count().max(1) as f32;
+        let (l, r) = (b.bbox.left(), b.bbox.right());
+        l + (r - l) * self.offset[i] as f32 / n
+    }
+
+    /// The labels in this row, left to right, without overlaps:
+    /// `(first char, end char, field)`.
+    fn labels(&self) -> Vec<(usize, usize, Field)> {
+        let mut hits = Vec::new();
+        let mut i = 0;
+        while i < self.chars.len() {
+            let found = LABELS.iter().find_map(|&(label, field)| {
+                let n = label.chars().count();
+                let here = self.chars.get(i..i + n)?;
+                let at_start =
+                    self.offset[i] == 0 || (self.offset[i] == 1 && !is_cjk(self.chars[i - 1]));
+                (here.iter().copied().eq(label.chars()) && (at_start || n > SHORT_LABEL))
+                    .then_some((i, i + n, field))
+            });
+            match found.or_else(|| self.spread_label(i)) {
+                Some(hit) => {
+                    hits.push(hit);
+                    i = hit.1;
+                }
+                None => i += 1,
+            }
+        }
+        hits
+    }
+
+    /// A two-character label printed spread out (名　　称) whose characters
+    /// were detected as boxes of their own with something between them
+    /// (a watermark's or a seal's character): the first character alone
+    /// in its box, the second starting one of the next boxes close by.
+    fn spread_label(&self, i: usize) -> Option<(usize, usize, Field)> {
+        let first = self.owner[i];
+        let b = self.boxes[first];
+        if self.offset[i] != 0 || squash(&b.text).chars().count() != 1 {
+            return None;
+        }
+        LABELS.iter().find_map(|&(label, field)| {
+            let mut cs = label.chars();
+            let (c1, c2) = (cs.next()?, cs.next()?);
+            if cs.next().is_some() {
+                return None;
+            }
+            // Only the second character was detected (the first lost to
+            // a seal or a fold), with its value beside it.
+            if self.chars[i] == c2
+                && (i == 0 || self.chars[i - 1] != c1)
+                && self
+                    .owner
+                    .get(i + 1)
+                    .is_some_and(|&o| squash(&self.boxes[o].text).chars().count() > 2)
+            {
+                return Some((i, i + 1, field));
+            }
+            if self.chars[i] != c1 {
+                return None;
+            }
+            let h = b.bbox.height().max(1.0);
+            (i + 1..self.chars.len())
+                .take_while(|&j| self.owner[j] <= first + 3)
+                .find(|&j| {
+                    self.offset[j] == 0
+                        && self.chars[j] == c2
+                        && self.boxes[self.owner[j]].bbox.left() - b.bbox.right() < 6.0 * h
+                })
+                .map(|j| (i, j + 1, field))
+        })
+    }
+}
+
+fn is_cjk(c: char) -> bool {
+    ('\u{4e00}'..='\u{9fff}').contains(&c)
+}
+
+/// A label found on the page and where its value lies.
+struct Anchor {
+    row: usize,
+    field: Field,
+    /// Left edge of the label.
+    left: f32,
+    /// Line height of the label's row.
+    height: f32,
+    /// The value characters on the label's own row.
+    value: std::ops::Range<usize>,
 }
 
 /// Text without spaces and with the colons that sometimes follow labels.
@@ -134,6 +300,7 @@ fn normalize_text(s: &str) -> String {
             ')' => '）',
             ',' => '，',
             ';' => '；',
+            '丶' => '、',
             _ => c,
         })
         .collect();
@@ -166,8 +333,10 @@ fn uscc_candidate(token: &str) -> Option<String> {
 }
 
 /// Finds the USCC: any 18-character run of code-like characters whose check
-/// character is right; failing that, the first such run.
-fn find_uscc(lines: &[TextLine]) -> String {
+/// character is right (with the confidence of its line); failing that, a
+/// one-character repair of the first such run, or the run as read (the
+/// domain leaves a code that fails its check empty), both unsure.
+fn find_uscc(lines: &[TextLine]) -> (String, f32) {
     let mut fallback = None;
     for l in lines {
         let t: Vec<char> = squash(&l.text)
@@ -177,116 +346,486 @@ fn find_uscc(lines: &[TextLine]) -> String {
         for i in 0..t.len().saturating_sub(17) {
             let token: String = t[i..i + 18].iter().collect();
             if let Some(code) = uscc_candidate(&token) {
-                return code;
+                return (code, l.confidence);
             }
             if fallback.is_none() && token.chars().filter(char::is_ascii_digit).count() >= 8 {
                 fallback = Some(token.to_ascii_uppercase());
             }
         }
     }
-    fallback
-        .map(|t| repair_uscc(&t).unwrap_or(t))
-        .unwrap_or_default()
+    // As read, even when its check character fails: the domain leaves such
+    // a code empty for the applicant to type. (Repairing one character
+    // until the check passes would turn a misprint or a forgery into a
+    // code that looks right.)
+    match fallback {
+        Some(t) => (t, 0.0),
+        None => (String::new(), 0.0),
+    }
 }
 
-/// One misread character (0/Q/D, 8/B, 5/S, 2/Z, 1/7, U/V, …): if exactly one
-/// single substitution makes the check character right, take it.
-fn repair_uscc(token: &str) -> Option<String> {
-    const CONFUSED: &[(char, &[char])] = &[
-        ('0', &['Q', 'D']),
-        ('Q', &['0', 'D']),
-        ('D', &['0', 'Q']),
-        ('8', &['B']),
-        ('B', &['8']),
-        ('1', &['7', 'T']),
-        ('7', &['1', 'T']),
-        ('T', &['7', '1']),
-        ('6', &['G']),
-        ('G', &['6']),
-        ('U', &['W']),
-        ('W', &['U']),
-    ];
-    let chars: Vec<char> = token.chars().collect();
-    let mut found = None;
-    for (i, c) in chars.iter().enumerate() {
-        for &(from, tos) in CONFUSED {
-            if *c != from {
-                continue;
-            }
-            for &to in tos {
-                let mut v = chars.clone();
-                v[i] = to;
-                let code: String = v.into_iter().collect();
-                if uscc_is_valid(&code) {
-                    if found.is_some() {
-                        return None;
-                    }
-                    found = Some(code);
-                }
-            }
-        }
+/// Boxes narrower than this many line heights are read first (labels,
+/// short values); see [`outside_scope`].
+pub(crate) const SHORT_BOX: f32 = 5.0;
+/// Boxes lower than this share of the median box height are small print
+/// (the footer, the QR code's caption, a seal's ring): never a field.
+pub(crate) const SMALL_PRINT: f32 = 0.7;
+
+/// Which of the `long` boxes (not yet read) can hold a field, given the
+/// short lines already read: false for those in the 经营范围 (业务范围)
+/// block, i.e. below its label, in its column. The block is the last of
+/// its column on every template, so it runs to the foot of the page.
+pub(crate) fn outside_scope(short: &[TextLine], long: &[crate::Quad]) -> Vec<bool> {
+    let labels: Vec<(&TextLine, bool)> = short
+        .iter()
+        .filter_map(|l| {
+            let t = squash(&l.text);
+            let t = t.trim_end_matches([':', '：']);
+            let is_scope = t == "经营范围" || t == "业务范围";
+            // A label, or one character of a spread-out one (住　　所).
+            let spread = t.chars().count() == 1
+                && LABELS
+                    .iter()
+                    .any(|(label, _)| label.chars().count() == 2 && label.contains(t));
+            (spread || LABELS.iter().any(|(label, _)| t == *label)).then_some((l, is_scope))
+        })
+        .collect();
+    let scopes: Vec<(&TextLine, f32)> = labels
+        .iter()
+        .filter(|(_, scope)| *scope)
+        .map(|&(s, _)| {
+            let h = s.bbox.height();
+            // The column ends at the nearest label to the right.
+            let right = labels
+                .iter()
+                .map(|(o, _)| o.bbox.left())
+                .filter(|&x| x > s.bbox.right() + 2.0 * h)
+                .fold(f32::INFINITY, f32::min);
+            (s, right)
+        })
+        .collect();
+    long.iter()
+        .map(|q| {
+            let c = q.center();
+            !scopes.iter().any(|(s, right)| {
+                let h = s.bbox.height();
+                c.y > s.bbox.center().y - 0.5 * h
+                    && q.left() > s.bbox.right() - h
+                    && q.left() < right - h
+            })
+        })
+        .collect()
+}
+
+/// A license as read from OCR lines: the fields, how sure the reading is
+/// of each, and how much of the page looked like a license.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LicenseRead {
+    /// The fields (empty when not found).
+    pub fields: LicenseFields,
+    /// Per field (by name: `name`, `uscc`, `kind`, `legal_representative`,
+    /// `address`, `registered_capital`, `established`): the lowest
+    /// recognition confidence of the lines its value came from, 0–1;
+    /// absent when the field was not found.
+    pub confidence: std::collections::BTreeMap<&'static str, f32>,
+    /// How many of the marks a license prints were seen: its title
+    /// 营业执照 and its distinct labels.
+    pub marks: u32,
+    /// An 个体工商户's license (经营者, 经营场所; no capital printed).
+    pub individual: bool,
+}
+
+/// Below this confidence a field is marked for checking (请核对): the
+/// recogniser's character probabilities on clean print are above 0.95,
+/// and misread lines fall well under it.
+pub const UNSURE_BELOW: f32 = 0.9;
+
+impl LicenseRead {
+    /// The fields the applicant should check against the license: read
+    /// with low confidence, not found although every license of its kind
+    /// prints them, or read but malformed (a date that is no date).
+    pub fn unsure(&self) -> Vec<&'static str> {
+        let f = &self.fields;
+        let all: [(&'static str, &str); 7] = [
+            ("name", &f.name),
+            ("uscc", &f.uscc),
+            ("kind", &f.kind),
+            ("legal_representative", &f.legal_representative),
+            ("address", &f.address),
+            ("registered_capital", &f.registered_capital),
+            ("established", &f.established),
+        ];
+        all.into_iter()
+            .filter(|&(key, value)| {
+                let printed = !(self.individual && key == "registered_capital");
+                let low = self.confidence.get(key).is_none_or(|&c| c < UNSURE_BELOW);
+                let malformed = match key {
+                    "established" => !value.is_empty() && !is_date(value),
+                    "uscc" => !value.is_empty() && !uscc_is_valid(value),
+                    _ => false,
+                };
+                (printed && value.is_empty()) || (!value.is_empty() && low) || malformed
+            })
+            .map(|(key, _)| key)
+            .collect()
     }
-    found
+}
+
+/// The first `YYYY年M月D日` in `raw`, digits zero-padded; else the digits
+/// and 年月日 as read (left for the applicant to check).
+fn first_date(raw: &str) -> String {
+    let t = normalize_date(raw);
+    let chars: Vec<char> = t.chars().collect();
+    for i in 0..chars.len() {
+        let digits = |from: usize, max: usize| -> (String, usize) {
+            let d: String = chars[from..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .take(max)
+                .collect();
+            let n = d.chars().count();
+            (d, from + n)
+        };
+        let (y, j) = digits(i, 4);
+        if y.len() != 4 || chars.get(j) != Some(&'年') {
+            continue;
+        }
+        let (m, k) = digits(j + 1, 2);
+        if m.is_empty() || chars.get(k) != Some(&'月') {
+            continue;
+        }
+        let (d, l) = digits(k + 1, 2);
+        if d.is_empty() || chars.get(l) != Some(&'日') {
+            continue;
+        }
+        return format!("{y}年{m:0>2}月{d:0>2}日");
+    }
+    t
+}
+
+/// An enterprise name ends with its form (有限公司, 合作社, （有限合伙）…):
+/// a few characters after the last such ending are a neighbour's (a
+/// watermark, a seal) and are dropped.
+fn trim_after_name(name: &str) -> String {
+    const ENDINGS: &[&str] = &[
+        "公司",
+        "合作社",
+        "（有限合伙）",
+        "（普通合伙）",
+        "企业",
+        "厂",
+        "店",
+        "馆",
+        "部",
+        "中心",
+        "事务所",
+        "商行",
+        "工作室",
+        "门市",
+    ];
+    let end = ENDINGS
+        .iter()
+        .filter_map(|e| name.rfind(e).map(|i| i + e.len()))
+        .max();
+    match end {
+        Some(end)
+            if end < name.len()
+                && name[end..].chars().count() <= 4
+                && !name[end..].contains('（') =>
+        {
+            name[..end].to_owned()
+        }
+        _ => name.to_owned(),
+    }
+}
+
+/// `2015年03月12日` with a real month and day.
+fn is_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.trim_end_matches('日').split(['年', '月']).collect();
+    match parts.as_slice() {
+        [y, m, d] => {
+            let num = |p: &str| p.parse::<u32>().ok();
+            matches!((num(y), num(m), num(d)), (Some(y), Some(m), Some(d))
+                if (1949..=2100).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d))
+        }
+        _ => false,
+    }
 }
 
 /// Reads the license fields from OCR lines (as [`crate::Ocr::read_lines`]
-/// returns them). Fields not found stay empty; nothing is validated beyond
-/// preferring a USCC whose check character is right.
+/// returns them). Fields not found stay empty.
 pub fn read_business_license(lines: &[TextLine]) -> LicenseFields {
-    let mut out = LicenseFields {
-        uscc: find_uscc(lines),
-        ..LicenseFields::default()
-    };
-    let rows = rows(lines);
+    read_license(lines).fields
+}
+
+/// Reads a license from OCR lines, by the page's geometry: each label
+/// anchors its value, which runs to the right up to the next label of the
+/// row or the next column's labels, and down over continuation lines in
+/// the same column (a wrapped 类型 or 住所) until the next label of that
+/// column or a gap wider than the line spacing.
+pub fn read_license(lines: &[TextLine]) -> LicenseRead {
+    let rows: Vec<RowText> = rows(lines).into_iter().map(RowText::new).collect();
+    let mut anchors: Vec<Anchor> = Vec::new();
     for (ri, row) in rows.iter().enumerate() {
-        let text = squash(&row.iter().map(|l| l.text.as_str()).collect::<String>());
-        // Every label occurrence in this row, left to right, without overlaps.
-        let mut hits: Vec<(usize, usize, Field)> = Vec::new();
-        for &(label, field) in LABELS {
-            for (pos, _) in text.match_indices(label) {
-                let end = pos + label.len();
-                if !hits.iter().any(|&(s, e, _)| pos < e && s < end) {
-                    hits.push((pos, end, field));
-                }
-            }
+        let hits = row.labels();
+        for (k, &(start, end, field)) in hits.iter().enumerate() {
+            let stop = hits.get(k + 1).map_or(row.chars.len(), |h| h.0);
+            let b = row.boxes[row.owner[start]];
+            anchors.push(Anchor {
+                row: ri,
+                field,
+                left: row.x_of(start),
+                height: b.bbox.height().max(1.0),
+                value: end..stop,
+            });
         }
-        hits.sort_by_key(|h| h.0);
-        for (k, &(_, end, field)) in hits.iter().enumerate() {
-            let stop = hits.get(k + 1).map_or(text.len(), |h| h.0);
-            let mut value = text.get(end..stop).unwrap_or_default().to_owned();
-            if value.trim_matches([':', '：']).is_empty() && k + 1 == hits.len() {
-                // Value on the next row (a narrow layout, or the USCC).
-                if let Some(next) = rows.get(ri + 1) {
-                    value = squash(&next.iter().map(|l| l.text.as_str()).collect::<String>());
-                }
-            }
-            let slot = match field {
-                Field::Name => &mut out.name,
-                Field::Kind => &mut out.kind,
-                Field::Legal => &mut out.legal_representative,
-                Field::Address => &mut out.address,
-                Field::Capital => &mut out.registered_capital,
-                Field::Established => &mut out.established,
-                Field::Uscc | Field::Other => continue,
-            };
-            if slot.is_empty() {
-                *slot = if field == Field::Established {
-                    normalize_date(&value)
-                } else {
-                    normalize_text(&value)
-                };
+    }
+    let mut out = LicenseRead::default();
+    let mut seen_marks: Vec<&str> = Vec::new();
+    for a in &anchors {
+        let mark = match a.field {
+            Field::Other | Field::Foot => "other",
+            _ => a.field.key().unwrap_or("other"),
+        };
+        let label = LABELS
+            .iter()
+            .find(|(_, f)| *f == a.field)
+            .map_or("", |(l, _)| *l);
+        let id = if mark == "other" { label } else { mark };
+        if !seen_marks.contains(&id) {
+            seen_marks.push(id);
+        }
+        if a.field == Field::Legal {
+            let row = &rows[a.row];
+            let text: String = row.chars[a.value.start.saturating_sub(3)..a.value.start]
+                .iter()
+                .collect();
+            if text.ends_with("经营者") {
+                out.individual = true;
             }
         }
     }
-    if out.name.is_empty() {
-        out.name = name_fallback(lines);
+    if lines.iter().any(|l| squash(&l.text).contains("营业执照")) {
+        seen_marks.push("title");
+    }
+    out.marks = seen_marks.len() as u32;
+
+    for (i, a) in anchors.iter().enumerate() {
+        let Some(key) = a.field.key() else { continue };
+        if a.field == Field::Uscc || out.confidence.contains_key(key) {
+            continue;
+        }
+        let right = column_right(&anchors, &rows, i);
+        let (text, conf) = value_of(&rows, &anchors, a, right);
+        let text = clean_value(a.field, &text);
+        if text.is_empty() {
+            continue;
+        }
+        out.confidence.insert(key, conf);
+        let slot = match a.field {
+            Field::Name => &mut out.fields.name,
+            Field::Kind => &mut out.fields.kind,
+            Field::Legal => &mut out.fields.legal_representative,
+            Field::Address => &mut out.fields.address,
+            Field::Capital => &mut out.fields.registered_capital,
+            Field::Established => &mut out.fields.established,
+            Field::Uscc | Field::Other | Field::Foot => continue,
+        };
+        *slot = text;
+    }
+    if out.fields.kind.contains("个体工商户") {
+        out.individual = true;
+    }
+    let (uscc, conf) = find_uscc(lines);
+    if !uscc.is_empty() {
+        out.fields.uscc = uscc;
+        out.confidence.insert("uscc", conf);
+    }
+    if out.fields.name.is_empty() {
+        if let Some((name, conf)) = name_fallback(lines) {
+            out.fields.name = name;
+            // Found without its label: always worth a look.
+            out.confidence.insert("name", conf.min(UNSURE_BELOW / 2.0));
+        }
     }
     out
 }
 
+/// The right edge of anchor `i`'s column: the nearest label to its right
+/// on the rows around it (the other column of a two-column page), or the
+/// page's edge.
+fn column_right(anchors: &[Anchor], rows: &[RowText], i: usize) -> f32 {
+    let a = &anchors[i];
+    let y = row_center(&rows[a.row]);
+    anchors
+        .iter()
+        .filter(|o| o.field != Field::Foot)
+        .filter(|o| o.left > a.left + 3.0 * a.height)
+        .filter(|o| (row_center(&rows[o.row]) - y).abs() < 8.0 * a.height)
+        .map(|o| o.left)
+        .fold(f32::INFINITY, f32::min)
+}
+
+fn row_center(row: &RowText) -> f32 {
+    let n = row.boxes.len().max(1) as f32;
+    row.boxes.iter().map(|b| b.bbox.center().y).sum::<f32>() / n
+}
+
+/// The text of anchor `a`'s value and the lowest confidence of the boxes
+/// it came from: the rest of its row up to the next label (within the
+/// column), then the continuation lines below it in the same column.
+fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (String, f32) {
+    let row = &rows[a.row];
+    let mut text = String::new();
+    let mut conf = f32::INFINITY;
+    let mut last_bottom = f32::NEG_INFINITY;
+    let mut last_box: Option<usize> = None;
+    for i in a.value.clone() {
+        if row.x_of(i) >= right - a.height {
+            break;
+        }
+        let owner = row.owner[i];
+        let b = row.boxes[owner];
+        if let Some(prev) = last_box.filter(|&p| p != owner) {
+            // A value is printed in one run: a wide gap after it is
+            // something else (the QR code's caption, a seal's text).
+            if b.bbox.left() - row.boxes[prev].bbox.right() > 3.0 * a.height {
+                break;
+            }
+        }
+        last_box = Some(owner);
+        text.push(row.chars[i]);
+        conf = conf.min(b.confidence);
+        last_bottom = last_bottom.max(b.bbox.bottom());
+    }
+    if !matches!(a.field, Field::Name | Field::Kind | Field::Address) && !text.is_empty() {
+        // A person's name, a date and an amount are never wrapped.
+        return (text, conf);
+    }
+    if text.is_empty() {
+        // The value under its label (a narrow layout): it starts below.
+        last_bottom = row
+            .boxes
+            .iter()
+            .map(|b| b.bbox.bottom())
+            .fold(f32::NEG_INFINITY, f32::max);
+    }
+    let h = a.height;
+    // Where the value starts: beside its label, or (a value under or
+    // after its label's row) where its first line below starts.
+    let mut value_x = (!text.is_empty()).then(|| row.x_of(a.value.start));
+    let gap_limit = 0.9 * h;
+    let mut continued = 0;
+    for (rj, next) in rows.iter().enumerate().skip(a.row + 1) {
+        // A wrapped line starts where the value started (or, for a value
+        // under its label, where the label did) and runs on unbroken:
+        // text elsewhere in the column is a seal's or a watermark's.
+        // The column's next label ends the value (its left edge may lie
+        // a little left of this one's, when only a spread label's second
+        // character was found).
+        if anchors
+            .iter()
+            .any(|o| o.row == rj && o.left >= a.left - 4.0 * h && o.left < right - h)
+        {
+            break;
+        }
+        let mut in_column: Vec<&TextLine> = Vec::new();
+        for b in next.boxes.iter().copied() {
+            if b.bbox.left() >= right - h {
+                break;
+            }
+            match (in_column.last(), value_x) {
+                (None, Some(x)) if (b.bbox.left() - x).abs() < 2.0 * h => in_column.push(b),
+                (None, None) if b.bbox.left() >= a.left - h => in_column.push(b),
+                (Some(prev), _) if b.bbox.left() - prev.bbox.right() < 3.0 * h => in_column.push(b),
+                (Some(_), _) => break,
+                (None, _) => {}
+            }
+        }
+        if let Some(first) = in_column.first() {
+            value_x.get_or_insert(first.bbox.left());
+        }
+        let top = in_column
+            .iter()
+            .map(|b| b.bbox.top())
+            .fold(f32::INFINITY, f32::min);
+        if in_column.is_empty() {
+            if next
+                .boxes
+                .iter()
+                .map(|b| b.bbox.top())
+                .fold(f32::INFINITY, f32::min)
+                - last_bottom
+                > 2.0 * h
+            {
+                break;
+            }
+            continue;
+        }
+        if top - last_bottom > gap_limit {
+            break;
+        }
+        if continued == max_lines(a.field) {
+            break;
+        }
+        continued += 1;
+        for b in in_column {
+            text.push_str(&squash(&b.text));
+            conf = conf.min(b.confidence);
+            last_bottom = last_bottom.max(b.bbox.bottom());
+        }
+    }
+    (text, if conf.is_finite() { conf } else { 0.0 })
+}
+
+/// How many continuation lines a value can have on a license: a name or
+/// a type wraps once at most, an address twice.
+fn max_lines(field: Field) -> usize {
+    match field {
+        Field::Address => 2,
+        _ => 1,
+    }
+}
+
+/// A value as the form wants it: full-width brackets and punctuation as
+/// printed on licenses, no stray colon; a person's name without the
+/// characters of a neighbouring code; a date as `2015年03月12日`.
+fn clean_value(field: Field, raw: &str) -> String {
+    match field {
+        Field::Established => first_date(raw),
+        Field::Capital => {
+            // The amount ends at 元 (万元, 元整, 万元人民币): what follows is
+            // a neighbour's text.
+            let t = normalize_text(raw);
+            match t.rfind('元') {
+                Some(i) => {
+                    let mut end = i + '元'.len_utf8();
+                    for tail in ["整", "人民币", "）"] {
+                        if t[end..].starts_with(tail) {
+                            end += tail.len();
+                        }
+                    }
+                    t[..end].to_owned()
+                }
+                None => t,
+            }
+        }
+        Field::Name => trim_after_name(&normalize_text(raw)),
+        Field::Legal => {
+            let t = normalize_text(raw);
+            if t.chars().any(is_cjk) {
+                t.chars().filter(|c| is_cjk(*c) || *c == '·').collect()
+            } else {
+                t
+            }
+        }
+        _ => normalize_text(raw),
+    }
+}
+
 /// When the 名称 label was misread: the first line that ends like an
-/// enterprise name and carries no other label, minus a stray label character.
-fn name_fallback(lines: &[TextLine]) -> String {
+/// enterprise name and carries no other label, minus a stray label
+/// character, with its confidence.
+fn name_fallback(lines: &[TextLine]) -> Option<(String, f32)> {
     const ENDINGS: &[&str] = &[
         "公司",
         "合作社",
@@ -299,12 +838,16 @@ fn name_fallback(lines: &[TextLine]) -> String {
     ];
     lines
         .iter()
-        .map(|l| squash(&l.text))
-        .filter(|t| ENDINGS.iter().any(|e| t.ends_with(e)))
-        .filter(|t| !LABELS.iter().any(|(label, _)| t.contains(label)))
-        .map(|t| normalize_text(t.trim_start_matches(['名', '称', ':', '：'])))
-        .find(|t| t.chars().count() >= 4)
-        .unwrap_or_default()
+        .map(|l| (squash(&l.text), l.confidence))
+        .filter(|(t, _)| ENDINGS.iter().any(|e| t.ends_with(e)))
+        .filter(|(t, _)| !LABELS.iter().any(|(label, _)| t.contains(label)))
+        .map(|(t, c)| {
+            (
+                normalize_text(t.trim_start_matches(['名', '称', ':', '：'])),
+                c,
+            )
+        })
+        .find(|(t, _)| t.chars().count() >= 4)
 }
 
 #[cfg(test)]
@@ -339,6 +882,116 @@ mod tests {
             confidence: 0.9,
             bbox: q,
         }
+    }
+
+    /// The 2016 template: 类型 wraps in the left column beside the right
+    /// column's rows, 住所 wraps in the right column beside the 经营范围
+    /// lines, and a seal's text sits between columns.
+    #[test]
+    fn wrapped_values_are_joined_within_their_column() {
+        let lines = vec![
+            line("统一社会信用代码", 100.0, 100.0, 240.0),
+            line("91350100M000100Y43", 100.0, 140.0, 300.0),
+            line("营业执照", 500.0, 200.0, 300.0),
+            line("名", 100.0, 300.0, 30.0),
+            line("称", 200.0, 300.0, 30.0),
+            line("枣庄恒信科技有限公司", 280.0, 300.0, 300.0),
+            line("注册资本", 900.0, 300.0, 120.0),
+            line("壹仟万元整", 1080.0, 300.0, 150.0),
+            line("类", 100.0, 360.0, 30.0),
+            line("型", 200.0, 360.0, 30.0),
+            line("有限责任公司（非自然人投资", 280.0, 360.0, 390.0),
+            line("成立日期", 900.0, 360.0, 120.0),
+            line("2015年03月12日", 1080.0, 360.0, 200.0),
+            line("或控股的法人独资）", 280.0, 395.0, 270.0),
+            line("营业期限", 900.0, 420.0, 120.0),
+            line("2015年03月12日至长期", 1080.0, 420.0, 300.0),
+            line("法定代表人", 100.0, 440.0, 150.0),
+            line("王伟", 280.0, 440.0, 60.0),
+            line("经营范围", 100.0, 500.0, 120.0),
+            line("软件开发；信息技术咨询服务；", 280.0, 500.0, 400.0),
+            line("住", 900.0, 500.0, 30.0),
+            line("所", 1000.0, 500.0, 30.0),
+            line("山东省枣庄市市中区光明路", 1080.0, 500.0, 350.0),
+            line("数据处理和存储支持服务；", 280.0, 535.0, 360.0),
+            line("有限公司", 720.0, 537.0, 120.0),
+            line("12号科技大厦8层801室", 1080.0, 535.0, 300.0),
+            line("计算机系统服务。", 280.0, 570.0, 240.0),
+            line("登记机关", 1000.0, 800.0, 120.0),
+            line("2020年01月02日", 1000.0, 850.0, 200.0),
+        ];
+        let read = read_license(&lines);
+        let f = &read.fields;
+        assert_eq!(f.kind, "有限责任公司（非自然人投资或控股的法人独资）");
+        assert_eq!(f.address, "山东省枣庄市市中区光明路12号科技大厦8层801室");
+        assert_eq!(f.legal_representative, "王伟");
+        assert_eq!(f.name, "枣庄恒信科技有限公司");
+        assert_eq!(f.established, "2015年03月12日");
+        assert_eq!(f.registered_capital, "壹仟万元整");
+        assert!(read.marks >= 8, "{}", read.marks);
+        assert_eq!(read.unsure(), Vec::<&str>::new());
+    }
+
+    /// 个体工商户: 经营者, 经营场所, 注册日期; no capital printed, none
+    /// asked for. A spread label with a watermark character between its
+    /// two characters is still a label.
+    #[test]
+    fn individual_business_labels() {
+        let lines = vec![
+            line("营业执照", 300.0, 50.0, 300.0),
+            line("92370402MA3C8XFH2B", 100.0, 120.0, 300.0),
+            line("名", 100.0, 200.0, 30.0),
+            line("仅", 150.0, 202.0, 30.0),
+            line("称", 200.0, 200.0, 30.0),
+            line("枣庄市市中区老王家常菜馆", 280.0, 200.0, 330.0),
+            line("类", 100.0, 260.0, 30.0),
+            line("型", 200.0, 260.0, 30.0),
+            line("个体工商户", 280.0, 260.0, 150.0),
+            line("经营者", 100.0, 320.0, 90.0),
+            line("王伟致", 280.0, 320.0, 90.0),
+            line("组成形式", 100.0, 380.0, 120.0),
+            line("个人经营", 280.0, 380.0, 120.0),
+            line("经营场所", 100.0, 440.0, 120.0),
+            line("山东省枣庄市市中区光明路12号", 280.0, 440.0, 400.0),
+            line("注册日期", 100.0, 500.0, 120.0),
+            line("12015年3月2日", 280.0, 500.0, 200.0),
+        ];
+        let read = read_license(&lines);
+        assert!(read.individual);
+        assert_eq!(read.fields.name, "枣庄市市中区老王家常菜馆");
+        assert_eq!(read.fields.kind, "个体工商户");
+        assert_eq!(read.fields.address, "山东省枣庄市市中区光明路12号");
+        assert_eq!(read.fields.established, "2015年03月02日");
+        assert_eq!(read.fields.registered_capital, "");
+        assert!(!read.unsure().contains(&"registered_capital"));
+    }
+
+    #[test]
+    fn amounts_end_at_yuan_and_names_at_their_form() {
+        assert_eq!(
+            clean_value(Field::Capital, "伍佰万元整备案、许可"),
+            "伍佰万元整"
+        );
+        assert_eq!(
+            clean_value(Field::Capital, "人民币100万元"),
+            "人民币100万元"
+        );
+        assert_eq!(
+            clean_value(Field::Name, "天津市北斗教育科技有限公司件原型"),
+            "天津市北斗教育科技有限公司"
+        );
+        assert_eq!(
+            clean_value(Field::Name, "东莞市昌宏文化传媒有限公司第一分公司"),
+            "东莞市昌宏文化传媒有限公司第一分公司"
+        );
+        assert_eq!(
+            clean_value(Field::Kind, "股份有限公司(非上市丶国有控股)"),
+            "股份有限公司（非上市、国有控股）"
+        );
+        assert_eq!(
+            clean_value(Field::Legal, "周国军91440305MA37HM7D4B"),
+            "周国军"
+        );
     }
 
     #[test]

@@ -7,9 +7,9 @@ use tract_onnx::prelude::*;
 /// The network's input height.
 pub(crate) const HEIGHT: u32 = 48;
 /// The narrowest input width PaddleOCR uses (rec_image_shape 3×48×320).
-pub(crate) const MIN_WIDTH: u32 = 320;
+pub(crate) const MIN_WIDTH: u32 = 96;
 /// Input widths are padded to a multiple of this.
-pub(crate) const WIDTH_STEP: u32 = 160;
+pub(crate) const WIDTH_STEP: u32 = 64;
 
 /// Builds a `[n, 3, 48, W]` batch: each crop scaled to height 48 keeping its
 /// aspect, normalised to [-1, 1] in BGR order, padded with zeros on the

@@ -68,6 +68,20 @@ impl Renderer {
     }
 
     /// Draws `text` with its top-left corner at (x, y).
+    /// Draws `text` at (`x`, `y`) in this renderer's font (other tests'
+    /// images: a seal, a letter).
+    pub fn draw_text(
+        &self,
+        img: &mut RgbImage,
+        text: &str,
+        x: f32,
+        y: f32,
+        size: f32,
+        color: [u8; 3],
+    ) {
+        self.draw(img, text, x, y, size, color);
+    }
+
     fn draw(&self, img: &mut RgbImage, text: &str, x: f32, y: f32, size: f32, color: [u8; 3]) {
         let f = self.font.as_scaled(PxScale::from(size));
         let baseline = y + f.ascent();

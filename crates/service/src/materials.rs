@@ -19,6 +19,7 @@ use certhall_domain::materials::{
 };
 use certhall_domain::order::{Authorization, OrderEvent, OrderState};
 use certhall_domain::steps::{MaterialsStep, StepData};
+pub use certhall_domain::wizard::LicenseReading;
 use certhall_domain::wizard::{vet_license_reading, EnterpriseInput, LicenseVerdict};
 use certhall_domain::{AccountId, OrderId, Phone, Refusal};
 use certhall_notify::{Sms, SmsTemplate};
@@ -53,6 +54,8 @@ pub struct LicenseRead {
     pub fields: Option<EnterpriseInput>,
     /// What to check by hand, in Chinese (a misread code left empty …).
     pub warnings: Vec<String>,
+    /// The fields to mark 请核对 (names as in [`EnterpriseInput`]).
+    pub unsure: Vec<String>,
     /// False when this CertHall has no OCR models (the user types).
     pub ocr_available: bool,
 }
@@ -226,6 +229,7 @@ impl Services {
                 material,
                 fields: None,
                 warnings: Vec::new(),
+                unsure: Vec::new(),
                 ocr_available: false,
             });
         };
@@ -249,6 +253,7 @@ impl Services {
                     material,
                     fields: None,
                     warnings: Vec::new(),
+                    unsure: Vec::new(),
                     ocr_available: true,
                 });
             }
@@ -258,7 +263,12 @@ impl Services {
             ms = started.elapsed().as_millis() as u64,
             "license read"
         );
-        let LicenseVerdict::License { fields, warnings } = vet_license_reading(raw.clone()) else {
+        let LicenseVerdict::License {
+            fields,
+            warnings,
+            unsure,
+        } = vet_license_reading(raw.clone())
+        else {
             // Not kept as the license, and nothing filled.
             tracing::info!(order = order_id.0, "upload refused: not a license");
             return Err(Refusal::NotALicense.into());
@@ -274,6 +284,7 @@ impl Services {
             material,
             fields: Some(*fields),
             warnings,
+            unsure,
             ocr_available: true,
         })
     }
@@ -322,19 +333,28 @@ impl Services {
         let material = self
             .store_material(account, order_id, kind, &info.original_name, &clean, meta)
             .await?;
-        let (fields, warnings) = match info.ocr.map(|raw| (vet_license_reading(raw.clone()), raw)) {
-            Some((LicenseVerdict::License { fields, warnings }, raw)) => {
-                let mut tx = self.store.begin_write().await?;
-                materials::set_ocr(&mut tx, order_id.0, kind, &material.sha256, &raw).await?;
-                tx.commit().await?;
-                (Some(*fields), warnings)
-            }
-            _ => (None, Vec::new()),
-        };
+        let (fields, warnings, unsure) =
+            match info.ocr.map(|raw| (vet_license_reading(raw.clone()), raw)) {
+                Some((
+                    LicenseVerdict::License {
+                        fields,
+                        warnings,
+                        unsure,
+                    },
+                    raw,
+                )) => {
+                    let mut tx = self.store.begin_write().await?;
+                    materials::set_ocr(&mut tx, order_id.0, kind, &material.sha256, &raw).await?;
+                    tx.commit().await?;
+                    (Some(*fields), warnings, unsure)
+                }
+                _ => (None, Vec::new(), Vec::new()),
+            };
         Ok(LicenseRead {
             material,
             fields,
             warnings,
+            unsure,
             ocr_available: self.ocr_available(),
         })
     }

@@ -2,7 +2,7 @@
 //! the legal representative's SMS authorization requests.
 
 use certhall_domain::materials::{AuthorizationOutcome, MaterialKind};
-use certhall_domain::wizard::EnterpriseInput;
+use certhall_domain::wizard::LicenseReading;
 use certhall_domain::Timestamp;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -27,7 +27,7 @@ pub struct MaterialInfo {
     /// The file name the browser sent (shown only, never used as a path).
     pub original_name: String,
     /// Fields read by OCR (licenses; stored as JSON).
-    pub ocr: Option<EnterpriseInput>,
+    pub ocr: Option<LicenseReading>,
     /// When.
     pub uploaded_at: Timestamp,
 }
@@ -112,9 +112,9 @@ pub async fn set_ocr(
     order: i64,
     kind: MaterialKind,
     sha256: &str,
-    fields: &EnterpriseInput,
+    reading: &LicenseReading,
 ) -> Result<bool> {
-    let fields = serde_json::to_string(fields)
+    let fields = serde_json::to_string(reading)
         .map_err(|e| StoreError::Corrupt(format!("material ocr: {e}")))?;
     let done = sqlx::query(
         "UPDATE order_materials SET ocr = $1 WHERE order_id = $2 AND kind = $3 AND sha256 = $4",

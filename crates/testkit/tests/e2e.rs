@@ -289,6 +289,23 @@ fn image_files(
 
 const LICENSE_SEED: u64 = 20_261_125;
 
+/// Step 3's 识别营业执照 with a license chosen: while it is read the page
+/// says so and takes no second click; then the answer arrives.
+async fn read_license_showing_progress(browser: &Browser) {
+    browser.click("[data-testid=read-license]").await;
+    browser
+        .wait_until(
+            "(() => { const s = document.querySelector('[data-testid=reading-status]'); \
+               const b = document.querySelector('[data-testid=read-license]'); \
+               return !!s && !s.hidden && s.textContent.includes('正在上传并识别营业执照') && b.disabled; })()",
+            "the reading shown as under way",
+        )
+        .await;
+    browser
+        .wait_for_text("[data-testid=notice]", "营业执照已上传并识别")
+        .await;
+}
+
 /// Logs `phone` in through the login page (unless still logged in).
 async fn log_in(server: &RunningServer, browser: &Browser, phone: &str) {
     browser.goto(&server.url("/login")).await;
@@ -382,18 +399,7 @@ async fn letter_route(app: &TestApp, browser: &Browser) {
     browser.choose_file("#license", &files["license"]).await;
     // While the license is read the page says so and takes no second
     // click; then the answer arrives.
-    browser.click("[data-testid=read-license]").await;
-    browser
-        .wait_until(
-            "(() => { const s = document.querySelector('[data-testid=reading-status]'); \
-               const b = document.querySelector('[data-testid=read-license]'); \
-               return !!s && !s.hidden && s.textContent.includes('正在上传并识别营业执照') && b.disabled; })()",
-            "the reading shown as under way",
-        )
-        .await;
-    browser
-        .wait_for_text("[data-testid=notice]", "营业执照已上传并识别")
-        .await;
+    read_license_showing_progress(browser).await;
     assert!(
         browser
             .images_loaded("[data-testid=preview-license] img")
@@ -1063,4 +1069,95 @@ async fn an_expiring_certificate_is_reminded_and_revoked_in_the_browser() {
         reminder_and_revocation(&app, &browser).await;
         browser.close().await;
     }
+}
+
+/// Step 3 with a license the reader cannot vouch for: its printed code
+/// fails the GB 32100 check and its 成立日期 is illegible (printed empty).
+/// While it is read the page says so; then those two fields are marked
+/// 请核对, the code is left empty, and the rest is filled unmarked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doubtful_fields_of_a_license_reading_are_marked_for_checking() {
+    let Some(app) = TestApp::sqlite().await.with_ocr() else {
+        return;
+    };
+    let Some(mut browser) = Browser::launch().await else {
+        return;
+    };
+    browser.set_label("unsure");
+    let server = app.serve().await;
+    let phone = "13700137011";
+    let s = &app.services;
+    let m = certhall_service::RequestMeta::default();
+    let me = s
+        .ensure_account(&certhall_domain::Phone::parse(phone).unwrap())
+        .await
+        .unwrap();
+    s.ca_seed_profiles().await.unwrap();
+    s.ensure_demo_applications().await.unwrap();
+    let order = s
+        .start_order(me, certhall_domain::order::OrderKind::New, &m)
+        .await
+        .unwrap();
+    s.wizard_identity(
+        me,
+        &certhall_domain::Phone::parse(phone).unwrap(),
+        order.id,
+        "李四",
+        fixtures::APPLICANT_ID,
+        &m,
+    )
+    .await
+    .unwrap();
+    s.wizard_application(me, order.id, "zzggzy", &m)
+        .await
+        .unwrap();
+
+    let mut printed = fixtures::enterprise();
+    let good = fixtures::valid_uscc();
+    let last = good.chars().last().unwrap();
+    let wrong = if last == '0' { '1' } else { '0' };
+    printed.uscc = format!("{}{wrong}", &good[..17]);
+    printed.established = String::new();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("营业执照.jpg");
+    std::fs::write(&path, fixtures::license_jpeg_for(&printed)).unwrap();
+
+    log_in(&server, &browser, phone).await;
+    browser
+        .goto(&server.url(&format!("/orders/{}/step/3", order.id)))
+        .await;
+    browser.choose_file("#license", &path).await;
+    read_license_showing_progress(&browser).await;
+    browser.screenshot("unsure-step3.png").await;
+    assert!(browser
+        .text_of("[data-testid=notice]")
+        .await
+        .contains("未通过校验"));
+    assert!(browser
+        .text_of("[data-testid=unsure-note]")
+        .await
+        .contains("请核对"));
+    for field in ["uscc", "established"] {
+        assert_eq!(
+            browser
+                .text_of(&format!("[data-testid=unsure-{field}]"))
+                .await,
+            "请核对",
+            "{field} marked"
+        );
+        assert_eq!(
+            browser
+                .eval(&format!(
+                    "document.getElementById('ent_{field}').classList.contains('unsure')"
+                ))
+                .await,
+            Value::Bool(true),
+            "{field} highlighted"
+        );
+    }
+    assert_eq!(browser.value_of("#ent_uscc").await, "", "never filled");
+    // What was read surely is filled, unmarked.
+    assert_eq!(browser.value_of("#ent_name").await, printed.name);
+    assert!(!browser.exists("[data-testid=unsure-name]").await);
+    browser.close().await;
 }

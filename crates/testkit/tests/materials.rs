@@ -801,7 +801,7 @@ async fn a_license_photo_fills_step_three() {
         .ocr
         .as_ref()
         .expect("the reading is kept for the counter");
-    assert_eq!(ocr.uscc, printed.uscc);
+    assert_eq!(ocr.fields.uscc, printed.uscc);
     // The API reads the same way.
     app.clock.advance(Duration::from_secs(61));
     let mut api = Client::new(&app, "10.34.0.2");

@@ -91,7 +91,7 @@ impl Services {
                     .map(|(label, field)| LicenseCheck {
                         label,
                         typed: field(&typed).to_owned(),
-                        read: field(read).to_owned(),
+                        read: field(&read.fields).to_owned(),
                     })
                     .collect()
             })

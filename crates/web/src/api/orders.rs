@@ -259,6 +259,7 @@ pub async fn put_material(
         v["ocr"] = json!(read.fields);
         v["ocr_available"] = json!(read.ocr_available);
         v["ocr_warnings"] = json!(read.warnings);
+        v["ocr_unsure"] = json!(read.unsure);
         return Ok(Json(v));
     } else {
         s.upload_material(who.account_id, id, kind, &name, body.to_vec(), &meta)

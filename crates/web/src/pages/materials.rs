@@ -186,6 +186,7 @@ pub async fn enterprise_submit(
             Ok(read) => {
                 if let Some(fields) = &read.fields {
                     typed.merge_license(fields);
+                    extras.unsure = Some(read.unsure.clone());
                 }
                 let mut notice = format!(
                     "已使用订单 {from} 中的营业执照{}，请逐项核对，并补充注册地和企业性质。",
@@ -222,6 +223,7 @@ pub async fn enterprise_submit(
                         (Some(fields), _) => {
                             if read_only {
                                 typed.merge_license(fields);
+                                extras.unsure = Some(read.unsure.clone());
                             }
                             let mut notice = "营业执照已上传并识别，识别结果已填入下方，请逐项核对，并补充注册地和企业性质。"
                                 .to_owned();

@@ -8,7 +8,8 @@ use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::{OrderKind, OrderState, Step};
 use certhall_domain::steps::{OrderSteps, StepData};
 use certhall_domain::wizard::{
-    CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
+    vet_license_reading, CounterInfo, EnterpriseInput, Handling, LicenseVerdict, DEFAULT_COUNTER,
+    ENTERPRISE_NATURES,
 };
 use certhall_domain::OrderId;
 use certhall_service::materials::MaterialsSubmission;
@@ -520,6 +521,8 @@ struct StepPage {
     application: String,
     // Step 3.
     ent: EnterpriseInput,
+    /// Fields filled from a reading the reader was not sure of (请核对).
+    unsure: Vec<String>,
     natures: &'static [&'static str],
     // Step 4.
     handling: String,
@@ -538,6 +541,14 @@ struct StepPage {
     legal_rep_name: String,
     legal_rep_id_number: String,
     legal_rep_phone: String,
+}
+
+impl StepPage {
+    /// Whether step 3's `field` (as named in [`EnterpriseInput`]) is to be
+    /// marked 请核对.
+    fn is_unsure(&self, field: &str) -> bool {
+        self.unsure.iter().any(|f| f == field)
+    }
 }
 
 /// A stored image, as the pages show it.
@@ -598,6 +609,8 @@ pub struct Extras {
     pub notice: Option<String>,
     /// Per-image refusals, by kind.
     pub file_errors: Vec<(MaterialKind, String)>,
+    /// Step 3 filled from a license reading: the fields to mark 请核对.
+    pub unsure: Option<Vec<String>>,
 }
 
 /// The wizard form: every step's fields (each step reads its own).
@@ -835,21 +848,36 @@ async fn step_page(
     } else {
         None
     };
+    let mut unsure = Vec::new();
     let ent = match typed {
         Some(f) => f.ent.input(),
         None => {
             // Saved at this order's step 3; else what OCR read from this
             // order's license; else the account's last order.
-            let read = license_info.and_then(|m| m.ocr.clone());
+            // The reading as the applicant was shown it: vetted, so a
+            // misread code is not filled on a reload either.
+            let read = license_info
+                .and_then(|m| m.ocr.clone())
+                .and_then(|r| match vet_license_reading(r) {
+                    LicenseVerdict::License { fields, unsure, .. } => Some((*fields, unsure)),
+                    LicenseVerdict::NotALicense => None,
+                })
+                .filter(|_| own_enterprise.is_none());
+            if let Some((_, marks)) = &read {
+                unsure = marks.clone();
+            }
             own_enterprise
                 .clone()
                 .map(EnterpriseInput::from)
-                .or(read)
+                .or(read.map(|(fields, _)| fields))
                 .or(saved.enterprise.clone().map(EnterpriseInput::from))
                 .filter(|_| step == Step::Enterprise)
                 .unwrap_or_default()
         }
     };
+    if let Some(marks) = extras.unsure {
+        unsure = marks;
+    }
     let slots = if step == Step::Materials {
         MaterialKind::ALL
             .into_iter()
@@ -912,6 +940,7 @@ async fn step_page(
             .or_else(|| saved.application.map(|a| a.code))
             .unwrap_or_default(),
         ent,
+        unsure,
         natures: &ENTERPRISE_NATURES,
         handling: typed
             .map(|f| f.handling.clone())

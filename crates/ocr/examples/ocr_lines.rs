@@ -1,0 +1,34 @@
+//! Prints the lines a license image gives and the fields picked from
+//! them: for looking into one reading.
+//!
+//! `cargo run --release -p certhall-ocr --example ocr_lines -- IMAGE [MODELS_DIR]`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().ok_or("usage: ocr_lines IMAGE [MODELS_DIR]")?;
+    let models = args.next().unwrap_or_else(|| "models/ocr".to_owned());
+    let ocr = certhall_ocr::Ocr::load(models)?;
+    let img = image::open(&path)?;
+    let (mut lines, turns) = if std::env::var_os("ALL_LINES").is_some() {
+        ocr.read_lines_upright(&img)?
+    } else {
+        ocr.read_license_lines(&img)?
+    };
+    println!("quarter turns: {turns}");
+    lines.sort_by(|a, b| a.bbox.center().y.total_cmp(&b.bbox.center().y));
+    for l in &lines {
+        println!(
+            "y {:6.0} x {:6.0}..{:6.0} h {:4.0} conf {:.2} {}",
+            l.bbox.center().y,
+            l.bbox.left(),
+            l.bbox.right(),
+            l.bbox.height(),
+            l.confidence,
+            l.text
+        );
+    }
+    let read = certhall_ocr::read_license(&lines);
+    println!("{:#?}\nunsure: {:?}", read.fields, read.unsure());
+    Ok(())
+}
