@@ -56,8 +56,11 @@ enum Field {
     Address,
     Capital,
     Established,
-    /// Labels that end a value but are not read (经营范围, 营业期限, …).
+    /// Labels that end a value but are not read (经营范围, 组成形式, …).
     Other,
+    /// 营业期限 (合伙期限, 经营期限): not a field, but it starts on the
+    /// day of establishment, which it gives when 成立日期 cannot be read.
+    Term,
     /// The issuing office at the foot of the page: ends a value, but is
     /// not a column of the body.
     Foot,
@@ -74,7 +77,7 @@ impl Field {
             Field::Address => "address",
             Field::Capital => "registered_capital",
             Field::Established => "established",
-            Field::Other | Field::Foot => return None,
+            Field::Other | Field::Term | Field::Foot => return None,
         })
     }
 }
@@ -100,9 +103,9 @@ const LABELS: &[(&str, Field)] = &[
     ("出资额", Field::Capital),
     ("成立日期", Field::Established),
     ("注册日期", Field::Established),
-    ("营业期限", Field::Other),
-    ("合伙期限", Field::Other),
-    ("经营期限", Field::Other),
+    ("营业期限", Field::Term),
+    ("合伙期限", Field::Term),
+    ("经营期限", Field::Term),
     ("经营范围", Field::Other),
     ("业务范围", Field::Other),
     ("组成形式", Field::Other),
@@ -580,19 +583,17 @@ pub fn read_license(lines: &[TextLine]) -> LicenseRead {
         }
     }
     let mut out = LicenseRead::default();
-    let mut seen_marks: Vec<&str> = Vec::new();
+    let mut seen_labels: Vec<String> = Vec::new();
     for a in &anchors {
-        let mark = match a.field {
-            Field::Other | Field::Foot => "other",
-            _ => a.field.key().unwrap_or("other"),
+        // Each field once (名称 and 名　称 alike); other labels by their text.
+        let id = match a.field.key() {
+            Some(key) => key.to_owned(),
+            None => rows[a.row].chars[a.value.start.saturating_sub(4)..a.value.start]
+                .iter()
+                .collect(),
         };
-        let label = LABELS
-            .iter()
-            .find(|(_, f)| *f == a.field)
-            .map_or("", |(l, _)| *l);
-        let id = if mark == "other" { label } else { mark };
-        if !seen_marks.contains(&id) {
-            seen_marks.push(id);
+        if !seen_labels.contains(&id) {
+            seen_labels.push(id);
         }
         if a.field == Field::Legal {
             let row = &rows[a.row];
@@ -604,10 +605,8 @@ pub fn read_license(lines: &[TextLine]) -> LicenseRead {
             }
         }
     }
-    if lines.iter().any(|l| squash(&l.text).contains("营业执照")) {
-        seen_marks.push("title");
-    }
-    out.marks = seen_marks.len() as u32;
+    let title = lines.iter().any(|l| squash(&l.text).contains("营业执照"));
+    out.marks = seen_labels.len() as u32 + u32::from(title);
 
     for (i, a) in anchors.iter().enumerate() {
         let Some(key) = a.field.key() else { continue };
@@ -628,9 +627,26 @@ pub fn read_license(lines: &[TextLine]) -> LicenseRead {
             Field::Address => &mut out.fields.address,
             Field::Capital => &mut out.fields.registered_capital,
             Field::Established => &mut out.fields.established,
-            Field::Uscc | Field::Other | Field::Foot => continue,
+            Field::Uscc | Field::Other | Field::Term | Field::Foot => continue,
         };
         *slot = text;
+    }
+    if out.fields.established.is_empty() {
+        // 营业期限 runs from the day of establishment: its first date, for
+        // the applicant to check.
+        let term = anchors
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.field == Field::Term);
+        if let Some((i, a)) = term {
+            let (text, conf) = value_of(&rows, &anchors, a, column_right(&anchors, &rows, i));
+            let date = first_date(&text);
+            if is_date(&date) {
+                out.fields.established = date;
+                out.confidence
+                    .insert("established", conf.min(UNSURE_BELOW / 2.0));
+            }
+        }
     }
     if out.fields.kind.contains("个体工商户") {
         out.individual = true;
@@ -685,6 +701,9 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (St
         }
         let owner = row.owner[i];
         let b = row.boxes[owner];
+        if is_speck(b) {
+            continue;
+        }
         if let Some(prev) = last_box.filter(|&p| p != owner) {
             // A value is printed in one run: a wide gap after it is
             // something else (the QR code's caption, a seal's text).
@@ -729,7 +748,7 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (St
             break;
         }
         let mut in_column: Vec<&TextLine> = Vec::new();
-        for b in next.boxes.iter().copied() {
+        for b in next.boxes.iter().copied().filter(|b| !is_speck(b)) {
             if b.bbox.left() >= right - h {
                 break;
             }
@@ -775,6 +794,12 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (St
         }
     }
     (text, if conf.is_finite() { conf } else { 0.0 })
+}
+
+/// A character or two read with little confidence: a fragment of a seal,
+/// a stamp or a fold, never part of a printed value.
+fn is_speck(b: &TextLine) -> bool {
+    b.confidence < 0.5 && squash(&b.text).chars().count() <= 2
 }
 
 /// How many continuation lines a value can have on a license: a name or
