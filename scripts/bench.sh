@@ -38,8 +38,9 @@
 #                     be idle (< 5% busy over 5 s): on a shared box another
 #                     build running alongside halves the numbers
 #   --no-images       skip the image part: business-license OCR
-#                     (crates/ocr/examples/ocr_bench.rs, 20 licenses, when the
-#                     models are in models/ocr) and the upload check
+#                     (crates/ocr/examples/ocr_bench.rs, 20 licenses, and the
+#                     independent corpus's held-out half, scripts/bench-ocr.sh,
+#                     when the models are in models/ocr) and the upload check
 #                     (crates/upload/examples/upload_bench.rs), both release
 #                     builds on one core (taskset -c 0)
 #   --no-agent        skip the certificate-login part (scripts/bench-agent.sh:
@@ -600,6 +601,8 @@ if ((IMAGES)) && ! ((${#FAILURES[@]})); then
   images=$("${pin[@]}" "$REPO/target/release/examples/upload_bench" 20)
   if [ -s "$REPO/models/ocr/ch_PP-OCRv4_rec_infer.onnx" ]; then
     images+=$'\n\n'$("${pin[@]}" "$REPO/target/release/examples/ocr_bench" 20 "$REPO/models/ocr")
+    # The independent corpus's held-out half (generated once, ~4 min).
+    images+=$'\n\nLicense OCR on the independent corpus (held-out half):\n'$("$REPO/scripts/bench-ocr.sh" heldout)
   else
     images+=$'\n\n(OCR skipped: no models in models/ocr; run scripts/fetch-ocr-models.sh)'
   fi
