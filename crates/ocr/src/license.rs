@@ -505,39 +505,45 @@ fn first_date(raw: &str) -> String {
     t
 }
 
-/// An enterprise name ends with its form (有限公司, 合作社, （有限合伙）…):
-/// a few characters after the last such ending are a neighbour's (a
-/// watermark, a seal) and are dropped.
-fn trim_after_name(name: &str) -> String {
-    const ENDINGS: &[&str] = &[
-        "公司",
-        "合作社",
-        "（有限合伙）",
-        "（普通合伙）",
-        "企业",
-        "厂",
-        "店",
-        "馆",
-        "部",
-        "中心",
-        "事务所",
-        "商行",
-        "工作室",
-        "门市",
-    ];
-    let end = ENDINGS
+/// An enterprise name ends with its form (有限公司, 合作社, （有限合伙）…).
+const NAME_ENDINGS: &[&str] = &[
+    "公司",
+    "合作社",
+    "（有限合伙）",
+    "（普通合伙）",
+    "企业",
+    "厂",
+    "店",
+    "馆",
+    "部",
+    "中心",
+    "事务所",
+    "商行",
+    "工作室",
+    "门市",
+];
+
+/// A 类型 ends with a form or its bracketed qualifier (…公司（自然人独资）,
+/// 个体工商户, 农民专业合作社, 有限合伙企业).
+const KIND_ENDINGS: &[&str] = &["）", "公司", "企业", "工商户", "合作社", "分支机构"];
+
+/// `value` without what follows its last `ending` when that is short (a
+/// watermark's, a seal's or the next field's few characters, beside the
+/// value on its line): at most `max_tail` characters, not a bracket.
+fn trim_after(value: &str, endings: &[&str], max_tail: usize) -> String {
+    let end = endings
         .iter()
-        .filter_map(|e| name.rfind(e).map(|i| i + e.len()))
+        .filter_map(|e| value.rfind(e).map(|i| i + e.len()))
         .max();
     match end {
         Some(end)
-            if end < name.len()
-                && name[end..].chars().count() <= 4
-                && !name[end..].contains('（') =>
+            if end < value.len()
+                && value[end..].chars().count() <= max_tail
+                && !value[end..].contains('（') =>
         {
-            name[..end].to_owned()
+            value[..end].to_owned()
         }
-        _ => name.to_owned(),
+        _ => value.to_owned(),
     }
 }
 
@@ -834,7 +840,8 @@ fn clean_value(field: Field, raw: &str) -> String {
                 None => t,
             }
         }
-        Field::Name => trim_after_name(&normalize_text(raw)),
+        Field::Name => trim_after(&normalize_text(raw), NAME_ENDINGS, 4),
+        Field::Kind => trim_after(&normalize_text(raw), KIND_ENDINGS, 6),
         Field::Legal => {
             let t = normalize_text(raw);
             if t.chars().any(is_cjk) {
