@@ -1024,6 +1024,19 @@ mod tests {
             clean_value(Field::Legal, "周国军91440305MA37HM7D4B"),
             "周国军"
         );
+        assert_eq!(
+            clean_value(Field::Kind, "个体工商户主营者高永"),
+            "个体工商户"
+        );
+        assert_eq!(
+            clean_value(Field::Kind, "有限责任公司(自然人投资或控股)贾福浩"),
+            "有限责任公司（自然人投资或控股）"
+        );
+        assert_eq!(
+            clean_value(Field::Kind, "有限责任公司（自然人投资或控股）（广州）"),
+            "有限责任公司（自然人投资或控股）（广州）",
+            "a bracket is never dropped"
+        );
     }
 
     #[test]
