@@ -246,7 +246,7 @@ pub fn document() -> Value {
             }, "put": {
                 "operationId": "putOrderMaterial",
                 "summary": "上传一张图片（请求体即图片）；营业执照同时自动识别",
-                "description": "按内容判断格式：只接受真正的 PNG 或 JPEG，不超过 5 MB，较短的一边至少 300 像素；服务器重新编码后保存（去除元数据和图片结束后的附加内容）并记录 SHA-256。可用 X-File-Name 请求头告知原文件名。营业执照（license）的识别结果在 ocr 中；ocr_available 为 false 时本系统未启用识别。",
+                "description": "按内容判断格式：只接受真正的 PNG 或 JPEG，不超过 5 MB，较短的一边至少 300 像素；服务器重新编码后保存（去除元数据和图片结束后的附加内容）并记录 SHA-256。可用 X-File-Name 请求头告知原文件名。营业执照（license）的识别结果在 ocr 中（校验码不符的统一社会信用代码留空，原因在 ocr_warnings）；ocr_unsure 列出识别把握不大、需对照营业执照核对的项目（字段名同 ocr）；ocr_available 为 false 时本系统未启用识别。图片不是营业执照（印章、身份证等）时返回 400 not_a_license，不保存、不填写。",
                 "security": secured,
                 "parameters": [
                     { "name": "id", "in": "path", "required": true, "schema": { "type": "integer" } },
@@ -255,7 +255,7 @@ pub fn document() -> Value {
                 "requestBody": { "required": true, "content": { "image/png": {}, "image/jpeg": {} } },
                 "responses": {
                     "200": ok_json("保存的图片", json!({ "$ref": "#/components/schemas/Material" })),
-                    "400": error_response("upload_not_image, upload_too_large, upload_too_small, upload_dimensions_too_large, upload_too_deep, upload_damaged, upload_empty"),
+                    "400": error_response("upload_not_image, upload_too_large, upload_too_small, upload_dimensions_too_large, upload_too_deep, upload_damaged, upload_empty, not_a_license"),
                     "401": unauth, "403": csrf,
                     "404": error_response("订单不存在或不属于当前账户（not_found）"),
                     "409": error_response("该步骤未开放或订单已不能修改")
@@ -315,7 +315,9 @@ pub fn document() -> Value {
                     "size": { "type": "integer" }, "sha256": { "type": "string" },
                     "uploaded_at": { "type": "string", "format": "date-time" },
                     "url": { "type": "string" },
-                    "ocr": { "type": ["object", "null"], "description": "营业执照的识别结果（name, uscc, kind, legal_representative, address, registered_capital, established）" } } },
+                    "ocr": { "type": ["object", "null"], "description": "营业执照的识别结果（name, uscc, kind, legal_representative, address, registered_capital, established）" },
+                    "ocr_unsure": { "type": "array", "items": { "type": "string" }, "description": "识别把握不大、页面标为“请核对”的项目（字段名同 ocr）" },
+                    "ocr_warnings": { "type": "array", "items": { "type": "string" }, "description": "需要申请人注意的识别问题（如统一社会信用代码校验码不符已留空）" } } },
                 "Error": { "type": "object", "required": ["code", "message"], "properties": {
                     "code": { "type": "string", "description": "稳定的机器码" },
                     "message": { "type": "string", "description": "中文提示" } } },
