@@ -33,8 +33,9 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vocab as V  # noqa: E402
 
-# `fixtures`: the few images committed for the OCR crate's tests (neither half).
-SPLIT_SEEDS = {"dev": 1001, "heldout": 2002, "fixtures": 3003}
+# `fixtures`: the few images committed for the OCR crate's tests (neither half);
+# `dev2`: a second tuning half (never the held-out one).
+SPLIT_SEEDS = {"dev": 1001, "heldout": 2002, "fixtures": 3003, "dev2": 4004}
 
 # ---------------------------------------------------------------- USCC (GB 32100)
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
