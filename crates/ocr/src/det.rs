@@ -57,16 +57,22 @@ pub(crate) fn preprocess(img: &RgbImage, limit: u32) -> (Tensor, usize, usize) {
     let rh = (((h * ratio) / 32.0).round() as u32).max(1) * 32;
     let resized = image::imageops::resize(img, rw, rh, image::imageops::FilterType::Triangle);
     let (ph, pw) = (rh.div_ceil(128) * 128, rw.div_ceil(128) * 128);
-    let t =
-        tract_ndarray::Array4::from_shape_fn((1, 3, ph as usize, pw as usize), |(_, c, y, x)| {
-            if x as u32 >= rw || y as u32 >= rh {
-                return 0.0;
-            }
-            let v = resized.get_pixel(x as u32, y as u32).0[2 - c] as f32 / 255.0;
-            (v - MEAN[c]) / STD[c]
-        })
-        .into_tensor();
-    (t, rh as usize, rw as usize)
+    (on_canvas(&resized, ph, pw), rh as usize, rw as usize)
+}
+
+/// `img` as the network's input at the top left of a `ph × pw` canvas
+/// (multiples of 32, at least the image's size) padded with the mean
+/// colour: a fixed canvas keeps the number of input shapes down.
+pub(crate) fn on_canvas(img: &RgbImage, ph: u32, pw: u32) -> Tensor {
+    let (w, h) = (img.width(), img.height());
+    tract_ndarray::Array4::from_shape_fn((1, 3, ph as usize, pw as usize), |(_, c, y, x)| {
+        if x as u32 >= w || y as u32 >= h {
+            return 0.0;
+        }
+        let v = img.get_pixel(x as u32, y as u32).0[2 - c] as f32 / 255.0;
+        (v - MEAN[c]) / STD[c]
+    })
+    .into_tensor()
 }
 
 /// Turns the probability map (`[1, 1, H, W]`) into text boxes in the

@@ -114,6 +114,61 @@ fn within_max_side(image: &DynamicImage) -> RgbImage {
     image.thumbnail_exact(nw, nh).to_rgb8()
 }
 
+/// The height a line of text is given for a second look at a region.
+/// (A second pass at 40 px, when 32 px found nothing, found nothing more
+/// on either tuning half: 188 looks.)
+const LOOK_TEXT: f32 = 32.0;
+/// A line found on a second look counts only when read this surely: at
+/// full size a printed line reads clearly, a fragment does not.
+const LOOK_SURE: f32 = 0.8;
+/// The detector's input for a second look (height, width): one fixed
+/// shape, so one optimised plan.
+const LOOK_CANVAS: (u32, u32) = (192, 1536);
+
+/// Whether a grey image holds anything printed outside the rectangles
+/// `read` (`[left, top, right, bottom]` in its pixels): a stroke's core is
+/// much darker than the paper around it, and even one character of a line
+/// `h` pixels tall has many times [`INK_SHARE`] of `h²` such pixels. JPEG
+/// noise, an uneven photo and faded (coloured, then greyed) watermarks
+/// stay under [`INK_DARKER`] of the paper's brightness or under the share.
+fn has_ink(grey: &RgbImage, h: f32, read: &[[f32; 4]]) -> bool {
+    ink_share(grey, h, read) >= INK_SHARE
+}
+
+/// The pixels of `grey` outside `read` darker than [`INK_DARKER`] of the
+/// paper's brightness, as a share of `h²`.
+fn ink_share(grey: &RgbImage, h: f32, read: &[[f32; 4]]) -> f32 {
+    let mut histogram = [0u32; 256];
+    for (x, y, p) in grey.enumerate_pixels() {
+        let (x, y) = (x as f32, y as f32);
+        if !read
+            .iter()
+            .any(|r| x >= r[0] && x < r[2] && y >= r[1] && y < r[3])
+        {
+            histogram[p.0[0] as usize] += 1;
+        }
+    }
+    let total: u32 = histogram.iter().sum();
+    // The paper: the brightness most of the stretch is at least as dark
+    // as (text covers far less than a fifth of any stretch looked at).
+    let mut seen = 0;
+    let paper = (0..256)
+        .find(|&v| {
+            seen += histogram[v];
+            seen >= total * 4 / 5
+        })
+        .unwrap_or(255) as f32;
+    let dark = (paper * INK_DARKER) as usize;
+    let ink: u32 = histogram[..dark.min(256)].iter().sum();
+    ink as f32 / (h * h)
+}
+
+/// An ink pixel is darker than this share of the paper's brightness.
+const INK_DARKER: f32 = 0.6;
+/// A stretch with fewer ink pixels than this share of a line height
+/// squared holds no character.
+const INK_SHARE: f32 = 0.1;
+
 /// Lines read both ways up to tell an upside-down page.
 const ORIENTATION_SAMPLE: usize = 4;
 /// The stretch of each of those lines read, in line heights (a few
@@ -307,6 +362,17 @@ impl Ocr {
             return Ok(Vec::new());
         }
         let (input, h, w) = det::preprocess(img, self.det_options.limit_side);
+        self.detect_input(input, img, (h, w))
+    }
+
+    /// Runs the detector on a prepared input holding `img` scaled to
+    /// `h × w`; the boxes are in `img`'s coordinates.
+    fn detect_input(
+        &self,
+        input: Tensor,
+        img: &RgbImage,
+        (h, w): (usize, usize),
+    ) -> Result<Vec<Quad>, OcrError> {
         let plan = self.det.plan(input.shape())?;
         let out = plan.run(tvec![input.into()]).map_err(infer_err)?;
         let map = out
@@ -415,7 +481,99 @@ impl Ocr {
         image: &DynamicImage,
     ) -> Result<(Vec<TextLine>, u8), OcrError> {
         let (img, boxes, turns) = self.upright(image)?;
-        Ok((self.read_license_boxes(&img, boxes)?, turns))
+        let mut lines = self.read_license_boxes(&img, boxes)?;
+        for region in license::open_ends(&lines) {
+            let found = self.look_again(&img, region, &lines)?;
+            lines.extend(found);
+        }
+        Ok((lines, turns))
+    }
+
+    /// Detects and reads the text of `region` at a size where a line of
+    /// its expected height is [`LOOK_TEXT`] pixels tall (the whole page is
+    /// detected smaller, where a short line can vanish). A region with no
+    /// ink besides the lines already read is not detected at all, and
+    /// boxes that lie on a line already read are left out.
+    fn look_again(
+        &self,
+        img: &RgbImage,
+        region: license::Region,
+        lines: &[TextLine],
+    ) -> Result<Vec<TextLine>, OcrError> {
+        let clamp = |v: f32, max: u32| v.round().clamp(0.0, max as f32) as u32;
+        let (x0, x1) = (
+            clamp(region.left, img.width()),
+            clamp(region.right, img.width()),
+        );
+        let (y0, y1) = (
+            clamp(region.top, img.height()),
+            clamp(region.bottom, img.height()),
+        );
+        let h = region.line_height.max(1.0);
+        if (x1 as f32) - (x0 as f32) < 2.0 * h || (y1 as f32) - (y0 as f32) < 0.5 * h {
+            return Ok(Vec::new());
+        }
+        let mut crop = image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image();
+        // Ink only: a value is printed in black, while watermarks and
+        // seals are coloured, and a colour's brightest channel is light.
+        for p in crop.pixels_mut() {
+            let m = p.0[0].max(p.0[1]).max(p.0[2]);
+            p.0 = [m, m, m];
+        }
+        // The lines already read, padded, are not where a missed line is.
+        let read_here: Vec<[f32; 4]> = lines
+            .iter()
+            .filter(|l| l.bbox.height() < 1.5 * h)
+            .map(|l| {
+                let b = &l.bbox;
+                let pad = 0.2 * h;
+                [
+                    b.left() - pad - x0 as f32,
+                    b.top() - pad - y0 as f32,
+                    b.right() + pad - x0 as f32,
+                    b.bottom() + pad - y0 as f32,
+                ]
+            })
+            .collect();
+        if !has_ink(&crop, h, &read_here) {
+            // Blank paper (an empty value, the space under a finished
+            // address) or only what was read already: nothing to find,
+            // and a detection costs as much as a third of the page's.
+            return Ok(Vec::new());
+        }
+        let already_read = |q: &Quad| {
+            // The box lies much on a line of the page. (A watermark's
+            // box, taller and slanted, may cover it.)
+            let area = q.width() * q.height();
+            lines.iter().any(|l| {
+                let b = &l.bbox;
+                let w = q.right().min(b.right()) - q.left().max(b.left());
+                let t = q.bottom().min(b.bottom()) - q.top().max(b.top());
+                b.height() < 1.5 * h && w > 0.0 && t > 0.0 && w * t > 0.3 * area
+            })
+        };
+        let scale = (LOOK_TEXT / h)
+            .min(LOOK_CANVAS.1 as f32 / crop.width() as f32)
+            .min(LOOK_CANVAS.0 as f32 / crop.height() as f32);
+        let (sw, sh) = (
+            ((crop.width() as f32 * scale).round() as u32).clamp(1, LOOK_CANVAS.1),
+            ((crop.height() as f32 * scale).round() as u32).clamp(1, LOOK_CANVAS.0),
+        );
+        let scaled = image::imageops::resize(&crop, sw, sh, image::imageops::FilterType::Triangle);
+        let input = det::on_canvas(&scaled, LOOK_CANVAS.0, LOOK_CANVAS.1);
+        let boxes: Vec<Quad> = self
+            .detect_input(input, &crop, (sh as usize, sw as usize))?
+            .into_iter()
+            .map(|q| Quad(q.0.map(|p| Point::new(p.x + x0 as f32, p.y + y0 as f32))))
+            .filter(|q| !already_read(q))
+            .collect();
+        Ok(self
+            .read_boxes(img, boxes)?
+            .into_iter()
+            .filter(|l| {
+                l.confidence >= LOOK_SURE && l.bbox.height() < 1.4 * h && !license::is_slanted(l)
+            })
+            .collect())
     }
 
     /// Reads the boxes a license's fields can be in. The recogniser's time
@@ -477,5 +635,58 @@ impl certhall_domain::wizard::LicenseReader for Ocr {
     fn read(&self, image: &[u8]) -> Result<certhall_domain::wizard::LicenseReading, String> {
         let (read, _) = self.read_license_image(image).map_err(|e| e.to_string())?;
         Ok(domain_reading(read))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grey stretch of paper 40 px line height, 10 lines high and wide.
+    fn paper() -> RgbImage {
+        // Uneven paper, as in a photo: 200 to 239.
+        RgbImage::from_fn(400, 60, |x, y| {
+            let v = 200 + ((x * 7 + y * 13) % 40) as u8;
+            image::Rgb([v, v, v])
+        })
+    }
+
+    fn stroke(img: &mut RgbImage, value: u8, (x0, x1): (u32, u32)) {
+        for y in 15..45 {
+            for x in x0..x1 {
+                img.put_pixel(x, y, image::Rgb([value; 3]));
+            }
+        }
+    }
+
+    #[test]
+    fn blank_paper_has_no_ink() {
+        assert!(!has_ink(&paper(), 40.0, &[]));
+    }
+
+    #[test]
+    fn one_printed_character_is_ink() {
+        let mut img = paper();
+        // Two strokes of one character: 2 × 6 × 30 px.
+        stroke(&mut img, 30, (100, 106));
+        stroke(&mut img, 30, (120, 126));
+        assert!(has_ink(&img, 40.0, &[]));
+    }
+
+    #[test]
+    fn ink_on_a_line_already_read_is_not_counted() {
+        let mut img = paper();
+        stroke(&mut img, 30, (100, 108));
+        stroke(&mut img, 30, (120, 128));
+        assert!(!has_ink(&img, 40.0, &[[90.0, 5.0, 140.0, 55.0]]));
+        assert!(has_ink(&img, 40.0, &[[90.0, 5.0, 110.0, 55.0]]));
+    }
+
+    #[test]
+    fn a_faded_watermark_is_not_ink() {
+        let mut img = paper();
+        // A light mark across the stretch (a greyed coloured watermark).
+        stroke(&mut img, 170, (0, 300));
+        assert!(!has_ink(&img, 40.0, &[]));
     }
 }

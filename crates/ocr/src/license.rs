@@ -82,9 +82,12 @@ impl Field {
     }
 }
 
+/// A label as printed, and the field it names.
+type Label = (&'static str, Field);
+
 /// Labels of the 2016+ templates (企业, 个体工商户, 农民专业合作社,
 /// 合伙企业, 分支机构), longest first where one contains another.
-const LABELS: &[(&str, Field)] = &[
+const LABELS: &[Label] = &[
     ("统一社会信用代码", Field::Uscc),
     ("名称", Field::Name),
     ("类型", Field::Kind),
@@ -174,13 +177,18 @@ struct RowText<'a> {
     owner: Vec<usize>,
     /// Position of each character within its box's text.
     offset: Vec<usize>,
+    /// How many characters each box holds.
+    count: Vec<usize>,
 }
 
 impl<'a> RowText<'a> {
     fn new(boxes: Vec<&'a TextLine>) -> Self {
         let (mut chars, mut owner, mut offset) = (Vec::new(), Vec::new(), Vec::new());
+        let mut count = Vec::with_capacity(boxes.len());
         for (b, l) in boxes.iter().enumerate() {
-            for (k, c) in squash(&l.text).chars().enumerate() {
+            let text = squash(&l.text);
+            count.push(text.chars().count());
+            for (k, c) in text.chars().enumerate() {
                 chars.push(c);
                 owner.push(b);
                 offset.push(k);
@@ -191,6 +199,7 @@ impl<'a> RowText<'a> {
             chars,
             owner,
             offset,
+            count,
         }
     }
 
@@ -198,24 +207,25 @@ impl<'a> RowText<'a> {
     /// spread evenly over their box).
     fn x_of(&self, i: usize) -> f32 {
         let b = self.boxes[self.owner[i]];
-        let n = squash(&b.text).chars().count().max(1) as f32;
+        let n = self.count[self.owner[i]].max(1) as f32;
         let (l, r) = (b.bbox.left(), b.bbox.right());
         l + (r - l) * self.offset[i] as f32 / n
     }
 
     /// The labels in this row, left to right, without overlaps:
     /// `(first char, end char, field)`.
-    fn labels(&self) -> Vec<(usize, usize, Field)> {
+    fn labels(&self) -> Vec<(usize, usize, &'static Label)> {
         let mut hits = Vec::new();
         let mut i = 0;
         while i < self.chars.len() {
-            let found = LABELS.iter().find_map(|&(label, field)| {
+            let found = LABELS.iter().find_map(|entry| {
+                let &(label, _) = entry;
                 let n = label.chars().count();
                 let here = self.chars.get(i..i + n)?;
                 let at_start =
                     self.offset[i] == 0 || (self.offset[i] == 1 && !is_cjk(self.chars[i - 1]));
                 (here.iter().copied().eq(label.chars()) && (at_start || n > SHORT_LABEL))
-                    .then_some((i, i + n, field))
+                    .then_some((i, i + n, entry))
             });
             match found.or_else(|| self.spread_label(i)) {
                 Some(hit) => {
@@ -232,13 +242,14 @@ impl<'a> RowText<'a> {
     /// were detected as boxes of their own with something between them
     /// (a watermark's or a seal's character): the first character alone
     /// in its box, the second starting one of the next boxes close by.
-    fn spread_label(&self, i: usize) -> Option<(usize, usize, Field)> {
+    fn spread_label(&self, i: usize) -> Option<(usize, usize, &'static Label)> {
         let first = self.owner[i];
         let b = self.boxes[first];
-        if self.offset[i] != 0 || squash(&b.text).chars().count() != 1 {
+        if self.offset[i] != 0 || self.count[first] != 1 {
             return None;
         }
-        LABELS.iter().find_map(|&(label, field)| {
+        LABELS.iter().find_map(|entry| {
+            let &(label, _) = entry;
             let mut cs = label.chars();
             let (c1, c2) = (cs.next()?, cs.next()?);
             if cs.next().is_some() {
@@ -248,25 +259,33 @@ impl<'a> RowText<'a> {
             // a seal or a fold), with its value beside it.
             if self.chars[i] == c2
                 && (i == 0 || self.chars[i - 1] != c1)
-                && self
-                    .owner
-                    .get(i + 1)
-                    .is_some_and(|&o| squash(&self.boxes[o].text).chars().count() > 2)
+                && self.owner.get(i + 1).is_some_and(|&o| self.count[o] > 2)
             {
-                return Some((i, i + 1, field));
+                return Some((i, i + 1, entry));
             }
             if self.chars[i] != c1 {
                 return None;
             }
             let h = b.bbox.height().max(1.0);
-            (i + 1..self.chars.len())
+            let near = |j: usize| self.boxes[self.owner[j]].bbox.left() - b.bbox.right() < 6.0 * h;
+            let second = (i + 1..self.chars.len())
                 .take_while(|&j| self.owner[j] <= first + 3)
                 .find(|&j| {
-                    self.offset[j] == 0
-                        && self.chars[j] == c2
-                        && self.boxes[self.owner[j]].bbox.left() - b.bbox.right() < 6.0 * h
+                    // The second character starts its box, or follows a
+                    // stray mark in a box of a few characters (与型).
+                    let in_short = self.offset[j] == 1 && self.count[self.owner[j]] <= 3;
+                    (self.offset[j] == 0 || in_short) && self.chars[j] == c2 && near(j)
                 })
-                .map(|j| (i, j + 1, field))
+                .map(|j| (i, j + 1, entry));
+            // Only the first character was detected, its value beside it.
+            second.or_else(|| {
+                let next = i + 1;
+                (self.owner.get(next) == Some(&(first + 1))
+                    && self.chars[next] != c2
+                    && near(next)
+                    && self.count[first + 1] > 2)
+                    .then_some((i, i + 1, entry))
+            })
         })
     }
 }
@@ -279,6 +298,8 @@ fn is_cjk(c: char) -> bool {
 struct Anchor {
     row: usize,
     field: Field,
+    /// The label as listed in [`LABELS`] (however it was spaced).
+    label: &'static str,
     /// Left edge of the label.
     left: f32,
     /// Line height of the label's row.
@@ -525,6 +546,8 @@ const NAME_ENDINGS: &[&str] = &[
 
 /// A 类型 ends with a form or its bracketed qualifier (…公司（自然人独资）,
 /// 个体工商户, 农民专业合作社, 有限合伙企业).
+/// The forms most 类型 values start with.
+const KIND_STEMS: &[&str] = &["有限责任公司", "股份有限公司"];
 const KIND_ENDINGS: &[&str] = &["）", "公司", "企业", "工商户", "合作社", "分支机构"];
 
 /// `value` without what follows its last `ending` when that is short (a
@@ -573,42 +596,22 @@ pub fn read_business_license(lines: &[TextLine]) -> LicenseFields {
 /// column or a gap wider than the line spacing.
 pub fn read_license(lines: &[TextLine]) -> LicenseRead {
     let rows: Vec<RowText> = rows(lines).into_iter().map(RowText::new).collect();
-    let mut anchors: Vec<Anchor> = Vec::new();
-    for (ri, row) in rows.iter().enumerate() {
-        let hits = row.labels();
-        for (k, &(start, end, field)) in hits.iter().enumerate() {
-            let stop = hits.get(k + 1).map_or(row.chars.len(), |h| h.0);
-            let b = row.boxes[row.owner[start]];
-            anchors.push(Anchor {
-                row: ri,
-                field,
-                left: row.x_of(start),
-                height: b.bbox.height().max(1.0),
-                value: end..stop,
-            });
-        }
-    }
+    let anchors = anchors(&rows);
+    read_page(lines, &rows, &anchors)
+}
+
+/// [`read_license`] of a page already grouped into rows and labels.
+fn read_page(lines: &[TextLine], rows: &[RowText], anchors: &[Anchor]) -> LicenseRead {
     let mut out = LicenseRead::default();
-    let mut seen_labels: Vec<String> = Vec::new();
-    for a in &anchors {
-        // Each field once (名称 and 名　称 alike); other labels by their text.
-        let id = match a.field.key() {
-            Some(key) => key.to_owned(),
-            None => rows[a.row].chars[a.value.start.saturating_sub(4)..a.value.start]
-                .iter()
-                .collect(),
-        };
+    let mut seen_labels: Vec<&str> = Vec::new();
+    for a in anchors {
+        // Each field once (名称 and 名　称 alike); other labels by name.
+        let id = a.field.key().unwrap_or(a.label);
         if !seen_labels.contains(&id) {
             seen_labels.push(id);
         }
-        if a.field == Field::Legal {
-            let row = &rows[a.row];
-            let text: String = row.chars[a.value.start.saturating_sub(3)..a.value.start]
-                .iter()
-                .collect();
-            if text.ends_with("经营者") {
-                out.individual = true;
-            }
+        if a.label == "经营者" {
+            out.individual = true;
         }
     }
     let title = lines.iter().any(|l| squash(&l.text).contains("营业执照"));
@@ -619,9 +622,9 @@ pub fn read_license(lines: &[TextLine]) -> LicenseRead {
         if a.field == Field::Uscc || out.confidence.contains_key(key) {
             continue;
         }
-        let right = column_right(&anchors, &rows, i);
-        let (text, conf) = value_of(&rows, &anchors, a, right);
-        let text = clean_value(a.field, &text);
+        let right = column_right(anchors, rows, i);
+        let value = value_of(rows, anchors, a, right);
+        let (text, conf) = (clean_value(a.field, &value.text), value.conf);
         if text.is_empty() {
             continue;
         }
@@ -645,12 +648,12 @@ pub fn read_license(lines: &[TextLine]) -> LicenseRead {
             .enumerate()
             .find(|(_, a)| a.field == Field::Term);
         if let Some((i, a)) = term {
-            let (text, conf) = value_of(&rows, &anchors, a, column_right(&anchors, &rows, i));
-            let date = first_date(&text);
+            let value = value_of(rows, anchors, a, column_right(anchors, rows, i));
+            let date = first_date(&value.text);
             if is_date(&date) {
                 out.fields.established = date;
                 out.confidence
-                    .insert("established", conf.min(UNSURE_BELOW / 2.0));
+                    .insert("established", value.conf.min(UNSURE_BELOW / 2.0));
             }
         }
     }
@@ -670,6 +673,208 @@ pub fn read_license(lines: &[TextLine]) -> LicenseRead {
         }
     }
     out
+}
+
+/// Every label of the page, with where its value starts on its row.
+fn anchors(rows: &[RowText]) -> Vec<Anchor> {
+    let mut anchors = Vec::new();
+    for (ri, row) in rows.iter().enumerate() {
+        let hits = row.labels();
+        for (k, &(start, end, &(label, field))) in hits.iter().enumerate() {
+            let stop = hits.get(k + 1).map_or(row.chars.len(), |h| h.0);
+            let b = row.boxes[row.owner[start]];
+            anchors.push(Anchor {
+                row: ri,
+                field,
+                label,
+                left: row.x_of(start),
+                height: b.bbox.height().max(1.0),
+                value: end..stop,
+            });
+        }
+    }
+    anchors
+}
+
+/// Where a line of the address may have been missed: the stretch of its
+/// column just below the address's last line, when the address could run
+/// on (fewer lines than it can have) and no label follows at once. A short
+/// continuation line (`306`, `号`) is easily lost when the whole page is
+/// scaled down for detection; the caller looks at this stretch again at
+/// full size and adds what it finds to the lines.
+pub(crate) fn open_ends(lines: &[TextLine]) -> Vec<Region> {
+    let rows: Vec<RowText> = rows(lines).into_iter().map(RowText::new).collect();
+    let anchors = anchors(&rows);
+    // A row without its label matters only when a field is missing.
+    let f = read_page(lines, &rows, &anchors).fields;
+    let missing = [
+        &f.name,
+        &f.kind,
+        &f.legal_representative,
+        &f.address,
+        &f.registered_capital,
+        &f.established,
+    ]
+    .iter()
+    .any(|v| v.is_empty());
+    let mut out = if missing {
+        unlabelled_rows(&rows, &anchors)
+    } else {
+        Vec::new()
+    };
+    out.extend(empty_values(&rows, &anchors));
+    out.extend(address_end(&rows, &anchors));
+    out
+}
+
+/// Where a value may have been missed: beside a field's label that has
+/// nothing after it (a watermark across the value can hide it from the
+/// detector), up to the next label or the column's edge.
+fn empty_values(rows: &[RowText], anchors: &[Anchor]) -> Vec<Region> {
+    let mut out = Vec::new();
+    let mut seen: Vec<Field> = Vec::new();
+    for (i, a) in anchors.iter().enumerate() {
+        if a.field.key().is_none() || a.field == Field::Uscc || seen.contains(&a.field) {
+            continue;
+        }
+        seen.push(a.field);
+        let right = column_right(anchors, rows, i);
+        if !value_of(rows, anchors, a, right).text.is_empty() || a.value.start == 0 {
+            continue;
+        }
+        let row = &rows[a.row];
+        let label = row.boxes[row.owner[a.value.start - 1]];
+        let h = a.height;
+        let next_label = anchors
+            .iter()
+            .filter(|o| o.row == a.row && o.left > a.left)
+            .map(|o| o.left)
+            .fold(f32::INFINITY, f32::min);
+        out.push(Region {
+            left: label.bbox.right() + 0.2 * h,
+            top: label.bbox.top() - 0.3 * h,
+            right: (label.bbox.right() + 16.0 * h)
+                .min(right - 0.5 * h)
+                .min(next_label - 0.3 * h),
+            bottom: label.bbox.bottom() + 0.3 * h,
+            line_height: h,
+        });
+    }
+    out
+}
+
+/// Where a label may have been missed: a value that starts where the
+/// column's values start, on the row right after a value that never
+/// wraps (a person, an amount, a date), with no label beside it. Line
+/// spacing cannot tell such a row from a continuation line, so without
+/// its label the field is lost; the caller looks at the label's place
+/// again.
+fn unlabelled_rows(rows: &[RowText], anchors: &[Anchor]) -> Vec<Region> {
+    let mut out = Vec::new();
+    for (i, a) in anchors.iter().enumerate() {
+        if !matches!(
+            a.field,
+            Field::Legal | Field::Capital | Field::Established | Field::Term
+        ) {
+            continue;
+        }
+        let right = column_right(anchors, rows, i);
+        let value = value_of(rows, anchors, a, right);
+        let Some(x) = value.value_x.filter(|_| !value.text.is_empty()) else {
+            continue;
+        };
+        let h = a.height;
+        let below = rows.iter().enumerate().skip(a.row + 1).find_map(|(rj, r)| {
+            r.boxes
+                .iter()
+                .find(|b| {
+                    (b.bbox.left() - x).abs() < 2.0 * h
+                        && b.bbox.left() < right - h
+                        && !is_speck(b)
+                        && !is_slanted(b)
+                })
+                .map(|b| (rj, *b))
+        });
+        let Some((rj, b)) = below else { continue };
+        let labelled = anchors
+            .iter()
+            .any(|o| o.row == rj && o.left >= a.left - 4.0 * h && o.left < right - h);
+        if labelled
+            || b.bbox.top() - value.last_bottom > 1.5 * h
+            || b.bbox.left() - a.left < 2.0 * h
+        {
+            continue;
+        }
+        out.push(Region {
+            left: a.left - h,
+            top: b.bbox.top() - 0.3 * h,
+            right: b.bbox.left() - 0.3 * h,
+            bottom: b.bbox.bottom() + 0.3 * h,
+            line_height: h,
+        });
+    }
+    out
+}
+
+/// The stretch below the address's last line, when it could run on.
+fn address_end(rows: &[RowText], anchors: &[Anchor]) -> Option<Region> {
+    let (i, a, value) = anchors
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.field == Field::Address)
+        .map(|(i, a)| {
+            (
+                i,
+                a,
+                value_of(rows, anchors, a, column_right(anchors, rows, i)),
+            )
+        })
+        .find(|(_, _, v)| !v.text.is_empty())?;
+    let (Some(x), true) = (value.value_x, value.continued < max_lines(a.field)) else {
+        return None;
+    };
+    let h = a.height;
+    let top = value.last_bottom;
+    // The next label of the column bounds the stretch.
+    let next_label = anchors
+        .iter()
+        .filter(|o| o.row > value.last_row && o.left >= a.left - 4.0 * h)
+        .map(|o| {
+            rows[o.row]
+                .boxes
+                .iter()
+                .map(|b| b.bbox.top())
+                .fold(f32::INFINITY, f32::min)
+        })
+        .fold(f32::INFINITY, f32::min);
+    let bottom = (top + 2.0 * h).min(next_label);
+    if bottom - top < 0.8 * h {
+        return None;
+    }
+    let right = column_right(anchors, rows, i);
+    Some(Region {
+        left: x - h,
+        top: top - 0.3 * h,
+        right: if right.is_finite() {
+            right - 0.5 * h
+        } else {
+            f32::INFINITY
+        },
+        bottom,
+        line_height: h,
+    })
+}
+
+/// A stretch of the page, in the image's pixels (`right` may be infinite:
+/// to the page's edge).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Region {
+    pub left: f32,
+    pub top: f32,
+    pub right: f32,
+    pub bottom: f32,
+    /// The height of the text expected in it.
+    pub line_height: f32,
 }
 
 /// The right edge of anchor `i`'s column: the nearest label to its right
@@ -692,10 +897,23 @@ fn row_center(row: &RowText) -> f32 {
     row.boxes.iter().map(|b| b.bbox.center().y).sum::<f32>() / n
 }
 
-/// The text of anchor `a`'s value and the lowest confidence of the boxes
-/// it came from: the rest of its row up to the next label (within the
-/// column), then the continuation lines below it in the same column.
-fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (String, f32) {
+/// A value as found on the page.
+struct ValueRead {
+    text: String,
+    /// The lowest confidence of the boxes it came from.
+    conf: f32,
+    /// Where its lines start, when it has any.
+    value_x: Option<f32>,
+    /// The bottom of its last line, and that line's row.
+    last_bottom: f32,
+    last_row: usize,
+    /// How many lines it continued over.
+    continued: usize,
+}
+
+/// Anchor `a`'s value: the rest of its row up to the next label (within
+/// the column), then the continuation lines below it in the same column.
+fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> ValueRead {
     let row = &rows[a.row];
     let mut text = String::new();
     let mut conf = f32::INFINITY;
@@ -722,9 +940,17 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (St
         conf = conf.min(b.confidence);
         last_bottom = last_bottom.max(b.bbox.bottom());
     }
+    let mut last_row = a.row;
     if !matches!(a.field, Field::Name | Field::Kind | Field::Address) && !text.is_empty() {
         // A person's name, a date and an amount are never wrapped.
-        return (text, conf);
+        return ValueRead {
+            text,
+            conf,
+            value_x: Some(row.x_of(a.value.start)),
+            last_bottom,
+            last_row,
+            continued: 0,
+        };
     }
     if text.is_empty() {
         // The value under its label (a narrow layout): it starts below.
@@ -754,7 +980,12 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (St
             break;
         }
         let mut in_column: Vec<&TextLine> = Vec::new();
-        for b in next.boxes.iter().copied().filter(|b| !is_speck(b)) {
+        for b in next
+            .boxes
+            .iter()
+            .copied()
+            .filter(|b| !is_speck(b) && !is_slanted(b))
+        {
             if b.bbox.left() >= right - h {
                 break;
             }
@@ -793,13 +1024,21 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (St
             break;
         }
         continued += 1;
+        last_row = rj;
         for b in in_column {
             text.push_str(&squash(&b.text));
             conf = conf.min(b.confidence);
             last_bottom = last_bottom.max(b.bbox.bottom());
         }
     }
-    (text, if conf.is_finite() { conf } else { 0.0 })
+    ValueRead {
+        text,
+        conf: if conf.is_finite() { conf } else { 0.0 },
+        value_x,
+        last_bottom,
+        last_row,
+        continued,
+    }
 }
 
 /// A character or two read with little confidence: a fragment of a seal,
@@ -807,6 +1046,17 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> (St
 fn is_speck(b: &TextLine) -> bool {
     b.confidence < 0.5 && squash(&b.text).chars().count() <= 2
 }
+
+/// A line at a slant to the page: a watermark's (仅供办理…使用), which
+/// may cross a value's column but is never part of the value.
+pub(crate) fn is_slanted(b: &TextLine) -> bool {
+    slope_of(&b.bbox).is_some_and(|s| s.abs() > MAX_SLOPE)
+}
+
+/// The steepest slope (as a tangent) a line of the page's own text is
+/// taken to have after the photo is turned upright: about 8°, beyond a
+/// hand-held photo's skew and keystone.
+const MAX_SLOPE: f32 = 0.14;
 
 /// How many continuation lines a value can have on a license: a name or
 /// a type wraps once at most, an address twice.
@@ -840,8 +1090,25 @@ fn clean_value(field: Field, raw: &str) -> String {
                 None => t,
             }
         }
-        Field::Name => trim_after(&normalize_text(raw), NAME_ENDINGS, 4),
-        Field::Kind => trim_after(&normalize_text(raw), KIND_ENDINGS, 6),
+        Field::Name => {
+            // A name starts with a character of its own (CJK, a letter
+            // or a digit), never with a mark a smudge left (_ · ,).
+            let t = normalize_text(raw);
+            let t = t.trim_start_matches(|c: char| !(is_cjk(c) || c.is_alphanumeric()));
+            trim_after(t, NAME_ENDINGS, 4)
+        }
+        Field::Kind => {
+            let t = trim_after(&normalize_text(raw), KIND_ENDINGS, 6);
+            // No form is one character and then 有限责任公司 or
+            // 股份有限公司 (其他有限责任公司 has two): a lone character
+            // before them is a watermark's or a seal's.
+            match t.char_indices().nth(1) {
+                Some((i, _)) if KIND_STEMS.iter().any(|s| t[i..].starts_with(s)) => {
+                    t[i..].to_owned()
+                }
+                _ => t,
+            }
+        }
         Field::Legal => {
             let t = normalize_text(raw);
             if t.chars().any(is_cjk) {
@@ -964,6 +1231,121 @@ mod tests {
         assert_eq!(read.unsure(), Vec::<&str>::new());
     }
 
+    /// A spread label of which only the first character was detected (类,
+    /// its 型 lost), or whose second character shares a box with a stray
+    /// mark (与型), still ends the value above it and starts its own.
+    #[test]
+    fn a_spread_label_with_only_its_first_character_found() {
+        for kind_label in [
+            vec![line("类", 100.0, 360.0, 30.0)],
+            vec![
+                line("类", 100.0, 360.0, 30.0),
+                line("与型", 180.0, 360.0, 60.0),
+            ],
+        ] {
+            let mut lines = vec![
+                line("统一社会信用代码", 100.0, 100.0, 240.0),
+                line("91350100M000100Y43", 100.0, 140.0, 300.0),
+                line("名", 100.0, 300.0, 30.0),
+                line("称", 200.0, 300.0, 30.0),
+                line(
+                    "石家庄市凌青人力资源有限公司长安分公司",
+                    280.0,
+                    300.0,
+                    500.0,
+                ),
+                line("其他有限责任公司分公司", 280.0, 360.0, 300.0),
+                line("负责人", 100.0, 420.0, 90.0),
+                line("曾琴桂", 280.0, 420.0, 90.0),
+            ];
+            lines.extend(kind_label);
+            let f = read_license(&lines).fields;
+            assert_eq!(f.name, "石家庄市凌青人力资源有限公司长安分公司");
+            assert_eq!(f.kind, "其他有限责任公司分公司");
+            assert_eq!(f.legal_representative, "曾琴桂");
+        }
+    }
+
+    /// A watermark's slanted line crossing the address's column is not a
+    /// line of the address; and where the address could run on, the
+    /// stretch below its last line is offered for a second look, bounded
+    /// by the next label.
+    #[test]
+    fn slanted_lines_are_not_continuations_and_open_ends_are_offered() {
+        let slanted = |text: &str, x: f32, y: f32, w: f32| {
+            let mut l = line(text, x, y, w);
+            let rise = 0.35 * w;
+            l.bbox = Quad([
+                Point::new(x, y + rise),
+                Point::new(x + w, y),
+                Point::new(x + w, y + 30.0),
+                Point::new(x, y + rise + 30.0),
+            ]);
+            l
+        };
+        let lines = vec![
+            line("统一社会信用代码", 100.0, 100.0, 240.0),
+            line("91350100M000100Y43", 100.0, 140.0, 300.0),
+            line("住所", 100.0, 300.0, 60.0),
+            line("苏州市张家港市金港街道港城大道3699", 280.0, 300.0, 500.0),
+            line("号金蝶软件园B座二楼201号", 280.0, 335.0, 350.0),
+            slanted("数字证书办理使用", 280.0, 355.0, 240.0),
+            line("注册资本", 100.0, 520.0, 120.0),
+            line("壹仟万元整", 280.0, 520.0, 150.0),
+        ];
+        let f = read_license(&lines).fields;
+        assert_eq!(
+            f.address,
+            "苏州市张家港市金港街道港城大道3699号金蝶软件园B座二楼201号"
+        );
+        let ends = open_ends(&lines);
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        let r = ends[0];
+        assert!((r.left - 250.0).abs() < 1.0, "{r:?}");
+        assert!((r.top - 356.0).abs() < 1.0, "{r:?}");
+        assert!((r.bottom - 425.0).abs() < 1.0, "{r:?}");
+        assert!(r.right.is_infinite());
+        // The next label right below the last line: nothing to look at.
+        let mut closed = lines.clone();
+        closed.retain(|l| !l.text.starts_with("注册资本") && l.text != "壹仟万元整");
+        closed.push(line("注册资本", 100.0, 375.0, 120.0));
+        closed.push(line("壹仟万元整", 280.0, 375.0, 150.0));
+        assert!(open_ends(&closed).is_empty(), "{:?}", open_ends(&closed));
+        // A label with nothing beside it: its value's place is offered.
+        closed.pop();
+        let ends = open_ends(&closed);
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        assert!(ends[0].left > 220.0 && ends[0].left < 240.0, "{ends:?}");
+        assert!((ends[0].top - 366.0).abs() < 1.0, "{ends:?}");
+    }
+
+    /// A row whose label was lost, right after a value that never wraps
+    /// (a term): its label's place is offered for a second look, and a
+    /// row after a name (which may wrap) is not.
+    #[test]
+    fn a_row_without_its_label_after_a_term_is_offered() {
+        let lines = vec![
+            line("统一社会信用代码", 100.0, 100.0, 240.0),
+            line("营业期限", 100.0, 300.0, 120.0),
+            line("2003年02月22日至2023年02月21日", 280.0, 300.0, 400.0),
+            line("河南省郑州市金水区花园路1983号8", 280.0, 345.0, 420.0),
+            line("层801室", 280.0, 390.0, 90.0),
+        ];
+        let ends = open_ends(&lines);
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        let r = ends[0];
+        assert_eq!((r.left, r.right), (70.0, 271.0), "{r:?}");
+        assert_eq!((r.top, r.bottom), (336.0, 384.0), "{r:?}");
+        let mut named = lines.clone();
+        named[1] = line("名称", 100.0, 300.0, 60.0);
+        named[2] = line("郑州市汇智信息技术有限公司", 280.0, 300.0, 400.0);
+        assert!(
+            open_ends(&named).iter().all(|r| r.top > 380.0),
+            "{:?}",
+            open_ends(&named)
+        );
+    }
+
     /// 个体工商户: 经营者, 经营场所, 注册日期; no capital printed, none
     /// asked for. A spread label with a watermark character between its
     /// two characters is still a label.
@@ -1036,6 +1418,19 @@ mod tests {
             clean_value(Field::Kind, "有限责任公司（自然人投资或控股）（广州）"),
             "有限责任公司（自然人投资或控股）（广州）",
             "a bracket is never dropped"
+        );
+        assert_eq!(
+            clean_value(Field::Kind, "使有限责任公司(自然人独资)"),
+            "有限责任公司（自然人独资）",
+            "a watermark's character before the form"
+        );
+        assert_eq!(
+            clean_value(Field::Kind, "其他有限责任公司分公司"),
+            "其他有限责任公司分公司"
+        );
+        assert_eq!(
+            clean_value(Field::Name, "_昆明市五华区荣诚医疗器械服务部"),
+            "昆明市五华区荣诚医疗器械服务部"
         );
     }
 
