@@ -37,6 +37,17 @@ use crate::{append_audit, RequestMeta, Result, ServiceError, Services};
 
 pub use certhall_domain::wizard::LicenseReader;
 
+/// What a stored license's reading fills in step 3, and the fields it
+/// marks 请核对: the reading as the applicant was shown it at upload,
+/// vetted again, so a misread code is not filled on a reload either.
+/// `None` when the image was not read or is not a license.
+pub fn shown_reading(info: &MaterialInfo) -> Option<(EnterpriseInput, Vec<String>)> {
+    match vet_license_reading(info.ocr.clone()?) {
+        LicenseVerdict::License { fields, unsure, .. } => Some((*fields, unsure)),
+        LicenseVerdict::NotALicense => None,
+    }
+}
+
 /// Authorization SMS per order in 24 hours (each one reaches a third
 /// party's phone: resubmitting must not become a way to spam them).
 const AUTH_SMS_PER_ORDER_PER_DAY: usize = 3;

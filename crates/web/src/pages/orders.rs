@@ -8,11 +8,10 @@ use certhall_domain::materials::MaterialKind;
 use certhall_domain::order::{OrderKind, OrderState, Step};
 use certhall_domain::steps::{OrderSteps, StepData};
 use certhall_domain::wizard::{
-    vet_license_reading, CounterInfo, EnterpriseInput, Handling, LicenseVerdict, DEFAULT_COUNTER,
-    ENTERPRISE_NATURES,
+    CounterInfo, EnterpriseInput, Handling, DEFAULT_COUNTER, ENTERPRISE_NATURES,
 };
 use certhall_domain::OrderId;
-use certhall_service::materials::MaterialsSubmission;
+use certhall_service::materials::{shown_reading, MaterialsSubmission};
 use certhall_service::views::{OrderFilter, OrderRow};
 use serde::Deserialize;
 
@@ -854,14 +853,8 @@ async fn step_page(
         None => {
             // Saved at this order's step 3; else what OCR read from this
             // order's license; else the account's last order.
-            // The reading as the applicant was shown it: vetted, so a
-            // misread code is not filled on a reload either.
             let read = license_info
-                .and_then(|m| m.ocr.clone())
-                .and_then(|r| match vet_license_reading(r) {
-                    LicenseVerdict::License { fields, unsure, .. } => Some((*fields, unsure)),
-                    LicenseVerdict::NotALicense => None,
-                })
+                .and_then(shown_reading)
                 .filter(|_| own_enterprise.is_none());
             if let Some((_, marks)) = &read {
                 unsure = marks.clone();
