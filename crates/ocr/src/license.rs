@@ -30,6 +30,22 @@ pub struct LicenseFields {
     pub established: String,
 }
 
+impl LicenseFields {
+    /// Each field with its key (the names of [`Field`]'s keys and of the
+    /// step-3 form), in the form's order.
+    pub fn entries(&self) -> [(&'static str, &str); 7] {
+        [
+            ("name", &self.name),
+            ("uscc", &self.uscc),
+            ("kind", &self.kind),
+            ("legal_representative", &self.legal_representative),
+            ("address", &self.address),
+            ("registered_capital", &self.registered_capital),
+            ("established", &self.established),
+        ]
+    }
+}
+
 /// The USCC alphabet (GB 32100): digits and capitals without I O S V Z,
 /// valued 0–30 in this order.
 #[cfg(feature = "synth")]
@@ -468,17 +484,9 @@ impl LicenseRead {
     /// with low confidence, not found although every license of its kind
     /// prints them, or read but malformed (a date that is no date).
     pub fn unsure(&self) -> Vec<&'static str> {
-        let f = &self.fields;
-        let all: [(&'static str, &str); 7] = [
-            ("name", &f.name),
-            ("uscc", &f.uscc),
-            ("kind", &f.kind),
-            ("legal_representative", &f.legal_representative),
-            ("address", &f.address),
-            ("registered_capital", &f.registered_capital),
-            ("established", &f.established),
-        ];
-        all.into_iter()
+        self.fields
+            .entries()
+            .into_iter()
             .filter(|&(key, value)| {
                 let printed = !(self.individual && key == "registered_capital");
                 let low = self.confidence.get(key).is_none_or(|&c| c < UNSURE_BELOW);
@@ -706,17 +714,12 @@ pub(crate) fn open_ends(lines: &[TextLine]) -> Vec<Region> {
     let rows: Vec<RowText> = rows(lines).into_iter().map(RowText::new).collect();
     let anchors = anchors(&rows);
     // A row without its label matters only when a field is missing.
-    let f = read_page(lines, &rows, &anchors).fields;
-    let missing = [
-        &f.name,
-        &f.kind,
-        &f.legal_representative,
-        &f.address,
-        &f.registered_capital,
-        &f.established,
-    ]
-    .iter()
-    .any(|v| v.is_empty());
+    // (The code is found anywhere on the page, not beside its label.)
+    let missing = read_page(lines, &rows, &anchors)
+        .fields
+        .entries()
+        .iter()
+        .any(|&(key, value)| key != "uscc" && value.is_empty());
     let mut out = if missing {
         unlabelled_rows(&rows, &anchors)
     } else {
