@@ -55,7 +55,7 @@ pub(crate) fn preprocess(img: &RgbImage, limit: u32) -> (Tensor, usize, usize) {
     };
     let rw = (((w * ratio) / 32.0).round() as u32).max(1) * 32;
     let rh = (((h * ratio) / 32.0).round() as u32).max(1) * 32;
-    let resized = image::imageops::resize(img, rw, rh, image::imageops::FilterType::Triangle);
+    let resized = crate::scaled(img, rw, rh, fast_image_resize::FilterType::Bilinear);
     let (ph, pw) = (rh.div_ceil(128) * 128, rw.div_ceil(128) * 128);
     (on_canvas(&resized, ph, pw), rh as usize, rw as usize)
 }
