@@ -916,6 +916,10 @@ struct ValueRead {
 
 /// Anchor `a`'s value: the rest of its row up to the next label (within
 /// the column), then the continuation lines below it in the same column.
+/// Lettering this many times a value's height beside it is not part of
+/// it: watermarks are printed much larger than a license's text.
+const WATERMARK_TYPE: f32 = 1.7;
+
 fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> ValueRead {
     let row = &rows[a.row];
     let mut text = String::new();
@@ -932,9 +936,14 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
             continue;
         }
         if let Some(prev) = last_box.filter(|&p| p != owner) {
-            // A value is printed in one run: a wide gap after it is
-            // something else (the QR code's caption, a seal's text).
-            if b.bbox.left() - row.boxes[prev].bbox.right() > 3.0 * a.height {
+            // A value is printed in one run and one type size: a wide gap
+            // after it, or lettering twice its height (a watermark's
+            // 投标使用 beside a name), is something else (the QR code's
+            // caption, a seal's text).
+            let first = row.boxes[row.owner[a.value.start]].bbox.height();
+            if b.bbox.left() - row.boxes[prev].bbox.right() > 3.0 * a.height
+                || b.bbox.height() > WATERMARK_TYPE * first.max(a.height)
+            {
                 break;
             }
         }
@@ -1267,6 +1276,38 @@ mod tests {
             assert_eq!(f.kind, "其他有限责任公司分公司");
             assert_eq!(f.legal_representative, "曾琴桂");
         }
+    }
+
+    /// A watermark's lettering, twice the type's height, right after a
+    /// person's name on its row is not part of the name.
+    #[test]
+    fn a_watermark_beside_a_value_is_not_part_of_it() {
+        let tall = |text: &str, x: f32, y: f32, w: f32| {
+            let mut l = line(text, x, y, w);
+            l.bbox = Quad([
+                Point::new(x, y),
+                Point::new(x + w, y),
+                Point::new(x + w, y + 64.0),
+                Point::new(x, y + 64.0),
+            ]);
+            l
+        };
+        let lines = vec![
+            line("统一社会信用代码", 100.0, 100.0, 240.0),
+            line("91350100M000100Y43", 100.0, 140.0, 300.0),
+            line("名称", 100.0, 300.0, 60.0),
+            line("石家庄市凌青人力资源有限公司", 280.0, 300.0, 420.0),
+            line("法定代表人", 100.0, 420.0, 150.0),
+            line("朱涛飞", 280.0, 420.0, 90.0),
+            tall("标使用", 400.0, 403.0, 190.0),
+        ];
+        let f = read_license(&lines).fields;
+        assert_eq!(f.legal_representative, "朱涛飞");
+        // The same lettering in the value's own size is read on.
+        let mut same_size = lines.clone();
+        same_size[6] = line("标使用", 400.0, 420.0, 90.0);
+        let f = read_license(&same_size).fields;
+        assert_eq!(f.legal_representative, "朱涛飞标使用");
     }
 
     /// A watermark's slanted line crossing the address's column is not a
