@@ -552,12 +552,17 @@ impl Ocr {
             let m = p.0[0].max(p.0[1]).max(p.0[2]);
             p.0 = [m, m, m];
         }
-        // The lines already read, padded, are not where a missed line is.
-        let read_here: Vec<[f32; 4]> = lines
+        // The page's lines of about this height (a watermark's box,
+        // taller and slanted, may cover a missed line).
+        let page_lines: Vec<&Quad> = lines
             .iter()
-            .filter(|l| l.bbox.height() < 1.5 * h)
-            .map(|l| {
-                let b = &l.bbox;
+            .map(|l| &l.bbox)
+            .filter(|b| b.height() < 1.5 * h)
+            .collect();
+        // The lines already read, padded, are not where a missed line is.
+        let read_here: Vec<[f32; 4]> = page_lines
+            .iter()
+            .map(|b| {
                 let pad = 0.2 * h;
                 [
                     b.left() - pad - x0 as f32,
@@ -574,14 +579,12 @@ impl Ocr {
             return Ok(Vec::new());
         }
         let already_read = |q: &Quad| {
-            // The box lies much on a line of the page. (A watermark's
-            // box, taller and slanted, may cover it.)
+            // The box lies much on a line of the page.
             let area = q.width() * q.height();
-            lines.iter().any(|l| {
-                let b = &l.bbox;
+            page_lines.iter().any(|b| {
                 let w = q.right().min(b.right()) - q.left().max(b.left());
                 let t = q.bottom().min(b.bottom()) - q.top().max(b.top());
-                b.height() < 1.5 * h && w > 0.0 && t > 0.0 && w * t > 0.3 * area
+                w > 0.0 && t > 0.0 && w * t > 0.3 * area
             })
         };
         let scale = (LOOK_TEXT / h)

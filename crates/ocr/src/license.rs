@@ -799,10 +799,7 @@ fn unlabelled_rows(rows: &[RowText], anchors: &[Anchor]) -> Vec<Region> {
                 .map(|b| (rj, *b))
         });
         let Some((rj, b)) = below else { continue };
-        let labelled = anchors
-            .iter()
-            .any(|o| o.row == rj && o.left >= a.left - 4.0 * h && o.left < right - h);
-        if labelled
+        if column_label_on(anchors, a, rj, right)
             || b.bbox.top() - value.last_bottom > 1.5 * h
             || b.bbox.left() - a.left < 2.0 * h
         {
@@ -916,6 +913,16 @@ struct ValueRead {
 
 /// Anchor `a`'s value: the rest of its row up to the next label (within
 /// the column), then the continuation lines below it in the same column.
+/// Whether row `rj` has a label in `a`'s column (left of `right`): one
+/// that ends `a`'s value. Its left edge may lie a little left of `a`'s,
+/// when only a spread label's second character was found.
+fn column_label_on(anchors: &[Anchor], a: &Anchor, rj: usize, right: f32) -> bool {
+    let h = a.height;
+    anchors
+        .iter()
+        .any(|o| o.row == rj && o.left >= a.left - 4.0 * h && o.left < right - h)
+}
+
 /// Lettering this many times a value's height beside it is not part of
 /// it: watermarks are printed much larger than a license's text.
 const WATERMARK_TYPE: f32 = 1.7;
@@ -985,10 +992,7 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
         // The column's next label ends the value (its left edge may lie
         // a little left of this one's, when only a spread label's second
         // character was found).
-        if anchors
-            .iter()
-            .any(|o| o.row == rj && o.left >= a.left - 4.0 * h && o.left < right - h)
-        {
+        if column_label_on(anchors, a, rj, right) {
             break;
         }
         let mut in_column: Vec<&TextLine> = Vec::new();
