@@ -599,7 +599,7 @@ if ((IMAGES)) && ! ((${#FAILURES[@]})); then
   pin=()
   command -v taskset >/dev/null 2>&1 && pin=(taskset -c 0)
   images=$("${pin[@]}" "$REPO/target/release/examples/upload_bench" 20)
-  if [ -s "$REPO/models/ocr/ch_PP-OCRv4_rec_infer.onnx" ]; then
+  if [ -s "$REPO/models/ocr/PP-OCRv6_rec_small.onnx" ]; then
     images+=$'\n\n'$("${pin[@]}" "$REPO/target/release/examples/ocr_bench" 20 "$REPO/models/ocr")
     # The independent corpus's held-out half (generated once, ~4 min).
     images+=$'\n\nLicense OCR on the independent corpus (held-out half):\n'$("$REPO/scripts/bench-ocr.sh" heldout)

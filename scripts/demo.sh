@@ -3,8 +3,8 @@
 # demo SMS outbox, demo applications, demo key agent and counter operator.
 #
 # Before starting it fetches the business-license OCR models once (from the
-# PyPI package rapidocr_onnxruntime, see scripts/fetch-ocr-models.sh) so
-# step 3 of 证书新办 reads license photos. Without python3/pip or PyPI it
+# PyPI packages rapidocr_onnxruntime and rapidocr, see
+# scripts/fetch-ocr-models.sh) so step 3 of 证书新办 reads license photos. Without python3/pip or PyPI it
 # says so and CertHall runs without OCR (the applicant types the fields).
 #
 # Usage: scripts/demo.sh [certhall serve options, e.g. --listen 0.0.0.0:8080]

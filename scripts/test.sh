@@ -40,8 +40,8 @@ if ! python3 -c "import cryptography.x509.ocsp" >/dev/null 2>&1; then
     || python3 -m pip install --quiet --break-system-packages "cryptography>=42" \
     || { echo "Install it with: python3 -m pip install cryptography" >&2; exit 1; }
 fi
-# The business-license OCR models (PP-OCRv4, from the PyPI wheel
-# rapidocr_onnxruntime) for crates/ocr's tests; idempotent.
+# The business-license OCR models (PP-OCRv4 detection, PP-OCRv6 recognition,
+# from the PyPI wheels rapidocr_onnxruntime and rapidocr) for crates/ocr's tests; idempotent.
 say "OCR models (scripts/fetch-ocr-models.sh)"
 scripts/fetch-ocr-models.sh
 for component in rustfmt clippy; do

@@ -1,11 +1,13 @@
 //! Business-license (营业执照) OCR for the enterprise identity step.
 //!
-//! Runs PaddleOCR's PP-OCRv4 text detection (DB) and recognition (SVTR,
-//! CTC) models in-process with [tract](https://github.com/sonos/tract), a
-//! pure-Rust ONNX runtime: no Python, no native library, no network. The
-//! models come from the PyPI package `rapidocr_onnxruntime` and are put in
-//! place by `scripts/fetch-ocr-models.sh`; the recognition dictionary is
-//! read from the recognition model's ONNX metadata (`character`).
+//! Runs PaddleOCR's PP-OCRv4 text detection (DB) and PP-OCRv6 small
+//! recognition (SVTR, CTC) models in-process with
+//! [tract](https://github.com/sonos/tract), a pure-Rust ONNX runtime: no
+//! Python, no native library, no network. The models come from the PyPI
+//! packages `rapidocr_onnxruntime` (detection) and `rapidocr` (recognition)
+//! and are put in place by `scripts/fetch-ocr-models.sh`; the recognition
+//! dictionary is read from the recognition model's ONNX metadata
+//! (`character`), its traditional characters folded to simplified ones.
 //!
 //! [`Ocr::read_lines`] turns an image into text lines;
 //! [`read_business_license`] picks the license's fields out of those lines.
@@ -33,7 +35,7 @@ pub use license::{
 /// File name of the detection model inside the models directory.
 pub const DET_MODEL: &str = "ch_PP-OCRv4_det_infer.onnx";
 /// File name of the recognition model inside the models directory.
-pub const REC_MODEL: &str = "ch_PP-OCRv4_rec_infer.onnx";
+pub const REC_MODEL: &str = "PP-OCRv6_rec_small.onnx";
 
 /// Why OCR could not be set up or run.
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +148,17 @@ pub(crate) fn scaled(
     }
 }
 
+/// Ink only: a license's text is printed in black, while seals, stamps and
+/// some watermarks are coloured, and a colour's brightest channel is light
+/// (a red seal over 广 leaves only 广). Each pixel becomes the grey of its
+/// brightest channel.
+fn ink_only(img: &mut RgbImage) {
+    for p in img.pixels_mut() {
+        let m = p.0[0].max(p.0[1]).max(p.0[2]);
+        p.0 = [m, m, m];
+    }
+}
+
 /// The height a line of text is given for a second look at a region.
 /// (A second pass at 40 px, when 32 px found nothing, found nothing more
 /// on either tuning half: 188 looks.)
@@ -240,6 +253,13 @@ impl Ocr {
             .find(|p| p.key == "character")
             .map(|p| p.value.clone())
             .ok_or_else(|| OcrError::Dictionary(rec_path.clone()))?;
+        // The exported graph records the shapes of one traced run (batch 1,
+        // width 320) for its inner values; the input is dynamic, so those
+        // records only contradict it. Shapes are inferred from the input.
+        let mut proto = proto;
+        if let Some(g) = proto.graph.as_mut() {
+            g.value_info.clear();
+        }
         let rec = onnx
             .model_for_proto_model(&proto)
             .map_err(load_err(&rec_path))?;
@@ -247,7 +267,7 @@ impl Ocr {
         // PaddleOCR's convention: blank first, the dictionary, then a space.
         let mut dict = Vec::with_capacity(chars.len() / 2 + 2);
         dict.push(String::new());
-        dict.extend(chars.lines().map(str::to_owned));
+        dict.extend(chars.lines().map(|c| rec::simplified(c).to_owned()));
         dict.push(" ".to_owned());
         if dict.len() < 3 {
             return Err(OcrError::Dictionary(rec_path));
@@ -300,6 +320,7 @@ impl Ocr {
     /// boxes, and the clockwise quarter turns applied.
     fn upright(&self, image: &DynamicImage) -> Result<(RgbImage, Vec<Quad>, u8), OcrError> {
         let mut img = within_max_side(image);
+        ink_only(&mut img);
         let mut boxes = self.detect(&img)?;
         let mut turns = 0u8;
         let tall = boxes
@@ -492,7 +513,7 @@ impl Concretized {
 }
 
 fn infer_err(e: impl std::fmt::Display) -> OcrError {
-    OcrError::Inference(e.to_string())
+    OcrError::Inference(format!("{e:#}"))
 }
 
 impl Ocr {
@@ -546,12 +567,7 @@ impl Ocr {
             return Ok(Vec::new());
         }
         let mut crop = image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image();
-        // Ink only: a value is printed in black, while watermarks and
-        // seals are coloured, and a colour's brightest channel is light.
-        for p in crop.pixels_mut() {
-            let m = p.0[0].max(p.0[1]).max(p.0[2]);
-            p.0 = [m, m, m];
-        }
+        ink_only(&mut crop);
         // The page's lines of about this height (a watermark's box,
         // taller and slanted, may cover a missed line).
         let page_lines: Vec<&Quad> = lines

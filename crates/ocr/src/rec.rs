@@ -1,8 +1,38 @@
-//! Text recognition: PP-OCRv4's SVTR-LCNet model on one cropped line,
-//! decoded with CTC greedy search (<https://arxiv.org/abs/2205.00159>).
+//! Text recognition: PP-OCRv6 small's SVTR-LCNet model on one cropped
+//! line, decoded with CTC greedy search
+//! (<https://arxiv.org/abs/2205.00159>).
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use image::RgbImage;
 use tract_onnx::prelude::*;
+
+/// The recogniser is multilingual and reads some simplified characters
+/// printed in a brush font as their traditional forms (区 as 區). Licenses
+/// of the mainland are printed in simplified characters, so each
+/// dictionary entry with exactly one simplified form is read as that form.
+/// The table is OpenCC's (see `scripts/ocr-fold-table.py`).
+pub(crate) fn simplified(entry: &str) -> &str {
+    static TABLE: OnceLock<HashMap<char, &'static str>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        include_str!("../data/traditional-to-simplified.txt")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let mut cs = l.char_indices();
+                let (_, t) = cs.next()?;
+                let (at, _) = cs.next()?;
+                Some((t, &l[at..]))
+            })
+            .collect()
+    });
+    let mut cs = entry.chars();
+    match (cs.next(), cs.next()) {
+        (Some(c), None) => table.get(&c).copied().unwrap_or(entry),
+        _ => entry,
+    }
+}
 
 /// The network's input height.
 pub(crate) const HEIGHT: u32 = 48;
@@ -67,4 +97,22 @@ pub(crate) fn ctc_decode(
     }
     let conf = if n == 0 { 0.0 } else { conf_sum / n as f32 };
     (text, conf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::simplified;
+
+    #[test]
+    fn traditional_entries_read_as_simplified() {
+        assert_eq!(simplified("區"), "区");
+        assert_eq!(simplified("號"), "号");
+        assert_eq!(simplified("車"), "车");
+        // Already simplified, or in simplified use as well: unchanged.
+        assert_eq!(simplified("区"), "区");
+        assert_eq!(simplified("乾"), "乾");
+        assert_eq!(simplified("堌"), "堌");
+        assert_eq!(simplified("A"), "A");
+        assert_eq!(simplified(""), "");
+    }
 }

@@ -42,8 +42,8 @@ fn reads_generated_licenses() {
     let Some(ocr) = load() else { return };
     assert_eq!(
         ocr.dictionary_len(),
-        6625,
-        "blank + 6623 characters + space"
+        18710,
+        "blank + PP-OCRv6's 18708 characters + space"
     );
     let renderer = Renderer::load(DEFAULT_FONT).unwrap();
     let n = std::env::var("OCR_TEST_LICENSES")
