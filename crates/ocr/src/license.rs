@@ -151,6 +151,7 @@ fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
     let mut slopes: Vec<f32> = lines.iter().filter_map(|l| slope_of(&l.bbox)).collect();
     slopes.sort_by(f32::total_cmp);
     let skew = slopes.get(slopes.len() / 2).copied().unwrap_or(0.0);
+    let off_slope = |l: &TextLine| slope_of(&l.bbox).is_some_and(|s| (s - skew).abs() > MAX_SLOPE);
     let level = |l: &TextLine| {
         let c = l.bbox.center();
         c.y - skew * c.x
@@ -161,18 +162,24 @@ fn rows(lines: &[TextLine]) -> Vec<Vec<&TextLine>> {
     for l in sorted {
         let c = l.bbox.center();
         let h = l.bbox.height().max(1.0);
-        let fits = rows.last().is_some_and(|row| {
-            // Measured from the row's widest box, along its slope.
-            let Some(r) = row.iter().max_by(|a, b| {
-                (a.bbox.right() - a.bbox.left()).total_cmp(&(b.bbox.right() - b.bbox.left()))
-            }) else {
-                return false;
-            };
-            let rc = r.bbox.center();
-            let slope = slope_of(&r.bbox).unwrap_or(skew);
-            let expected = rc.y + slope * (c.x - rc.x);
-            (c.y - expected).abs() < 0.5 * h.min(r.bbox.height().max(1.0))
-        });
+        // A line at a slant to the page (a watermark's) is a row of its
+        // own: it neither joins a row nor draws the next line into its.
+        let fits = !off_slope(l)
+            && rows.last().is_some_and(|row| {
+                // Measured from the row's widest box, along its slope.
+                let Some(r) = row.iter().max_by(|a, b| {
+                    (a.bbox.right() - a.bbox.left()).total_cmp(&(b.bbox.right() - b.bbox.left()))
+                }) else {
+                    return false;
+                };
+                if off_slope(r) {
+                    return false;
+                }
+                let rc = r.bbox.center();
+                let slope = slope_of(&r.bbox).unwrap_or(skew);
+                let expected = rc.y + slope * (c.x - rc.x);
+                (c.y - expected).abs() < 0.5 * h.min(r.bbox.height().max(1.0))
+            });
         match rows.last_mut() {
             Some(row) if fits => row.push(l),
             _ => rows.push(vec![l]),
@@ -293,14 +300,19 @@ impl<'a> RowText<'a> {
                     (self.offset[j] == 0 || in_short) && self.chars[j] == c2 && near(j)
                 })
                 .map(|j| (i, j + 1, entry));
-            // Only the first character was detected, its value beside it.
+            // Only the first character was detected, its value beside it,
+            // perhaps past a stray character or two of a watermark (住 公
+            // 云南省…): the label ends where the value's box starts.
             second.or_else(|| {
-                let next = i + 1;
-                (self.owner.get(next) == Some(&(first + 1))
+                let value =
+                    (first + 1..self.boxes.len().min(first + 3)).find(|&o| self.count[o] > 2)?;
+                let strays = first + 1..value;
+                let next = self.owner.iter().position(|&o| o == value)?;
+                (strays.clone().all(|o| self.count[o] <= 2)
+                    && !self.chars[i + 1..next].contains(&c2)
                     && self.chars[next] != c2
-                    && near(next)
-                    && self.count[first + 1] > 2)
-                    .then_some((i, i + 1, entry))
+                    && near(next))
+                .then_some((i, next, entry))
             })
         })
     }
@@ -327,8 +339,14 @@ struct Anchor {
 /// Text without spaces and with the colons that sometimes follow labels.
 fn squash(s: &str) -> String {
     s.chars()
-        .filter(|c| !c.is_whitespace() && *c != '　')
+        .filter(|c| !c.is_whitespace() && *c != '　' && !is_mark(*c))
         .collect()
+}
+
+/// Arrows, shapes, box drawing, dingbats (☑ ■ ★ ※): never printed in a
+/// license's text, but what the recogniser makes of a stray stroke.
+fn is_mark(c: char) -> bool {
+    ('\u{2190}'..='\u{2bff}').contains(&c)
 }
 
 /// Chinese text uses full-width brackets; OCR returns either.
@@ -925,7 +943,7 @@ fn column_label_on(anchors: &[Anchor], a: &Anchor, rj: usize, right: f32) -> boo
 
 /// Lettering this many times a value's height beside it is not part of
 /// it: watermarks are printed much larger than a license's text.
-const WATERMARK_TYPE: f32 = 1.7;
+const WATERMARK_TYPE: f32 = 1.5;
 
 fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> ValueRead {
     let row = &rows[a.row];
@@ -984,6 +1002,11 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
     // after its label's row) where its first line below starts.
     let mut value_x = (!text.is_empty()).then(|| row.x_of(a.value.start));
     let gap_limit = 0.9 * h;
+    // The value's type size, to tell a watermark's lettering below it.
+    let line_height = row
+        .boxes
+        .get(row.owner.get(a.value.start).copied().unwrap_or(usize::MAX))
+        .map_or(h, |b| b.bbox.height().max(h));
     let mut continued = 0;
     for (rj, next) in rows.iter().enumerate().skip(a.row + 1) {
         // A wrapped line starts where the value started (or, for a value
@@ -1001,6 +1024,7 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
             .iter()
             .copied()
             .filter(|b| !is_speck(b) && !is_slanted(b))
+            .filter(|b| b.bbox.height() <= WATERMARK_TYPE * line_height)
         {
             if b.bbox.left() >= right - h {
                 break;
@@ -1060,8 +1084,14 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
 /// A character or two read with little confidence: a fragment of a seal,
 /// a stamp or a fold, never part of a printed value.
 fn is_speck(b: &TextLine) -> bool {
-    b.confidence < 0.5 && squash(&b.text).chars().count() <= 2
+    let n = squash(&b.text).chars().count();
+    (b.confidence < 0.5 && n <= 2) || (b.confidence < SPECK_CONFIDENCE && n == 1)
 }
+
+/// A character alone in its box read with less confidence than this is a
+/// fragment too (a watermark's stroke read as 手 or 里): a printed
+/// character standing alone is read with near certainty.
+const SPECK_CONFIDENCE: f32 = 0.7;
 
 /// A line at a slant to the page: a watermark's (仅供办理…使用), which
 /// may cross a value's column but is never part of the value.
@@ -1312,6 +1342,69 @@ mod tests {
         same_size[6] = line("标使用", 400.0, 420.0, 90.0);
         let f = read_license(&same_size).fields;
         assert_eq!(f.legal_representative, "朱涛飞标使用");
+    }
+
+    /// Watermark lettering that lands in a value: a stray character
+    /// between a label found by its first character and the value, a
+    /// slanted line between a label and its value on their row, taller
+    /// lettering under a value's last line, a faint stroke read as one
+    /// character, and a check mark read before a value.
+    #[test]
+    fn watermark_strokes_in_and_around_values_are_not_read() {
+        let sized = |text: &str, x: f32, y: f32, w: f32, h: f32, conf: f32| TextLine {
+            text: text.into(),
+            confidence: conf,
+            bbox: Quad([
+                Point::new(x, y),
+                Point::new(x + w, y),
+                Point::new(x + w, y + h),
+                Point::new(x, y + h),
+            ]),
+        };
+        let slanted = |text: &str, x: f32, y: f32, w: f32| TextLine {
+            text: text.into(),
+            confidence: 0.9,
+            // Rising about 0.3 across its width: a watermark's angle.
+            bbox: Quad([
+                Point::new(x, y),
+                Point::new(x + w, y - 0.3 * w),
+                Point::new(x + w, y - 0.3 * w + 40.0),
+                Point::new(x, y + 40.0),
+            ]),
+        };
+        let lines = vec![
+            line("统一社会信用代码", 100.0, 100.0, 240.0),
+            line("91350100M000100Y43", 100.0, 140.0, 300.0),
+            line("名称", 100.0, 300.0, 60.0),
+            line("石家庄市凌青人力资源有限公司", 280.0, 300.0, 420.0),
+            line("类", 100.0, 360.0, 30.0),
+            line("☑型☑有限责任公司", 160.0, 360.0, 270.0),
+            // 法定代表人 and its value, a watermark's line rising from the
+            // value (whose row, along the watermark's slope, the value
+            // would join) and a label a little lower than its value.
+            line("法定代表人", 100.0, 470.0, 150.0),
+            line("贾福浩", 400.0, 460.0, 90.0),
+            slanted("供投标", 500.0, 444.5, 150.0),
+            // 住 found without 所, a watermark's character after it.
+            line("住", 800.0, 300.0, 30.0),
+            line("公", 845.0, 305.0, 30.0),
+            line("石家庄市长安区中山东路2号", 900.0, 300.0, 390.0),
+            // A stroke read as one unsure character between two lines.
+            sized("手", 1300.0, 300.0, 30.0, 30.0, 0.6),
+            line("大厦2楼708", 900.0, 345.0, 210.0),
+            // The watermark's larger lettering under the last line.
+            sized("此复", 910.0, 385.0, 100.0, 50.0, 1.0),
+        ];
+        let f = read_license(&lines).fields;
+        assert_eq!(f.kind, "有限责任公司");
+        assert_eq!(f.legal_representative, "贾福浩");
+        assert_eq!(f.address, "石家庄市长安区中山东路2号大厦2楼708");
+        // The same character read surely, in the line's size, is read.
+        let mut sure = lines.clone();
+        sure[12] = sized("手", 1300.0, 300.0, 30.0, 30.0, 0.95);
+        sure[14] = sized("此复", 910.0, 385.0, 60.0, 30.0, 1.0);
+        let f = read_license(&sure).fields;
+        assert_eq!(f.address, "石家庄市长安区中山东路2号手大厦2楼708此复");
     }
 
     /// A watermark's slanted line crossing the address's column is not a
