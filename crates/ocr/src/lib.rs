@@ -149,12 +149,17 @@ pub(crate) fn scaled(
 }
 
 /// Ink only: a license's text is printed in black, while seals, stamps and
-/// some watermarks are coloured, and a colour's brightest channel is light
-/// (a red seal over 广 leaves only 广). Each pixel becomes the grey of its
-/// brightest channel.
+/// some watermarks are coloured. Each pixel becomes the grey of its
+/// brightest channel, made lighter by its saturation (brightest less
+/// darkest channel): a colour fades to paper, even a seal's dark red in a
+/// dim photo (its digits across 住所 and 广 were read as 6334), while
+/// black and grey keep their darkness, and paper under warm light stays
+/// paper.
 fn ink_only(img: &mut RgbImage) {
     for p in img.pixels_mut() {
-        let m = p.0[0].max(p.0[1]).max(p.0[2]);
+        let [r, g, b] = p.0;
+        let (hi, lo) = (r.max(g).max(b), r.min(g).min(b));
+        let m = hi.saturating_add(hi - lo);
         p.0 = [m, m, m];
     }
 }
@@ -731,6 +736,22 @@ mod tests {
         stroke(&mut img, 30, (120, 128));
         assert!(!has_ink(&img, 40.0, &[[90.0, 5.0, 140.0, 55.0]]));
         assert!(has_ink(&img, 40.0, &[[90.0, 5.0, 110.0, 55.0]]));
+    }
+
+    #[test]
+    fn coloured_marks_fade_to_paper_and_black_stays() {
+        let mut img = RgbImage::from_fn(5, 1, |x, _| {
+            image::Rgb(match x {
+                0 => [30, 30, 35],    // black print
+                1 => [150, 40, 45],   // a seal's dark red in a dim photo
+                2 => [70, 80, 170],   // a blue stamp
+                3 => [235, 220, 190], // paper under warm light
+                _ => [120, 120, 120], // grey print
+            })
+        });
+        ink_only(&mut img);
+        let grey: Vec<u8> = img.pixels().map(|p| p.0[0]).collect();
+        assert_eq!(grey, vec![40, 255, 255, 255, 120]);
     }
 
     #[test]
