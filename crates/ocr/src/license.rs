@@ -936,9 +936,12 @@ struct ValueRead {
 /// when only a spread label's second character was found.
 fn column_label_on(anchors: &[Anchor], a: &Anchor, rj: usize, right: f32) -> bool {
     let h = a.height;
+    // A license prints each field's label once: the same label again
+    // under a value is a seal's character read as its second half (所).
+    let same_field = |o: &Anchor| o.field.key().is_some() && o.field == a.field;
     anchors
         .iter()
-        .any(|o| o.row == rj && o.left >= a.left - 4.0 * h && o.left < right - h)
+        .any(|o| o.row == rj && o.left >= a.left - 4.0 * h && o.left < right - h && !same_field(o))
 }
 
 /// Lettering this many times a value's height beside it is not part of
@@ -1342,6 +1345,29 @@ mod tests {
         same_size[6] = line("标使用", 400.0, 420.0, 90.0);
         let f = read_license(&same_size).fields;
         assert_eq!(f.legal_representative, "朱涛飞标使用");
+    }
+
+    /// A seal's character under a label, read as the label's second half
+    /// (所 under 住所), does not end the value: a license prints each
+    /// label once.
+    #[test]
+    fn a_label_read_again_under_its_value_does_not_end_it() {
+        let lines = vec![
+            line("统一社会信用代码", 100.0, 100.0, 240.0),
+            line("91350100M000100Y43", 100.0, 140.0, 300.0),
+            line("名称", 100.0, 300.0, 60.0),
+            line("石家庄市凌青人力资源有限公司", 280.0, 300.0, 420.0),
+            line("住", 800.0, 300.0, 30.0),
+            line("所", 880.0, 300.0, 30.0),
+            line("河北省石家庄市长安区和平东路", 1000.0, 300.0, 420.0),
+            line("所", 805.0, 345.0, 30.0),
+            line("1389号大学科技园401-2室", 1000.0, 345.0, 360.0),
+        ];
+        let f = read_license(&lines).fields;
+        assert_eq!(
+            f.address,
+            "河北省石家庄市长安区和平东路1389号大学科技园401-2室"
+        );
     }
 
     /// Watermark lettering that lands in a value: a stray character
