@@ -954,6 +954,12 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
     let mut conf = f32::INFINITY;
     let mut last_bottom = f32::NEG_INFINITY;
     let mut last_box: Option<usize> = None;
+    // The value's type size (its first box's height), to tell a
+    // watermark's larger lettering beside or below it.
+    let type_size = row
+        .owner
+        .get(a.value.start)
+        .map_or(a.height, |&o| row.boxes[o].bbox.height().max(a.height));
     for i in a.value.clone() {
         if row.x_of(i) >= right - a.height {
             break;
@@ -965,12 +971,11 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
         }
         if let Some(prev) = last_box.filter(|&p| p != owner) {
             // A value is printed in one run and one type size: a wide gap
-            // after it, or lettering twice its height (a watermark's
-            // 投标使用 beside a name), is something else (the QR code's
-            // caption, a seal's text).
-            let first = row.boxes[row.owner[a.value.start]].bbox.height();
+            // after it, or much larger lettering (a watermark's 投标使用
+            // beside a name), is something else (the QR code's caption, a
+            // seal's text).
             if b.bbox.left() - row.boxes[prev].bbox.right() > 3.0 * a.height
-                || b.bbox.height() > WATERMARK_TYPE * first.max(a.height)
+                || b.bbox.height() > WATERMARK_TYPE * type_size
             {
                 break;
             }
@@ -1005,11 +1010,6 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
     // after its label's row) where its first line below starts.
     let mut value_x = (!text.is_empty()).then(|| row.x_of(a.value.start));
     let gap_limit = 0.9 * h;
-    // The value's type size, to tell a watermark's lettering below it.
-    let line_height = row
-        .boxes
-        .get(row.owner.get(a.value.start).copied().unwrap_or(usize::MAX))
-        .map_or(h, |b| b.bbox.height().max(h));
     let mut continued = 0;
     for (rj, next) in rows.iter().enumerate().skip(a.row + 1) {
         // A wrapped line starts where the value started (or, for a value
@@ -1027,7 +1027,7 @@ fn value_of(rows: &[RowText], anchors: &[Anchor], a: &Anchor, right: f32) -> Val
             .iter()
             .copied()
             .filter(|b| !is_speck(b) && !is_slanted(b))
-            .filter(|b| b.bbox.height() <= WATERMARK_TYPE * line_height)
+            .filter(|b| b.bbox.height() <= WATERMARK_TYPE * type_size)
         {
             if b.bbox.left() >= right - h {
                 break;
