@@ -571,8 +571,8 @@ impl Ocr {
         if (x1 as f32) - (x0 as f32) < 2.0 * h || (y1 as f32) - (y0 as f32) < 0.5 * h {
             return Ok(Vec::new());
         }
-        let mut crop = image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image();
-        ink_only(&mut crop);
+        // `img` is the page as `upright` left it: already ink only.
+        let crop = image::imageops::crop_imm(img, x0, y0, x1 - x0, y1 - y0).to_image();
         // The page's lines of about this height (a watermark's box,
         // taller and slanted, may cover a missed line).
         let page_lines: Vec<&Quad> = lines

@@ -306,9 +306,8 @@ impl<'a> RowText<'a> {
             second.or_else(|| {
                 let value =
                     (first + 1..self.boxes.len().min(first + 3)).find(|&o| self.count[o] > 2)?;
-                let strays = first + 1..value;
                 let next = self.owner.iter().position(|&o| o == value)?;
-                (strays.clone().all(|o| self.count[o] <= 2)
+                ((first + 1..value).all(|o| self.count[o] <= 2)
                     && !self.chars[i + 1..next].contains(&c2)
                     && self.chars[next] != c2
                     && near(next))
